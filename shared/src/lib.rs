@@ -1,0 +1,26 @@
+//! The contract both sides of NextDeploy link: the hub (`nextdeploy`) and the
+//! agent (`nextdeploy-agent`).
+//!
+//! Layout:
+//! - [`limits`]: every bound of the protocol, as documented constants.
+//! - [`protocol`]: the message types: WebSocket requests and replies (the seed's
+//!   `{"id","action","server","payload"}` / `{"id","type","data"}` vocabulary) and
+//!   the frames that travel hub -> agent on an SSH channel.
+//! - [`frame`]: length-prefixed framing with a size cap checked before allocation.
+//! - [`keys`]: ed25519 keys in OpenSSH format and `SHA256:` fingerprints.
+//! - [`token`]: join and API tokens (`ndj_`, `nda_`): generation, parsing, hashing.
+//! - [`secret`]: `Secret<T>`, whose `Debug` prints a mask.
+//! - [`labels`]: `k=v` labels and selectors.
+//! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
+
+pub mod frame;
+pub mod keys;
+pub mod labels;
+pub mod limits;
+pub mod protocol;
+pub mod secret;
+pub mod time;
+pub mod token;
+
+/// Version of this build, reported by agents in their hello and by the hub on /health.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

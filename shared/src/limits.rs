@@ -1,0 +1,55 @@
+//! Bounds of the protocol. Every queue, frame and wait has one, and each says why.
+
+use std::time::Duration;
+
+/// Largest frame on an agent channel and largest WebSocket message (1 MiB). A log
+/// line, a stats sample or an inspect document fits many times over; anything
+/// larger is a bug or an attack and is refused before it is allocated.
+pub const MAX_FRAME_LEN: usize = 1024 * 1024;
+
+/// Bytes an agent may send on one stream before the hub grants more credit
+/// (2 MiB). Two maximal frames, so a full-size frame never deadlocks, while
+/// a stream's buffered bytes at the hub stay bounded by this figure.
+pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// The hub returns credit once this many bytes have been delivered onward, so
+/// credit frames cost one small frame per 256 KiB rather than one per message.
+pub const CREDIT_BATCH: u32 = 256 * 1024;
+
+/// Concurrent streams (open requests) the hub keeps on one agent. Each costs one
+/// SSH channel and at most [`STREAM_WINDOW`] of hub memory.
+pub const MAX_STREAMS_PER_AGENT: usize = 256;
+
+/// Concurrent requests one WebSocket client may have in flight.
+pub const MAX_REQUESTS_PER_CLIENT: usize = 64;
+
+/// Messages queued towards one WebSocket client before its producers wait.
+pub const CLIENT_SEND_QUEUE: usize = 256;
+
+/// How often the agent sends an application heartbeat on its control channel.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Silence after which either side gives the connection up (three heartbeats).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the hub waits for an agent to answer a plain request (ping, info).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reconnect backoff of the agent: first retry cap, ceiling, and the stable
+/// period after which the backoff resets.
+pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// Ceiling of the reconnect backoff.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A connection that stayed up this long resets the backoff.
+pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// Default lifetime of a join token.
+pub const JOIN_TOKEN_DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+/// Longest agent name; names are also used in file names and log lines.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Most labels an agent may carry, and the longest key or value.
+pub const MAX_LABELS: usize = 32;
+/// Longest label key or value.
+pub const MAX_LABEL_LEN: usize = 128;

@@ -1,0 +1,369 @@
+//! Messages. Two conversations use them:
+//!
+//! 1. WebSocket clients <-> hub: [`Request`] in, [`Reply`] out, in the seed's
+//!    vocabulary (`{"id":7,"action":"ping","server":"prod","payload":{}}` ->
+//!    `{"id":7,"type":"result","data":{...}}`). docs/protocol.md documents it.
+//! 2. Hub <-> agent, one SSH channel per request, opened by the hub: the hub
+//!    writes [`Downstream`] frames (the request first, then credit grants,
+//!    heartbeats), the agent answers with [`Reply`] frames and ends with `end`
+//!    or `error`. Closing the channel cancels the request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::labels::Labels;
+
+/// Action names. Hub-local actions are answered by the hub itself; agent
+/// actions are routed to the agent named by `server` (or every agent matching
+/// `selector`).
+pub mod action {
+    /// List enrolled agents with their state (hub).
+    pub const LIST_AGENTS: &str = "list_agents";
+    /// Round trip to an agent (agent).
+    pub const PING: &str = "ping";
+    /// Host and agent facts (agent).
+    pub const INFO: &str = "info";
+    /// Revoke an agent's key and cut its connection (hub, admin).
+    pub const REVOKE_AGENT: &str = "revoke_agent";
+    /// Create an API token (hub, admin).
+    pub const CREATE_TOKEN: &str = "create_token";
+    /// List API tokens, without secrets (hub, admin).
+    pub const LIST_TOKENS: &str = "list_tokens";
+    /// Revoke an API token (hub, admin).
+    pub const REVOKE_TOKEN: &str = "revoke_token";
+    /// Create a one-time join token (hub, admin).
+    pub const CREATE_JOIN_TOKEN: &str = "create_join_token";
+    /// List join tokens, without secrets (hub, admin).
+    pub const LIST_JOIN_TOKENS: &str = "list_join_tokens";
+    /// Delete a join token (hub, admin).
+    pub const DELETE_JOIN_TOKEN: &str = "delete_join_token";
+    /// Who the caller is: token id, name, role (hub).
+    pub const WHOAMI: &str = "whoami";
+    /// Cancel an earlier request of this connection: `payload.id` (hub).
+    pub const CANCEL: &str = "cancel";
+    /// Hub -> agent only: the control channel (hello, heartbeats).
+    pub const CONTROL: &str = "control";
+    /// Hub -> agent only: enrolment exchange.
+    pub const ENROLL: &str = "enroll";
+}
+
+/// A request from a WebSocket client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Chosen by the client; every reply to this request carries it.
+    pub id: u64,
+    /// What to do; see [`action`].
+    pub action: String,
+    /// Target agent by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Target agents by label selector (`env=prod,role=web`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Action arguments.
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// The kind of a reply.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyType {
+    /// The answer to a one-shot request (or one agent's answer in a fan-out).
+    Result,
+    /// A log chunk of a log stream.
+    Log,
+    /// A health snapshot.
+    Health,
+    /// An event (container or agent).
+    Event,
+    /// Progress of a long operation.
+    Progress,
+    /// A stats sample.
+    Stats,
+    /// The request failed; `data` is an [`ErrorBody`]. Ends the request.
+    Error,
+    /// A stream (or fan-out) is complete. Ends the request.
+    End,
+    /// Agent -> hub on the control channel: who and what the agent is.
+    Hello,
+    /// Agent -> hub on the control channel: still alive.
+    Heartbeat,
+}
+
+impl ReplyType {
+    /// Whether this reply ends its request.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ReplyType::Error | ReplyType::End)
+    }
+}
+
+/// A reply to a client, or a frame from an agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Reply {
+    /// The request's id; `null` only for a message that had no readable id.
+    pub id: Option<u64>,
+    /// What this reply is.
+    #[serde(rename = "type")]
+    pub kind: ReplyType,
+    /// In replies about an agent (fan-out, events): which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The content.
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Reply {
+    /// A reply of `kind` with `data`.
+    pub fn new(id: Option<u64>, kind: ReplyType, data: Value) -> Self {
+        Reply {
+            id,
+            kind,
+            server: None,
+            data,
+        }
+    }
+    /// A `result` reply.
+    pub fn result(id: Option<u64>, data: Value) -> Self {
+        Self::new(id, ReplyType::Result, data)
+    }
+    /// An `end` reply.
+    pub fn end(id: Option<u64>) -> Self {
+        Self::new(id, ReplyType::End, Value::Null)
+    }
+    /// An `error` reply.
+    pub fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(
+            id,
+            ReplyType::Error,
+            serde_json::to_value(ErrorBody {
+                code,
+                message: message.into(),
+            })
+            .unwrap_or(Value::Null),
+        )
+    }
+    /// Tag with the agent it concerns.
+    pub fn with_server(mut self, server: impl Into<String>) -> Self {
+        self.server = Some(server.into());
+        self
+    }
+}
+
+/// Machine-readable error codes; `message` says the same for people.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message was not valid JSON or not a valid request.
+    BadRequest,
+    /// No such action.
+    UnknownAction,
+    /// No agent has that name.
+    UnknownAgent,
+    /// The agent is enrolled but not connected.
+    AgentOffline,
+    /// Both or neither of `server` and `selector`, or a selector matching nothing.
+    Ambiguous,
+    /// The caller's role does not allow this action.
+    Forbidden,
+    /// A bound was reached (streams, requests in flight).
+    Busy,
+    /// The agent did not answer in time.
+    Timeout,
+    /// A message or frame exceeded the size limit.
+    TooLarge,
+    /// The request was cancelled.
+    Cancelled,
+    /// The thing named does not exist (token id, ...).
+    NotFound,
+    /// The request conflicts with existing state (a name in use, ...).
+    Conflict,
+    /// The agent failed to carry out the request.
+    AgentError,
+    /// The hub failed.
+    Internal,
+}
+
+/// The `data` of an `error` reply.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+/// Hub -> agent frames on a channel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum Downstream {
+    /// The request this channel carries (always the first frame).
+    Request {
+        /// The hub's id for it.
+        id: u64,
+        /// What to do.
+        action: String,
+        /// Arguments.
+        #[serde(default)]
+        payload: Value,
+    },
+    /// The hub has delivered this many more bytes: the agent may send them.
+    Credit {
+        /// Bytes of credit granted.
+        bytes: u32,
+    },
+    /// Answer to the agent's heartbeat on the control channel.
+    Heartbeat {
+        /// Echo of the agent's sequence number.
+        seq: u64,
+    },
+    /// Enrolment outcome.
+    Outcome {
+        /// Whether the enrolment was accepted.
+        ok: bool,
+        /// [`EnrollOutcome`] or an [`ErrorBody`].
+        data: Value,
+    },
+}
+
+/// What Docker looks like from the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct DockerStatus {
+    /// Whether the engine answered.
+    pub available: bool,
+    /// Engine version, e.g. `20.10.24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Negotiated API version, e.g. `1.41`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Why it is unavailable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Agent -> hub, first frame on the control channel. Information, never identity:
+/// the hub names the agent by its key alone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Hello {
+    /// The host's name.
+    pub hostname: String,
+    /// Agent version.
+    pub version: String,
+    /// OS pretty name.
+    pub os: String,
+    /// Docker availability.
+    pub docker: DockerStatus,
+}
+
+/// Answer to `info`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentInfo {
+    /// Host name.
+    pub hostname: String,
+    /// OS pretty name (from /etc/os-release).
+    pub os: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// Total memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Available memory in bytes.
+    pub memory_available_bytes: u64,
+    /// Agent version.
+    pub agent_version: String,
+    /// Seconds since the agent process started.
+    pub agent_uptime_s: u64,
+    /// Seconds since the host booted.
+    pub host_uptime_s: u64,
+    /// Docker availability.
+    pub docker: DockerStatus,
+}
+
+/// Agent -> hub answer to the `enroll` request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollAnswer {
+    /// The join token's secret part, sent only after the hub's key matched the pin.
+    pub secret: String,
+    /// The host's name (information).
+    pub hostname: String,
+}
+
+/// Hub -> agent when enrolment succeeded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnrollOutcome {
+    /// The agent's name as the hub records it.
+    pub name: String,
+    /// Its labels.
+    pub labels: Labels,
+}
+
+/// One agent in `list_agents`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentSummary {
+    /// Name (from the join token).
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Connected now.
+    pub online: bool,
+    /// Last time the hub heard from it (RFC 3339), if ever.
+    pub last_seen: Option<String>,
+    /// Agent version from its last hello.
+    pub version: Option<String>,
+    /// Address the connection came from.
+    pub address: Option<String>,
+    /// Host name from its last hello.
+    pub hostname: Option<String>,
+    /// Key fingerprint, `SHA256:...`.
+    pub fingerprint: String,
+    /// Enrolment time (RFC 3339).
+    pub enrolled_at: String,
+    /// Docker availability from its last hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_in_seed_vocabulary() {
+        let r: Request = serde_json::from_value(json!({
+            "id": 7, "action": "logs", "server": "prod",
+            "payload": {"container": "frontend", "follow": true}
+        }))
+        .unwrap();
+        assert_eq!(r.id, 7);
+        assert_eq!(r.server.as_deref(), Some("prod"));
+        assert!(serde_json::from_value::<Request>(json!({"id": 1})).is_err());
+        assert!(serde_json::from_value::<Request>(json!({"id": 1, "action": "x", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn reply_shape() {
+        let r = Reply::error(Some(3), ErrorCode::UnknownAgent, "no agent named x");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            json!({"id": 3, "type": "error", "data": {"code": "unknown_agent", "message": "no agent named x"}})
+        );
+        assert!(r.kind.is_terminal());
+    }
+
+    #[test]
+    fn downstream_tagged() {
+        let d = Downstream::Credit { bytes: 10 };
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            json!({"frame": "credit", "bytes": 10})
+        );
+    }
+}
