@@ -1,1 +1,120 @@
+//! The NextDeploy hub and the `nextdeploy` CLI.
+//!
+//! Layout:
+//! - [`run`]: the hub as a library call, `run(config, listeners, host key,
+//!   store, shutdown)`: main and tests start it the same way.
+//! - [`ssh`]: the SSH server agents dial into (accept loop, handler, sessions).
+//! - [`agents`]: registry of connected agents and per-request streams with credit.
+//! - [`api`]: the actions of the WebSocket API: auth, roles, routing.
+//! - [`http`]: axum router: `/ws`, `/health`; Origin checks.
+//! - [`store`]: the `Store` interface and its SQLite implementation.
+//! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
+//! - [`cli`]: the client subcommands.
 
+pub mod agents;
+pub mod api;
+pub mod cli;
+pub mod http;
+pub mod serve;
+pub mod ssh;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::keys::PrivateKey;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agents::Registry;
+use crate::store::SharedStore;
+
+/// Settings of a running hub (validated by the caller).
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Where the store and host key live.
+    pub data_dir: PathBuf,
+    /// Absolute time an SSH connection has to authenticate.
+    pub auth_deadline: Duration,
+    /// Connections allowed in handshake at once.
+    pub max_handshakes: usize,
+    /// Connections allowed in handshake at once from one address.
+    pub max_handshakes_per_ip: usize,
+    /// Silence after which an agent is marked offline.
+    pub heartbeat_timeout: Duration,
+    /// Extra origins allowed on WebSocket upgrades (besides the hub's own).
+    pub allowed_origins: Vec<String>,
+    /// Largest WebSocket message accepted.
+    pub max_message_bytes: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            data_dir: PathBuf::from("/var/lib/nextdeploy"),
+            auth_deadline: Duration::from_secs(15),
+            max_handshakes: 256,
+            max_handshakes_per_ip: 64,
+            heartbeat_timeout: nextdeploy_shared::limits::HEARTBEAT_TIMEOUT,
+            allowed_origins: Vec::new(),
+            max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// What every part of the hub shares, passed explicitly.
+pub struct Services {
+    /// Settings.
+    pub config: HubConfig,
+    /// Persistent state.
+    pub store: SharedStore,
+    /// Connected agents.
+    pub registry: Registry,
+    /// `SHA256:...` of the host key.
+    pub host_fingerprint: String,
+    /// Root of the shutdown tree.
+    pub cancel: CancellationToken,
+    /// Every spawned connection task, drained at shutdown.
+    pub tracker: TaskTracker,
+    /// Start time, for uptime.
+    pub started: Instant,
+}
+
+/// Run the hub until `shutdown` is cancelled, then stop accepting, cut agent
+/// connections and WebSocket clients cleanly, and wait (bounded) for tasks.
+pub async fn run(
+    config: HubConfig,
+    ssh_listener: TcpListener,
+    http_listener: TcpListener,
+    host_key: PrivateKey,
+    store: SharedStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let svc = Arc::new(Services {
+        host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
+        config,
+        store,
+        registry: Registry::default(),
+        cancel: shutdown.clone(),
+        tracker: TaskTracker::new(),
+        started: Instant::now(),
+    });
+    let ssh = tokio::spawn(ssh::serve(ssh_listener, svc.clone(), host_key));
+    let http = tokio::spawn(http::serve(http_listener, svc.clone()));
+    shutdown.cancelled().await;
+    let _ = ssh.await;
+    // Agent sessions watch child tokens of `shutdown` and disconnect themselves.
+    svc.tracker.close();
+    if tokio::time::timeout(Duration::from_secs(5), svc.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close within 5s");
+    }
+    match http.await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("HTTP task failed: {e}")),
+    }
+}

@@ -13,6 +13,13 @@ use serde_json::Value;
 
 use crate::labels::Labels;
 
+/// SSH user name an enrolled agent logs in with. Identity comes from the key
+/// alone; the name only tells the hub which conversation to expect.
+pub const AGENT_USER: &str = "nextdeploy-agent";
+
+/// SSH user name prefix for enrolment: `nextdeploy-enroll-<join token id>`.
+pub const ENROLL_USER_PREFIX: &str = "nextdeploy-enroll-";
+
 /// Action names. Hub-local actions are answered by the hub itself; agent
 /// actions are routed to the agent named by `server` (or every agent matching
 /// `selector`).

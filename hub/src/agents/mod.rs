@@ -1,0 +1,146 @@
+//! The registry of connected agents: name -> live connection. Routing asks it
+//! for an agent and opens a [`stream::ReplyStream`] on it. With several hubs this
+//! is the seam that will answer "which hub holds agent X"; today it is memory.
+
+pub mod stream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use nextdeploy_shared::labels::Labels;
+use nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT;
+use nextdeploy_shared::protocol::Hello;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// One connected agent.
+pub struct AgentConn {
+    /// Name from the store (the key's identity).
+    pub name: String,
+    /// Labels from the store.
+    pub labels: Labels,
+    /// Unique per connection, so a replaced connection cannot unregister its successor.
+    pub conn_id: u64,
+    /// Handle of the SSH session, to open channels on it.
+    pub handle: russh::server::Handle,
+    /// What the agent said about itself.
+    pub hello: Hello,
+    /// Where the connection comes from.
+    pub address: SocketAddr,
+    /// Unix time of the connection.
+    pub connected_at: i64,
+    /// Unix time of the last frame from the agent.
+    pub last_seen: AtomicI64,
+    /// Stream slots; each open request holds one.
+    pub streams: Arc<Semaphore>,
+    /// Cancelled to cut the connection (revocation, replacement, shutdown).
+    pub cancel: CancellationToken,
+}
+
+/// Connected agents by name.
+#[derive(Default)]
+pub struct Registry {
+    agents: RwLock<HashMap<String, Arc<AgentConn>>>,
+    next_conn: AtomicU64,
+    /// Woken on every registration change (tests and waiters).
+    pub changed: Notify,
+}
+
+impl Registry {
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Build a connection record with a fresh stream semaphore.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_conn(
+        &self,
+        name: String,
+        labels: Labels,
+        conn_id: u64,
+        handle: russh::server::Handle,
+        hello: Hello,
+        address: SocketAddr,
+        now: i64,
+        cancel: CancellationToken,
+    ) -> Arc<AgentConn> {
+        Arc::new(AgentConn {
+            name,
+            labels,
+            conn_id,
+            handle,
+            hello,
+            address,
+            connected_at: now,
+            last_seen: AtomicI64::new(now),
+            streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
+            cancel,
+        })
+    }
+
+    /// Register a connection. A previous connection of the same agent is
+    /// cancelled: the newest connection with a key wins.
+    pub fn register(&self, conn: Arc<AgentConn>) {
+        let old = self.write().insert(conn.name.clone(), conn);
+        if let Some(old) = old {
+            old.cancel.cancel();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Remove `name` if it is still connection `conn_id`.
+    pub fn unregister(&self, name: &str, conn_id: u64) -> bool {
+        let mut map = self.write();
+        let removed = match map.get(name) {
+            Some(c) if c.conn_id == conn_id => map.remove(name).is_some(),
+            _ => false,
+        };
+        drop(map);
+        if removed {
+            self.changed.notify_waiters();
+        }
+        removed
+    }
+
+    /// The live connection of `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<AgentConn>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Every live connection.
+    pub fn all(&self) -> Vec<Arc<AgentConn>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Number of live connections.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether no agent is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Cut the connection of `name`, if any.
+    pub fn kick(&self, name: &str) -> bool {
+        match self.get(name) {
+            Some(c) => {
+                c.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<AgentConn>>> {
+        self.agents.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<AgentConn>>> {
+        self.agents.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -1,0 +1,239 @@
+//! Hub-local actions: agents list and revocation, API tokens, join tokens.
+
+use std::time::Duration;
+
+use nextdeploy_shared::labels::{parse_labels, validate_name, Labels};
+use nextdeploy_shared::limits::JOIN_TOKEN_DEFAULT_TTL;
+use nextdeploy_shared::protocol::{action, AgentSummary, Request};
+use nextdeploy_shared::secret::Secret;
+use nextdeploy_shared::time::{now_unix, rfc3339};
+use nextdeploy_shared::token::{self, hash_secret};
+use serde_json::{json, Value};
+
+use super::{str_arg, ApiError, Caller};
+use crate::store::{self, ApiTokenRecord, AuditEntry, JoinTokenRecord, Role, SharedStore};
+use crate::Services;
+
+/// Longest TTL a token may be given (10 years).
+const MAX_TTL_S: u64 = 10 * 365 * 86_400;
+
+/// Answer a hub-local action.
+pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Result<Value, ApiError> {
+    let p = &req.payload;
+    match req.action.as_str() {
+        action::WHOAMI => Ok(json!({
+            "id": caller.token_id, "name": caller.name, "role": caller.role,
+            "hub_fingerprint": svc.host_fingerprint,
+        })),
+        action::LIST_AGENTS => Ok(serde_json::to_value(list_agents(svc).await?).unwrap_or_default()),
+        action::REVOKE_AGENT => {
+            let name = str_arg(p, "name")?.to_string();
+            let n = name.clone();
+            if !store::blocking(&svc.store, move |s| s.revoke_agent(&n, now_unix())).await? {
+                return Err(ApiError::NotFound(format!(
+                    "no enrolled, unrevoked agent named {name:?}"
+                )));
+            }
+            let was_online = svc.registry.kick(&name);
+            audit(svc, caller, "revoke_agent", &name, "revoked").await;
+            Ok(json!({ "name": name, "revoked": true, "was_online": was_online }))
+        }
+        action::CREATE_TOKEN => {
+            let role = Role::parse(str_arg(p, "role")?).ok_or_else(|| {
+                ApiError::BadRequest("payload.role must be admin, operator or viewer".into())
+            })?;
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("unnamed").to_string();
+            if name.is_empty() || name.len() > 64 {
+                return Err(ApiError::BadRequest("token name must be 1 to 64 characters".into()));
+            }
+            let ttl = ttl_arg(p)?;
+            let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
+            audit(svc, caller, "create_token", &rec.id, &format!("{name} ({})", role.as_str())).await;
+            let mut v = serde_json::to_value(&rec).unwrap_or_default();
+            v["token"] = Value::String(secret.expose().clone());
+            Ok(v)
+        }
+        action::LIST_TOKENS => {
+            let list = store::blocking(&svc.store, |s| s.list_api_tokens()).await?;
+            Ok(serde_json::to_value(list).unwrap_or_default())
+        }
+        action::REVOKE_TOKEN => {
+            let id = str_arg(p, "id")?.to_string();
+            let i = id.clone();
+            if !store::blocking(&svc.store, move |s| s.revoke_api_token(&i, now_unix())).await? {
+                return Err(ApiError::NotFound(format!("no active API token with id {id}")));
+            }
+            audit(svc, caller, "revoke_token", &id, "revoked").await;
+            Ok(json!({ "id": id, "revoked": true }))
+        }
+        action::CREATE_JOIN_TOKEN => {
+            let name = str_arg(p, "name")?.to_string();
+            validate_name(&name).map_err(ApiError::BadRequest)?;
+            let labels = match p.get("labels") {
+                None | Some(Value::Null) => Labels::new(),
+                Some(Value::String(s)) => parse_labels(s).map_err(ApiError::BadRequest)?,
+                Some(v @ Value::Object(_)) => {
+                    let l: Labels = serde_json::from_value(v.clone()).map_err(|_| {
+                        ApiError::BadRequest("payload.labels must map strings to strings".into())
+                    })?;
+                    parse_labels(&nextdeploy_shared::labels::format_labels(&l))
+                        .map_err(ApiError::BadRequest)?
+                }
+                Some(_) => return Err(ApiError::BadRequest("payload.labels must be an object or k=v text".into())),
+            };
+            let ttl = ttl_arg(p)?.unwrap_or(JOIN_TOKEN_DEFAULT_TTL);
+            let (rec, secret) =
+                create_join_token(&svc.store, &svc.host_fingerprint, &name, labels, ttl, &caller.name)
+                    .await?;
+            audit(svc, caller, "create_join_token", &rec.id, &format!("for {name}")).await;
+            let mut v = join_token_json(&rec);
+            v["token"] = Value::String(secret.expose().clone());
+            v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
+            Ok(v)
+        }
+        action::LIST_JOIN_TOKENS => {
+            let list = store::blocking(&svc.store, |s| s.list_join_tokens()).await?;
+            Ok(Value::Array(list.iter().map(join_token_json).collect()))
+        }
+        action::DELETE_JOIN_TOKEN => {
+            let id = str_arg(p, "id")?.to_string();
+            let i = id.clone();
+            if !store::blocking(&svc.store, move |s| s.delete_join_token(&i)).await? {
+                return Err(ApiError::NotFound(format!("no join token with id {id}")));
+            }
+            audit(svc, caller, "delete_join_token", &id, "deleted").await;
+            Ok(json!({ "id": id, "deleted": true }))
+        }
+        other => Err(ApiError::BadRequest(format!("{other} is not a hub action"))),
+    }
+}
+
+fn ttl_arg(p: &Value) -> Result<Option<Duration>, ApiError> {
+    match p.get("ttl_s") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(s) if s > 0 && s <= MAX_TTL_S => Ok(Some(Duration::from_secs(s))),
+            _ => Err(ApiError::BadRequest(format!(
+                "payload.ttl_s must be a number of seconds between 1 and {MAX_TTL_S}"
+            ))),
+        },
+    }
+}
+
+fn join_token_json(rec: &JoinTokenRecord) -> Value {
+    let now = now_unix();
+    json!({
+        "id": rec.id,
+        "name": rec.name,
+        "labels": rec.labels,
+        "created_at": rfc3339(rec.created_at),
+        "expires_at": rfc3339(rec.expires_at),
+        "used": rec.used_at.is_some(),
+        "used_at": rec.used_at.map(rfc3339),
+        "expired": rec.expires_at <= now,
+        "created_by": rec.created_by,
+    })
+}
+
+/// Every enrolled, unrevoked agent with its live state.
+pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> {
+    let records = store::blocking(&svc.store, |s| s.list_agents()).await?;
+    Ok(records
+        .into_iter()
+        .filter(|r| r.revoked_at.is_none())
+        .map(|r| match svc.registry.get(&r.name) {
+            Some(c) => AgentSummary {
+                online: true,
+                last_seen: Some(rfc3339(c.last_seen.load(std::sync::atomic::Ordering::Relaxed))),
+                version: Some(c.hello.version.clone()),
+                address: Some(c.address.to_string()),
+                hostname: Some(c.hello.hostname.clone()),
+                docker: Some(c.hello.docker.clone()),
+                name: r.name,
+                labels: r.labels,
+                fingerprint: r.fingerprint,
+                enrolled_at: rfc3339(r.enrolled_at),
+            },
+            None => AgentSummary {
+                online: false,
+                last_seen: r.last_seen.map(rfc3339),
+                version: r.version,
+                address: r.last_address,
+                hostname: r.hostname,
+                docker: None,
+                name: r.name,
+                labels: r.labels,
+                fingerprint: r.fingerprint,
+                enrolled_at: rfc3339(r.enrolled_at),
+            },
+        })
+        .collect())
+}
+
+/// Create and store an API token; the secret is returned once and never stored.
+pub async fn create_api_token(
+    store: &SharedStore,
+    name: &str,
+    role: Role,
+    ttl: Option<Duration>,
+) -> Result<(ApiTokenRecord, Secret<String>), ApiError> {
+    let (id, text) = token::new_api_token();
+    let secret = token::parse(text.expose())
+        .map_err(|e| ApiError::Conflict(e.into()))?
+        .secret;
+    let now = now_unix();
+    let rec = ApiTokenRecord {
+        id,
+        secret_hash: hash_secret(secret.expose()),
+        name: name.to_string(),
+        role,
+        created_at: now,
+        expires_at: ttl.map(|t| now + t.as_secs() as i64),
+        revoked_at: None,
+    };
+    let r = rec.clone();
+    store::blocking(store, move |s| s.insert_api_token(&r)).await?;
+    Ok((rec, text))
+}
+
+/// Create and store a join token bound to the hub's fingerprint.
+pub async fn create_join_token(
+    store: &SharedStore,
+    hub_fingerprint: &str,
+    name: &str,
+    labels: Labels,
+    ttl: Duration,
+    created_by: &str,
+) -> Result<(JoinTokenRecord, Secret<String>), ApiError> {
+    let (id, text) = token::new_join_token(hub_fingerprint);
+    let secret = token::parse(text.expose())
+        .map_err(|e| ApiError::Conflict(e.into()))?
+        .secret;
+    let now = now_unix();
+    let rec = JoinTokenRecord {
+        id,
+        secret_hash: hash_secret(secret.expose()),
+        name: name.to_string(),
+        labels,
+        created_at: now,
+        expires_at: now + ttl.as_secs() as i64,
+        used_at: None,
+        created_by: created_by.to_string(),
+    };
+    let r = rec.clone();
+    store::blocking(store, move |s| s.insert_join_token(&r)).await?;
+    Ok((rec, text))
+}
+
+async fn audit(svc: &Services, caller: &Caller, action: &str, target: &str, detail: &str) {
+    let entry = AuditEntry {
+        at: now_unix(),
+        actor: caller.name.clone(),
+        action: action.into(),
+        target: target.into(),
+        detail: detail.into(),
+    };
+    if let Err(e) = store::blocking(&svc.store, move |s| s.audit(&entry)).await {
+        tracing::warn!(error = %e, "audit write failed");
+    }
+}

@@ -1,0 +1,68 @@
+//! Bearer-token authentication of API clients.
+
+use nextdeploy_shared::time::now_unix;
+use nextdeploy_shared::token::{self, verify_secret, API_PREFIX};
+
+use crate::store::{self, Role};
+use crate::Services;
+
+/// An authenticated API client.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Token id.
+    pub token_id: String,
+    /// Token name (the actor in the audit log).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// Why a token was refused. Unknown id and wrong secret are deliberately one case.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing Authorization: Bearer token")]
+    Missing,
+    /// Unknown id, wrong secret or not an API token.
+    #[error("invalid token")]
+    Invalid,
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// The store failed.
+    #[error("token check failed: {0}")]
+    Store(#[from] store::StoreError),
+}
+
+/// Check a bearer token against the store.
+pub async fn authenticate(svc: &Services, bearer: Option<&str>) -> Result<Caller, AuthError> {
+    let text = bearer.ok_or(AuthError::Missing)?;
+    let parsed = token::parse(text).map_err(|_| AuthError::Invalid)?;
+    if parsed.kind != API_PREFIX {
+        return Err(AuthError::Invalid);
+    }
+    let id = parsed.id.clone();
+    let rec = store::blocking(&svc.store, move |s| s.api_token(&id)).await?;
+    let Some(rec) = rec else {
+        // Same work as a real comparison, same answer as a wrong secret.
+        let _ = verify_secret(parsed.secret.expose(), "");
+        return Err(AuthError::Invalid);
+    };
+    if !verify_secret(parsed.secret.expose(), &rec.secret_hash) {
+        return Err(AuthError::Invalid);
+    }
+    if rec.revoked_at.is_some() {
+        return Err(AuthError::Revoked);
+    }
+    if rec.expires_at.is_some_and(|t| t <= now_unix()) {
+        return Err(AuthError::Expired);
+    }
+    Ok(Caller {
+        token_id: rec.id,
+        name: rec.name,
+        role: rec.role,
+    })
+}

@@ -1,0 +1,197 @@
+//! Routing a request to agents: by name (`server`) or label selector
+//! (`selector`), with distinct errors for an unknown agent, an offline one
+//! (with its last-seen time) and ambiguous input.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use nextdeploy_shared::labels::Selector;
+use nextdeploy_shared::limits::REQUEST_TIMEOUT;
+use nextdeploy_shared::protocol::{action, ErrorCode, Reply, ReplyType, Request};
+use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
+use serde_json::Value;
+
+use super::ReplySink;
+use crate::agents::stream::ReplyStream;
+use crate::agents::AgentConn;
+use crate::store::{self, AgentRecord};
+use crate::Services;
+
+/// One resolved target: online (with its connection) or not (with the reason).
+pub enum Target {
+    /// Connected.
+    Online(Arc<AgentConn>),
+    /// Enrolled but not reachable now.
+    Offline {
+        /// Its name.
+        name: String,
+        /// The message for the client.
+        message: String,
+    },
+}
+
+/// Why no target could be resolved.
+pub struct RouteError {
+    /// Wire code.
+    pub code: ErrorCode,
+    /// Message.
+    pub message: String,
+}
+
+fn offline_message(rec: &AgentRecord) -> String {
+    match rec.last_seen {
+        Some(t) => format!(
+            "agent {} is offline (last seen {}, {} ago)",
+            rec.name,
+            rfc3339(t),
+            human_age(now_unix() - t)
+        ),
+        None => format!("agent {} is offline (never connected since enrolment)", rec.name),
+    }
+}
+
+/// Resolve `server` / `selector` of a request.
+pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, RouteError> {
+    match (&req.server, &req.selector) {
+        (Some(_), Some(_)) => Err(RouteError {
+            code: ErrorCode::Ambiguous,
+            message: "give either server or selector, not both".into(),
+        }),
+        (None, None) => Err(RouteError {
+            code: ErrorCode::Ambiguous,
+            message: format!("{} needs a target: server (a name) or selector (k=v)", req.action),
+        }),
+        (Some(name), None) => {
+            if let Some(c) = svc.registry.get(name) {
+                return Ok(vec![Target::Online(c)]);
+            }
+            let n = name.clone();
+            let rec = store::blocking(&svc.store, move |s| s.agent_by_name(&n))
+                .await
+                .map_err(|e| RouteError { code: ErrorCode::Internal, message: e.to_string() })?;
+            match rec {
+                None => Err(RouteError {
+                    code: ErrorCode::UnknownAgent,
+                    message: format!("no agent named {name:?} is enrolled"),
+                }),
+                Some(r) if r.revoked_at.is_some() => Err(RouteError {
+                    code: ErrorCode::UnknownAgent,
+                    message: format!("agent {name:?} has been revoked"),
+                }),
+                Some(r) => Err(RouteError { code: ErrorCode::AgentOffline, message: offline_message(&r) }),
+            }
+        }
+        (None, Some(sel)) => {
+            let selector = Selector::parse(sel).map_err(|m| RouteError {
+                code: ErrorCode::BadRequest,
+                message: format!("bad selector: {m}"),
+            })?;
+            let records = store::blocking(&svc.store, |s| s.list_agents())
+                .await
+                .map_err(|e| RouteError { code: ErrorCode::Internal, message: e.to_string() })?;
+            let targets: Vec<Target> = records
+                .into_iter()
+                .filter(|r| r.revoked_at.is_none() && selector.matches(&r.labels))
+                .map(|r| match svc.registry.get(&r.name) {
+                    Some(c) => Target::Online(c),
+                    None => Target::Offline { message: offline_message(&r), name: r.name },
+                })
+                .collect();
+            if targets.is_empty() {
+                return Err(RouteError {
+                    code: ErrorCode::UnknownAgent,
+                    message: format!("no enrolled agent matches selector {sel:?}"),
+                });
+            }
+            Ok(targets)
+        }
+    }
+}
+
+/// Route a request to its agents and relay their replies. A request naming
+/// one `server` gets that agent's replies as they are; a `selector` fan-out
+/// gets every agent's replies tagged with `server` (an `error` carrying a
+/// `server` ends only that agent's part) and then one final `end`.
+pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
+    let id = req.id;
+    let targets = match resolve(svc, req).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = out.send(Reply::error(Some(id), e.code, e.message)).await;
+            return;
+        }
+    };
+    if req.selector.is_none() {
+        for t in targets {
+            relay(svc, t, req, out, false).await;
+        }
+        return;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in targets {
+        let (svc, req, out) = (svc.clone(), req.clone(), out.clone());
+        tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
+    }
+    while tasks.join_next().await.is_some() {}
+    let _ = out.send(Reply::end(Some(id))).await;
+}
+
+/// Relay one agent's replies to `out`.
+async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, fanout: bool) {
+    let id = req.id;
+    let conn = match target {
+        Target::Online(c) => c,
+        Target::Offline { name, message } => {
+            let _ = out
+                .send(Reply::error(Some(id), ErrorCode::AgentOffline, message).with_server(name))
+                .await;
+            return;
+        }
+    };
+    let name = conn.name.clone();
+    let started = Instant::now();
+    let mut stream = match ReplyStream::open(&conn, id, &req.action, req.payload.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.send(Reply::error(Some(id), e.code(), e.to_string()).with_server(name)).await;
+            return;
+        }
+    };
+    let one_shot = matches!(req.action.as_str(), action::PING | action::INFO);
+    loop {
+        let next = if one_shot {
+            match tokio::time::timeout(REQUEST_TIMEOUT, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => Some(Ok(Reply::error(
+                    Some(id),
+                    ErrorCode::Timeout,
+                    format!("agent {name} did not answer within {}s", REQUEST_TIMEOUT.as_secs()),
+                ))),
+            }
+        } else {
+            stream.next().await
+        };
+        let mut reply = match next {
+            None => break,
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Reply::error(Some(id), e.code(), e.to_string()),
+        };
+        reply.id = Some(id);
+        reply.server = Some(name.clone());
+        if req.action == action::PING && reply.kind == ReplyType::Result {
+            let rtt = started.elapsed().as_secs_f64() * 1000.0;
+            if let Value::Object(m) = &mut reply.data {
+                m.insert("hub_agent_rtt_ms".into(), Value::from(rtt));
+            }
+        }
+        // One-shot answers and fan-out parts are complete with their result;
+        // the agent's own `end` is not relayed for them.
+        if reply.kind == ReplyType::End && (fanout || one_shot) {
+            break;
+        }
+        let done = reply.kind.is_terminal() || (one_shot && reply.kind == ReplyType::Result);
+        if out.send(reply).await.is_err() || done {
+            break;
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The CLI's WebSocket client: one connection, requests by id, replies until
+//! the request's terminal reply.
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use nextdeploy_shared::protocol::{ErrorBody, Reply, ReplyType, Request};
+use nextdeploy_shared::secret::Secret;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long connecting to the hub may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A connected client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+}
+
+/// `http://h:p` -> `ws://h:p/ws`.
+pub fn ws_url(hub: &str) -> anyhow::Result<String> {
+    let hub = hub.trim_end_matches('/');
+    if let Some(rest) = hub.strip_prefix("http://") {
+        Ok(format!("ws://{rest}/ws"))
+    } else if hub.starts_with("ws://") {
+        Ok(if hub.ends_with("/ws") { hub.to_string() } else { format!("{hub}/ws") })
+    } else if hub.starts_with("https://") || hub.starts_with("wss://") {
+        bail!("this build speaks plain http to the hub; put the hub behind a TLS-terminating proxy and use an SSH tunnel or VPN for the CLI, or use http://")
+    } else {
+        Ok(format!("ws://{hub}/ws"))
+    }
+}
+
+impl Client {
+    /// Connect and authenticate.
+    pub async fn connect(hub: &str, token: &Secret<String>) -> anyhow::Result<Client> {
+        let url = ws_url(hub)?;
+        let mut request = url.as_str().into_client_request().context("bad hub URL")?;
+        let auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| anyhow!("the token holds characters that cannot go in a header"))?;
+        request.headers_mut().insert("Authorization", auth);
+        let connect = tokio_tungstenite::connect_async_with_config(request, None, false);
+        let (ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Err(_) => bail!("cannot reach the hub at {hub}: timed out"),
+            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).trim().to_string())
+                    .unwrap_or_default();
+                match resp.status().as_u16() {
+                    401 => bail!("the hub refused the token: {body}"),
+                    403 => bail!("the hub refused the connection: {body}"),
+                    s => bail!("the hub answered HTTP {s}: {body}"),
+                }
+            }
+            Ok(Err(e)) => bail!("cannot reach the hub at {hub}: {e}"),
+            Ok(Ok(x)) => x,
+        };
+        Ok(Client { ws, next_id: 1 })
+    }
+
+    /// Send a request; returns its id.
+    pub async fn send(
+        &mut self,
+        action: &str,
+        server: Option<&str>,
+        selector: Option<&str>,
+        payload: Value,
+    ) -> anyhow::Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = Request {
+            id,
+            action: action.into(),
+            server: server.map(Into::into),
+            selector: selector.map(Into::into),
+            payload,
+        };
+        self.ws
+            .send(Message::Text(serde_json::to_string(&req)?.into()))
+            .await
+            .context("lost the connection to the hub")?;
+        Ok(id)
+    }
+
+    /// The next reply for any request.
+    pub async fn next(&mut self) -> anyhow::Result<Reply> {
+        loop {
+            match self.ws.next().await {
+                None => bail!("the hub closed the connection"),
+                Some(Err(e)) => bail!("lost the connection to the hub: {e}"),
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(t.as_str()).context("the hub sent a malformed reply")
+                }
+                Some(Ok(Message::Close(_))) => bail!("the hub closed the connection"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// A one-shot request: its `result` data, or its error as an error.
+    pub async fn call(
+        &mut self,
+        action: &str,
+        server: Option<&str>,
+        payload: Value,
+    ) -> anyhow::Result<Value> {
+        let id = self.send(action, server, None, payload).await?;
+        loop {
+            let r = self.next().await?;
+            if r.id != Some(id) {
+                continue;
+            }
+            match r.kind {
+                ReplyType::Result => return Ok(r.data),
+                ReplyType::Error => return Err(error_of(&r)),
+                ReplyType::End => bail!("the hub ended the request without an answer"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Close politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// An `error` reply as an error for people.
+pub fn error_of(r: &Reply) -> anyhow::Error {
+    match serde_json::from_value::<ErrorBody>(r.data.clone()) {
+        Ok(b) => anyhow!("{}", b.message),
+        Err(_) => anyhow!("error: {}", r.data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(ws_url("http://h:8080").unwrap(), "ws://h:8080/ws");
+        assert_eq!(ws_url("http://h:8080/").unwrap(), "ws://h:8080/ws");
+        assert_eq!(ws_url("h:8080").unwrap(), "ws://h:8080/ws");
+        assert!(ws_url("https://h").is_err());
+    }
+}

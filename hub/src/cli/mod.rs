@@ -1,0 +1,104 @@
+//! The client subcommands of `nextdeploy`: one file per group, output in
+//! [`output`], the WebSocket client in [`client`], the saved login in [`login`].
+
+pub mod agent;
+pub mod client;
+pub mod login;
+pub mod output;
+pub mod tokens;
+
+use clap::{Parser, Subcommand};
+
+use crate::serve::HubArgs;
+use output::Output;
+
+/// NextDeploy: watch and control containers on servers behind NAT, through one hub.
+#[derive(Debug, Parser)]
+#[command(name = "nextdeploy", version, about)]
+pub struct Cli {
+    /// Hub URL (http://host:port); overrides the saved login.
+    #[arg(long, global = true, env = "NEXTDEPLOY_HUB")]
+    pub hub: Option<String>,
+    /// API token; overrides the saved login.
+    #[arg(long, global = true, env = "NEXTDEPLOY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub (SSH server for agents, WebSocket API).
+    Hub(HubArgs),
+    /// Save the hub URL and token for later commands (~/.config/nextdeploy, 0600).
+    Login {
+        /// Hub URL, e.g. http://bastion:8080.
+        #[arg(long = "hub", id = "login_hub")]
+        hub_url: Option<String>,
+        /// API token (nda_...).
+        #[arg(long = "token", id = "login_token")]
+        token_value: Option<String>,
+    },
+    /// Forget the saved login.
+    Logout,
+    /// Show who the token is and which hub it talks to.
+    Whoami,
+    /// Agents: list, ping, info, revoke.
+    #[command(subcommand)]
+    Agent(agent::AgentCmd),
+    /// One-time join tokens for enrolling agents.
+    #[command(subcommand, name = "join-token")]
+    JoinToken(tokens::JoinTokenCmd),
+    /// API tokens for the CLI and other clients.
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
+}
+
+/// Run a client command (everything but `hub`).
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = cli.output;
+    match cli.command {
+        Command::Hub(_) => unreachable_hub(),
+        Command::Login { hub_url, token_value } => {
+            let hub = hub_url.or(cli.hub).ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
+            let token = token_value
+                .or(cli.token)
+                .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
+            tokens::login(&hub, token, out).await
+        }
+        Command::Logout => {
+            let path = login::login_path()?;
+            match std::fs::remove_file(&path) {
+                Ok(()) => println!("removed {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("not logged in"),
+                Err(e) => return Err(e.into()),
+            }
+            Ok(())
+        }
+        Command::Whoami => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            tokens::whoami(&hub, &token, out).await
+        }
+        Command::Agent(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            agent::run(cmd, &hub, &token, out).await
+        }
+        Command::JoinToken(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            tokens::join_token(cmd, &hub, &token, out).await
+        }
+        Command::Token(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            tokens::token(cmd, &hub, &token, out).await
+        }
+    }
+}
+
+fn unreachable_hub() -> anyhow::Result<()> {
+    anyhow::bail!("the hub subcommand is handled by main")
+}

@@ -1,0 +1,256 @@
+//! `login`, `whoami`, `join-token ...` and `token ...`.
+
+use clap::Subcommand;
+use nextdeploy_shared::labels::{format_labels, parse_labels};
+use nextdeploy_shared::protocol::action;
+use nextdeploy_shared::secret::Secret;
+use nextdeploy_shared::time::parse_duration;
+use serde_json::{json, Value};
+
+use super::client::Client;
+use super::login::{self, Login};
+use super::output::{self, Output};
+
+/// `nextdeploy join-token ...`
+#[derive(Debug, Subcommand)]
+pub enum JoinTokenCmd {
+    /// Create a one-time join token for a new agent.
+    Create {
+        /// Name the agent will have.
+        #[arg(long)]
+        name: String,
+        /// Labels, k=v,k2=v2.
+        #[arg(long, default_value = "")]
+        labels: String,
+        /// Lifetime (30m, 1h, 7d).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The hub's SSH address as agents reach it, for the printed command.
+        #[arg(long, default_value = "HUB_HOST:2222")]
+        ssh_address: String,
+    },
+    /// List join tokens (never their secrets).
+    List,
+    /// Delete a join token.
+    Delete {
+        /// Token id.
+        id: String,
+    },
+}
+
+/// `nextdeploy token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token.
+    Create {
+        /// admin, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// A name for people (shown in the audit log).
+        #[arg(long, default_value = "unnamed")]
+        name: String,
+        /// Lifetime (e.g. 30d); none means until revoked.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List API tokens (never their secrets).
+    List,
+    /// Revoke an API token.
+    Revoke {
+        /// Token id.
+        id: String,
+    },
+}
+
+fn ttl_s(text: &str) -> anyhow::Result<u64> {
+    parse_duration(text).map(|d| d.as_secs()).map_err(anyhow::Error::msg)
+}
+
+/// `nextdeploy login`: check the token against the hub, then save it.
+pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> {
+    let secret = Secret::new(token.trim().to_string());
+    let mut c = Client::connect(hub, &secret).await?;
+    let me = c.call(action::WHOAMI, None, Value::Null).await?;
+    c.close().await;
+    let path = login::save(&Login { hub: hub.to_string(), token: secret.expose().clone() })?;
+    match out {
+        Output::Json => output::json(&json!({ "hub": hub, "saved_to": path, "whoami": me })),
+        Output::Table => {
+            println!(
+                "Logged in to {hub} as {} ({}); saved to {}",
+                me["name"].as_str().unwrap_or("?"),
+                me["role"].as_str().unwrap_or("?"),
+                path.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `nextdeploy whoami`.
+pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+    let mut c = Client::connect(hub, token).await?;
+    let me = c.call(action::WHOAMI, None, Value::Null).await?;
+    c.close().await;
+    match out {
+        Output::Json => output::json(&me),
+        Output::Table => {
+            output::pairs(&[
+                ("hub", hub.to_string()),
+                ("token", me["name"].as_str().unwrap_or("").to_string()),
+                ("id", me["id"].as_str().unwrap_or("").to_string()),
+                ("role", me["role"].as_str().unwrap_or("").to_string()),
+                ("hub fingerprint", me["hub_fingerprint"].as_str().unwrap_or("").to_string()),
+            ]);
+            Ok(())
+        }
+    }
+}
+
+/// `nextdeploy join-token ...`
+pub async fn join_token(cmd: JoinTokenCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+    let mut c = Client::connect(hub, token).await?;
+    match cmd {
+        JoinTokenCmd::Create { name, labels, ttl, ssh_address } => {
+            let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
+            let mut v = c
+                .call(
+                    action::CREATE_JOIN_TOKEN,
+                    None,
+                    json!({ "name": name, "labels": labels, "ttl_s": ttl_s(&ttl)? }),
+                )
+                .await?;
+            let tok = v["token"].as_str().unwrap_or_default().to_string();
+            let command = format!("nextdeploy-agent enroll --hub {ssh_address} --token {tok}");
+            v["command"] = Value::String(command.clone());
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => {
+                    println!("Join token for {name} (one use, expires {}):", v["expires_at"].as_str().unwrap_or("?"));
+                    println!("  {tok}");
+                    println!("Hub host key: {}", v["hub_fingerprint"].as_str().unwrap_or("?"));
+                    println!("On the server, run:");
+                    println!("  {command}");
+                    println!("  nextdeploy-agent run");
+                }
+            }
+        }
+        JoinTokenCmd::List => {
+            let v = c.call(action::LIST_JOIN_TOKENS, None, Value::Null).await?;
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = v
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|t| {
+                                    let state = if t["used"].as_bool() == Some(true) {
+                                        "used"
+                                    } else if t["expired"].as_bool() == Some(true) {
+                                        "expired"
+                                    } else {
+                                        "valid"
+                                    };
+                                    vec![
+                                        s(&t["id"]),
+                                        s(&t["name"]),
+                                        labels_cell(&t["labels"]),
+                                        state.into(),
+                                        s(&t["expires_at"]),
+                                        s(&t["created_by"]),
+                                    ]
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    output::table(&["ID", "NAME", "LABELS", "STATE", "EXPIRES", "CREATED BY"], &rows);
+                }
+            }
+        }
+        JoinTokenCmd::Delete { id } => {
+            let v = c.call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id })).await?;
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => println!("deleted join token {id}"),
+            }
+        }
+    }
+    c.close().await;
+    Ok(())
+}
+
+/// `nextdeploy token ...`
+pub async fn token(cmd: TokenCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+    let mut c = Client::connect(hub, token).await?;
+    match cmd {
+        TokenCmd::Create { role, name, ttl } => {
+            let mut payload = json!({ "role": role, "name": name });
+            if let Some(t) = ttl {
+                payload["ttl_s"] = json!(ttl_s(&t)?);
+            }
+            let v = c.call(action::CREATE_TOKEN, None, payload).await?;
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => {
+                    println!("API token {} ({}, role {}); shown once:", s(&v["id"]), s(&v["name"]), s(&v["role"]));
+                    println!("  {}", s(&v["token"]));
+                }
+            }
+        }
+        TokenCmd::List => {
+            let v = c.call(action::LIST_TOKENS, None, Value::Null).await?;
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => {
+                    let now = nextdeploy_shared::time::now_unix();
+                    let rows: Vec<Vec<String>> = v
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|t| {
+                                    let state = if !t["revoked_at"].is_null() {
+                                        "revoked"
+                                    } else if t["expires_at"].as_i64().is_some_and(|e| e <= now) {
+                                        "expired"
+                                    } else {
+                                        "active"
+                                    };
+                                    vec![s(&t["id"]), s(&t["name"]), s(&t["role"]), state.into()]
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    output::table(&["ID", "NAME", "ROLE", "STATE"], &rows);
+                }
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            let v = c.call(action::REVOKE_TOKEN, None, json!({ "id": id })).await?;
+            match out {
+                Output::Json => output::json(&v)?,
+                Output::Table => println!("revoked API token {id}"),
+            }
+        }
+    }
+    c.close().await;
+    Ok(())
+}
+
+/// A JSON value as a table cell.
+pub fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A labels object as `k=v,...`.
+pub fn labels_cell(v: &Value) -> String {
+    serde_json::from_value(v.clone())
+        .map(|l| format_labels(&l))
+        .ok()
+        .filter(|s: &String| !s.is_empty())
+        .unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,379 @@
+//! `nextdeploy hub`: prepare the data dir (host key, store, first admin
+//! token), bind the listeners, optionally start a local agent, and run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use nextdeploy_shared::keys;
+use nextdeploy_shared::labels::parse_labels;
+use nextdeploy_shared::time::parse_duration;
+use russh::keys::PrivateKey;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::admin;
+use crate::cli::login::{self, Login};
+use crate::store::{sqlite::SqliteStore, Role, SharedStore};
+use crate::HubConfig;
+
+/// Host key file in the data dir.
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+/// Store file in the data dir.
+pub const STORE_FILE: &str = "nextdeploy.db";
+/// The first admin token, for scripts (0600).
+pub const INITIAL_TOKEN_FILE: &str = "initial-admin-token";
+
+/// Flags of `nextdeploy hub`.
+#[derive(Debug, Args)]
+pub struct HubArgs {
+    /// State directory (store, host key). Default: /var/lib/nextdeploy as root,
+    /// ~/.local/share/nextdeploy otherwise.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// SSH listen address for agents [default: 0.0.0.0:2222, 127.0.0.1:2222 with --local-agent].
+    #[arg(long)]
+    pub ssh_listen: Option<String>,
+    /// HTTP listen address for the API [default: 0.0.0.0:8080, 127.0.0.1:8080 with --local-agent].
+    #[arg(long)]
+    pub http_listen: Option<String>,
+    /// Also run and enrol an agent for this machine (through the SSH tunnel),
+    /// and save a CLI login for the local user.
+    #[arg(long)]
+    pub local_agent: bool,
+    /// Extra Origin allowed on WebSocket upgrades (repeatable).
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Time an SSH connection has to authenticate (absolute).
+    #[arg(long, default_value = "15s")]
+    pub auth_deadline: String,
+    /// SSH connections allowed in handshake at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_handshakes: usize,
+    /// SSH connections allowed in handshake at once from one address.
+    #[arg(long, default_value_t = 64)]
+    pub max_handshakes_per_ip: usize,
+    /// Silence after which an agent is marked offline.
+    #[arg(long, default_value = "30s")]
+    pub heartbeat_timeout: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    // SAFETY-free check of root: the effective uid via libc is not needed, the
+    // HOME convention is enough for a default.
+    if is_root() {
+        PathBuf::from("/var/lib/nextdeploy")
+    } else if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        PathBuf::from(d).join("nextdeploy")
+    } else {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share/nextdeploy")
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+impl HubArgs {
+    fn config(&self) -> anyhow::Result<HubConfig> {
+        let dur = |s: &str, what: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"));
+        let cfg = HubConfig {
+            data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
+            auth_deadline: dur(&self.auth_deadline, "auth-deadline")?,
+            max_handshakes: self.max_handshakes,
+            max_handshakes_per_ip: self.max_handshakes_per_ip,
+            heartbeat_timeout: dur(&self.heartbeat_timeout, "heartbeat-timeout")?,
+            allowed_origins: self.allowed_origins.clone(),
+            max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
+        };
+        if cfg.auth_deadline.is_zero() || cfg.auth_deadline > Duration::from_secs(600) {
+            bail!("--auth-deadline must be between 1s and 10m");
+        }
+        if cfg.max_handshakes == 0 || cfg.max_handshakes_per_ip == 0 {
+            bail!("--max-handshakes and --max-handshakes-per-ip must be at least 1");
+        }
+        if cfg.heartbeat_timeout < Duration::from_secs(5) {
+            bail!("--heartbeat-timeout must be at least 5s");
+        }
+        Ok(cfg)
+    }
+}
+
+/// Load the host key, or create it on the first start of an empty data dir.
+/// A store without its key is an error: a new key would orphan every agent.
+pub fn host_key(dir: &Path) -> anyhow::Result<(PrivateKey, bool)> {
+    let path = dir.join(HOST_KEY_FILE);
+    if path.exists() {
+        let key = keys::read_private(&path).with_context(|| {
+            format!("cannot load the hub host key {}; restore it from a backup", path.display())
+        })?;
+        return Ok((key, false));
+    }
+    if dir.join(STORE_FILE).exists() {
+        bail!(
+            "{} holds a store but no host key ({HOST_KEY_FILE}); refusing to create a new key, which would orphan every enrolled agent. Restore the key from a backup, or start with an empty data dir.",
+            dir.display()
+        );
+    }
+    let key = keys::generate("nextdeploy-hub")?;
+    keys::write_private(&key, &path)?;
+    Ok((key, true))
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set mode 0700 on {}", dir.display()))?;
+    Ok(())
+}
+
+async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
+}
+
+/// Run `nextdeploy hub` until SIGINT/SIGTERM.
+pub async fn run_hub(args: HubArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let dir = config.data_dir.clone();
+    prepare_dir(&dir)?;
+    let (key, created) = host_key(&dir)?;
+    let fingerprint = keys::fingerprint(key.public_key());
+    let db = dir.join(STORE_FILE);
+    let store: SharedStore = Arc::new(
+        SqliteStore::open(&db).with_context(|| format!("cannot open the store {}", db.display()))?,
+    );
+    let default_ssh = if args.local_agent { "127.0.0.1:2222" } else { "0.0.0.0:2222" };
+    let default_http = if args.local_agent { "127.0.0.1:8080" } else { "0.0.0.0:8080" };
+    let ssh = bind(args.ssh_listen.as_deref().unwrap_or(default_ssh), "SSH").await?;
+    let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
+    let ssh_addr = ssh.local_addr()?;
+    let http_addr = http.local_addr()?;
+
+    println!("NextDeploy hub {}", nextdeploy_shared::VERSION);
+    println!("Data dir: {}{}", dir.display(), if created { " (new)" } else { "" });
+    println!("SSH listening on {ssh_addr}");
+    println!("Host key fingerprint: {fingerprint}");
+    println!("HTTP listening on http://{http_addr}");
+
+    let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
+    if first {
+        let (_, token) = admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
+        let path = dir.join(INITIAL_TOKEN_FILE);
+        keys::write_private_atomic(&path, format!("{}\n", token.expose()).as_bytes())?;
+        println!("Initial admin token (shown once; also in {}):", path.display());
+        println!("  {}", token.expose());
+    }
+    let local_http = local_url(http_addr);
+    if !args.local_agent {
+        println!("Next: nextdeploy login --hub {local_http} --token <admin token>");
+    }
+
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let mut local = None;
+    if args.local_agent {
+        let ssh_target = loopback(ssh_addr);
+        local = Some(tokio::spawn(crate::serve::local::run(
+            store.clone(),
+            fingerprint.clone(),
+            dir.join("local-agent"),
+            ssh_target,
+            local_http,
+            shutdown.clone(),
+        )));
+    }
+    let r = crate::run(config, ssh, http, key, store, shutdown).await;
+    if let Some(l) = local {
+        let _ = tokio::time::timeout(Duration::from_secs(10), l).await;
+    }
+    info!("hub stopped");
+    r
+}
+
+fn loopback(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+fn local_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{}", loopback(addr))
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            warn!("cannot install the SIGTERM handler");
+            return;
+        };
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            count += 1;
+            if count == 1 {
+                info!("shutting down (send the signal again to exit at once)");
+                shutdown.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Save a CLI login for the local user unless a working one is saved.
+async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Result<()> {
+    if let Ok(Some(saved)) = login::load_saved() {
+        if saved.hub == hub_url {
+            if let Ok(p) = nextdeploy_shared::token::parse(&saved.token) {
+                let id = p.id.clone();
+                if let Ok(Some(rec)) = crate::store::blocking(store, move |s| s.api_token(&id)).await {
+                    if rec.revoked_at.is_none()
+                        && nextdeploy_shared::token::verify_secret(p.secret.expose(), &rec.secret_hash)
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    let (_, token) = admin::create_api_token(store, "local-cli", Role::Admin, None).await?;
+    let path = login::save(&Login { hub: hub_url.to_string(), token: token.expose().clone() })?;
+    println!("Saved a CLI login for this user in {}", path.display());
+    Ok(())
+}
+
+/// The `--local-agent` companion: enrol (once) and run `nextdeploy-agent`
+/// as a child process that dials the hub over SSH like any remote agent.
+pub mod local {
+    use super::*;
+
+    fn agent_binary() -> PathBuf {
+        if let Ok(exe) = std::env::current_exe() {
+            if let Some(dir) = exe.parent() {
+                let p = dir.join("nextdeploy-agent");
+                if p.exists() {
+                    return p;
+                }
+            }
+        }
+        PathBuf::from("nextdeploy-agent")
+    }
+
+    fn local_name() -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let clean: String = host
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '-' })
+            .take(nextdeploy_shared::limits::MAX_NAME_LEN)
+            .collect();
+        if nextdeploy_shared::labels::validate_name(&clean).is_ok() {
+            clean
+        } else {
+            "local".into()
+        }
+    }
+
+    /// Enrol if needed, then run the agent until `shutdown`.
+    pub async fn run(
+        store: SharedStore,
+        fingerprint: String,
+        dir: PathBuf,
+        ssh_target: String,
+        hub_url: String,
+        shutdown: CancellationToken,
+    ) {
+        if let Err(e) = run_inner(&store, &fingerprint, &dir, &ssh_target, &hub_url, &shutdown).await {
+            warn!("local agent: {e:#}");
+            eprintln!("local agent failed: {e:#}");
+        }
+    }
+
+    async fn run_inner(
+        store: &SharedStore,
+        fingerprint: &str,
+        dir: &Path,
+        ssh_target: &str,
+        hub_url: &str,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        ensure_local_login(store, hub_url).await?;
+        let bin = agent_binary();
+        let config = dir.join("agent.toml");
+        prepare_dir(dir)?;
+        if !config.exists() {
+            let mut name = local_name();
+            let exists = {
+                let n = name.clone();
+                crate::store::blocking(store, move |s| s.agent_by_name(&n)).await?
+            };
+            if exists.is_some_and(|a| a.revoked_at.is_none()) {
+                name = format!("{name}-local");
+            }
+            let labels = parse_labels("local=true").map_err(anyhow::Error::msg)?;
+            let (_, token) = admin::create_join_token(store, fingerprint, &name, labels, Duration::from_secs(300), "hub --local-agent").await?;
+            let out = tokio::process::Command::new(&bin)
+                .arg("enroll")
+                .arg("--hub")
+                .arg(ssh_target)
+                .arg("--token")
+                .arg(token.expose())
+                .arg("--config")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .with_context(|| format!("cannot run {} (build it with cargo build --workspace)", bin.display()))?;
+            if !out.status.success() {
+                bail!("enrolment failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        let mut child = tokio::process::Command::new(&bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let name = std::fs::read_to_string(&config)
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("name = ").map(|v| v.trim_matches('"').to_string())))
+            .unwrap_or_else(local_name);
+        println!("Local agent {name:?} is connecting over SSH. Try:");
+        println!("  nextdeploy agent list");
+        println!("  nextdeploy agent info --server={name}");
+        println!("  nextdeploy agent ping --server={name}");
+        tokio::select! {
+            status = child.wait() => {
+                bail!("the local agent exited: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
+            }
+            _ = shutdown.cancelled() => {
+                if let Some(pid) = child.id() {
+                    // SIGTERM lets the agent close its connection cleanly.
+                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                }
+                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! The russh `Handler`: thin. It authenticates by public key against the store
+//! and refuses everything a plain SSH client could ask for; the conversation
+//! itself runs in [`super::session`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nextdeploy_shared::keys;
+use nextdeploy_shared::protocol::ENROLL_USER_PREFIX;
+use nextdeploy_shared::time::now_unix;
+use russh::keys::{Algorithm, PublicKey};
+use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId};
+use tracing::{debug, info, warn, Instrument};
+
+use super::session;
+use super::PreAuthSlot;
+use crate::store::{self, AgentRecord};
+use crate::Services;
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// An enrolled, unrevoked agent.
+    Agent(AgentRecord),
+    /// A new key presenting a join token id; it must still prove the secret.
+    Enroll {
+        /// The join token's id.
+        token_id: String,
+        /// The new key.
+        key: PublicKey,
+    },
+}
+
+/// One per TCP connection.
+pub struct SshHandler {
+    svc: Arc<Services>,
+    peer: SocketAddr,
+    slot: Option<PreAuthSlot>,
+    authenticated: Arc<AtomicBool>,
+    identity: Option<Identity>,
+}
+
+impl SshHandler {
+    /// A handler for a connection from `peer`.
+    pub fn new(
+        svc: Arc<Services>,
+        peer: SocketAddr,
+        slot: PreAuthSlot,
+        authenticated: Arc<AtomicBool>,
+    ) -> Self {
+        SshHandler {
+            svc,
+            peer,
+            slot: Some(slot),
+            authenticated,
+            identity: None,
+        }
+    }
+
+    /// Who `key` may log in as under `user`, if anyone.
+    async fn check(&self, user: &str, key: &PublicKey) -> Option<Identity> {
+        if key.algorithm() != Algorithm::Ed25519 {
+            return None;
+        }
+        if let Some(token_id) = user.strip_prefix(ENROLL_USER_PREFIX) {
+            let id = token_id.to_string();
+            let t = store::blocking(&self.svc.store, move |s| s.join_token(&id))
+                .await
+                .ok()
+                .flatten()?;
+            // The secret is checked later, over the channel; here only whether
+            // a conversation is worth having.
+            if t.used_at.is_some() || t.expires_at <= now_unix() {
+                return None;
+            }
+            return Some(Identity::Enroll {
+                token_id: token_id.to_string(),
+                key: key.clone(),
+            });
+        }
+        let line = keys::public_line(key);
+        let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line))
+            .await
+            .ok()
+            .flatten()?;
+        if rec.revoked_at.is_some() {
+            return None;
+        }
+        Some(Identity::Agent(rec))
+    }
+}
+
+impl russh::server::Handler for SshHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match self.check(user, offer.public_key).await {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        match self.check(user, key.public_key).await {
+            Some(identity) => {
+                self.identity = Some(identity);
+                Ok(Auth::Accept)
+            }
+            None => {
+                info!(fingerprint = %keys::fingerprint(key.public_key), "refused key");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        self.authenticated.store(true, Ordering::Release);
+        // Authenticated connections no longer count against the handshake caps.
+        self.slot = None;
+        let Some(identity) = self.identity.clone() else {
+            return Err(russh::Error::NotAuthenticated);
+        };
+        let handle = session.handle();
+        let svc = self.svc.clone();
+        let peer = self.peer;
+        let span = match &identity {
+            Identity::Agent(rec) => tracing::info_span!("agent", name = %rec.name, %peer),
+            Identity::Enroll { token_id, .. } => {
+                tracing::info_span!("enroll", token = %token_id, %peer)
+            }
+        };
+        self.svc
+            .tracker
+            .spawn(session::run(svc, handle, identity, peer).instrument(span));
+        Ok(())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        _channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // The hub opens every channel; nobody gets a shell, exec or subsystem.
+        warn!(peer = %self.peer, "refused a session channel opened by the client");
+        drop(reply);
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        _channel: ChannelId,
+        _data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Channel data is read from each Channel by its owner task.
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        debug!(peer = %self.peer, address, port = *port, "refused remote forwarding");
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        debug!(peer = %self.peer, socket_path, "refused streamlocal forwarding");
+        Ok(false)
+    }
+}

@@ -1,0 +1,261 @@
+//! One task per authenticated connection. The hub opens the channels: first
+//! the control channel (hello, then heartbeats both ways), registering the
+//! agent in the [`Registry`](crate::agents::Registry); or, for a new key with a
+//! join token, the enrolment exchange.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nextdeploy_shared::frame::{self, Decoder};
+use nextdeploy_shared::keys;
+use nextdeploy_shared::protocol::{
+    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
+    ReplyType,
+};
+use nextdeploy_shared::time::now_unix;
+use russh::keys::PublicKey;
+use russh::server::{Handle, Msg};
+use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
+use serde_json::{json, Value};
+use tracing::{debug, info, warn};
+
+use super::handler::Identity;
+use crate::store::{self, AgentRecord, AuditEntry};
+use crate::Services;
+
+/// How long the agent has to accept the control channel and say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an enrolling agent has to present its secret.
+const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Run the conversation of one authenticated connection.
+pub async fn run(svc: Arc<Services>, handle: Handle, identity: Identity, peer: SocketAddr) {
+    let outcome = match identity {
+        Identity::Agent(rec) => agent(&svc, &handle, rec, peer).await,
+        Identity::Enroll { token_id, key } => enroll(&svc, &handle, &token_id, &key).await,
+    };
+    let reason = match outcome {
+        Ok(reason) => {
+            debug!(reason, "closing connection");
+            reason
+        }
+        Err(e) => {
+            info!(error = %e, "closing connection");
+            e
+        }
+    };
+    let _ = handle
+        .disconnect(Disconnect::ByApplication, reason, "en".into())
+        .await;
+}
+
+async fn open_channel(
+    handle: &Handle,
+    action: &str,
+    payload: Value,
+) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), String> {
+    let channel = tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
+        .await
+        .map_err(|_| "the peer did not answer the channel open".to_string())?
+        .map_err(|e| format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}"))?;
+    let (read, write) = channel.split();
+    send(&write, &Downstream::Request { id: 0, action: action.into(), payload }).await?;
+    Ok((read, write))
+}
+
+async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), String> {
+    let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
+    write
+        .data_bytes(bytes)
+        .await
+        .map_err(|e| format!("write failed: {e}"))
+}
+
+/// The next reply frame, or why there is none.
+async fn next_reply(
+    read: &mut ChannelReadHalf,
+    decoder: &mut Decoder,
+    within: Duration,
+) -> Result<Reply, String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match decoder.next_message::<Reply>() {
+            Ok(Some((reply, _))) => return Ok(reply),
+            Ok(None) => {}
+            Err(e) => return Err(format!("bad frame from agent: {e}")),
+        }
+        match tokio::time::timeout_at(deadline, read.wait()).await {
+            Err(_) => return Err(format!("silent for {}s", within.as_secs())),
+            Ok(Some(ChannelMsg::Data { data })) => decoder.feed(&data),
+            Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
+                return Err("the agent closed the channel".into())
+            }
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
+async fn agent(
+    svc: &Arc<Services>,
+    handle: &Handle,
+    rec: AgentRecord,
+    peer: SocketAddr,
+) -> Result<String, String> {
+    let (mut read, write) = open_channel(handle, action::CONTROL, Value::Null).await?;
+    let mut decoder = Decoder::new();
+    let first = next_reply(&mut read, &mut decoder, HELLO_TIMEOUT).await?;
+    if first.kind != ReplyType::Hello {
+        return Err(format!("expected hello, got {:?}", first.kind));
+    }
+    let hello: Hello =
+        serde_json::from_value(first.data).map_err(|e| format!("malformed hello: {e}"))?;
+    let now = now_unix();
+    let conn_id = svc.registry.next_conn_id();
+    let cancel = svc.cancel.child_token();
+    let conn = svc.registry.new_conn(
+        rec.name.clone(),
+        rec.labels.clone(),
+        conn_id,
+        handle.clone(),
+        hello.clone(),
+        peer,
+        now,
+        cancel.clone(),
+    );
+    svc.registry.register(conn.clone());
+    {
+        let (name, addr, version, host) = (
+            rec.name.clone(),
+            peer.to_string(),
+            hello.version.clone(),
+            hello.hostname.clone(),
+        );
+        if let Err(e) = store::blocking(&svc.store, move |s| {
+            s.touch_agent(&name, now, Some(&addr), Some(&version), Some(&host))
+        })
+        .await
+        {
+            warn!(error = %e, "could not record the connection");
+        }
+    }
+    info!(version = %hello.version, hostname = %hello.hostname, "agent online");
+
+    let timeout = svc.config.heartbeat_timeout;
+    let reason = loop {
+        let msg = tokio::select! {
+            _ = cancel.cancelled() => break "connection replaced, revoked or hub shutting down".to_string(),
+            m = tokio::time::timeout(timeout, read.wait()) => m,
+        };
+        match msg {
+            Err(_) => {
+                warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
+                break format!("no heartbeat for {}s", timeout.as_secs());
+            }
+            Ok(Some(ChannelMsg::Data { data })) => {
+                conn.last_seen.store(now_unix(), Ordering::Relaxed);
+                decoder.feed(&data);
+                loop {
+                    match decoder.next_message::<Reply>() {
+                        Ok(Some((reply, _))) if reply.kind == ReplyType::Heartbeat => {
+                            let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
+                            if let Err(e) = send(&write, &Downstream::Heartbeat { seq }).await {
+                                debug!(error = %e, "heartbeat answer failed");
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!(error = %e, "bad control frame");
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
+                break "control channel closed".to_string()
+            }
+            Ok(Some(_)) => {}
+        }
+    };
+    let removed = svc.registry.unregister(&rec.name, conn_id);
+    let last = conn.last_seen.load(Ordering::Relaxed);
+    let name = rec.name.clone();
+    let _ = store::blocking(&svc.store, move |s| s.touch_agent(&name, last, None, None, None)).await;
+    if removed {
+        info!(reason = %reason, "agent offline");
+    }
+    Ok(reason)
+}
+
+async fn enroll(
+    svc: &Arc<Services>,
+    handle: &Handle,
+    token_id: &str,
+    key: &PublicKey,
+) -> Result<String, String> {
+    let (mut read, write) =
+        open_channel(handle, action::ENROLL, json!({ "token_id": token_id })).await?;
+    let mut decoder = Decoder::new();
+    let reply = next_reply(&mut read, &mut decoder, ENROLL_TIMEOUT).await?;
+    let answer: EnrollAnswer = match reply.kind {
+        ReplyType::Result => serde_json::from_value(reply.data)
+            .map_err(|e| format!("malformed enrolment answer: {e}"))?,
+        other => return Err(format!("expected the enrolment answer, got {other:?}")),
+    };
+    let line = keys::public_line(key);
+    let fingerprint = keys::fingerprint(key);
+    let (id, fp) = (token_id.to_string(), fingerprint.clone());
+    let secret = answer.secret;
+    let result = store::blocking(&svc.store, move |s| {
+        s.consume_join_token(&id, &secret, &line, &fp, now_unix())
+    })
+    .await;
+    let (outcome, detail) = match result {
+        Ok(Ok(rec)) => {
+            info!(name = %rec.name, %fingerprint, hostname = %answer.hostname, "agent enrolled");
+            let data = serde_json::to_value(EnrollOutcome {
+                name: rec.name.clone(),
+                labels: rec.labels.clone(),
+            })
+            .unwrap_or(Value::Null);
+            (Downstream::Outcome { ok: true, data }, format!("enrolled {} ({fingerprint})", rec.name))
+        }
+        Ok(Err(refusal)) => {
+            info!(reason = %refusal, "enrolment refused");
+            let body = ErrorBody { code: ErrorCode::Forbidden, message: refusal.to_string() };
+            (
+                Downstream::Outcome { ok: false, data: serde_json::to_value(body).unwrap_or(Value::Null) },
+                format!("refused: {refusal}"),
+            )
+        }
+        Err(e) => {
+            warn!(error = %e, "enrolment failed");
+            let body = ErrorBody { code: ErrorCode::Internal, message: e.to_string() };
+            (
+                Downstream::Outcome { ok: false, data: serde_json::to_value(body).unwrap_or(Value::Null) },
+                format!("failed: {e}"),
+            )
+        }
+    };
+    let entry = AuditEntry {
+        at: now_unix(),
+        actor: format!("join-token:{token_id}"),
+        action: "enroll".into(),
+        target: fingerprint,
+        detail,
+    };
+    let _ = store::blocking(&svc.store, move |s| s.audit(&entry)).await;
+    send(&write, &outcome).await?;
+    // Give the agent a moment to read the outcome and hang up itself.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(m) = read.wait().await {
+            if matches!(m, ChannelMsg::Close) {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok("enrolment finished".into())
+}

@@ -1,0 +1,231 @@
+//! The hub's state behind one narrow interface. SQLite is the embedded default
+//! ([`sqlite::SqliteStore`]); a PostgreSQL implementation is the planned second
+//! one for several hubs. Methods are synchronous: async callers go through
+//! [`blocking`], which runs them on tokio's blocking pool.
+
+pub mod sqlite;
+
+use nextdeploy_shared::labels::Labels;
+use serde::Serialize;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("store: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A value in the database could not be decoded.
+    #[error("store: corrupt value: {0}")]
+    Corrupt(String),
+    /// A unique name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The blocking task failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// Result alias of the store.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Roles of API tokens, from most to least powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Read and act on agents.
+    Operator,
+    /// Everything, including tokens and join tokens.
+    Admin,
+}
+
+impl Role {
+    /// Parse `admin`, `operator` or `viewer`.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "operator" => Some(Role::Operator),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// An enrolled agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentRecord {
+    /// Unique name.
+    pub name: String,
+    /// OpenSSH public key line (`ssh-ed25519 AAAA...`).
+    pub public_key: String,
+    /// `SHA256:...`.
+    pub fingerprint: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Unix time of enrolment.
+    pub enrolled_at: i64,
+    /// Unix time last heard from.
+    pub last_seen: Option<i64>,
+    /// Address of the last connection.
+    pub last_address: Option<String>,
+    /// Agent version of the last hello.
+    pub version: Option<String>,
+    /// Host name of the last hello.
+    pub hostname: Option<String>,
+    /// Unix time of revocation.
+    pub revoked_at: Option<i64>,
+}
+
+/// A join token (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinTokenRecord {
+    /// Public id.
+    pub id: String,
+    /// `sha256(secret)`; not serialized.
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// Name the agent will get.
+    pub name: String,
+    /// Labels the agent will get.
+    pub labels: Labels,
+    /// Unix time created.
+    pub created_at: i64,
+    /// Unix time it expires.
+    pub expires_at: i64,
+    /// Unix time used, if used.
+    pub used_at: Option<i64>,
+    /// Who created it (token name).
+    pub created_by: String,
+}
+
+/// An API token (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiTokenRecord {
+    /// Public id.
+    pub id: String,
+    /// `sha256(secret)`; not serialized.
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// A name for people.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Unix time created.
+    pub created_at: i64,
+    /// Unix time it expires, if ever.
+    pub expires_at: Option<i64>,
+    /// Unix time revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Unix time.
+    pub at: i64,
+    /// Who (token name, `agent:<name>` or `hub`).
+    pub actor: String,
+    /// What (`create_token`, `enroll`, `revoke_agent`, ...).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Outcome or detail.
+    pub detail: String,
+}
+
+/// Why consuming a join token failed. The reasons are told to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    /// No such id, or the secret is wrong (one message for both).
+    #[error("the join token is invalid")]
+    Invalid,
+    /// Already used.
+    #[error("the join token has already been used")]
+    Used,
+    /// Past its expiry.
+    #[error("the join token has expired")]
+    Expired,
+    /// The name is held by an enrolled, unrevoked agent.
+    #[error("an agent named {0:?} is already enrolled; revoke it first")]
+    NameTaken(String),
+}
+
+/// The narrow interface the hub needs from its store.
+pub trait Store: Send + Sync + 'static {
+    /// Agent by public key line, if enrolled (revoked ones included).
+    fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>>;
+    /// Agent by name.
+    fn agent_by_name(&self, name: &str) -> StoreResult<Option<AgentRecord>>;
+    /// All agents, by name.
+    fn list_agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    /// Record a connection or disconnection.
+    fn touch_agent(
+        &self,
+        name: &str,
+        at: i64,
+        address: Option<&str>,
+        version: Option<&str>,
+        hostname: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Mark an agent revoked; false if there is no such unrevoked agent.
+    fn revoke_agent(&self, name: &str, at: i64) -> StoreResult<bool>;
+
+    /// Store a new join token.
+    fn insert_join_token(&self, t: &JoinTokenRecord) -> StoreResult<()>;
+    /// A join token by id.
+    fn join_token(&self, id: &str) -> StoreResult<Option<JoinTokenRecord>>;
+    /// All join tokens, newest first.
+    fn list_join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>>;
+    /// Delete a join token; false if none.
+    fn delete_join_token(&self, id: &str) -> StoreResult<bool>;
+    /// Atomically check and consume a join token and enrol the agent with it.
+    /// Exactly one of any number of concurrent calls with the same token wins.
+    fn consume_join_token(
+        &self,
+        id: &str,
+        secret: &str,
+        public_key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> StoreResult<Result<AgentRecord, JoinRefusal>>;
+
+    /// Store a new API token.
+    fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()>;
+    /// An API token by id.
+    fn api_token(&self, id: &str) -> StoreResult<Option<ApiTokenRecord>>;
+    /// All API tokens, newest first.
+    fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>>;
+    /// Revoke an API token; false if none or already revoked.
+    fn revoke_api_token(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// Number of API tokens ever created (0 means a fresh store).
+    fn api_token_count(&self) -> StoreResult<u64>;
+
+    /// Append to the audit log.
+    fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// The newest `limit` audit entries.
+    fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Shared handle to the store.
+pub type SharedStore = std::sync::Arc<dyn Store>;
+
+/// Run a store call on the blocking pool.
+pub async fn blocking<T, F>(store: &SharedStore, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}

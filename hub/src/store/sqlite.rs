@@ -1,0 +1,523 @@
+//! SQLite implementation of [`Store`]: one connection behind a mutex, WAL mode,
+//! a busy timeout, and migrations applied at open (tracked in `user_version`).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nextdeploy_shared::labels::Labels;
+use nextdeploy_shared::token::verify_secret;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{
+    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store,
+    StoreError, StoreResult,
+};
+
+/// Schema versions, applied in order; index + 1 is the `user_version` after it.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE agents (
+    name         TEXT PRIMARY KEY,
+    public_key   TEXT NOT NULL UNIQUE,
+    fingerprint  TEXT NOT NULL,
+    labels       TEXT NOT NULL,
+    enrolled_at  INTEGER NOT NULL,
+    last_seen    INTEGER,
+    last_address TEXT,
+    version      TEXT,
+    hostname     TEXT,
+    revoked_at   INTEGER
+);
+CREATE TABLE join_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE api_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER
+);
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"#];
+
+/// The embedded store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path` and migrate it.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for unit tests.
+    pub fn in_memory() -> StoreResult<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> StoreResult<Self> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
+        // A poisoned lock only means another call panicked mid-way; SQLite's own
+        // transactions keep the data consistent, so carry on with the connection.
+        let mut guard = match self.conn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut guard)
+    }
+}
+
+fn labels_from(text: String) -> rusqlite::Result<Labels> {
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn labels_to(labels: &Labels) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
+}
+
+const AGENT_COLS: &str = "name, public_key, fingerprint, labels, enrolled_at, last_seen, last_address, version, hostname, revoked_at";
+
+fn agent_row(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
+    Ok(AgentRecord {
+        name: r.get(0)?,
+        public_key: r.get(1)?,
+        fingerprint: r.get(2)?,
+        labels: labels_from(r.get(3)?)?,
+        enrolled_at: r.get(4)?,
+        last_seen: r.get(5)?,
+        last_address: r.get(6)?,
+        version: r.get(7)?,
+        hostname: r.get(8)?,
+        revoked_at: r.get(9)?,
+    })
+}
+
+const JOIN_COLS: &str = "id, secret_hash, name, labels, created_at, expires_at, used_at, created_by";
+
+fn join_row(r: &Row<'_>) -> rusqlite::Result<JoinTokenRecord> {
+    Ok(JoinTokenRecord {
+        id: r.get(0)?,
+        secret_hash: r.get(1)?,
+        name: r.get(2)?,
+        labels: labels_from(r.get(3)?)?,
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        used_at: r.get(6)?,
+        created_by: r.get(7)?,
+    })
+}
+
+const API_COLS: &str = "id, secret_hash, name, role, created_at, expires_at, revoked_at";
+
+fn api_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
+    let role: String = r.get(3)?;
+    Ok(ApiTokenRecord {
+        id: r.get(0)?,
+        secret_hash: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        created_at: r.get(4)?,
+        expires_at: r.get(5)?,
+        revoked_at: r.get(6)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE public_key = ?1"),
+                [public_key],
+                agent_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn agent_by_name(&self, name: &str) -> StoreResult<Option<AgentRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE name = ?1"),
+                [name],
+                agent_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_agents(&self) -> StoreResult<Vec<AgentRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {AGENT_COLS} FROM agents ORDER BY name"))?;
+            let rows = st.query_map([], agent_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn touch_agent(
+        &self,
+        name: &str,
+        at: i64,
+        address: Option<&str>,
+        version: Option<&str>,
+        hostname: Option<&str>,
+    ) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET last_seen = ?2,
+                    last_address = COALESCE(?3, last_address),
+                    version = COALESCE(?4, version),
+                    hostname = COALESCE(?5, hostname)
+                 WHERE name = ?1",
+                params![name, at, address, version, hostname],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revoke_agent(&self, name: &str, at: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE agents SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, at],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn insert_join_token(&self, t: &JoinTokenRecord) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO join_tokens ({JOIN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    t.id,
+                    t.secret_hash,
+                    t.name,
+                    labels_to(&t.labels),
+                    t.created_at,
+                    t.expires_at,
+                    t.used_at,
+                    t.created_by
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn join_token(&self, id: &str) -> StoreResult<Option<JoinTokenRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {JOIN_COLS} FROM join_tokens WHERE id = ?1"),
+                [id],
+                join_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {JOIN_COLS} FROM join_tokens ORDER BY created_at DESC, id"
+            ))?;
+            let rows = st.query_map([], join_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn delete_join_token(&self, id: &str) -> StoreResult<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM join_tokens WHERE id = ?1", [id])? == 1))
+    }
+
+    fn consume_join_token(
+        &self,
+        id: &str,
+        secret: &str,
+        public_key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> StoreResult<Result<AgentRecord, JoinRefusal>> {
+        self.with(|c| {
+            // IMMEDIATE takes the write lock up front: concurrent consumers of one
+            // token serialize here, and only the first sees it unused.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let Some(t) = tx
+                .query_row(
+                    &format!("SELECT {JOIN_COLS} FROM join_tokens WHERE id = ?1"),
+                    [id],
+                    join_row,
+                )
+                .optional()?
+            else {
+                return Ok(Err(JoinRefusal::Invalid));
+            };
+            if !verify_secret(secret, &t.secret_hash) {
+                return Ok(Err(JoinRefusal::Invalid));
+            }
+            if t.used_at.is_some() {
+                return Ok(Err(JoinRefusal::Used));
+            }
+            if t.expires_at <= now {
+                return Ok(Err(JoinRefusal::Expired));
+            }
+            let existing: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT revoked_at FROM agents WHERE name = ?1",
+                    [&t.name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(None) => return Ok(Err(JoinRefusal::NameTaken(t.name))),
+                Some(Some(_)) => {
+                    tx.execute("DELETE FROM agents WHERE name = ?1", [&t.name])?;
+                }
+                None => {}
+            }
+            tx.execute(
+                "UPDATE join_tokens SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+                params![id, now],
+            )?;
+            let rec = AgentRecord {
+                name: t.name.clone(),
+                public_key: public_key.to_string(),
+                fingerprint: fingerprint.to_string(),
+                labels: t.labels.clone(),
+                enrolled_at: now,
+                last_seen: None,
+                last_address: None,
+                version: None,
+                hostname: None,
+                revoked_at: None,
+            };
+            let inserted = tx.execute(
+                &format!("INSERT INTO agents ({AGENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, NULL, NULL, NULL)"),
+                params![rec.name, rec.public_key, rec.fingerprint, labels_to(&rec.labels), now],
+            );
+            match inserted {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::Conflict(
+                        "this key is already enrolled under another name".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit()?;
+            Ok(Ok(rec))
+        })
+    }
+
+    fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                &format!("INSERT INTO api_tokens ({API_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                params![
+                    t.id,
+                    t.secret_hash,
+                    t.name,
+                    t.role.as_str(),
+                    t.created_at,
+                    t.expires_at,
+                    t.revoked_at
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn api_token(&self, id: &str) -> StoreResult<Option<ApiTokenRecord>> {
+        self.with(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {API_COLS} FROM api_tokens WHERE id = ?1"),
+                [id],
+                api_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {API_COLS} FROM api_tokens ORDER BY created_at DESC, id"
+            ))?;
+            let rows = st.query_map([], api_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn revoke_api_token(&self, id: &str, at: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, at],
+            )? == 1)
+        })
+    }
+
+    fn api_token_count(&self) -> StoreResult<u64> {
+        self.with(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM api_tokens", [], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.at, e.actor, e.action, e.target, e.detail],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit], |r| {
+                Ok(AuditEntry {
+                    at: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nextdeploy_shared::token::hash_secret;
+
+    fn join(store: &SqliteStore, id: &str, secret: &str, name: &str, expires_at: i64) {
+        store
+            .insert_join_token(&JoinTokenRecord {
+                id: id.into(),
+                secret_hash: hash_secret(secret),
+                name: name.into(),
+                labels: Labels::new(),
+                created_at: 0,
+                expires_at,
+                used_at: None,
+                created_by: "test".into(),
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn join_token_consumed_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        join(&s, "t1", "sec", "a1", 100);
+        assert_eq!(
+            s.consume_join_token("t1", "bad", "k1", "f1", 10).unwrap().unwrap_err(),
+            JoinRefusal::Invalid
+        );
+        assert_eq!(
+            s.consume_join_token("nope", "sec", "k1", "f1", 10).unwrap().unwrap_err(),
+            JoinRefusal::Invalid
+        );
+        let rec = s.consume_join_token("t1", "sec", "k1", "f1", 10).unwrap().unwrap();
+        assert_eq!(rec.name, "a1");
+        assert_eq!(
+            s.consume_join_token("t1", "sec", "k2", "f2", 11).unwrap().unwrap_err(),
+            JoinRefusal::Used
+        );
+        join(&s, "t2", "sec", "a2", 5);
+        assert_eq!(
+            s.consume_join_token("t2", "sec", "k3", "f3", 10).unwrap().unwrap_err(),
+            JoinRefusal::Expired
+        );
+    }
+
+    #[test]
+    fn name_taken_until_revoked() {
+        let s = SqliteStore::in_memory().unwrap();
+        join(&s, "t1", "x", "web", 100);
+        join(&s, "t2", "x", "web", 100);
+        s.consume_join_token("t1", "x", "k1", "f1", 1).unwrap().unwrap();
+        assert!(matches!(
+            s.consume_join_token("t2", "x", "k2", "f2", 2).unwrap(),
+            Err(JoinRefusal::NameTaken(_))
+        ));
+        // The refused attempt did not burn the token.
+        assert!(s.join_token("t2").unwrap().unwrap().used_at.is_none());
+        assert!(s.revoke_agent("web", 3).unwrap());
+        let rec = s.consume_join_token("t2", "x", "k2", "f2", 4).unwrap().unwrap();
+        assert_eq!(rec.public_key, "k2");
+        assert!(s.agent_by_key("k1").unwrap().is_none());
+    }
+
+    #[test]
+    fn api_tokens_and_audit() {
+        let s = SqliteStore::in_memory().unwrap();
+        assert_eq!(s.api_token_count().unwrap(), 0);
+        s.insert_api_token(&ApiTokenRecord {
+            id: "i".into(),
+            secret_hash: hash_secret("s"),
+            name: "n".into(),
+            role: Role::Operator,
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+        })
+        .unwrap();
+        assert_eq!(s.api_token("i").unwrap().unwrap().role, Role::Operator);
+        assert!(s.revoke_api_token("i", 2).unwrap());
+        assert!(!s.revoke_api_token("i", 3).unwrap());
+        s.audit(&AuditEntry {
+            at: 1,
+            actor: "a".into(),
+            action: "x".into(),
+            target: "t".into(),
+            detail: "d".into(),
+        })
+        .unwrap();
+        assert_eq!(s.audit_tail(10).unwrap().len(), 1);
+    }
+}

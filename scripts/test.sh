@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The project's one test command: installs what the end-to-end tests need
+# (Docker Engine, OpenSSH client and server, busybox-static, iproute2) on a
+# fresh Debian 12 machine, then builds and tests the whole workspace.
+# Extra arguments are passed to `cargo test --workspace`.
+#
+# Runs as root (or with passwordless sudo for the install step).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "not root and no sudo: cannot install packages"
+    SUDO="sudo"
+fi
+
+APT_UPDATED=0
+apt_install() {
+    [ "$#" -gt 0 ] || return 0
+    command -v apt-get >/dev/null 2>&1 || die "missing packages ($*) and no apt-get"
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+# --- packages the tests need (install only what is missing) -----------------
+missing=()
+command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 \
+    && command -v ssh-keyscan >/dev/null 2>&1 || missing+=(openssh-client)
+[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || missing+=(openssh-server)
+[ -x /bin/busybox ] || dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+
+docker_ok() { docker info >/dev/null 2>&1; }
+if ! docker_ok; then
+    if ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ] \
+        || ! command -v docker >/dev/null 2>&1; then
+        missing+=(docker.io)
+    fi
+fi
+apt_install "${missing[@]}"
+
+# --- Docker Engine -----------------------------------------------------------
+if ! docker_ok; then
+    dockerd_bin="$(command -v dockerd || echo /usr/sbin/dockerd)"
+    [ -x "$dockerd_bin" ] || die "dockerd not found after installing docker.io"
+    log "starting dockerd in the background (log: /tmp/dockerd.log)"
+    $SUDO sh -c "nohup '$dockerd_bin' >/tmp/dockerd.log 2>&1 &"
+    deadline=$((SECONDS + 60))
+    until docker_ok; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            tail -n 50 /tmp/dockerd.log >&2 || true
+            die "docker info still failing 60 s after starting dockerd (see /tmp/dockerd.log)"
+        fi
+        sleep 1
+    done
+    log "dockerd is up"
+fi
+
+# --- build and test ----------------------------------------------------------
+command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust: https://rustup.rs)"
+log "cargo build --workspace"
+cargo build --workspace
+log "cargo test --workspace $*"
+cargo test --workspace "$@"

@@ -1,0 +1,242 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Join tokens: used, expired, forged and concurrently reused ones are
+//! refused. API tokens: the viewer role cannot act. No token is readable
+//! from the store or the hub's log.
+
+use std::time::Duration;
+
+use nextdeploy_tests::*;
+
+fn enroll_fresh(hub: &Hub, token: &str) -> (TempDir, Output) {
+    let dir = TempDir::new("enrol").unwrap();
+    let out = agent_enroll(&hub.ssh_addr(), token, &dir.path().join("agent.toml")).unwrap();
+    (dir, out)
+}
+
+fn agent_names(hub: &Hub) -> Vec<String> {
+    hub.agent_list()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn used_token_is_refused() {
+    let hub = start_hub().unwrap();
+    let jt = hub.join_token("once", "env=dev", "1h").unwrap();
+    let (_d1, first) = enroll_fresh(&hub, &jt.token);
+    first.ok().unwrap();
+    let (d2, second) = enroll_fresh(&hub, &jt.token);
+    let second = second.failed().unwrap();
+    assert!(second.mentions("used"), "{}", second.describe());
+    assert!(
+        !d2.path().join("agent.toml").exists(),
+        "a refused enrolment must not leave a config"
+    );
+    assert_eq!(agent_names(&hub), vec!["once".to_string()]);
+}
+
+#[test]
+fn expired_token_is_refused() {
+    let hub = start_hub().unwrap();
+    let jt = hub.join_token("late", "env=dev", "1s").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let (_d, out) = enroll_fresh(&hub, &jt.token);
+    let out = out.failed().unwrap();
+    assert!(out.mentions("expired"), "{}", out.describe());
+    assert!(agent_names(&hub).is_empty());
+}
+
+#[test]
+fn forged_token_is_refused() {
+    let hub = start_hub().unwrap();
+    let jt = hub.join_token("forged", "env=dev", "1h").unwrap();
+    let mut parts: Vec<String> = jt.token.split('_').map(str::to_string).collect();
+    assert!(parts.len() >= 3, "unexpected token shape: {}", jt.token);
+    let secret = &mut parts[2];
+    let first = secret.chars().next().unwrap();
+    let flipped = if first == '0' { '1' } else { '0' };
+    secret.replace_range(0..1, &flipped.to_string());
+    let forged = parts.join("_");
+    assert_ne!(forged, jt.token);
+    let (_d, out) = enroll_fresh(&hub, &forged);
+    let out = out.failed().unwrap();
+
+    // an unknown id gets the same answer as a wrong secret
+    let mut parts2: Vec<String> = jt.token.split('_').map(str::to_string).collect();
+    let id = &mut parts2[1];
+    let c = id.chars().next().unwrap();
+    id.replace_range(0..1, if c == '0' { "1" } else { "0" });
+    let (_d2, out2) = enroll_fresh(&hub, &parts2.join("_"));
+    let out2 = out2.failed().unwrap();
+    assert!(agent_names(&hub).is_empty());
+    assert!(
+        !out2.stderr.contains(&jt.token) && !out.stderr.contains(&forged),
+        "errors must not echo tokens"
+    );
+
+    // the real token still works afterwards
+    let (_d3, ok) = enroll_fresh(&hub, &jt.token);
+    ok.ok().unwrap();
+}
+
+#[test]
+fn fifty_concurrent_uses_make_one_agent() {
+    let hub = start_hub().unwrap();
+    let jt = hub.join_token("race", "env=dev", "1h").unwrap();
+    let before = agent_names(&hub);
+    let results: Vec<(TempDir, Output)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| s.spawn(|| enroll_fresh(&hub, &jt.token)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok: Vec<_> = results.iter().filter(|(_, o)| o.success()).collect();
+    assert_eq!(
+        ok.len(),
+        1,
+        "exactly one enrolment must succeed; successes:\n{}",
+        ok.iter()
+            .map(|(_, o)| o.describe())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for (_, o) in results.iter().filter(|(_, o)| !o.success()) {
+        assert!(
+            !o.stderr.trim().is_empty(),
+            "refusal without a message: {}",
+            o.describe()
+        );
+    }
+    let after = agent_names(&hub);
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert!(after.contains(&"race".to_string()));
+    // the winner can run
+    let (dir, _) = ok[0];
+    let cfg = dir.path().join("agent.toml");
+    assert!(cfg.is_file());
+}
+
+#[test]
+fn viewer_cannot_revoke_but_can_list() {
+    let hub = start_hub().unwrap();
+    let _agent = enroll_agent(&hub, "precious", "env=prod").unwrap();
+    wait_online(&hub, &["precious"], Duration::from_secs(15)).unwrap();
+    let v = hub
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "v"])
+        .unwrap();
+    assert_eq!(v["role"], json!("viewer"), "{v}");
+    assert_eq!(v["name"], json!("v"), "{v}");
+    let viewer = v["token"].as_str().unwrap().to_string();
+    assert!(viewer.starts_with("nda_"), "{viewer}");
+
+    let out = hub
+        .cli_as(&viewer, &["agent", "revoke", "precious"])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(
+        out.mentions("permission") || out.mentions("forbidden"),
+        "{}",
+        out.describe()
+    );
+    let list = hub.cli_json_as(&viewer, &["agent", "list"]).unwrap();
+    let e = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "precious")
+        .unwrap();
+    assert_eq!(
+        e["online"],
+        json!(true),
+        "the viewer's revoke must not act: {e}"
+    );
+    // a viewer cannot mint tokens either
+    hub.cli_as(
+        &viewer,
+        &["join-token", "create", "--name", "x", "--ttl", "1h"],
+    )
+    .unwrap()
+    .failed()
+    .unwrap();
+    hub.cli_as(
+        &viewer,
+        &["token", "create", "--role", "admin", "--name", "x"],
+    )
+    .unwrap()
+    .failed()
+    .unwrap();
+    // a bad token is refused
+    let out = hub
+        .cli_as(
+            "nda_000000000000_000000000000000000000000000000000000000000000000",
+            &["agent", "list"],
+        )
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(!out.stderr.trim().is_empty());
+}
+
+#[test]
+fn tokens_are_not_readable_from_store_or_log() {
+    let hub = start_hub().unwrap();
+    let jt_unused = hub.join_token("unused", "env=dev", "1h").unwrap();
+    let jt_used = hub.join_token("used", "env=dev", "1h").unwrap();
+    let _agent = Agent::enroll(&hub, "used", &jt_used.token).unwrap();
+    let viewer = hub
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "v"])
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let operator = hub
+        .cli_json(&["token", "create", "--role", "operator", "--name", "o"])
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // use the tokens once so any lazy write has happened
+    hub.cli_json_as(&viewer, &["agent", "list"]).unwrap();
+    hub.cli_json_as(&operator, &["agent", "list"]).unwrap();
+
+    let db = hub.data_dir.join("nextdeploy.db");
+    assert!(db.is_file(), "store not at {}", db.display());
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    for (label, t) in [
+        ("join (unused)", &jt_unused.token),
+        ("join (used)", &jt_used.token),
+        ("viewer", &viewer),
+        ("operator", &operator),
+        ("admin", &hub.admin_token),
+    ] {
+        secrets.push((format!("{label} token"), t.clone()));
+        let secret = t.split('_').nth(2).unwrap().to_string();
+        assert!(secret.len() >= 32, "secret shorter than 128 bits: {label}");
+        secrets.push((format!("{label} secret"), secret));
+    }
+    let files = read_tree(&hub.data_dir).unwrap();
+    assert!(files.iter().any(|(p, _)| p == &db));
+    for (path, bytes) in &files {
+        if path.ends_with("initial-admin-token") {
+            continue; // written for scripts on purpose
+        }
+        for (label, s) in &secrets {
+            assert!(
+                !contains_bytes(bytes, s.as_bytes()),
+                "{label} readable in {}",
+                path.display()
+            );
+        }
+    }
+    // the hub log never shows join or non-initial API tokens
+    let log = hub.log_text();
+    for (label, s) in &secrets {
+        if label.starts_with("admin") {
+            continue; // printed once at first start, by design
+        }
+        assert!(!log.contains(s.as_str()), "{label} in the hub log");
+    }
+}
