@@ -1,1 +1,134 @@
-fn main(){}
+//! `nextdeploy-agent`: dials out to the hub over SSH (no listening port) and
+//! serves requests about this machine and its Docker Engine.
+//!
+//! Layout: [`config`] (the TOML file), [`enroll`] (first contact with a join
+//! token), [`connection`] (dial, pin, backoff), [`channel`] (the channels the
+//! hub opens: control, enrol, requests with credit), [`dispatch`] (actions),
+//! [`sysinfo`] (host facts), [`docker`] (the engine through bollard).
+
+mod channel;
+mod config;
+mod connection;
+mod dispatch;
+mod docker;
+mod enroll;
+mod sysinfo;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::channel::Ctx;
+use crate::config::{AgentConfig, DEFAULT_CONFIG};
+
+/// NextDeploy agent.
+#[derive(Debug, Parser)]
+#[command(name = "nextdeploy-agent", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Enrol with a hub using a one-time join token.
+    Enroll {
+        /// The hub's SSH address, host:port.
+        #[arg(long)]
+        hub: String,
+        /// The join token (ndj_...).
+        #[arg(long, env = "NEXTDEPLOY_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Where to write the config (the key goes beside it).
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Enrol again even if a config exists (makes a new key).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Connect to the hub and serve it until stopped.
+    Run {
+        /// The config written by enroll.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// First SIGINT/SIGTERM: graceful. Second: exit at once.
+fn signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            warn!("cannot install the SIGTERM handler");
+            return;
+        };
+        let mut n = 0;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            n += 1;
+            if n == 1 {
+                info!("shutting down (send the signal again to exit at once)");
+                shutdown.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+async fn run(config: PathBuf) -> anyhow::Result<()> {
+    let cfg = AgentConfig::load(&config)?;
+    let key = nextdeploy_shared::keys::read_private(&cfg.key_path)
+        .with_context(|| "cannot load the agent key".to_string())?;
+    info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
+    let shutdown = CancellationToken::new();
+    signals(shutdown.clone());
+    let started = Instant::now();
+    let interval = Duration::from_secs(cfg.heartbeat_interval_s);
+    connection::run(
+        cfg.hub.clone(),
+        cfg.hub_fingerprint.clone(),
+        Arc::new(key),
+        move |conn_cancel| {
+            Arc::new(Ctx { started, heartbeat_interval: interval, conn_cancel, enroll: None })
+        },
+        shutdown,
+    )
+    .await;
+    info!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Cmd::Enroll { hub, token, config, force } => enroll::run(&hub, &token, &config, force).await.map(|cfg| {
+            println!("Enrolled as {} (labels: {})", cfg.name, nextdeploy_shared::labels::format_labels(&cfg.labels));
+            println!("Hub {} pinned at {}", cfg.hub, cfg.hub_fingerprint);
+            println!("Config: {}", config.display());
+            println!("Key: {} (0600, never leaves this machine)", cfg.key_path.display());
+            println!("Start with: nextdeploy-agent run --config {}", config.display());
+        }),
+        Cmd::Run { config } => run(config).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

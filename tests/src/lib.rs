@@ -755,6 +755,22 @@ pub fn agent_enroll(hub_ssh_addr: &str, token: &str, config: &Path) -> Result<Ou
     run_bounded(cmd, CLI_TIMEOUT)
 }
 
+/// After a successful enrolment: the config exists and the private key
+/// beside it is mode 0600.
+pub fn check_enrolled_files(config: &Path, key: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !config.is_file() {
+        bail!("enrol exited 0 but wrote no config at {}", config.display());
+    }
+    let meta = fs::metadata(key)
+        .with_context(|| format!("enrol exited 0 but wrote no key at {}", key.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode != 0o600 {
+        bail!("agent key {} has mode {mode:o}, want 600", key.display());
+    }
+    Ok(())
+}
+
 impl Agent {
     /// Enrol with an existing join token into a fresh dir (does not start `run`).
     pub fn enroll(hub: &Hub, name: &str, token: &str) -> Result<Agent> {
@@ -765,6 +781,7 @@ impl Agent {
             .ok()
             .with_context(|| format!("enrol agent {name}\n{}", hub.log_tail()))?;
         let key = dir.path().join("agent_ed25519");
+        check_enrolled_files(&config, &key).with_context(|| out.describe())?;
         Ok(Agent {
             name: name.to_string(),
             config,

@@ -35,15 +35,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the hub (SSH server for agents, WebSocket API).
     Hub(HubArgs),
-    /// Save the hub URL and token for later commands (~/.config/nextdeploy, 0600).
-    Login {
-        /// Hub URL, e.g. http://bastion:8080.
-        #[arg(long = "hub", id = "login_hub")]
-        hub_url: Option<String>,
-        /// API token (nda_...).
-        #[arg(long = "token", id = "login_token")]
-        token_value: Option<String>,
-    },
+    /// Save the hub URL and token (--hub, --token) for later commands
+    /// (~/.config/nextdeploy/login.json, 0600).
+    Login,
     /// Forget the saved login.
     Logout,
     /// Show who the token is and which hub it talks to.
@@ -64,11 +58,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.output;
     match cli.command {
         Command::Hub(_) => unreachable_hub(),
-        Command::Login { hub_url, token_value } => {
-            let hub = hub_url.or(cli.hub).ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
-            let token = token_value
-                .or(cli.token)
-                .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
+        Command::Login => {
+            let hub = cli.hub.ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
+            let token = cli.token.ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
             tokens::login(&hub, token, out).await
         }
         Command::Logout => {
@@ -101,4 +93,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn unreachable_hub() -> anyhow::Result<()> {
     anyhow::bail!("the hub subcommand is handled by main")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

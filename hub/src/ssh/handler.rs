@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::ENROLL_USER_PREFIX;
-use nextdeploy_shared::time::now_unix;
 use russh::keys::{Algorithm, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
@@ -66,15 +65,13 @@ impl SshHandler {
         }
         if let Some(token_id) = user.strip_prefix(ENROLL_USER_PREFIX) {
             let id = token_id.to_string();
-            let t = store::blocking(&self.svc.store, move |s| s.join_token(&id))
+            // Only the id is checked here. Used or expired tokens still get a
+            // conversation, so the agent learns the reason; the hub tells it
+            // only after the secret checks out (see session::enroll).
+            store::blocking(&self.svc.store, move |s| s.join_token(&id))
                 .await
                 .ok()
                 .flatten()?;
-            // The secret is checked later, over the channel; here only whether
-            // a conversation is worth having.
-            if t.used_at.is_some() || t.expires_at <= now_unix() {
-                return None;
-            }
             return Some(Identity::Enroll {
                 token_id: token_id.to_string(),
                 key: key.clone(),

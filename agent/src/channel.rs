@@ -1,0 +1,219 @@
+//! The channels the hub opens on us. The first frame names the action:
+//! `control` (hello, then heartbeats both ways for the connection's life),
+//! `enroll` (the join-token secret, once), or a request, served by
+//! [`dispatch`](crate::dispatch) and streamed back within the hub's credit.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nextdeploy_shared::frame::{self, Decoder};
+use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
+use nextdeploy_shared::protocol::{
+    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply, ReplyType,
+};
+use nextdeploy_shared::secret::Secret;
+use russh::client::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// How long the hub has to send the first frame of a channel it opened.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Replies a handler may queue ahead of the writer; the writer itself waits
+/// for credit, so this only smooths bursts.
+const HANDLER_QUEUE: usize = 16;
+
+/// The enrolment in progress, when this connection is an enrolment.
+pub struct EnrollSlot {
+    /// The join token's secret, sent only on the pinned connection.
+    pub secret: Secret<String>,
+    /// Where the outcome goes.
+    pub done: Mutex<Option<oneshot::Sender<Result<EnrollOutcome, String>>>>,
+}
+
+/// What channel tasks of one connection share.
+pub struct Ctx {
+    /// Agent process start.
+    pub started: Instant,
+    /// Between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Cancelled to drop this connection (heartbeat lost, shutdown).
+    pub conn_cancel: CancellationToken,
+    /// Set on enrolment connections only.
+    pub enroll: Option<EnrollSlot>,
+}
+
+async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, String> {
+    let bytes = frame::encode(reply).map_err(|e| e.to_string())?;
+    let n = bytes.len();
+    write.data_bytes(bytes).await.map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Read the next hub frame. `None`: the channel is gone or broke the protocol.
+async fn next_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Downstream> {
+    loop {
+        match dec.next_message::<Downstream>() {
+            Ok(Some((d, _))) => return Some(d),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "bad frame from the hub");
+                return None;
+            }
+        }
+        match read.wait().await? {
+            ChannelMsg::Data { data } => dec.feed(&data),
+            ChannelMsg::Eof | ChannelMsg::Close => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Serve one channel opened by the hub.
+pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
+    let (mut read, write) = channel.split();
+    let mut dec = Decoder::new();
+    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_down(&mut read, &mut dec)).await;
+    let Ok(Some(Downstream::Request { id, action, payload })) = first else {
+        debug!("channel without a request; closing");
+        let _ = write.close().await;
+        return;
+    };
+    match (action.as_str(), ctx.enroll.is_some()) {
+        (action::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
+        (action::CONTROL, false) => control(read, dec, &write, &ctx).await,
+        (_, false) => request(id, action, payload, read, dec, &write, &ctx).await,
+        (_, true) => {
+            let _ = send(&write, &Reply::error(Some(id), ErrorCode::BadRequest, "this connection only enrols")).await;
+        }
+    }
+    let _ = write.close().await;
+}
+
+async fn control(mut read: ChannelReadHalf, mut dec: Decoder, write: &ChannelWriteHalf<Msg>, ctx: &Ctx) {
+    let hello = Hello {
+        hostname: crate::sysinfo::hostname(),
+        version: nextdeploy_shared::VERSION.to_string(),
+        os: crate::sysinfo::os_name(),
+        docker: crate::docker::status().await,
+    };
+    let reply = Reply::new(Some(0), ReplyType::Hello, serde_json::to_value(&hello).unwrap_or(Value::Null));
+    if send(write, &reply).await.is_err() {
+        ctx.conn_cancel.cancel();
+        return;
+    }
+    let mut tick = tokio::time::interval(ctx.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq: u64 = 0;
+    let mut last_ack = Instant::now();
+    loop {
+        tokio::select! {
+            _ = ctx.conn_cancel.cancelled() => return,
+            _ = tick.tick() => {
+                if last_ack.elapsed() > HEARTBEAT_TIMEOUT {
+                    warn!(secs = HEARTBEAT_TIMEOUT.as_secs(), "no heartbeat answer from the hub");
+                    ctx.conn_cancel.cancel();
+                    return;
+                }
+                seq += 1;
+                let hb = Reply::new(Some(0), ReplyType::Heartbeat, json!({ "seq": seq }));
+                if send(write, &hb).await.is_err() {
+                    ctx.conn_cancel.cancel();
+                    return;
+                }
+            }
+            d = next_down(&mut read, &mut dec) => match d {
+                Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
+                Some(_) => {}
+                None => {
+                    warn!("the hub closed the control channel");
+                    ctx.conn_cancel.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn enroll(mut read: ChannelReadHalf, mut dec: Decoder, write: &ChannelWriteHalf<Msg>, ctx: &Ctx) {
+    let Some(slot) = &ctx.enroll else { return };
+    let finish = |r: Result<EnrollOutcome, String>| {
+        if let Some(tx) = slot.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = tx.send(r);
+        }
+    };
+    let answer = EnrollAnswer { secret: slot.secret.expose().clone(), hostname: crate::sysinfo::hostname() };
+    let reply = Reply::result(Some(0), serde_json::to_value(&answer).unwrap_or(Value::Null));
+    if let Err(e) = send(write, &reply).await {
+        finish(Err(format!("could not send the enrolment: {e}")));
+        return;
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
+    match outcome {
+        Ok(Some(Downstream::Outcome { ok: true, data })) => {
+            finish(serde_json::from_value(data).map_err(|e| format!("malformed enrolment outcome: {e}")))
+        }
+        Ok(Some(Downstream::Outcome { ok: false, data })) => finish(Err(serde_json::from_value::<ErrorBody>(data)
+            .map(|b| b.message)
+            .unwrap_or_else(|_| "the hub refused the enrolment".into()))),
+        Ok(_) => finish(Err("the hub closed the enrolment without an answer".into())),
+        Err(_) => finish(Err("the hub did not answer the enrolment within 30s".into())),
+    }
+}
+
+/// Serve a request: run its handler and write its replies, each only when the
+/// hub has credit for it. The hub closing the channel cancels the handler.
+async fn request(
+    id: u64,
+    action: String,
+    payload: Value,
+    mut read: ChannelReadHalf,
+    mut dec: Decoder,
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+) {
+    let (tx, mut rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
+    let started = ctx.started;
+    let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, started, tx));
+    let mut credit: usize = STREAM_WINDOW as usize;
+    let mut pending: Option<(Vec<u8>, bool)> = None;
+    loop {
+        if let Some((bytes, terminal)) = pending.take() {
+            if bytes.len() <= credit {
+                credit -= bytes.len();
+                if write.data_bytes(bytes).await.is_err() || terminal {
+                    break;
+                }
+            } else {
+                pending = Some((bytes, terminal));
+            }
+        }
+        tokio::select! {
+            r = rx.recv(), if pending.is_none() => match r {
+                Some(reply) => match frame::encode(&reply) {
+                    Ok(bytes) => pending = Some((bytes, reply.kind.is_terminal())),
+                    Err(e) => {
+                        let err = Reply::error(Some(id), ErrorCode::TooLarge, format!("reply too large: {e}"));
+                        let _ = send(write, &err).await;
+                        break;
+                    }
+                },
+                None => {
+                    let _ = send(write, &Reply::error(Some(id), ErrorCode::AgentError, "the handler ended without an answer")).await;
+                    break;
+                }
+            },
+            d = next_down(&mut read, &mut dec) => match d {
+                Some(Downstream::Credit { bytes }) => credit = credit.saturating_add(bytes as usize),
+                Some(_) => {}
+                None => break,
+            },
+            _ = ctx.conn_cancel.cancelled() => break,
+        }
+    }
+    handler.abort();
+}

@@ -1,0 +1,93 @@
+//! The agent's configuration file (TOML), written by `enroll`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use nextdeploy_shared::labels::{validate_name, Labels};
+use serde::{Deserialize, Serialize};
+
+/// Default location of the configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent.toml";
+
+/// What the agent needs to reach its hub.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The hub's SSH address, `host:port`.
+    pub hub: String,
+    /// The hub host key fingerprint pinned at enrolment, `SHA256:...`.
+    pub hub_fingerprint: String,
+    /// The name the hub gave this agent (information; identity is the key).
+    pub name: String,
+    /// Labels the hub holds for this agent (information).
+    #[serde(default)]
+    pub labels: Labels,
+    /// Private key file (OpenSSH format, 0600).
+    pub key_path: PathBuf,
+    /// Seconds between application heartbeats.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval_s: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs()
+}
+
+impl AgentConfig {
+    /// Read and validate.
+    pub fn load(path: &Path) -> anyhow::Result<AgentConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("cannot read {} (enrol first: nextdeploy-agent enroll --hub HOST:PORT --token TOKEN)", path.display())
+        })?;
+        let cfg: AgentConfig =
+            toml::from_str(&text).with_context(|| format!("{} is not a valid agent config", path.display()))?;
+        cfg.validate().with_context(|| format!("{}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Check the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.hub_fingerprint.starts_with("SHA256:") || self.hub_fingerprint.len() != 50 {
+            bail!("hub_fingerprint must be SHA256:<43 base64 characters>");
+        }
+        if !self.hub.contains(':') {
+            bail!("hub must be host:port");
+        }
+        validate_name(&self.name).map_err(anyhow::Error::msg)?;
+        if !(2..=300).contains(&self.heartbeat_interval_s) {
+            bail!("heartbeat_interval_s must be between 2 and 300");
+        }
+        Ok(())
+    }
+
+    /// Write with mode 0600.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        nextdeploy_shared::keys::write_private_atomic(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_validation() {
+        let cfg = AgentConfig {
+            hub: "bastion:2222".into(),
+            hub_fingerprint: format!("SHA256:{}", "a".repeat(43)),
+            name: "prod-1".into(),
+            labels: nextdeploy_shared::labels::parse_labels("env=prod").unwrap(),
+            key_path: "/etc/nextdeploy/agent_ed25519".into(),
+            heartbeat_interval_s: 10,
+        };
+        let text = toml::to_string_pretty(&cfg).unwrap();
+        let back: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+        assert!(toml::from_str::<AgentConfig>(&format!("{text}\nbogus = 1\n")).is_err());
+        let mut bad = cfg.clone();
+        bad.hub_fingerprint = "MD5:xx".into();
+        assert!(bad.validate().is_err());
+    }
+}

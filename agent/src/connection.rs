@@ -1,0 +1,178 @@
+//! Dialling the hub: one outbound SSH connection, the hub's host key checked
+//! against the pin before anything is sent, and reconnection with exponential
+//! backoff and full jitter (reset after a stable period).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use nextdeploy_shared::keys;
+use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
+use rand::RngExt;
+use russh::client::{self, Msg, Session};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, Disconnect};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::channel::{self, Ctx};
+
+/// How long dialling plus the SSH handshake may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The russh client settings of the agent: keepalives so a dead hub is noticed
+/// within ~45 s even without application traffic.
+pub fn client_config() -> client::Config {
+    client::Config {
+        inactivity_timeout: Some(Duration::from_secs(90)),
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// Our russh client handler: pins the hub key, serves the channels the hub opens.
+pub struct Handler {
+    pin: String,
+    mismatch: Arc<Mutex<Option<String>>>,
+    ctx: Arc<Ctx>,
+}
+
+impl client::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some("the hub presented a certificate; a pinned plain key is expected".into());
+            return Ok(false);
+        };
+        let got = keys::fingerprint(key);
+        if got == self.pin {
+            Ok(true)
+        } else {
+            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                "hub host key mismatch: pinned {}, the hub presented {got}; refusing to talk to it",
+                self.pin
+            ));
+            Ok(false)
+        }
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::client::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        tokio::spawn(channel::serve(channel, self.ctx.clone()));
+        Ok(())
+    }
+}
+
+/// Connect, verify the pin and authenticate as `user` with `key`.
+pub async fn dial(
+    addr: &str,
+    pin: &str,
+    key: Arc<PrivateKey>,
+    user: &str,
+    ctx: Arc<Ctx>,
+) -> anyhow::Result<client::Handle<Handler>> {
+    let mismatch = Arc::new(Mutex::new(None));
+    let handler = Handler { pin: pin.to_string(), mismatch: mismatch.clone(), ctx };
+    let connect = client::connect(Arc::new(client_config()), addr, handler);
+    let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Err(_) => bail!("connecting to the hub at {addr} timed out"),
+        Ok(Err(e)) => {
+            if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                bail!("{m}");
+            }
+            bail!("cannot connect to the hub at {addr}: {e}");
+        }
+        Ok(Ok(h)) => h,
+    };
+    let auth = handle
+        .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
+        .await
+        .map_err(|e| anyhow!("authentication with the hub failed: {e}"))?;
+    if !auth.success() {
+        bail!("the hub refused this agent's key");
+    }
+    Ok(handle)
+}
+
+/// Full-jitter backoff: uniform in [0, min(max, min * 2^attempt)].
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling = BACKOFF_MIN
+        .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+        .min(BACKOFF_MAX);
+    let ms = rand::rng().random_range(0..=ceiling.as_millis() as u64);
+    Duration::from_millis(ms.max(50))
+}
+
+/// Stay connected until `shutdown`.
+pub async fn run(
+    addr: String,
+    pin: String,
+    key: Arc<PrivateKey>,
+    ctx_for: impl Fn(CancellationToken) -> Arc<Ctx>,
+    shutdown: CancellationToken,
+) {
+    let mut attempt: u32 = 0;
+    loop {
+        let started = Instant::now();
+        let conn_cancel = shutdown.child_token();
+        let ctx = ctx_for(conn_cancel.clone());
+        match dial(&addr, &pin, key.clone(), nextdeploy_shared::protocol::AGENT_USER, ctx).await {
+            Ok(mut handle) => {
+                info!(hub = %addr, "connected to the hub");
+                tokio::select! {
+                    r = &mut handle => match r {
+                        Ok(()) => warn!("the hub closed the connection"),
+                        Err(e) => warn!(error = %e, "connection to the hub lost"),
+                    },
+                    _ = conn_cancel.cancelled() => {
+                        let why = if shutdown.is_cancelled() { "agent shutting down" } else { "hub heartbeat lost" };
+                        info!(reason = why, "disconnecting");
+                        let _ = handle.disconnect(Disconnect::ByApplication, why, "en").await;
+                    }
+                }
+                conn_cancel.cancel();
+            }
+            Err(e) => warn!(error = %format!("{e:#}"), "cannot connect to the hub"),
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        if started.elapsed() >= BACKOFF_RESET_AFTER {
+            attempt = 0;
+        }
+        let delay = backoff(attempt);
+        attempt = attempt.saturating_add(1);
+        info!(delay_ms = delay.as_millis() as u64, "reconnecting");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_grows() {
+        for attempt in 0..40 {
+            let d = backoff(attempt);
+            assert!(d <= BACKOFF_MAX, "{attempt}: {d:?}");
+        }
+        // Early attempts stay under their ceiling.
+        for _ in 0..100 {
+            assert!(backoff(0) <= Duration::from_secs(1));
+            assert!(backoff(2) <= Duration::from_secs(4));
+        }
+    }
+}

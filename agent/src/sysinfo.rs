@@ -1,0 +1,82 @@
+//! Facts about the host, read from /proc and /etc: never made up.
+
+use std::time::Instant;
+
+use nextdeploy_shared::protocol::{AgentInfo, DockerStatus};
+
+fn read_trim(path: &str) -> String {
+    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// The host's name.
+pub fn hostname() -> String {
+    let h = read_trim("/proc/sys/kernel/hostname");
+    if h.is_empty() {
+        "unknown".into()
+    } else {
+        h
+    }
+}
+
+/// `PRETTY_NAME` from /etc/os-release.
+pub fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string())
+}
+
+/// A `kB` field of /proc/meminfo, in bytes.
+fn meminfo(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix(field)
+                    .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Everything `info` reports.
+pub fn collect(started: Instant, docker: DockerStatus) -> AgentInfo {
+    let host_uptime_s = read_trim("/proc/uptime")
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(|f| f as u64)
+        .unwrap_or(0);
+    AgentInfo {
+        hostname: hostname(),
+        os: os_name(),
+        kernel: read_trim("/proc/sys/kernel/osrelease"),
+        arch: std::env::consts::ARCH.to_string(),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        memory_total_bytes: meminfo("MemTotal"),
+        memory_available_bytes: meminfo("MemAvailable"),
+        agent_version: nextdeploy_shared::VERSION.to_string(),
+        agent_uptime_s: started.elapsed().as_secs(),
+        host_uptime_s,
+        docker,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_real_host_facts() {
+        let i = collect(Instant::now(), DockerStatus::default());
+        assert!(i.cpus >= 1);
+        assert!(i.memory_total_bytes > 0);
+        assert!(!i.kernel.is_empty());
+        assert!(i.host_uptime_s > 0);
+    }
+}
