@@ -78,7 +78,12 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let (mut read, write) = channel.split();
     let mut dec = Decoder::new();
     let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_down(&mut read, &mut dec)).await;
-    let Ok(Some(Downstream::Request { id, action, payload })) = first else {
+    let Ok(Some(Downstream::Request {
+        id,
+        action,
+        payload,
+    })) = first
+    else {
         debug!("channel without a request; closing");
         let _ = write.close().await;
         return;
@@ -88,20 +93,37 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         (action::CONTROL, false) => control(read, dec, &write, &ctx).await,
         (_, false) => request(id, action, payload, read, dec, &write, &ctx).await,
         (_, true) => {
-            let _ = send(&write, &Reply::error(Some(id), ErrorCode::BadRequest, "this connection only enrols")).await;
+            let _ = send(
+                &write,
+                &Reply::error(
+                    Some(id),
+                    ErrorCode::BadRequest,
+                    "this connection only enrols",
+                ),
+            )
+            .await;
         }
     }
     let _ = write.close().await;
 }
 
-async fn control(mut read: ChannelReadHalf, mut dec: Decoder, write: &ChannelWriteHalf<Msg>, ctx: &Ctx) {
+async fn control(
+    mut read: ChannelReadHalf,
+    mut dec: Decoder,
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+) {
     let hello = Hello {
         hostname: crate::sysinfo::hostname(),
         version: nextdeploy_shared::VERSION.to_string(),
         os: crate::sysinfo::os_name(),
         docker: crate::docker::status().await,
     };
-    let reply = Reply::new(Some(0), ReplyType::Hello, serde_json::to_value(&hello).unwrap_or(Value::Null));
+    let reply = Reply::new(
+        Some(0),
+        ReplyType::Hello,
+        serde_json::to_value(&hello).unwrap_or(Value::Null),
+    );
     if send(write, &reply).await.is_err() {
         ctx.conn_cancel.cancel();
         return;
@@ -139,27 +161,41 @@ async fn control(mut read: ChannelReadHalf, mut dec: Decoder, write: &ChannelWri
     }
 }
 
-async fn enroll(mut read: ChannelReadHalf, mut dec: Decoder, write: &ChannelWriteHalf<Msg>, ctx: &Ctx) {
+async fn enroll(
+    mut read: ChannelReadHalf,
+    mut dec: Decoder,
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+) {
     let Some(slot) = &ctx.enroll else { return };
     let finish = |r: Result<EnrollOutcome, String>| {
         if let Some(tx) = slot.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = tx.send(r);
         }
     };
-    let answer = EnrollAnswer { secret: slot.secret.expose().clone(), hostname: crate::sysinfo::hostname() };
-    let reply = Reply::result(Some(0), serde_json::to_value(&answer).unwrap_or(Value::Null));
+    let answer = EnrollAnswer {
+        secret: slot.secret.expose().clone(),
+        hostname: crate::sysinfo::hostname(),
+    };
+    let reply = Reply::result(
+        Some(0),
+        serde_json::to_value(&answer).unwrap_or(Value::Null),
+    );
     if let Err(e) = send(write, &reply).await {
         finish(Err(format!("could not send the enrolment: {e}")));
         return;
     }
-    let outcome = tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
     match outcome {
-        Ok(Some(Downstream::Outcome { ok: true, data })) => {
-            finish(serde_json::from_value(data).map_err(|e| format!("malformed enrolment outcome: {e}")))
+        Ok(Some(Downstream::Outcome { ok: true, data })) => finish(
+            serde_json::from_value(data).map_err(|e| format!("malformed enrolment outcome: {e}")),
+        ),
+        Ok(Some(Downstream::Outcome { ok: false, data })) => {
+            finish(Err(serde_json::from_value::<ErrorBody>(data)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| "the hub refused the enrolment".into())))
         }
-        Ok(Some(Downstream::Outcome { ok: false, data })) => finish(Err(serde_json::from_value::<ErrorBody>(data)
-            .map(|b| b.message)
-            .unwrap_or_else(|_| "the hub refused the enrolment".into()))),
         Ok(_) => finish(Err("the hub closed the enrolment without an answer".into())),
         Err(_) => finish(Err("the hub did not answer the enrolment within 30s".into())),
     }

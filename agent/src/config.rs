@@ -39,9 +39,10 @@ impl AgentConfig {
         let text = std::fs::read_to_string(path).with_context(|| {
             format!("cannot read {} (enrol first: nextdeploy-agent enroll --hub HOST:PORT --token TOKEN)", path.display())
         })?;
-        let cfg: AgentConfig =
-            toml::from_str(&text).with_context(|| format!("{} is not a valid agent config", path.display()))?;
-        cfg.validate().with_context(|| format!("{}", path.display()))?;
+        let cfg: AgentConfig = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid agent config", path.display()))?;
+        cfg.validate()
+            .with_context(|| format!("{}", path.display()))?;
         Ok(cfg)
     }
 

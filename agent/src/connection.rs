@@ -42,7 +42,10 @@ pub struct Handler {
 impl client::Handler for Handler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
             *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some("the hub presented a certificate; a pinned plain key is expected".into());
@@ -81,7 +84,11 @@ pub async fn dial(
     ctx: Arc<Ctx>,
 ) -> anyhow::Result<client::Handle<Handler>> {
     let mismatch = Arc::new(Mutex::new(None));
-    let handler = Handler { pin: pin.to_string(), mismatch: mismatch.clone(), ctx };
+    let handler = Handler {
+        pin: pin.to_string(),
+        mismatch: mismatch.clone(),
+        ctx,
+    };
     let connect = client::connect(Arc::new(client_config()), addr, handler);
     let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => bail!("connecting to the hub at {addr} timed out"),
@@ -125,7 +132,15 @@ pub async fn run(
         let started = Instant::now();
         let conn_cancel = shutdown.child_token();
         let ctx = ctx_for(conn_cancel.clone());
-        match dial(&addr, &pin, key.clone(), nextdeploy_shared::protocol::AGENT_USER, ctx).await {
+        match dial(
+            &addr,
+            &pin,
+            key.clone(),
+            nextdeploy_shared::protocol::AGENT_USER,
+            ctx,
+        )
+        .await
+        {
             Ok(mut handle) => {
                 info!(hub = %addr, "connected to the hub");
                 tokio::select! {

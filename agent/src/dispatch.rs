@@ -9,16 +9,32 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Serve one request.
-pub async fn handle(id: u64, name: String, _payload: Value, started: Instant, out: mpsc::Sender<Reply>) {
+pub async fn handle(
+    id: u64,
+    name: String,
+    _payload: Value,
+    started: Instant,
+    out: mpsc::Sender<Reply>,
+) {
     let id = Some(id);
     let replies = match name.as_str() {
-        action::PING => vec![Reply::result(id, json!({ "agent_time_ms": now_unix_ms() })), Reply::end(id)],
+        action::PING => vec![
+            Reply::result(id, json!({ "agent_time_ms": now_unix_ms() })),
+            Reply::end(id),
+        ],
         action::INFO => {
             let docker = crate::docker::status().await;
             let info = crate::sysinfo::collect(started, docker);
-            vec![Reply::result(id, serde_json::to_value(info).unwrap_or(Value::Null)), Reply::end(id)]
+            vec![
+                Reply::result(id, serde_json::to_value(info).unwrap_or(Value::Null)),
+                Reply::end(id),
+            ]
         }
-        other => vec![Reply::error(id, ErrorCode::UnknownAction, format!("this agent does not know the action {other:?}"))],
+        other => vec![Reply::error(
+            id,
+            ErrorCode::UnknownAction,
+            format!("this agent does not know the action {other:?}"),
+        )],
     };
     for r in replies {
         if out.send(r).await.is_err() {

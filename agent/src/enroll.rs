@@ -19,19 +19,30 @@ use crate::config::AgentConfig;
 use crate::connection;
 
 /// Enrol and write the config (0600) and key (0600) beside it.
-pub async fn run(hub: &str, token_text: &str, config_path: &Path, force: bool) -> anyhow::Result<AgentConfig> {
+pub async fn run(
+    hub: &str,
+    token_text: &str,
+    config_path: &Path,
+    force: bool,
+) -> anyhow::Result<AgentConfig> {
     let parsed = token::parse(token_text).map_err(anyhow::Error::msg)?;
     if parsed.kind != JOIN_PREFIX {
         bail!("that is not a join token (join tokens start with ndj_)");
     }
-    let pin = parsed.hub_fingerprint.clone().context("the join token carries no hub fingerprint")?;
+    let pin = parsed
+        .hub_fingerprint
+        .clone()
+        .context("the join token carries no hub fingerprint")?;
     if config_path.exists() && !force {
         bail!(
             "{} exists: this machine is already enrolled (pass --force to enrol again with a new key)",
             config_path.display()
         );
     }
-    let dir = config_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key_path = dir.join("agent_ed25519");
     let key = keys::generate(&format!("nextdeploy-agent@{}", crate::sysinfo::hostname()))?;
@@ -41,20 +52,27 @@ pub async fn run(hub: &str, token_text: &str, config_path: &Path, force: bool) -
         started: Instant::now(),
         heartbeat_interval: nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
         conn_cancel: CancellationToken::new(),
-        enroll: Some(EnrollSlot { secret: parsed.secret.clone(), done: Mutex::new(Some(tx)) }),
+        enroll: Some(EnrollSlot {
+            secret: parsed.secret.clone(),
+            done: Mutex::new(Some(tx)),
+        }),
     });
     let user = format!("{ENROLL_USER_PREFIX}{}", parsed.id);
     let handle = connection::dial(hub, &pin, Arc::new(key.clone()), &user, ctx)
         .await
         .map_err(|e| {
             if e.to_string().contains("refused this agent's key") {
-                anyhow::anyhow!("the hub does not know this join token (wrong hub, deleted or forged token)")
+                anyhow::anyhow!(
+                    "the hub does not know this join token (wrong hub, deleted or forged token)"
+                )
             } else {
                 e
             }
         })?;
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(40), rx).await;
-    let _ = handle.disconnect(Disconnect::ByApplication, "enrolment done", "en").await;
+    let _ = handle
+        .disconnect(Disconnect::ByApplication, "enrolment done", "en")
+        .await;
     let outcome = match outcome {
         Err(_) => bail!("the hub did not complete the enrolment in time"),
         Ok(Err(_)) => bail!("the hub closed the connection during enrolment"),
@@ -62,7 +80,8 @@ pub async fn run(hub: &str, token_text: &str, config_path: &Path, force: bool) -
         Ok(Ok(Ok(o))) => o,
     };
     if key_path.exists() {
-        std::fs::remove_file(&key_path).with_context(|| format!("cannot replace {}", key_path.display()))?;
+        std::fs::remove_file(&key_path)
+            .with_context(|| format!("cannot replace {}", key_path.display()))?;
     }
     keys::write_private(&key, &key_path)?;
     let cfg = AgentConfig {

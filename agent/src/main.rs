@@ -63,13 +63,18 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_env_filter(filter).with_writer(std::io::stderr).init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// First SIGINT/SIGTERM: graceful. Second: exit at once.
 fn signals(shutdown: CancellationToken) {
     tokio::spawn(async move {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
             warn!("cannot install the SIGTERM handler");
             return;
         };
@@ -104,7 +109,12 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         cfg.hub_fingerprint.clone(),
         Arc::new(key),
         move |conn_cancel| {
-            Arc::new(Ctx { started, heartbeat_interval: interval, conn_cancel, enroll: None })
+            Arc::new(Ctx {
+                started,
+                heartbeat_interval: interval,
+                conn_cancel,
+                enroll: None,
+            })
         },
         shutdown,
     )
@@ -118,12 +128,27 @@ async fn main() {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Cmd::Enroll { hub, token, config, force } => enroll::run(&hub, &token, &config, force).await.map(|cfg| {
-            println!("Enrolled as {} (labels: {})", cfg.name, nextdeploy_shared::labels::format_labels(&cfg.labels));
+        Cmd::Enroll {
+            hub,
+            token,
+            config,
+            force,
+        } => enroll::run(&hub, &token, &config, force).await.map(|cfg| {
+            println!(
+                "Enrolled as {} (labels: {})",
+                cfg.name,
+                nextdeploy_shared::labels::format_labels(&cfg.labels)
+            );
             println!("Hub {} pinned at {}", cfg.hub, cfg.hub_fingerprint);
             println!("Config: {}", config.display());
-            println!("Key: {} (0600, never leaves this machine)", cfg.key_path.display());
-            println!("Start with: nextdeploy-agent run --config {}", config.display());
+            println!(
+                "Key: {} (0600, never leaves this machine)",
+                cfg.key_path.display()
+            );
+            println!(
+                "Start with: nextdeploy-agent run --config {}",
+                config.display()
+            );
         }),
         Cmd::Run { config } => run(config).await,
     };

@@ -5,7 +5,9 @@ use std::time::Instant;
 use nextdeploy_shared::protocol::{AgentInfo, DockerStatus};
 
 fn read_trim(path: &str) -> String {
-    std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The host's name.
@@ -23,8 +25,10 @@ pub fn os_name() -> String {
     std::fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
         })
         .unwrap_or_else(|| std::env::consts::OS.to_string())
 }
@@ -57,7 +61,9 @@ pub fn collect(started: Instant, docker: DockerStatus) -> AgentInfo {
         os: os_name(),
         kernel: read_trim("/proc/sys/kernel/osrelease"),
         arch: std::env::consts::ARCH.to_string(),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         memory_total_bytes: meminfo("MemTotal"),
         memory_available_bytes: meminfo("MemAvailable"),
         agent_version: nextdeploy_shared::VERSION.to_string(),

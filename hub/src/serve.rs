@@ -70,7 +70,8 @@ fn default_data_dir() -> PathBuf {
     } else if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         PathBuf::from(d).join("nextdeploy")
     } else {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".local/share/nextdeploy")
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".local/share/nextdeploy")
     }
 }
 
@@ -82,7 +83,8 @@ fn is_root() -> bool {
 
 impl HubArgs {
     fn config(&self) -> anyhow::Result<HubConfig> {
-        let dur = |s: &str, what: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"));
+        let dur =
+            |s: &str, what: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"));
         let cfg = HubConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
             auth_deadline: dur(&self.auth_deadline, "auth-deadline")?,
@@ -111,7 +113,10 @@ pub fn host_key(dir: &Path) -> anyhow::Result<(PrivateKey, bool)> {
     let path = dir.join(HOST_KEY_FILE);
     if path.exists() {
         let key = keys::read_private(&path).with_context(|| {
-            format!("cannot load the hub host key {}; restore it from a backup", path.display())
+            format!(
+                "cannot load the hub host key {}; restore it from a backup",
+                path.display()
+            )
         })?;
         return Ok((key, false));
     }
@@ -128,7 +133,8 @@ pub fn host_key(dir: &Path) -> anyhow::Result<(PrivateKey, bool)> {
 
 fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("cannot set mode 0700 on {}", dir.display()))?;
     Ok(())
@@ -149,27 +155,44 @@ pub async fn run_hub(args: HubArgs) -> anyhow::Result<()> {
     let fingerprint = keys::fingerprint(key.public_key());
     let db = dir.join(STORE_FILE);
     let store: SharedStore = Arc::new(
-        SqliteStore::open(&db).with_context(|| format!("cannot open the store {}", db.display()))?,
+        SqliteStore::open(&db)
+            .with_context(|| format!("cannot open the store {}", db.display()))?,
     );
-    let default_ssh = if args.local_agent { "127.0.0.1:2222" } else { "0.0.0.0:2222" };
-    let default_http = if args.local_agent { "127.0.0.1:8080" } else { "0.0.0.0:8080" };
+    let default_ssh = if args.local_agent {
+        "127.0.0.1:2222"
+    } else {
+        "0.0.0.0:2222"
+    };
+    let default_http = if args.local_agent {
+        "127.0.0.1:8080"
+    } else {
+        "0.0.0.0:8080"
+    };
     let ssh = bind(args.ssh_listen.as_deref().unwrap_or(default_ssh), "SSH").await?;
     let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
     let ssh_addr = ssh.local_addr()?;
     let http_addr = http.local_addr()?;
 
     println!("NextDeploy hub {}", nextdeploy_shared::VERSION);
-    println!("Data dir: {}{}", dir.display(), if created { " (new)" } else { "" });
+    println!(
+        "Data dir: {}{}",
+        dir.display(),
+        if created { " (new)" } else { "" }
+    );
     println!("SSH listening on {ssh_addr}");
     println!("Host key fingerprint: {fingerprint}");
     println!("HTTP listening on http://{http_addr}");
 
     let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
     if first {
-        let (_, token) = admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
+        let (_, token) =
+            admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
         let path = dir.join(INITIAL_TOKEN_FILE);
         keys::write_private_atomic(&path, format!("{}\n", token.expose()).as_bytes())?;
-        println!("Initial admin token (shown once; also in {}):", path.display());
+        println!(
+            "Initial admin token (shown once; also in {}):",
+            path.display()
+        );
         println!("  {}", token.expose());
     }
     let local_http = local_url(http_addr);
@@ -214,7 +237,9 @@ fn local_url(addr: std::net::SocketAddr) -> String {
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
 fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
             warn!("cannot install the SIGTERM handler");
             return;
         };
@@ -241,9 +266,14 @@ async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Resul
         if saved.hub == hub_url {
             if let Ok(p) = nextdeploy_shared::token::parse(&saved.token) {
                 let id = p.id.clone();
-                if let Ok(Some(rec)) = crate::store::blocking(store, move |s| s.api_token(&id)).await {
+                if let Ok(Some(rec)) =
+                    crate::store::blocking(store, move |s| s.api_token(&id)).await
+                {
                     if rec.revoked_at.is_none()
-                        && nextdeploy_shared::token::verify_secret(p.secret.expose(), &rec.secret_hash)
+                        && nextdeploy_shared::token::verify_secret(
+                            p.secret.expose(),
+                            &rec.secret_hash,
+                        )
                     {
                         return Ok(());
                     }
@@ -252,7 +282,10 @@ async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Resul
         }
     }
     let (_, token) = admin::create_api_token(store, "local-cli", Role::Admin, None).await?;
-    let path = login::save(&Login { hub: hub_url.to_string(), token: token.expose().clone() })?;
+    let path = login::save(&Login {
+        hub: hub_url.to_string(),
+        token: token.expose().clone(),
+    })?;
     println!("Saved a CLI login for this user in {}", path.display());
     Ok(())
 }
@@ -280,7 +313,13 @@ pub mod local {
             .unwrap_or_default();
         let clean: String = host
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '-' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
             .take(nextdeploy_shared::limits::MAX_NAME_LEN)
             .collect();
         if nextdeploy_shared::labels::validate_name(&clean).is_ok() {
@@ -299,7 +338,9 @@ pub mod local {
         hub_url: String,
         shutdown: CancellationToken,
     ) {
-        if let Err(e) = run_inner(&store, &fingerprint, &dir, &ssh_target, &hub_url, &shutdown).await {
+        if let Err(e) =
+            run_inner(&store, &fingerprint, &dir, &ssh_target, &hub_url, &shutdown).await
+        {
             warn!("local agent: {e:#}");
             eprintln!("local agent failed: {e:#}");
         }
@@ -327,7 +368,15 @@ pub mod local {
                 name = format!("{name}-local");
             }
             let labels = parse_labels("local=true").map_err(anyhow::Error::msg)?;
-            let (_, token) = admin::create_join_token(store, fingerprint, &name, labels, Duration::from_secs(300), "hub --local-agent").await?;
+            let (_, token) = admin::create_join_token(
+                store,
+                fingerprint,
+                &name,
+                labels,
+                Duration::from_secs(300),
+                "hub --local-agent",
+            )
+            .await?;
             let out = tokio::process::Command::new(&bin)
                 .arg("enroll")
                 .arg("--hub")
@@ -339,9 +388,17 @@ pub mod local {
                 .stdin(Stdio::null())
                 .output()
                 .await
-                .with_context(|| format!("cannot run {} (build it with cargo build --workspace)", bin.display()))?;
+                .with_context(|| {
+                    format!(
+                        "cannot run {} (build it with cargo build --workspace)",
+                        bin.display()
+                    )
+                })?;
             if !out.status.success() {
-                bail!("enrolment failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "enrolment failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
         let mut child = tokio::process::Command::new(&bin)
@@ -354,7 +411,12 @@ pub mod local {
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let name = std::fs::read_to_string(&config)
             .ok()
-            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("name = ").map(|v| v.trim_matches('"').to_string())))
+            .and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("name = ")
+                        .map(|v| v.trim_matches('"').to_string())
+                })
+            })
             .unwrap_or_else(local_name);
         println!("Local agent {name:?} is connecting over SSH. Try:");
         println!("  nextdeploy agent list");

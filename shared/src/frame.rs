@@ -121,6 +121,9 @@ mod tests {
         let mut d = Decoder::new();
         d.feed(&3u32.to_be_bytes());
         d.feed(b"{{{");
-        assert!(matches!(d.next_message::<Value>(), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            d.next_message::<Value>(),
+            Err(FrameError::Malformed(_))
+        ));
     }
 }

@@ -126,7 +126,10 @@ pub fn public_line(key: &PublicKey) -> String {
 pub fn parse_public(line: &str) -> Result<PublicKey, String> {
     let key = PublicKey::from_openssh(line.trim()).map_err(|e| format!("bad public key: {e}"))?;
     if key.algorithm() != Algorithm::Ed25519 {
-        return Err(format!("{} keys are not accepted, only ed25519", key.algorithm()));
+        return Err(format!(
+            "{} keys are not accepted, only ed25519",
+            key.algorithm()
+        ));
     }
     Ok(key)
 }

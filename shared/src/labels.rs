@@ -31,7 +31,9 @@ fn validate_label_part(part: &str, what: &str) -> Result<(), String> {
         return Err("a label key may not be empty".into());
     }
     if part.len() > MAX_LABEL_LEN {
-        return Err(format!("label {what} {part:?} is longer than {MAX_LABEL_LEN}"));
+        return Err(format!(
+            "label {what} {part:?} is longer than {MAX_LABEL_LEN}"
+        ));
     }
     if !part
         .chars()

@@ -351,7 +351,9 @@ mod tests {
         assert_eq!(r.id, 7);
         assert_eq!(r.server.as_deref(), Some("prod"));
         assert!(serde_json::from_value::<Request>(json!({"id": 1})).is_err());
-        assert!(serde_json::from_value::<Request>(json!({"id": 1, "action": "x", "bogus": 1})).is_err());
+        assert!(
+            serde_json::from_value::<Request>(json!({"id": 1, "action": "x", "bogus": 1})).is_err()
+        );
     }
 
     #[test]

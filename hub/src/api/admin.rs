@@ -25,7 +25,9 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             "id": caller.token_id, "name": caller.name, "role": caller.role,
             "hub_fingerprint": svc.host_fingerprint,
         })),
-        action::LIST_AGENTS => Ok(serde_json::to_value(list_agents(svc).await?).unwrap_or_default()),
+        action::LIST_AGENTS => {
+            Ok(serde_json::to_value(list_agents(svc).await?).unwrap_or_default())
+        }
         action::REVOKE_AGENT => {
             let name = str_arg(p, "name")?.to_string();
             let n = name.clone();
@@ -42,13 +44,26 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             let role = Role::parse(str_arg(p, "role")?).ok_or_else(|| {
                 ApiError::BadRequest("payload.role must be admin, operator or viewer".into())
             })?;
-            let name = p.get("name").and_then(Value::as_str).unwrap_or("unnamed").to_string();
+            let name = p
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("unnamed")
+                .to_string();
             if name.is_empty() || name.len() > 64 {
-                return Err(ApiError::BadRequest("token name must be 1 to 64 characters".into()));
+                return Err(ApiError::BadRequest(
+                    "token name must be 1 to 64 characters".into(),
+                ));
             }
             let ttl = ttl_arg(p)?;
             let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
-            audit(svc, caller, "create_token", &rec.id, &format!("{name} ({})", role.as_str())).await;
+            audit(
+                svc,
+                caller,
+                "create_token",
+                &rec.id,
+                &format!("{name} ({})", role.as_str()),
+            )
+            .await;
             let mut v = serde_json::to_value(&rec).unwrap_or_default();
             v["token"] = Value::String(secret.expose().clone());
             Ok(v)
@@ -61,7 +76,9 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             let id = str_arg(p, "id")?.to_string();
             let i = id.clone();
             if !store::blocking(&svc.store, move |s| s.revoke_api_token(&i, now_unix())).await? {
-                return Err(ApiError::NotFound(format!("no active API token with id {id}")));
+                return Err(ApiError::NotFound(format!(
+                    "no active API token with id {id}"
+                )));
             }
             audit(svc, caller, "revoke_token", &id, "revoked").await;
             Ok(json!({ "id": id, "revoked": true }))
@@ -79,13 +96,30 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
                     parse_labels(&nextdeploy_shared::labels::format_labels(&l))
                         .map_err(ApiError::BadRequest)?
                 }
-                Some(_) => return Err(ApiError::BadRequest("payload.labels must be an object or k=v text".into())),
+                Some(_) => {
+                    return Err(ApiError::BadRequest(
+                        "payload.labels must be an object or k=v text".into(),
+                    ))
+                }
             };
             let ttl = ttl_arg(p)?.unwrap_or(JOIN_TOKEN_DEFAULT_TTL);
-            let (rec, secret) =
-                create_join_token(&svc.store, &svc.host_fingerprint, &name, labels, ttl, &caller.name)
-                    .await?;
-            audit(svc, caller, "create_join_token", &rec.id, &format!("for {name}")).await;
+            let (rec, secret) = create_join_token(
+                &svc.store,
+                &svc.host_fingerprint,
+                &name,
+                labels,
+                ttl,
+                &caller.name,
+            )
+            .await?;
+            audit(
+                svc,
+                caller,
+                "create_join_token",
+                &rec.id,
+                &format!("for {name}"),
+            )
+            .await;
             let mut v = join_token_json(&rec);
             v["token"] = Value::String(secret.expose().clone());
             v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
@@ -144,7 +178,9 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
         .map(|r| match svc.registry.get(&r.name) {
             Some(c) => AgentSummary {
                 online: true,
-                last_seen: Some(rfc3339(c.last_seen.load(std::sync::atomic::Ordering::Relaxed))),
+                last_seen: Some(rfc3339(
+                    c.last_seen.load(std::sync::atomic::Ordering::Relaxed),
+                )),
                 version: Some(c.hello.version.clone()),
                 address: Some(c.address.to_string()),
                 hostname: Some(c.hello.hostname.clone()),

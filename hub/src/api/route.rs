@@ -46,7 +46,10 @@ fn offline_message(rec: &AgentRecord) -> String {
             rfc3339(t),
             human_age(now_unix() - t)
         ),
-        None => format!("agent {} is offline (never connected since enrolment)", rec.name),
+        None => format!(
+            "agent {} is offline (never connected since enrolment)",
+            rec.name
+        ),
     }
 }
 
@@ -59,7 +62,10 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
         }),
         (None, None) => Err(RouteError {
             code: ErrorCode::Ambiguous,
-            message: format!("{} needs a target: server (a name) or selector (k=v)", req.action),
+            message: format!(
+                "{} needs a target: server (a name) or selector (k=v)",
+                req.action
+            ),
         }),
         (Some(name), None) => {
             if let Some(c) = svc.registry.get(name) {
@@ -68,7 +74,10 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
             let n = name.clone();
             let rec = store::blocking(&svc.store, move |s| s.agent_by_name(&n))
                 .await
-                .map_err(|e| RouteError { code: ErrorCode::Internal, message: e.to_string() })?;
+                .map_err(|e| RouteError {
+                    code: ErrorCode::Internal,
+                    message: e.to_string(),
+                })?;
             match rec {
                 None => Err(RouteError {
                     code: ErrorCode::UnknownAgent,
@@ -78,7 +87,10 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
                     code: ErrorCode::UnknownAgent,
                     message: format!("agent {name:?} has been revoked"),
                 }),
-                Some(r) => Err(RouteError { code: ErrorCode::AgentOffline, message: offline_message(&r) }),
+                Some(r) => Err(RouteError {
+                    code: ErrorCode::AgentOffline,
+                    message: offline_message(&r),
+                }),
             }
         }
         (None, Some(sel)) => {
@@ -88,13 +100,19 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
             })?;
             let records = store::blocking(&svc.store, |s| s.list_agents())
                 .await
-                .map_err(|e| RouteError { code: ErrorCode::Internal, message: e.to_string() })?;
+                .map_err(|e| RouteError {
+                    code: ErrorCode::Internal,
+                    message: e.to_string(),
+                })?;
             let targets: Vec<Target> = records
                 .into_iter()
                 .filter(|r| r.revoked_at.is_none() && selector.matches(&r.labels))
                 .map(|r| match svc.registry.get(&r.name) {
                     Some(c) => Target::Online(c),
-                    None => Target::Offline { message: offline_message(&r), name: r.name },
+                    None => Target::Offline {
+                        message: offline_message(&r),
+                        name: r.name,
+                    },
                 })
                 .collect();
             if targets.is_empty() {
@@ -153,7 +171,9 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
     let mut stream = match ReplyStream::open(&conn, id, &req.action, req.payload.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = out.send(Reply::error(Some(id), e.code(), e.to_string()).with_server(name)).await;
+            let _ = out
+                .send(Reply::error(Some(id), e.code(), e.to_string()).with_server(name))
+                .await;
             return;
         }
     };
@@ -165,7 +185,10 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
                 Err(_) => Some(Ok(Reply::error(
                     Some(id),
                     ErrorCode::Timeout,
-                    format!("agent {name} did not answer within {}s", REQUEST_TIMEOUT.as_secs()),
+                    format!(
+                        "agent {name} did not answer within {}s",
+                        REQUEST_TIMEOUT.as_secs()
+                    ),
                 ))),
             }
         } else {

@@ -32,7 +32,11 @@ pub enum AgentCmd {
     /// Hostname, OS, kernel, CPUs, memory, agent version, uptime, Docker status.
     Info {
         /// Agent name.
-        #[arg(long, conflicts_with = "selector", required_unless_present = "selector")]
+        #[arg(
+            long,
+            conflicts_with = "selector",
+            required_unless_present = "selector"
+        )]
         server: Option<String>,
         /// Label selector (k=v,...): every matching agent.
         #[arg(long)]
@@ -46,18 +50,38 @@ pub enum AgentCmd {
 }
 
 /// Run an agent command.
-pub async fn run(cmd: AgentCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: AgentCmd,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
     let r = match cmd {
         AgentCmd::List => list(&mut c, out).await,
-        AgentCmd::Ping { server, count, interval_ms } => ping(&mut c, &server, count, interval_ms, out).await,
-        AgentCmd::Info { server, selector } => info(&mut c, server.as_deref(), selector.as_deref(), out).await,
+        AgentCmd::Ping {
+            server,
+            count,
+            interval_ms,
+        } => ping(&mut c, &server, count, interval_ms, out).await,
+        AgentCmd::Info { server, selector } => {
+            info(&mut c, server.as_deref(), selector.as_deref(), out).await
+        }
         AgentCmd::Revoke { name } => {
-            let v = c.call(action::REVOKE_AGENT, None, json!({ "name": name })).await?;
+            let v = c
+                .call(action::REVOKE_AGENT, None, json!({ "name": name }))
+                .await?;
             match out {
                 Output::Json => output::json(&v),
                 Output::Table => {
-                    println!("revoked {name}{}", if v["was_online"].as_bool() == Some(true) { "; its connection was cut" } else { "" });
+                    println!(
+                        "revoked {name}{}",
+                        if v["was_online"].as_bool() == Some(true) {
+                            "; its connection was cut"
+                        } else {
+                            ""
+                        }
+                    );
                     Ok(())
                 }
             }
@@ -80,15 +104,32 @@ async fn list(c: &mut Client, out: Output) -> anyhow::Result<()> {
             vec![
                 a.name.clone(),
                 labels_cell(&json!(a.labels)),
-                if a.online { "online".into() } else { "offline".into() },
-                a.last_seen.clone().map(|t| if a.online { "now".into() } else { t }).unwrap_or_else(|| "never".into()),
+                if a.online {
+                    "online".into()
+                } else {
+                    "offline".into()
+                },
+                a.last_seen
+                    .clone()
+                    .map(|t| if a.online { "now".into() } else { t })
+                    .unwrap_or_else(|| "never".into()),
                 a.version.clone().unwrap_or_else(|| "-".into()),
                 a.address.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     let _ = now;
-    output::table(&["NAME", "LABELS", "STATUS", "LAST SEEN", "VERSION", "ADDRESS"], &rows);
+    output::table(
+        &[
+            "NAME",
+            "LABELS",
+            "STATUS",
+            "LAST SEEN",
+            "VERSION",
+            "ADDRESS",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
@@ -103,7 +144,13 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-async fn ping(c: &mut Client, server: &str, count: u32, interval_ms: u64, out: Output) -> anyhow::Result<()> {
+async fn ping(
+    c: &mut Client,
+    server: &str,
+    count: u32,
+    interval_ms: u64,
+    out: Output,
+) -> anyhow::Result<()> {
     if count == 0 {
         bail!("--count must be at least 1");
     }
@@ -132,13 +179,20 @@ async fn ping(c: &mut Client, server: &str, count: u32, interval_ms: u64, out: O
             "min_ms": min, "median_ms": med, "max_ms": max, "hub_agent_rtt_ms": hub_rtts,
         })),
         Output::Table => {
-            println!("--- {server}: {count} round trips, min/median/max = {min:.3}/{med:.3}/{max:.3} ms");
+            println!(
+                "--- {server}: {count} round trips, min/median/max = {min:.3}/{med:.3}/{max:.3} ms"
+            );
             Ok(())
         }
     }
 }
 
-async fn info(c: &mut Client, server: Option<&str>, selector: Option<&str>, out: Output) -> anyhow::Result<()> {
+async fn info(
+    c: &mut Client,
+    server: Option<&str>,
+    selector: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
     let id = c.send(action::INFO, server, selector, Value::Null).await?;
     let mut results: Vec<(String, Value)> = Vec::new();
     let mut failures = Vec::new();
@@ -194,7 +248,10 @@ async fn info(c: &mut Client, server: Option<&str>, selector: Option<&str>, out:
                         i.docker.api_version.clone().unwrap_or_default()
                     )
                 } else {
-                    format!("unavailable: {}", i.docker.error.clone().unwrap_or_default())
+                    format!(
+                        "unavailable: {}",
+                        i.docker.error.clone().unwrap_or_default()
+                    )
                 };
                 output::pairs(&[
                     ("hostname", i.hostname.clone()),
@@ -202,10 +259,23 @@ async fn info(c: &mut Client, server: Option<&str>, selector: Option<&str>, out:
                     ("kernel", i.kernel.clone()),
                     ("arch", i.arch.clone()),
                     ("cpus", i.cpus.to_string()),
-                    ("memory", format!("{:.1} GiB total, {:.1} GiB available", gib(i.memory_total_bytes), gib(i.memory_available_bytes))),
+                    (
+                        "memory",
+                        format!(
+                            "{:.1} GiB total, {:.1} GiB available",
+                            gib(i.memory_total_bytes),
+                            gib(i.memory_available_bytes)
+                        ),
+                    ),
                     ("agent version", i.agent_version.clone()),
-                    ("agent uptime", nextdeploy_shared::time::human_age(i.agent_uptime_s as i64)),
-                    ("host uptime", nextdeploy_shared::time::human_age(i.host_uptime_s as i64)),
+                    (
+                        "agent uptime",
+                        nextdeploy_shared::time::human_age(i.agent_uptime_s as i64),
+                    ),
+                    (
+                        "host uptime",
+                        nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
+                    ),
                     ("docker", docker),
                 ]);
             }

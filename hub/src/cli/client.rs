@@ -27,7 +27,11 @@ pub fn ws_url(hub: &str) -> anyhow::Result<String> {
     if let Some(rest) = hub.strip_prefix("http://") {
         Ok(format!("ws://{rest}/ws"))
     } else if hub.starts_with("ws://") {
-        Ok(if hub.ends_with("/ws") { hub.to_string() } else { format!("{hub}/ws") })
+        Ok(if hub.ends_with("/ws") {
+            hub.to_string()
+        } else {
+            format!("{hub}/ws")
+        })
     } else if hub.starts_with("https://") || hub.starts_with("wss://") {
         bail!("this build speaks plain http to the hub; put the hub behind a TLS-terminating proxy and use an SSH tunnel or VPN for the CLI, or use http://")
     } else {
@@ -95,7 +99,8 @@ impl Client {
                 None => bail!("the hub closed the connection"),
                 Some(Err(e)) => bail!("lost the connection to the hub: {e}"),
                 Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(t.as_str()).context("the hub sent a malformed reply")
+                    return serde_json::from_str(t.as_str())
+                        .context("the hub sent a malformed reply")
                 }
                 Some(Ok(Message::Close(_))) => bail!("the hub closed the connection"),
                 Some(Ok(_)) => {}

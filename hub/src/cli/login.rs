@@ -39,9 +39,11 @@ pub fn login_path() -> anyhow::Result<PathBuf> {
 pub fn load_saved() -> anyhow::Result<Option<Login>> {
     let path = login_path()?;
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            serde_json::from_str(&text).with_context(|| format!("{} is corrupt", path.display()))?,
-        )),
+        Ok(text) => {
+            Ok(Some(serde_json::from_str(&text).with_context(|| {
+                format!("{} is corrupt", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -61,11 +63,20 @@ pub fn save(login: &Login) -> anyhow::Result<PathBuf> {
 }
 
 /// Resolve hub and token: flags/env first, then the saved login.
-pub fn resolve(hub: Option<String>, token: Option<String>) -> anyhow::Result<(String, Secret<String>)> {
-    let saved = if hub.is_none() || token.is_none() { load_saved()? } else { None };
+pub fn resolve(
+    hub: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<(String, Secret<String>)> {
+    let saved = if hub.is_none() || token.is_none() {
+        load_saved()?
+    } else {
+        None
+    };
     let hub = hub
         .or_else(|| saved.as_ref().map(|l| l.hub.clone()))
-        .context("no hub configured: run `nextdeploy login --hub URL --token TOKEN` or set NEXTDEPLOY_HUB")?;
+        .context(
+        "no hub configured: run `nextdeploy login --hub URL --token TOKEN` or set NEXTDEPLOY_HUB",
+    )?;
     let token = token
         .or_else(|| saved.as_ref().map(|l| l.token.clone()))
         .context("no token configured: run `nextdeploy login` or set NEXTDEPLOY_TOKEN")?;

@@ -59,8 +59,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Hub(_) => unreachable_hub(),
         Command::Login => {
-            let hub = cli.hub.ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
-            let token = cli.token.ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
+            let hub = cli
+                .hub
+                .ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
+            let token = cli
+                .token
+                .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
             tokens::login(&hub, token, out).await
         }
         Command::Logout => {

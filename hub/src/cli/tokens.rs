@@ -63,7 +63,9 @@ pub enum TokenCmd {
 }
 
 fn ttl_s(text: &str) -> anyhow::Result<u64> {
-    parse_duration(text).map(|d| d.as_secs()).map_err(anyhow::Error::msg)
+    parse_duration(text)
+        .map(|d| d.as_secs())
+        .map_err(anyhow::Error::msg)
 }
 
 /// `nextdeploy login`: check the token against the hub, then save it.
@@ -72,7 +74,10 @@ pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> 
     let mut c = Client::connect(hub, &secret).await?;
     let me = c.call(action::WHOAMI, None, Value::Null).await?;
     c.close().await;
-    let path = login::save(&Login { hub: hub.to_string(), token: secret.expose().clone() })?;
+    let path = login::save(&Login {
+        hub: hub.to_string(),
+        token: secret.expose().clone(),
+    })?;
     match out {
         Output::Json => output::json(&json!({ "hub": hub, "saved_to": path, "whoami": me })),
         Output::Table => {
@@ -100,7 +105,10 @@ pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::R
                 ("token", me["name"].as_str().unwrap_or("").to_string()),
                 ("id", me["id"].as_str().unwrap_or("").to_string()),
                 ("role", me["role"].as_str().unwrap_or("").to_string()),
-                ("hub fingerprint", me["hub_fingerprint"].as_str().unwrap_or("").to_string()),
+                (
+                    "hub fingerprint",
+                    me["hub_fingerprint"].as_str().unwrap_or("").to_string(),
+                ),
             ]);
             Ok(())
         }
@@ -108,10 +116,20 @@ pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::R
 }
 
 /// `nextdeploy join-token ...`
-pub async fn join_token(cmd: JoinTokenCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+pub async fn join_token(
+    cmd: JoinTokenCmd,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
     match cmd {
-        JoinTokenCmd::Create { name, labels, ttl, ssh_address } => {
+        JoinTokenCmd::Create {
+            name,
+            labels,
+            ttl,
+            ssh_address,
+        } => {
             let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
             let mut v = c
                 .call(
@@ -126,9 +144,15 @@ pub async fn join_token(cmd: JoinTokenCmd, hub: &str, token: &Secret<String>, ou
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => {
-                    println!("Join token for {name} (one use, expires {}):", v["expires_at"].as_str().unwrap_or("?"));
+                    println!(
+                        "Join token for {name} (one use, expires {}):",
+                        v["expires_at"].as_str().unwrap_or("?")
+                    );
                     println!("  {tok}");
-                    println!("Hub host key: {}", v["hub_fingerprint"].as_str().unwrap_or("?"));
+                    println!(
+                        "Hub host key: {}",
+                        v["hub_fingerprint"].as_str().unwrap_or("?")
+                    );
                     println!("On the server, run:");
                     println!("  {command}");
                     println!("  nextdeploy-agent run");
@@ -164,12 +188,17 @@ pub async fn join_token(cmd: JoinTokenCmd, hub: &str, token: &Secret<String>, ou
                                 .collect()
                         })
                         .unwrap_or_default();
-                    output::table(&["ID", "NAME", "LABELS", "STATE", "EXPIRES", "CREATED BY"], &rows);
+                    output::table(
+                        &["ID", "NAME", "LABELS", "STATE", "EXPIRES", "CREATED BY"],
+                        &rows,
+                    );
                 }
             }
         }
         JoinTokenCmd::Delete { id } => {
-            let v = c.call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id })).await?;
+            let v = c
+                .call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id }))
+                .await?;
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => println!("deleted join token {id}"),
@@ -181,7 +210,12 @@ pub async fn join_token(cmd: JoinTokenCmd, hub: &str, token: &Secret<String>, ou
 }
 
 /// `nextdeploy token ...`
-pub async fn token(cmd: TokenCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+pub async fn token(
+    cmd: TokenCmd,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
     match cmd {
         TokenCmd::Create { role, name, ttl } => {
@@ -193,7 +227,12 @@ pub async fn token(cmd: TokenCmd, hub: &str, token: &Secret<String>, out: Output
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => {
-                    println!("API token {} ({}, role {}); shown once:", s(&v["id"]), s(&v["name"]), s(&v["role"]));
+                    println!(
+                        "API token {} ({}, role {}); shown once:",
+                        s(&v["id"]),
+                        s(&v["name"]),
+                        s(&v["role"])
+                    );
                     println!("  {}", s(&v["token"]));
                 }
             }
@@ -226,7 +265,9 @@ pub async fn token(cmd: TokenCmd, hub: &str, token: &Secret<String>, out: Output
             }
         }
         TokenCmd::Revoke { id } => {
-            let v = c.call(action::REVOKE_TOKEN, None, json!({ "id": id })).await?;
+            let v = c
+                .call(action::REVOKE_TOKEN, None, json!({ "id": id }))
+                .await?;
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => println!("revoked API token {id}"),

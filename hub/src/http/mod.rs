@@ -91,9 +91,18 @@ mod tests {
     fn origins() {
         assert!(origin_allowed(&h(None, "hub:8080"), &[]));
         assert!(origin_allowed(&h(Some("http://hub:8080"), "hub:8080"), &[]));
-        assert!(origin_allowed(&h(Some("https://hub:8080"), "hub:8080"), &[]));
-        assert!(!origin_allowed(&h(Some("http://evil.example"), "hub:8080"), &[]));
-        assert!(!origin_allowed(&h(Some("http://hub:8081"), "hub:8080"), &[]));
+        assert!(origin_allowed(
+            &h(Some("https://hub:8080"), "hub:8080"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            &h(Some("http://evil.example"), "hub:8080"),
+            &[]
+        ));
+        assert!(!origin_allowed(
+            &h(Some("http://hub:8081"), "hub:8080"),
+            &[]
+        ));
         assert!(origin_allowed(
             &h(Some("https://dash.example"), "hub:8080"),
             &["https://dash.example".to_string()]

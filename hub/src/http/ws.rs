@@ -100,7 +100,11 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Binary(_))) => {
                 let _ = tx
-                    .send(Reply::error(None, ErrorCode::BadRequest, "binary messages are not accepted; send JSON text"))
+                    .send(Reply::error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary messages are not accepted; send JSON text",
+                    ))
                     .await;
                 continue;
             }
@@ -113,7 +117,11 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
                     .ok()
                     .and_then(|v| v.get("id").and_then(Value::as_u64));
                 let _ = tx
-                    .send(Reply::error(id, ErrorCode::BadRequest, format!("malformed request: {e}")))
+                    .send(Reply::error(
+                        id,
+                        ErrorCode::BadRequest,
+                        format!("malformed request: {e}"),
+                    ))
                     .await;
                 continue;
             }
@@ -129,7 +137,11 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
                     t.cancel();
                     Reply::result(Some(req.id), json!({ "cancelled": target }))
                 }
-                None => Reply::error(Some(req.id), ErrorCode::NotFound, "no such request in flight (payload.id)"),
+                None => Reply::error(
+                    Some(req.id),
+                    ErrorCode::NotFound,
+                    "no such request in flight (payload.id)",
+                ),
             };
             let _ = tx.send(reply).await;
             continue;
@@ -147,20 +159,26 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
         let req_cancel = cancel.child_token();
         let duplicate = {
             let mut map = lock(&inflight);
-            if map.contains_key(&req.id) {
-                true
-            } else {
-                map.insert(req.id, req_cancel.clone());
-                false
+            match map.entry(req.id) {
+                std::collections::hash_map::Entry::Occupied(_) => true,
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(req_cancel.clone());
+                    false
+                }
             }
         };
         if duplicate {
             let _ = tx
-                .send(Reply::error(Some(req.id), ErrorCode::Conflict, "a request with this id is already in flight"))
+                .send(Reply::error(
+                    Some(req.id),
+                    ErrorCode::Conflict,
+                    "a request with this id is already in flight",
+                ))
                 .await;
             continue;
         }
-        let (svc, caller, tx, inflight) = (svc.clone(), caller.clone(), tx.clone(), inflight.clone());
+        let (svc, caller, tx, inflight) =
+            (svc.clone(), caller.clone(), tx.clone(), inflight.clone());
         tokio::spawn(
             async move {
                 let id = req.id;

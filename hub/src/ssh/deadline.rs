@@ -38,7 +38,8 @@ impl AsyncRead for DeadlineStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if !self.authenticated.load(Ordering::Acquire) && self.deadline.as_mut().poll(cx).is_ready() {
+        if !self.authenticated.load(Ordering::Acquire) && self.deadline.as_mut().poll(cx).is_ready()
+        {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "authentication deadline passed",

@@ -11,8 +11,7 @@ use std::time::Duration;
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::{
-    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
-    ReplyType,
+    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply, ReplyType,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::keys::PublicKey;
@@ -59,9 +58,19 @@ async fn open_channel(
     let channel = tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
         .await
         .map_err(|_| "the peer did not answer the channel open".to_string())?
-        .map_err(|e| format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}"))?;
+        .map_err(|e| {
+            format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}")
+        })?;
     let (read, write) = channel.split();
-    send(&write, &Downstream::Request { id: 0, action: action.into(), payload }).await?;
+    send(
+        &write,
+        &Downstream::Request {
+            id: 0,
+            action: action.into(),
+            payload,
+        },
+    )
+    .await?;
     Ok((read, write))
 }
 
@@ -182,7 +191,10 @@ async fn agent(
     let removed = svc.registry.unregister(&rec.name, conn_id);
     let last = conn.last_seen.load(Ordering::Relaxed);
     let name = rec.name.clone();
-    let _ = store::blocking(&svc.store, move |s| s.touch_agent(&name, last, None, None, None)).await;
+    let _ = store::blocking(&svc.store, move |s| {
+        s.touch_agent(&name, last, None, None, None)
+    })
+    .await;
     if removed {
         info!(reason = %reason, "agent offline");
     }
@@ -220,21 +232,36 @@ async fn enroll(
                 labels: rec.labels.clone(),
             })
             .unwrap_or(Value::Null);
-            (Downstream::Outcome { ok: true, data }, format!("enrolled {} ({fingerprint})", rec.name))
+            (
+                Downstream::Outcome { ok: true, data },
+                format!("enrolled {} ({fingerprint})", rec.name),
+            )
         }
         Ok(Err(refusal)) => {
             info!(reason = %refusal, "enrolment refused");
-            let body = ErrorBody { code: ErrorCode::Forbidden, message: refusal.to_string() };
+            let body = ErrorBody {
+                code: ErrorCode::Forbidden,
+                message: refusal.to_string(),
+            };
             (
-                Downstream::Outcome { ok: false, data: serde_json::to_value(body).unwrap_or(Value::Null) },
+                Downstream::Outcome {
+                    ok: false,
+                    data: serde_json::to_value(body).unwrap_or(Value::Null),
+                },
                 format!("refused: {refusal}"),
             )
         }
         Err(e) => {
             warn!(error = %e, "enrolment failed");
-            let body = ErrorBody { code: ErrorCode::Internal, message: e.to_string() };
+            let body = ErrorBody {
+                code: ErrorCode::Internal,
+                message: e.to_string(),
+            };
             (
-                Downstream::Outcome { ok: false, data: serde_json::to_value(body).unwrap_or(Value::Null) },
+                Downstream::Outcome {
+                    ok: false,
+                    data: serde_json::to_value(body).unwrap_or(Value::Null),
+                },
                 format!("failed: {e}"),
             )
         }

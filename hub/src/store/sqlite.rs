@@ -10,8 +10,8 @@ use nextdeploy_shared::token::verify_secret;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store,
-    StoreError, StoreResult,
+    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store, StoreError,
+    StoreResult,
 };
 
 /// Schema versions, applied in order; index + 1 is the `user_version` after it.
@@ -129,7 +129,8 @@ fn agent_row(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
     })
 }
 
-const JOIN_COLS: &str = "id, secret_hash, name, labels, created_at, expires_at, used_at, created_by";
+const JOIN_COLS: &str =
+    "id, secret_hash, name, labels, created_at, expires_at, used_at, created_by";
 
 fn join_row(r: &Row<'_>) -> rusqlite::Result<JoinTokenRecord> {
     Ok(JoinTokenRecord {
@@ -224,7 +225,9 @@ impl Store for SqliteStore {
     fn insert_join_token(&self, t: &JoinTokenRecord) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO join_tokens ({JOIN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!(
+                    "INSERT INTO join_tokens ({JOIN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
                 params![
                     t.id,
                     t.secret_hash,
@@ -455,22 +458,33 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         join(&s, "t1", "sec", "a1", 100);
         assert_eq!(
-            s.consume_join_token("t1", "bad", "k1", "f1", 10).unwrap().unwrap_err(),
+            s.consume_join_token("t1", "bad", "k1", "f1", 10)
+                .unwrap()
+                .unwrap_err(),
             JoinRefusal::Invalid
         );
         assert_eq!(
-            s.consume_join_token("nope", "sec", "k1", "f1", 10).unwrap().unwrap_err(),
+            s.consume_join_token("nope", "sec", "k1", "f1", 10)
+                .unwrap()
+                .unwrap_err(),
             JoinRefusal::Invalid
         );
-        let rec = s.consume_join_token("t1", "sec", "k1", "f1", 10).unwrap().unwrap();
+        let rec = s
+            .consume_join_token("t1", "sec", "k1", "f1", 10)
+            .unwrap()
+            .unwrap();
         assert_eq!(rec.name, "a1");
         assert_eq!(
-            s.consume_join_token("t1", "sec", "k2", "f2", 11).unwrap().unwrap_err(),
+            s.consume_join_token("t1", "sec", "k2", "f2", 11)
+                .unwrap()
+                .unwrap_err(),
             JoinRefusal::Used
         );
         join(&s, "t2", "sec", "a2", 5);
         assert_eq!(
-            s.consume_join_token("t2", "sec", "k3", "f3", 10).unwrap().unwrap_err(),
+            s.consume_join_token("t2", "sec", "k3", "f3", 10)
+                .unwrap()
+                .unwrap_err(),
             JoinRefusal::Expired
         );
     }
@@ -480,7 +494,9 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         join(&s, "t1", "x", "web", 100);
         join(&s, "t2", "x", "web", 100);
-        s.consume_join_token("t1", "x", "k1", "f1", 1).unwrap().unwrap();
+        s.consume_join_token("t1", "x", "k1", "f1", 1)
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             s.consume_join_token("t2", "x", "k2", "f2", 2).unwrap(),
             Err(JoinRefusal::NameTaken(_))
@@ -488,7 +504,10 @@ mod tests {
         // The refused attempt did not burn the token.
         assert!(s.join_token("t2").unwrap().unwrap().used_at.is_none());
         assert!(s.revoke_agent("web", 3).unwrap());
-        let rec = s.consume_join_token("t2", "x", "k2", "f2", 4).unwrap().unwrap();
+        let rec = s
+            .consume_join_token("t2", "x", "k2", "f2", 4)
+            .unwrap()
+            .unwrap();
         assert_eq!(rec.public_key, "k2");
         assert!(s.agent_by_key("k1").unwrap().is_none());
     }
