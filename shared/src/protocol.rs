@@ -48,6 +48,9 @@ pub mod action {
     pub const WHOAMI: &str = "whoami";
     /// Cancel an earlier request of this connection: `payload.id` (hub).
     pub const CANCEL: &str = "cancel";
+    /// A synthetic stream of `log` replies (`payload.bytes`, `payload.chunk`):
+    /// measures throughput and exercises flow control (agent, admin).
+    pub const DIAG_STREAM: &str = "diag_stream";
     /// Hub -> agent only: the control channel (hello, heartbeats).
     pub const CONTROL: &str = "control";
     /// Hub -> agent only: enrolment exchange.

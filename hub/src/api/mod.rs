@@ -73,6 +73,7 @@ pub fn required_role(name: &str) -> Option<Role> {
             Role::Viewer
         }
         action::REVOKE_AGENT
+        | action::DIAG_STREAM
         | action::CREATE_TOKEN
         | action::LIST_TOKENS
         | action::REVOKE_TOKEN
@@ -115,7 +116,9 @@ pub async fn dispatch(
     }
     let work = async {
         match req.action.as_str() {
-            action::PING | action::INFO => route::routed(&svc, &req, &out).await,
+            action::PING | action::INFO | action::DIAG_STREAM => {
+                route::routed(&svc, &req, &out).await
+            }
             _ => {
                 let reply = match admin::hub_action(&svc, &caller, &req).await {
                     Ok(data) => Reply::result(Some(id), data),
