@@ -90,7 +90,7 @@ fn revoked_agent_is_cut_and_stays_out() {
         .ok()
         .unwrap();
     // the live connection is cut within a second or two
-    wait_offline(&hub, &["to-revoke"], Duration::from_secs(3)).unwrap();
+    wait_offline(&hub, &["to-revoke"], Duration::from_secs(2)).unwrap();
 
     // the key is refused from now on: OpenSSH with the agent's key gets
     // "Permission denied" at authentication

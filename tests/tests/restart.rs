@@ -75,3 +75,25 @@ fn agents_reconnect_after_hub_kill9_with_same_host_key() {
         );
     }
 }
+
+#[test]
+fn agents_reconnect_after_an_outage_long_enough_to_back_off() {
+    let mut hub = start_hub().unwrap();
+    let names = ["o-1", "o-2"];
+    let _agents: Vec<_> = names
+        .iter()
+        .map(|n| enroll_agent(&hub, n, "env=dev").unwrap())
+        .collect();
+    wait_online(&hub, &names, Duration::from_secs(15)).unwrap();
+    hub.kill9();
+    // an outage (not an event to wait for): agents fail to reconnect a few
+    // times and their backoff grows
+    std::thread::sleep(Duration::from_secs(8));
+    hub.restart().unwrap();
+    let start = Instant::now();
+    wait_online(&hub, &names, Duration::from_secs(65)).unwrap();
+    eprintln!(
+        "after an 8 s outage, agents back {:?} after restart",
+        start.elapsed()
+    );
+}
