@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::state::AgentState;
+
 /// How long the hub has to send the first frame of a channel it opened.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -37,10 +39,8 @@ pub struct EnrollSlot {
 
 /// What channel tasks of one connection share.
 pub struct Ctx {
-    /// Agent process start.
-    pub started: Instant,
-    /// Between heartbeats.
-    pub heartbeat_interval: Duration,
+    /// Process-wide state.
+    pub state: Arc<AgentState>,
     /// Cancelled to drop this connection (heartbeat lost, shutdown).
     pub conn_cancel: CancellationToken,
     /// Set on enrolment connections only.
@@ -117,7 +117,7 @@ async fn control(
         hostname: crate::sysinfo::hostname(),
         version: nextdeploy_shared::VERSION.to_string(),
         os: crate::sysinfo::os_name(),
-        docker: crate::docker::status().await,
+        docker: ctx.state.engine.status().await,
     };
     let reply = Reply::new(
         Some(0),
@@ -128,7 +128,8 @@ async fn control(
         ctx.conn_cancel.cancel();
         return;
     }
-    let mut tick = tokio::time::interval(ctx.heartbeat_interval);
+    let mut pushed = ctx.state.push.subscribe();
+    let mut tick = tokio::time::interval(ctx.state.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
     let mut last_ack = Instant::now();
@@ -148,6 +149,18 @@ async fn control(
                     return;
                 }
             }
+            p = pushed.recv() => match p {
+                Ok(reply) => {
+                    if send(write, &reply).await.is_err() {
+                        ctx.conn_cancel.cancel();
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(dropped = n, "the hub link is slower than our snapshots and events; dropped the oldest");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+            },
             d = next_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
                 Some(_) => {}
@@ -213,8 +226,7 @@ async fn request(
     ctx: &Ctx,
 ) {
     let (tx, mut rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
-    let started = ctx.started;
-    let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, started, tx));
+    let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, ctx.state.clone(), tx));
     let mut credit: usize = STREAM_WINDOW as usize;
     let mut pending: Option<(Vec<u8>, bool)> = None;
     loop {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use nextdeploy_shared::labels::{validate_name, Labels};
+use nextdeploy_shared::labels::{validate_name, Labels, Selector};
 use serde::{Deserialize, Serialize};
 
 /// Default location of the configuration.
@@ -27,6 +27,18 @@ pub struct AgentConfig {
     /// Seconds between application heartbeats.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_s: u64,
+    /// Seconds between health snapshots pushed to the hub.
+    #[serde(default = "default_health")]
+    pub health_interval_s: u64,
+    /// Only containers matching this label selector (e.g.
+    /// `nextdeploy.managed=true`) exist for the hub; others are invisible to
+    /// every action and stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_label: Option<String>,
+}
+
+fn default_health() -> u64 {
+    5
 }
 
 fn default_heartbeat() -> u64 {
@@ -55,6 +67,12 @@ impl AgentConfig {
             bail!("hub must be host:port");
         }
         validate_name(&self.name).map_err(anyhow::Error::msg)?;
+        if !(1..=3600).contains(&self.health_interval_s) {
+            bail!("health_interval_s must be between 1 and 3600");
+        }
+        if let Some(scope) = &self.scope_label {
+            Selector::parse(scope).map_err(|e| anyhow::anyhow!("scope_label: {e}"))?;
+        }
         if !(2..=300).contains(&self.heartbeat_interval_s) {
             bail!("heartbeat_interval_s must be between 2 and 300");
         }
@@ -82,6 +100,8 @@ mod tests {
             labels: nextdeploy_shared::labels::parse_labels("env=prod").unwrap(),
             key_path: "/etc/nextdeploy/agent_ed25519".into(),
             heartbeat_interval_s: 10,
+            health_interval_s: 5,
+            scope_label: Some("nextdeploy.managed=true".into()),
         };
         let text = toml::to_string_pretty(&cfg).unwrap();
         let back: AgentConfig = toml::from_str(&text).unwrap();

@@ -1,24 +1,54 @@
 //! Requests from the hub, by action. Each handler sends its replies to `out`
 //! and ends with `end` or `error`.
 
-use std::time::Instant;
+use std::sync::Arc;
 
 use nextdeploy_shared::protocol::{action, ErrorCode, Reply};
 use nextdeploy_shared::time::now_unix_ms;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use crate::docker::{containers, logs, stats, DockerError};
+use crate::state::AgentState;
+
 /// Serve one request.
 pub async fn handle(
     id: u64,
     name: String,
     payload: Value,
-    started: Instant,
+    state: Arc<AgentState>,
     out: mpsc::Sender<Reply>,
 ) {
     let id = Some(id);
-    if name == action::DIAG_STREAM {
-        diag_stream(id, &payload, out).await;
+    let engine = &state.engine;
+    let docker: Option<Result<(), DockerError>> = match name.as_str() {
+        action::DIAG_STREAM => {
+            diag_stream(id, &payload, out).await;
+            return;
+        }
+        action::PS => Some(
+            containers::ps(engine, &payload)
+                .await
+                .map(|rows| one_shot(&out, id, json!(rows))),
+        ),
+        action::INSPECT => Some(
+            containers::inspect(engine, payload.get("container").and_then(Value::as_str).unwrap_or(""))
+                .await
+                .map(|doc| one_shot(&out, id, doc)),
+        ),
+        action::START | action::STOP | action::RESTART | action::KILL => Some(
+            containers::lifecycle(engine, &name, &payload)
+                .await
+                .map(|v| one_shot(&out, id, v)),
+        ),
+        action::LOGS => Some(logs::logs(engine, id, &payload, &out).await),
+        action::STATS => Some(stats::stats(engine, &state.sampler, id, &payload, &out).await),
+        _ => None,
+    };
+    if let Some(r) = docker {
+        if let Err(e) = r {
+            let _ = out.send(Reply::error(id, e.code, e.message)).await;
+        }
         return;
     }
     let replies = match name.as_str() {
@@ -27,8 +57,8 @@ pub async fn handle(
             Reply::end(id),
         ],
         action::INFO => {
-            let docker = crate::docker::status().await;
-            let info = crate::sysinfo::collect(started, docker);
+            let docker = engine.status().await;
+            let info = crate::sysinfo::collect(state.started, docker);
             vec![
                 Reply::result(id, serde_json::to_value(info).unwrap_or(Value::Null)),
                 Reply::end(id),
@@ -87,4 +117,10 @@ async fn diag_stream(id: Option<u64>, payload: &Value, out: mpsc::Sender<Reply>)
         sent += n as u64;
     }
     let _ = out.send(Reply::end(id)).await;
+}
+
+/// Queue a one-shot answer and its `end` (the queue has room: nothing else was sent).
+fn one_shot(out: &mpsc::Sender<Reply>, id: Option<u64>, data: Value) {
+    let _ = out.try_send(Reply::result(id, data));
+    let _ = out.try_send(Reply::end(id));
 }

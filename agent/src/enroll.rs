@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use anyhow::{bail, Context};
 use nextdeploy_shared::keys;
@@ -17,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::channel::{Ctx, EnrollSlot};
 use crate::config::AgentConfig;
 use crate::connection;
+use crate::docker::Engine;
+use crate::state::AgentState;
 
 /// Enrol and write the config (0600) and key (0600) beside it.
 pub async fn run(
@@ -48,9 +49,9 @@ pub async fn run(
     let key = keys::generate(&format!("nextdeploy-agent@{}", crate::sysinfo::hostname()))?;
 
     let (tx, rx) = oneshot::channel();
+    let state = AgentState::new(Engine::new(None), nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
     let ctx = Arc::new(Ctx {
-        started: Instant::now(),
-        heartbeat_interval: nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
+        state,
         conn_cancel: CancellationToken::new(),
         enroll: Some(EnrollSlot {
             secret: parsed.secret.clone(),
@@ -91,6 +92,8 @@ pub async fn run(
         labels: outcome.labels,
         key_path,
         heartbeat_interval_s: nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs(),
+        health_interval_s: 5,
+        scope_label: None,
     };
     cfg.save(config_path)?;
     Ok(cfg)

@@ -12,11 +12,12 @@ mod connection;
 mod dispatch;
 mod docker;
 mod enroll;
+mod state;
 mod sysinfo;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ use tracing::{info, warn};
 
 use crate::channel::Ctx;
 use crate::config::{AgentConfig, DEFAULT_CONFIG};
+use crate::docker::Engine;
+use crate::state::AgentState;
 
 /// NextDeploy agent.
 #[derive(Debug, Parser)]
@@ -102,16 +105,26 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
     let shutdown = CancellationToken::new();
     signals(shutdown.clone());
-    let started = Instant::now();
-    let interval = Duration::from_secs(cfg.heartbeat_interval_s);
+    let scope = match &cfg.scope_label {
+        Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let state = AgentState::new(Engine::new(scope), Duration::from_secs(cfg.heartbeat_interval_s));
+    tokio::spawn(docker::events::watch(state.engine.clone(), state.push.clone(), shutdown.clone()));
+    tokio::spawn(docker::monitor::run(
+        state.engine.clone(),
+        state.sampler.clone(),
+        state.push.clone(),
+        Duration::from_secs(cfg.health_interval_s),
+        shutdown.clone(),
+    ));
     connection::run(
         cfg.hub.clone(),
         cfg.hub_fingerprint.clone(),
         Arc::new(key),
         move |conn_cancel| {
             Arc::new(Ctx {
-                started,
-                heartbeat_interval: interval,
+                state: state.clone(),
                 conn_cancel,
                 enroll: None,
             })

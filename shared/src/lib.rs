@@ -6,6 +6,7 @@
 //! - [`protocol`]: the message types: WebSocket requests and replies (the seed's
 //!   `{"id","action","server","payload"}` / `{"id","type","data"}` vocabulary) and
 //!   the frames that travel hub -> agent on an SSH channel.
+//! - [`docker`]: container rows, stats samples, health snapshots, events.
 //! - [`frame`]: length-prefixed framing with a size cap checked before allocation.
 //! - [`keys`]: ed25519 keys in OpenSSH format and `SHA256:` fingerprints.
 //! - [`token`]: join and API tokens (`ndj_`, `nda_`): generation, parsing, hashing.
@@ -13,6 +14,7 @@
 //! - [`labels`]: `k=v` labels and selectors.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
 
+pub mod docker;
 pub mod frame;
 pub mod keys;
 pub mod labels;

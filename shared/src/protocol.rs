@@ -48,6 +48,28 @@ pub mod action {
     pub const WHOAMI: &str = "whoami";
     /// Cancel an earlier request of this connection: `payload.id` (hub).
     pub const CANCEL: &str = "cancel";
+    /// Containers: `{all, filters: {label: ["k=v"]}}` (agent, viewer).
+    pub const PS: &str = "ps";
+    /// One container's inspect document: `{container}` (agent, viewer).
+    pub const INSPECT: &str = "inspect";
+    /// Logs: `{container, follow, tail, since, until, timestamps}` (agent, viewer).
+    pub const LOGS: &str = "logs";
+    /// Start a container: `{container}` (agent, operator).
+    pub const START: &str = "start";
+    /// Stop a container: `{container, timeout}` (agent, operator).
+    pub const STOP: &str = "stop";
+    /// Restart a container: `{container, timeout}` (agent, operator).
+    pub const RESTART: &str = "restart";
+    /// Kill a container: `{container, signal}` (agent, operator).
+    pub const KILL: &str = "kill";
+    /// Stats: `{container?, stream}` (agent, viewer).
+    pub const STATS: &str = "stats";
+    /// Live events of agents and their containers (hub, viewer).
+    pub const EVENTS: &str = "events";
+    /// Fleet overview from the latest health snapshots (hub, viewer).
+    pub const STATUS: &str = "status";
+    /// Stored health history of a container: `{container, since_s, resolution}` (hub, viewer).
+    pub const HISTORY: &str = "history";
     /// A synthetic stream of `log` replies (`payload.bytes`, `payload.chunk`):
     /// measures throughput and exercises flow control (agent, admin).
     pub const DIAG_STREAM: &str = "diag_stream";
@@ -192,6 +214,16 @@ pub enum ErrorCode {
     Conflict,
     /// The agent failed to carry out the request.
     AgentError,
+    /// No visible container matches the name or id prefix.
+    NoSuchContainer,
+    /// An id prefix matches several containers.
+    AmbiguousContainer,
+    /// The agent cannot reach its Docker Engine.
+    DockerUnavailable,
+    /// The agent may not use the Docker socket.
+    DockerPermissionDenied,
+    /// The engine refused or failed the operation.
+    DockerError,
     /// The hub failed.
     Internal,
 }

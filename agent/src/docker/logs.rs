@@ -1,0 +1,191 @@
+//! Logs, byte-exact: stdout and stderr kept apart, TTY output as stdout, bytes
+//! that are not UTF-8 sent as base64, and the engine's pieces of a long line
+//! (16 KiB frames) joined again. Each `log` reply carries whole lines of one
+//! stream; a line still open is flushed after a short pause (follow mode) or
+//! when it grows past [`MAX_PENDING`]. Dropping the future (the hub closed the
+//! channel) drops the engine's stream: no orphan stream is left in dockerd.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::containers::resolve;
+use super::{classify, DockerError, Engine};
+
+/// An unterminated line is sent once it reaches this size (well under the frame cap).
+const MAX_PENDING: usize = 512 * 1024;
+/// Whole lines are batched into one reply up to about this size.
+const BATCH: usize = 64 * 1024;
+/// An unterminated line waits this long for more bytes before it is sent.
+const FLUSH_AFTER: Duration = Duration::from_millis(200);
+
+/// The `data` of one `log` reply.
+pub fn chunk_json(stream: &str, bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json!({ "stream": stream, "text": text }),
+        Err(_) => json!({ "stream": stream, "b64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+    }
+}
+
+/// Per-stream line assembly.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Append and take every complete line (in batches), plus an oversized remainder.
+    fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
+        self.pending.extend_from_slice(data);
+        let mut out = Vec::new();
+        if let Some(last_nl) = self.pending.iter().rposition(|&b| b == b'\n') {
+            let rest = self.pending.split_off(last_nl + 1);
+            let whole = std::mem::replace(&mut self.pending, rest);
+            // Batch whole lines into pieces of about BATCH bytes, cut at newlines.
+            let mut start = 0;
+            while start < whole.len() {
+                let mut end = (start + BATCH).min(whole.len());
+                if end < whole.len() {
+                    end = whole[end..].iter().position(|&b| b == b'\n').map(|p| end + p + 1).unwrap_or(whole.len());
+                }
+                out.push(whole[start..end].to_vec());
+                start = end;
+            }
+        }
+        while self.pending.len() >= MAX_PENDING {
+            let rest = self.pending.split_off(MAX_PENDING);
+            out.push(std::mem::replace(&mut self.pending, rest));
+        }
+        out
+    }
+
+    fn take(&mut self) -> Option<Vec<u8>> {
+        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+    }
+}
+
+fn opt_i32(p: &Value, key: &str) -> i32 {
+    p.get(key).and_then(Value::as_i64).map(|v| v.clamp(0, i32::MAX as i64) as i32).unwrap_or(0)
+}
+
+/// Stream the logs of `payload.container` to `out`; ends with `end` or `error`.
+pub async fn logs(engine: &Engine, id: Option<u64>, payload: &Value, out: &mpsc::Sender<Reply>) -> Result<(), DockerError> {
+    let wanted = payload.get("container").and_then(Value::as_str).unwrap_or("");
+    let target = resolve(engine, wanted).await?;
+    let tail = match payload.get("tail") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if s == "all" || s.parse::<u64>().is_ok() => s.clone(),
+        None | Some(Value::Null) => "all".into(),
+        Some(_) => return Err(DockerError::new(ErrorCode::BadRequest, "payload.tail must be a number or \"all\"")),
+    };
+    let opts = LogsOptions {
+        follow: payload.get("follow").and_then(Value::as_bool).unwrap_or(false),
+        stdout: true,
+        stderr: true,
+        since: opt_i32(payload, "since"),
+        until: opt_i32(payload, "until"),
+        timestamps: payload.get("timestamps").and_then(Value::as_bool).unwrap_or(false),
+        tail,
+    };
+    let docker = engine.docker().await?;
+    let mut stream = docker.logs(&target.id, Some(opts));
+    let mut stdout = Lines::default();
+    let mut stderr = Lines::default();
+    let send = |name: &'static str, bytes: Vec<u8>| {
+        let out = out.clone();
+        async move { out.send(Reply::new(id, ReplyType::Log, chunk_json(name, &bytes))).await.is_ok() }
+    };
+    loop {
+        let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
+            stream.next().await
+        } else {
+            match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    for (name, lines) in [("stdout", &mut stdout), ("stderr", &mut stderr)] {
+                        if let Some(b) = lines.take() {
+                            if !send(name, b).await {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        let (name, lines, message) = match next {
+            None => break,
+            Some(Err(e)) => {
+                let err = classify(&e);
+                engine.failed(&err);
+                return Err(err);
+            }
+            Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => ("stdout", &mut stdout, message),
+            Some(Ok(LogOutput::StdErr { message })) => ("stderr", &mut stderr, message),
+            Some(Ok(LogOutput::StdIn { .. })) => continue,
+        };
+        for piece in lines.push(&message) {
+            if !send(name, piece).await {
+                return Ok(());
+            }
+        }
+    }
+    for (name, lines) in [("stdout", &mut stdout), ("stderr", &mut stderr)] {
+        if let Some(b) = lines.take() {
+            if !send(name, b).await {
+                return Ok(());
+            }
+        }
+    }
+    let _ = out.send(Reply::end(id)).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_pieces_of_a_long_line() {
+        let mut l = Lines::default();
+        assert!(l.push(&[b'a'; 16384]).is_empty());
+        assert!(l.push(&[b'a'; 16384]).is_empty());
+        let out = l.push(b"aa\nb");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].len(), 32771);
+        assert_eq!(l.take().unwrap(), b"b");
+    }
+
+    #[test]
+    fn batches_cut_at_newlines() {
+        let mut l = Lines::default();
+        let line = [b"x".repeat(1000), b"\n".to_vec()].concat();
+        let many: Vec<u8> = line.repeat(200);
+        let out = l.push(&many);
+        assert!(out.len() > 1);
+        assert!(out.iter().all(|p| p.ends_with(b"\n")));
+        assert_eq!(out.concat(), many);
+    }
+
+    #[test]
+    fn oversized_unterminated_line_is_flushed() {
+        let mut l = Lines::default();
+        let out = l.push(&vec![b'z'; MAX_PENDING + 10]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(l.take().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn non_utf8_goes_base64() {
+        let v = chunk_json("stderr", &[0xff, 0xfe, b'\n']);
+        assert_eq!(v["stream"], "stderr");
+        assert_eq!(v["b64"], "//4K");
+        assert_eq!(chunk_json("stdout", b"hi\n")["text"], "hi\n");
+    }
+}

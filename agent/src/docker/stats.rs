@@ -1,0 +1,199 @@
+//! Stats as `docker stats` computes them, without its cost: one-shot samples
+//! (`stream=false&one-shot=true`, API >= 1.41) taken concurrently, and CPU
+//! percent computed from this agent's own consecutive samples of each
+//! container, so no call waits the engine's second for a pre-sample.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bollard::models::ContainerStatsResponse;
+use bollard::query_parameters::{ListContainersOptions, StatsOptions};
+use futures_util::StreamExt;
+use nextdeploy_shared::docker::{cpu_percent, mem_usage, StatsSample};
+use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
+use nextdeploy_shared::time::now_unix_ms;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::containers::resolve;
+use super::{classify, DockerError, Engine};
+
+/// Samples taken at once in a sweep: enough to finish 50 containers in a few
+/// round trips, few enough not to flood dockerd.
+const SWEEP_CONCURRENCY: usize = 16;
+/// How often a streaming `stats` request samples.
+const STREAM_INTERVAL: Duration = Duration::from_secs(1);
+/// A cached previous sample older than this is not used for CPU.
+const MAX_PREV_AGE_MS: i64 = 30_000;
+
+/// CPU counters of one sample.
+#[derive(Debug, Clone, Copy)]
+struct Counters {
+    cpu: u64,
+    system: u64,
+    at_ms: i64,
+}
+
+/// Previous CPU counters per container id.
+#[derive(Default)]
+pub struct Sampler {
+    prev: Mutex<HashMap<String, Counters>>,
+}
+
+fn sum_blkio(s: &ContainerStatsResponse, op: &str) -> u64 {
+    s.blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref())
+        .map(|v| {
+            v.iter()
+                .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                .filter_map(|e| e.value)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+impl Sampler {
+    /// Turn one engine sample into figures, using and updating the cache.
+    fn compute(&self, id: &str, name: &str, s: &ContainerStatsResponse) -> StatsSample {
+        let cpu = s.cpu_stats.as_ref();
+        let total = cpu.and_then(|c| c.cpu_usage.as_ref()).and_then(|u| u.total_usage).unwrap_or(0);
+        let system = cpu.and_then(|c| c.system_cpu_usage).unwrap_or(0);
+        let online = cpu
+            .and_then(|c| c.online_cpus)
+            .or_else(|| {
+                cpu.and_then(|c| c.cpu_usage.as_ref())
+                    .and_then(|u| u.percpu_usage.as_ref())
+                    .map(|p| p.len() as u32)
+            })
+            .unwrap_or(1);
+        let now = now_unix_ms();
+        let cur = Counters { cpu: total, system, at_ms: now };
+        let prev = {
+            let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+            map.insert(id.to_string(), cur)
+        };
+        let cpu_percent = prev
+            .filter(|p| now - p.at_ms <= MAX_PREV_AGE_MS)
+            .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online));
+        let mem = s.memory_stats.as_ref();
+        let usage = mem_usage(mem.and_then(|m| m.usage).unwrap_or(0), mem.and_then(|m| m.stats.as_ref()));
+        let limit = mem.and_then(|m| m.limit).unwrap_or(0);
+        let (rx, tx) = s
+            .networks
+            .as_ref()
+            .map(|n| n.values().fold((0, 0), |(r, t), i| (r + i.rx_bytes.unwrap_or(0), t + i.tx_bytes.unwrap_or(0))))
+            .unwrap_or((0, 0));
+        StatsSample {
+            id: id.to_string(),
+            name: name.to_string(),
+            cpu_percent,
+            mem_usage: usage,
+            mem_limit: limit,
+            mem_percent: if limit > 0 { usage as f64 / limit as f64 * 100.0 } else { 0.0 },
+            net_rx: rx,
+            net_tx: tx,
+            block_read: sum_blkio(s, "read"),
+            block_write: sum_blkio(s, "write"),
+            pids: s.pids_stats.as_ref().and_then(|p| p.current).unwrap_or(0),
+            at_ms: now,
+        }
+    }
+
+    /// Whether a recent previous sample exists for `id`.
+    fn has_recent(&self, id: &str) -> bool {
+        let map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).is_some_and(|c| now_unix_ms() - c.at_ms <= MAX_PREV_AGE_MS)
+    }
+
+    /// Forget containers that are gone.
+    pub fn retain(&self, ids: &[String]) {
+        let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| ids.contains(k));
+    }
+
+    /// One-shot sample of one container.
+    pub async fn sample(&self, engine: &Engine, id: &str, name: &str) -> Result<StatsSample, DockerError> {
+        let docker = engine.docker().await?;
+        let mut s = docker.stats(id, Some(StatsOptions { stream: false, one_shot: true }));
+        match s.next().await {
+            Some(Ok(r)) => Ok(self.compute(id, name, &r)),
+            Some(Err(e)) => {
+                let err = classify(&e);
+                engine.failed(&err);
+                Err(err)
+            }
+            None => Err(DockerError::new(ErrorCode::DockerError, "the engine returned no stats")),
+        }
+    }
+
+    /// Sample many containers concurrently; containers that vanish mid-sweep are skipped.
+    pub async fn sweep(&self, engine: &Engine, targets: &[(String, String)]) -> Result<Vec<StatsSample>, DockerError> {
+        let results: Vec<Result<StatsSample, DockerError>> = futures_util::stream::iter(targets.to_vec())
+            .map(|(id, name)| async move { self.sample(engine, &id, &name).await })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(s) => out.push(s),
+                Err(e) if e.code == ErrorCode::NoSuchContainer => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+/// Running, visible containers as (id, name).
+pub async fn running(engine: &Engine) -> Result<Vec<(String, String)>, DockerError> {
+    let opts = ListContainersOptions { all: false, ..Default::default() };
+    let list = engine.call(|d| async move { d.list_containers(Some(opts)).await }).await?;
+    Ok(list
+        .into_iter()
+        .filter(|c| engine.visible(c.labels.as_ref()))
+        .map(|c| {
+            let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+            (c.id.unwrap_or_default(), name)
+        })
+        .collect())
+}
+
+/// `stats`: `{container?, stream}`. Streaming sends a `stats` reply with every
+/// container's sample about every second until cancelled; otherwise one
+/// `result` (samples taken twice 500 ms apart when no recent sample exists).
+pub async fn stats(engine: &Engine, sampler: &Sampler, id: Option<u64>, payload: &Value, out: &mpsc::Sender<Reply>) -> Result<(), DockerError> {
+    let stream = payload.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let one = match payload.get("container").and_then(Value::as_str) {
+        Some(c) if !c.is_empty() => Some(resolve(engine, c).await?),
+        _ => None,
+    };
+    let targets = || async {
+        match &one {
+            Some(t) => Ok(vec![(t.id.clone(), t.name.clone())]),
+            None => running(engine).await,
+        }
+    };
+    if !stream {
+        let t = targets().await?;
+        if t.iter().any(|(id, _)| !sampler.has_recent(id)) {
+            sampler.sweep(engine, &t).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let samples = sampler.sweep(engine, &t).await?;
+        let _ = out.send(Reply::result(id, json!(samples))).await;
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(STREAM_INTERVAL);
+    loop {
+        tick.tick().await;
+        let t = targets().await?;
+        let samples = sampler.sweep(engine, &t).await?;
+        if out.send(Reply::new(id, ReplyType::Stats, json!(samples))).await.is_err() {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What the whole agent process shares, across reconnections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nextdeploy_shared::protocol::Reply;
+use tokio::sync::broadcast;
+
+use crate::docker::stats::Sampler;
+use crate::docker::Engine;
+
+/// Pushed replies (health snapshots, events) waiting for the control channel.
+/// A slow or absent connection loses the oldest: a snapshot is superseded by
+/// the next one anyway, and events while offline cannot be delivered.
+pub const PUSH_QUEUE: usize = 256;
+
+/// Process-wide agent state.
+pub struct AgentState {
+    /// Process start, for uptime.
+    pub started: Instant,
+    /// The Docker Engine.
+    pub engine: Arc<Engine>,
+    /// CPU counters between samples.
+    pub sampler: Arc<Sampler>,
+    /// Snapshots and events for the hub.
+    pub push: broadcast::Sender<Reply>,
+    /// Between application heartbeats.
+    pub heartbeat_interval: Duration,
+}
+
+impl AgentState {
+    /// A state with an engine limited to `scope`.
+    pub fn new(engine: Engine, heartbeat_interval: Duration) -> Arc<Self> {
+        let (push, _) = broadcast::channel(PUSH_QUEUE);
+        Arc::new(AgentState {
+            started: Instant::now(),
+            engine: Arc::new(engine),
+            sampler: Arc::new(Sampler::default()),
+            push,
+            heartbeat_interval,
+        })
+    }
+}

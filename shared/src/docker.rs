@@ -1,0 +1,190 @@
+//! Docker data as it travels: container rows, stats samples, health snapshots,
+//! events. Every figure comes from the engine or the kernel.
+
+use serde::{Deserialize, Serialize};
+
+use crate::labels::Labels;
+
+/// One container in `ps`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerRow {
+    /// Full id.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image as the container was created from it.
+    pub image: String,
+    /// `running`, `exited`, ...
+    pub state: String,
+    /// Docker's status text, e.g. `Up 5 minutes (healthy)`.
+    pub status: String,
+    /// `healthy`, `unhealthy`, `starting`, or none without a healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Unix time of creation.
+    pub created: i64,
+    /// Container labels.
+    #[serde(default)]
+    pub labels: Labels,
+}
+
+/// One stats sample of one container, computed as the docker CLI does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct StatsSample {
+    /// Full id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// CPU percent of one core (200 = two cores busy); `None` on a first sample.
+    pub cpu_percent: Option<f64>,
+    /// Memory in use minus inactive file cache, bytes.
+    pub mem_usage: u64,
+    /// Memory limit, bytes.
+    pub mem_limit: u64,
+    /// `mem_usage / mem_limit * 100`.
+    pub mem_percent: f64,
+    /// Network bytes received (all interfaces).
+    pub net_rx: u64,
+    /// Network bytes sent.
+    pub net_tx: u64,
+    /// Block bytes read.
+    pub block_read: u64,
+    /// Block bytes written.
+    pub block_write: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// When the engine read it, Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// One container in a health snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ContainerHealth {
+    /// Full id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// `running`, `exited`, ...
+    pub state: String,
+    /// Healthcheck status, if the container has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Docker's restart count.
+    pub restarts: i64,
+    /// CPU percent over the last interval (running containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Memory as `docker stats` shows it.
+    #[serde(default)]
+    pub mem_usage: u64,
+    /// Memory limit.
+    #[serde(default)]
+    pub mem_limit: u64,
+    /// Network bytes received.
+    #[serde(default)]
+    pub net_rx: u64,
+    /// Network bytes sent.
+    #[serde(default)]
+    pub net_tx: u64,
+}
+
+/// What the agent pushes every health interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct HealthSnapshot {
+    /// Unix time of the sweep.
+    pub at: i64,
+    /// Whether the engine answered.
+    pub docker_available: bool,
+    /// Why not, if not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_error: Option<String>,
+    /// How long the sweep took, ms.
+    pub sweep_ms: u64,
+    /// Every visible container.
+    pub containers: Vec<ContainerHealth>,
+}
+
+/// A container event (or an agent online/offline event, with `kind` "agent").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Event {
+    /// `container` or `agent`.
+    pub kind: String,
+    /// `create`, `start`, `die`, `oom`, `kill`, `restart`, `health_status`,
+    /// `stop`, `destroy`, or `online`/`offline` for agents.
+    pub action: String,
+    /// Unix milliseconds.
+    pub time_ms: i64,
+    /// Container id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Container name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Exit code of a `die`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// New status of a `health_status` (`healthy`, `unhealthy`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Signal of a `kill`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Memory as `docker stats` shows it: usage minus inactive file cache
+/// (cgroup v1 `total_inactive_file`, v2 `inactive_file`), never below zero.
+pub fn mem_usage(usage: u64, stats: Option<&std::collections::HashMap<String, u64>>) -> u64 {
+    let inactive = stats.and_then(|s| {
+        s.get("total_inactive_file")
+            .or_else(|| s.get("inactive_file"))
+            .copied()
+    });
+    match inactive {
+        Some(i) if i < usage => usage - i,
+        _ => usage,
+    }
+}
+
+/// CPU percent by the docker CLI's formula: container CPU delta over system
+/// CPU delta, times online CPUs, times 100.
+pub fn cpu_percent(cpu_now: u64, cpu_prev: u64, sys_now: u64, sys_prev: u64, online: u32) -> Option<f64> {
+    let cpu_delta = cpu_now.checked_sub(cpu_prev)? as f64;
+    let sys_delta = sys_now.checked_sub(sys_prev)? as f64;
+    if sys_delta <= 0.0 {
+        return None;
+    }
+    Some(cpu_delta / sys_delta * online.max(1) as f64 * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn memory_like_docker_cli() {
+        let mut v1 = HashMap::new();
+        v1.insert("total_inactive_file".to_string(), 100);
+        assert_eq!(mem_usage(1000, Some(&v1)), 900);
+        let mut v2 = HashMap::new();
+        v2.insert("inactive_file".to_string(), 300);
+        assert_eq!(mem_usage(1000, Some(&v2)), 700);
+        v2.insert("inactive_file".to_string(), 3000);
+        assert_eq!(mem_usage(1000, Some(&v2)), 1000);
+        assert_eq!(mem_usage(1000, None), 1000);
+    }
+
+    #[test]
+    fn cpu_like_docker_cli() {
+        // 1 s of one core over 2 s of system time on 2 CPUs -> 100 %.
+        let p = cpu_percent(2_000_000_000, 1_000_000_000, 4_000_000_000, 2_000_000_000, 2).unwrap();
+        assert!((p - 100.0).abs() < 1e-9);
+        assert_eq!(cpu_percent(1, 2, 3, 4, 1), None);
+        assert_eq!(cpu_percent(2, 1, 4, 4, 1), None);
+    }
+}
