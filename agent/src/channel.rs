@@ -226,7 +226,13 @@ async fn request(
     ctx: &Ctx,
 ) {
     let (tx, mut rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
-    let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, ctx.state.clone(), tx));
+    let handler = tokio::spawn(crate::dispatch::handle(
+        id,
+        action,
+        payload,
+        ctx.state.clone(),
+        tx,
+    ));
     let mut credit: usize = STREAM_WINDOW as usize;
     let mut pending: Option<(Vec<u8>, bool)> = None;
     loop {

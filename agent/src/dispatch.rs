@@ -32,9 +32,15 @@ pub async fn handle(
                 .map(|rows| one_shot(&out, id, json!(rows))),
         ),
         action::INSPECT => Some(
-            containers::inspect(engine, payload.get("container").and_then(Value::as_str).unwrap_or(""))
-                .await
-                .map(|doc| one_shot(&out, id, doc)),
+            containers::inspect(
+                engine,
+                payload
+                    .get("container")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+            )
+            .await
+            .map(|doc| one_shot(&out, id, doc)),
         ),
         action::START | action::STOP | action::RESTART | action::KILL => Some(
             containers::lifecycle(engine, &name, &payload)

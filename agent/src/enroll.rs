@@ -49,7 +49,10 @@ pub async fn run(
     let key = keys::generate(&format!("nextdeploy-agent@{}", crate::sysinfo::hostname()))?;
 
     let (tx, rx) = oneshot::channel();
-    let state = AgentState::new(Engine::new(None), nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
+    let state = AgentState::new(
+        Engine::new(None),
+        nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
+    );
     let ctx = Arc::new(Ctx {
         state,
         conn_cancel: CancellationToken::new(),

@@ -109,8 +109,15 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let state = AgentState::new(Engine::new(scope), Duration::from_secs(cfg.heartbeat_interval_s));
-    tokio::spawn(docker::events::watch(state.engine.clone(), state.push.clone(), shutdown.clone()));
+    let state = AgentState::new(
+        Engine::new(scope),
+        Duration::from_secs(cfg.heartbeat_interval_s),
+    );
+    tokio::spawn(docker::events::watch(
+        state.engine.clone(),
+        state.push.clone(),
+        shutdown.clone(),
+    ));
     tokio::spawn(docker::monitor::run(
         state.engine.clone(),
         state.sampler.clone(),

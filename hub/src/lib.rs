@@ -8,6 +8,7 @@
 //! - [`api`]: the actions of the WebSocket API: auth, roles, routing.
 //! - [`http`]: axum router: `/ws`, `/health`; Origin checks.
 //! - [`store`]: the `Store` interface and its SQLite implementation.
+//! - [`telemetry`]: health snapshots (live and history) and the event bus.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`cli`]: the client subcommands.
 
@@ -18,6 +19,7 @@ pub mod http;
 pub mod serve;
 pub mod ssh;
 pub mod store;
+pub mod telemetry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,6 +82,8 @@ pub struct Services {
     pub tracker: TaskTracker,
     /// Start time, for uptime.
     pub started: Instant,
+    /// Health snapshots and events pushed by agents.
+    pub telemetry: Arc<telemetry::Telemetry>,
 }
 
 /// Run the hub until `shutdown` is cancelled, then stop accepting, cut agent
@@ -100,7 +104,13 @@ pub async fn run(
         cancel: shutdown.clone(),
         tracker: TaskTracker::new(),
         started: Instant::now(),
+        telemetry: Arc::new(telemetry::Telemetry::default()),
     });
+    let writer = tokio::spawn(
+        svc.telemetry
+            .clone()
+            .run_writer(svc.store.clone(), shutdown.clone()),
+    );
     let ssh = tokio::spawn(ssh::serve(ssh_listener, svc.clone(), host_key));
     let http = tokio::spawn(http::serve(http_listener, svc.clone()));
     shutdown.cancelled().await;
@@ -113,6 +123,7 @@ pub async fn run(
     {
         tracing::warn!("some connections did not close within 5s");
     }
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     match http.await {
         Ok(r) => r,
         Err(e) => Err(anyhow::anyhow!("HTTP task failed: {e}")),

@@ -152,7 +152,13 @@ pub fn mem_usage(usage: u64, stats: Option<&std::collections::HashMap<String, u6
 
 /// CPU percent by the docker CLI's formula: container CPU delta over system
 /// CPU delta, times online CPUs, times 100.
-pub fn cpu_percent(cpu_now: u64, cpu_prev: u64, sys_now: u64, sys_prev: u64, online: u32) -> Option<f64> {
+pub fn cpu_percent(
+    cpu_now: u64,
+    cpu_prev: u64,
+    sys_now: u64,
+    sys_prev: u64,
+    online: u32,
+) -> Option<f64> {
     let cpu_delta = cpu_now.checked_sub(cpu_prev)? as f64;
     let sys_delta = sys_now.checked_sub(sys_prev)? as f64;
     if sys_delta <= 0.0 {
@@ -182,7 +188,14 @@ mod tests {
     #[test]
     fn cpu_like_docker_cli() {
         // 1 s of one core over 2 s of system time on 2 CPUs -> 100 %.
-        let p = cpu_percent(2_000_000_000, 1_000_000_000, 4_000_000_000, 2_000_000_000, 2).unwrap();
+        let p = cpu_percent(
+            2_000_000_000,
+            1_000_000_000,
+            4_000_000_000,
+            2_000_000_000,
+            2,
+        )
+        .unwrap();
         assert!((p - 100.0).abs() < 1e-9);
         assert_eq!(cpu_percent(1, 2, 3, 4, 1), None);
         assert_eq!(cpu_percent(2, 1, 4, 4, 1), None);

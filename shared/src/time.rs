@@ -31,6 +31,57 @@ pub fn rfc3339(unix: i64) -> String {
     )
 }
 
+/// Parse `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` to Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (date, rest) = t.split_once(['T', 't', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (num(d.next()?)?, num(d.next()?)?, num(d.next()?)?);
+    let (clock, offset) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
+        (c, 0)
+    } else {
+        let pos = rest.rfind(['+', '-'])?;
+        let (c, off) = rest.split_at(pos);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (oh, om) = off[1..].split_once(':')?;
+        (c, sign * (num(oh)? * 3600 + num(om)? * 60))
+    };
+    let clock = clock.split('.').next()?;
+    let mut c = clock.splitn(3, ':');
+    let (hh, mm, ss) = (num(c.next()?)?, num(c.next()?)?, num(c.next()?)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, m as u32, day as u32) * 86_400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+/// Howard Hinnant's civil-to-days algorithm.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A point in time as the docker CLI takes it for `--since`/`--until`: a
+/// duration back from now (`10m`), Unix seconds, or RFC 3339.
+pub fn parse_point(text: &str, now: i64) -> Result<i64, String> {
+    let t = text.trim();
+    if let Some(ts) = parse_rfc3339(t) {
+        return Ok(ts);
+    }
+    if t.chars().all(|c| c.is_ascii_digit()) && t.len() >= 9 {
+        return t.parse().map_err(|_| format!("bad timestamp {t:?}"));
+    }
+    parse_duration(t)
+        .map(|d| now - d.as_secs() as i64)
+        .map_err(|_| format!("{t:?} is not a duration (10m), a Unix time or an RFC 3339 time"))
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -91,6 +142,20 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_600_000), "2026-11-25T09:46:40Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_points() {
+        assert_eq!(parse_rfc3339("2026-11-25T09:46:40Z"), Some(1_795_600_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-25T10:46:40.123+01:00"),
+            Some(1_795_600_000)
+        );
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(parse_rfc3339("nope"), None);
+        assert_eq!(parse_point("10m", 1000), Ok(400));
+        assert_eq!(parse_point("1795600000", 0), Ok(1_795_600_000));
+        assert!(parse_point("yesterday", 0).is_err());
     }
 
     #[test]

@@ -32,10 +32,22 @@ fn name_of(c: &ContainerSummary) -> String {
 }
 
 /// Every visible container (running or not).
-pub async fn list_all(engine: &Engine, filters: Option<HashMap<String, Vec<String>>>) -> Result<Vec<ContainerSummary>, DockerError> {
-    let opts = ListContainersOptions { all: true, filters, ..Default::default() };
-    let list = engine.call(|d| async move { d.list_containers(Some(opts)).await }).await?;
-    Ok(list.into_iter().filter(|c| engine.visible(c.labels.as_ref())).collect())
+pub async fn list_all(
+    engine: &Engine,
+    filters: Option<HashMap<String, Vec<String>>>,
+) -> Result<Vec<ContainerSummary>, DockerError> {
+    let opts = ListContainersOptions {
+        all: true,
+        filters,
+        ..Default::default()
+    };
+    let list = engine
+        .call(|d| async move { d.list_containers(Some(opts)).await })
+        .await?;
+    Ok(list
+        .into_iter()
+        .filter(|c| engine.visible(c.labels.as_ref()))
+        .collect())
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -57,10 +69,16 @@ fn distance(a: &str, b: &str) -> usize {
 pub async fn resolve(engine: &Engine, wanted: &str) -> Result<Target, DockerError> {
     let wanted = wanted.trim_start_matches('/');
     if wanted.is_empty() {
-        return Err(DockerError::new(ErrorCode::BadRequest, "payload.container is required"));
+        return Err(DockerError::new(
+            ErrorCode::BadRequest,
+            "payload.container is required",
+        ));
     }
     let all = list_all(engine, None).await?;
-    let target = |c: &ContainerSummary| Target { id: c.id.clone().unwrap_or_default(), name: name_of(c) };
+    let target = |c: &ContainerSummary| Target {
+        id: c.id.clone().unwrap_or_default(),
+        name: name_of(c),
+    };
     if let Some(c) = all.iter().find(|c| name_of(c) == wanted) {
         return Ok(target(c));
     }
@@ -71,20 +89,32 @@ pub async fn resolve(engine: &Engine, wanted: &str) -> Result<Target, DockerErro
     match by_prefix.as_slice() {
         [one] => Ok(target(one)),
         [] => {
-            let mut names: Vec<(usize, String)> = all.iter().map(|c| (distance(wanted, &name_of(c)), name_of(c))).collect();
+            let mut names: Vec<(usize, String)> = all
+                .iter()
+                .map(|c| (distance(wanted, &name_of(c)), name_of(c)))
+                .collect();
             names.sort();
             let close: Vec<String> = names.into_iter().take(3).map(|(_, n)| n).collect();
-            let hint = if close.is_empty() { "there are no containers".to_string() } else { format!("closest: {}", close.join(", ")) };
-            Err(DockerError::new(ErrorCode::NoSuchContainer, format!("no such container: {wanted} ({hint})")))
+            let hint = if close.is_empty() {
+                "there are no containers".to_string()
+            } else {
+                format!("closest: {}", close.join(", "))
+            };
+            Err(DockerError::new(
+                ErrorCode::NoSuchContainer,
+                format!("no such container: {wanted} ({hint})"),
+            ))
         }
-        many => Err(DockerError::new(
-            ErrorCode::AmbiguousContainer,
-            format!(
+        many => {
+            Err(DockerError::new(
+                ErrorCode::AmbiguousContainer,
+                format!(
                 "id prefix {wanted} matches {} containers ({}); give more characters or the name",
                 many.len(),
                 many.iter().map(|c| name_of(c)).collect::<Vec<_>>().join(", ")
             ),
-        )),
+            ))
+        }
     }
 }
 
@@ -121,19 +151,35 @@ pub async fn ps(engine: &Engine, payload: &Value) -> Result<Vec<ContainerRow>, D
     let filters: Option<HashMap<String, Vec<String>>> = match payload.get("filters") {
         None | Some(Value::Null) => None,
         Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
-            DockerError::new(ErrorCode::BadRequest, "payload.filters must map filter names to lists of strings")
+            DockerError::new(
+                ErrorCode::BadRequest,
+                "payload.filters must map filter names to lists of strings",
+            )
         })?),
     };
-    let opts = ListContainersOptions { all, filters, ..Default::default() };
-    let list = engine.call(|d| async move { d.list_containers(Some(opts)).await }).await?;
-    Ok(list.iter().filter(|c| engine.visible(c.labels.as_ref())).map(row).collect())
+    let opts = ListContainersOptions {
+        all,
+        filters,
+        ..Default::default()
+    };
+    let list = engine
+        .call(|d| async move { d.list_containers(Some(opts)).await })
+        .await?;
+    Ok(list
+        .iter()
+        .filter(|c| engine.visible(c.labels.as_ref()))
+        .map(row)
+        .collect())
 }
 
 /// `inspect`: the engine's document, as is.
 pub async fn inspect(engine: &Engine, wanted: &str) -> Result<Value, DockerError> {
     let t = resolve(engine, wanted).await?;
     let doc = engine
-        .call(|d| async move { d.inspect_container(&t.id, None::<InspectContainerOptions>).await })
+        .call(|d| async move {
+            d.inspect_container(&t.id, None::<InspectContainerOptions>)
+                .await
+        })
         .await?;
     serde_json::to_value(doc).map_err(|e| DockerError::new(ErrorCode::AgentError, e.to_string()))
 }
@@ -147,25 +193,74 @@ fn not_modified_ok(r: Result<(), DockerError>) -> Result<(), DockerError> {
 }
 
 /// start / stop / restart / kill.
-pub async fn lifecycle(engine: &Engine, action: &str, payload: &Value) -> Result<Value, DockerError> {
-    let wanted = payload.get("container").and_then(Value::as_str).unwrap_or("");
+pub async fn lifecycle(
+    engine: &Engine,
+    action: &str,
+    payload: &Value,
+) -> Result<Value, DockerError> {
+    let wanted = payload
+        .get("container")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let t = resolve(engine, wanted).await?;
-    let timeout = payload.get("timeout").and_then(Value::as_i64).map(|t| t.clamp(0, 3600) as i32);
-    let signal = payload.get("signal").and_then(Value::as_str).unwrap_or("SIGKILL").to_string();
+    let timeout = payload
+        .get("timeout")
+        .and_then(Value::as_i64)
+        .map(|t| t.clamp(0, 3600) as i32);
+    let signal = payload
+        .get("signal")
+        .and_then(Value::as_str)
+        .unwrap_or("SIGKILL")
+        .to_string();
     let id = t.id.clone();
-    let r = match action {
-        "start" => engine.call(|d| async move { d.start_container(&id, None::<StartContainerOptions>).await }).await,
-        "stop" => engine
-            .call(|d| async move { d.stop_container(&id, Some(StopContainerOptions { t: timeout, signal: None })).await })
-            .await,
-        "restart" => engine
-            .call(|d| async move { d.restart_container(&id, Some(RestartContainerOptions { t: timeout, signal: None })).await })
-            .await,
-        "kill" => engine
-            .call(|d| async move { d.kill_container(&id, Some(KillContainerOptions { signal })).await })
-            .await,
-        other => Err(DockerError::new(ErrorCode::UnknownAction, format!("unknown lifecycle action {other}"))),
-    };
+    let r =
+        match action {
+            "start" => engine
+                .call(
+                    |d| async move { d.start_container(&id, None::<StartContainerOptions>).await },
+                )
+                .await,
+            "stop" => {
+                engine
+                    .call(|d| async move {
+                        d.stop_container(
+                            &id,
+                            Some(StopContainerOptions {
+                                t: timeout,
+                                signal: None,
+                            }),
+                        )
+                        .await
+                    })
+                    .await
+            }
+            "restart" => {
+                engine
+                    .call(|d| async move {
+                        d.restart_container(
+                            &id,
+                            Some(RestartContainerOptions {
+                                t: timeout,
+                                signal: None,
+                            }),
+                        )
+                        .await
+                    })
+                    .await
+            }
+            "kill" => {
+                engine
+                    .call(|d| async move {
+                        d.kill_container(&id, Some(KillContainerOptions { signal }))
+                            .await
+                    })
+                    .await
+            }
+            other => Err(DockerError::new(
+                ErrorCode::UnknownAction,
+                format!("unknown lifecycle action {other}"),
+            )),
+        };
     not_modified_ok(r)?;
     Ok(serde_json::json!({ "id": t.id, "name": t.name, "action": action }))
 }
@@ -183,8 +278,14 @@ mod tests {
 
     #[test]
     fn health_from_status() {
-        assert_eq!(health_of_status("Up 5 minutes (healthy)").as_deref(), Some("healthy"));
-        assert_eq!(health_of_status("Up 1 second (health: starting)").as_deref(), Some("starting"));
+        assert_eq!(
+            health_of_status("Up 5 minutes (healthy)").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            health_of_status("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
         assert_eq!(health_of_status("Up 2 hours"), None);
     }
 }

@@ -18,10 +18,27 @@ use tracing::{debug, info};
 use super::{classify, Engine};
 
 /// The container actions worth telling people about.
-const ACTIONS: &[&str] = &["create", "start", "die", "oom", "kill", "restart", "health_status", "stop", "destroy", "pause", "unpause"];
+const ACTIONS: &[&str] = &[
+    "create",
+    "start",
+    "die",
+    "oom",
+    "kill",
+    "restart",
+    "health_status",
+    "stop",
+    "destroy",
+    "pause",
+    "unpause",
+];
 
 /// Turn an engine event into ours; `None` for actions we do not forward.
-pub fn convert(action: &str, id: Option<String>, attrs: &HashMap<String, String>, time_nano: Option<i64>) -> Option<Event> {
+pub fn convert(
+    action: &str,
+    id: Option<String>,
+    attrs: &HashMap<String, String>,
+    time_nano: Option<i64>,
+) -> Option<Event> {
     let (action, health) = match action.split_once(": ") {
         Some(("health_status", h)) => ("health_status", Some(h.trim().to_string())),
         _ => (action, None),
@@ -32,7 +49,9 @@ pub fn convert(action: &str, id: Option<String>, attrs: &HashMap<String, String>
     Some(Event {
         kind: "container".into(),
         action: action.into(),
-        time_ms: time_nano.map(|n| n / 1_000_000).unwrap_or_else(nextdeploy_shared::time::now_unix_ms),
+        time_ms: time_nano
+            .map(|n| n / 1_000_000)
+            .unwrap_or_else(nextdeploy_shared::time::now_unix_ms),
         container_id: id,
         container: attrs.get("name").cloned(),
         image: attrs.get("image").cloned(),
@@ -43,7 +62,11 @@ pub fn convert(action: &str, id: Option<String>, attrs: &HashMap<String, String>
 }
 
 /// Watch events until `shutdown`, pushing each visible one as an `event` reply.
-pub async fn watch(engine: Arc<Engine>, push: broadcast::Sender<Reply>, shutdown: CancellationToken) {
+pub async fn watch(
+    engine: Arc<Engine>,
+    push: broadcast::Sender<Reply>,
+    shutdown: CancellationToken,
+) {
     let mut delay = Duration::from_secs(1);
     loop {
         let docker = match engine.docker().await {
@@ -61,7 +84,11 @@ pub async fn watch(engine: Arc<Engine>, push: broadcast::Sender<Reply>, shutdown
         delay = Duration::from_secs(1);
         let mut filters = HashMap::new();
         filters.insert("type".to_string(), vec!["container".to_string()]);
-        let mut stream = docker.events(Some(EventsOptions { since: None, until: None, filters: Some(filters) }));
+        let mut stream = docker.events(Some(EventsOptions {
+            since: None,
+            until: None,
+            filters: Some(filters),
+        }));
         info!("watching Docker events");
         loop {
             let next = tokio::select! {
@@ -70,12 +97,18 @@ pub async fn watch(engine: Arc<Engine>, push: broadcast::Sender<Reply>, shutdown
             };
             match next {
                 Some(Ok(m)) => {
-                    let attrs = m.actor.as_ref().and_then(|a| a.attributes.clone()).unwrap_or_default();
+                    let attrs = m
+                        .actor
+                        .as_ref()
+                        .and_then(|a| a.attributes.clone())
+                        .unwrap_or_default();
                     if !engine.visible(Some(&attrs)) {
                         continue;
                     }
                     let id = m.actor.as_ref().and_then(|a| a.id.clone());
-                    if let Some(ev) = convert(m.action.as_deref().unwrap_or(""), id, &attrs, m.time_nano) {
+                    if let Some(ev) =
+                        convert(m.action.as_deref().unwrap_or(""), id, &attrs, m.time_nano)
+                    {
                         let data = serde_json::to_value(&ev).unwrap_or_default();
                         // No receiver means no hub connection right now: drop it.
                         let _ = push.send(Reply::new(Some(0), ReplyType::Event, data));
@@ -88,7 +121,10 @@ pub async fn watch(engine: Arc<Engine>, push: broadcast::Sender<Reply>, shutdown
                     break;
                 }
                 None => {
-                    engine.failed(&super::DockerError::new(nextdeploy_shared::protocol::ErrorCode::DockerUnavailable, "events stream ended"));
+                    engine.failed(&super::DockerError::new(
+                        nextdeploy_shared::protocol::ErrorCode::DockerUnavailable,
+                        "events stream ended",
+                    ));
                     break;
                 }
             }

@@ -29,7 +29,9 @@ const FLUSH_AFTER: Duration = Duration::from_millis(200);
 pub fn chunk_json(stream: &str, bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => json!({ "stream": stream, "text": text }),
-        Err(_) => json!({ "stream": stream, "b64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+        Err(_) => {
+            json!({ "stream": stream, "b64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        }
     }
 }
 
@@ -52,7 +54,11 @@ impl Lines {
             while start < whole.len() {
                 let mut end = (start + BATCH).min(whole.len());
                 if end < whole.len() {
-                    end = whole[end..].iter().position(|&b| b == b'\n').map(|p| end + p + 1).unwrap_or(whole.len());
+                    end = whole[end..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map(|p| end + p + 1)
+                        .unwrap_or(whole.len());
                 }
                 out.push(whole[start..end].to_vec());
                 start = end;
@@ -71,26 +77,48 @@ impl Lines {
 }
 
 fn opt_i32(p: &Value, key: &str) -> i32 {
-    p.get(key).and_then(Value::as_i64).map(|v| v.clamp(0, i32::MAX as i64) as i32).unwrap_or(0)
+    p.get(key)
+        .and_then(Value::as_i64)
+        .map(|v| v.clamp(0, i32::MAX as i64) as i32)
+        .unwrap_or(0)
 }
 
 /// Stream the logs of `payload.container` to `out`; ends with `end` or `error`.
-pub async fn logs(engine: &Engine, id: Option<u64>, payload: &Value, out: &mpsc::Sender<Reply>) -> Result<(), DockerError> {
-    let wanted = payload.get("container").and_then(Value::as_str).unwrap_or("");
+pub async fn logs(
+    engine: &Engine,
+    id: Option<u64>,
+    payload: &Value,
+    out: &mpsc::Sender<Reply>,
+) -> Result<(), DockerError> {
+    let wanted = payload
+        .get("container")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let target = resolve(engine, wanted).await?;
     let tail = match payload.get("tail") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) if s == "all" || s.parse::<u64>().is_ok() => s.clone(),
         None | Some(Value::Null) => "all".into(),
-        Some(_) => return Err(DockerError::new(ErrorCode::BadRequest, "payload.tail must be a number or \"all\"")),
+        Some(_) => {
+            return Err(DockerError::new(
+                ErrorCode::BadRequest,
+                "payload.tail must be a number or \"all\"",
+            ))
+        }
     };
     let opts = LogsOptions {
-        follow: payload.get("follow").and_then(Value::as_bool).unwrap_or(false),
+        follow: payload
+            .get("follow")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         stdout: true,
         stderr: true,
         since: opt_i32(payload, "since"),
         until: opt_i32(payload, "until"),
-        timestamps: payload.get("timestamps").and_then(Value::as_bool).unwrap_or(false),
+        timestamps: payload
+            .get("timestamps")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         tail,
     };
     let docker = engine.docker().await?;
@@ -99,7 +127,11 @@ pub async fn logs(engine: &Engine, id: Option<u64>, payload: &Value, out: &mpsc:
     let mut stderr = Lines::default();
     let send = |name: &'static str, bytes: Vec<u8>| {
         let out = out.clone();
-        async move { out.send(Reply::new(id, ReplyType::Log, chunk_json(name, &bytes))).await.is_ok() }
+        async move {
+            out.send(Reply::new(id, ReplyType::Log, chunk_json(name, &bytes)))
+                .await
+                .is_ok()
+        }
     };
     loop {
         let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
@@ -126,7 +158,9 @@ pub async fn logs(engine: &Engine, id: Option<u64>, payload: &Value, out: &mpsc:
                 engine.failed(&err);
                 return Err(err);
             }
-            Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => ("stdout", &mut stdout, message),
+            Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                ("stdout", &mut stdout, message)
+            }
             Some(Ok(LogOutput::StdErr { message })) => ("stderr", &mut stderr, message),
             Some(Ok(LogOutput::StdIn { .. })) => continue,
         };

@@ -41,14 +41,26 @@ pub struct DockerError {
 impl DockerError {
     /// An error of `code`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        DockerError { code, message: message.into(), http_status: 0 }
+        DockerError {
+            code,
+            message: message.into(),
+            http_status: 0,
+        }
     }
 }
 
 /// Classify a bollard error.
 pub fn classify(e: &BollardError) -> DockerError {
-    if let BollardError::DockerResponseServerError { status_code, message } = e {
-        let code = if *status_code == 404 { ErrorCode::NoSuchContainer } else { ErrorCode::DockerError };
+    if let BollardError::DockerResponseServerError {
+        status_code,
+        message,
+    } = e
+    {
+        let code = if *status_code == 404 {
+            ErrorCode::NoSuchContainer
+        } else {
+            ErrorCode::DockerError
+        };
         let mut err = DockerError::new(code, message.clone());
         err.http_status = *status_code;
         return err;
@@ -75,7 +87,10 @@ pub fn classify(e: &BollardError) -> DockerError {
         "Socket",
     ];
     if unreachable.iter().any(|n| text.contains(n)) {
-        return DockerError::new(ErrorCode::DockerUnavailable, format!("the Docker Engine is unreachable: {e}"));
+        return DockerError::new(
+            ErrorCode::DockerUnavailable,
+            format!("the Docker Engine is unreachable: {e}"),
+        );
     }
     DockerError::new(ErrorCode::DockerError, e.to_string())
 }
@@ -89,12 +104,20 @@ pub struct Engine {
 impl Engine {
     /// An engine handle; nothing is contacted until first use.
     pub fn new(scope: Option<Selector>) -> Self {
-        Engine { client: Mutex::new(None), scope }
+        Engine {
+            client: Mutex::new(None),
+            scope,
+        }
     }
 
     /// A negotiated client, connecting first if needed.
     pub async fn docker(&self) -> Result<Docker, DockerError> {
-        if let Some(d) = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(d) = self
+            .client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(d);
         }
         let docker = Docker::connect_with_defaults().map_err(|e| classify(&e))?;
@@ -160,8 +183,17 @@ impl Engine {
             })
             .await;
         match r {
-            Ok((v, api)) => DockerStatus { available: true, version: v.version, api_version: Some(api), error: None },
-            Err(e) => DockerStatus { available: false, error: Some(e.message), ..Default::default() },
+            Ok((v, api)) => DockerStatus {
+                available: true,
+                version: v.version,
+                api_version: Some(api),
+                error: None,
+            },
+            Err(e) => DockerStatus {
+                available: false,
+                error: Some(e.message),
+                ..Default::default()
+            },
         }
     }
 }

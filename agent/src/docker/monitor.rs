@@ -43,7 +43,10 @@ pub async fn snapshot(
             _ => {
                 let id = r.id.clone();
                 let n = engine
-                    .call(|d| async move { d.inspect_container(&id, None::<InspectContainerOptions>).await })
+                    .call(|d| async move {
+                        d.inspect_container(&id, None::<InspectContainerOptions>)
+                            .await
+                    })
                     .await
                     .ok()
                     .and_then(|i| i.restart_count)

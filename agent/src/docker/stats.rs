@@ -26,6 +26,10 @@ const SWEEP_CONCURRENCY: usize = 16;
 const STREAM_INTERVAL: Duration = Duration::from_secs(1);
 /// A cached previous sample older than this is not used for CPU.
 const MAX_PREV_AGE_MS: i64 = 30_000;
+/// CPU is computed over at least this interval (shorter ones are noise).
+const MIN_INTERVAL_MS: i64 = 200;
+/// The kept sample is replaced by one at least this much newer.
+const REPLACE_AFTER_MS: i64 = 900;
 
 /// CPU counters of one sample.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +62,10 @@ impl Sampler {
     /// Turn one engine sample into figures, using and updating the cache.
     fn compute(&self, id: &str, name: &str, s: &ContainerStatsResponse) -> StatsSample {
         let cpu = s.cpu_stats.as_ref();
-        let total = cpu.and_then(|c| c.cpu_usage.as_ref()).and_then(|u| u.total_usage).unwrap_or(0);
+        let total = cpu
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+            .unwrap_or(0);
         let system = cpu.and_then(|c| c.system_cpu_usage).unwrap_or(0);
         let online = cpu
             .and_then(|c| c.online_cpus)
@@ -69,21 +76,46 @@ impl Sampler {
             })
             .unwrap_or(1);
         let now = now_unix_ms();
-        let cur = Counters { cpu: total, system, at_ms: now };
-        let prev = {
-            let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
-            map.insert(id.to_string(), cur)
+        let cur = Counters {
+            cpu: total,
+            system,
+            at_ms: now,
         };
-        let cpu_percent = prev
-            .filter(|p| now - p.at_ms <= MAX_PREV_AGE_MS)
-            .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online));
+        // Concurrent sweeps (the monitor, a stats stream) may finish out of
+        // order: compute against the kept sample only when this one is newer
+        // by a useful interval, and replace it only once it is a second old.
+        let cpu_percent = {
+            let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+            let kept = map
+                .get(id)
+                .copied()
+                .filter(|p| now - p.at_ms <= MAX_PREV_AGE_MS);
+            let pct = kept
+                .filter(|p| system > p.system && now - p.at_ms >= MIN_INTERVAL_MS)
+                .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online));
+            let replace = match kept {
+                None => true,
+                Some(p) => system > p.system && now - p.at_ms >= REPLACE_AFTER_MS,
+            };
+            if replace {
+                map.insert(id.to_string(), cur);
+            }
+            pct
+        };
         let mem = s.memory_stats.as_ref();
-        let usage = mem_usage(mem.and_then(|m| m.usage).unwrap_or(0), mem.and_then(|m| m.stats.as_ref()));
+        let usage = mem_usage(
+            mem.and_then(|m| m.usage).unwrap_or(0),
+            mem.and_then(|m| m.stats.as_ref()),
+        );
         let limit = mem.and_then(|m| m.limit).unwrap_or(0);
         let (rx, tx) = s
             .networks
             .as_ref()
-            .map(|n| n.values().fold((0, 0), |(r, t), i| (r + i.rx_bytes.unwrap_or(0), t + i.tx_bytes.unwrap_or(0))))
+            .map(|n| {
+                n.values().fold((0, 0), |(r, t), i| {
+                    (r + i.rx_bytes.unwrap_or(0), t + i.tx_bytes.unwrap_or(0))
+                })
+            })
             .unwrap_or((0, 0));
         StatsSample {
             id: id.to_string(),
@@ -91,7 +123,11 @@ impl Sampler {
             cpu_percent,
             mem_usage: usage,
             mem_limit: limit,
-            mem_percent: if limit > 0 { usage as f64 / limit as f64 * 100.0 } else { 0.0 },
+            mem_percent: if limit > 0 {
+                usage as f64 / limit as f64 * 100.0
+            } else {
+                0.0
+            },
             net_rx: rx,
             net_tx: tx,
             block_read: sum_blkio(s, "read"),
@@ -104,7 +140,8 @@ impl Sampler {
     /// Whether a recent previous sample exists for `id`.
     fn has_recent(&self, id: &str) -> bool {
         let map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(id).is_some_and(|c| now_unix_ms() - c.at_ms <= MAX_PREV_AGE_MS)
+        map.get(id)
+            .is_some_and(|c| now_unix_ms() - c.at_ms <= MAX_PREV_AGE_MS)
     }
 
     /// Forget containers that are gone.
@@ -114,9 +151,20 @@ impl Sampler {
     }
 
     /// One-shot sample of one container.
-    pub async fn sample(&self, engine: &Engine, id: &str, name: &str) -> Result<StatsSample, DockerError> {
+    pub async fn sample(
+        &self,
+        engine: &Engine,
+        id: &str,
+        name: &str,
+    ) -> Result<StatsSample, DockerError> {
         let docker = engine.docker().await?;
-        let mut s = docker.stats(id, Some(StatsOptions { stream: false, one_shot: true }));
+        let mut s = docker.stats(
+            id,
+            Some(StatsOptions {
+                stream: false,
+                one_shot: true,
+            }),
+        );
         match s.next().await {
             Some(Ok(r)) => Ok(self.compute(id, name, &r)),
             Some(Err(e)) => {
@@ -124,17 +172,25 @@ impl Sampler {
                 engine.failed(&err);
                 Err(err)
             }
-            None => Err(DockerError::new(ErrorCode::DockerError, "the engine returned no stats")),
+            None => Err(DockerError::new(
+                ErrorCode::DockerError,
+                "the engine returned no stats",
+            )),
         }
     }
 
     /// Sample many containers concurrently; containers that vanish mid-sweep are skipped.
-    pub async fn sweep(&self, engine: &Engine, targets: &[(String, String)]) -> Result<Vec<StatsSample>, DockerError> {
-        let results: Vec<Result<StatsSample, DockerError>> = futures_util::stream::iter(targets.to_vec())
-            .map(|(id, name)| async move { self.sample(engine, &id, &name).await })
-            .buffer_unordered(SWEEP_CONCURRENCY)
-            .collect()
-            .await;
+    pub async fn sweep(
+        &self,
+        engine: &Engine,
+        targets: &[(String, String)],
+    ) -> Result<Vec<StatsSample>, DockerError> {
+        let results: Vec<Result<StatsSample, DockerError>> =
+            futures_util::stream::iter(targets.to_vec())
+                .map(|(id, name)| async move { self.sample(engine, &id, &name).await })
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .collect()
+                .await;
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             match r {
@@ -150,13 +206,23 @@ impl Sampler {
 
 /// Running, visible containers as (id, name).
 pub async fn running(engine: &Engine) -> Result<Vec<(String, String)>, DockerError> {
-    let opts = ListContainersOptions { all: false, ..Default::default() };
-    let list = engine.call(|d| async move { d.list_containers(Some(opts)).await }).await?;
+    let opts = ListContainersOptions {
+        all: false,
+        ..Default::default()
+    };
+    let list = engine
+        .call(|d| async move { d.list_containers(Some(opts)).await })
+        .await?;
     Ok(list
         .into_iter()
         .filter(|c| engine.visible(c.labels.as_ref()))
         .map(|c| {
-            let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default();
             (c.id.unwrap_or_default(), name)
         })
         .collect())
@@ -165,8 +231,17 @@ pub async fn running(engine: &Engine) -> Result<Vec<(String, String)>, DockerErr
 /// `stats`: `{container?, stream}`. Streaming sends a `stats` reply with every
 /// container's sample about every second until cancelled; otherwise one
 /// `result` (samples taken twice 500 ms apart when no recent sample exists).
-pub async fn stats(engine: &Engine, sampler: &Sampler, id: Option<u64>, payload: &Value, out: &mpsc::Sender<Reply>) -> Result<(), DockerError> {
-    let stream = payload.get("stream").and_then(Value::as_bool).unwrap_or(false);
+pub async fn stats(
+    engine: &Engine,
+    sampler: &Sampler,
+    id: Option<u64>,
+    payload: &Value,
+    out: &mpsc::Sender<Reply>,
+) -> Result<(), DockerError> {
+    let stream = payload
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let one = match payload.get("container").and_then(Value::as_str) {
         Some(c) if !c.is_empty() => Some(resolve(engine, c).await?),
         _ => None,
@@ -192,7 +267,11 @@ pub async fn stats(engine: &Engine, sampler: &Sampler, id: Option<u64>, payload:
         tick.tick().await;
         let t = targets().await?;
         let samples = sampler.sweep(engine, &t).await?;
-        if out.send(Reply::new(id, ReplyType::Stats, json!(samples))).await.is_err() {
+        if out
+            .send(Reply::new(id, ReplyType::Stats, json!(samples)))
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     }

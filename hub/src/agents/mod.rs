@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT;
 use nextdeploy_shared::protocol::Hello;
@@ -37,6 +38,18 @@ pub struct AgentConn {
     pub streams: Arc<Semaphore>,
     /// Cancelled to cut the connection (revocation, replacement, shutdown).
     pub cancel: CancellationToken,
+    /// The latest health snapshot the agent pushed.
+    pub health: std::sync::Mutex<Option<Arc<HealthSnapshot>>>,
+}
+
+impl AgentConn {
+    /// The latest snapshot, if any.
+    pub fn latest_health(&self) -> Option<Arc<HealthSnapshot>> {
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Connected agents by name.
@@ -78,6 +91,7 @@ impl Registry {
             last_seen: AtomicI64::new(now),
             streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
             cancel,
+            health: std::sync::Mutex::new(None),
         })
     }
 

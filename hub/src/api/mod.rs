@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod fleet;
 pub mod route;
 
 use std::sync::Arc;
@@ -69,9 +70,19 @@ impl ApiError {
 /// The role an action needs; `None` for unknown actions.
 pub fn required_role(name: &str) -> Option<Role> {
     Some(match name {
-        action::LIST_AGENTS | action::PING | action::INFO | action::WHOAMI | action::CANCEL => {
-            Role::Viewer
-        }
+        action::LIST_AGENTS
+        | action::PING
+        | action::INFO
+        | action::WHOAMI
+        | action::CANCEL
+        | action::PS
+        | action::INSPECT
+        | action::LOGS
+        | action::STATS
+        | action::EVENTS
+        | action::STATUS
+        | action::HISTORY => Role::Viewer,
+        action::START | action::STOP | action::RESTART | action::KILL => Role::Operator,
         action::REVOKE_AGENT
         | action::DIAG_STREAM
         | action::CREATE_TOKEN
@@ -116,9 +127,20 @@ pub async fn dispatch(
     }
     let work = async {
         match req.action.as_str() {
-            action::PING | action::INFO | action::DIAG_STREAM => {
-                route::routed(&svc, &req, &out).await
+            action::EVENTS => fleet::events(&svc, &req, &out).await,
+            action::STATUS | action::HISTORY => {
+                let r = if req.action == action::STATUS {
+                    fleet::status(&svc, &req).await
+                } else {
+                    fleet::history(&svc, &req).await
+                };
+                let reply = match r {
+                    Ok(data) => Reply::result(Some(id), data),
+                    Err(e) => e.reply(id),
+                };
+                let _ = out.send(reply).await;
             }
+            a if route::is_routed(a) => route::routed(&svc, &req, &out).await,
             _ => {
                 let reply = match admin::hub_action(&svc, &caller, &req).await {
                     Ok(data) => Reply::result(Some(id), data),

@@ -53,6 +53,38 @@ fn offline_message(rec: &AgentRecord) -> String {
     }
 }
 
+/// Actions answered by agents.
+pub fn is_routed(name: &str) -> bool {
+    matches!(
+        name,
+        action::PING
+            | action::INFO
+            | action::DIAG_STREAM
+            | action::PS
+            | action::INSPECT
+            | action::LOGS
+            | action::START
+            | action::STOP
+            | action::RESTART
+            | action::KILL
+            | action::STATS
+    )
+}
+
+/// Whether a request is answered by one `result` (not a stream).
+pub fn is_one_shot(req: &Request) -> bool {
+    match req.action.as_str() {
+        action::PING | action::INFO | action::PS | action::INSPECT => true,
+        action::START | action::STOP | action::RESTART | action::KILL => true,
+        action::STATS => !req
+            .payload
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
 /// Resolve `server` / `selector` of a request.
 pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, RouteError> {
     match (&req.server, &req.selector) {
@@ -177,10 +209,18 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             return;
         }
     };
-    let one_shot = matches!(req.action.as_str(), action::PING | action::INFO);
+    let one_shot = is_one_shot(req);
+    // A stop or restart may legitimately take its grace period.
+    let grace = req
+        .payload
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .unwrap_or(10)
+        .min(3600);
+    let limit = REQUEST_TIMEOUT + std::time::Duration::from_secs(grace);
     loop {
         let next = if one_shot {
-            match tokio::time::timeout(REQUEST_TIMEOUT, stream.next()).await {
+            match tokio::time::timeout(limit, stream.next()).await {
                 Ok(n) => n,
                 Err(_) => Some(Ok(Reply::error(
                     Some(id),

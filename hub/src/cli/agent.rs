@@ -9,6 +9,7 @@ use nextdeploy_shared::secret::Secret;
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
+use super::containers;
 use super::output::{self, Output};
 use super::tokens::labels_cell;
 
@@ -47,6 +48,124 @@ pub enum AgentCmd {
         /// Agent name.
         name: String,
     },
+    /// Containers on an agent, like `docker ps`.
+    Ps {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Include stopped containers.
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Docker filter, key=value (label=k=v, status=running, name=web); repeatable.
+        #[arg(long)]
+        filter: Vec<String>,
+    },
+    /// A container's inspect document (JSON).
+    Inspect {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Container name or id prefix.
+        #[arg(long)]
+        container: String,
+    },
+    /// A container's logs, byte for byte as `docker logs` (stderr to stderr).
+    Logs {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Container name or id prefix.
+        #[arg(long)]
+        container: String,
+        /// Keep streaming new output.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Lines from the end (a number or all).
+        #[arg(long)]
+        tail: Option<String>,
+        /// Since a time: 10m, Unix seconds or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        /// Until a time: 10m, Unix seconds or RFC 3339.
+        #[arg(long)]
+        until: Option<String>,
+        /// Prefix each line with its timestamp.
+        #[arg(long, short = 't')]
+        timestamps: bool,
+    },
+    /// Start a container (operator).
+    Start(LifecycleArgs),
+    /// Stop a container (operator).
+    Stop(LifecycleArgs),
+    /// Restart a container (operator).
+    Restart(LifecycleArgs),
+    /// Kill a container (operator).
+    Kill(LifecycleArgs),
+    /// Live CPU, memory, network, block IO and pids, like `docker stats`.
+    Stats {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// One container (default: every running one).
+        #[arg(long)]
+        container: Option<String>,
+        /// One sample and exit.
+        #[arg(long)]
+        no_stream: bool,
+    },
+    /// Live events: container create/start/die/oom/kill/restart/health_status, agents online/offline.
+    Events {
+        /// Only this agent.
+        #[arg(long, conflicts_with = "selector")]
+        server: Option<String>,
+        /// Only agents matching this label selector.
+        #[arg(long)]
+        selector: Option<String>,
+        /// Only this container (name or id prefix).
+        #[arg(long)]
+        container: Option<String>,
+    },
+    /// Fleet overview: every agent, every container, state, health, CPU, memory.
+    Status {
+        /// Only this agent.
+        #[arg(long, conflicts_with = "selector")]
+        server: Option<String>,
+        /// Only agents matching this label selector.
+        #[arg(long)]
+        selector: Option<String>,
+    },
+    /// Stored health history of a container.
+    History {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Container name.
+        #[arg(long)]
+        container: String,
+        /// How far back: 1h, 24h, 30d.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// 5s, 1m or 15m (default: by --since).
+        #[arg(long)]
+        resolution: Option<String>,
+    },
+}
+
+/// Arguments of start/stop/restart/kill.
+#[derive(Debug, clap::Args)]
+pub struct LifecycleArgs {
+    /// Agent name.
+    #[arg(long)]
+    pub server: String,
+    /// Container name or id prefix.
+    #[arg(long)]
+    pub container: String,
+    /// Seconds to wait before killing (stop, restart).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Signal (kill), e.g. SIGTERM or HUP.
+    #[arg(long)]
+    pub signal: Option<String>,
 }
 
 /// Run an agent command.
@@ -66,6 +185,119 @@ pub async fn run(
         } => ping(&mut c, &server, count, interval_ms, out).await,
         AgentCmd::Info { server, selector } => {
             info(&mut c, server.as_deref(), selector.as_deref(), out).await
+        }
+        AgentCmd::Ps {
+            server,
+            all,
+            filter,
+        } => containers::ps(&mut c, &server, all, &filter, out).await,
+        AgentCmd::Inspect { server, container } => {
+            containers::inspect(&mut c, &server, &container).await
+        }
+        AgentCmd::Logs {
+            server,
+            container,
+            follow,
+            tail,
+            since,
+            until,
+            timestamps,
+        } => {
+            let a = containers::LogsArgs {
+                container: &container,
+                follow,
+                tail: tail.as_deref(),
+                since: since.as_deref(),
+                until: until.as_deref(),
+                timestamps,
+            };
+            containers::logs(&mut c, &server, a, out).await
+        }
+        AgentCmd::Start(a) => {
+            containers::lifecycle(
+                &mut c,
+                &a.server,
+                action::START,
+                &a.container,
+                a.timeout,
+                a.signal.as_deref(),
+                out,
+            )
+            .await
+        }
+        AgentCmd::Stop(a) => {
+            containers::lifecycle(
+                &mut c,
+                &a.server,
+                action::STOP,
+                &a.container,
+                a.timeout,
+                a.signal.as_deref(),
+                out,
+            )
+            .await
+        }
+        AgentCmd::Restart(a) => {
+            containers::lifecycle(
+                &mut c,
+                &a.server,
+                action::RESTART,
+                &a.container,
+                a.timeout,
+                a.signal.as_deref(),
+                out,
+            )
+            .await
+        }
+        AgentCmd::Kill(a) => {
+            containers::lifecycle(
+                &mut c,
+                &a.server,
+                action::KILL,
+                &a.container,
+                a.timeout,
+                a.signal.as_deref(),
+                out,
+            )
+            .await
+        }
+        AgentCmd::Stats {
+            server,
+            container,
+            no_stream,
+        } => containers::stats(&mut c, &server, container.as_deref(), no_stream, out).await,
+        AgentCmd::Events {
+            server,
+            selector,
+            container,
+        } => {
+            containers::events(
+                &mut c,
+                server.as_deref(),
+                selector.as_deref(),
+                container.as_deref(),
+                out,
+            )
+            .await
+        }
+        AgentCmd::Status { server, selector } => {
+            containers::status(&mut c, server.as_deref(), selector.as_deref(), out).await
+        }
+        AgentCmd::History {
+            server,
+            container,
+            since,
+            resolution,
+        } => {
+            containers::history(
+                &mut c,
+                &server,
+                &container,
+                &since,
+                resolution.as_deref(),
+                out,
+            )
+            .await
         }
         AgentCmd::Revoke { name } => {
             let v = c

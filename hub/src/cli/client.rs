@@ -130,6 +130,36 @@ impl Client {
         }
     }
 
+    /// A streaming request: calls `each` for every reply until the terminal one.
+    /// Returns an error for an `error` reply (after `each` saw it).
+    pub async fn stream(
+        &mut self,
+        action: &str,
+        server: Option<&str>,
+        selector: Option<&str>,
+        payload: Value,
+        mut each: impl FnMut(&Reply) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let id = self.send(action, server, selector, payload).await?;
+        loop {
+            let r = self.next().await?;
+            if r.id != Some(id) {
+                continue;
+            }
+            match r.kind {
+                ReplyType::Error if r.server.is_none() || selector.is_none() => {
+                    return Err(error_of(&r))
+                }
+                ReplyType::End if r.server.is_none() || selector.is_none() => return Ok(()),
+                ReplyType::Result if selector.is_none() => {
+                    each(&r)?;
+                    return Ok(());
+                }
+                _ => each(&r)?,
+            }
+        }
+    }
+
     /// Close politely.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;

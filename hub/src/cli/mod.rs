@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod containers;
 pub mod login;
 pub mod output;
 pub mod tokens;

@@ -20,7 +20,10 @@ use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
+use nextdeploy_shared::docker::{Event, HealthSnapshot};
+
 use super::handler::Identity;
+use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
 
@@ -150,6 +153,7 @@ async fn agent(
         }
     }
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
+    svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
 
     let timeout = svc.config.heartbeat_timeout;
     let reason = loop {
@@ -173,7 +177,7 @@ async fn agent(
                                 debug!(error = %e, "heartbeat answer failed");
                             }
                         }
-                        Ok(Some(_)) => {}
+                        Ok(Some((reply, _))) => pushed(svc, &conn, reply),
                         Ok(None) => break,
                         Err(e) => {
                             warn!(error = %e, "bad control frame");
@@ -197,6 +201,7 @@ async fn agent(
     .await;
     if removed {
         info!(reason = %reason, "agent offline");
+        svc.telemetry.agent_event(&rec.name, &rec.labels, "offline");
     }
     Ok(reason)
 }
@@ -285,4 +290,26 @@ async fn enroll(
     })
     .await;
     Ok("enrolment finished".into())
+}
+
+/// A health snapshot or event the agent pushed on its control channel.
+fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) {
+    match reply.kind {
+        ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
+            Ok(snap) => {
+                *conn.health.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(snap.clone()));
+                svc.telemetry.record(&conn.name, snap);
+            }
+            Err(e) => warn!(error = %e, "malformed health snapshot"),
+        },
+        ReplyType::Event => match serde_json::from_value::<Event>(reply.data) {
+            Ok(mut ev) => {
+                ev.kind = "container".into();
+                svc.telemetry.publish(&conn.name, &conn.labels, ev);
+            }
+            Err(e) => warn!(error = %e, "malformed event"),
+        },
+        other => debug!(kind = ?other, "ignored control frame"),
+    }
 }

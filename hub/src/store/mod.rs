@@ -3,8 +3,10 @@
 //! one for several hubs. Methods are synchronous: async callers go through
 //! [`blocking`], which runs them on tokio's blocking pool.
 
+pub mod health;
 pub mod sqlite;
 
+use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
 use serde::Serialize;
 
@@ -211,6 +213,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Append to the audit log.
     fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Record health snapshots (agent name, snapshot) in the history tiers.
+    fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()>;
+    /// Drop history past retention.
+    fn prune_health(&self, now: i64) -> StoreResult<usize>;
+    /// A container's history at resolution `res` (5, 60 or 900) since `since`.
+    fn health_history(
+        &self,
+        agent: &str,
+        container: &str,
+        res: i64,
+        since: i64,
+    ) -> StoreResult<Vec<health::HistoryPoint>>;
+    /// Containers of an agent that have history.
+    fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>>;
     /// The newest `limit` audit entries.
     fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -9,13 +9,17 @@ use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::verify_secret;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use nextdeploy_shared::docker::HealthSnapshot;
+
+use super::health::HistoryPoint;
 use super::{
     AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store, StoreError,
     StoreResult,
 };
 
 /// Schema versions, applied in order; index + 1 is the `user_version` after it.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     name         TEXT PRIMARY KEY,
     public_key   TEXT NOT NULL UNIQUE,
@@ -55,11 +59,14 @@ CREATE TABLE audit (
     target TEXT NOT NULL,
     detail TEXT NOT NULL
 );
-"#];
+"#,
+    super::health::SCHEMA,
+];
 
 /// The embedded store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    series: Mutex<std::collections::HashMap<(String, String), i64>>,
 }
 
 impl SqliteStore {
@@ -88,6 +95,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            series: Mutex::new(Default::default()),
         })
     }
 
@@ -412,6 +420,29 @@ impl Store for SqliteStore {
             )?;
             Ok(())
         })
+    }
+
+    fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
+        let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        self.with(|c| super::health::record(c, &mut cache, batch))
+    }
+
+    fn prune_health(&self, now: i64) -> StoreResult<usize> {
+        self.with(|c| super::health::prune(c, now))
+    }
+
+    fn health_history(
+        &self,
+        agent: &str,
+        container: &str,
+        res: i64,
+        since: i64,
+    ) -> StoreResult<Vec<HistoryPoint>> {
+        self.with(|c| super::health::query(c, agent, container, res, since))
+    }
+
+    fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>> {
+        self.with(|c| super::health::containers(c, agent))
     }
 
     fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {

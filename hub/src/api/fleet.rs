@@ -1,0 +1,188 @@
+//! Fleet views the hub answers without asking agents: `status` (latest
+//! snapshots), `history` (the store) and `events` (the live bus).
+
+use std::sync::Arc;
+
+use nextdeploy_shared::labels::Selector;
+use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType, Request};
+use nextdeploy_shared::time::{now_unix, parse_duration, rfc3339};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{str_arg, ApiError, ReplySink};
+use crate::store;
+use crate::Services;
+
+fn selector(req: &Request) -> Result<Option<Selector>, ApiError> {
+    match &req.selector {
+        Some(s) => Selector::parse(s)
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("bad selector: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// `status`: every (matching) agent with its latest snapshot.
+pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
+    let sel = selector(req)?;
+    let agents = super::admin::list_agents(svc).await?;
+    let mut out = Vec::new();
+    for a in agents {
+        if req.server.as_ref().is_some_and(|s| *s != a.name)
+            || sel.as_ref().is_some_and(|s| !s.matches(&a.labels))
+        {
+            continue;
+        }
+        let snap = svc.registry.get(&a.name).and_then(|c| c.latest_health());
+        out.push(json!({
+            "server": a.name,
+            "labels": a.labels,
+            "online": a.online,
+            "last_seen": a.last_seen,
+            "docker_available": snap.as_ref().map(|s| s.docker_available),
+            "docker_error": snap.as_ref().and_then(|s| s.docker_error.clone()),
+            "snapshot_at": snap.as_ref().map(|s| rfc3339(s.at)),
+            "containers": snap.as_ref().map(|s| json!(s.containers)).unwrap_or(json!([])),
+        }));
+    }
+    if let Some(name) = &req.server {
+        if out.is_empty() {
+            return Err(ApiError::NotFound(format!(
+                "no agent named {name:?} is enrolled"
+            )));
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+/// `history`: `{container, since_s?, resolution?}` for `server`.
+pub async fn history(svc: &Services, req: &Request) -> Result<Value, ApiError> {
+    let agent = req
+        .server
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest("history needs server".into()))?;
+    let container = str_arg(&req.payload, "container")?.to_string();
+    let since_s = match req.payload.get("since") {
+        Some(Value::String(s)) => parse_duration(s).map_err(ApiError::BadRequest)?.as_secs() as i64,
+        Some(v) => v.as_i64().unwrap_or(3600),
+        None => req
+            .payload
+            .get("since_s")
+            .and_then(Value::as_i64)
+            .unwrap_or(3600),
+    };
+    let res = match req.payload.get("resolution").and_then(Value::as_str) {
+        Some("5s") => 5,
+        Some("1m") => 60,
+        Some("15m") => 900,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "resolution {other:?}: use 5s, 1m or 15m"
+            )))
+        }
+        None if since_s <= 3600 => 5,
+        None if since_s <= 86_400 => 60,
+        None => 900,
+    };
+    let since = now_unix() - since_s;
+    let (a, c) = (agent.clone(), container.clone());
+    let points = store::blocking(&svc.store, move |s| s.health_history(&a, &c, res, since)).await?;
+    if points.is_empty() {
+        let a = agent.clone();
+        let known = store::blocking(&svc.store, move |s| s.health_containers(&a)).await?;
+        if !known.contains(&container) {
+            return Err(ApiError::NotFound(format!(
+                "no history for container {container:?} on {agent} (containers with history: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(json!({ "server": agent, "container": container, "resolution_s": res, "points": points }))
+}
+
+/// `events`: stream every matching event until cancelled. Filters: `server`,
+/// `selector`, `payload.container` (name or id prefix).
+pub async fn events(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
+    let id = Some(req.id);
+    let sel = match selector(req) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.send(e.reply(req.id)).await;
+            return;
+        }
+    };
+    if let Some(name) = &req.server {
+        let n = name.clone();
+        match store::blocking(&svc.store, move |s| s.agent_by_name(&n)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let _ = out
+                    .send(Reply::error(
+                        id,
+                        ErrorCode::UnknownAgent,
+                        format!("no agent named {name:?} is enrolled"),
+                    ))
+                    .await;
+                return;
+            }
+            Err(e) => {
+                let _ = out
+                    .send(Reply::error(id, ErrorCode::Internal, e.to_string()))
+                    .await;
+                return;
+            }
+        }
+    }
+    let container = req
+        .payload
+        .get("container")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut rx = svc.telemetry.events.subscribe();
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(n)) => {
+                let data = json!({ "kind": "hub", "action": "lagged", "dropped": n, "time_ms": nextdeploy_shared::time::now_unix_ms() });
+                if out
+                    .send(Reply::new(id, ReplyType::Event, data))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if req.server.as_ref().is_some_and(|s| *s != ev.agent)
+            || sel.as_ref().is_some_and(|s| !s.matches(&ev.labels))
+        {
+            continue;
+        }
+        if let Some(c) = &container {
+            let matches = ev.event.container.as_deref() == Some(c.as_str())
+                || ev
+                    .event
+                    .container_id
+                    .as_deref()
+                    .is_some_and(|i| i.starts_with(c.as_str()));
+            if !matches {
+                continue;
+            }
+        }
+        let reply = Reply::new(
+            id,
+            ReplyType::Event,
+            serde_json::to_value(&ev.event).unwrap_or_default(),
+        )
+        .with_server(ev.agent);
+        if out.send(reply).await.is_err() {
+            return;
+        }
+    }
+}

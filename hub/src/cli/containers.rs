@@ -1,0 +1,446 @@
+//! `nextdeploy agent ps|inspect|logs|start|stop|restart|kill|stats|events|status|history`.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use nextdeploy_shared::docker::{ContainerRow, Event, StatsSample};
+use nextdeploy_shared::protocol::{action, Reply, ReplyType};
+use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
+use serde_json::{json, Value};
+
+use super::client::{error_of, Client};
+use super::output::{self, Output};
+
+/// Print one NDJSON line.
+fn ndjson(v: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+fn bytes_of(data: &Value) -> anyhow::Result<Vec<u8>> {
+    if let Some(t) = data.get("text").and_then(Value::as_str) {
+        return Ok(t.as_bytes().to_vec());
+    }
+    let b = data.get("b64").and_then(Value::as_str).unwrap_or("");
+    base64::engine::general_purpose::STANDARD
+        .decode(b)
+        .context("the agent sent bad base64")
+}
+
+/// Human size: 12.3MiB.
+pub fn size(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.1}{}", units[i])
+    }
+}
+
+/// `ps`.
+pub async fn ps(
+    c: &mut Client,
+    server: &str,
+    all: bool,
+    filters: &[String],
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut map = serde_json::Map::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .context("--filter takes key=value, e.g. label=env=prod or status=running")?;
+        if let Some(a) = map
+            .entry(k.to_string())
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+        {
+            a.push(json!(v));
+        }
+    }
+    let v = c
+        .call(
+            action::PS,
+            Some(server),
+            json!({ "all": all, "filters": map }),
+        )
+        .await?;
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    let rows: Vec<ContainerRow> = serde_json::from_value(v)?;
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.chars().take(12).collect(),
+                r.image.clone(),
+                r.status.clone(),
+                r.name.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["CONTAINER ID", "IMAGE", "STATUS", "NAMES"], &cells);
+    Ok(())
+}
+
+/// `inspect`: the engine's document.
+pub async fn inspect(c: &mut Client, server: &str, container: &str) -> anyhow::Result<()> {
+    let v = c
+        .call(
+            action::INSPECT,
+            Some(server),
+            json!({ "container": container }),
+        )
+        .await?;
+    output::json(&v)
+}
+
+/// Options of `logs`.
+pub struct LogsArgs<'a> {
+    /// Container.
+    pub container: &'a str,
+    /// Keep streaming.
+    pub follow: bool,
+    /// Lines from the end.
+    pub tail: Option<&'a str>,
+    /// Since.
+    pub since: Option<&'a str>,
+    /// Until.
+    pub until: Option<&'a str>,
+    /// Timestamps.
+    pub timestamps: bool,
+}
+
+/// `logs`: raw bytes to stdout and stderr (byte-exact), or NDJSON.
+pub async fn logs(
+    c: &mut Client,
+    server: &str,
+    a: LogsArgs<'_>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let now = now_unix();
+    let point = |p: Option<&str>| -> anyhow::Result<Value> {
+        Ok(match p {
+            Some(t) => json!(parse_point(t, now).map_err(anyhow::Error::msg)?),
+            None => Value::Null,
+        })
+    };
+    let tail = match a.tail {
+        None => json!("all"),
+        Some("all") => json!("all"),
+        Some(n) => json!(n.parse::<u64>().context("--tail takes a number or all")?),
+    };
+    let payload = json!({
+        "container": a.container, "follow": a.follow, "tail": tail,
+        "since": point(a.since)?, "until": point(a.until)?, "timestamps": a.timestamps,
+    });
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    c.stream(action::LOGS, Some(server), None, payload, |r: &Reply| {
+        if r.kind != ReplyType::Log {
+            return Ok(());
+        }
+        if out == Output::Json {
+            return ndjson(&r.data);
+        }
+        let bytes = bytes_of(&r.data)?;
+        if r.data.get("stream").and_then(Value::as_str) == Some("stderr") {
+            stderr.write_all(&bytes)?;
+            stderr.flush()?;
+        } else {
+            stdout.write_all(&bytes)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// start / stop / restart / kill.
+pub async fn lifecycle(
+    c: &mut Client,
+    server: &str,
+    act: &str,
+    container: &str,
+    timeout: Option<u64>,
+    signal: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut payload = json!({ "container": container });
+    if let Some(t) = timeout {
+        payload["timeout"] = json!(t);
+    }
+    if let Some(s) = signal {
+        payload["signal"] = json!(s);
+    }
+    let v = c.call(act, Some(server), payload).await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!("{}", v["name"].as_str().unwrap_or(container));
+            Ok(())
+        }
+    }
+}
+
+fn stats_rows(samples: &[StatsSample]) -> Vec<Vec<String>> {
+    samples
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.chars().take(12).collect(),
+                s.name.clone(),
+                s.cpu_percent
+                    .map(|c| format!("{c:.2}%"))
+                    .unwrap_or_else(|| "--".into()),
+                format!("{} / {}", size(s.mem_usage), size(s.mem_limit)),
+                format!("{:.2}%", s.mem_percent),
+                format!("{} / {}", size(s.net_rx), size(s.net_tx)),
+                format!("{} / {}", size(s.block_read), size(s.block_write)),
+                s.pids.to_string(),
+            ]
+        })
+        .collect()
+}
+
+const STATS_HEADER: [&str; 8] = [
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "NET I/O",
+    "BLOCK I/O",
+    "PIDS",
+];
+
+/// `stats`: one table (`--no-stream`), or a live one (redrawn on a terminal,
+/// lines when piped, NDJSON with `--output json`).
+pub async fn stats(
+    c: &mut Client,
+    server: &str,
+    container: Option<&str>,
+    no_stream: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let payload = json!({ "container": container, "stream": !no_stream });
+    if no_stream {
+        let v = c.call(action::STATS, Some(server), payload).await?;
+        if out == Output::Json {
+            return output::json(&v);
+        }
+        let samples: Vec<StatsSample> = serde_json::from_value(v)?;
+        output::table(&STATS_HEADER, &stats_rows(&samples));
+        return Ok(());
+    }
+    let tty = std::io::stdout().is_terminal();
+    c.stream(action::STATS, Some(server), None, payload, |r: &Reply| {
+        if r.kind != ReplyType::Stats {
+            return Ok(());
+        }
+        let samples: Vec<StatsSample> = serde_json::from_value(r.data.clone())?;
+        match out {
+            Output::Json => samples.iter().try_for_each(|s| ndjson(&json!(s))),
+            Output::Table => {
+                if tty {
+                    print!("\x1b[2J\x1b[H");
+                }
+                output::table(&STATS_HEADER, &stats_rows(&samples));
+                Ok(())
+            }
+        }
+    })
+    .await
+}
+
+/// `events`: live, until interrupted.
+pub async fn events(
+    c: &mut Client,
+    server: Option<&str>,
+    selector: Option<&str>,
+    container: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let payload = json!({ "container": container });
+    let id = c.send(action::EVENTS, server, selector, payload).await?;
+    loop {
+        let r = c.next().await?;
+        if r.id != Some(id) {
+            continue;
+        }
+        match r.kind {
+            ReplyType::Event => {
+                if out == Output::Json {
+                    let mut v = r.data.clone();
+                    v["server"] = json!(r.server);
+                    ndjson(&v)?;
+                    continue;
+                }
+                let e: Event = serde_json::from_value(r.data.clone()).unwrap_or_default();
+                let mut detail = Vec::new();
+                if let Some(code) = e.exit_code {
+                    detail.push(format!("exitCode={code}"));
+                }
+                if let Some(h) = &e.health {
+                    detail.push(format!("health={h}"));
+                }
+                if let Some(s) = &e.signal {
+                    detail.push(format!("signal={s}"));
+                }
+                println!(
+                    "{} {} {} {} {} {}",
+                    rfc3339(e.time_ms / 1000),
+                    r.server.as_deref().unwrap_or("-"),
+                    e.kind,
+                    e.action,
+                    e.container.as_deref().unwrap_or("-"),
+                    detail.join(" ")
+                );
+            }
+            ReplyType::Error => return Err(error_of(&r)),
+            ReplyType::End => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// `status`: the fleet at a glance.
+pub async fn status(
+    c: &mut Client,
+    server: Option<&str>,
+    selector: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let id = c
+        .send(action::STATUS, server, selector, Value::Null)
+        .await?;
+    let v = loop {
+        let r = c.next().await?;
+        if r.id == Some(id) {
+            match r.kind {
+                ReplyType::Result => break r.data,
+                ReplyType::Error => return Err(error_of(&r)),
+                _ => {}
+            }
+        }
+    };
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    let mut rows = Vec::new();
+    for a in v.as_array().into_iter().flatten() {
+        let name = a["server"].as_str().unwrap_or("?").to_string();
+        let online = a["online"].as_bool() == Some(true);
+        let cs = a["containers"].as_array().cloned().unwrap_or_default();
+        if !online || cs.is_empty() {
+            let what = if !online {
+                "offline".to_string()
+            } else if a["docker_available"].as_bool() == Some(false) {
+                format!(
+                    "docker unavailable: {}",
+                    a["docker_error"].as_str().unwrap_or("")
+                )
+            } else if a["snapshot_at"].is_null() {
+                "no snapshot yet".to_string()
+            } else {
+                "no containers".to_string()
+            };
+            rows.push(vec![
+                name,
+                what,
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            continue;
+        }
+        for c in cs {
+            rows.push(vec![
+                name.clone(),
+                "online".into(),
+                c["name"].as_str().unwrap_or("?").into(),
+                c["state"].as_str().unwrap_or("?").into(),
+                c["health"].as_str().unwrap_or("-").into(),
+                c["cpu_percent"]
+                    .as_f64()
+                    .map(|p| format!("{p:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
+                c["mem_usage"]
+                    .as_u64()
+                    .map(size)
+                    .unwrap_or_else(|| "-".into()),
+            ]);
+        }
+    }
+    output::table(
+        &[
+            "SERVER",
+            "AGENT",
+            "CONTAINER",
+            "STATE",
+            "HEALTH",
+            "CPU %",
+            "MEM",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `history`.
+pub async fn history(
+    c: &mut Client,
+    server: &str,
+    container: &str,
+    since: &str,
+    resolution: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut payload = json!({ "container": container, "since": since });
+    if let Some(r) = resolution {
+        if !["5s", "1m", "15m"].contains(&r) {
+            bail!("--resolution takes 5s, 1m or 15m");
+        }
+        payload["resolution"] = json!(r);
+    }
+    let v = c.call(action::HISTORY, Some(server), payload).await?;
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    let rows: Vec<Vec<String>> = v["points"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            vec![
+                rfc3339(p["t"].as_i64().unwrap_or(0)),
+                format!("{:.1}%", p["cpu_avg"].as_f64().unwrap_or(0.0)),
+                format!("{:.1}%", p["cpu_max"].as_f64().unwrap_or(0.0)),
+                size(p["mem_avg"].as_u64().unwrap_or(0)),
+                size(p["mem_max"].as_u64().unwrap_or(0)),
+                p["state"].as_str().unwrap_or("?").into(),
+                p["health"].as_str().unwrap_or("-").into(),
+                p["restarts"].to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "TIME", "CPU AVG", "CPU MAX", "MEM AVG", "MEM MAX", "STATE", "HEALTH", "RESTARTS",
+        ],
+        &rows,
+    );
+    Ok(())
+}
