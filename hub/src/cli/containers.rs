@@ -426,8 +426,14 @@ pub async fn history(
         .map(|p| {
             vec![
                 rfc3339(p["t"].as_i64().unwrap_or(0)),
-                format!("{:.1}%", p["cpu_avg"].as_f64().unwrap_or(0.0)),
-                format!("{:.1}%", p["cpu_max"].as_f64().unwrap_or(0.0)),
+                p["cpu_avg"]
+                    .as_f64()
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
+                p["cpu_max"]
+                    .as_f64()
+                    .map(|c| format!("{c:.1}%"))
+                    .unwrap_or_else(|| "-".into()),
                 size(p["mem_avg"].as_u64().unwrap_or(0)),
                 size(p["mem_max"].as_u64().unwrap_or(0)),
                 p["state"].as_str().unwrap_or("?").into(),

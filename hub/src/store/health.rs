@@ -28,6 +28,7 @@ CREATE TABLE health_points (
     res       INTEGER NOT NULL,
     bucket    INTEGER NOT NULL,
     n         INTEGER NOT NULL,
+    cpu_n     INTEGER NOT NULL,
     cpu_sum   INTEGER NOT NULL,
     cpu_max   INTEGER NOT NULL,
     mem_sum   INTEGER NOT NULL,
@@ -49,10 +50,10 @@ pub struct HistoryPoint {
     pub t: i64,
     /// Samples in the bucket.
     pub samples: i64,
-    /// Mean CPU percent.
-    pub cpu_avg: f64,
+    /// Mean CPU percent (none when no sample in the bucket had a CPU figure).
+    pub cpu_avg: Option<f64>,
     /// Max CPU percent.
-    pub cpu_max: f64,
+    pub cpu_max: Option<f64>,
     /// Mean memory bytes.
     pub mem_avg: u64,
     /// Max memory bytes.
@@ -103,10 +104,11 @@ pub fn record(
     let tx = conn.transaction()?;
     {
         let mut up = tx.prepare_cached(
-            "INSERT INTO health_points (series, res, bucket, n, cpu_sum, cpu_max, mem_sum, mem_max, mem_limit, net_rx, net_tx, restarts, state, health)
-             VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO health_points (series, res, bucket, n, cpu_n, cpu_sum, cpu_max, mem_sum, mem_max, mem_limit, net_rx, net_tx, restarts, state, health)
+             VALUES (?1, ?2, ?3, 1, ?12, ?4, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (series, res, bucket) DO UPDATE SET
-                n = n + 1, cpu_sum = cpu_sum + excluded.cpu_sum, cpu_max = max(cpu_max, excluded.cpu_max),
+                n = n + 1, cpu_n = cpu_n + excluded.cpu_n,
+                cpu_sum = cpu_sum + excluded.cpu_sum, cpu_max = max(cpu_max, excluded.cpu_max),
                 mem_sum = mem_sum + excluded.mem_sum, mem_max = max(mem_max, excluded.mem_max),
                 mem_limit = excluded.mem_limit, net_rx = excluded.net_rx, net_tx = excluded.net_tx,
                 restarts = excluded.restarts, state = excluded.state, health = excluded.health",
@@ -129,7 +131,8 @@ pub fn record(
                         c.net_tx as i64,
                         c.restarts,
                         c.state,
-                        c.health
+                        c.health,
+                        i64::from(c.cpu_percent.is_some())
                     ])?;
                 }
             }
@@ -170,7 +173,7 @@ pub fn query(
         return Ok(Vec::new());
     };
     let mut st = conn.prepare(
-        "SELECT bucket, n, cpu_sum, cpu_max, mem_sum, mem_max, mem_limit, net_rx, net_tx, restarts, state, health
+        "SELECT bucket, n, cpu_sum, cpu_max, mem_sum, mem_max, mem_limit, net_rx, net_tx, restarts, state, health, cpu_n
          FROM health_points WHERE series = ?1 AND res = ?2 AND bucket >= ?3 ORDER BY bucket",
     )?;
     let rows = st.query_map(params![series, res, since], |r| {
@@ -180,11 +183,12 @@ pub fn query(
         let cpu_max: i64 = r.get(3)?;
         let mem_sum: i64 = r.get(4)?;
         let mem_max: i64 = r.get(5)?;
+        let cpu_n: i64 = r.get(12)?;
         Ok(HistoryPoint {
             t: r.get(0)?,
             samples: n,
-            cpu_avg: cpu_sum as f64 / n as f64 / 100.0,
-            cpu_max: cpu_max as f64 / 100.0,
+            cpu_avg: (cpu_n > 0).then(|| cpu_sum as f64 / cpu_n as f64 / 100.0),
+            cpu_max: (cpu_n > 0).then(|| cpu_max as f64 / 100.0),
             mem_avg: (mem_sum / n).max(0) as u64,
             mem_max: mem_max.max(0) as u64,
             mem_limit: r.get::<_, i64>(6)?.max(0) as u64,
@@ -204,4 +208,57 @@ pub fn containers(conn: &Connection, agent: &str) -> StoreResult<Vec<String>> {
         conn.prepare("SELECT container FROM health_series WHERE agent = ?1 ORDER BY container")?;
     let rows = st.query_map([agent], |r| r.get(0))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::Store;
+    use nextdeploy_shared::docker::ContainerHealth;
+
+    fn snap(at: i64, cpu: Option<f64>, mem: u64) -> HealthSnapshot {
+        HealthSnapshot {
+            at,
+            docker_available: true,
+            containers: vec![ContainerHealth {
+                id: "abc".into(),
+                name: "web".into(),
+                state: "running".into(),
+                cpu_percent: cpu,
+                mem_usage: mem,
+                mem_limit: 1000,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn tiers_aggregate_and_prune() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t0 = 1_800_000_000 - 1_800_000_000 % 900;
+        let batch: Vec<(String, HealthSnapshot)> = vec![
+            ("a".into(), snap(t0, None, 100)),
+            ("a".into(), snap(t0 + 5, Some(50.0), 200)),
+            ("a".into(), snap(t0 + 10, Some(100.0), 300)),
+        ];
+        s.record_health(&batch).unwrap();
+        let fine = s.health_history("a", "web", 5, 0).unwrap();
+        assert_eq!(fine.len(), 3);
+        assert_eq!(fine[0].cpu_avg, None);
+        let minute = s.health_history("a", "web", 60, 0).unwrap();
+        assert_eq!(minute.len(), 1);
+        assert_eq!(minute[0].samples, 3);
+        assert_eq!(minute[0].cpu_avg, Some(75.0));
+        assert_eq!(minute[0].cpu_max, Some(100.0));
+        assert_eq!(minute[0].mem_avg, 200);
+        assert_eq!(minute[0].mem_max, 300);
+        assert_eq!(s.health_containers("a").unwrap(), vec!["web".to_string()]);
+        // An hour and a bit later the 5 s tier is gone, the others stay.
+        let pruned = s.prune_health(t0 + 3700).unwrap();
+        assert_eq!(pruned, 3);
+        assert!(s.health_history("a", "web", 5, 0).unwrap().is_empty());
+        assert_eq!(s.health_history("a", "web", 900, 0).unwrap().len(), 1);
+    }
 }
