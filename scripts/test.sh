@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the end-to-end tests need
-# (Docker Engine, OpenSSH client and server, busybox-static, iproute2) on a
-# fresh Debian 12 machine, then builds and tests the whole workspace.
+# (Docker Engine, OpenSSH client and server, busybox-static, iproute2, python3
+# with websocket-client) on a fresh Debian 12 machine, then builds and tests
+# the whole workspace.
 # Extra arguments are passed to `cargo test --workspace`.
 #
 # Runs as root (or with passwordless sudo for the install step).
@@ -38,6 +39,7 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 \
 [ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || missing+=(openssh-server)
 [ -x /bin/busybox ] || dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
@@ -47,6 +49,18 @@ if ! docker_ok; then
     fi
 fi
 apt_install "${missing[@]}"
+
+# websocket-client, for the Python example of docs/protocol.md (tests/tests/docs.rs):
+# pip where it may install (virtualenv, pyenv), else Debian's package (PEP 668).
+py_ws_ok() { python3 -c 'from websocket import create_connection' >/dev/null 2>&1; }
+if ! py_ws_ok; then
+    log "python3 -m pip install websocket-client"
+    if ! python3 -m pip install --quiet websocket-client || ! py_ws_ok; then
+        log "pip could not install it; trying Debian's python3-websocket"
+        apt_install python3-websocket
+    fi
+    py_ws_ok || die "python3 cannot import websocket (the websocket-client package)"
+fi
 
 # --- Docker Engine -----------------------------------------------------------
 if ! docker_ok; then

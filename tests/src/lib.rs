@@ -1209,3 +1209,236 @@ pub fn read_tree(dir: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>> {
 pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+// ---------------------------------------------------------------------------
+// Processes: pids, signals, exits, memory, sockets
+// ---------------------------------------------------------------------------
+
+/// Send `sig` (a name such as `TERM`, `INT`, `STOP`, `CONT`) to `pid` with
+/// `kill -SIG PID` (the tests crate does not link libc).
+pub fn send_signal(pid: u32, sig: &str) -> Result<()> {
+    let mut cmd = Command::new("kill");
+    cmd.arg(format!("-{sig}")).arg(pid.to_string());
+    run_bounded(cmd, Duration::from_secs(10))?
+        .ok()
+        .with_context(|| format!("kill -{sig} {pid}"))?;
+    Ok(())
+}
+
+fn wait_child_exit(child: &mut Option<Child>, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    let Some(c) = child.as_mut() else {
+        bail!("{what} is not running (never started, or already reaped)");
+    };
+    let start = Instant::now();
+    loop {
+        if let Some(st) = c.try_wait()? {
+            *child = None;
+            return Ok(st);
+        }
+        if start.elapsed() > timeout {
+            bail!("{what} still running {timeout:?} after it was told to stop");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Resident memory (`VmRSS`) of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or_else(|| anyhow!("no VmRSS line in {path}"))?;
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow!("bad VmRSS line in {path}: {line}"))?;
+    Ok(kib * 1024)
+}
+
+/// Pids of live (non-zombie) processes whose command line contains `needle`
+/// (the test process itself excluded).
+pub fn pids_matching(needle: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            // A zombie has an empty cmdline, so it never matches.
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    let text: Vec<u8> = b
+                        .into_iter()
+                        .map(|c| if c == 0 { b' ' } else { c })
+                        .collect();
+                    contains_bytes(&text, needle.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn parse_proc_addr(s: &str) -> Option<std::net::SocketAddr> {
+    // IPv4 only: "0100007F:1F90" = 127.0.0.1:8080 (address in host byte order).
+    let (ip, port) = s.split_once(':')?;
+    if ip.len() != 8 {
+        return None;
+    }
+    let ip = u32::from_str_radix(ip, 16).ok()?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = std::net::Ipv4Addr::from(ip.swap_bytes());
+    Some(std::net::SocketAddr::from((ip, port)))
+}
+
+/// The established IPv4 TCP connections a process holds, as
+/// `(local, remote)`, from its fds and `/proc/net/tcp`.
+pub fn tcp_connections_of(pid: u32) -> Result<Vec<(std::net::SocketAddr, std::net::SocketAddr)>> {
+    let mut inodes = std::collections::HashSet::new();
+    for e in fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("read /proc/{pid}/fd"))?
+        .flatten()
+    {
+        if let Ok(target) = fs::read_link(e.path()) {
+            let t = target.to_string_lossy().into_owned();
+            if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let table = fs::read_to_string(format!("/proc/{pid}/net/tcp"))
+        .with_context(|| format!("read /proc/{pid}/net/tcp"))?;
+    let mut out = Vec::new();
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+        if f.len() < 10 || f[3] != "01" || !inodes.contains(f[9]) {
+            continue;
+        }
+        if let (Some(l), Some(r)) = (parse_proc_addr(f[1]), parse_proc_addr(f[2])) {
+            out.push((l, r));
+        }
+    }
+    Ok(out)
+}
+
+impl Hub {
+    /// Pid of the running hub process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send a signal (`TERM`, `INT`, ...) to the hub process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("the hub is not running"))?;
+        send_signal(pid, sig)
+    }
+
+    /// Wait (bounded) for the hub process to exit and reap it. Afterwards
+    /// [`Hub::restart`] starts it again on the same data dir and ports.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let r = wait_child_exit(&mut self.child, "the hub", timeout);
+        r.with_context(|| self.log_tail())
+    }
+}
+
+impl Agent {
+    /// Pid of the running `nextdeploy-agent run` process.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send a signal (`TERM`, `STOP`, `CONT`, ...) to the `run` process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("agent {} is not running", self.name))?;
+        send_signal(pid, sig)
+    }
+
+    /// Wait (bounded) for the `run` process to exit and reap it.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let what = format!("agent {}", self.name);
+        let r = wait_child_exit(&mut self.child, &what, timeout);
+        r.with_context(|| self.log_tail())
+    }
+
+    /// A second config dir holding a copy of this agent's identity (config
+    /// and key, `key_path` rewritten to the copy): the same agent, as a
+    /// cloned server would be. Not started.
+    pub fn copy_identity(&self, tag: &str) -> Result<Agent> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new(&format!("agent-{}-{tag}", self.name))?;
+        let config = dir.path().join("agent.toml");
+        let key = dir.path().join("agent_ed25519");
+        fs::copy(&self.key, &key).with_context(|| format!("copy {}", self.key.display()))?;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600))?;
+        let pub_src = self.key.with_extension("pub");
+        if pub_src.is_file() {
+            fs::copy(&pub_src, key.with_extension("pub"))?;
+        }
+        let text = fs::read_to_string(&self.config)
+            .with_context(|| format!("read {}", self.config.display()))?;
+        let mut found = false;
+        let rewritten: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("key_path") {
+                    found = true;
+                    format!("key_path = {:?}", key.to_string_lossy())
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        if !found {
+            bail!("no key_path in {}:\n{text}", self.config.display());
+        }
+        fs::write(&config, rewritten.join("\n") + "\n")?;
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o600))?;
+        Ok(Agent {
+            name: self.name.clone(),
+            config,
+            key,
+            log: dir.path().join("agent.log"),
+            enroll_output: self.enroll_output.clone(),
+            child: None,
+            starts: 0,
+            dir,
+        })
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (clock ticks per `getconf CLK_TCK`, 100 if unknown).
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let hz = *TICKS.get_or_init(|| {
+        let mut cmd = Command::new("getconf");
+        cmd.arg("CLK_TCK");
+        run_bounded(cmd, Duration::from_secs(5))
+            .ok()
+            .and_then(|o| o.stdout.trim().parse().ok())
+            .filter(|&n: &u64| n > 0)
+            .unwrap_or(100)
+    });
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    // Fields after the ")" closing the command name: state is field 3, utime 14, stime 15.
+    let rest = &text[text.rfind(')').ok_or_else(|| anyhow!("bad {path}"))? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("bad {path}: {text}"))
+    };
+    // `rest` starts at field 3, so field n is at index n - 3.
+    let total = ticks(14 - 3)? + ticks(15 - 3)?;
+    Ok(Duration::from_millis(total * 1000 / hz))
+}

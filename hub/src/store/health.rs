@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn tiers_aggregate_and_prune() {
         let s = SqliteStore::in_memory().unwrap();
-        let t0 = 1_800_000_000 - 1_800_000_000 % 900;
+        let t0: i64 = 1_800_000_000; // a multiple of 900: one 15 min bucket
         let batch: Vec<(String, HealthSnapshot)> = vec![
             ("a".into(), snap(t0, None, 100)),
             ("a".into(), snap(t0 + 5, Some(50.0), 200)),
