@@ -42,6 +42,7 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
             "docker_available": snap.as_ref().map(|s| s.docker_available),
             "docker_error": snap.as_ref().and_then(|s| s.docker_error.clone()),
             "snapshot_at": snap.as_ref().map(|s| rfc3339(s.at)),
+            "sweep_ms": snap.as_ref().map(|s| s.sweep_ms),
             "containers": snap.as_ref().map(|s| json!(s.containers)).unwrap_or(json!([])),
         }));
     }
