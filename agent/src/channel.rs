@@ -90,7 +90,18 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     };
     match (action.as_str(), ctx.enroll.is_some()) {
         (action::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
-        (action::CONTROL, false) => control(read, dec, &write, &ctx).await,
+        (action::CONTROL, false) => {
+            // The hub may ask for a faster heartbeat than configured (its timeout is shorter).
+            let asked = payload
+                .get("heartbeat_interval_s")
+                .and_then(Value::as_u64)
+                .filter(|s| *s >= 1);
+            let interval = match asked {
+                Some(s) => ctx.state.heartbeat_interval.min(Duration::from_secs(s)),
+                None => ctx.state.heartbeat_interval,
+            };
+            control(read, dec, &write, &ctx, interval).await
+        }
         (_, false) => request(id, action, payload, read, dec, &write, &ctx).await,
         (_, true) => {
             let _ = send(
@@ -112,6 +123,7 @@ async fn control(
     mut dec: Decoder,
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
+    interval: Duration,
 ) {
     let hello = Hello {
         hostname: crate::sysinfo::hostname(),
@@ -129,7 +141,7 @@ async fn control(
         return;
     }
     let mut pushed = ctx.state.push.subscribe();
-    let mut tick = tokio::time::interval(ctx.state.heartbeat_interval);
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
     let mut last_ack = Instant::now();

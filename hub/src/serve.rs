@@ -234,6 +234,10 @@ fn local_url(addr: std::net::SocketAddr) -> String {
     format!("http://{}", loopback(addr))
 }
 
+/// Pid of the `--local-agent` child, so that a forced exit (second signal),
+/// which skips destructors, still takes the child down with the hub.
+static LOCAL_AGENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
 fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
@@ -254,6 +258,13 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
                 info!("shutting down (send the signal again to exit at once)");
                 shutdown.cancel();
             } else {
+                let pid = LOCAL_AGENT_PID.load(std::sync::atomic::Ordering::Relaxed);
+                if pid != 0 {
+                    let _ = std::process::Command::new("kill")
+                        .arg("-KILL")
+                        .arg(pid.to_string())
+                        .status();
+                }
                 std::process::exit(130);
             }
         }
@@ -409,6 +420,9 @@ pub mod local {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
+        if let Some(pid) = child.id() {
+            LOCAL_AGENT_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+        }
         let name = std::fs::read_to_string(&config)
             .ok()
             .and_then(|t| {

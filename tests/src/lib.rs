@@ -10,6 +10,7 @@
 //! output of every long-running child is drained to a log file whose tail is
 //! printed when a test panics.
 
+pub mod docker;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream as StdTcpStream;

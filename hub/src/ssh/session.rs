@@ -115,7 +115,15 @@ async fn agent(
     rec: AgentRecord,
     peer: SocketAddr,
 ) -> Result<String, String> {
-    let (mut read, write) = open_channel(handle, action::CONTROL, Value::Null).await?;
+    // Tell the agent how often to heartbeat: three beats per timeout, so one
+    // lost beat never marks a healthy agent offline.
+    let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
+    let (mut read, write) = open_channel(
+        handle,
+        action::CONTROL,
+        json!({ "heartbeat_interval_s": beat }),
+    )
+    .await?;
     let mut decoder = Decoder::new();
     let first = next_reply(&mut read, &mut decoder, HELLO_TIMEOUT).await?;
     if first.kind != ReplyType::Hello {
@@ -158,7 +166,17 @@ async fn agent(
     let timeout = svc.config.heartbeat_timeout;
     let reason = loop {
         let msg = tokio::select! {
-            _ = cancel.cancelled() => break "connection replaced, revoked or hub shutting down".to_string(),
+            _ = cancel.cancelled() => {
+                let why = if svc.cancel.is_cancelled() {
+                    "hub shutting down"
+                } else if svc.registry.get(&rec.name).is_some_and(|c| c.conn_id != conn_id) {
+                    info!("replaced by a newer connection with the same key");
+                    "replaced by a newer connection with the same key"
+                } else {
+                    "revoked"
+                };
+                break why.to_string();
+            }
             m = tokio::time::timeout(timeout, read.wait()) => m,
         };
         match msg {

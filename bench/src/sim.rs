@@ -1,0 +1,320 @@
+//! Simulated agents: real SSH connections speaking the agent protocol, with the
+//! Docker side replaced by a fixed responder (synthetic containers).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
+use nextdeploy_shared::frame::{self, Decoder};
+use nextdeploy_shared::protocol::{
+    action, DockerStatus, Downstream, Hello, Reply, ReplyType, AGENT_USER,
+};
+use nextdeploy_shared::time::now_unix;
+use russh::client::{self, Msg, Session};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelMsg};
+use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio_util::sync::CancellationToken;
+
+/// What every simulated agent does.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// The hub's SSH address.
+    pub hub: SocketAddr,
+    /// Pinned hub fingerprint.
+    pub pin: String,
+    /// Synthetic containers per health snapshot (0: no snapshots).
+    pub containers: usize,
+    /// Between snapshots.
+    pub health_interval: Duration,
+    /// Counters shared by all simulated agents.
+    pub stats: Arc<SimStats>,
+}
+
+/// Counters.
+#[derive(Default)]
+pub struct SimStats {
+    /// Connections authenticated.
+    pub connected: AtomicU64,
+    /// Connection attempts that failed.
+    pub failures: AtomicU64,
+    /// Snapshots sent.
+    pub snapshots: AtomicU64,
+}
+
+struct Handler {
+    pin: String,
+    name: String,
+    cfg: SimConfig,
+    cancel: CancellationToken,
+}
+
+impl client::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(
+            matches!(key, PublicKeyOrCertificate::PublicKey { key, .. } if nextdeploy_shared::keys::fingerprint(key) == self.pin),
+        )
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply.accept().await;
+        tokio::spawn(serve(
+            channel,
+            self.name.clone(),
+            self.cfg.clone(),
+            self.cancel.clone(),
+        ));
+        Ok(())
+    }
+}
+
+fn synthetic(name: &str, n: usize) -> HealthSnapshot {
+    let mut rng = rand::rng();
+    use rand::RngExt;
+    HealthSnapshot {
+        at: now_unix(),
+        docker_available: true,
+        docker_error: None,
+        sweep_ms: 3,
+        containers: (0..n)
+            .map(|i| ContainerHealth {
+                id: format!("{:064x}", i + 1),
+                name: format!("{name}-app-{i}"),
+                image: "registry.example/app:1.2.3".into(),
+                state: "running".into(),
+                health: Some("healthy".into()),
+                restarts: 0,
+                cpu_percent: Some(rng.random_range(0.0..50.0)),
+                mem_usage: rng.random_range(10_000_000..500_000_000),
+                mem_limit: 2_000_000_000,
+                net_rx: rng.random_range(0..1_000_000_000),
+                net_tx: rng.random_range(0..1_000_000_000),
+            })
+            .collect(),
+    }
+}
+
+async fn send(write: &russh::ChannelWriteHalf<Msg>, r: &Reply) -> bool {
+    match frame::encode(r) {
+        Ok(b) => write.data_bytes(b).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: CancellationToken) {
+    let (mut read, write) = channel.split();
+    let mut dec = Decoder::new();
+    let first = loop {
+        match dec.next_message::<Downstream>() {
+            Ok(Some((d, _))) => break d,
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => dec.feed(&data),
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    };
+    let Downstream::Request {
+        id,
+        action: act,
+        payload,
+    } = first
+    else {
+        return;
+    };
+    let id = Some(id);
+    match act.as_str() {
+        action::CONTROL => {
+            let hello = Hello {
+                hostname: name.clone(),
+                version: "bench".into(),
+                os: "sim".into(),
+                docker: DockerStatus {
+                    available: true,
+                    ..Default::default()
+                },
+            };
+            if !send(&write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
+                return;
+            }
+            let mut hb = tokio::time::interval(nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
+            let mut health = tokio::time::interval(cfg.health_interval);
+            let mut seq = 0u64;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = hb.tick() => {
+                        seq += 1;
+                        if !send(&write, &Reply::new(id, ReplyType::Heartbeat, json!({"seq": seq}))).await { return; }
+                    }
+                    _ = health.tick(), if cfg.containers > 0 => {
+                        let snap = synthetic(&name, cfg.containers);
+                        if !send(&write, &Reply::new(id, ReplyType::Health, json!(snap))).await { return; }
+                        cfg.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                    }
+                    m = read.wait() => match m {
+                        Some(ChannelMsg::Data { .. }) | Some(ChannelMsg::WindowAdjusted { .. }) => {}
+                        Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        action::PING => {
+            let _ = send(
+                &write,
+                &Reply::result(
+                    id,
+                    json!({"agent_time_ms": nextdeploy_shared::time::now_unix_ms()}),
+                ),
+            )
+            .await;
+            let _ = send(&write, &Reply::end(id)).await;
+        }
+        action::DIAG_STREAM => {
+            let bytes = payload
+                .get("bytes")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(1 << 20);
+            let chunk = payload
+                .get("chunk")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(65536)
+                .clamp(1, 256 * 1024);
+            let data = "x".repeat(chunk as usize);
+            let mut credit = nextdeploy_shared::limits::STREAM_WINDOW as usize;
+            let mut sent = 0u64;
+            while sent < bytes {
+                let n = chunk.min(bytes - sent) as usize;
+                let Ok(f) = frame::encode(&Reply::new(
+                    id,
+                    ReplyType::Log,
+                    json!({"chunk": &data[..n]}),
+                )) else {
+                    return;
+                };
+                while f.len() > credit {
+                    match read.wait().await {
+                        Some(ChannelMsg::Data { data }) => {
+                            dec.feed(&data);
+                            while let Ok(Some((Downstream::Credit { bytes }, _))) =
+                                dec.next_message::<Downstream>()
+                            {
+                                credit += bytes as usize;
+                            }
+                        }
+                        Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+                        Some(_) => {}
+                    }
+                }
+                credit -= f.len();
+                if write.data_bytes(f).await.is_err() {
+                    return;
+                }
+                sent += n as u64;
+            }
+            let _ = send(&write, &Reply::end(id)).await;
+        }
+        _ => {
+            let _ = send(
+                &write,
+                &Reply::error(
+                    id,
+                    nextdeploy_shared::protocol::ErrorCode::UnknownAction,
+                    "sim",
+                ),
+            )
+            .await;
+        }
+    }
+    let _ = write.close().await;
+}
+
+/// Keep one simulated agent connected (reconnecting with a short pause) until `cancel`.
+pub async fn run_agent(
+    idx: usize,
+    name: String,
+    key: Arc<PrivateKey>,
+    cfg: SimConfig,
+    cancel: CancellationToken,
+) {
+    // Spread source addresses over 127.0.0.2..=127.0.0.201 so ephemeral ports do not run out.
+    let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (idx % 200) as u8));
+    loop {
+        let attempt = connect(src, &name, key.clone(), &cfg, cancel.clone()).await;
+        match attempt {
+            Ok(mut handle) => {
+                cfg.stats.connected.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = &mut handle => {}
+                    _ = cancel.cancelled() => return,
+                }
+                cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if cfg.stats.failures.fetch_add(1, Ordering::Relaxed) < 3 {
+                    eprintln!("sim agent {name}: {e:#}");
+                }
+            }
+        }
+        let pause = Duration::from_millis(rand::random_range(100..1000));
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+async fn connect(
+    src: IpAddr,
+    name: &str,
+    key: Arc<PrivateKey>,
+    cfg: &SimConfig,
+    cancel: CancellationToken,
+) -> anyhow::Result<client::Handle<Handler>> {
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(src, 0))?;
+    let stream = tokio::time::timeout(Duration::from_secs(20), sock.connect(cfg.hub))
+        .await
+        .context("connect timeout")??;
+    stream.set_nodelay(true)?;
+    let config = Arc::new(client::Config {
+        inactivity_timeout: Some(Duration::from_secs(120)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 3,
+        ..Default::default()
+    });
+    let handler = Handler {
+        pin: cfg.pin.clone(),
+        name: name.to_string(),
+        cfg: cfg.clone(),
+        cancel,
+    };
+    let mut handle = tokio::time::timeout(
+        Duration::from_secs(30),
+        client::connect_stream(config, stream, handler),
+    )
+    .await
+    .context("handshake timeout")??;
+    let ok = handle
+        .authenticate_publickey(AGENT_USER, PrivateKeyWithHashAlg::new(key, None))
+        .await?;
+    anyhow::ensure!(ok.success(), "key refused");
+    Ok(handle)
+}

@@ -1,0 +1,200 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Stop dockerd under a running agent: the agent stays connected and reports
+//! Docker unavailable (info, status, a docker_unavailable error for ps); start
+//! dockerd again: the same agent process recovers by itself.
+//!
+//! This stops the machine's Docker Engine (every container on it stops), so
+//! it is one test in its own binary, under the Docker suites' lock, and a
+//! guard starts dockerd again however the test ends.
+
+use std::time::{Duration, Instant};
+
+use nextdeploy_tests::docker::*;
+use nextdeploy_tests::{json, send_signal};
+use serde_json::Value;
+
+/// Starts dockerd again on drop if no engine answers.
+struct DockerdGuard;
+
+impl Drop for DockerdGuard {
+    fn drop(&mut self) {
+        if !docker_answers() {
+            eprintln!("(restarting dockerd after the test)");
+            if let Err(e) = start_dockerd(Duration::from_secs(90)) {
+                eprintln!("COULD NOT RESTART DOCKERD: {e:#}");
+            }
+        }
+    }
+}
+
+fn info(env: &DockerEnv) -> Value {
+    env.agent_json("info", &[]).unwrap()
+}
+
+fn status(env: &DockerEnv) -> Value {
+    env.agent_json("status", &[]).unwrap()[0].clone()
+}
+
+#[test]
+fn the_agent_survives_dockerd_going_away_and_coming_back() {
+    let mut env = DockerEnv::start("down", &[("health_interval_s", "1")]).unwrap();
+    let c = env.run("idle", &[], &["idle"]).unwrap();
+    // Declared after the container: dropped (dockerd restarted) before it.
+    let _guard = DockerdGuard;
+    let agent_pid = env.agent.pid().unwrap();
+    assert_eq!(info(&env)["docker"]["available"], true);
+    let ps = env.ps_mine().unwrap();
+    assert_eq!(ps.len(), 1, "{ps:?}");
+
+    // Stop dockerd.
+    let dockerd = dockerd_pid().unwrap();
+    let t = Instant::now();
+    send_signal(dockerd, "TERM").unwrap();
+    wait_until_ok(
+        "dockerd to exit",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || Ok(!std::path::Path::new(&format!("/proc/{dockerd}")).exists()),
+    )
+    .unwrap();
+    assert!(!docker_answers(), "docker info still answers");
+    eprintln!("dockerd stopped in {:?}", t.elapsed());
+
+    // The agent stays connected and says Docker is unavailable.
+    let mut last = Value::Null;
+    wait_until_ok(
+        "agent info to report docker unavailable",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || {
+            last = info(&env);
+            Ok(last["docker"]["available"] == false)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nlast info: {last}\n{}", env.logs()));
+    assert!(
+        last["docker"]["error"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "no docker.error in {last}"
+    );
+    wait_until_ok(
+        "status to report docker unavailable",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || {
+            last = status(&env);
+            Ok(last["docker_available"] == false)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\nlast status: {last}\n{}", env.logs()));
+    assert_eq!(last["online"], true, "{last}");
+    assert!(
+        last["docker_error"].as_str().is_some_and(|s| !s.is_empty()),
+        "no docker_error in {last}"
+    );
+
+    // ps fails with docker_unavailable, clearly.
+    let out = env.agent_cli("ps", &["--all"]).unwrap().failed().unwrap();
+    let msg = out.stderr.to_lowercase();
+    assert!(
+        msg.contains("docker") && (msg.contains("unavailable") || msg.contains("unreachable")),
+        "ps while dockerd is down: {}",
+        out.describe()
+    );
+    let (code, msg) = env.ws_error("ps", json!({"all": true})).unwrap();
+    assert_eq!(code, "docker_unavailable", "{msg}");
+    for action in ["inspect", "logs", "stats"] {
+        let (code, msg) = env
+            .ws_error(action, json!({"container": c.name, "stream": false}))
+            .unwrap();
+        assert_eq!(code, "docker_unavailable", "{action}: {msg}");
+    }
+    let list = env.hub.agent_entry(env.server()).unwrap().unwrap();
+    assert_eq!(list["online"], true, "{list}");
+    assert!(
+        env.agent.exit_status().is_none(),
+        "{}",
+        env.agent.log_tail()
+    );
+
+    // Start dockerd again: the same agent process recovers by itself.
+    let t = Instant::now();
+    start_dockerd(Duration::from_secs(60)).unwrap();
+    eprintln!("dockerd back in {:?}", t.elapsed());
+    let t = Instant::now();
+    let mut last_err = String::new();
+    let r = wait_until_ok(
+        "agent ps to work again",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let o = env.agent_cli("ps", &["--all", "--output", "json"])?;
+            last_err = o.describe();
+            Ok(o.success())
+        },
+    );
+    if let Err(e) = r {
+        panic!("{e:#}\nlast: {last_err}\n{}", env.logs());
+    }
+    eprintln!(
+        "agent ps works again {:?} after dockerd answered",
+        t.elapsed()
+    );
+    let ps = env.ps_mine().unwrap();
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0]["id"], json!(c.id));
+    wait_until_ok(
+        "agent info to report docker available",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || Ok(info(&env)["docker"]["available"] == true),
+    )
+    .unwrap();
+    wait_until_ok(
+        "status to report docker available",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || Ok(status(&env)["docker_available"] == true),
+    )
+    .unwrap();
+    // Events work again too (the subscription was renewed).
+    let mut ev = env.agent_stream("events", &["--output", "json"]).unwrap();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let p = env.create("probe", &[], &["idle"]).unwrap();
+        let id = p.id.clone();
+        drop(p);
+        if ev
+            .wait_json("an event after the recovery", Duration::from_secs(2), |v| {
+                v["action"] == "create" && v["container_id"] == id.as_str()
+            })
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tries < 10,
+            "no events after the recovery\n{}\n{}",
+            ev.describe(),
+            env.logs()
+        );
+    }
+
+    // The same process all along, and it never left the hub.
+    assert_eq!(env.agent.pid(), Some(agent_pid));
+    assert!(
+        env.agent.exit_status().is_none(),
+        "{}",
+        env.agent.log_tail()
+    );
+    let log = env.agent.log_text();
+    assert_eq!(log.matches("=== start #").count(), 1, "{log}");
+    let hub_log = env.hub.log_text();
+    assert!(
+        !hub_log.contains("agent offline"),
+        "the agent's connection dropped while dockerd was down\n{}",
+        env.hub.log_tail()
+    );
+}
