@@ -19,8 +19,10 @@ pub struct AgentConfig {
     pub hub_fingerprint: String,
     /// The name the hub gave this agent (information; identity is the key).
     pub name: String,
-    /// Labels the hub holds for this agent (information).
-    #[serde(default)]
+    /// Labels the hub holds for this agent (information). Written as
+    /// `"k=v,k2=v2"` so the file stays flat and keys can be appended to it; a
+    /// `[labels]` table is read too.
+    #[serde(default, with = "labels_text")]
     pub labels: Labels,
     /// Private key file (OpenSSH format, 0600).
     pub key_path: PathBuf,
@@ -39,6 +41,29 @@ pub struct AgentConfig {
 
 fn default_health() -> u64 {
     5
+}
+
+mod labels_text {
+    use nextdeploy_shared::labels::{format_labels, parse_labels, Labels};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Table(Labels),
+    }
+
+    pub fn serialize<S: Serializer>(l: &Labels, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_labels(l))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+        match Either::deserialize(d)? {
+            Either::Text(t) => parse_labels(&t).map_err(serde::de::Error::custom),
+            Either::Table(l) => Ok(l),
+        }
+    }
 }
 
 fn default_heartbeat() -> u64 {
@@ -107,6 +132,20 @@ mod tests {
         let back: AgentConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, cfg);
         assert!(toml::from_str::<AgentConfig>(&format!("{text}\nbogus = 1\n")).is_err());
+        // The file is flat: a key appended at the end is a top-level key.
+        let mut plain = cfg.clone();
+        plain.scope_label = None;
+        let plain_text = toml::to_string_pretty(&plain).unwrap();
+        let appended: AgentConfig =
+            toml::from_str(&format!("{plain_text}scope_label = \"a=b\"\n")).unwrap();
+        assert_eq!(appended.scope_label.as_deref(), Some("a=b"));
+        assert_eq!(appended.labels, cfg.labels);
+        // The older table form still reads.
+        let table = text.replace("labels = \"env=prod\"", "") + "\n[labels]\nenv = \"prod\"\n";
+        assert_eq!(
+            toml::from_str::<AgentConfig>(&table).unwrap().labels,
+            cfg.labels
+        );
         let mut bad = cfg.clone();
         bad.hub_fingerprint = "MD5:xx".into();
         assert!(bad.validate().is_err());
