@@ -141,6 +141,13 @@ async fn control(
         return;
     }
     let mut pushed = ctx.state.push.subscribe();
+    // Deploy outcomes the hub has not acknowledged (it may have been away).
+    for r in ctx.state.deployer.undelivered() {
+        if send(write, &r).await.is_err() {
+            ctx.conn_cancel.cancel();
+            return;
+        }
+    }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
@@ -175,6 +182,7 @@ async fn control(
             },
             d = next_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
+                Some(Downstream::Ack { deploy_id }) => ctx.state.deployer.acknowledged(&deploy_id),
                 Some(_) => {}
                 None => {
                     warn!("the hub closed the control channel");

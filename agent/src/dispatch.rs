@@ -49,6 +49,14 @@ pub async fn handle(
         ),
         action::LOGS => Some(logs::logs(engine, id, &payload, &out).await),
         action::STATS => Some(stats::stats(engine, &state.sampler, id, &payload, &out).await),
+        action::DEPLOY => Some(state.deployer.deploy(id, &payload, &out).await),
+        action::ROLLBACK => Some(
+            state
+                .deployer
+                .rollback(&payload)
+                .await
+                .map(|v| one_shot(&out, id, v)),
+        ),
         _ => None,
     };
     if let Some(r) = docker {

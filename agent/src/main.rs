@@ -109,10 +109,17 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
     };
+    let journal = config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("deploys");
     let state = AgentState::new(
         Engine::new(scope),
         Duration::from_secs(cfg.heartbeat_interval_s),
+        journal,
     );
+    state.deployer.recover().await;
     tokio::spawn(docker::events::watch(
         state.engine.clone(),
         state.push.clone(),

@@ -1,11 +1,13 @@
 //! What the whole agent process shares, across reconnections.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nextdeploy_shared::protocol::Reply;
 use tokio::sync::broadcast;
 
+use crate::docker::deploy::Deployer;
 use crate::docker::stats::Sampler;
 use crate::docker::Engine;
 
@@ -26,15 +28,19 @@ pub struct AgentState {
     pub push: broadcast::Sender<Reply>,
     /// Between application heartbeats.
     pub heartbeat_interval: Duration,
+    /// Deploys (journalled in the state dir).
+    pub deployer: Arc<Deployer>,
 }
 
 impl AgentState {
-    /// A state with an engine limited to `scope`.
-    pub fn new(engine: Engine, heartbeat_interval: Duration) -> Arc<Self> {
+    /// A state with `engine`, deploy journals under `journal_dir`.
+    pub fn new(engine: Engine, heartbeat_interval: Duration, journal_dir: PathBuf) -> Arc<Self> {
         let (push, _) = broadcast::channel(PUSH_QUEUE);
+        let engine = Arc::new(engine);
         Arc::new(AgentState {
             started: Instant::now(),
-            engine: Arc::new(engine),
+            deployer: Deployer::new(engine.clone(), journal_dir, push.clone()),
+            engine,
             sampler: Arc::new(Sampler::default()),
             push,
             heartbeat_interval,

@@ -70,6 +70,15 @@ pub mod action {
     pub const STATUS: &str = "status";
     /// Stored health history of a container: `{container, since_s, resolution}` (hub, viewer).
     pub const HISTORY: &str = "history";
+    /// Deploy a new image: `{image, container?, pull?, health_timeout_s?,
+    /// keep_previous?, max_parallel?}` on `server` or `selector` (hub + agent, operator).
+    pub const DEPLOY: &str = "deploy";
+    /// Swap back to the container kept by `keep_previous`: `{container}` (agent, operator).
+    pub const ROLLBACK: &str = "rollback";
+    /// Deploy history, newest first: `{limit?}`, optional `server` (hub, viewer).
+    pub const DEPLOYS_LIST: &str = "deploys_list";
+    /// One deploy with its steps: `{id}` (hub, viewer).
+    pub const DEPLOYS_SHOW: &str = "deploys_show";
     /// A synthetic stream of `log` replies (`payload.bytes`, `payload.chunk`):
     /// measures throughput and exercises flow control (agent, admin).
     pub const DIAG_STREAM: &str = "diag_stream";
@@ -255,6 +264,11 @@ pub enum Downstream {
     Credit {
         /// Bytes of credit granted.
         bytes: u32,
+    },
+    /// The hub stored a deploy outcome the agent pushed (control channel).
+    Ack {
+        /// The deploy.
+        deploy_id: String,
     },
     /// Answer to the agent's heartbeat on the control channel.
     Heartbeat {

@@ -1,6 +1,7 @@
 //! The local Docker Engine through bollard, one file per resource:
 //! [`containers`] (ps, inspect, lifecycle), [`logs`], [`stats`], [`events`],
-//! [`monitor`] (the periodic health snapshot).
+//! [`monitor`] (the periodic health snapshot), [`deploy`] (health-gated
+//! deploys with rollback, owned by the agent).
 //!
 //! [`Engine`] holds the client, negotiated with the engine's API version on
 //! first use (old engines refuse a client that asks for a newer API) and
@@ -9,6 +10,7 @@
 //! The optional scope (a label selector) hides containers from every action.
 
 pub mod containers;
+pub mod deploy;
 pub mod events;
 pub mod logs;
 pub mod monitor;

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod deploy;
 pub mod fleet;
 pub mod route;
 
@@ -81,8 +82,15 @@ pub fn required_role(name: &str) -> Option<Role> {
         | action::STATS
         | action::EVENTS
         | action::STATUS
-        | action::HISTORY => Role::Viewer,
-        action::START | action::STOP | action::RESTART | action::KILL => Role::Operator,
+        | action::HISTORY
+        | action::DEPLOYS_LIST
+        | action::DEPLOYS_SHOW => Role::Viewer,
+        action::START
+        | action::STOP
+        | action::RESTART
+        | action::KILL
+        | action::DEPLOY
+        | action::ROLLBACK => Role::Operator,
         action::REVOKE_AGENT
         | action::DIAG_STREAM
         | action::CREATE_TOKEN
@@ -128,6 +136,14 @@ pub async fn dispatch(
     let work = async {
         match req.action.as_str() {
             action::EVENTS => fleet::events(&svc, &req, &out).await,
+            action::DEPLOY => deploy::deploy(&svc, &caller, &req, &out).await,
+            action::DEPLOYS_LIST | action::DEPLOYS_SHOW => {
+                let reply = match deploy::history(&svc, &req).await {
+                    Ok(data) => Reply::result(Some(id), data),
+                    Err(e) => e.reply(id),
+                };
+                let _ = out.send(reply).await;
+            }
             action::STATUS | action::HISTORY => {
                 let r = if req.action == action::STATUS {
                     fleet::status(&svc, &req).await

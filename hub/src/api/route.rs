@@ -68,6 +68,7 @@ pub fn is_routed(name: &str) -> bool {
             | action::RESTART
             | action::KILL
             | action::STATS
+            | action::ROLLBACK
     )
 }
 
@@ -75,7 +76,7 @@ pub fn is_routed(name: &str) -> bool {
 pub fn is_one_shot(req: &Request) -> bool {
     match req.action.as_str() {
         action::PING | action::INFO | action::PS | action::INSPECT => true,
-        action::START | action::STOP | action::RESTART | action::KILL => true,
+        action::START | action::STOP | action::RESTART | action::KILL | action::ROLLBACK => true,
         action::STATS => !req
             .payload
             .get("stream")

@@ -93,6 +93,17 @@ pub enum AgentCmd {
         #[arg(long, short = 't')]
         timestamps: bool,
     },
+    /// Deploy a new image: same container, health-gated, rolled back on failure (operator).
+    Deploy(super::deploys::DeployArgs),
+    /// Swap back to the container kept by `deploy --keep-previous` (operator).
+    Rollback {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Container name.
+        #[arg(long)]
+        container: String,
+    },
     /// Start a container (operator).
     Start(LifecycleArgs),
     /// Stop a container (operator).
@@ -212,6 +223,10 @@ pub async fn run(
                 timestamps,
             };
             containers::logs(&mut c, &server, a, out).await
+        }
+        AgentCmd::Deploy(a) => super::deploys::deploy(&mut c, a, out).await,
+        AgentCmd::Rollback { server, container } => {
+            super::deploys::rollback(&mut c, &server, &container, out).await
         }
         AgentCmd::Start(a) => {
             containers::lifecycle(

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod client;
 pub mod containers;
+pub mod deploys;
 pub mod login;
 pub mod output;
 pub mod tokens;
@@ -52,6 +53,9 @@ pub enum Command {
     /// API tokens for the CLI and other clients.
     #[command(subcommand)]
     Token(tokens::TokenCmd),
+    /// Deploy history.
+    #[command(subcommand)]
+    Deploys(deploys::DeploysCmd),
 }
 
 /// Run a client command (everything but `hub`).
@@ -88,6 +92,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::JoinToken(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             tokens::join_token(cmd, &hub, &token, out).await
+        }
+        Command::Deploys(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            deploys::deploys(cmd, &hub, &token, out).await
         }
         Command::Token(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;

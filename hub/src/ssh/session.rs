@@ -195,7 +195,11 @@ async fn agent(
                                 debug!(error = %e, "heartbeat answer failed");
                             }
                         }
-                        Ok(Some((reply, _))) => pushed(svc, &conn, reply),
+                        Ok(Some((reply, _))) => {
+                            if let Some(deploy_id) = pushed(svc, &conn, reply).await {
+                                let _ = send(&write, &Downstream::Ack { deploy_id }).await;
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             warn!(error = %e, "bad control frame");
@@ -310,9 +314,14 @@ async fn enroll(
     Ok("enrolment finished".into())
 }
 
-/// A health snapshot or event the agent pushed on its control channel.
-fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) {
+/// A health snapshot, event or deploy outcome the agent pushed on its control
+/// channel. Returns the id of a deploy outcome to acknowledge.
+async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
     match reply.kind {
+        ReplyType::Result => {
+            let outcome = reply.data.get("deploy_outcome")?;
+            return crate::api::deploy::record_pushed(svc, outcome).await;
+        }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
             Ok(snap) => {
                 *conn.health.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -330,4 +339,5 @@ fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) {
         },
         other => debug!(kind = ?other, "ignored control frame"),
     }
+    None
 }

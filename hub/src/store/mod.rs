@@ -3,6 +3,7 @@
 //! one for several hubs. Methods are synchronous: async callers go through
 //! [`blocking`], which runs them on tokio's blocking pool.
 
+pub mod deploys;
 pub mod health;
 pub mod sqlite;
 
@@ -227,6 +228,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<health::HistoryPoint>>;
     /// Containers of an agent that have history.
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>>;
+    /// Record a new deploy.
+    fn insert_deploy(&self, d: &deploys::DeployRecord) -> StoreResult<()>;
+    /// Record a deploy's outcome (idempotent).
+    fn finish_deploy(
+        &self,
+        id: &str,
+        status: &str,
+        outcome: &serde_json::Value,
+        at: i64,
+    ) -> StoreResult<bool>;
+    /// Change an unfinished deploy's status.
+    fn set_deploy_status(&self, id: &str, status: &str) -> StoreResult<()>;
+    /// Deploys, newest first.
+    fn list_deploys(
+        &self,
+        server: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<Vec<deploys::DeployRecord>>;
+    /// One deploy.
+    fn deploy(&self, id: &str) -> StoreResult<Option<deploys::DeployRecord>>;
     /// The newest `limit` audit entries.
     fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
 }

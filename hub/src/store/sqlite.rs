@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use nextdeploy_shared::docker::HealthSnapshot;
 
+use super::deploys::DeployRecord;
 use super::health::HistoryPoint;
 use super::{
     AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store, StoreError,
@@ -61,6 +62,7 @@ CREATE TABLE audit (
 );
 "#,
     super::health::SCHEMA,
+    super::deploys::SCHEMA,
 ];
 
 /// The embedded store.
@@ -443,6 +445,32 @@ impl Store for SqliteStore {
 
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>> {
         self.with(|c| super::health::containers(c, agent))
+    }
+
+    fn insert_deploy(&self, d: &DeployRecord) -> StoreResult<()> {
+        self.with(|c| super::deploys::insert(c, d))
+    }
+
+    fn finish_deploy(
+        &self,
+        id: &str,
+        status: &str,
+        outcome: &serde_json::Value,
+        at: i64,
+    ) -> StoreResult<bool> {
+        self.with(|c| super::deploys::finish(c, id, status, outcome, at))
+    }
+
+    fn set_deploy_status(&self, id: &str, status: &str) -> StoreResult<()> {
+        self.with(|c| super::deploys::set_status(c, id, status))
+    }
+
+    fn list_deploys(&self, server: Option<&str>, limit: u32) -> StoreResult<Vec<DeployRecord>> {
+        self.with(|c| super::deploys::list(c, server, limit))
+    }
+
+    fn deploy(&self, id: &str) -> StoreResult<Option<DeployRecord>> {
+        self.with(|c| super::deploys::get(c, id))
     }
 
     fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use bollard::models::{
     ContainerConfig, ContainerCreateBody, ContainerInspectResponse, EndpointSettings, HostConfig,
-    ImageConfig, Mount, MountPointTypeEnum, MountTypeEnum, NetworkingConfig,
+    ImageConfig, Mount, MountType, NetworkingConfig,
 };
 
 /// The create body for the new container, plus the networks to connect after
@@ -24,18 +24,21 @@ pub struct NewSpec {
     pub extra_networks: Vec<(String, EndpointSettings)>,
 }
 
-fn env_key(e: &str) -> &str {
-    e.split_once('=').map(|(k, _)| k).unwrap_or(e)
-}
-
 /// Env entries the user set: those not identical to an old-image default.
 pub fn user_env(container: &[String], old_image: &[String]) -> Vec<String> {
     let image: HashSet<&str> = old_image.iter().map(String::as_str).collect();
-    container.iter().filter(|e| !image.contains(e.as_str())).cloned().collect()
+    container
+        .iter()
+        .filter(|e| !image.contains(e.as_str()))
+        .cloned()
+        .collect()
 }
 
 /// Labels the user set: those not identical to an old-image label.
-pub fn user_labels(container: &HashMap<String, String>, old_image: &HashMap<String, String>) -> HashMap<String, String> {
+pub fn user_labels(
+    container: &HashMap<String, String>,
+    old_image: &HashMap<String, String>,
+) -> HashMap<String, String> {
     container
         .iter()
         .filter(|(k, v)| old_image.get(*k) != Some(*v))
@@ -55,7 +58,12 @@ fn own<T: PartialEq + Clone>(container: &Option<T>, old_image: &Option<T>) -> Op
 fn endpoint(e: &EndpointSettings, old_id: &str) -> EndpointSettings {
     // Docker adds the short container id as an alias on user networks; the new
     // container gets its own.
-    let aliases = e.aliases.as_ref().map(|a| a.iter().filter(|x| !old_id.starts_with(x.as_str())).cloned().collect::<Vec<_>>());
+    let aliases = e.aliases.as_ref().map(|a| {
+        a.iter()
+            .filter(|x| !old_id.starts_with(x.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
     EndpointSettings {
         aliases: aliases.filter(|a| !a.is_empty()),
         links: e.links.clone(),
@@ -67,17 +75,35 @@ fn endpoint(e: &EndpointSettings, old_id: &str) -> EndpointSettings {
 }
 
 /// Build the new container's spec from the old container and both images.
-pub fn build(old: &ContainerInspectResponse, old_image: &ImageConfig, new_image_ref: &str) -> NewSpec {
+pub fn build(
+    old: &ContainerInspectResponse,
+    old_image: &ImageConfig,
+    new_image_ref: &str,
+) -> NewSpec {
     let empty = ContainerConfig::default();
     let c = old.config.as_ref().unwrap_or(&empty);
     let old_id = old.id.clone().unwrap_or_default();
-    let env = user_env(c.env.as_deref().unwrap_or_default(), old_image.env.as_deref().unwrap_or_default());
-    let labels = user_labels(&c.labels.clone().unwrap_or_default(), &old_image.labels.clone().unwrap_or_default());
+    let env = user_env(
+        c.env.as_deref().unwrap_or_default(),
+        old_image.env.as_deref().unwrap_or_default(),
+    );
+    let labels = user_labels(
+        &c.labels.clone().unwrap_or_default(),
+        &old_image.labels.clone().unwrap_or_default(),
+    );
     let default_hostname = old_id.get(..12).unwrap_or("");
-    let hostname = c.hostname.clone().filter(|h| h != default_hostname && !h.is_empty());
+    let hostname = c
+        .hostname
+        .clone()
+        .filter(|h| h != default_hostname && !h.is_empty());
     let exposed: Vec<String> = {
         let image: HashSet<&String> = old_image.exposed_ports.iter().flatten().collect();
-        c.exposed_ports.iter().flatten().filter(|p| !image.contains(p)).cloned().collect()
+        c.exposed_ports
+            .iter()
+            .flatten()
+            .filter(|p| !image.contains(p))
+            .cloned()
+            .collect()
     };
 
     let mut host: HostConfig = old.host_config.clone().unwrap_or_default();
@@ -88,16 +114,23 @@ pub fn build(old: &ContainerInspectResponse, old_image: &ImageConfig, new_image_
         .iter()
         .flatten()
         .filter_map(|b| b.split(':').nth(1).map(str::to_string))
-        .chain(host.mounts.iter().flatten().filter_map(|m| m.target.clone()))
+        .chain(
+            host.mounts
+                .iter()
+                .flatten()
+                .filter_map(|m| m.target.clone()),
+        )
         .collect();
     let mut mounts = host.mounts.clone().unwrap_or_default();
     for m in old.mounts.iter().flatten() {
-        let (Some(dest), Some(name)) = (&m.destination, &m.name) else { continue };
-        if m.typ == Some(MountPointTypeEnum::VOLUME) && !explicit.contains(dest) {
+        let (Some(dest), Some(name)) = (&m.destination, &m.name) else {
+            continue;
+        };
+        if m.typ.as_deref() == Some("volume") && !explicit.contains(dest) {
             mounts.push(Mount {
                 target: Some(dest.clone()),
                 source: Some(name.clone()),
-                typ: Some(MountTypeEnum::VOLUME),
+                typ: Some(MountType::VOLUME),
                 read_only: m.rw.map(|rw| !rw),
                 ..Default::default()
             });
@@ -114,8 +147,12 @@ pub fn build(old: &ContainerInspectResponse, old_image: &ImageConfig, new_image_
         .into_iter()
         .map(|(name, e)| (name, endpoint(&e, &old_id)))
         .collect();
-    nets.sort_by(|a, b| (a.0 != network_mode, a.0.clone()).cmp(&(b.0 != network_mode, b.0.clone())));
-    let uses_endpoints = !(network_mode == "host" || network_mode == "none" || network_mode.starts_with("container:"));
+    nets.sort_by(|a, b| {
+        (a.0 != network_mode, a.0.clone()).cmp(&(b.0 != network_mode, b.0.clone()))
+    });
+    let uses_endpoints = !(network_mode == "host"
+        || network_mode == "none"
+        || network_mode.starts_with("container:"));
     let (first, extra_networks) = if uses_endpoints && !nets.is_empty() {
         let first = nets.remove(0);
         (Some(first), nets)
@@ -144,10 +181,15 @@ pub fn build(old: &ContainerInspectResponse, old_image: &ImageConfig, new_image_
         stop_timeout: c.stop_timeout,
         image: Some(new_image_ref.to_string()),
         host_config: Some(host),
-        networking_config: first.map(|(name, e)| NetworkingConfig { endpoints_config: Some(HashMap::from([(name, e)])) }),
+        networking_config: first.map(|(name, e)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(name, e)])),
+        }),
         ..Default::default()
     };
-    NewSpec { body, extra_networks }
+    NewSpec {
+        body,
+        extra_networks,
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +207,10 @@ mod tests {
             env: Some(s(&["PATH=/bin", "APP_MODE=v1"])),
             cmd: Some(s(&["serve"])),
             labels: Some(HashMap::from([("version".into(), "1".into())])),
-            healthcheck: Some(HealthConfig { test: Some(s(&["CMD", "true"])), ..Default::default() }),
+            healthcheck: Some(HealthConfig {
+                test: Some(s(&["CMD", "true"])),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let old = ContainerInspectResponse {
@@ -174,25 +219,51 @@ mod tests {
                 hostname: Some("0123456789ab".into()),
                 env: Some(s(&["PATH=/bin", "APP_MODE=v1", "DB_URL=postgres://x"])),
                 cmd: Some(s(&["serve"])),
-                labels: Some(HashMap::from([("version".into(), "1".into()), ("team".into(), "web".into())])),
-                healthcheck: Some(HealthConfig { test: Some(s(&["CMD", "true"])), ..Default::default() }),
+                labels: Some(HashMap::from([
+                    ("version".into(), "1".into()),
+                    ("team".into(), "web".into()),
+                ])),
+                healthcheck: Some(HealthConfig {
+                    test: Some(s(&["CMD", "true"])),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
-            host_config: Some(HostConfig { binds: Some(s(&["/srv/data:/data"])), ..Default::default() }),
+            host_config: Some(HostConfig {
+                binds: Some(s(&["/srv/data:/data"])),
+                ..Default::default()
+            }),
             mounts: Some(vec![
-                MountPoint { typ: Some(MountPointTypeEnum::BIND), destination: Some("/data".into()), ..Default::default() },
-                MountPoint { typ: Some(MountPointTypeEnum::VOLUME), name: Some("abc123".into()), destination: Some("/cache".into()), rw: Some(true), ..Default::default() },
+                MountPoint {
+                    typ: Some("bind".into()),
+                    destination: Some("/data".into()),
+                    ..Default::default()
+                },
+                MountPoint {
+                    typ: Some("volume".into()),
+                    name: Some("abc123".into()),
+                    destination: Some("/cache".into()),
+                    rw: Some(true),
+                    ..Default::default()
+                },
             ]),
             ..Default::default()
         };
         let spec = build(&old, &old_image, "app:v2");
         let b = spec.body;
         assert_eq!(b.image.as_deref(), Some("app:v2"));
-        assert_eq!(b.env, Some(s(&["DB_URL=postgres://x"])), "only the user's env; the new image's defaults come from Docker");
+        assert_eq!(
+            b.env,
+            Some(s(&["DB_URL=postgres://x"])),
+            "only the user's env; the new image's defaults come from Docker"
+        );
         assert_eq!(b.cmd, None, "cmd came from the old image");
         assert_eq!(b.healthcheck, None, "healthcheck came from the old image");
         assert_eq!(b.hostname, None, "the default hostname is the old id");
-        assert_eq!(b.labels, Some(HashMap::from([("team".to_string(), "web".to_string())])));
+        assert_eq!(
+            b.labels,
+            Some(HashMap::from([("team".to_string(), "web".to_string())]))
+        );
         let host = b.host_config.unwrap();
         assert_eq!(host.binds, Some(s(&["/srv/data:/data"])));
         let mounts = host.mounts.unwrap();
@@ -203,9 +274,17 @@ mod tests {
 
     #[test]
     fn explicit_overrides_are_kept() {
-        let old_image = ImageConfig { cmd: Some(s(&["serve"])), user: Some("app".into()), ..Default::default() };
+        let old_image = ImageConfig {
+            cmd: Some(s(&["serve"])),
+            user: Some("app".into()),
+            ..Default::default()
+        };
         let old = ContainerInspectResponse {
-            config: Some(ContainerConfig { cmd: Some(s(&["serve", "--debug"])), user: Some("root".into()), ..Default::default() }),
+            config: Some(ContainerConfig {
+                cmd: Some(s(&["serve", "--debug"])),
+                user: Some("root".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let b = build(&old, &old_image, "x").body;
@@ -216,16 +295,33 @@ mod tests {
     #[test]
     fn networks_first_at_create_rest_after() {
         let mut nets = HashMap::new();
-        nets.insert("backend".to_string(), EndpointSettings { aliases: Some(s(&["db-client", "0123456789ab"])), ..Default::default() });
+        nets.insert(
+            "backend".to_string(),
+            EndpointSettings {
+                aliases: Some(s(&["db-client", "0123456789ab"])),
+                ..Default::default()
+            },
+        );
         nets.insert("front".to_string(), EndpointSettings::default());
         let old = ContainerInspectResponse {
             id: Some("0123456789abcdef0000".into()),
-            host_config: Some(HostConfig { network_mode: Some("front".into()), ..Default::default() }),
-            network_settings: Some(bollard::models::NetworkSettings { networks: Some(nets), ..Default::default() }),
+            host_config: Some(HostConfig {
+                network_mode: Some("front".into()),
+                ..Default::default()
+            }),
+            network_settings: Some(bollard::models::NetworkSettings {
+                networks: Some(nets),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let spec = build(&old, &ImageConfig::default(), "x");
-        let create = spec.body.networking_config.unwrap().endpoints_config.unwrap();
+        let create = spec
+            .body
+            .networking_config
+            .unwrap()
+            .endpoints_config
+            .unwrap();
         assert!(create.contains_key("front"));
         assert_eq!(spec.extra_networks.len(), 1);
         assert_eq!(spec.extra_networks[0].0, "backend");

@@ -1,0 +1,604 @@
+//! Deploys owned by the agent: once started, a deploy runs in its own task and
+//! finishes (or rolls back) even if the hub or the CLI goes away. Every step is
+//! written to a local journal (`<state dir>/deploys/<id>.json`); outcomes not
+//! yet acknowledged by the hub are pushed again on every connection. A deploy
+//! id seen twice is never applied twice, and one container has at most one
+//! deploy at a time.
+
+pub mod spec;
+pub mod steps;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
+use nextdeploy_shared::time::now_unix_ms;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+use super::{DockerError, Engine};
+
+/// Progress events kept per running deploy, for a re-attaching hub.
+const PROGRESS_BACKLOG: usize = 1024;
+
+/// What a deploy was asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployRequest {
+    /// Chosen by the hub.
+    pub deploy_id: String,
+    /// The new image.
+    pub image: String,
+    /// One container, or every container of the image's repository.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// always / missing / never.
+    #[serde(default = "default_pull")]
+    pub pull: String,
+    /// Seconds to wait for health.
+    #[serde(default = "default_health_timeout")]
+    pub health_timeout_s: u64,
+    /// Keep the old container (stopped) as the rollback point.
+    #[serde(default)]
+    pub keep_previous: bool,
+    /// Seconds a container without healthcheck must stay up.
+    #[serde(default)]
+    pub settle_s: Option<u64>,
+}
+
+fn default_pull() -> String {
+    "missing".into()
+}
+fn default_health_timeout() -> u64 {
+    300
+}
+
+/// The journal of one deploy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    /// The request.
+    pub request: DeployRequest,
+    /// Every progress event so far.
+    pub steps: Vec<Value>,
+    /// Set when finished.
+    pub outcome: Option<Value>,
+    /// Whether the hub acknowledged the outcome.
+    #[serde(default)]
+    pub delivered: bool,
+}
+
+struct Running {
+    progress: broadcast::Sender<Reply>,
+    journal: Mutex<Journal>,
+}
+
+/// The agent's deploys.
+pub struct Deployer {
+    engine: Arc<Engine>,
+    dir: PathBuf,
+    push: broadcast::Sender<Reply>,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    busy: Mutex<HashMap<String, String>>,
+}
+
+fn err(code: ErrorCode, m: impl Into<String>) -> DockerError {
+    DockerError::new(code, m)
+}
+
+impl Deployer {
+    /// Deploys journalled under `dir`.
+    pub fn new(engine: Arc<Engine>, dir: PathBuf, push: broadcast::Sender<Reply>) -> Arc<Self> {
+        Arc::new(Deployer {
+            engine,
+            dir,
+            push,
+            running: Mutex::default(),
+            busy: Mutex::default(),
+        })
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn save(&self, j: &Journal) {
+        let _ = std::fs::create_dir_all(&self.dir);
+        match serde_json::to_vec_pretty(j) {
+            Ok(bytes) => {
+                if let Err(e) = nextdeploy_shared::keys::write_private_atomic(
+                    &self.path(&j.request.deploy_id),
+                    &bytes,
+                ) {
+                    warn!(error = %e, "cannot write the deploy journal");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot encode the deploy journal"),
+        }
+    }
+
+    fn load(&self, id: &str) -> Option<Journal> {
+        serde_json::from_slice(&std::fs::read(self.path(id)).ok()?).ok()
+    }
+
+    /// Outcomes the hub has not acknowledged, as control-channel replies.
+    pub fn undelivered(&self) -> Vec<Reply> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| e.ok())
+            .filter_map(|e| serde_json::from_slice::<Journal>(&std::fs::read(e.path()).ok()?).ok())
+            .filter(|j| !j.delivered)
+            .filter_map(|j| {
+                j.outcome
+                    .map(|o| Reply::new(Some(0), ReplyType::Result, json!({ "deploy_outcome": o })))
+            })
+            .collect()
+    }
+
+    /// The hub stored the outcome of `id`.
+    pub fn acknowledged(&self, id: &str) {
+        if let Some(mut j) = self.load(id) {
+            j.delivered = true;
+            self.save(&j);
+        }
+    }
+
+    /// Finish deploys interrupted by an agent restart: put the old container back.
+    pub async fn recover(self: &Arc<Self>) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let Some(mut j) = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Journal>(&b).ok())
+            else {
+                continue;
+            };
+            if j.outcome.is_some() {
+                continue;
+            }
+            warn!(deploy = %j.request.deploy_id, "deploy interrupted by an agent restart; rolling back");
+            let mut results = Vec::new();
+            for s in j
+                .steps
+                .iter()
+                .filter(|s| s["step"] == "swap" && s["status"] == "done")
+            {
+                let (Some(name), Some(old), Some(new)) = (
+                    s["container"].as_str(),
+                    s["old_id"].as_str(),
+                    s["new_id"].as_str(),
+                ) else {
+                    continue;
+                };
+                let _ = steps::remove(&self.engine, new).await;
+                let _ = steps::rename(&self.engine, old, name).await;
+                let ok = steps::start(&self.engine, old).await.is_ok();
+                results.push(json!({ "container": name, "outcome": if ok { "rolled_back" } else { "failed" }, "failed_step": "agent_restart", "error": "the agent restarted during the deploy" }));
+            }
+            j.outcome = Some(json!({
+                "deploy_id": j.request.deploy_id, "outcome": "rolled_back", "containers": results,
+                "error": "the agent restarted during the deploy", "finished_ms": now_unix_ms(), "steps": j.steps,
+            }));
+            self.save(&j);
+        }
+    }
+
+    /// Serve a `deploy` request: start it (or attach to it), stream progress to
+    /// `out`, end with the outcome. The deploy survives `out` going away.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        id: Option<u64>,
+        payload: &Value,
+        out: &mpsc::Sender<Reply>,
+    ) -> Result<(), DockerError> {
+        let req: DeployRequest = serde_json::from_value(payload.clone())
+            .map_err(|e| err(ErrorCode::BadRequest, format!("bad deploy request: {e}")))?;
+        if req.deploy_id.is_empty()
+            || !req
+                .deploy_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(err(
+                ErrorCode::BadRequest,
+                "deploy_id must be letters, digits and '-'",
+            ));
+        }
+        // Seen before: finished (answer its outcome) or running (attach).
+        if let Some(j) = self.load(&req.deploy_id) {
+            if let Some(outcome) = j.outcome {
+                let _ = out.send(Reply::result(id, outcome)).await;
+                let _ = out.send(Reply::end(id)).await;
+                return Ok(());
+            }
+        }
+        let run = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&req.deploy_id)
+            .cloned();
+        let run = match run {
+            Some(r) => r,
+            None => self.start(req).await?,
+        };
+        let (mut rx, backlog) = {
+            let j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            (run.progress.subscribe(), j.steps.clone())
+        };
+        for s in backlog {
+            if out
+                .send(Reply::new(id, ReplyType::Progress, s))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        loop {
+            match rx.recv().await {
+                Ok(mut r) => {
+                    r.id = id;
+                    let last = r.kind == ReplyType::Result;
+                    if out.send(r).await.is_err() {
+                        return Ok(());
+                    }
+                    if last {
+                        let _ = out.send(Reply::end(id)).await;
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
+    }
+
+    async fn start(self: &Arc<Self>, req: DeployRequest) -> Result<Arc<Running>, DockerError> {
+        // Targets: one container, or every container of the image's repository.
+        let list = super::containers::list_all(&self.engine, None).await?;
+        let rows: Vec<(String, String, String)> = list
+            .iter()
+            .map(super::containers::row)
+            .map(|r| (r.id, r.name, r.image))
+            .collect();
+        let targets: Vec<(String, String, String)> = match &req.container {
+            Some(c) => {
+                let t = super::containers::resolve(&self.engine, c).await?;
+                rows.into_iter().filter(|r| r.0 == t.id).collect()
+            }
+            None => {
+                let m = steps::matching(&rows, &req.image);
+                if m.is_empty() {
+                    let names: Vec<String> =
+                        rows.iter().map(|r| format!("{} ({})", r.1, r.2)).collect();
+                    return Err(err(
+                        ErrorCode::NoSuchContainer,
+                        format!("no container runs an image of repository {}; containers: {}; name one with --container", steps::repository(&req.image), if names.is_empty() { "none".into() } else { names.join(", ") }),
+                    ));
+                }
+                m
+            }
+        };
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((name, other)) = targets
+                .iter()
+                .find_map(|t| busy.get(&t.1).map(|o| (t.1.clone(), o.clone())))
+            {
+                return Err(err(
+                    ErrorCode::Conflict,
+                    format!("deploy {other} is already running for container {name}"),
+                ));
+            }
+            for t in &targets {
+                busy.insert(t.1.clone(), req.deploy_id.clone());
+            }
+        }
+        let (tx, _) = broadcast::channel(PROGRESS_BACKLOG);
+        let run = Arc::new(Running {
+            progress: tx,
+            journal: Mutex::new(Journal {
+                request: req.clone(),
+                steps: Vec::new(),
+                outcome: None,
+                delivered: false,
+            }),
+        });
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.deploy_id.clone(), run.clone());
+        self.save(
+            &run.journal
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        );
+        let me = self.clone();
+        let r = run.clone();
+        tokio::spawn(async move { me.execute(r, targets).await });
+        Ok(run)
+    }
+
+    fn event(&self, run: &Running, v: Value) {
+        // Journal and broadcast under one lock, so a watcher that attaches
+        // (backlog + subscription under the same lock) sees each event once.
+        let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if v.get("step").and_then(Value::as_str) != Some("pull_progress") {
+            j.steps.push(v.clone());
+            self.save(&j);
+        }
+        let _ = run
+            .progress
+            .send(Reply::new(Some(0), ReplyType::Progress, v));
+        drop(j);
+    }
+
+    async fn execute(self: Arc<Self>, run: Arc<Running>, targets: Vec<(String, String, String)>) {
+        let req = run
+            .journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .request
+            .clone();
+        let started = now_unix_ms();
+        info!(deploy = %req.deploy_id, image = %req.image, containers = targets.len(), "deploy started");
+        let mut results = Vec::new();
+        let mut overall = "succeeded";
+        for (id, name, from_image) in &targets {
+            let r = self.one(&run, &req, id, name, from_image).await;
+            let failed = r["outcome"] != "succeeded";
+            results.push(r);
+            if failed {
+                overall = if results
+                    .last()
+                    .is_some_and(|r| r["outcome"] == "rolled_back")
+                {
+                    "rolled_back"
+                } else {
+                    "failed"
+                };
+                break;
+            }
+        }
+        let outcome = json!({
+            "deploy_id": req.deploy_id, "image": req.image, "outcome": overall, "containers": results,
+            "started_ms": started, "finished_ms": now_unix_ms(),
+            "steps": run.journal.lock().unwrap_or_else(|p| p.into_inner()).steps.clone(),
+        });
+        {
+            let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            j.outcome = Some(outcome.clone());
+            self.save(&j);
+        }
+        info!(deploy = %req.deploy_id, outcome = overall, "deploy finished");
+        {
+            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            for t in &targets {
+                busy.remove(&t.1);
+            }
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&req.deploy_id);
+        let _ = run
+            .progress
+            .send(Reply::new(Some(0), ReplyType::Result, outcome.clone()));
+        // Also to the hub's history, whether or not anyone is still watching.
+        let _ = self.push.send(Reply::new(
+            Some(0),
+            ReplyType::Result,
+            json!({ "deploy_outcome": outcome }),
+        ));
+    }
+
+    /// Deploy one container; returns its result object.
+    async fn one(
+        &self,
+        run: &Running,
+        req: &DeployRequest,
+        old_id: &str,
+        name: &str,
+        from_image: &str,
+    ) -> Value {
+        let e = &self.engine;
+        let step = |s: &str, status: &str, extra: Value| {
+            let mut v = json!({ "deploy_id": req.deploy_id, "container": name, "step": s, "status": status, "at_ms": now_unix_ms() });
+            if let (Value::Object(m), Value::Object(x)) = (&mut v, extra) {
+                m.extend(x);
+            }
+            self.event(run, v);
+        };
+        let fail = |s: &str, error: &DockerError, outcome: &str, logs: Option<String>| json!({ "container": name, "from_image": from_image, "to_image": req.image, "outcome": outcome, "failed_step": s, "error": error.message, "code": error.code, "logs_tail": logs });
+        // 1. pull
+        step(
+            "pull",
+            "started",
+            json!({ "image": req.image, "policy": req.pull }),
+        );
+        let mut last = std::time::Instant::now();
+        let mut on = |layer: &str, status: &str, cur: i64, total: i64| {
+            if last.elapsed() >= Duration::from_millis(200)
+                || status.starts_with("Pull complete")
+                || status.starts_with("Digest")
+            {
+                last = std::time::Instant::now();
+                step(
+                    "pull_progress",
+                    "progress",
+                    json!({ "layer": layer, "detail": status, "current": cur, "total": total }),
+                );
+            }
+        };
+        match steps::pull(e, &req.image, &req.pull, &mut on).await {
+            Ok(pulled) => step("pull", "done", json!({ "pulled": pulled })),
+            Err(x) => {
+                step("pull", "failed", json!({ "error": x.message }));
+                return fail("pull", &x, "failed", None);
+            }
+        }
+        // 2. prepare: inspect the old container, create the new one beside it.
+        let old = match steps::inspect(e, old_id).await {
+            Ok(o) => o,
+            Err(x) => return fail("inspect", &x, "failed", None),
+        };
+        let was_running = old.state.as_ref().and_then(|s| s.running) == Some(true);
+        let stop_timeout = old
+            .config
+            .as_ref()
+            .and_then(|c| c.stop_timeout)
+            .map(|t| t as i32);
+        let parked = format!(
+            "{name}-nd-old-{}",
+            &req.deploy_id[..req.deploy_id.len().min(8)]
+        );
+        step("swap", "started", json!({ "old_id": old_id }));
+        if let Err(x) = steps::rename(e, old_id, &parked).await {
+            step("swap", "failed", json!({ "error": x.message }));
+            return fail("swap", &x, "failed", None);
+        }
+        let new_id = match steps::create(e, &old, &req.image, name).await {
+            Ok(id) => id,
+            Err(x) => {
+                let _ = steps::rename(e, old_id, name).await;
+                step("swap", "failed", json!({ "error": x.message }));
+                return fail("create", &x, "rolled_back", None);
+            }
+        };
+        // The swap: the old stops (freeing its ports), the new starts.
+        let swap = async {
+            steps::stop(e, old_id, stop_timeout).await?;
+            steps::start(e, &new_id).await
+        };
+        if let Err(x) = swap.await {
+            let logs = steps::last_logs(e, &new_id, 20).await;
+            self.rollback_to(old_id, &new_id, name, was_running).await;
+            step("swap", "failed", json!({ "error": x.message }));
+            return fail("start", &x, "rolled_back", Some(logs));
+        }
+        step(
+            "swap",
+            "done",
+            json!({ "old_id": old_id, "new_id": new_id }),
+        );
+        // 3. health
+        let timeout = Duration::from_secs(req.health_timeout_s.clamp(1, 3600));
+        let settle = req
+            .settle_s
+            .map(Duration::from_secs)
+            .unwrap_or(steps::DEFAULT_SETTLE);
+        step(
+            "health",
+            "started",
+            json!({ "timeout_s": timeout.as_secs() }),
+        );
+        if let Err(x) = steps::wait_healthy(e, &new_id, timeout, settle).await {
+            let logs = steps::last_logs(e, &new_id, 20).await;
+            step("health", "failed", json!({ "error": x.message }));
+            step("rollback", "started", json!({}));
+            self.rollback_to(old_id, &new_id, name, was_running).await;
+            step("rollback", "done", json!({}));
+            return fail("health", &x, "rolled_back", Some(logs));
+        }
+        step("health", "done", json!({}));
+        // 4. finish: drop the old container, or keep it as the rollback point.
+        step(
+            "cleanup",
+            "started",
+            json!({ "keep_previous": req.keep_previous }),
+        );
+        let previous = steps::previous_name(name);
+        let cleanup = async {
+            if req.keep_previous {
+                if let Ok(p) = steps::inspect(e, &previous).await {
+                    steps::remove(e, p.id.as_deref().unwrap_or(&previous)).await?;
+                }
+                steps::rename(e, old_id, &previous).await
+            } else {
+                steps::remove(e, old_id).await
+            }
+        };
+        if let Err(x) = cleanup.await {
+            step("cleanup", "failed", json!({ "error": x.message }));
+        } else {
+            step("cleanup", "done", json!({}));
+        }
+        json!({ "container": name, "from_image": from_image, "to_image": req.image, "outcome": "succeeded", "old_id": old_id, "new_id": new_id })
+    }
+
+    /// Put the old container back under its name, as it was.
+    async fn rollback_to(&self, old_id: &str, new_id: &str, name: &str, was_running: bool) {
+        let e = &self.engine;
+        let _ = steps::stop(e, new_id, Some(5)).await;
+        if let Err(x) = steps::remove(e, new_id).await {
+            warn!(error = %x, "rollback: cannot remove the new container");
+        }
+        if let Err(x) = steps::rename(e, old_id, name).await {
+            warn!(error = %x, "rollback: cannot rename the old container back");
+        }
+        if was_running {
+            if let Err(x) = steps::start(e, old_id).await {
+                warn!(error = %x, "rollback: cannot start the old container");
+            }
+        }
+    }
+
+    /// `rollback`: swap back to the container kept by `--keep-previous`.
+    pub async fn rollback(&self, payload: &Value) -> Result<Value, DockerError> {
+        let name = payload
+            .get("container")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let current = super::containers::resolve(&self.engine, name).await?;
+        let prev_name = steps::previous_name(&current.name);
+        let prev = steps::inspect(&self.engine, &prev_name)
+            .await
+            .map_err(|_| {
+                err(
+                    ErrorCode::NoSuchContainer,
+                    format!(
+                        "no rollback point for {}: deploy with --keep-previous to keep one",
+                        current.name
+                    ),
+                )
+            })?;
+        let prev_id = prev.id.clone().unwrap_or_default();
+        if self
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&current.name)
+        {
+            return Err(err(
+                ErrorCode::Conflict,
+                format!("a deploy is running for {}", current.name),
+            ));
+        }
+        let e = &self.engine;
+        let parked = format!("{}-nd-rolledback", current.name);
+        if let Ok(p) = steps::inspect(e, &parked).await {
+            steps::remove(e, p.id.as_deref().unwrap_or(&parked)).await?;
+        }
+        steps::rename(e, &current.id, &parked).await?;
+        steps::rename(e, &prev_id, &current.name).await?;
+        steps::stop(e, &current.id, None).await?;
+        if let Err(x) = steps::start(e, &prev_id).await {
+            // Undo: the current one comes back.
+            let _ = steps::rename(e, &prev_id, &prev_name).await;
+            let _ = steps::rename(e, &current.id, &current.name).await;
+            let _ = steps::start(e, &current.id).await;
+            return Err(x);
+        }
+        steps::rename(e, &current.id, &prev_name).await?;
+        Ok(
+            json!({ "container": current.name, "now_running": prev_id, "kept_as_previous": current.id }),
+        )
+    }
+}

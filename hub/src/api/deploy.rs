@@ -1,0 +1,288 @@
+//! Deploys through the hub: the hub picks the id, records who deployed what
+//! where, relays progress, and stores the agent's outcome. The relay runs
+//! detached from the client: a CLI that goes away does not stop the record,
+//! and an agent that finishes while the hub is away reports on reconnect.
+
+use std::sync::Arc;
+
+use nextdeploy_shared::protocol::{action, Reply, ReplyType, Request};
+use nextdeploy_shared::time::now_unix;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::route::{resolve, Target};
+use super::{ApiError, Caller, ReplySink};
+use crate::agents::stream::ReplyStream;
+use crate::agents::AgentConn;
+use crate::store::deploys::DeployRecord;
+use crate::store::{self};
+use crate::Services;
+
+/// Progress messages buffered towards a watching client; beyond this, progress
+/// (advisory) is dropped for that client, never the outcome.
+const PROGRESS_QUEUE: usize = 1024;
+
+fn validate(p: &Value) -> Result<(), ApiError> {
+    let image = p.get("image").and_then(Value::as_str).unwrap_or("");
+    if image.is_empty() || image.len() > 512 || image.chars().any(char::is_whitespace) {
+        return Err(ApiError::BadRequest(
+            "payload.image (e.g. myapp:2.1) is required".into(),
+        ));
+    }
+    if let Some(pull) = p.get("pull").and_then(Value::as_str) {
+        if !["always", "missing", "never"].contains(&pull) {
+            return Err(ApiError::BadRequest(
+                "payload.pull must be always, missing or never".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Start a deploy on one agent; progress goes to `progress`, the final
+/// document (outcome or error) to the returned receiver.
+pub async fn start(
+    svc: &Arc<Services>,
+    caller: &Caller,
+    conn: Arc<AgentConn>,
+    payload: &Value,
+    progress: mpsc::Sender<Reply>,
+) -> Result<oneshot::Receiver<Value>, ApiError> {
+    let id = format!(
+        "{}{}",
+        nextdeploy_shared::token::new_id(),
+        nextdeploy_shared::token::new_id()
+    );
+    let rec = DeployRecord {
+        id: id.clone(),
+        actor: caller.name.clone(),
+        server: conn.name.clone(),
+        container: payload
+            .get("container")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        image: payload
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        status: "running".into(),
+        created_at: now_unix(),
+        finished_at: None,
+        outcome: None,
+    };
+    let r = rec.clone();
+    store::blocking(&svc.store, move |s| s.insert_deploy(&r)).await?;
+    let mut body = payload.clone();
+    body["deploy_id"] = json!(id);
+    let (done_tx, done_rx) = oneshot::channel();
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        let server = conn.name.clone();
+        let final_doc = relay(&svc, &conn, &id, body, &progress).await;
+        let mut doc = final_doc;
+        doc["deploy_id"] = json!(id);
+        doc["server"] = json!(server);
+        let _ = done_tx.send(doc);
+    });
+    Ok(done_rx)
+}
+
+async fn relay(
+    svc: &Arc<Services>,
+    conn: &AgentConn,
+    id: &str,
+    body: Value,
+    progress: &mpsc::Sender<Reply>,
+) -> Value {
+    let mut stream = match ReplyStream::open(conn, 0, action::DEPLOY, body).await {
+        Ok(s) => s,
+        Err(e) => {
+            let doc = json!({ "outcome": "failed", "error": e.to_string(), "code": e.code() });
+            finish(svc, id, "failed", &doc).await;
+            return doc;
+        }
+    };
+    loop {
+        match stream.next().await {
+            Some(Ok(r)) if r.kind == ReplyType::Progress => {
+                let _ = progress.try_send(r.with_server(conn.name.clone()));
+            }
+            Some(Ok(r)) if r.kind == ReplyType::Result => {
+                let status = r
+                    .data
+                    .get("outcome")
+                    .and_then(Value::as_str)
+                    .unwrap_or("failed")
+                    .to_string();
+                finish(svc, id, &status, &r.data).await;
+                return r.data;
+            }
+            Some(Ok(r)) if r.kind == ReplyType::Error => {
+                let msg = r
+                    .data
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the agent refused the deploy");
+                let doc = json!({ "outcome": "failed", "error": msg, "code": r.data.get("code") });
+                finish(svc, id, "failed", &doc).await;
+                return doc;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                let i = id.to_string();
+                let _ =
+                    store::blocking(&svc.store, move |s| s.set_deploy_status(&i, "unknown")).await;
+                return json!({ "outcome": "unknown", "error": format!("lost agent {} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})", conn.name) });
+            }
+        }
+    }
+}
+
+async fn finish(svc: &Services, id: &str, status: &str, doc: &Value) {
+    let (i, st, d) = (id.to_string(), status.to_string(), doc.clone());
+    if let Err(e) = store::blocking(&svc.store, move |s| {
+        s.finish_deploy(&i, &st, &d, now_unix())
+    })
+    .await
+    {
+        tracing::warn!(error = %e, deploy = id, "cannot record the deploy outcome");
+    }
+}
+
+/// Record an outcome an agent pushed on its control channel.
+pub async fn record_pushed(svc: &Services, outcome: &Value) -> Option<String> {
+    let id = outcome
+        .get("deploy_id")
+        .and_then(Value::as_str)?
+        .to_string();
+    let status = outcome
+        .get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("failed")
+        .to_string();
+    finish(svc, &id, &status, outcome).await;
+    Some(id)
+}
+
+/// `deploy`: one server, or a fleet over a selector in batches of
+/// `payload.max_parallel` (default 1), stopping at the first failure.
+pub async fn deploy(svc: &Arc<Services>, caller: &Caller, req: &Request, out: &ReplySink) {
+    let id = Some(req.id);
+    if let Err(e) = validate(&req.payload) {
+        let _ = out.send(e.reply(req.id)).await;
+        return;
+    }
+    let targets = match resolve(svc, req).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = out.send(Reply::error(id, e.code, e.message)).await;
+            return;
+        }
+    };
+    let max_parallel = req
+        .payload
+        .get("max_parallel")
+        .and_then(Value::as_u64)
+        .unwrap_or(1)
+        .clamp(1, 100) as usize;
+    let (ptx, mut prx) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
+    let mut updated = Vec::new();
+    let mut failed = Vec::new();
+    let mut untouched = Vec::new();
+    let mut docs = Vec::new();
+    let mut stop = false;
+    for batch in targets.chunks(max_parallel) {
+        if stop {
+            untouched.extend(batch.iter().map(name_of));
+            continue;
+        }
+        let mut waits = Vec::new();
+        for t in batch {
+            match t {
+                Target::Online(conn) => {
+                    match start(svc, caller, conn.clone(), &req.payload, ptx.clone()).await {
+                        Ok(rx) => waits.push((conn.name.clone(), rx)),
+                        Err(e) => {
+                            failed.push(conn.name.clone());
+                            docs.push(json!({ "server": conn.name, "outcome": "failed", "error": e.to_string() }));
+                        }
+                    }
+                }
+                Target::Offline { name, message } => {
+                    failed.push(name.clone());
+                    docs.push(json!({ "server": name, "outcome": "failed", "error": message }));
+                }
+            }
+        }
+        for (name, mut rx) in waits {
+            let doc = loop {
+                tokio::select! {
+                    d = &mut rx => break d.unwrap_or_else(|_| json!({ "outcome": "unknown", "error": "the deploy task ended" })),
+                    Some(p) = prx.recv() => {
+                        let mut p = p;
+                        p.id = id;
+                        let _ = out.send(p).await;
+                    }
+                }
+            };
+            if doc.get("outcome").and_then(Value::as_str) == Some("succeeded") {
+                updated.push(name);
+            } else {
+                failed.push(name);
+            }
+            docs.push(doc);
+        }
+        while let Ok(mut p) = prx.try_recv() {
+            p.id = id;
+            let _ = out.send(p).await;
+        }
+        stop = !failed.is_empty();
+    }
+    let result = if req.selector.is_none() && docs.len() == 1 {
+        docs.remove(0)
+    } else {
+        json!({ "updated": updated, "failed": failed, "untouched": untouched, "deploys": docs })
+    };
+    let _ = out.send(Reply::result(id, result)).await;
+}
+
+fn name_of(t: &Target) -> String {
+    match t {
+        Target::Online(c) => c.name.clone(),
+        Target::Offline { name, .. } => name.clone(),
+    }
+}
+
+/// `deploys_list` / `deploys_show`.
+pub async fn history(svc: &Services, req: &Request) -> Result<Value, ApiError> {
+    if req.action == action::DEPLOYS_SHOW {
+        let id = super::str_arg(&req.payload, "id")?.to_string();
+        let i = id.clone();
+        return match store::blocking(&svc.store, move |s| s.deploy(&i)).await? {
+            Some(d) => Ok(serde_json::to_value(d).unwrap_or_default()),
+            None => Err(ApiError::NotFound(format!("no deploy with id {id}"))),
+        };
+    }
+    let server = req.server.clone();
+    let limit = req
+        .payload
+        .get("limit")
+        .and_then(Value::as_u64)
+        .unwrap_or(50)
+        .clamp(1, 1000) as u32;
+    let list = store::blocking(&svc.store, move |s| {
+        s.list_deploys(server.as_deref(), limit)
+    })
+    .await?;
+    // The list stays light: no step details.
+    Ok(Value::Array(
+        list.into_iter()
+            .map(|mut d| {
+                let summary = d.outcome.as_ref().map(|o| json!({ "outcome": o.get("outcome"), "error": o.get("error"), "containers": o.get("containers").map(|c| c.as_array().map(|a| a.iter().map(|x| json!({"container": x.get("container"), "outcome": x.get("outcome"), "from_image": x.get("from_image"), "failed_step": x.get("failed_step")})).collect::<Vec<_>>())) }));
+                d.outcome = summary;
+                serde_json::to_value(d).unwrap_or_default()
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,375 @@
+//! `nextdeploy agent deploy|rollback` and `nextdeploy deploys list|show`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use anyhow::bail;
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use nextdeploy_shared::protocol::{action, Reply, ReplyType};
+use nextdeploy_shared::secret::Secret;
+use nextdeploy_shared::time::{parse_duration, rfc3339};
+use serde_json::{json, Value};
+
+use super::client::{error_of, Client};
+use super::output::{self, Output};
+use super::tokens::s;
+
+/// `nextdeploy deploys ...`
+#[derive(Debug, Subcommand)]
+pub enum DeploysCmd {
+    /// Deploy history, newest first.
+    List {
+        /// Only this agent.
+        #[arg(long)]
+        server: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One deploy: steps, timings, outcome, who.
+    Show {
+        /// Deploy id.
+        id: String,
+    },
+}
+
+/// Arguments of `agent deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// Agent name.
+    #[arg(
+        long,
+        conflicts_with = "selector",
+        required_unless_present = "selector"
+    )]
+    pub server: Option<String>,
+    /// Every agent matching this label selector, in batches of --max-parallel.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// The new image, e.g. myapp:2.1.
+    #[arg(long)]
+    pub image: String,
+    /// The container to update (default: every container of the image's repository).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// always, missing or never.
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// How long the new container may take to become healthy.
+    #[arg(long, default_value = "300s")]
+    pub health_timeout: String,
+    /// Keep the old container (stopped) as the rollback point.
+    #[arg(long)]
+    pub keep_previous: bool,
+    /// Servers deployed at once in a fleet deploy.
+    #[arg(long, default_value_t = 1)]
+    pub max_parallel: u32,
+}
+
+struct Progress {
+    tty: bool,
+    bars: HashMap<String, ProgressBar>,
+}
+
+impl Progress {
+    fn show(&mut self, r: &Reply, out: Output) {
+        let d = &r.data;
+        if out == Output::Json {
+            let mut v = d.clone();
+            v["server"] = json!(r.server);
+            println!("{v}");
+            return;
+        }
+        let server = r.server.clone().unwrap_or_default();
+        let container = d["container"].as_str().unwrap_or("");
+        let step = d["step"].as_str().unwrap_or("");
+        let key = format!("{server}/{container}");
+        if step == "pull_progress" {
+            if !self.tty {
+                return;
+            }
+            let bar = self.bars.entry(key).or_insert_with(|| {
+                let b = ProgressBar::new(0);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix} pulling [{bar:30}] {bytes}/{total_bytes} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.set_prefix(format!("{server} {container}"));
+                b
+            });
+            let (cur, total) = (
+                d["current"].as_u64().unwrap_or(0),
+                d["total"].as_u64().unwrap_or(0),
+            );
+            if total > 0 {
+                bar.set_length(total);
+                bar.set_position(cur);
+            }
+            bar.set_message(d["detail"].as_str().unwrap_or("").to_string());
+            return;
+        }
+        if step == "pull" {
+            if let Some(b) = self.bars.remove(&key) {
+                b.finish_and_clear();
+            }
+        }
+        let mut line = format!(
+            "{server} {container}: {step} {}",
+            d["status"].as_str().unwrap_or("")
+        );
+        if let Some(e) = d["error"].as_str() {
+            line.push_str(&format!(": {e}"));
+        }
+        println!("{line}");
+    }
+}
+
+fn summarize(doc: &Value) -> (bool, String) {
+    let outcome = doc["outcome"].as_str().unwrap_or("unknown");
+    let mut text = format!(
+        "deploy {} on {}: {outcome}",
+        s(&doc["deploy_id"]),
+        s(&doc["server"])
+    );
+    for c in doc["containers"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  {}: {} -> {}: {}",
+            s(&c["container"]),
+            s(&c["from_image"]),
+            s(&c["to_image"]),
+            s(&c["outcome"])
+        ));
+        if let Some(step) = c["failed_step"].as_str() {
+            text.push_str(&format!(" (step {step}: {})", s(&c["error"])));
+        }
+        if let Some(logs) = c["logs_tail"].as_str().filter(|l| !l.is_empty()) {
+            text.push_str("\n  last log lines of the new container:");
+            for l in logs.lines() {
+                text.push_str(&format!("\n    {l}"));
+            }
+        }
+    }
+    if let Some(e) = doc["error"].as_str() {
+        text.push_str(&format!("\n  {e}"));
+    }
+    (outcome == "succeeded", text)
+}
+
+/// `agent deploy`.
+pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Result<()> {
+    let timeout = parse_duration(&a.health_timeout).map_err(anyhow::Error::msg)?;
+    let payload = json!({
+        "image": a.image, "container": a.container, "pull": a.pull,
+        "health_timeout_s": timeout.as_secs(), "keep_previous": a.keep_previous, "max_parallel": a.max_parallel,
+    });
+    let id = c
+        .send(
+            action::DEPLOY,
+            a.server.as_deref(),
+            a.selector.as_deref(),
+            payload,
+        )
+        .await?;
+    let mut p = Progress {
+        tty: std::io::stdout().is_terminal() && out == Output::Table,
+        bars: HashMap::new(),
+    };
+    let doc = loop {
+        let r = c.next().await?;
+        if r.id != Some(id) {
+            continue;
+        }
+        match r.kind {
+            ReplyType::Progress => p.show(&r, out),
+            ReplyType::Result => break r.data,
+            ReplyType::Error => return Err(error_of(&r)),
+            _ => {}
+        }
+    };
+    if out == Output::Json {
+        println!("{doc}");
+    }
+    if a.selector.is_some() {
+        let ok = doc["failed"].as_array().is_some_and(|f| f.is_empty());
+        if out == Output::Table {
+            for d in doc["deploys"].as_array().into_iter().flatten() {
+                println!("{}", summarize(d).1);
+            }
+            println!(
+                "updated: {}; failed: {}; not touched: {}",
+                list(&doc["updated"]),
+                list(&doc["failed"]),
+                list(&doc["untouched"])
+            );
+        }
+        if !ok {
+            bail!("the fleet deploy stopped at a failed server");
+        }
+        return Ok(());
+    }
+    let (ok, text) = summarize(&doc);
+    if out == Output::Table {
+        println!("{text}");
+    }
+    if !ok {
+        bail!(
+            "deploy {}: {}",
+            doc["outcome"].as_str().unwrap_or("failed"),
+            doc["error"]
+                .as_str()
+                .or_else(|| doc["containers"][0]["error"].as_str())
+                .unwrap_or("see above")
+        );
+    }
+    Ok(())
+}
+
+fn list(v: &Value) -> String {
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(s).collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// `agent rollback`.
+pub async fn rollback(
+    c: &mut Client,
+    server: &str,
+    container: &str,
+    out: Output,
+) -> anyhow::Result<()> {
+    let v = c
+        .call(
+            action::ROLLBACK,
+            Some(server),
+            json!({ "container": container }),
+        )
+        .await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!("{}: rolled back to the previous container; the replaced one is kept as the new rollback point", s(&v["container"]));
+            Ok(())
+        }
+    }
+}
+
+/// `deploys list|show`.
+pub async fn deploys(
+    cmd: DeploysCmd,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut c = Client::connect(hub, token).await?;
+    let r = match cmd {
+        DeploysCmd::List { server, limit } => {
+            let id = c
+                .send(
+                    action::DEPLOYS_LIST,
+                    server.as_deref(),
+                    None,
+                    json!({ "limit": limit }),
+                )
+                .await?;
+            let v = loop {
+                let r = c.next().await?;
+                if r.id == Some(id) {
+                    match r.kind {
+                        ReplyType::Result => break r.data,
+                        ReplyType::Error => return Err(error_of(&r)),
+                        _ => {}
+                    }
+                }
+            };
+            if out == Output::Json {
+                output::json(&v)
+            } else {
+                let rows: Vec<Vec<String>> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            s(&d["id"]),
+                            rfc3339(d["created_at"].as_i64().unwrap_or(0)),
+                            s(&d["server"]),
+                            d["container"].as_str().unwrap_or("(by repository)").into(),
+                            s(&d["image"]),
+                            s(&d["status"]),
+                            s(&d["actor"]),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &[
+                        "ID",
+                        "STARTED",
+                        "SERVER",
+                        "CONTAINER",
+                        "IMAGE",
+                        "STATUS",
+                        "BY",
+                    ],
+                    &rows,
+                );
+                Ok(())
+            }
+        }
+        DeploysCmd::Show { id } => {
+            let v = c
+                .call(action::DEPLOYS_SHOW, None, json!({ "id": id }))
+                .await?;
+            if out == Output::Json {
+                output::json(&v)
+            } else {
+                output::pairs(&[
+                    ("id", s(&v["id"])),
+                    ("by", s(&v["actor"])),
+                    ("server", s(&v["server"])),
+                    ("image", s(&v["image"])),
+                    ("status", s(&v["status"])),
+                    ("started", rfc3339(v["created_at"].as_i64().unwrap_or(0))),
+                    (
+                        "finished",
+                        v["finished_at"]
+                            .as_i64()
+                            .map(rfc3339)
+                            .unwrap_or_else(|| "-".into()),
+                    ),
+                ]);
+                let steps = v["outcome"]["steps"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let t0 = steps.first().and_then(|x| x["at_ms"].as_i64()).unwrap_or(0);
+                for st in steps {
+                    println!(
+                        "  +{:>7.3}s {} {} {}{}",
+                        (st["at_ms"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0,
+                        s(&st["container"]),
+                        s(&st["step"]),
+                        s(&st["status"]),
+                        st["error"]
+                            .as_str()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+                if !v["outcome"].is_null() {
+                    let mut doc = v["outcome"].clone();
+                    doc["server"] = v["server"].clone();
+                    println!("{}", summarize(&doc).1);
+                }
+                Ok(())
+            }
+        }
+    };
+    c.close().await;
+    r
+}
