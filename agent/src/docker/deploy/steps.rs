@@ -105,12 +105,14 @@ pub async fn pull(
     let docker = engine.docker().await?;
     let present = docker.inspect_image(image).await.is_ok();
     match policy {
-        "never" if !present => return Err(DockerError::new(
-            ErrorCode::DockerError,
-            format!(
+        "never" if !present => {
+            return Err(DockerError::new(
+                ErrorCode::DockerError,
+                format!(
                 "image {image} is not present on this server and --pull never forbids pulling it"
             ),
-        )),
+            ))
+        }
         "never" => return Ok(false),
         "missing" if present => return Ok(false),
         "missing" | "always" => {}
