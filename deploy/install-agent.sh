@@ -4,6 +4,7 @@
 #   install-agent.sh --hub HOST:PORT --token ndj_... [--binary PATH] [--name N]
 #                    [--labels k=v,...] [--no-systemd] [--prefix DIR]
 #
+# (the token may come in NEXTDEPLOY_JOIN_TOKEN instead, kept out of argv)
 # * installs the binary as /usr/local/bin/nextdeploy-agent;
 # * creates the nextdeploy-agent system user (in the docker group: that is
 #   root-equivalent, see the README);
@@ -21,7 +22,7 @@
 # decides them when it creates the token). --prefix installs under DIR (tests).
 set -eu
 
-HUB= TOKEN= BINARY= NAME= LABELS= NO_SYSTEMD=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
+HUB= TOKEN="${NEXTDEPLOY_JOIN_TOKEN:-}" BINARY= NAME= LABELS= NO_SYSTEMD=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
 AGENT_USER=nextdeploy-agent
 
 die() { echo "install-agent: error: $*" >&2; exit 1; }

@@ -52,6 +52,7 @@ pub async fn run(
     let state = AgentState::new(
         Engine::new(None),
         nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
+        None,
     );
     let ctx = Arc::new(Ctx {
         state,

@@ -8,6 +8,7 @@ use tokio::sync::broadcast;
 
 use crate::docker::stats::Sampler;
 use crate::docker::Engine;
+use crate::keyfile::KeyFile;
 
 /// Pushed replies (health snapshots, events) waiting for the control channel.
 /// A slow or absent connection loses the oldest: a snapshot is superseded by
@@ -26,11 +27,17 @@ pub struct AgentState {
     pub push: broadcast::Sender<Reply>,
     /// Between application heartbeats.
     pub heartbeat_interval: Duration,
+    /// The key file (absent while enrolling).
+    pub keys: Option<Arc<KeyFile>>,
 }
 
 impl AgentState {
     /// A state with an engine limited to `scope`.
-    pub fn new(engine: Engine, heartbeat_interval: Duration) -> Arc<Self> {
+    pub fn new(
+        engine: Engine,
+        heartbeat_interval: Duration,
+        keys: Option<Arc<KeyFile>>,
+    ) -> Arc<Self> {
         let (push, _) = broadcast::channel(PUSH_QUEUE);
         Arc::new(AgentState {
             started: Instant::now(),
@@ -38,6 +45,7 @@ impl AgentState {
             sampler: Arc::new(Sampler::default()),
             push,
             heartbeat_interval,
+            keys,
         })
     }
 }

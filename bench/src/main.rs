@@ -148,10 +148,7 @@ fn start_hub(dir: &Path) -> anyhow::Result<HubProc> {
 type Identities = Vec<(String, Arc<russh::keys::PrivateKey>)>;
 
 /// Enrol `n` keys directly in the store (before the hub opens it).
-fn enrol(
-    dir: &Path,
-    n: usize,
-) -> anyhow::Result<(String, Identities)> {
+fn enrol(dir: &Path, n: usize) -> anyhow::Result<(String, Identities)> {
     std::fs::create_dir_all(dir)?;
     let (host, _) = nextdeploy_hub::serve::host_key(dir)?;
     let pin = keys::fingerprint(host.public_key());

@@ -31,7 +31,9 @@ fn exposure(path: &Path) -> f64 {
         .next()
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or_else(|| panic!("cannot parse {line:?}"));
-    figure.parse().unwrap_or_else(|_| panic!("cannot parse {line:?}"))
+    figure
+        .parse()
+        .unwrap_or_else(|_| panic!("cannot parse {line:?}"))
 }
 
 #[test]

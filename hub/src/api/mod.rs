@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod fleet;
+pub mod rotate;
 pub mod route;
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub fn required_role(name: &str) -> Option<Role> {
         | action::HISTORY => Role::Viewer,
         action::START | action::STOP | action::RESTART | action::KILL => Role::Operator,
         action::REVOKE_AGENT
+        | action::ROTATE_KEY
         | action::DIAG_STREAM
         | action::CREATE_TOKEN
         | action::LIST_TOKENS

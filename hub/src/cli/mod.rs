@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod client;
 pub mod containers;
+pub mod install;
 pub mod login;
 pub mod output;
 pub mod tokens;
