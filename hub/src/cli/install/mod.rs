@@ -249,7 +249,10 @@ async fn install(
         .with_context(|| format!("cannot read {}", binary.display()))?;
     let up = r
         .run(
-            &format!("cat > {}/nextdeploy-agent", sh_quote(tmp)),
+            &format!(
+                "cat > {q}/nextdeploy-agent && chmod 0755 {q}/nextdeploy-agent",
+                q = sh_quote(tmp)
+            ),
             Some(Box::new(file)),
             UPLOAD,
         )
