@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::channel::{self, Ctx};
+use crate::keyfile::KeyFile;
 
 /// How long dialling plus the SSH handshake may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -123,7 +124,7 @@ pub fn backoff(attempt: u32) -> Duration {
 pub async fn run(
     addr: String,
     pin: String,
-    key: Arc<PrivateKey>,
+    keys: Arc<KeyFile>,
     ctx_for: impl Fn(CancellationToken) -> Arc<Ctx>,
     shutdown: CancellationToken,
 ) {
@@ -131,16 +132,35 @@ pub async fn run(
     loop {
         let started = Instant::now();
         let conn_cancel = shutdown.child_token();
-        let ctx = ctx_for(conn_cancel.clone());
-        match dial(
+        let user = nextdeploy_shared::protocol::AGENT_USER;
+        let mut dialled = dial(
             &addr,
             &pin,
-            key.clone(),
-            nextdeploy_shared::protocol::AGENT_USER,
-            ctx,
+            keys.current(),
+            user,
+            ctx_for(conn_cancel.clone()),
         )
-        .await
-        {
+        .await;
+        // A rotation whose confirmation was lost: the hub may hold the new key.
+        if let (Err(e), Some(pending)) = (&dialled, keys.pending()) {
+            if e.to_string().contains("refused this agent's key") {
+                info!("the hub refused the current key; trying the key of an unconfirmed rotation");
+                dialled = dial(
+                    &addr,
+                    &pin,
+                    pending.clone(),
+                    user,
+                    ctx_for(conn_cancel.clone()),
+                )
+                .await;
+                if dialled.is_ok() {
+                    if let Err(e) = keys.commit(&keys::public_line(pending.public_key())) {
+                        warn!(error = %format!("{e:#}"), "could not make the rotated key current");
+                    }
+                }
+            }
+        }
+        match dialled {
             Ok(mut handle) => {
                 info!(hub = %addr, "connected to the hub");
                 tokio::select! {

@@ -66,6 +66,14 @@ pub async fn handle(
         return;
     }
     let replies = match name.as_str() {
+        action::ROTATE_KEY | action::ROTATE_KEY_COMMIT => {
+            let r = rotate(id, &name, &payload, &state);
+            if r.kind.is_terminal() {
+                vec![r]
+            } else {
+                vec![r, Reply::end(id)]
+            }
+        }
         action::PING => vec![
             Reply::result(id, json!({ "agent_time_ms": now_unix_ms() })),
             Reply::end(id),
@@ -88,6 +96,34 @@ pub async fn handle(
         if out.send(r).await.is_err() {
             return;
         }
+    }
+}
+
+/// `rotate_key {nonce}`: a new pending key and its signature of the nonce;
+/// `rotate_key_commit {public_key}`: the hub holds it, make it current.
+fn rotate(id: Option<u64>, name: &str, payload: &Value, state: &AgentState) -> Reply {
+    let Some(keys) = &state.keys else {
+        return Reply::error(id, ErrorCode::BadRequest, "this connection has no key file");
+    };
+    let arg = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or("");
+    let result = if name == action::ROTATE_KEY {
+        let nonce = arg("nonce");
+        if nonce.len() < 32 {
+            return Reply::error(
+                id,
+                ErrorCode::BadRequest,
+                "payload.nonce must be at least 32 characters",
+            );
+        }
+        keys.prepare(nonce)
+            .map(|(line, sig)| json!({ "public_key": line, "signature": sig }))
+    } else {
+        keys.commit(arg("public_key"))
+            .map(|()| json!({ "committed": true }))
+    };
+    match result {
+        Ok(v) => Reply::result(id, v),
+        Err(e) => Reply::error(id, ErrorCode::AgentError, format!("{e:#}")),
     }
 }
 

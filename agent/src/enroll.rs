@@ -53,6 +53,7 @@ pub async fn run(
         Engine::new(None),
         nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
         dir.join("deploys"),
+        None,
     );
     let ctx = Arc::new(Ctx {
         state,

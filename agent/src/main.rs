@@ -4,7 +4,8 @@
 //! Layout: [`config`] (the TOML file), [`enroll`] (first contact with a join
 //! token), [`connection`] (dial, pin, backoff), [`channel`] (the channels the
 //! hub opens: control, enrol, requests with credit), [`dispatch`] (actions),
-//! [`sysinfo`] (host facts), [`docker`] (the engine through bollard).
+//! [`sysinfo`] (host facts), [`docker`] (the engine through bollard),
+//! [`keyfile`] (the key and its rotation).
 
 mod channel;
 mod config;
@@ -12,6 +13,7 @@ mod connection;
 mod dispatch;
 mod docker;
 mod enroll;
+mod keyfile;
 mod state;
 mod sysinfo;
 
@@ -19,7 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -100,8 +101,7 @@ fn signals(shutdown: CancellationToken) {
 
 async fn run(config: PathBuf) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&config)?;
-    let key = nextdeploy_shared::keys::read_private(&cfg.key_path)
-        .with_context(|| "cannot load the agent key".to_string())?;
+    let keys = Arc::new(keyfile::KeyFile::load(&cfg.key_path)?);
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
     let shutdown = CancellationToken::new();
     signals(shutdown.clone());
@@ -118,6 +118,7 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         Engine::new(scope),
         Duration::from_secs(cfg.heartbeat_interval_s),
         journal,
+        Some(keys.clone()),
     );
     state.deployer.recover().await;
     tokio::spawn(docker::events::watch(
@@ -135,7 +136,7 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
     connection::run(
         cfg.hub.clone(),
         cfg.hub_fingerprint.clone(),
-        Arc::new(key),
+        keys,
         move |conn_cancel| {
             Arc::new(Ctx {
                 state: state.clone(),

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::docker::deploy::Deployer;
 use crate::docker::stats::Sampler;
 use crate::docker::Engine;
+use crate::keyfile::KeyFile;
 
 /// Pushed replies (health snapshots, events) waiting for the control channel.
 /// A slow or absent connection loses the oldest: a snapshot is superseded by
@@ -30,11 +31,19 @@ pub struct AgentState {
     pub heartbeat_interval: Duration,
     /// Deploys (journalled in the state dir).
     pub deployer: Arc<Deployer>,
+    /// The key file (absent while enrolling).
+    pub keys: Option<Arc<KeyFile>>,
 }
 
 impl AgentState {
-    /// A state with `engine`, deploy journals under `journal_dir`.
-    pub fn new(engine: Engine, heartbeat_interval: Duration, journal_dir: PathBuf) -> Arc<Self> {
+    /// A state with `engine`, deploy journals under `journal_dir`, and the key
+    /// file (for rotation).
+    pub fn new(
+        engine: Engine,
+        heartbeat_interval: Duration,
+        journal_dir: PathBuf,
+        keys: Option<Arc<KeyFile>>,
+    ) -> Arc<Self> {
         let (push, _) = broadcast::channel(PUSH_QUEUE);
         let engine = Arc::new(engine);
         Arc::new(AgentState {
@@ -44,6 +53,7 @@ impl AgentState {
             sampler: Arc::new(Sampler::default()),
             push,
             heartbeat_interval,
+            keys,
         })
     }
 }

@@ -10,10 +10,12 @@
 //! - [`store`]: the `Store` interface and its SQLite implementation.
 //! - [`telemetry`]: health snapshots (live and history) and the event bus.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
+//! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
 
 pub mod agents;
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod http;
 pub mod serve;

@@ -60,6 +60,9 @@ pub struct HubArgs {
     /// Silence after which an agent is marked offline.
     #[arg(long, default_value = "30s")]
     pub heartbeat_timeout: String,
+    /// Instead of serving: back up or restore the data dir.
+    #[command(subcommand)]
+    pub action: Option<crate::backup::HubAction>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -147,7 +150,13 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Run `nextdeploy hub` until SIGINT/SIGTERM.
-pub async fn run_hub(args: HubArgs) -> anyhow::Result<()> {
+pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
+    if let Some(action) = args.action.take() {
+        let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        return tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
+            .await
+            .context("backup task failed")?;
+    }
     let config = args.config()?;
     let dir = config.data_dir.clone();
     prepare_dir(&dir)?;

@@ -46,6 +46,12 @@ pub mod action {
     pub const DELETE_JOIN_TOKEN: &str = "delete_join_token";
     /// Who the caller is: token id, name, role (hub).
     pub const WHOAMI: &str = "whoami";
+    /// Admin, routed to one agent: the agent makes a new key and proves it;
+    /// the hub swaps the keys (hub -> agent: `rotate_key` with a nonce, then
+    /// `rotate_key_commit` once the store holds the new key).
+    pub const ROTATE_KEY: &str = "rotate_key";
+    /// Hub -> agent only: the store holds the new key; use it from now on.
+    pub const ROTATE_KEY_COMMIT: &str = "rotate_key_commit";
     /// Cancel an earlier request of this connection: `payload.id` (hub).
     pub const CANCEL: &str = "cancel";
     /// Containers: `{all, filters: {label: ["k=v"]}}` (agent, viewer).

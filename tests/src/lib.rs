@@ -11,6 +11,7 @@
 //! printed when a test panics.
 
 pub mod docker;
+pub mod sshd;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream as StdTcpStream;

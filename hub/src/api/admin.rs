@@ -40,6 +40,7 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             audit(svc, caller, "revoke_agent", &name, "revoked").await;
             Ok(json!({ "name": name, "revoked": true, "was_online": was_online }))
         }
+        action::ROTATE_KEY => super::rotate::rotate(svc, caller, req).await,
         action::CREATE_TOKEN => {
             let role = Role::parse(str_arg(p, "role")?).ok_or_else(|| {
                 ApiError::BadRequest("payload.role must be admin, operator or viewer".into())

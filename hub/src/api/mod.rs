@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod deploy;
 pub mod fleet;
+pub mod rotate;
 pub mod route;
 
 use std::sync::Arc;
@@ -92,6 +93,7 @@ pub fn required_role(name: &str) -> Option<Role> {
         | action::DEPLOY
         | action::ROLLBACK => Role::Operator,
         action::REVOKE_AGENT
+        | action::ROTATE_KEY
         | action::DIAG_STREAM
         | action::CREATE_TOKEN
         | action::LIST_TOKENS

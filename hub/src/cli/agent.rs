@@ -1,4 +1,4 @@
-//! `nextdeploy agent ...`: list, ping, info, revoke.
+//! `nextdeploy agent ...`: list, ping, info, revoke, containers; install in [`super::install`].
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,14 @@ pub enum AgentCmd {
         /// Label selector (k=v,...): every matching agent.
         #[arg(long)]
         selector: Option<String>,
+    },
+    /// Install an agent on a server over SSH with your key (admin).
+    Install(super::install::InstallArgs),
+    /// Replace an agent's key; it stays online (admin).
+    RotateKey {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
     },
     /// Revoke an agent's key and cut its connection (admin).
     Revoke {
@@ -186,8 +194,12 @@ pub async fn run(
     token: &Secret<String>,
     out: Output,
 ) -> anyhow::Result<()> {
+    if let AgentCmd::Install(args) = cmd {
+        return super::install::run(args, hub, token).await;
+    }
     let mut c = Client::connect(hub, token).await?;
     let r = match cmd {
+        AgentCmd::Install(_) => bail!("install is handled above"),
         AgentCmd::List => list(&mut c, out).await,
         AgentCmd::Ping {
             server,
@@ -313,6 +325,20 @@ pub async fn run(
                 out,
             )
             .await
+        }
+        AgentCmd::RotateKey { server } => {
+            let v = c.call(action::ROTATE_KEY, Some(&server), json!({})).await?;
+            match out {
+                Output::Json => output::json(&v),
+                Output::Table => {
+                    println!(
+                        "rotated the key of {server}: {} -> {}",
+                        v["old_fingerprint"].as_str().unwrap_or("?"),
+                        v["new_fingerprint"].as_str().unwrap_or("?")
+                    );
+                    Ok(())
+                }
+            }
         }
         AgentCmd::Revoke { name } => {
             let v = c

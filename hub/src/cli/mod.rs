@@ -5,6 +5,7 @@ pub mod agent;
 pub mod client;
 pub mod containers;
 pub mod deploys;
+pub mod install;
 pub mod login;
 pub mod output;
 pub mod tokens;

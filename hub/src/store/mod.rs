@@ -182,6 +182,16 @@ pub trait Store: Send + Sync + 'static {
     /// Mark an agent revoked; false if there is no such unrevoked agent.
     fn revoke_agent(&self, name: &str, at: i64) -> StoreResult<bool>;
 
+    /// Swap an agent's key in one statement: only if it is unrevoked and
+    /// still holds `old_key` (so two rotations cannot both win). False otherwise.
+    fn rotate_agent_key(
+        &self,
+        name: &str,
+        old_key: &str,
+        new_key: &str,
+        new_fingerprint: &str,
+    ) -> StoreResult<bool>;
+
     /// Store a new join token.
     fn insert_join_token(&self, t: &JoinTokenRecord) -> StoreResult<()>;
     /// A join token by id.

@@ -232,6 +232,23 @@ impl Store for SqliteStore {
         })
     }
 
+    fn rotate_agent_key(
+        &self,
+        name: &str,
+        old_key: &str,
+        new_key: &str,
+        new_fingerprint: &str,
+    ) -> StoreResult<bool> {
+        self.with(|c| {
+            let n = c.execute(
+                "UPDATE agents SET public_key = ?3, fingerprint = ?4 \
+                 WHERE name = ?1 AND public_key = ?2 AND revoked_at IS NULL",
+                params![name, old_key, new_key, new_fingerprint],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
     fn insert_join_token(&self, t: &JoinTokenRecord) -> StoreResult<()> {
         self.with(|c| {
             c.execute(

@@ -1,0 +1,132 @@
+#!/bin/sh
+# Install (or upgrade) the NextDeploy hub on a bastion.
+#
+#   install-hub.sh [--binary PATH] [--ssh-listen ADDR] [--http-listen ADDR]
+#                  [--no-systemd] [--prefix DIR]
+#
+# * installs the binary as /usr/local/bin/nextdeploy;
+# * creates the nextdeploy system user; state in /var/lib/nextdeploy (0700,
+#   owned by it): the SQLite store and the SSH host key;
+# * installs and starts deploy/systemd/nextdeploy-hub.service (listen
+#   addresses in /etc/nextdeploy/hub.env), or with --no-systemd a supervised
+#   background process (log /var/log/nextdeploy/hub.log, pid file
+#   /run/nextdeploy-hub.pid).
+#
+# Upgrading: run it again with the new binary; the store and host key are kept
+# (take a `nextdeploy hub backup --to FILE` first). On failure, everything this
+# run did is undone.
+set -eu
+
+BINARY= SSH_LISTEN=0.0.0.0:2222 HTTP_LISTEN=0.0.0.0:8080 NO_SYSTEMD=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
+HUB_USER=nextdeploy
+
+die() { echo "install-hub: error: $*" >&2; exit 1; }
+say() { echo "install-hub: $*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --binary) BINARY="${2:-}"; shift 2 ;;
+    --ssh-listen) SSH_LISTEN="${2:-}"; shift 2 ;;
+    --http-listen) HTTP_LISTEN="${2:-}"; shift 2 ;;
+    --no-systemd) NO_SYSTEMD=1; shift ;;
+    --prefix) PREFIX="${2:-}"; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+
+BIN_DIR="$PREFIX/usr/local/bin"
+BIN="$BIN_DIR/nextdeploy"
+DATA="$PREFIX/var/lib/nextdeploy"
+ENV_DIR="$PREFIX/etc/nextdeploy"
+ENV_FILE="$ENV_DIR/hub.env"
+LOG_DIR="$PREFIX/var/log/nextdeploy"
+LOG="$LOG_DIR/hub.log"
+PIDFILE="$PREFIX/run/nextdeploy-hub.pid"
+UNIT="$PREFIX/etc/systemd/system/nextdeploy-hub.service"
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+if [ -z "$BINARY" ]; then
+  if [ -x "$HERE/nextdeploy" ]; then BINARY="$HERE/nextdeploy"
+  else BINARY=$(command -v nextdeploy || true); fi
+fi
+[ -n "$BINARY" ] && [ -f "$BINARY" ] || die "no hub binary: pass --binary PATH"
+"$BINARY" --version >/dev/null 2>&1 || die "$BINARY does not run here (wrong architecture?)"
+if [ "$NO_SYSTEMD" = 0 ] && [ ! -d /run/systemd/system ]; then
+  die "this machine does not run systemd (no /run/systemd/system). Run again with --no-systemd to run the hub as a supervised background process logging to $LOG."
+fi
+[ "$(id -u)" = 0 ] || die "run as root (it creates the $HUB_USER user)"
+
+UNDO=""
+undo() { UNDO="$1
+$UNDO"; }
+rollback() {
+  rc=$?
+  [ "$rc" = 0 ] && return 0
+  echo "install-hub: failed; undoing what this run did" >&2
+  printf '%s\n' "$UNDO" | while IFS= read -r step; do
+    [ -n "$step" ] && sh -c "$step" >/dev/null 2>&1 || true
+  done
+  exit "$rc"
+}
+trap rollback EXIT
+trap 'exit 130' INT TERM
+backup() {
+  if [ -e "$1" ]; then cp -p "$1" "$1.nd-old"; undo "mv -f '$1.nd-old' '$1'"; else undo "rm -f '$1'"; fi
+}
+mkdir_undo() { if [ ! -d "$1" ]; then mkdir -p "$1"; undo "rm -rf '$1'"; fi; }
+
+if ! id "$HUB_USER" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HUB_USER" \
+    || die "cannot create the $HUB_USER user"
+  undo "userdel '$HUB_USER'"
+  say "created system user $HUB_USER"
+fi
+
+mkdir_undo "$BIN_DIR"
+backup "$BIN"
+cp "$BINARY" "$BIN.nd-new" && chmod 0755 "$BIN.nd-new" && mv -f "$BIN.nd-new" "$BIN" || die "cannot install $BIN"
+say "installed $BIN ($("$BIN" --version 2>/dev/null || echo '?'))"
+
+mkdir_undo "$DATA"
+chown "$HUB_USER:$HUB_USER" "$DATA" && chmod 0700 "$DATA"
+[ -f "$DATA/nextdeploy.db" ] && say "keeping the existing store and host key in $DATA"
+mkdir_undo "$ENV_DIR"
+backup "$ENV_FILE"
+printf 'NEXTDEPLOY_HUB_ARGS="--ssh-listen %s --http-listen %s"\n' "$SSH_LISTEN" "$HTTP_LISTEN" >"$ENV_FILE"
+
+if [ "$NO_SYSTEMD" = 0 ]; then
+  [ -f "$HERE/systemd/nextdeploy-hub.service" ] || die "$HERE/systemd/nextdeploy-hub.service is missing"
+  was_active=0
+  systemctl is-active --quiet nextdeploy-hub 2>/dev/null && was_active=1
+  backup "$UNIT"
+  cp "$HERE/systemd/nextdeploy-hub.service" "$UNIT"
+  systemctl daemon-reload
+  undo "systemctl daemon-reload"
+  [ "$was_active" = 0 ] && undo "systemctl disable --now nextdeploy-hub"
+  systemctl enable nextdeploy-hub >/dev/null 2>&1 || die "systemctl enable failed"
+  systemctl restart nextdeploy-hub || die "systemctl restart failed"
+  sleep 2
+  systemctl is-active --quiet nextdeploy-hub \
+    || die "the hub did not stay up: $(journalctl -u nextdeploy-hub -n 20 --no-pager 2>&1)"
+  say "started nextdeploy-hub.service (journalctl -u nextdeploy-hub)"
+else
+  mkdir_undo "$LOG_DIR"
+  mkdir -p "$(dirname "$PIDFILE")"
+  if [ -f "$PIDFILE" ]; then
+    pid=$(cat "$PIDFILE"); kill -TERM "$pid" 2>/dev/null || true
+    i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  fi
+  touch "$LOG"
+  setsid sh -c "delay=1; while :; do setpriv --reuid=$HUB_USER --regid=$HUB_USER --init-groups -- '$BIN' hub --data-dir '$DATA' --ssh-listen '$SSH_LISTEN' --http-listen '$HTTP_LISTEN' >>'$LOG' 2>&1 && exit 0; sleep \$delay; delay=\$((delay*2)); [ \$delay -gt 60 ] && delay=60; done" </dev/null >/dev/null 2>&1 &
+  echo $! >"$PIDFILE"
+  undo "kill -TERM \$(cat '$PIDFILE') 2>/dev/null; rm -f '$PIDFILE'"
+  sleep 2
+  kill -0 "$(cat "$PIDFILE")" 2>/dev/null || die "the hub did not stay up: $(tail -n 20 "$LOG")"
+  say "started the hub in the background (no systemd): pid file $PIDFILE, log $LOG"
+fi
+
+UNDO=""
+rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old"
+[ -f "$DATA/initial-admin-token" ] && say "first admin token: $DATA/initial-admin-token (0600; log in with nextdeploy login)"
+say "done"

@@ -1,0 +1,210 @@
+//! `nextdeploy hub backup --to FILE` and `nextdeploy hub restore --from FILE
+//! --data-dir DIR`. A backup is one ustar archive (mode 0600) holding a
+//! consistent copy of the store (SQLite `VACUUM INTO`, safe while the hub runs:
+//! it reads one snapshot of the WAL database) and the SSH host key, without
+//! which the agents would refuse the restored hub. `tar -xf FILE -C DIR`
+//! restores it as well.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use crate::serve::{HOST_KEY_FILE, STORE_FILE};
+
+/// Largest member we restore (a store bigger than this is not ours).
+const MAX_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
+
+/// `nextdeploy hub backup|restore`.
+#[derive(Debug, Subcommand)]
+pub enum HubAction {
+    /// Write a consistent copy of the store and the host key to FILE (0600).
+    Backup {
+        /// The archive to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Unpack a backup into an empty (or new) data dir.
+    Restore {
+        /// The archive written by `hub backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+/// Run a hub action against `data_dir`.
+pub fn run(action: HubAction, data_dir: &Path) -> anyhow::Result<()> {
+    match action {
+        HubAction::Backup { to } => {
+            backup(data_dir, &to)?;
+            println!(
+                "backup of {} written to {} (0600)",
+                data_dir.display(),
+                to.display()
+            );
+        }
+        HubAction::Restore { from } => {
+            restore(&from, data_dir)?;
+            println!(
+                "restored {} into {}; start the hub with --data-dir {}",
+                from.display(),
+                data_dir.display(),
+                data_dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Write the archive.
+pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<()> {
+    let db = data_dir.join(STORE_FILE);
+    let key = data_dir.join(HOST_KEY_FILE);
+    if !db.is_file() || !key.is_file() {
+        bail!("{} holds no hub store and host key", data_dir.display());
+    }
+    let key_bytes =
+        std::fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?;
+    // The snapshot goes beside the target, private, and is removed after.
+    let snap = to.with_extension("db-snapshot");
+    let _ = std::fs::remove_file(&snap);
+    let result = (|| {
+        let conn =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(|| format!("cannot open {}", db.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
+            .context("cannot snapshot the store")?;
+        let db_bytes = std::fs::read(&snap)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .with_context(|| format!("cannot create {} (it must not exist)", to.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        member(&mut w, STORE_FILE, &db_bytes)?;
+        member(&mut w, HOST_KEY_FILE, &key_bytes)?;
+        w.write_all(&[0u8; 1024])?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        anyhow::Ok(())
+    })();
+    let _ = std::fs::remove_file(&snap);
+    result
+}
+
+fn octal(field: &mut [u8], v: u64) {
+    let s = format!("{:0width$o}\0", v, width = field.len() - 1);
+    field.copy_from_slice(s.as_bytes());
+}
+
+/// One ustar member: header, data, padding to 512.
+fn member(w: &mut impl Write, name: &str, data: &[u8]) -> anyhow::Result<()> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    octal(&mut h[100..108], 0o600);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], data.len() as u64);
+    octal(
+        &mut h[136..148],
+        nextdeploy_shared::time::now_unix().max(0) as u64,
+    );
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u64 = h.iter().map(|b| *b as u64).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    w.write_all(&h)?;
+    w.write_all(data)?;
+    let pad = (512 - data.len() % 512) % 512;
+    w.write_all(&vec![0u8; pad])?;
+    Ok(())
+}
+
+/// Unpack the store and host key into `data_dir` (created 0700; it must not
+/// already hold a store).
+pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if data_dir.join(STORE_FILE).exists() || data_dir.join(HOST_KEY_FILE).exists() {
+        bail!(
+            "{} already holds a hub; restore into an empty directory",
+            data_dir.display()
+        );
+    }
+    let mut f =
+        std::fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let mut seen = Vec::new();
+    loop {
+        let mut h = [0u8; 512];
+        f.read_exact(&mut h).context("truncated backup")?;
+        if h.iter().all(|b| *b == 0) {
+            break;
+        }
+        let name_end = h[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&h[..name_end]).into_owned();
+        let size_text = String::from_utf8_lossy(&h[124..136]);
+        let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .context("bad member size in the backup")?;
+        if size > MAX_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
+            bail!(
+                "{} is not a NextDeploy hub backup (member {name:?})",
+                from.display()
+            );
+        }
+        let mut data = vec![0u8; size as usize];
+        f.read_exact(&mut data).context("truncated backup")?;
+        let pad = (512 - size % 512) % 512;
+        std::io::copy(&mut (&mut f).take(pad), &mut std::io::sink())?;
+        nextdeploy_shared::keys::write_private_atomic(&data_dir.join(&name), &data)
+            .with_context(|| format!("cannot write {name}"))?;
+        seen.push(name);
+    }
+    if !seen.iter().any(|n| n == STORE_FILE) || !seen.iter().any(|n| n == HOST_KEY_FILE) {
+        bail!("{} lacks the store or the host key", from.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backup_roundtrip() {
+        let base = std::env::temp_dir().join(format!("nd-backup-{}", std::process::id()));
+        let src = base.join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        {
+            let c = rusqlite::Connection::open(src.join(STORE_FILE)).unwrap();
+            c.execute_batch(
+                "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (42);",
+            )
+            .unwrap();
+        }
+        std::fs::write(src.join(HOST_KEY_FILE), b"KEY").unwrap();
+        let file = base.join("b.tar");
+        backup(&src, &file).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(backup(&src, &file).is_err(), "must not overwrite");
+        let dst = base.join("dst");
+        restore(&file, &dst).unwrap();
+        assert_eq!(std::fs::read(dst.join(HOST_KEY_FILE)).unwrap(), b"KEY");
+        let c = rusqlite::Connection::open(dst.join(STORE_FILE)).unwrap();
+        let x: i64 = c.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(x, 42);
+        assert!(restore(&file, &dst).is_err(), "must not overwrite");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}

@@ -1,0 +1,379 @@
+//! `nextdeploy agent install --ssh root@HOST[:PORT]`: the operator's SSH
+//! access is used once to put an agent on a server. Steps: connect (checking
+//! known_hosts), look for an existing install, upload the binary and the
+//! install script, create a join token, run the script (the server makes its
+//! own key; only the one-time token travels, on stdin), wait until the hub
+//! sees the agent online. Each failure names its step and shows its output.
+
+pub mod remote;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use nextdeploy_shared::labels::parse_labels;
+use nextdeploy_shared::protocol::action;
+use nextdeploy_shared::secret::Secret;
+use serde_json::{json, Value};
+
+use super::client::Client;
+use remote::{sh_quote, HostCheck, HostKeyVerdict, Remote};
+
+/// The install script, shipped inside the CLI so nothing else is needed.
+const INSTALL_SCRIPT: &str = include_str!("../../../../deploy/install-agent.sh");
+/// The agent's unit, uploaded beside the script.
+const AGENT_UNIT: &str = include_str!("../../../../deploy/systemd/nextdeploy-agent.service");
+/// Join tokens made for a push install live this long (the install takes seconds).
+const JOIN_TTL_S: u64 = 600;
+/// Quick remote commands (probe, mkdir, cleanup).
+const QUICK: Duration = Duration::from_secs(30);
+/// Uploading the binary (tens of MB over a slow link).
+const UPLOAD: Duration = Duration::from_secs(600);
+/// Running the install script (enrolment and start included).
+const SCRIPT: Duration = Duration::from_secs(180);
+/// How long the agent has to show up online at the hub.
+const ONLINE: Duration = Duration::from_secs(60);
+
+/// Flags of `agent install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The server: [USER@]HOST[:PORT] (user default root, port 22).
+    #[arg(long)]
+    pub ssh: String,
+    /// Private key to log in with [default: ~/.ssh/id_ed25519].
+    #[arg(long)]
+    pub identity: Option<PathBuf>,
+    /// Agent name [default: the server's hostname].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Labels, k=v,...
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Agent binary to upload [default: nextdeploy-agent beside this program].
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// Record an unknown host key in known_hosts (a changed key is always refused).
+    #[arg(long)]
+    pub accept_new_host_key: bool,
+    /// Run the agent as a supervised background process instead of a systemd unit.
+    #[arg(long)]
+    pub no_systemd: bool,
+    /// The hub's SSH address as the server reaches it [default: the hub URL's host, port 2222].
+    #[arg(long)]
+    pub hub_ssh: Option<String>,
+    /// known_hosts file [default: ~/.ssh/known_hosts].
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// Install under this directory on the server instead of / (tests).
+    #[arg(long, hide = true)]
+    pub remote_prefix: Option<String>,
+}
+
+struct Target {
+    user: String,
+    host: String,
+    port: u16,
+}
+
+fn parse_target(s: &str) -> anyhow::Result<Target> {
+    let (user, rest) = match s.split_once('@') {
+        Some((u, r)) => (u.to_string(), r),
+        None => ("root".to_string(), s),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.parse().map_err(|_| anyhow!("bad port in --ssh {s}"))?,
+        ),
+        _ => (rest.to_string(), 22),
+    };
+    if user.is_empty() || host.is_empty() {
+        bail!("--ssh must be [USER@]HOST[:PORT]");
+    }
+    Ok(Target { user, host, port })
+}
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+}
+
+fn default_hub_ssh(hub: &str) -> String {
+    let rest = hub.split_once("://").map(|(_, r)| r).unwrap_or(hub);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let host = match hostport.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => hostport,
+    };
+    format!("{host}:2222")
+}
+
+fn step(n: u32, text: &str) {
+    println!("[{n}/6] {text}");
+}
+
+/// Run `agent install`.
+pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
+    let t = parse_target(&args.ssh)?;
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| home().join(".ssh/id_ed25519"));
+    let binary = match &args.binary {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()
+            .context("cannot locate this program")?
+            .with_file_name("nextdeploy-agent"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "no agent binary at {} (pass --binary PATH)",
+            binary.display()
+        );
+    }
+    let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
+    let hub_ssh = args.hub_ssh.clone().unwrap_or_else(|| default_hub_ssh(hub));
+    let check = HostCheck {
+        known_hosts: args
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| home().join(".ssh/known_hosts")),
+        accept_new: args.accept_new_host_key,
+    };
+    let prefix = args.remote_prefix.clone().unwrap_or_default();
+    let mut hub_api = Client::connect(hub, token).await?;
+
+    step(
+        1,
+        &format!("connecting to {}@{}:{}", t.user, t.host, t.port),
+    );
+    let r = Remote::connect(&t.user, &t.host, t.port, &identity, check)
+        .await
+        .context("step 1 (connect over SSH) failed")?;
+    let (verdict, fp) = &r.host_key;
+    match verdict {
+        HostKeyVerdict::Learned => println!("      host key {fp} recorded in known_hosts"),
+        _ => println!("      host key {fp} matches known_hosts"),
+    }
+
+    step(2, "looking for an existing install");
+    let conf = format!("{prefix}/etc/nextdeploy/agent.toml");
+    let probe = r
+        .run(
+            &format!(
+                "if [ -f {c} ]; then sed -n 's/^name = \"\\(.*\\)\"$/\\1/p' {c}; else echo; fi; hostname",
+                c = sh_quote(&conf)
+            ),
+            None,
+            QUICK,
+        )
+        .await
+        .context("step 2 (probe the server) failed")?;
+    let mut lines = probe.stdout.lines();
+    let existing = lines.next().unwrap_or("").trim().to_string();
+    let hostname = lines.next().unwrap_or("").trim().to_string();
+    let name = args.name.clone().unwrap_or(hostname);
+    if !existing.is_empty() {
+        if args.name.as_deref().is_some_and(|n| n != existing) {
+            bail!("the server is already enrolled as {existing}, not {name}; revoke {existing} and remove {conf} on the server first");
+        }
+        if agent_online(&mut hub_api, &existing).await? {
+            println!(
+                "{existing} is already installed on {} and online at the hub: nothing to do",
+                t.host
+            );
+            r.close().await;
+            return Ok(());
+        }
+        println!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)");
+    }
+
+    step(
+        3,
+        &format!("uploading {} and the install script", binary.display()),
+    );
+    let tmp = r
+        .run("mktemp -d /tmp/nextdeploy-install.XXXXXX", None, QUICK)
+        .await
+        .context("step 3 (upload) failed")?;
+    let tmp = tmp.stdout.trim().to_string();
+    if !tmp.starts_with("/tmp/nextdeploy-install.") {
+        bail!("step 3 (upload) failed: mktemp said {tmp:?}");
+    }
+    let outcome = install(
+        &r,
+        &mut hub_api,
+        &args,
+        &binary,
+        &tmp,
+        &existing,
+        &name,
+        labels,
+        &hub_ssh,
+        &prefix,
+    )
+    .await;
+    let _ = r
+        .run(&format!("rm -rf {}", sh_quote(&tmp)), None, QUICK)
+        .await;
+    r.close().await;
+    let name = outcome?;
+
+    step(6, &format!("waiting for {name} to come online at the hub"));
+    let started = Instant::now();
+    while started.elapsed() < ONLINE {
+        if agent_online(&mut hub_api, &name).await? {
+            println!("{name} is online ({:.1}s)", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bail!("step 6 failed: {name} did not come online within {}s (on the server: journalctl -u nextdeploy-agent, or {prefix}/var/log/nextdeploy/agent.log)", ONLINE.as_secs())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn install(
+    r: &Remote,
+    hub_api: &mut Client,
+    args: &InstallArgs,
+    binary: &std::path::Path,
+    tmp: &str,
+    existing: &str,
+    name: &str,
+    labels: nextdeploy_shared::labels::Labels,
+    hub_ssh: &str,
+    prefix: &str,
+) -> anyhow::Result<String> {
+    let file = tokio::fs::File::open(binary)
+        .await
+        .with_context(|| format!("cannot read {}", binary.display()))?;
+    let up = r
+        .run(
+            &format!(
+                "cat > {q}/nextdeploy-agent && chmod 0755 {q}/nextdeploy-agent",
+                q = sh_quote(tmp)
+            ),
+            Some(Box::new(file)),
+            UPLOAD,
+        )
+        .await
+        .context("step 3 (upload the binary) failed")?;
+    if up.status != 0 {
+        bail!("step 3 (upload the binary) failed: {}", up.output());
+    }
+    for (path, text) in [
+        ("install-agent.sh", INSTALL_SCRIPT),
+        ("systemd/nextdeploy-agent.service", AGENT_UNIT),
+    ] {
+        let q = sh_quote(&format!("{tmp}/{path}"));
+        let up = r
+            .run(
+                &format!("mkdir -p \"$(dirname {q})\" && cat > {q}"),
+                Some(Box::new(std::io::Cursor::new(text.as_bytes().to_vec()))),
+                QUICK,
+            )
+            .await
+            .context("step 3 (upload the script) failed")?;
+        if up.status != 0 {
+            bail!("step 3 (upload the script) failed: {}", up.output());
+        }
+    }
+
+    let mut cmd = format!(
+        "sh {}/install-agent.sh --binary {}/nextdeploy-agent",
+        sh_quote(tmp),
+        sh_quote(tmp)
+    );
+    if args.no_systemd {
+        cmd.push_str(" --no-systemd");
+    }
+    if !prefix.is_empty() {
+        cmd.push_str(&format!(" --prefix {}", sh_quote(prefix)));
+    }
+    let (token_id, stdin) = if existing.is_empty() {
+        step(4, &format!("creating a join token for {name}"));
+        let v = hub_api
+            .call(
+                action::CREATE_JOIN_TOKEN,
+                None,
+                json!({ "name": name, "labels": labels, "ttl_s": JOIN_TTL_S }),
+            )
+            .await
+            .context("step 4 (create the join token) failed")?;
+        let secret = v["token"].as_str().unwrap_or_default().to_string();
+        cmd = format!(
+            "NEXTDEPLOY_JOIN_TOKEN=$(cat) {cmd} --hub {} --name {}",
+            sh_quote(hub_ssh),
+            sh_quote(name)
+        );
+        (v["id"].as_str().map(str::to_string), secret)
+    } else {
+        step(4, "already enrolled: no join token needed");
+        (None, String::new())
+    };
+
+    step(
+        5,
+        "running the install script on the server (the server makes its own key)",
+    );
+    let ran = r
+        .run(
+            &cmd,
+            Some(Box::new(std::io::Cursor::new(stdin.into_bytes()))),
+            SCRIPT,
+        )
+        .await;
+    let failed = match &ran {
+        Ok(out) if out.status == 0 => None,
+        Ok(out) => Some(format!("exit {}:\n{}", out.status, out.output())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = failed {
+        if let Some(id) = token_id {
+            // The token may be unused: do not leave a live credential behind.
+            let _ = hub_api
+                .call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id }))
+                .await;
+        }
+        bail!("step 5 (install script) failed: {why}");
+    }
+    if let Ok(out) = ran {
+        for line in out.stdout.lines() {
+            println!("      {line}");
+        }
+    }
+    Ok(if existing.is_empty() {
+        name.to_string()
+    } else {
+        existing.to_string()
+    })
+}
+
+async fn agent_online(c: &mut Client, name: &str) -> anyhow::Result<bool> {
+    let v = c.call(action::LIST_AGENTS, None, Value::Null).await?;
+    Ok(v.as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["name"].as_str() == Some(name) && e["online"].as_bool() == Some(true))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = parse_target("root@203.0.113.7:2200").unwrap();
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("root", "203.0.113.7", 2200)
+        );
+        let t = parse_target("example.org").unwrap();
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("root", "example.org", 22)
+        );
+        assert!(parse_target("@x").is_err());
+        assert_eq!(default_hub_ssh("http://bastion:8080"), "bastion:2222");
+    }
+}
