@@ -66,8 +66,7 @@ pub struct HubArgs {
 }
 
 fn default_data_dir() -> PathBuf {
-    // SAFETY-free check of root: the effective uid via libc is not needed, the
-    // HOME convention is enough for a default.
+    // Root (the owner of /proc/self is the effective uid) gets the system path.
     if is_root() {
         PathBuf::from("/var/lib/nextdeploy")
     } else if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {

@@ -71,7 +71,11 @@ pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// Write `contents` to `path` atomically with mode 0600 (temp file, then rename).
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Beside the target, named after its whole file name: two targets in one
+    // directory never share a temp file.
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(name);
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
