@@ -889,7 +889,8 @@ impl Streamer {
             .map(|l| {
                 let t = l.text();
                 if t.len() > 300 {
-                    format!("{}... ({} bytes)", &t[..300.min(t.len())], t.len())
+                    let head: String = t.chars().take(300).collect();
+                    format!("{head}... ({} bytes)", l.bytes.len())
                 } else {
                     t
                 }
@@ -918,17 +919,23 @@ impl Drop for Streamer {
 // dockerd
 // ---------------------------------------------------------------------------
 
-/// Pid of the running `dockerd` (by `/proc/<pid>/comm`).
+/// Pids of the running `dockerd` processes (by `/proc/<pid>/comm`).
+pub fn dockerd_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dockerd")
+        })
+        .collect()
+}
+
+/// Pid of the one running `dockerd`.
 pub fn dockerd_pid() -> Result<u32> {
-    let mut found = Vec::new();
-    for e in fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "dockerd") {
-            found.push(pid);
-        }
-    }
+    let found = dockerd_pids();
     match found.as_slice() {
         [one] => Ok(*one),
         [] => bail!("no dockerd process found"),
@@ -972,6 +979,166 @@ pub fn start_dockerd(timeout: Duration) -> Result<()> {
             crate::tail(Path::new("/tmp/dockerd.log"), 30)
         )
     })
+}
+
+/// A dockerd of a test's own: its own socket, data root, exec root and
+/// (empty) config file, in its own network namespace (`unshare --net`), with
+/// no bridge and no iptables rules, so a test can stop and start it without
+/// touching the machine's engine, its network or anyone's containers. Point
+/// `DOCKER_HOST` at [`PrivateDockerd::host`] to use it. Stopped on drop.
+///
+/// The network namespace matters: a dockerd started with `--bridge none`
+/// deletes any `docker0` link it can see at startup, which in the host's
+/// namespace is the machine engine's bridge.
+#[derive(Debug)]
+pub struct PrivateDockerd {
+    dir: TempDir,
+    /// `unix://<dir>/docker.sock`.
+    pub host: String,
+    /// Its stdout/stderr.
+    pub log: std::path::PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl PrivateDockerd {
+    /// Start a new one and wait until it answers.
+    pub fn start_new() -> Result<PrivateDockerd> {
+        let dir = TempDir::new("dockerd")?;
+        let host = format!("unix://{}", dir.path().join("docker.sock").display());
+        let log = dir.path().join("dockerd.log");
+        let mut d = PrivateDockerd {
+            dir,
+            host,
+            log,
+            child: None,
+            starts: 0,
+        };
+        d.start()?;
+        Ok(d)
+    }
+
+    /// Whether `docker -H <host> info` answers.
+    pub fn answers(&self) -> bool {
+        let mut cmd = Command::new("docker");
+        cmd.args(["-H", &self.host, "info", "--format", "{{.ServerVersion}}"]);
+        run_raw(cmd, Duration::from_secs(15)).is_ok_and(|o| o.status.success())
+    }
+
+    /// Start it (again, on the same directories) and wait until it answers.
+    pub fn start(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the private dockerd is already running");
+        }
+        let d = self.dir.path();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        self.starts += 1;
+        let config = d.join("daemon.json");
+        fs::write(&config, "{}\n")?;
+        let child = Command::new("unshare")
+            .args(["--net", "--", "dockerd", "--config-file"])
+            .arg(&config)
+            .arg("-H")
+            .arg(&self.host)
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .args([
+                "--bridge",
+                "none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--cgroup-parent",
+                "nextdeploy-test-dockerd",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawn a private dockerd (unshare --net -- dockerd ...)")?;
+        self.child = Some(child);
+        let started = wait_until_ok(
+            "the private dockerd to answer",
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            || {
+                if let Some(st) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    bail!("the private dockerd exited: {st}");
+                }
+                Ok(self.answers())
+            },
+        );
+        started.with_context(|| self.log_tail())
+    }
+
+    /// Pid of the running dockerd.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM it and wait (bounded) until it has exited.
+    pub fn stop(&mut self, timeout: Duration) -> Result<()> {
+        let Some(mut c) = self.child.take() else {
+            return Ok(());
+        };
+        crate::send_signal(c.id(), "TERM")?;
+        let start = Instant::now();
+        loop {
+            if c.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!(
+                    "the private dockerd did not exit within {timeout:?} of SIGTERM\n{}",
+                    self.log_tail()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        format!(
+            "--- private dockerd log ({}) ---\n{}",
+            self.log.display(),
+            crate::tail(&self.log, 30)
+        )
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "ids=$(docker -H \"$1\" ps -aq); [ -z \"$ids\" ] || docker -H \"$1\" rm -f -v $ids",
+            "sh",
+            &self.host,
+        ]);
+        let _ = run_raw(cmd, Duration::from_secs(30));
+        if let Err(e) = self.stop(Duration::from_secs(30)) {
+            eprintln!("{e:#}");
+        }
+        if thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

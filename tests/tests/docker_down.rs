@@ -3,9 +3,13 @@
 //! Docker unavailable (info, status, a docker_unavailable error for ps); start
 //! dockerd again: the same agent process recovers by itself.
 //!
-//! This stops the machine's Docker Engine (every container on it stops), so
-//! it is one test in its own binary, under the Docker suites' lock, and a
-//! guard starts dockerd again however the test ends.
+//! By default the engine stopped is a private dockerd of this test (its own
+//! socket and directories; the agent reaches it through `DOCKER_HOST`, which
+//! this also tests), so the machine's engine and everyone's containers are
+//! left alone. With `NEXTDEPLOY_TEST_SYSTEM_DOCKERD=1` it stops the machine's
+//! dockerd instead (every container on it stops; a guard starts dockerd and
+//! the containers that were running again however the test ends). Either
+//! way it is one test in its own binary, under the Docker suites' lock.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +17,23 @@ use nextdeploy_tests::docker::*;
 use nextdeploy_tests::{json, send_signal};
 use serde_json::Value;
 
-/// Starts dockerd again on drop if no engine answers.
-struct DockerdGuard;
+/// On drop: starts dockerd again if no engine answers, then starts again the
+/// containers that were running before the test stopped the engine (other
+/// people's too: stopping dockerd stopped them all).
+struct DockerdGuard {
+    running_before: Vec<String>,
+}
+
+impl DockerdGuard {
+    fn new() -> DockerdGuard {
+        let running_before = docker(&["ps", "-q", "--no-trunc"])
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        DockerdGuard { running_before }
+    }
+}
 
 impl Drop for DockerdGuard {
     fn drop(&mut self) {
@@ -22,7 +41,85 @@ impl Drop for DockerdGuard {
             eprintln!("(restarting dockerd after the test)");
             if let Err(e) = start_dockerd(Duration::from_secs(90)) {
                 eprintln!("COULD NOT RESTART DOCKERD: {e:#}");
+                return;
             }
+        }
+        let running: Vec<String> = docker(&["ps", "-q", "--no-trunc"])
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let again: Vec<&str> = self
+            .running_before
+            .iter()
+            .filter(|id| !running.contains(id))
+            .map(String::as_str)
+            .collect();
+        if !again.is_empty() {
+            let mut args = vec!["start"];
+            args.extend(&again);
+            if let Err(e) = docker(&args) {
+                eprintln!("could not start again the containers stopped with dockerd: {e:#}");
+            }
+        }
+    }
+}
+
+/// The engine this test stops and starts.
+enum Engine {
+    /// A dockerd of the test's own.
+    Private(PrivateDockerd),
+    /// The machine's dockerd (and the guard that restores it).
+    System { _guard: DockerdGuard },
+}
+
+impl Engine {
+    fn new() -> Engine {
+        if std::env::var_os("NEXTDEPLOY_TEST_SYSTEM_DOCKERD").is_some_and(|v| v == "1") {
+            require_docker().unwrap();
+            Engine::System {
+                _guard: DockerdGuard::new(),
+            }
+        } else {
+            let d = PrivateDockerd::start_new().unwrap();
+            // The agent, the docker CLI and the fixture build all use it.
+            // (One test in this binary: nothing else reads the environment.)
+            std::env::set_var("DOCKER_HOST", &d.host);
+            Engine::Private(d)
+        }
+    }
+
+    fn stop(&mut self) {
+        match self {
+            Engine::Private(d) => d.stop(Duration::from_secs(60)).unwrap(),
+            Engine::System { .. } => {
+                let pid = dockerd_pid().unwrap();
+                send_signal(pid, "TERM").unwrap();
+                wait_until_ok(
+                    "dockerd to exit",
+                    Duration::from_secs(60),
+                    Duration::from_millis(100),
+                    || Ok(!std::path::Path::new(&format!("/proc/{pid}")).exists()),
+                )
+                .unwrap();
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        match self {
+            Engine::Private(d) => d.start().unwrap(),
+            Engine::System { .. } => start_dockerd(Duration::from_secs(60)).unwrap(),
+        }
+    }
+
+    fn logs(&self) -> String {
+        match self {
+            Engine::Private(d) => d.log_tail(),
+            Engine::System { .. } => format!(
+                "--- /tmp/dockerd.log ---\n{}",
+                nextdeploy_tests::tail(std::path::Path::new("/tmp/dockerd.log"), 30)
+            ),
         }
     }
 }
@@ -35,28 +132,29 @@ fn status(env: &DockerEnv) -> Value {
     env.agent_json("status", &[]).unwrap()[0].clone()
 }
 
+/// The machine engine's bridge, if there is one (a private engine must
+/// leave it alone).
+fn host_bridge() -> Option<String> {
+    std::fs::read_to_string("/sys/class/net/docker0/ifindex")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
 #[test]
 fn the_agent_survives_dockerd_going_away_and_coming_back() {
+    let bridge_before = host_bridge();
+    let mut engine = Engine::new();
     let mut env = DockerEnv::start("down", &[("health_interval_s", "1")]).unwrap();
+    // Dropped before the engine (stopped or restored last).
     let c = env.run("idle", &[], &["idle"]).unwrap();
-    // Declared after the container: dropped (dockerd restarted) before it.
-    let _guard = DockerdGuard;
     let agent_pid = env.agent.pid().unwrap();
     assert_eq!(info(&env)["docker"]["available"], true);
     let ps = env.ps_mine().unwrap();
     assert_eq!(ps.len(), 1, "{ps:?}");
 
     // Stop dockerd.
-    let dockerd = dockerd_pid().unwrap();
     let t = Instant::now();
-    send_signal(dockerd, "TERM").unwrap();
-    wait_until_ok(
-        "dockerd to exit",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || Ok(!std::path::Path::new(&format!("/proc/{dockerd}")).exists()),
-    )
-    .unwrap();
+    engine.stop();
     assert!(!docker_answers(), "docker info still answers");
     eprintln!("dockerd stopped in {:?}", t.elapsed());
 
@@ -120,7 +218,7 @@ fn the_agent_survives_dockerd_going_away_and_coming_back() {
 
     // Start dockerd again: the same agent process recovers by itself.
     let t = Instant::now();
-    start_dockerd(Duration::from_secs(60)).unwrap();
+    engine.start();
     eprintln!("dockerd back in {:?}", t.elapsed());
     let t = Instant::now();
     let mut last_err = String::new();
@@ -135,7 +233,7 @@ fn the_agent_survives_dockerd_going_away_and_coming_back() {
         },
     );
     if let Err(e) = r {
-        panic!("{e:#}\nlast: {last_err}\n{}", env.logs());
+        panic!("{e:#}\nlast: {last_err}\n{}\n{}", env.logs(), engine.logs());
     }
     eprintln!(
         "agent ps works again {:?} after dockerd answered",
@@ -179,6 +277,14 @@ fn the_agent_survives_dockerd_going_away_and_coming_back() {
             "no events after the recovery\n{}\n{}",
             ev.describe(),
             env.logs()
+        );
+    }
+
+    if matches!(engine, Engine::Private(_)) {
+        assert_eq!(
+            host_bridge(),
+            bridge_before,
+            "the private dockerd touched the machine's docker0"
         );
     }
 

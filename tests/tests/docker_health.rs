@@ -68,7 +68,8 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
         .unwrap();
     let gone = env.run("gone", &[], &["exit", "3", "0"]).unwrap();
 
-    // status: the snapshot shows every container with state, health, CPU.
+    // status: the snapshot shows every container with state, health, CPU
+    // (the burner's well above idle; exact figures are docker_stats' job).
     let mut last = Value::Null;
     let r = wait_until_ok(
         "status to show the containers",
@@ -78,7 +79,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
             let e = status_of(&env);
             last = e.clone();
             let ok = container(&e, &burn.name).is_some_and(|c| {
-                c["state"] == "running" && c["cpu_percent"].as_f64().is_some_and(|p| p > 50.0)
+                c["state"] == "running" && c["cpu_percent"].as_f64().is_some_and(|p| p > 10.0)
             }) && container(&e, &hc.name).is_some_and(|c| c["health"] == "healthy")
                 && container(&e, &gone.name).is_some_and(|c| c["state"] == "exited");
             Ok(ok)

@@ -206,7 +206,11 @@ fn killing_the_cli_ends_the_engine_stream() {
     let c = env.run("tick", &[], &["tick"]).unwrap();
     c.wait_log("tick 2", Duration::from_secs(20)).unwrap();
     let log_path = std::path::PathBuf::from(c.inspect("{{.LogPath}}").unwrap());
-    let dockerd = dockerd_pid().unwrap();
+    // The dockerd that writes this log file (there may be other engines).
+    let dockerd = dockerd_pids()
+        .into_iter()
+        .find(|&p| fds_open_on(p, &log_path).is_ok_and(|n| n > 0))
+        .unwrap_or_else(|| panic!("no dockerd holds {} open", log_path.display()));
     let before = fds_open_on(dockerd, &log_path).unwrap();
 
     // While a follow runs, dockerd holds one more descriptor on the log file.
@@ -256,4 +260,41 @@ fn killing_the_cli_ends_the_engine_stream() {
             l.text().starts_with("tick ")
         })
         .unwrap();
+}
+
+#[test]
+fn since_and_until_select_what_docker_selects() {
+    let env = DockerEnv::start("logs-since", &[]).unwrap();
+    let c = env.run("tick", &[], &["tick"]).unwrap();
+    c.wait_log("tick 3", Duration::from_secs(20)).unwrap();
+    // A window of whole seconds that is over before the comparison.
+    let d = docker_raw(&["logs", "--timestamps", &c.id])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let first = String::from_utf8_lossy(&d.stdout)
+        .lines()
+        .next()
+        .and_then(|l| parse_rfc3339(l.split(' ').next()?))
+        .unwrap();
+    let since = first.floor() as i64 + 1;
+    let until = since + 2;
+    while unix_secs(std::time::SystemTime::now()) < until as f64 + 0.5 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (s, u) = (since.to_string(), until.to_string());
+    let window = docker_raw(&["logs", "--since", &s, "--until", &u, &c.id])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let n = window.stdout.iter().filter(|&&b| b == b'\n').count();
+    assert!(
+        (4..=9).contains(&n),
+        "a 2 s window holds {n} ticks?\n{}",
+        window.describe()
+    );
+    same_as_docker(&env, &c, &["--since", &s, "--until", &u]);
+    same_as_docker(&env, &c, &["--since", &s, "--until", &u, "--timestamps"]);
+    same_as_docker(&env, &c, &["--since", &s, "--until", &u, "--tail", "2"]);
+    same_as_docker(&env, &c, &["--until", &u]);
 }

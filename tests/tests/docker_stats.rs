@@ -21,6 +21,19 @@ fn docker_mem(c: &Container) -> (f64, f64) {
     )
 }
 
+/// `docker stats --no-stream --format '{{.CPUPerc}}'`, for messages.
+fn docker_cpu(c: &Container) -> String {
+    docker(&["stats", "--no-stream", "--format", "{{.CPUPerc}}", &c.id])
+        .unwrap_or_else(|e| format!("{e:#}"))
+}
+
+/// The load average and CPU count, for messages.
+fn load() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{} on {cpus} CPUs", l.trim())
+}
+
 fn one(v: &Value, name: &str) -> Value {
     let a = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
     a.iter()
@@ -82,7 +95,10 @@ fn a_burning_core_reads_about_100_percent_and_memory_agrees_with_docker() {
     let cpu = cpu.unwrap_or_else(|| panic!("--no-stream gave no CPU figure: {s}"));
     assert!(
         (80.0..=120.0).contains(&cpu),
-        "a container burning one core reads {cpu:.1} % (--no-stream): {s}"
+        "a container burning one core reads {cpu:.1} % (--no-stream): {s}\n\
+         (docker stats reads {} now; load: {})",
+        docker_cpu(&burn),
+        load()
     );
     assert!(took < Duration::from_secs(10), "--no-stream took {took:?}");
 
@@ -140,8 +156,10 @@ fn streaming_delivers_a_sample_per_container_every_second() {
             .collect();
         assert!(
             mine.len() >= 4,
-            "{} samples of {name} in 5 s of streaming\n{}",
+            "{} samples of {name} in 5 s of streaming ({} running containers on the engine, load {})\n{}",
             mine.len(),
+            docker(&["ps", "-q"]).unwrap().lines().count(),
+            load(),
             st.describe()
         );
         let mut at: Vec<i64> = mine.iter().map(|s| s["at_ms"].as_i64().unwrap()).collect();
@@ -159,7 +177,10 @@ fn streaming_delivers_a_sample_per_container_every_second() {
             c.unwrap_or_else(|| panic!("a streaming sample after the first without CPU: {cpus:?}"));
         assert!(
             (80.0..=120.0).contains(&c),
-            "a streaming sample read {c:.1} % for a burning core: {cpus:?}"
+            "a streaming sample read {c:.1} % for a burning core: {cpus:?}\n\
+             (docker stats reads {} now; load: {})",
+            docker_cpu(&burn),
+            load()
         );
     }
     assert!(

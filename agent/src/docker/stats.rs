@@ -43,10 +43,19 @@ struct Counters {
     at_ms: i64,
 }
 
+/// What is kept per container: the sample CPU is computed against, and the
+/// last figure computed with the engine reading it came from.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    base: Counters,
+    /// (system counter of the sample, percent computed for it)
+    last: Option<(u64, f64)>,
+}
+
 /// Previous CPU counters per container id.
 #[derive(Default)]
 pub struct Sampler {
-    prev: Mutex<HashMap<String, Counters>>,
+    prev: Mutex<HashMap<String, Kept>>,
 }
 
 fn sum_blkio(s: &ContainerStatsResponse, op: &str) -> u64 {
@@ -93,17 +102,32 @@ impl Sampler {
             let kept = map
                 .get(id)
                 .copied()
-                .filter(|p| now - p.at_ms <= MAX_PREV_AGE_MS);
-            let pct = kept
-                .filter(|p| system > p.system && now - p.at_ms >= MIN_INTERVAL_MS)
-                .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online));
-            let replace = match kept {
-                None => true,
-                Some(p) => system > p.system && now - p.at_ms >= REPLACE_AFTER_MS,
-            };
-            if replace {
-                map.insert(id.to_string(), cur);
+                .filter(|k| now - k.base.at_ms <= MAX_PREV_AGE_MS);
+            // Concurrent sweeps can get the same engine reading (dockerd answers
+            // one-shot requests at its collector's tick): the same reading gets
+            // the same figure, not a missing one.
+            let same_tick = kept
+                .and_then(|k| k.last)
+                .filter(|(sys, _)| *sys == system)
+                .map(|(_, p)| p);
+            let pct = same_tick.or_else(|| {
+                kept.map(|k| k.base)
+                    .filter(|p| system > p.system && now - p.at_ms >= MIN_INTERVAL_MS)
+                    .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online))
+            });
+            let mut entry = kept.unwrap_or(Kept {
+                base: cur,
+                last: None,
+            });
+            if let Some(p) = pct {
+                entry.last = Some((system, p));
             }
+            if kept
+                .is_some_and(|k| system > k.base.system && now - k.base.at_ms >= REPLACE_AFTER_MS)
+            {
+                entry.base = cur;
+            }
+            map.insert(id.to_string(), entry);
             pct
         };
         let mem = s.memory_stats.as_ref();
@@ -145,7 +169,7 @@ impl Sampler {
     fn has_recent(&self, id: &str) -> bool {
         let map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id)
-            .is_some_and(|c| now_unix_ms() - c.at_ms <= MAX_PREV_AGE_MS)
+            .is_some_and(|k| now_unix_ms() - k.base.at_ms <= MAX_PREV_AGE_MS)
     }
 
     /// Forget containers that are gone.
@@ -278,5 +302,52 @@ pub async fn stats(
         {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerCpuStats, ContainerCpuUsage};
+
+    fn reading(cpu: u64, system: u64) -> ContainerStatsResponse {
+        ContainerStatsResponse {
+            cpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(cpu),
+                    ..Default::default()
+                }),
+                system_cpu_usage: Some(system),
+                online_cpus: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn age(s: &Sampler, ms: i64) {
+        let mut m = s.prev.lock().unwrap();
+        for k in m.values_mut() {
+            k.base.at_ms -= ms;
+        }
+    }
+
+    #[test]
+    fn same_engine_reading_gets_the_same_figure() {
+        let s = Sampler::default();
+        assert_eq!(
+            s.compute("c", "c", &reading(1_000, 10_000)).cpu_percent,
+            None
+        );
+        age(&s, 1000);
+        // One core busy for the interval on a 2-CPU host: 100 %.
+        let a = s
+            .compute("c", "c", &reading(6_000, 20_000))
+            .cpu_percent
+            .unwrap();
+        assert!((a - 100.0).abs() < 1e-9, "{a}");
+        // A concurrent sweep got the very same reading: same figure, not none.
+        let b = s.compute("c", "c", &reading(6_000, 20_000)).cpu_percent;
+        assert_eq!(b, Some(a));
     }
 }
