@@ -40,6 +40,8 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 \
 [ -x /bin/busybox ] || dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# A real registry for the deploy suites' pull policies (started by the tests).
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then

@@ -10,6 +10,7 @@
 //! output of every long-running child is drained to a log file whose tail is
 //! printed when a test panics.
 
+pub mod deploy;
 pub mod docker;
 pub mod sshd;
 use std::fs::{self, File, OpenOptions};
