@@ -2,6 +2,7 @@
 //! [`output`], the WebSocket client in [`client`], the saved login in [`login`].
 
 pub mod agent;
+pub mod agent_info;
 pub mod client;
 pub mod containers;
 pub mod deploys;

@@ -1,0 +1,214 @@
+//! `nextdeploy agent list|ping|info`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use nextdeploy_shared::protocol::{action, AgentInfo, AgentSummary, ReplyType};
+use serde_json::{json, Value};
+
+use super::client::{error_of, Client};
+use super::output::{self, Output};
+use super::tokens::labels_cell;
+
+pub async fn list(c: &mut Client, out: Output) -> anyhow::Result<()> {
+    let v = c.call(action::LIST_AGENTS, None, Value::Null).await?;
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    let agents: Vec<AgentSummary> = serde_json::from_value(v)?;
+    let now = nextdeploy_shared::time::now_unix();
+    let rows: Vec<Vec<String>> = agents
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                labels_cell(&json!(a.labels)),
+                if a.online {
+                    "online".into()
+                } else {
+                    "offline".into()
+                },
+                a.last_seen
+                    .clone()
+                    .map(|t| if a.online { "now".into() } else { t })
+                    .unwrap_or_else(|| "never".into()),
+                a.version.clone().unwrap_or_else(|| "-".into()),
+                a.address.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let _ = now;
+    output::table(
+        &[
+            "NAME",
+            "LABELS",
+            "STATUS",
+            "LAST SEEN",
+            "VERSION",
+            "ADDRESS",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+pub async fn ping(
+    c: &mut Client,
+    server: &str,
+    count: u32,
+    interval_ms: u64,
+    out: Output,
+) -> anyhow::Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let mut rtts = Vec::new();
+    let mut hub_rtts = Vec::new();
+    for seq in 1..=count {
+        let start = Instant::now();
+        let v = c.call(action::PING, Some(server), Value::Null).await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        let hub_ms = v["hub_agent_rtt_ms"].as_f64().unwrap_or(0.0);
+        if out == Output::Table {
+            println!("{server}: seq={seq} time={ms:.3} ms (hub<->agent {hub_ms:.3} ms)");
+        }
+        rtts.push(ms);
+        hub_rtts.push(hub_ms);
+        if seq < count {
+            tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        }
+    }
+    let mut sorted = rtts.clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let (min, med, max) = (sorted[0], median(&sorted), sorted[sorted.len() - 1]);
+    match out {
+        Output::Json => output::json(&json!({
+            "server": server, "count": count, "rtt_ms": rtts,
+            "min_ms": min, "median_ms": med, "max_ms": max, "hub_agent_rtt_ms": hub_rtts,
+        })),
+        Output::Table => {
+            println!(
+                "--- {server}: {count} round trips, min/median/max = {min:.3}/{med:.3}/{max:.3} ms"
+            );
+            Ok(())
+        }
+    }
+}
+
+pub async fn info(
+    c: &mut Client,
+    server: Option<&str>,
+    selector: Option<&str>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let id = c.send(action::INFO, server, selector, Value::Null).await?;
+    let mut results: Vec<(String, Value)> = Vec::new();
+    let mut failures = Vec::new();
+    loop {
+        let r = c.next().await?;
+        if r.id != Some(id) {
+            continue;
+        }
+        let name = r.server.clone().unwrap_or_default();
+        match r.kind {
+            ReplyType::Result => {
+                results.push((name, r.data));
+                if selector.is_none() {
+                    break;
+                }
+            }
+            ReplyType::Error if selector.is_some() && r.server.is_some() => {
+                failures.push(format!("{name}: {}", error_of(&r)));
+            }
+            ReplyType::Error => return Err(error_of(&r)),
+            ReplyType::End => break,
+            _ => {}
+        }
+    }
+    match out {
+        Output::Json => {
+            if selector.is_none() {
+                if let Some((_, v)) = results.first() {
+                    output::json(v)?;
+                }
+            } else {
+                let all: Vec<Value> = results
+                    .iter()
+                    .map(|(n, v)| {
+                        let mut v = v.clone();
+                        v["server"] = json!(n);
+                        v
+                    })
+                    .collect();
+                output::json(&all)?;
+            }
+        }
+        Output::Table => {
+            for (name, v) in &results {
+                let i: AgentInfo = serde_json::from_value(v.clone())?;
+                if selector.is_some() {
+                    println!("== {name}");
+                }
+                let docker = if i.docker.available {
+                    format!(
+                        "available (engine {}, API {})",
+                        i.docker.version.clone().unwrap_or_default(),
+                        i.docker.api_version.clone().unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "unavailable: {}",
+                        i.docker.error.clone().unwrap_or_default()
+                    )
+                };
+                output::pairs(&[
+                    ("hostname", i.hostname.clone()),
+                    ("os", i.os.clone()),
+                    ("kernel", i.kernel.clone()),
+                    ("arch", i.arch.clone()),
+                    ("cpus", i.cpus.to_string()),
+                    (
+                        "memory",
+                        format!(
+                            "{:.1} GiB total, {:.1} GiB available",
+                            gib(i.memory_total_bytes),
+                            gib(i.memory_available_bytes)
+                        ),
+                    ),
+                    ("agent version", i.agent_version.clone()),
+                    (
+                        "agent uptime",
+                        nextdeploy_shared::time::human_age(i.agent_uptime_s as i64),
+                    ),
+                    (
+                        "host uptime",
+                        nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
+                    ),
+                    ("docker", docker),
+                ]);
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if !failures.is_empty() {
+        bail!("{} agent(s) did not answer", failures.len());
+    }
+    Ok(())
+}
+
+fn gib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0 * 1024.0)
+}

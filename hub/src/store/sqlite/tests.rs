@@ -1,0 +1,105 @@
+//! Store tests against an in-memory SQLite.
+use super::*;
+use nextdeploy_shared::token::hash_secret;
+
+fn join(store: &SqliteStore, id: &str, secret: &str, name: &str, expires_at: i64) {
+    store
+        .insert_join_token(&JoinTokenRecord {
+            id: id.into(),
+            secret_hash: hash_secret(secret),
+            name: name.into(),
+            labels: Labels::new(),
+            created_at: 0,
+            expires_at,
+            used_at: None,
+            created_by: "test".into(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn join_token_consumed_once() {
+    let s = SqliteStore::in_memory().unwrap();
+    join(&s, "t1", "sec", "a1", 100);
+    assert_eq!(
+        s.consume_join_token("t1", "bad", "k1", "f1", 10)
+            .unwrap()
+            .unwrap_err(),
+        JoinRefusal::Invalid
+    );
+    assert_eq!(
+        s.consume_join_token("nope", "sec", "k1", "f1", 10)
+            .unwrap()
+            .unwrap_err(),
+        JoinRefusal::Invalid
+    );
+    let rec = s
+        .consume_join_token("t1", "sec", "k1", "f1", 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.name, "a1");
+    assert_eq!(
+        s.consume_join_token("t1", "sec", "k2", "f2", 11)
+            .unwrap()
+            .unwrap_err(),
+        JoinRefusal::Used
+    );
+    join(&s, "t2", "sec", "a2", 5);
+    assert_eq!(
+        s.consume_join_token("t2", "sec", "k3", "f3", 10)
+            .unwrap()
+            .unwrap_err(),
+        JoinRefusal::Expired
+    );
+}
+
+#[test]
+fn name_taken_until_revoked() {
+    let s = SqliteStore::in_memory().unwrap();
+    join(&s, "t1", "x", "web", 100);
+    join(&s, "t2", "x", "web", 100);
+    s.consume_join_token("t1", "x", "k1", "f1", 1)
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        s.consume_join_token("t2", "x", "k2", "f2", 2).unwrap(),
+        Err(JoinRefusal::NameTaken(_))
+    ));
+    // The refused attempt did not burn the token.
+    assert!(s.join_token("t2").unwrap().unwrap().used_at.is_none());
+    assert!(s.revoke_agent("web", 3).unwrap());
+    let rec = s
+        .consume_join_token("t2", "x", "k2", "f2", 4)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.public_key, "k2");
+    assert!(s.agent_by_key("k1").unwrap().is_none());
+}
+
+#[test]
+fn api_tokens_and_audit() {
+    let s = SqliteStore::in_memory().unwrap();
+    assert_eq!(s.api_token_count().unwrap(), 0);
+    s.insert_api_token(&ApiTokenRecord {
+        id: "i".into(),
+        secret_hash: hash_secret("s"),
+        name: "n".into(),
+        role: Role::Operator,
+        created_at: 1,
+        expires_at: None,
+        revoked_at: None,
+    })
+    .unwrap();
+    assert_eq!(s.api_token("i").unwrap().unwrap().role, Role::Operator);
+    assert!(s.revoke_api_token("i", 2).unwrap());
+    assert!(!s.revoke_api_token("i", 3).unwrap());
+    s.audit(&AuditEntry {
+        at: 1,
+        actor: "a".into(),
+        action: "x".into(),
+        target: "t".into(),
+        detail: "d".into(),
+    })
+    .unwrap();
+    assert_eq!(s.audit_tail(10).unwrap().len(), 1);
+}
