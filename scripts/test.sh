@@ -42,6 +42,7 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missi
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # A real registry for the deploy suites' pull policies (started by the tests).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # systemd-analyze verify/security for the unit tests
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
