@@ -95,47 +95,82 @@ async fn relay(
     body: Value,
     progress: &mpsc::Sender<Reply>,
 ) -> Value {
-    let mut stream = match ReplyStream::open(conn, 0, action::DEPLOY, body).await {
-        Ok(s) => s,
-        Err(e) => {
-            let doc = json!({ "outcome": "failed", "error": e.to_string(), "code": e.code() });
-            finish(svc, id, "failed", &doc).await;
-            return doc;
-        }
-    };
-    loop {
-        match stream.next().await {
-            Some(Ok(r)) if r.kind == ReplyType::Progress => {
-                let _ = progress.try_send(r.with_server(conn.name.clone()));
-            }
-            Some(Ok(r)) if r.kind == ReplyType::Result => {
-                let status = r
-                    .data
-                    .get("outcome")
-                    .and_then(Value::as_str)
-                    .unwrap_or("failed")
-                    .to_string();
-                finish(svc, id, &status, &r.data).await;
-                return r.data;
-            }
-            Some(Ok(r)) if r.kind == ReplyType::Error => {
-                let msg = r
-                    .data
-                    .get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("the agent refused the deploy");
-                let doc = json!({ "outcome": "failed", "error": msg, "code": r.data.get("code") });
+    let name = conn.name.clone();
+    let mut current = svc.registry.get(&name);
+    let mut conn_id = conn.conn_id;
+    for attempt in 0..=RETRIES {
+        let Some(agent) = current.take() else { break };
+        let mut stream = match ReplyStream::open(&agent, 0, action::DEPLOY, body.clone()).await {
+            Ok(s) => s,
+            Err(e) if attempt == 0 => {
+                let doc = json!({ "outcome": "failed", "error": e.to_string(), "code": e.code() });
                 finish(svc, id, "failed", &doc).await;
                 return doc;
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                let i = id.to_string();
-                let _ =
-                    store::blocking(&svc.store, move |s| s.set_deploy_status(&i, "unknown")).await;
-                return json!({ "outcome": "unknown", "error": format!("lost agent {} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})", conn.name) });
+            Err(_) => {
+                current = wait_back(svc, &name, conn_id).await;
+                continue;
+            }
+        };
+        loop {
+            match stream.next().await {
+                Some(Ok(r)) if r.kind == ReplyType::Progress => {
+                    let _ = progress.try_send(r.with_server(name.clone()));
+                }
+                Some(Ok(r)) if r.kind == ReplyType::Result => {
+                    let status = r
+                        .data
+                        .get("outcome")
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed")
+                        .to_string();
+                    finish(svc, id, &status, &r.data).await;
+                    return r.data;
+                }
+                Some(Ok(r)) if r.kind == ReplyType::Error => {
+                    let msg = r
+                        .data
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("the agent refused the deploy");
+                    let doc =
+                        json!({ "outcome": "failed", "error": msg, "code": r.data.get("code") });
+                    finish(svc, id, "failed", &doc).await;
+                    return doc;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
             }
         }
+        // The link dropped mid-deploy. The agent carries on by itself; when it
+        // is back, ask again with the same id: it attaches to the running deploy
+        // or answers the recorded outcome, and never deploys twice.
+        conn_id = agent.conn_id;
+        let i = id.to_string();
+        let _ = store::blocking(&svc.store, move |s| s.set_deploy_status(&i, "unknown")).await;
+        tracing::info!(deploy = id, agent = %name, "lost the agent during a deploy; waiting for it to reconnect");
+        current = wait_back(svc, &name, conn_id).await;
+    }
+    json!({ "outcome": "unknown", "error": format!("lost agent {name} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})") })
+}
+
+/// Times the hub re-asks a reconnected agent about a deploy it lost track of.
+const RETRIES: usize = 3;
+/// How long the hub waits for an agent to reconnect during a deploy (the
+/// agent's backoff after a drop starts at one second).
+const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// The agent's next connection (not `old_conn`), if it comes back in time.
+async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<AgentConn>> {
+    let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
+    loop {
+        if let Some(c) = svc.registry.get(name).filter(|c| c.conn_id != old_conn) {
+            return Some(c);
+        }
+        if tokio::time::Instant::now() >= deadline || svc.cancel.is_cancelled() {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
