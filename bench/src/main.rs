@@ -188,20 +188,17 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
     let date = date_utc();
     let work = std::env::temp_dir().join(format!("nd-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
-    let template = work.join("template");
-    let max_n = plan
-        .fleets
-        .iter()
-        .map(|f| f.agents)
-        .max()
-        .unwrap_or(100)
-        .max(100);
-    let t0 = Instant::now();
-    let pin = fleet::enrol(&template, max_n)?;
-    eprintln!(
-        "enrolled {max_n} simulated agents in {:.1}s",
-        t0.elapsed().as_secs_f64()
-    );
+    // One store per fleet size, so a selector matches exactly the agents that run.
+    let enrolled = |n: usize| -> anyhow::Result<(std::path::PathBuf, String)> {
+        let t0 = Instant::now();
+        let dir = work.join(format!("template-{n}"));
+        let pin = fleet::enrol(&dir, n)?;
+        eprintln!(
+            "enrolled {n} simulated agents in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
+        Ok((dir, pin))
+    };
     let mut scenarios: Vec<Value> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     let mut record = |name: &str, r: anyhow::Result<Vec<Value>>, scenarios: &mut Vec<Value>| match r
@@ -224,9 +221,11 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
         }
     };
     for f in &plan.fleets {
+        let (template, pin) = enrolled(f.agents)?;
         let r = scenario::fleet::run(&template, &pin, &work, f).await;
         record("capacity", r, &mut scenarios);
     }
+    let (template, pin) = enrolled(100)?;
     let r = scenario::latency::run(&template, &pin, &work, plan.pings, plan.rps_window).await;
     record("latency", r.map(|v| vec![v]), &mut scenarios);
     let r = scenario::throughput::run(&template, &pin, &work, plan.stream_bytes).await;
@@ -369,11 +368,22 @@ async fn health(
     Ok(())
 }
 
+/// Run `f`, dropping it on Ctrl-C so the hub and the simulated agents
+/// (killed when their handles drop) do not outlive the bench.
+async fn interruptible(
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        r = f => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Quick => run_mode(plan(true, 0)).await,
-        Cmd::Full { max_agents } => run_mode(plan(false, max_agents)).await,
+        Cmd::Quick => interruptible(run_mode(plan(true, 0))).await,
+        Cmd::Full { max_agents } => interruptible(run_mode(plan(false, max_agents))).await,
         Cmd::Health {
             agents,
             containers,
