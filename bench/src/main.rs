@@ -1,24 +1,36 @@
-//! `nextdeploy-bench`: measures a real hub (the release binary) against
-//! simulated agents ([`sim`]): real SSH connections speaking the agent
-//! protocol, with a fixed responder where an agent would ask Docker.
+//! `nextdeploy-bench`: measures a real hub (the release binary, a child
+//! process) against simulated agents: real SSH connections speaking the agent
+//! protocol, with a fixed responder where an agent would ask Docker; and the
+//! real agent against real containers. All traffic stays on loopback.
 //!
-//! Scenarios so far: `health` (hub memory and store growth with N agents
-//! pushing M-container snapshots). The full harness of issue #6 builds on this.
+//! Layout:
+//! - `main.rs`: modes (`quick`, `full`), the `health` scenario, the hidden
+//!   `sim-agents` child;
+//! - [`sim`]: one simulated agent; [`fleet`]: enrolled identities and the
+//!   `sim-agents` child processes (the open-file limit is per process);
+//! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
+//!   [`procfs`]: RSS, CPU ticks, load, machine;
+//! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
+//!   OpenSSH reference), agent footprint;
+//! - [`report`]: table, Markdown, JSON and SVG under `bench/results/`.
 
+mod fleet;
+mod hub;
+mod procfs;
+mod report;
+mod scenario;
 mod sim;
+mod wsclient;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use nextdeploy_hub::store::sqlite::SqliteStore;
-use nextdeploy_hub::store::{JoinTokenRecord, Store};
-use nextdeploy_shared::labels::Labels;
-use nextdeploy_shared::{keys, token};
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -30,6 +42,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// All scenarios at small N (under 2 minutes).
+    Quick,
+    /// All scenarios at the README's N (10,000 and 15,000 agents).
+    Full {
+        /// Largest fleet (the 10,000 run is made when this is at least 10,000).
+        #[arg(long, default_value_t = 15_000)]
+        max_agents: usize,
+    },
     /// Hub memory and store growth with simulated agents pushing health snapshots.
     Health {
         /// Simulated agents.
@@ -45,33 +65,208 @@ enum Cmd {
         #[arg(long, default_value_t = 120)]
         seconds: u64,
     },
+    /// Run simulated agents `from..from+count` (a child of quick/full).
+    #[command(hide = true)]
+    SimAgents {
+        #[arg(long)]
+        hub: SocketAddr,
+        #[arg(long)]
+        pin: String,
+        #[arg(long)]
+        from: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 0)]
+        containers: usize,
+    },
 }
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+/// What a mode runs.
+struct Plan {
+    mode: &'static str,
+    fleets: Vec<scenario::fleet::FleetRun>,
+    pings: usize,
+    rps_window: Duration,
+    stream_bytes: u64,
+    footprint: (usize, u64, usize),
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+fn plan(quick: bool, max_agents: usize) -> Plan {
+    use scenario::fleet::FleetRun;
+    if quick {
+        return Plan {
+            mode: "quick",
+            fleets: vec![FleetRun {
+                agents: 1000,
+                idle_window: Duration::from_secs(10),
+                reconnect: true,
+            }],
+            pings: 1000,
+            rps_window: Duration::from_secs(3),
+            stream_bytes: 256 << 20,
+            footprint: (50, 10, 1),
+        };
+    }
+    let mut fleets = Vec::new();
+    if max_agents > 10_000 {
+        fleets.push(FleetRun {
+            agents: 10_000,
+            idle_window: Duration::from_secs(20),
+            reconnect: true,
+        });
+    }
+    fleets.push(FleetRun {
+        agents: max_agents,
+        idle_window: Duration::from_secs(20),
+        reconnect: max_agents <= 10_000,
+    });
+    Plan {
+        mode: "full",
+        fleets,
+        pings: 5000,
+        rps_window: Duration::from_secs(10),
+        stream_bytes: 1 << 30,
+        footprint: (50, 30, 2),
+    }
+}
+
+/// Build the hub and agent release binaries the scenarios spawn.
+fn build_binaries() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = std::process::Command::new(cargo)
+        .current_dir(hub::workspace())
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "nextdeploy",
+            "-p",
+            "nextdeploy-agent",
+        ])
+        .status()
+        .context("cargo build")?;
+    anyhow::ensure!(st.success(), "cargo build --release failed");
+    Ok(())
+}
+
+/// Raise this process's open-file soft limit to its hard limit (children
+/// inherit it), with util-linux `prlimit` since the crate forbids `unsafe`.
+fn raise_nofile() -> u64 {
+    let hard = std::fs::read_to_string("/proc/self/limits")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
         })
-        .unwrap_or(0)
+        .unwrap_or_else(|| "20000".into());
+    let _ = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={hard}:{hard}"),
+        ])
+        .status();
+    hard.parse().unwrap_or(0)
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+fn date_utc() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
         .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = after.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "undated".into())
+}
+
+async fn run_mode(plan: Plan) -> anyhow::Result<()> {
+    let t_start = Instant::now();
+    build_binaries()?;
+    let nofile = raise_nofile();
+    let load_before = procfs::load1();
+    let date = date_utc();
+    let work = std::env::temp_dir().join(format!("nd-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    // One store per fleet size, so a selector matches exactly the agents that run.
+    let enrolled = |n: usize| -> anyhow::Result<(std::path::PathBuf, String)> {
+        let t0 = Instant::now();
+        let dir = work.join(format!("template-{n}"));
+        let pin = fleet::enrol(&dir, n)?;
+        eprintln!(
+            "enrolled {n} simulated agents in {:.1}s",
+            t0.elapsed().as_secs_f64()
+        );
+        Ok((dir, pin))
+    };
+    let mut scenarios: Vec<Value> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut record = |name: &str, r: anyhow::Result<Vec<Value>>, scenarios: &mut Vec<Value>| match r
+    {
+        Ok(v) => {
+            for s in &v {
+                eprintln!(
+                    "{:<11} done ({:.0}s into the run, load {:.2})",
+                    s["scenario"].as_str().unwrap_or(""),
+                    t_start.elapsed().as_secs_f64(),
+                    procfs::load1()
+                );
+            }
+            scenarios.extend(v);
+        }
+        Err(e) => {
+            eprintln!("{name}: FAILED: {e:#}");
+            errors.push(format!("{name}: {e:#}"));
+            scenarios.push(json!({"scenario": name, "failed": true, "error": format!("{e:#}")}));
+        }
+    };
+    for f in &plan.fleets {
+        let (template, pin) = enrolled(f.agents)?;
+        let r = scenario::fleet::run(&template, &pin, &work, f).await;
+        record("capacity", r, &mut scenarios);
+    }
+    let (template, pin) = enrolled(100)?;
+    let r = scenario::latency::run(&template, &pin, &work, plan.pings, plan.rps_window).await;
+    record("latency", r.map(|v| vec![v]), &mut scenarios);
+    let r = scenario::throughput::run(&template, &pin, &work, plan.stream_bytes).await;
+    record("throughput", r.map(|v| vec![v]), &mut scenarios);
+    let (c, w, rounds) = plan.footprint;
+    let fp = tokio::task::spawn_blocking(move || scenario::footprint::run(c, w, rounds)).await?;
+    record("agent", Ok(vec![fp]), &mut scenarios);
+    let _ = std::fs::remove_dir_all(&work);
+
+    let report = json!({
+        "mode": plan.mode,
+        "date": date,
+        "machine": procfs::machine(),
+        "load1_before": load_before,
+        "load1_after": procfs::load1(),
+        "open_files_limit": nofile,
+        "duration_s": t_start.elapsed().as_secs_f64(),
+        "command": format!("cargo run --release -p nextdeploy-bench -- {}", plan.mode),
+        "scenarios": scenarios,
+        "errors": errors,
+    });
+    println!(
+        "\nNextDeploy bench, {} mode, {} (load {:.2} -> {:.2}, {:.0}s)\n",
+        plan.mode,
+        report["date"].as_str().unwrap_or(""),
+        load_before,
+        procfs::load1(),
+        t_start.elapsed().as_secs_f64()
+    );
+    print!("{}", report::text(&report));
+    let written = report::write(&hub::workspace().join("bench/results"), &report)?;
+    for p in written
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("latest-"))
+    {
+        println!("wrote {}", p.display());
+    }
+    if !report["errors"].as_array().is_none_or(|e| e.is_empty()) {
+        bail!("some scenarios failed (see above)");
+    }
+    Ok(())
 }
 
 fn store_bytes(dir: &Path) -> u64 {
@@ -82,102 +277,6 @@ fn store_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-struct HubProc {
-    child: Child,
-    ssh: std::net::SocketAddr,
-    http: String,
-}
-
-impl Drop for HubProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_hub(dir: &Path) -> anyhow::Result<HubProc> {
-    let bin = workspace().join("target/release/nextdeploy");
-    if !bin.exists() {
-        bail!(
-            "{} is missing: run cargo build --release --workspace",
-            bin.display()
-        );
-    }
-    let mut child = Command::new(bin)
-        .args(["hub", "--data-dir"])
-        .arg(dir)
-        .args([
-            "--ssh-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--max-handshakes",
-            "1024",
-            "--max-handshakes-per-ip",
-            "1024",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let out = child.stdout.take().context("no stdout")?;
-    let mut ssh = None;
-    let mut http = None;
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(out).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(a) = line.strip_prefix("SSH listening on ") {
-            ssh = Some(a.trim().parse()?);
-        }
-        if let Some(a) = line.strip_prefix("HTTP listening on ") {
-            http = Some(a.trim().to_string());
-            break;
-        }
-    }
-    // Keep draining: a hub whose stdout pipe closed would fail on its next line.
-    std::thread::spawn(move || for _ in lines {});
-    Ok(HubProc {
-        child,
-        ssh: ssh.context("no SSH address")?,
-        http: http.context("no HTTP address")?,
-    })
-}
-
-/// Simulated identities: (agent name, its key).
-type Identities = Vec<(String, Arc<russh::keys::PrivateKey>)>;
-
-/// Enrol `n` keys directly in the store (before the hub opens it).
-fn enrol(dir: &Path, n: usize) -> anyhow::Result<(String, Identities)> {
-    std::fs::create_dir_all(dir)?;
-    let (host, _) = nextdeploy_hub::serve::host_key(dir)?;
-    let pin = keys::fingerprint(host.public_key());
-    let store = SqliteStore::open(&dir.join("nextdeploy.db"))?;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let key = keys::generate("bench")?;
-        let name = format!("sim-{i:05}");
-        let id = token::new_id();
-        store.insert_join_token(&JoinTokenRecord {
-            id: id.clone(),
-            secret_hash: token::hash_secret("s"),
-            name: name.clone(),
-            labels: Labels::from([("bench".to_string(), "sim".to_string())]),
-            created_at: 0,
-            expires_at: i64::MAX,
-            used_at: None,
-            created_by: "bench".into(),
-        })?;
-        let line = keys::public_line(key.public_key());
-        let fp = keys::fingerprint(key.public_key());
-        store
-            .consume_join_token(&id, "s", &line, &fp, nextdeploy_shared::time::now_unix())?
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        out.push((name, Arc::new(key)));
-    }
-    Ok((pin, out))
-}
-
 async fn health(
     agents: usize,
     containers: usize,
@@ -186,10 +285,10 @@ async fn health(
 ) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("nd-bench-health-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (pin, keys) = enrol(&dir, agents)?;
-    let hub = start_hub(&dir)?;
-    let pid = hub.child.id();
-    let idle_rss = rss_kib(pid);
+    let pin = fleet::enrol(&dir, agents)?;
+    let hub = hub::start(&dir, None)?;
+    let pid = hub.pid();
+    let idle_rss = procfs::rss_kib(pid);
     let stats = Arc::new(sim::SimStats::default());
     let cfg = sim::SimConfig {
         hub: hub.ssh,
@@ -200,8 +299,15 @@ async fn health(
     };
     let cancel = CancellationToken::new();
     let t0 = Instant::now();
-    for (i, (name, key)) in keys.into_iter().enumerate() {
-        tokio::spawn(sim::run_agent(i, name, key, cfg.clone(), cancel.clone()));
+    for i in 0..agents {
+        let key = Arc::new(fleet::sim_key(i));
+        tokio::spawn(sim::run_agent(
+            i,
+            fleet::sim_name(i),
+            key,
+            cfg.clone(),
+            cancel.clone(),
+        ));
     }
     while (stats.connected.load(Ordering::Relaxed) as usize) < agents {
         if t0.elapsed() > Duration::from_secs(120) {
@@ -222,17 +328,17 @@ async fn health(
     let (b0, s0, c0, t1) = (
         store_bytes(&dir),
         stats.snapshots.load(Ordering::Relaxed),
-        cpu_ticks(pid),
+        procfs::cpu_ticks(pid),
         Instant::now(),
     );
     let mut peak = 0;
     while t1.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_secs(10)).await;
-        peak = peak.max(rss_kib(pid));
+        peak = peak.max(procfs::rss_kib(pid));
         println!(
             "  t={:>4.0}s hub_rss={:.1} MiB store={:.1} MiB snapshots={}",
             t1.elapsed().as_secs_f64(),
-            rss_kib(pid) as f64 / 1024.0,
+            procfs::rss_kib(pid) as f64 / 1024.0,
             store_bytes(&dir) as f64 / 1048576.0,
             stats.snapshots.load(Ordering::Relaxed) - s0
         );
@@ -240,8 +346,8 @@ async fn health(
     let el = t1.elapsed().as_secs_f64();
     let grown = store_bytes(&dir).saturating_sub(b0) as f64;
     let tick = 100.0;
-    let cpu = (cpu_ticks(pid) - c0) as f64 / tick / el * 100.0;
-    let rss = rss_kib(pid);
+    let cpu = (procfs::cpu_ticks(pid) - c0) as f64 / tick / el * 100.0;
+    let rss = procfs::rss_kib(pid);
     println!("result: agents={agents} containers_per_agent={containers} interval_s={interval}");
     println!(
         "  hub_rss_mib={:.1} (idle before agents {:.1}) per_agent_kib={:.1} peak_mib={:.1}",
@@ -262,14 +368,34 @@ async fn health(
     Ok(())
 }
 
+/// Run `f`, dropping it on Ctrl-C so the hub and the simulated agents
+/// (killed when their handles drop) do not outlive the bench.
+async fn interruptible(
+    f: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        r = f => r,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
+        Cmd::Quick => interruptible(run_mode(plan(true, 0))).await,
+        Cmd::Full { max_agents } => interruptible(run_mode(plan(false, max_agents))).await,
         Cmd::Health {
             agents,
             containers,
             interval,
             seconds,
         } => health(agents, containers, interval, seconds).await,
+        Cmd::SimAgents {
+            hub,
+            pin,
+            from,
+            count,
+            containers,
+        } => sim::run_child(hub, pin, from, count, containers).await,
     }
 }

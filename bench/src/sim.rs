@@ -40,8 +40,10 @@ pub struct SimConfig {
 pub struct SimStats {
     /// Connections authenticated.
     pub connected: AtomicU64,
-    /// Connection attempts that failed.
+    /// Connection attempts that failed after the TCP connect.
     pub failures: AtomicU64,
+    /// Attempts refused at TCP connect (nothing listening: a hub restarting).
+    pub refused: AtomicU64,
     /// Snapshots sent.
     pub snapshots: AtomicU64,
 }
@@ -246,7 +248,10 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
     let _ = write.close().await;
 }
 
-/// Keep one simulated agent connected (reconnecting with a short pause) until `cancel`.
+/// Keep one simulated agent connected until `cancel`, reconnecting with the
+/// real agent's policy (`agent/src/connection.rs`): full-jitter exponential
+/// backoff from `BACKOFF_MIN`, reset after a connection stable for
+/// `BACKOFF_RESET_AFTER`.
 pub async fn run_agent(
     idx: usize,
     name: String,
@@ -254,11 +259,13 @@ pub async fn run_agent(
     cfg: SimConfig,
     cancel: CancellationToken,
 ) {
+    use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
     // Spread source addresses over 127.0.0.2..=127.0.0.201 so ephemeral ports do not run out.
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (idx % 200) as u8));
+    let mut attempt: u32 = 0;
     loop {
-        let attempt = connect(src, &name, key.clone(), &cfg, cancel.clone()).await;
-        match attempt {
+        let started = std::time::Instant::now();
+        match connect(src, &name, key.clone(), &cfg, cancel.clone()).await {
             Ok(mut handle) => {
                 cfg.stats.connected.fetch_add(1, Ordering::Relaxed);
                 tokio::select! {
@@ -268,12 +275,24 @@ pub async fn run_agent(
                 cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
             }
             Err(e) => {
-                if cfg.stats.failures.fetch_add(1, Ordering::Relaxed) < 3 {
+                let refused = e
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+                if refused {
+                    cfg.stats.refused.fetch_add(1, Ordering::Relaxed);
+                } else if cfg.stats.failures.fetch_add(1, Ordering::Relaxed) < 3 {
                     eprintln!("sim agent {name}: {e:#}");
                 }
             }
         }
-        let pause = Duration::from_millis(rand::random_range(100..1000));
+        if started.elapsed() >= BACKOFF_RESET_AFTER {
+            attempt = 0;
+        }
+        let ceiling = BACKOFF_MIN
+            .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
+            .min(BACKOFF_MAX);
+        let pause = ceiling.mul_f64(rand::random_range(0.0..1.0));
+        attempt = attempt.saturating_add(1);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = cancel.cancelled() => return,
@@ -292,7 +311,8 @@ async fn connect(
     sock.bind(SocketAddr::new(src, 0))?;
     let stream = tokio::time::timeout(Duration::from_secs(20), sock.connect(cfg.hub))
         .await
-        .context("connect timeout")??;
+        .context("connect timeout")?
+        .map_err(anyhow::Error::from)?;
     stream.set_nodelay(true)?;
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(120)),
@@ -317,4 +337,50 @@ async fn connect(
         .await?;
     anyhow::ensure!(ok.success(), "key refused");
     Ok(handle)
+}
+
+/// The hidden `sim-agents` subcommand: run agents `from..from+count` and print
+/// their counters on stdout every [`crate::fleet::REPORT_EVERY`] until the
+/// parent kills it; an orphan (parent gone) or a run past an hour stops itself.
+pub async fn run_child(
+    hub: SocketAddr,
+    pin: String,
+    from: usize,
+    count: usize,
+    containers: usize,
+) -> anyhow::Result<()> {
+    /// An orphaned child stops on its own after this long.
+    const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+    let stats = Arc::new(SimStats::default());
+    let cfg = SimConfig {
+        hub,
+        pin,
+        containers,
+        health_interval: Duration::from_secs(5),
+        stats: stats.clone(),
+    };
+    let cancel = CancellationToken::new();
+    for i in from..from + count {
+        let key = Arc::new(crate::fleet::sim_key(i));
+        tokio::spawn(run_agent(
+            i,
+            crate::fleet::sim_name(i),
+            key,
+            cfg.clone(),
+            cancel.clone(),
+        ));
+    }
+    let t0 = std::time::Instant::now();
+    let ppid = std::os::unix::process::parent_id();
+    while t0.elapsed() < MAX_LIFETIME && std::os::unix::process::parent_id() == ppid {
+        println!(
+            "connected={} failures={} refused={}",
+            stats.connected.load(Ordering::Relaxed),
+            stats.failures.load(Ordering::Relaxed),
+            stats.refused.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(crate::fleet::REPORT_EVERY).await;
+    }
+    cancel.cancel();
+    Ok(())
 }

@@ -1,0 +1,151 @@
+//! The hub under test: the release binary as a child process, on loopback.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The workspace root (binaries live in its target/release).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running hub; killed when dropped.
+pub struct HubProc {
+    pub child: Child,
+    pub ssh: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl HubProc {
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The first admin token the hub wrote.
+    pub fn admin_token(&self) -> anyhow::Result<String> {
+        Ok(
+            std::fs::read_to_string(self.dir.join(nextdeploy_hub::serve::INITIAL_TOKEN_FILE))
+                .context("initial-admin-token")?
+                .trim()
+                .to_string(),
+        )
+    }
+
+    /// `kill -9`, then reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// How long a hub may take to print its listening addresses.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Start the hub on `dir`; `ports` reuses the addresses of an earlier run.
+pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Result<HubProc> {
+    let bin = workspace().join("target/release/nextdeploy");
+    if !bin.exists() {
+        bail!(
+            "{} is missing: run cargo build --release --workspace",
+            bin.display()
+        );
+    }
+    let (ssh, http) = match ports {
+        Some((s, h)) => (s.to_string(), h.to_string()),
+        None => ("127.0.0.1:0".into(), "127.0.0.1:0".into()),
+    };
+    let mut child = Command::new(bin)
+        .args(["hub", "--data-dir"])
+        .arg(dir)
+        .args(["--ssh-listen", &ssh, "--http-listen", &http])
+        // Loopback agents all come from 200 addresses: lift the per-address cap.
+        .args([
+            "--max-handshakes",
+            "1024",
+            "--max-handshakes-per-ip",
+            "1024",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let out = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Keep draining: a hub whose stdout pipe closed would fail on its next line.
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let t0 = Instant::now();
+    let (mut ssh, mut http) = (None, None);
+    while ssh.is_none() || http.is_none() {
+        let left = START_TIMEOUT.saturating_sub(t0.elapsed());
+        let line = rx
+            .recv_timeout(left)
+            .context("the hub did not print its addresses")?;
+        if let Some(a) = line.strip_prefix("SSH listening on ") {
+            ssh = Some(a.trim().parse()?);
+        }
+        if let Some(a) = line.strip_prefix("HTTP listening on ") {
+            http = Some(a.trim().trim_start_matches("http://").parse()?);
+        }
+    }
+    Ok(HubProc {
+        child,
+        ssh: ssh.context("no SSH address")?,
+        http: http.context("no HTTP address")?,
+        dir: dir.to_path_buf(),
+    })
+}
+
+/// `agents_online` from the hub's `/health` (None while it does not answer).
+pub async fn agents_online(http: SocketAddr) -> Option<u64> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(http).await.ok()?;
+        s.write_all(b"GET /health HTTP/1.0\r\nHost: bench\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let body = text.split_once("\r\n\r\n")?.1;
+        let v: serde_json::Value = serde_json::from_str(body).ok()?;
+        v.get("agents_online")?.as_u64()
+    };
+    tokio::time::timeout(Duration::from_secs(2), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Wait until the hub reports `n` agents online; the time it took.
+pub async fn wait_online(http: SocketAddr, n: u64, limit: Duration) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        if agents_online(http).await.unwrap_or(0) >= n {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > limit {
+            bail!(
+                "only {} of {n} agents online after {:?}",
+                agents_online(http).await.unwrap_or(0),
+                limit
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

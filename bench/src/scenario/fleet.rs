@@ -1,0 +1,197 @@
+//! Scenarios 1, 3 and 5 on one hub run with N agents: capacity (connect,
+//! memory, idle CPU), fan-out (one ping to all N) and the reconnect storm
+//! (kill -9 the hub, restart it on the same data dir and ports).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{median, target, Target};
+use crate::fleet::Fleet;
+use crate::procfs::{self, Sampler};
+use crate::{hub, wsclient::Ws};
+
+/// How long N agents may take to connect (or reconnect) before the run fails.
+const CONNECT_LIMIT: Duration = Duration::from_secs(300);
+/// Fan-out requests per run (the median is reported).
+const FANOUT_ROUNDS: u64 = 5;
+
+/// What one fleet run measures.
+pub struct FleetRun {
+    pub agents: usize,
+    pub idle_window: Duration,
+    pub reconnect: bool,
+}
+
+/// Run capacity, fan-out and (optionally) reconnect at `run.agents`.
+pub async fn run(
+    template: &Path,
+    pin: &str,
+    work: &Path,
+    run: &FleetRun,
+) -> anyhow::Result<Vec<Value>> {
+    let n = run.agents;
+    let dir = work.join(format!("fleet-{n}"));
+    crate::fleet::copy_dir(template, &dir)?;
+    let mut hubp = hub::start(&dir, None)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = hubp.pid();
+    let rss0 = procfs::rss_kib(pid);
+    let fleet = Fleet::start(hubp.ssh, pin, n, 0)?;
+    let connect = hub::wait_online(hubp.http, n as u64, CONNECT_LIMIT).await?;
+    let connect_s = connect.as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss1 = procfs::rss_kib(pid);
+    let idle_cpu = procfs::cpu_pct_over(pid, run.idle_window).await;
+    let per_agent_kib = rss1.saturating_sub(rss0) as f64 / n as f64;
+    // On paper: 8 cores at half load, and 16 GiB of RSS for the hub.
+    let cpu_per_agent = idle_cpu / n as f64;
+    let by_cpu = if cpu_per_agent > 0.0 {
+        8.0 * 50.0 / cpu_per_agent
+    } else {
+        f64::INFINITY
+    };
+    let by_mem = 16.0 * 1048576.0 / per_agent_kib.max(0.001);
+    let mut capacity = json!({
+        "scenario": "capacity",
+        "agents": n,
+        "connect_s": connect_s,
+        "connect_per_s": n as f64 / connect_s,
+        "hub_rss_mib": rss1 as f64 / 1024.0,
+        "hub_rss_before_agents_mib": rss0 as f64 / 1024.0,
+        "hub_rss_per_agent_kib": per_agent_kib,
+        "hub_idle_cpu_pct": idle_cpu,
+        "idle_window_s": run.idle_window.as_secs_f64(),
+        "connect_failures": fleet.failures(),
+        "sim_connected": fleet.connected(),
+        "paper_agents_8_cores": by_cpu.min(by_mem).floor(),
+        "paper_note": "idle CPU per agent at 50% of 8 cores, and 16 GiB of hub RSS at the measured KiB per agent; the smaller of the two",
+    });
+    let mut targets = vec![target(
+        "hub RSS per agent (KiB)",
+        per_agent_kib,
+        32.0,
+        Target::AtMost,
+    )];
+    if n >= 15_000 {
+        targets.push(target(
+            "agents connected",
+            n as f64,
+            15_000.0,
+            Target::AtLeast,
+        ));
+    }
+    capacity["targets"] = json!(targets);
+    let mut out = vec![capacity];
+
+    // Fan-out: one `ping` with a selector matching all N.
+    let token = hubp.admin_token()?;
+    let mut ws = Ws::connect(hubp.http, &token).await?;
+    let mut times = Vec::new();
+    let mut answered_min = u64::MAX;
+    for round in 0..FANOUT_ROUNDS {
+        let id = 1000 + round;
+        let t0 = Instant::now();
+        ws.send(&json!({"id": id, "action": "ping", "selector": "bench=sim"}))
+            .await?;
+        let mut results = 0u64;
+        loop {
+            let (e, _) = ws.recv().await?;
+            if e.id != Some(id) {
+                continue;
+            }
+            match e.kind.as_str() {
+                "result" => results += 1,
+                "end" => break,
+                _ => {}
+            }
+        }
+        times.push(t0.elapsed().as_secs_f64());
+        answered_min = answered_min.min(results);
+    }
+    drop(ws);
+    let fan_s = median(&mut times.clone());
+    let mut fanout = json!({
+        "scenario": "fanout",
+        "agents": n,
+        "seconds": fan_s,
+        "seconds_min": times.iter().cloned().fold(f64::INFINITY, f64::min),
+        "seconds_max": times.iter().cloned().fold(0.0, f64::max),
+        "rounds": FANOUT_ROUNDS,
+        "answered_min": answered_min,
+    });
+    if n >= 10_000 {
+        fanout["targets"] = json!([target(
+            "fan-out to 10,000: seconds",
+            fan_s,
+            0.150,
+            Target::AtMost
+        )]);
+    }
+    out.push(fanout);
+
+    if run.reconnect {
+        let (ssh, http) = (hubp.ssh, hubp.http);
+        let (f0, r0) = (fleet.failures(), fleet.refused());
+        hubp.kill9();
+        let t0 = Instant::now();
+        let mut hubp2 = hub::start(&dir, Some((ssh, http)))?;
+        let listening_s = t0.elapsed().as_secs_f64();
+        let mut sampler = Sampler::new(hubp2.pid());
+        let mut back = None;
+        while t0.elapsed() < CONNECT_LIMIT {
+            sampler.sample();
+            if hub::agents_online(http).await.unwrap_or(0) >= n as u64 {
+                back = Some(t0.elapsed().as_secs_f64());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A little longer, for the peaks right after the last agent.
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            sampler.sample();
+        }
+        let crashed = hubp2.child.try_wait().ok().flatten().is_some();
+        let seconds = back.unwrap_or(f64::NAN);
+        let failures = fleet.failures() - f0;
+        let mut rec = json!({
+            "scenario": "reconnect",
+            "agents": n,
+            "seconds": seconds,
+            "all_back": back.is_some(),
+            "hub_listening_s": listening_s,
+            "failures": failures,
+            "refused_while_starting": fleet.refused() - r0,
+            "hub_crashed": crashed,
+            "hub_peak_rss_mib": sampler.peak_rss_kib as f64 / 1024.0,
+            "hub_peak_cpu_pct": sampler.peak_cpu_pct,
+            "backoff": "the real agent's: full jitter from 1 s, doubling per failed attempt",
+        });
+        let mut t = vec![target(
+            "failures other than refused",
+            failures as f64,
+            0.0,
+            Target::AtMost,
+        )];
+        if n >= 10_000 {
+            t.insert(
+                0,
+                target(
+                    "10,000 back after restart: seconds",
+                    seconds,
+                    10.0,
+                    Target::AtMost,
+                ),
+            );
+        }
+        rec["targets"] = json!(t);
+        out.push(rec);
+        drop(hubp2);
+    }
+    drop(fleet);
+    drop(hubp);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}

@@ -1,0 +1,110 @@
+//! Scenario 4: bulk data agent -> hub -> WebSocket client (`diag_stream`, the
+//! path of `logs --follow`) beside OpenSSH sshd -> ssh, same cipher, same run.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::openssh::Sshd;
+use super::{median, target, Target};
+use crate::fleet::{sim_name, Fleet};
+use crate::procfs;
+use crate::{hub, wsclient::Ws};
+
+/// russh's default cipher, which the hub and agents negotiate.
+pub const CIPHER: &str = "chacha20-poly1305@openssh.com";
+/// Bytes per `log` reply.
+const CHUNK: u64 = 65536;
+/// Alternating rounds of each side (medians are reported).
+const ROUNDS: usize = 3;
+
+/// Stream `bytes` once through the hub: (seconds, hub CPU seconds).
+async fn hub_round(
+    ws: &mut Ws,
+    id: u64,
+    server: &str,
+    bytes: u64,
+    hub_pid: u32,
+) -> anyhow::Result<(f64, f64)> {
+    let c0 = procfs::cpu_ticks(hub_pid);
+    let t0 = Instant::now();
+    ws.send(&json!({"id": id, "action": "diag_stream", "server": server,
+        "payload": {"bytes": bytes, "chunk": CHUNK}}))
+        .await?;
+    let mut got = 0usize;
+    loop {
+        let (e, len) = ws.recv().await?;
+        if e.id != Some(id) {
+            continue;
+        }
+        got += len;
+        if e.kind == "end" {
+            break;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(got as u64 >= bytes, "only {got} of {bytes} bytes arrived");
+    let cpu = procfs::cpu_ticks(hub_pid).saturating_sub(c0) as f64 / procfs::TICK_HZ;
+    Ok((secs, cpu))
+}
+
+/// Run the throughput scenario with `bytes` per round.
+pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow::Result<Value> {
+    let dir = work.join("throughput");
+    crate::fleet::copy_dir(template, &dir)?;
+    let hubp = hub::start(&dir, None)?;
+    let fleet = Fleet::start(hubp.ssh, pin, 1, 0)?;
+    hub::wait_online(hubp.http, 1, Duration::from_secs(60)).await?;
+    let token = hubp.admin_token()?;
+    let mut ws = Ws::connect(hubp.http, &token).await?;
+    let server = sim_name(0);
+    let sshd = Sshd::start(work.join("sshd"), CIPHER)?;
+    // Warm-up of both paths.
+    hub_round(&mut ws, 1, &server, 16 << 20, hubp.pid()).await?;
+    sshd.transfer(16 << 20, CIPHER)?;
+    let (mut hub_s, mut hub_cpu, mut ssh_s, mut ssh_cpu, mut sshd_cpu, mut cli_cpu) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in 0..ROUNDS {
+        let (s, c) = hub_round(&mut ws, 10 + r as u64, &server, bytes, hubp.pid()).await?;
+        hub_s.push(s);
+        hub_cpu.push(c);
+        let (s, srv, cli) = sshd.transfer(bytes, CIPHER)?;
+        ssh_s.push(s);
+        ssh_cpu.push(srv + cli);
+        sshd_cpu.push(srv);
+        cli_cpu.push(cli);
+    }
+    drop(ws);
+    drop(fleet);
+    drop(hubp);
+    drop(sshd);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mb = bytes as f64 / 1e6;
+    let mb_s = mb / median(&mut hub_s);
+    let ossh_mb_s = mb / median(&mut ssh_s);
+    let hub_cpu_mb = median(&mut hub_cpu) / mb;
+    let ossh_cpu_mb = median(&mut ssh_cpu) / mb;
+    let ratio = mb_s / ossh_mb_s;
+    let cpu_ratio = hub_cpu_mb / ossh_cpu_mb;
+    Ok(json!({
+        "scenario": "throughput",
+        "path": "agent -> hub -> WebSocket client (diag_stream, 64 KiB log replies)",
+        "bytes": bytes,
+        "rounds": ROUNDS,
+        "mb_s": mb_s,
+        "openssh_mb_s": ossh_mb_s,
+        "ratio_vs_openssh": ratio,
+        "cipher": CIPHER,
+        "hub_cpu_ms_per_mb": hub_cpu_mb * 1000.0,
+        "openssh_cpu_ms_per_mb": ossh_cpu_mb * 1000.0,
+        "openssh_sshd_cpu_ms_per_mb": median(&mut sshd_cpu) / mb * 1000.0,
+        "openssh_ssh_cpu_ms_per_mb": median(&mut cli_cpu) / mb * 1000.0,
+        "cpu_per_mb_vs_openssh": cpu_ratio,
+        "cpu_note": "hub process (decrypt, frames, WebSocket) vs sshd + its session processes + ssh (encrypt and decrypt)",
+        "targets": [
+            target("throughput vs OpenSSH (ratio)", ratio, 1.0, Target::AtLeast),
+            target("hub CPU per MB vs OpenSSH (ratio)", cpu_ratio, 1.3, Target::AtMost),
+        ],
+    }))
+}

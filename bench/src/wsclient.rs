@@ -1,0 +1,80 @@
+//! A WebSocket API client for the scenarios: one connection, requests by id.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any one reply may take before the scenario fails.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The envelope of a reply; `data` is skipped (bulk scenarios must not pay
+/// for parsing what they only count).
+#[derive(Deserialize)]
+pub struct Envelope {
+    pub id: Option<u64>,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One API connection.
+pub struct Ws {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    /// Connect to `ws://http/ws` with `token`.
+    pub async fn connect(http: SocketAddr, token: &str) -> anyhow::Result<Ws> {
+        let mut req = format!("ws://{http}/ws").into_client_request()?;
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse()?);
+        let (ws, _) = tokio::time::timeout(
+            REPLY_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(req, None, true),
+        )
+        .await
+        .context("WebSocket connect timeout")??;
+        Ok(Ws { ws })
+    }
+
+    /// Send one request.
+    pub async fn send(&mut self, v: &serde_json::Value) -> anyhow::Result<()> {
+        self.ws.send(Message::text(v.to_string())).await?;
+        Ok(())
+    }
+
+    /// The next text reply: its envelope and its size in bytes.
+    pub async fn recv(&mut self) -> anyhow::Result<(Envelope, usize)> {
+        loop {
+            let m = tokio::time::timeout(REPLY_TIMEOUT, self.ws.next())
+                .await
+                .context("no reply within the timeout")?;
+            match m {
+                Some(Ok(Message::Text(t))) => {
+                    let e: Envelope = serde_json::from_str(&t)
+                        .with_context(|| format!("bad reply {}", truncate(&t)))?;
+                    if e.kind == "error" {
+                        bail!("error reply: {}", truncate(&t));
+                    }
+                    return Ok((e, t.len()));
+                }
+                Some(Ok(Message::Close(_))) | None => bail!("the hub closed the WebSocket"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(300) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
