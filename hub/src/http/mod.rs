@@ -25,7 +25,12 @@ pub fn router(svc: Arc<Services>) -> Router {
 
 /// Serve HTTP until shutdown.
 pub async fn serve(listener: TcpListener, svc: Arc<Services>) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
     let cancel = svc.cancel.clone();
+    // Replies are small and latency-bound: no Nagle delay on client sockets.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(svc))
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await?;
