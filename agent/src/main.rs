@@ -75,28 +75,13 @@ fn init_logging() {
 
 /// First SIGINT/SIGTERM: graceful. Second: exit at once.
 fn signals(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            warn!("cannot install the SIGTERM handler");
-            return;
-        };
-        let mut n = 0;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            n += 1;
-            if n == 1 {
-                info!("shutting down (send the signal again to exit at once)");
-                shutdown.cancel();
-            } else {
-                std::process::exit(130);
-            }
-        }
-    });
+    let first = move || {
+        info!("shutting down (send the signal again to exit at once)");
+        shutdown.cancel();
+    };
+    if let Err(e) = nextdeploy_shared::signals::spawn_handler(first, || {}) {
+        warn!(error = %e, "cannot install the signal handlers");
+    }
 }
 
 async fn run(config: PathBuf) -> anyhow::Result<()> {

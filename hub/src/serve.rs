@@ -246,37 +246,25 @@ fn local_url(addr: std::net::SocketAddr) -> String {
 /// which skips destructors, still takes the child down with the hub.
 static LOCAL_AGENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once.
+/// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once, taking the
+/// local agent down too.
 fn spawn_signal_handler(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            warn!("cannot install the SIGTERM handler");
-            return;
-        };
-        let mut count = 0;
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            count += 1;
-            if count == 1 {
-                info!("shutting down (send the signal again to exit at once)");
-                shutdown.cancel();
-            } else {
-                let pid = LOCAL_AGENT_PID.load(std::sync::atomic::Ordering::Relaxed);
-                if pid != 0 {
-                    let _ = std::process::Command::new("kill")
-                        .arg("-KILL")
-                        .arg(pid.to_string())
-                        .status();
-                }
-                std::process::exit(130);
-            }
+    let first = move || {
+        info!("shutting down (send the signal again to exit at once)");
+        shutdown.cancel();
+    };
+    let force = || {
+        let pid = LOCAL_AGENT_PID.load(std::sync::atomic::Ordering::Relaxed);
+        if pid != 0 {
+            let _ = std::process::Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
         }
-    });
+    };
+    if let Err(e) = nextdeploy_shared::signals::spawn_handler(first, force) {
+        warn!(error = %e, "cannot install the signal handlers");
+    }
 }
 
 /// Save a CLI login for the local user unless a working one is saved.

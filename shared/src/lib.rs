@@ -11,6 +11,7 @@
 //! - [`keys`]: ed25519 keys in OpenSSH format and `SHA256:` fingerprints.
 //! - [`token`]: join and API tokens (`ndj_`, `nda_`): generation, parsing, hashing.
 //! - [`secret`]: `Secret<T>`, whose `Debug` prints a mask.
+//! - [`signals`]: graceful first signal, forced second one.
 //! - [`labels`]: `k=v` labels and selectors.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
 
@@ -21,6 +22,7 @@ pub mod labels;
 pub mod limits;
 pub mod protocol;
 pub mod secret;
+pub mod signals;
 pub mod time;
 pub mod token;
 
