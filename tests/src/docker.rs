@@ -136,36 +136,17 @@ fn shorten(b: &[u8], max: usize) -> String {
     }
 }
 
-fn cmdline_of(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    s
-}
-
-fn read_all<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
 /// Run a command with stdin closed, keeping its output as bytes; killed
 /// after `timeout`.
 pub fn run_raw(mut cmd: Command, timeout: Duration) -> Result<RawOutput> {
-    let line = cmdline_of(&cmd);
+    let line = crate::cmdline(&cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("spawn `{line}`"))?;
-    let out = read_all(child.stdout.take());
-    let err = read_all(child.stderr.take());
+    let out = crate::read_all(child.stdout.take());
+    let err = crate::read_all(child.stderr.take());
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break st;
@@ -720,7 +701,7 @@ impl std::fmt::Debug for Streamer {
 impl Streamer {
     /// Spawn `cmd` with stdin closed.
     pub fn spawn(mut cmd: Command) -> Result<Streamer> {
-        let cmdline = cmdline_of(&cmd);
+        let cmdline = crate::cmdline(&cmd);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -200,7 +200,8 @@ impl Output {
     }
 }
 
-fn cmdline(cmd: &Command) -> String {
+/// A command line for messages.
+pub(crate) fn cmdline(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
         s.push(' ');
@@ -209,7 +210,8 @@ fn cmdline(cmd: &Command) -> String {
     s
 }
 
-fn read_all<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+/// Read a pipe to the end on its own thread (so a full pipe never blocks the child).
+pub(crate) fn read_all<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(mut r) = r {
