@@ -2,14 +2,18 @@
 //! `control` (hello, then heartbeats both ways for the connection's life),
 //! `enroll` (the join-token secret, once), or a request, served by
 //! [`dispatch`](crate::dispatch) and streamed back within the hub's credit.
+//! One-shot requests (ping, info, ps, ...) may also arrive on the control
+//! channel itself, tagged with the hub's id; their one answer goes back there.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nextdeploy_shared::frame::{self, Decoder};
-use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
+use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, MAX_STREAMS_PER_AGENT, STREAM_WINDOW};
 use nextdeploy_shared::protocol::{
-    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply, ReplyType,
+    action, feature, is_control_request, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody,
+    ErrorCode, Hello, Reply, ReplyType,
 };
 use nextdeploy_shared::secret::Secret;
 use russh::client::Msg;
@@ -28,6 +32,11 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Replies a handler may queue ahead of the writer; the writer itself waits
 /// for credit, so this only smooths bursts.
 const HANDLER_QUEUE: usize = 16;
+
+/// Answers of one-shot requests waiting for the control channel's writer.
+/// Each running request holds at most one, and their number is capped at
+/// [`MAX_STREAMS_PER_AGENT`], so the tasks wait here rather than buffer.
+const CONTROL_ANSWER_QUEUE: usize = 64;
 
 /// The enrolment in progress, when this connection is an enrolment.
 pub struct EnrollSlot {
@@ -130,6 +139,7 @@ async fn control(
         version: nextdeploy_shared::VERSION.to_string(),
         os: crate::sysinfo::os_name(),
         docker: ctx.state.engine.status().await,
+        features: vec![feature::CONTROL_REQUESTS.to_string()],
     };
     let reply = Reply::new(
         Some(0),
@@ -152,9 +162,19 @@ async fn control(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
     let mut last_ack = Instant::now();
+    // One-shot requests the hub sent on this channel; dropped (and so aborted)
+    // with the connection.
+    let mut one_shots = OneShots::new(ctx.state.clone());
     loop {
         tokio::select! {
             _ = ctx.conn_cancel.cancelled() => return,
+            Some(reply) = one_shots.answers.recv() => {
+                one_shots.answered(&reply);
+                if send(write, &reply).await.is_err() {
+                    ctx.conn_cancel.cancel();
+                    return;
+                }
+            }
             _ = tick.tick() => {
                 if last_ack.elapsed() > HEARTBEAT_TIMEOUT {
                     warn!(secs = HEARTBEAT_TIMEOUT.as_secs(), "no heartbeat answer from the hub");
@@ -183,6 +203,15 @@ async fn control(
             d = next_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
                 Some(Downstream::Ack { deploy_id }) => ctx.state.deployer.acknowledged(&deploy_id),
+                Some(Downstream::Request { id, action, payload }) => {
+                    if let Some(refusal) = one_shots.start(id, action, payload) {
+                        if send(write, &refusal).await.is_err() {
+                            ctx.conn_cancel.cancel();
+                            return;
+                        }
+                    }
+                }
+                Some(Downstream::Cancel { id }) => one_shots.cancel(id),
                 Some(_) => {}
                 None => {
                     warn!("the hub closed the control channel");
@@ -190,6 +219,85 @@ async fn control(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// One-shot requests in flight on the control channel: each runs in its own
+/// task and sends its single answer back to the control loop, which writes it.
+struct OneShots {
+    state: Arc<AgentState>,
+    running: HashMap<u64, tokio::task::AbortHandle>,
+    tasks: tokio::task::JoinSet<()>,
+    tx: mpsc::Sender<Reply>,
+    answers: mpsc::Receiver<Reply>,
+}
+
+impl OneShots {
+    fn new(state: Arc<AgentState>) -> Self {
+        let (tx, answers) = mpsc::channel(CONTROL_ANSWER_QUEUE);
+        OneShots {
+            state,
+            running: HashMap::new(),
+            tasks: tokio::task::JoinSet::new(),
+            tx,
+            answers,
+        }
+    }
+
+    /// Start request `id`; a refusal to send back at once if it cannot run.
+    fn start(&mut self, id: u64, action: String, payload: Value) -> Option<Reply> {
+        // Reap finished tasks so the set holds only what runs.
+        while self.tasks.try_join_next().is_some() {}
+        if id == 0 || !is_control_request(&action, &payload) {
+            return Some(Reply::error(
+                Some(id),
+                ErrorCode::BadRequest,
+                format!("{action:?} is not a one-shot request; it needs a channel of its own"),
+            ));
+        }
+        if self.running.len() >= MAX_STREAMS_PER_AGENT || self.running.contains_key(&id) {
+            return Some(Reply::error(
+                Some(id),
+                ErrorCode::Busy,
+                "too many requests in flight on this agent",
+            ));
+        }
+        let (state, tx) = (self.state.clone(), self.tx.clone());
+        let handle = self.tasks.spawn(async move {
+            let (out, mut replies) = mpsc::channel::<Reply>(HANDLER_QUEUE);
+            let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, state, out));
+            let answer = loop {
+                match replies.recv().await {
+                    Some(r) if matches!(r.kind, ReplyType::Result | ReplyType::Error) => break r,
+                    Some(_) => continue,
+                    None => {
+                        break Reply::error(
+                            Some(id),
+                            ErrorCode::AgentError,
+                            "the handler ended without an answer",
+                        )
+                    }
+                }
+            };
+            handler.abort();
+            let _ = tx.send(answer).await;
+        });
+        self.running.insert(id, handle);
+        None
+    }
+
+    /// The answer to `reply.id` is on its way: forget the task.
+    fn answered(&mut self, reply: &Reply) {
+        if let Some(id) = reply.id {
+            self.running.remove(&id);
+        }
+    }
+
+    /// The hub gave up on `id`.
+    fn cancel(&mut self, id: u64) {
+        if let Some(h) = self.running.remove(&id) {
+            h.abort();
         }
     }
 }

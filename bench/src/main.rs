@@ -43,12 +43,17 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// All scenarios at small N (under 2 minutes).
-    Quick,
+    Quick {
+        #[command(flatten)]
+        pick: Pick,
+    },
     /// All scenarios at the README's N (10,000 and 15,000 agents).
     Full {
         /// Largest fleet (the 10,000 run is made when this is at least 10,000).
         #[arg(long, default_value_t = 15_000)]
         max_agents: usize,
+        #[command(flatten)]
+        pick: Pick,
     },
     /// Hub memory and store growth with simulated agents pushing health snapshots.
     Health {
@@ -81,8 +86,31 @@ enum Cmd {
     },
 }
 
+/// For working on one figure: a subset of the scenarios, or another fleet
+/// size. A picked run prints its table but writes no results.
+#[derive(clap::Args, Clone, Default)]
+struct Pick {
+    /// Only these scenario groups, comma-separated: fleet (capacity, fan-out,
+    /// reconnect), latency, throughput, agent.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Fleet size instead of the mode's (one fleet run, with the reconnect storm).
+    #[arg(long)]
+    agents: Option<usize>,
+}
+
+impl Pick {
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
+    fn picked(&self) -> bool {
+        !self.only.is_empty() || self.agents.is_some()
+    }
+}
+
 /// What a mode runs.
 struct Plan {
+    pick: Pick,
     mode: &'static str,
     fleets: Vec<scenario::fleet::FleetRun>,
     pings: usize,
@@ -91,10 +119,25 @@ struct Plan {
     footprint: (usize, u64, usize),
 }
 
-fn plan(quick: bool, max_agents: usize) -> Plan {
+fn plan(quick: bool, max_agents: usize, pick: Pick) -> Plan {
+    use scenario::fleet::FleetRun;
+    let mut plan = base_plan(quick, max_agents);
+    if let Some(n) = pick.agents {
+        plan.fleets = vec![FleetRun {
+            agents: n,
+            idle_window: plan.fleets[0].idle_window,
+            reconnect: true,
+        }];
+    }
+    plan.pick = pick;
+    plan
+}
+
+fn base_plan(quick: bool, max_agents: usize) -> Plan {
     use scenario::fleet::FleetRun;
     if quick {
         return Plan {
+            pick: Pick::default(),
             mode: "quick",
             fleets: vec![FleetRun {
                 agents: 1000,
@@ -121,6 +164,7 @@ fn plan(quick: bool, max_agents: usize) -> Plan {
         reconnect: max_agents <= 10_000,
     });
     Plan {
+        pick: Pick::default(),
         mode: "full",
         fleets,
         pings: 5000,
@@ -220,19 +264,30 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
             scenarios.push(json!({"scenario": name, "failed": true, "error": format!("{e:#}")}));
         }
     };
-    for f in &plan.fleets {
+    let pick = plan.pick.clone();
+    for f in plan.fleets.iter().filter(|_| pick.runs("fleet")) {
         let (template, pin) = enrolled(f.agents)?;
         let r = scenario::fleet::run(&template, &pin, &work, f).await;
         record("capacity", r, &mut scenarios);
     }
-    let (template, pin) = enrolled(100)?;
-    let r = scenario::latency::run(&template, &pin, &work, plan.pings, plan.rps_window).await;
-    record("latency", r.map(|v| vec![v]), &mut scenarios);
-    let r = scenario::throughput::run(&template, &pin, &work, plan.stream_bytes).await;
-    record("throughput", r.map(|v| vec![v]), &mut scenarios);
-    let (c, w, rounds) = plan.footprint;
-    let fp = tokio::task::spawn_blocking(move || scenario::footprint::run(c, w, rounds)).await?;
-    record("agent", Ok(vec![fp]), &mut scenarios);
+    if pick.runs("latency") || pick.runs("throughput") {
+        let (template, pin) = enrolled(100)?;
+        if pick.runs("latency") {
+            let r =
+                scenario::latency::run(&template, &pin, &work, plan.pings, plan.rps_window).await;
+            record("latency", r.map(|v| vec![v]), &mut scenarios);
+        }
+        if pick.runs("throughput") {
+            let r = scenario::throughput::run(&template, &pin, &work, plan.stream_bytes).await;
+            record("throughput", r.map(|v| vec![v]), &mut scenarios);
+        }
+    }
+    if pick.runs("agent") {
+        let (c, w, rounds) = plan.footprint;
+        let fp =
+            tokio::task::spawn_blocking(move || scenario::footprint::run(c, w, rounds)).await?;
+        record("agent", Ok(vec![fp]), &mut scenarios);
+    }
     let _ = std::fs::remove_dir_all(&work);
 
     let report = json!({
@@ -256,6 +311,10 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
         t_start.elapsed().as_secs_f64()
     );
     print!("{}", report::text(&report));
+    if pick.picked() {
+        println!("(a picked run: no results written)");
+        return Ok(());
+    }
     let written = report::write(&hub::workspace().join("bench/results"), &report)?;
     for p in written
         .iter()
@@ -382,8 +441,10 @@ async fn interruptible(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Quick => interruptible(run_mode(plan(true, 0))).await,
-        Cmd::Full { max_agents } => interruptible(run_mode(plan(false, max_agents))).await,
+        Cmd::Quick { pick } => interruptible(run_mode(plan(true, 0, pick))).await,
+        Cmd::Full { max_agents, pick } => {
+            interruptible(run_mode(plan(false, max_agents, pick))).await
+        }
         Cmd::Health {
             agents,
             containers,

@@ -117,6 +117,21 @@ async fn send(write: &russh::ChannelWriteHalf<Msg>, r: &Reply) -> bool {
     }
 }
 
+/// The fixed answer to a one-shot request.
+fn answer(id: Option<u64>, act: &str) -> Reply {
+    match act {
+        action::PING => Reply::result(
+            id,
+            json!({"agent_time_ms": nextdeploy_shared::time::now_unix_ms()}),
+        ),
+        _ => Reply::error(
+            id,
+            nextdeploy_shared::protocol::ErrorCode::UnknownAction,
+            "sim",
+        ),
+    }
+}
+
 async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: CancellationToken) {
     let (mut read, write) = channel.split();
     let mut dec = Decoder::new();
@@ -151,6 +166,7 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
                     available: true,
                     ..Default::default()
                 },
+                features: vec![nextdeploy_shared::protocol::feature::CONTROL_REQUESTS.into()],
             };
             if !send(&write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
                 return;
@@ -171,7 +187,15 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
                         cfg.stats.snapshots.fetch_add(1, Ordering::Relaxed);
                     }
                     m = read.wait() => match m {
-                        Some(ChannelMsg::Data { .. }) | Some(ChannelMsg::WindowAdjusted { .. }) => {}
+                        Some(ChannelMsg::Data { data }) => {
+                            dec.feed(&data);
+                            // One-shot requests on the control channel: answered in line.
+                            while let Ok(Some((d, _))) = dec.next_message::<Downstream>() {
+                                if let Downstream::Request { id, action: act, .. } = d {
+                                    if !send(&write, &answer(Some(id), &act)).await { return; }
+                                }
+                            }
+                        }
                         Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
                         Some(_) => {}
                     }
@@ -179,14 +203,7 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
             }
         }
         action::PING => {
-            let _ = send(
-                &write,
-                &Reply::result(
-                    id,
-                    json!({"agent_time_ms": nextdeploy_shared::time::now_unix_ms()}),
-                ),
-            )
-            .await;
+            let _ = send(&write, &answer(id, &act)).await;
             let _ = send(&write, &Reply::end(id)).await;
         }
         action::DIAG_STREAM => {

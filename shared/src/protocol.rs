@@ -3,10 +3,13 @@
 //! 1. WebSocket clients <-> hub: [`Request`] in, [`Reply`] out, in the seed's
 //!    vocabulary (`{"id":7,"action":"ping","server":"prod","payload":{}}` ->
 //!    `{"id":7,"type":"result","data":{...}}`). docs/protocol.md documents it.
-//! 2. Hub <-> agent, one SSH channel per request, opened by the hub: the hub
-//!    writes [`Downstream`] frames (the request first, then credit grants,
-//!    heartbeats), the agent answers with [`Reply`] frames and ends with `end`
-//!    or `error`. Closing the channel cancels the request.
+//! 2. Hub <-> agent. Streams get one SSH channel per request, opened by the
+//!    hub: the hub writes [`Downstream`] frames (the request first, then credit
+//!    grants), the agent answers with [`Reply`] frames and ends with `end` or
+//!    `error`; closing the channel cancels the request. One-shot requests
+//!    ([`is_control_request`]) travel on the control channel instead, tagged
+//!    with a hub-chosen id, when the agent's [`Hello`] lists
+//!    [`feature::CONTROL_REQUESTS`]: no channel to open, no extra round trip.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,6 +95,31 @@ pub mod action {
     pub const CONTROL: &str = "control";
     /// Hub -> agent only: enrolment exchange.
     pub const ENROLL: &str = "enroll";
+}
+
+/// Capabilities an agent lists in its [`Hello`]; the hub uses a feature only
+/// with agents that list it, so older agents keep working.
+pub mod feature {
+    /// One-shot requests ([`super::is_control_request`]) may arrive on the
+    /// control channel as [`super::Downstream::Request`] frames with an id of 1
+    /// or more; the agent answers with one `result` or `error` carrying that id
+    /// and honours [`super::Downstream::Cancel`].
+    pub const CONTROL_REQUESTS: &str = "control_requests";
+}
+
+/// Whether `action` with `payload` is answered by exactly one `result` (or
+/// `error`) and may therefore travel on the control channel: small answers,
+/// no stream, nothing that outlives the connection.
+pub fn is_control_request(action: &str, payload: &Value) -> bool {
+    match action {
+        action::PING | action::INFO | action::PS | action::INSPECT => true,
+        action::START | action::STOP | action::RESTART | action::KILL => true,
+        action::STATS => !payload
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
 }
 
 /// A request from a WebSocket client.
@@ -281,6 +309,12 @@ pub enum Downstream {
         /// Echo of the agent's sequence number.
         seq: u64,
     },
+    /// Control channel: the hub no longer waits for request `id` (timed out,
+    /// client gone); the agent drops its work and sends nothing for it.
+    Cancel {
+        /// The hub's id of the request.
+        id: u64,
+    },
     /// Enrolment outcome.
     Outcome {
         /// Whether the enrolment was accepted.
@@ -318,6 +352,16 @@ pub struct Hello {
     pub os: String,
     /// Docker availability.
     pub docker: DockerStatus,
+    /// Protocol features this agent supports (see [`feature`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+impl Hello {
+    /// Whether the agent listed `feature`.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
+    }
 }
 
 /// Answer to `info`.
@@ -420,6 +464,29 @@ mod tests {
             json!({"id": 3, "type": "error", "data": {"code": "unknown_agent", "message": "no agent named x"}})
         );
         assert!(r.kind.is_terminal());
+    }
+
+    #[test]
+    fn control_requests_are_one_shot_only() {
+        assert!(is_control_request(action::PING, &Value::Null));
+        assert!(is_control_request(action::STATS, &json!({"stream": false})));
+        assert!(!is_control_request(action::STATS, &json!({"stream": true})));
+        assert!(!is_control_request(action::LOGS, &json!({})));
+        assert!(!is_control_request(action::DEPLOY, &json!({})));
+        assert!(!is_control_request(action::ROTATE_KEY, &json!({})));
+    }
+
+    #[test]
+    fn hello_features_optional() {
+        let old: Hello = serde_json::from_value(json!({
+            "hostname": "h", "version": "0.1.0", "os": "x", "docker": {"available": false}
+        }))
+        .unwrap();
+        assert!(!old.supports(feature::CONTROL_REQUESTS));
+        assert_eq!(
+            serde_json::to_value(&Downstream::Cancel { id: 9 }).unwrap(),
+            json!({"frame": "cancel", "id": 9})
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The registry of connected agents: name -> live connection. Routing asks it
-//! for an agent and opens a [`stream::ReplyStream`] on it. With several hubs this
-//! is the seam that will answer "which hub holds agent X"; today it is memory.
+//! for an agent and sends it a one-shot request on its [`control::Control`]
+//! channel or opens a [`stream::ReplyStream`] on it. With several hubs this is
+//! the seam that will answer "which hub holds agent X"; today it is memory.
 
+pub mod control;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -26,6 +28,8 @@ pub struct AgentConn {
     pub conn_id: u64,
     /// Handle of the SSH session, to open channels on it.
     pub handle: russh::server::Handle,
+    /// The control channel: its writer and the one-shot requests on it.
+    pub control: Arc<control::Control>,
     /// What the agent said about itself.
     pub hello: Hello,
     /// Where the connection comes from.
@@ -75,6 +79,7 @@ impl Registry {
         labels: Labels,
         conn_id: u64,
         handle: russh::server::Handle,
+        control: Arc<control::Control>,
         hello: Hello,
         address: SocketAddr,
         now: i64,
@@ -85,6 +90,7 @@ impl Registry {
             labels,
             conn_id,
             handle,
+            control,
             hello,
             address,
             connected_at: now,

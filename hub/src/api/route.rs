@@ -7,12 +7,14 @@ use std::time::Instant;
 
 use nextdeploy_shared::labels::Selector;
 use nextdeploy_shared::limits::REQUEST_TIMEOUT;
-use nextdeploy_shared::protocol::{action, ErrorCode, Reply, ReplyType, Request};
+use nextdeploy_shared::protocol::{
+    action, is_control_request, ErrorCode, Reply, ReplyType, Request,
+};
 use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
 use serde_json::Value;
 
 use super::ReplySink;
-use crate::agents::stream::ReplyStream;
+use crate::agents::stream::{ReplyStream, StreamError};
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord};
 use crate::Services;
@@ -74,16 +76,7 @@ pub fn is_routed(name: &str) -> bool {
 
 /// Whether a request is answered by one `result` (not a stream).
 pub fn is_one_shot(req: &Request) -> bool {
-    match req.action.as_str() {
-        action::PING | action::INFO | action::PS | action::INSPECT => true,
-        action::START | action::STOP | action::RESTART | action::KILL | action::ROLLBACK => true,
-        action::STATS => !req
-            .payload
-            .get("stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        _ => false,
-    }
+    req.action == action::ROLLBACK || is_control_request(&req.action, &req.payload)
 }
 
 /// Resolve `server` / `selector` of a request.
@@ -201,6 +194,30 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
     };
     let name = conn.name.clone();
     let started = Instant::now();
+    // A stop or restart may legitimately take its grace period.
+    let grace = req
+        .payload
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .unwrap_or(10)
+        .min(3600);
+    let limit = REQUEST_TIMEOUT + std::time::Duration::from_secs(grace);
+    let timed_out = || {
+        Reply::error(
+            Some(id),
+            ErrorCode::Timeout,
+            format!("agent {name} did not answer within {}s", limit.as_secs()),
+        )
+    };
+    if conn.control.takes_requests() && is_control_request(&req.action, &req.payload) {
+        let reply = match one_shot_on_control(&conn, req, limit).await {
+            Ok(r) => r,
+            Err(None) => timed_out(),
+            Err(Some(e)) => Reply::error(Some(id), e.code(), e.to_string()),
+        };
+        let _ = out.send(finish(reply, id, &name, req, started)).await;
+        return;
+    }
     let mut stream = match ReplyStream::open(&conn, id, &req.action, req.payload.clone()).await {
         Ok(s) => s,
         Err(e) => {
@@ -211,43 +228,22 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
         }
     };
     let one_shot = is_one_shot(req);
-    // A stop or restart may legitimately take its grace period.
-    let grace = req
-        .payload
-        .get("timeout")
-        .and_then(Value::as_u64)
-        .unwrap_or(10)
-        .min(3600);
-    let limit = REQUEST_TIMEOUT + std::time::Duration::from_secs(grace);
     loop {
         let next = if one_shot {
             match tokio::time::timeout(limit, stream.next()).await {
                 Ok(n) => n,
-                Err(_) => Some(Ok(Reply::error(
-                    Some(id),
-                    ErrorCode::Timeout,
-                    format!(
-                        "agent {name} did not answer within {}s",
-                        REQUEST_TIMEOUT.as_secs()
-                    ),
-                ))),
+                Err(_) => Some(Ok(timed_out())),
             }
         } else {
             stream.next().await
         };
-        let mut reply = match next {
+        let reply = match next {
             None => break,
-            Some(Ok(r)) => r,
-            Some(Err(e)) => Reply::error(Some(id), e.code(), e.to_string()),
-        };
-        reply.id = Some(id);
-        reply.server = Some(name.clone());
-        if req.action == action::PING && reply.kind == ReplyType::Result {
-            let rtt = started.elapsed().as_secs_f64() * 1000.0;
-            if let Value::Object(m) = &mut reply.data {
-                m.insert("hub_agent_rtt_ms".into(), Value::from(rtt));
+            Some(Ok(r)) => finish(r, id, &name, req, started),
+            Some(Err(e)) => {
+                Reply::error(Some(id), e.code(), e.to_string()).with_server(name.clone())
             }
-        }
+        };
         // One-shot answers and fan-out parts are complete with their result;
         // the agent's own `end` is not relayed for them.
         if reply.kind == ReplyType::End && (fanout || one_shot) {
@@ -258,4 +254,42 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             break;
         }
     }
+}
+
+/// A one-shot request on the agent's control channel: its one answer, `Err(None)`
+/// on timeout, or why it could not be asked.
+async fn one_shot_on_control(
+    conn: &Arc<AgentConn>,
+    req: &Request,
+    limit: std::time::Duration,
+) -> Result<Reply, Option<StreamError>> {
+    let permit = conn
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Some(StreamError::Busy(conn.name.clone())))?;
+    let mut pending = conn
+        .control
+        .request(&conn.name, &req.action, req.payload.clone(), permit)
+        .await
+        .map_err(Some)?;
+    match tokio::time::timeout(limit, pending.answer()).await {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => Err(Some(StreamError::Closed(conn.name.clone()))),
+        Err(_) => Err(None),
+    }
+}
+
+/// An agent's reply as the client sees it: the client's id, the agent's name,
+/// and for `ping` the hub <-> agent round trip.
+fn finish(mut reply: Reply, id: u64, name: &str, req: &Request, started: Instant) -> Reply {
+    reply.id = Some(id);
+    reply.server = Some(name.to_string());
+    if req.action == action::PING && reply.kind == ReplyType::Result {
+        let rtt = started.elapsed().as_secs_f64() * 1000.0;
+        if let Value::Object(m) = &mut reply.data {
+            m.insert("hub_agent_rtt_ms".into(), Value::from(rtt));
+        }
+    }
+    reply
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::{
-    action, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply, ReplyType,
+    action, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
+    ReplyType,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::keys::PublicKey;
@@ -23,6 +24,7 @@ use tracing::{debug, info, warn};
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
+use crate::agents::control::Control;
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
@@ -134,11 +136,13 @@ async fn agent(
     let now = now_unix();
     let conn_id = svc.registry.next_conn_id();
     let cancel = svc.cancel.child_token();
+    let control = Control::new(write, hello.supports(feature::CONTROL_REQUESTS));
     let conn = svc.registry.new_conn(
         rec.name.clone(),
         rec.labels.clone(),
         conn_id,
         handle.clone(),
+        control.clone(),
         hello.clone(),
         peer,
         now,
@@ -191,13 +195,17 @@ async fn agent(
                     match decoder.next_message::<Reply>() {
                         Ok(Some((reply, _))) if reply.kind == ReplyType::Heartbeat => {
                             let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                            if let Err(e) = send(&write, &Downstream::Heartbeat { seq }).await {
+                            if let Err(e) = control.send(&Downstream::Heartbeat { seq }).await {
                                 debug!(error = %e, "heartbeat answer failed");
                             }
                         }
                         Ok(Some((reply, _))) => {
+                            // An answer to a one-shot request, or a push.
+                            let Some(reply) = control.deliver(reply) else {
+                                continue;
+                            };
                             if let Some(deploy_id) = pushed(svc, &conn, reply).await {
-                                let _ = send(&write, &Downstream::Ack { deploy_id }).await;
+                                let _ = control.send(&Downstream::Ack { deploy_id }).await;
                             }
                         }
                         Ok(None) => break,
@@ -214,6 +222,7 @@ async fn agent(
             Ok(Some(_)) => {}
         }
     };
+    control.close();
     let removed = svc.registry.unregister(&rec.name, conn_id);
     let last = conn.last_seen.load(Ordering::Relaxed);
     let name = rec.name.clone();
