@@ -82,6 +82,7 @@ pub struct ChildStats {
     pub connected: AtomicU64,
     pub failures: AtomicU64,
     pub refused: AtomicU64,
+    pub reset: AtomicU64,
 }
 
 /// The `sim-agents` children; killed when dropped.
@@ -124,6 +125,7 @@ impl Fleet {
                             "connected" => s.connected.store(v, Ordering::Relaxed),
                             "failures" => s.failures.store(v, Ordering::Relaxed),
                             "refused" => s.refused.store(v, Ordering::Relaxed),
+                            "reset" => s.reset.store(v, Ordering::Relaxed),
                             _ => {}
                         }
                     }
@@ -156,6 +158,11 @@ impl Fleet {
     /// Attempts refused at TCP connect (nothing listening).
     pub fn refused(&self) -> u64 {
         self.sum(|s| &s.refused)
+    }
+
+    /// Attempts reset during the TCP connect (a dying listener).
+    pub fn reset(&self) -> u64 {
+        self.sum(|s| &s.reset)
     }
 }
 

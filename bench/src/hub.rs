@@ -50,6 +50,25 @@ impl Drop for HubProc {
     }
 }
 
+/// The hub's log filter: `NEXTDEPLOY_BENCH_HUB_RUST_LOG`, else warnings only.
+fn log_filter() -> String {
+    std::env::var("NEXTDEPLOY_BENCH_HUB_RUST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+/// Where the hub's log goes: appended to `NEXTDEPLOY_BENCH_HUB_LOG` when set
+/// (for diagnosing a run), else nowhere.
+fn log_file() -> anyhow::Result<Stdio> {
+    match std::env::var_os("NEXTDEPLOY_BENCH_HUB_LOG") {
+        Some(p) => Ok(std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .with_context(|| format!("open {}", p.to_string_lossy()))?
+            .into()),
+        None => Ok(Stdio::null()),
+    }
+}
+
 /// How long a hub may take to print its listening addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -77,9 +96,9 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
             "--max-handshakes-per-ip",
             "1024",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_filter())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file()?)
         .spawn()?;
     let out = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();

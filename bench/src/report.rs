@@ -17,6 +17,7 @@ const SHOWN: &[(&str, &[&str])] = &[
             "hub_rss_per_agent_kib",
             "hub_idle_cpu_pct",
             "paper_agents_8_cores",
+            "connect_failures",
         ],
     ),
     ("latency", &["p50_ms", "p99_ms", "max_ms", "rps_100_agents"]),

@@ -44,6 +44,9 @@ pub struct SimStats {
     pub failures: AtomicU64,
     /// Attempts refused at TCP connect (nothing listening: a hub restarting).
     pub refused: AtomicU64,
+    /// Attempts reset during the TCP connect, before any byte was exchanged
+    /// (the listener of a dying hub).
+    pub reset: AtomicU64,
     /// Snapshots sent.
     pub snapshots: AtomicU64,
 }
@@ -292,13 +295,26 @@ pub async fn run_agent(
                 cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
             }
             Err(e) => {
-                let refused = e
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-                if refused {
-                    cfg.stats.refused.fetch_add(1, Ordering::Relaxed);
-                } else if cfg.stats.failures.fetch_add(1, Ordering::Relaxed) < 3 {
-                    eprintln!("sim agent {name}: {e:#}");
+                // Only the TCP connect's own errors are io::Error here; the
+                // SSH stages wrap theirs in russh::Error.
+                let at_connect = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
+                match at_connect {
+                    Some(std::io::ErrorKind::ConnectionRefused) => {
+                        cfg.stats.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A listener that goes away (the killed hub's, as it dies)
+                    // resets what it had queued: nothing was serving either.
+                    Some(std::io::ErrorKind::ConnectionReset) => {
+                        cfg.stats.reset.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        if cfg.stats.failures.fetch_add(1, Ordering::Relaxed) < 3 {
+                            eprintln!(
+                                "sim agent {name} at {} ms: {e:#}",
+                                nextdeploy_shared::time::now_unix_ms()
+                            );
+                        }
+                    }
                 }
             }
         }
@@ -329,7 +345,7 @@ async fn connect(
     let stream = tokio::time::timeout(Duration::from_secs(20), sock.connect(cfg.hub))
         .await
         .context("connect timeout")?
-        .map_err(anyhow::Error::from)?;
+        .context("TCP connect")?;
     stream.set_nodelay(true)?;
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(120)),
@@ -348,10 +364,12 @@ async fn connect(
         client::connect_stream(config, stream, handler),
     )
     .await
-    .context("handshake timeout")??;
+    .context("handshake timeout")?
+    .context("SSH handshake")?;
     let ok = handle
         .authenticate_publickey(AGENT_USER, PrivateKeyWithHashAlg::new(key, None))
-        .await?;
+        .await
+        .context("SSH authentication")?;
     anyhow::ensure!(ok.success(), "key refused");
     Ok(handle)
 }
@@ -391,10 +409,11 @@ pub async fn run_child(
     let ppid = std::os::unix::process::parent_id();
     while t0.elapsed() < MAX_LIFETIME && std::os::unix::process::parent_id() == ppid {
         println!(
-            "connected={} failures={} refused={}",
+            "connected={} failures={} refused={} reset={}",
             stats.connected.load(Ordering::Relaxed),
             stats.failures.load(Ordering::Relaxed),
-            stats.refused.load(Ordering::Relaxed)
+            stats.refused.load(Ordering::Relaxed),
+            stats.reset.load(Ordering::Relaxed)
         );
         tokio::time::sleep(crate::fleet::REPORT_EVERY).await;
     }

@@ -142,8 +142,36 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Connections the kernel may queue for `accept` (capped by
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4). A restarted hub
+/// gets thousands of agents within a second; with the usual 1024 the rest of
+/// their SYNs are dropped and each such agent waits out TCP's 1 s, 3 s, 7 s
+/// retransmission timers instead of the handshake slots.
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
+    let listen = async {
+        let mut last = None;
+        for a in tokio::net::lookup_host(addr).await? {
+            let socket = match a {
+                std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            // A restarted hub rebinds its port while old connections linger.
+            socket.set_reuseaddr(true)?;
+            match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
+                Ok(l) => return Ok(l),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the address resolves to nothing",
+            )
+        }))
+    };
+    listen
         .await
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }

@@ -133,7 +133,7 @@ pub async fn run(
 
     if run.reconnect {
         let (ssh, http) = (hubp.ssh, hubp.http);
-        let (f0, r0) = (fleet.failures(), fleet.refused());
+        let (f0, r0, z0) = (fleet.failures(), fleet.refused(), fleet.reset());
         hubp.kill9();
         let t0 = Instant::now();
         let mut hubp2 = hub::start(&dir, Some((ssh, http)))?;
@@ -163,7 +163,9 @@ pub async fn run(
             "all_back": back.is_some(),
             "hub_listening_s": listening_s,
             "failures": failures,
-            "refused_while_starting": fleet.refused() - r0,
+            "refused_while_starting": fleet.refused() - r0 + fleet.reset() - z0,
+            "refused_note": "TCP connects refused, or reset before any byte was exchanged, while no hub served: the killed hub's listener going away and the new one not yet bound",
+            "reset_at_connect": fleet.reset() - z0,
             "hub_crashed": crashed,
             "hub_peak_rss_mib": sampler.peak_rss_kib as f64 / 1024.0,
             "hub_peak_cpu_pct": sampler.peak_cpu_pct,

@@ -1,13 +1,15 @@
 //! The SSH side of the hub: agents dial in here.
 //!
-//! - [`serve`]: our own accept loop (not russh's `run_on_address`), with a cap
-//!   on connections still in handshake, a cap per source address and an
-//!   absolute authentication deadline ([`deadline`]).
+//! - [`serve`]: our own accept loop (not russh's `run_on_address`): accepted
+//!   connections wait in a bounded queue for one of a capped number of
+//!   handshake slots, with a cap per source address and an absolute
+//!   authentication deadline from the accept ([`deadline`]).
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
 //!   every channel, request and forwarding refused.
 //! - [`session`]: one task per authenticated connection: the control channel
 //!   (hello, heartbeats) and registration, or the enrolment exchange.
 
+pub mod acceptor;
 pub mod deadline;
 pub mod handler;
 pub mod session;
@@ -22,7 +24,7 @@ use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::Services;
 
@@ -61,14 +63,20 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
 #[derive(Default)]
 struct PerIp(Mutex<HashMap<IpAddr, usize>>);
 
-/// Held while a connection is unauthenticated; releases its per-address slot.
+/// Held while a connection is unauthenticated: its handshake slot and its
+/// place in the per-address count.
 pub struct PreAuthSlot {
     _permit: tokio::sync::OwnedSemaphorePermit,
+    _ip: PerIpSlot,
+}
+
+/// One unauthenticated connection from `ip`, counted until dropped.
+struct PerIpSlot {
     ip: IpAddr,
     table: Arc<PerIp>,
 }
 
-impl Drop for PreAuthSlot {
+impl Drop for PerIpSlot {
     fn drop(&mut self) {
         let mut map = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
@@ -80,28 +88,35 @@ impl Drop for PreAuthSlot {
     }
 }
 
+/// Accepted connections that may wait for a handshake slot. Waiting costs a
+/// socket and a small task (well under 1 KiB) but no SSH state, and the
+/// authentication deadline runs from the accept, so a connection that waits
+/// longer than the deadline is closed unserved. Accepting right away keeps
+/// the kernel's accept queue empty: when it overflows during a reconnect
+/// storm the kernel drops the agents' handshakes, they retransmit on TCP's
+/// timers (1 s, 3 s, ...) and some end in resets.
+const ACCEPT_QUEUE: usize = 8192;
+
 /// Accept agents until `svc.cancel` fires.
 pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateKey) {
     let config = Arc::new(server_config(host_key));
     let slots = Arc::new(Semaphore::new(svc.config.max_handshakes));
+    let queue = Arc::new(Semaphore::new(ACCEPT_QUEUE));
     let per_ip = Arc::new(PerIp::default());
+    let mut accepted = match acceptor::start(listener, queue, svc.cancel.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the SSH acceptor");
+            return;
+        }
+    };
     loop {
-        // Take a handshake slot before accepting: when all are taken, new
-        // connections wait in the kernel's backlog instead of costing us memory.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = svc.cancel.cancelled() => break,
-        };
-        let (socket, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+        let acceptor::Accepted {
+            socket,
+            peer,
+            queued,
+        } = tokio::select! {
+            a = accepted.next() => match a { Some(a) => a, None => break },
             _ = svc.cancel.cancelled() => break,
         };
         let ip = peer.ip();
@@ -114,20 +129,34 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
             }
             *n += 1;
         }
-        let slot = PreAuthSlot {
-            _permit: permit,
-            ip,
-            table: per_ip.clone(),
-        };
         let _ = socket.set_nodelay(true);
         let authenticated = Arc::new(AtomicBool::new(false));
+        // The deadline starts now: time spent waiting for a slot counts.
         let stream =
             deadline::DeadlineStream::new(socket, svc.config.auth_deadline, authenticated.clone());
-        let handler = handler::SshHandler::new(svc.clone(), peer, slot, authenticated);
-        let config = config.clone();
+        let (svc2, config, slots, per_ip) =
+            (svc.clone(), config.clone(), slots.clone(), per_ip.clone());
         let span = info_span!("ssh", %peer);
         svc.tracker.spawn(
             async move {
+                let wait = tokio::time::timeout(svc2.config.auth_deadline, slots.acquire_owned());
+                let permit = tokio::select! {
+                    p = wait => match p {
+                        Ok(Ok(p)) => p,
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            debug!("no handshake slot before the authentication deadline; closing");
+                            return drop(PerIpSlot { ip, table: per_ip });
+                        }
+                    },
+                    _ = svc2.cancel.cancelled() => return drop(PerIpSlot { ip, table: per_ip }),
+                };
+                drop(queued);
+                let slot = PreAuthSlot {
+                    _permit: permit,
+                    _ip: PerIpSlot { ip, table: per_ip },
+                };
+                let handler = handler::SshHandler::new(svc2, peer, slot, authenticated);
                 match russh::server::run_stream(config, stream, handler).await {
                     Ok(session) => {
                         if let Err(e) = session.await {
