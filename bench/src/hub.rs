@@ -85,7 +85,19 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
         Some((s, h)) => (s.to_string(), h.to_string()),
         None => ("127.0.0.1:0".into(), "127.0.0.1:0".into()),
     };
-    let mut child = Command::new(bin)
+    // NEXTDEPLOY_BENCH_HUB_WRAPPER runs the hub under a profiler, e.g.
+    // `heaptrack -o /tmp/hub` (the pid and RSS figures are then the wrapper's).
+    let wrapper = std::env::var("NEXTDEPLOY_BENCH_HUB_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(w) => {
+            let mut c = Command::new(w);
+            c.args(words).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = cmd
         .args(["hub", "--data-dir"])
         .arg(dir)
         .args(["--ssh-listen", &ssh, "--http-listen", &http])
@@ -97,6 +109,8 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
             "1024",
         ])
         .env("RUST_LOG", log_filter())
+        // As deploy/systemd/nextdeploy-hub.service runs it.
+        .env("MALLOC_ARENA_MAX", "2")
         .stdout(Stdio::piped())
         .stderr(log_file()?)
         .spawn()?;

@@ -12,6 +12,7 @@ use nextdeploy_shared::protocol::{
 };
 use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
 use serde_json::Value;
+use tracing::debug;
 
 use super::ReplySink;
 use crate::agents::stream::{ReplyStream, StreamError};
@@ -158,6 +159,7 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
 /// `server` ends only that agent's part) and then one final `end`.
 pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
     let id = req.id;
+    let t0 = Instant::now();
     let targets = match resolve(svc, req).await {
         Ok(t) => t,
         Err(e) => {
@@ -171,13 +173,23 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
         }
         return;
     }
+    let resolved = t0.elapsed();
+    let n = targets.len();
     let mut tasks = tokio::task::JoinSet::new();
     for t in targets {
         let (svc, req, out) = (svc.clone(), req.clone(), out.clone());
         tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
     }
+    let spawned = t0.elapsed();
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
+    debug!(
+        agents = n,
+        resolve_ms = resolved.as_secs_f64() * 1e3,
+        spawn_ms = spawned.as_secs_f64() * 1e3,
+        total_ms = t0.elapsed().as_secs_f64() * 1e3,
+        "fan-out done"
+    );
 }
 
 /// Relay one agent's replies to `out`.

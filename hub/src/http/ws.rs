@@ -57,6 +57,11 @@ pub async fn upgrade(
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
+/// Bytes of queued replies written to a client before one flush: enough to
+/// turn a burst of small replies into a few large writes, small enough that
+/// a log stream's first bytes are not held back.
+const SEND_BATCH_BYTES: usize = 256 * 1024;
+
 type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
 async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
@@ -66,16 +71,28 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
     let cancel = svc.cancel.child_token();
     let send_cancel = cancel.clone();
     let mut send_task = tokio::spawn(async move {
-        loop {
-            let reply = tokio::select! {
+        'outer: loop {
+            let first = tokio::select! {
                 r = rx.recv() => match r { Some(r) => r, None => break },
                 _ = send_cancel.cancelled() => break,
             };
-            let text = match serde_json::to_string(&reply) {
-                Ok(t) => t,
-                Err(_) => continue,
-            };
-            if sink.send(Message::Text(text.into())).await.is_err() {
+            // Whatever else is already queued goes out in the same write: a
+            // fan-out's thousands of answers, a fast log stream. One message
+            // alone is flushed at once, as before.
+            let mut next = Some(first);
+            let mut batched = 0usize;
+            while let Some(reply) = next.take() {
+                if let Ok(text) = serde_json::to_string(&reply) {
+                    batched += text.len();
+                    if sink.feed(Message::Text(text.into())).await.is_err() {
+                        break 'outer;
+                    }
+                }
+                if batched < SEND_BATCH_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
