@@ -399,3 +399,89 @@ async fn request(
     }
     handler.abort();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Engine;
+
+    fn one_shots() -> (OneShots, tempfile_dir::Dir) {
+        let dir = tempfile_dir::Dir::new();
+        let state = AgentState::new(
+            Engine::new(None),
+            Duration::from_secs(10),
+            dir.0.join("deploys"),
+            None,
+        );
+        (OneShots::new(state), dir)
+    }
+
+    /// A scratch directory removed on drop (no extra dev-dependency).
+    mod tempfile_dir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                let p = std::env::temp_dir().join(format!(
+                    "nd-agent-channel-{}-{:x}",
+                    std::process::id(),
+                    rand::random::<u64>()
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_and_id_zero_are_refused_on_the_control_channel() {
+        let (mut s, _d) = one_shots();
+        for (id, action, payload) in [
+            (3, action::LOGS, json!({"container": "x", "follow": true})),
+            (4, action::STATS, json!({"stream": true})),
+            (5, action::DEPLOY, json!({"image": "x:1"})),
+            (0, action::PING, json!({})),
+        ] {
+            let r = s.start(id, action.into(), payload).expect("a refusal");
+            assert_eq!(r.id, Some(id));
+            assert_eq!(r.kind, ReplyType::Error);
+            assert_eq!(r.data["code"], "bad_request");
+        }
+        assert!(s.running.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ping_gets_one_result_with_its_id() {
+        let (mut s, _d) = one_shots();
+        assert!(s.start(7, action::PING.into(), json!({})).is_none());
+        let r = tokio::time::timeout(Duration::from_secs(5), s.answers.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.id, r.kind), (Some(7), ReplyType::Result));
+        assert!(r.data["agent_time_ms"].is_u64());
+        s.answered(&r);
+        assert!(s.running.is_empty());
+        // The handler's `end` is not forwarded.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), s.answers.recv())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_repeated_id_is_refused_and_cancel_forgets_it() {
+        let (mut s, _d) = one_shots();
+        // The id stays taken until its answer went out or the hub cancelled it.
+        assert!(s.start(9, action::PING.into(), json!({})).is_none());
+        let again = s.start(9, action::PING.into(), json!({})).expect("refused");
+        assert_eq!(again.data["code"], "busy");
+        s.cancel(9);
+        assert!(s.running.is_empty());
+    }
+}
