@@ -176,8 +176,10 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
     let resolved = t0.elapsed();
     let n = targets.len();
     let mut tasks = tokio::task::JoinSet::new();
+    // One copy of the request shared by every target's task.
+    let shared = Arc::new(req.clone());
     for t in targets {
-        let (svc, req, out) = (svc.clone(), req.clone(), out.clone());
+        let (svc, req, out) = (svc.clone(), shared.clone(), out.clone());
         tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
     }
     let spawned = t0.elapsed();
