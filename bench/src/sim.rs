@@ -44,8 +44,8 @@ pub struct SimStats {
     pub failures: AtomicU64,
     /// Attempts refused at TCP connect (nothing listening: a hub restarting).
     pub refused: AtomicU64,
-    /// Attempts reset during the TCP connect, before any byte was exchanged
-    /// (the listener of a dying hub).
+    /// Connections reset or closed before the hub sent a byte (the listener
+    /// of a dying hub: the kernel completed them, nobody served them).
     pub reset: AtomicU64,
     /// Snapshots sent.
     pub snapshots: AtomicU64,
@@ -303,7 +303,7 @@ pub async fn run_agent(
                         cfg.stats.refused.fetch_add(1, Ordering::Relaxed);
                     }
                     // A listener that goes away (the killed hub's, as it dies)
-                    // resets what it had queued: nothing was serving either.
+                    // resets what it had queued before any byte: nothing served.
                     Some(std::io::ErrorKind::ConnectionReset) => {
                         cfg.stats.reset.fetch_add(1, Ordering::Relaxed);
                     }
@@ -347,6 +347,23 @@ async fn connect(
         .context("connect timeout")?
         .context("TCP connect")?;
     stream.set_nodelay(true)?;
+    // Wait for the hub's first byte (its SSH banner) before speaking: a
+    // connection that the kernel completed for a listener nobody serves (a
+    // killed hub's, while the process is torn down) is reset or closed
+    // before any byte, and counts as refused, not as a failed handshake.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(30), stream.peek(&mut first)).await {
+        Err(_) => anyhow::bail!("the hub sent nothing within 30 s"),
+        Ok(Ok(0)) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "closed before the hub sent a byte",
+            ))
+            .context("TCP connect")
+        }
+        Ok(Err(e)) => return Err(e).context("TCP connect, before the hub sent a byte"),
+        Ok(Ok(_)) => {}
+    }
     let config = Arc::new(client::Config {
         inactivity_timeout: Some(Duration::from_secs(120)),
         keepalive_interval: Some(Duration::from_secs(30)),

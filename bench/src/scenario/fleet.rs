@@ -164,7 +164,7 @@ pub async fn run(
             "hub_listening_s": listening_s,
             "failures": failures,
             "refused_while_starting": fleet.refused() - r0 + fleet.reset() - z0,
-            "refused_note": "TCP connects refused, or reset before any byte was exchanged, while no hub served: the killed hub's listener going away and the new one not yet bound",
+            "refused_note": "TCP connects refused, or reset before the hub sent a byte, while no hub served: the killed hub's listener going away, the new one not yet bound",
             "reset_at_connect": fleet.reset() - z0,
             "hub_crashed": crashed,
             "hub_peak_rss_mib": sampler.peak_rss_kib as f64 / 1024.0,
