@@ -175,7 +175,7 @@ impl ReplyType {
 }
 
 /// A reply to a client, or a frame from an agent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Reply {
     /// The request's id; `null` only for a message that had no readable id.
     pub id: Option<u64>,
@@ -188,6 +188,68 @@ pub struct Reply {
     /// The content.
     #[serde(default)]
     pub data: Value,
+    /// The content as JSON text, relayed as it came; when set it is what is
+    /// serialized as `data` (and `data` is `null`). The hub uses it for the
+    /// bulk of a stream (log chunks), so their bytes are neither parsed into
+    /// a [`Value`] nor escaped again on the way to the client.
+    #[serde(skip)]
+    pub raw_data: Option<RawData>,
+}
+
+/// Already-serialized JSON, compared by its text.
+#[derive(Debug, Clone)]
+pub struct RawData(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawData {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("Reply", 4)?;
+        m.serialize_field("id", &self.id)?;
+        m.serialize_field("type", &self.kind)?;
+        match &self.server {
+            Some(server) => m.serialize_field("server", server)?,
+            None => m.skip_field("server")?,
+        }
+        match &self.raw_data {
+            Some(raw) => m.serialize_field("data", &raw.0)?,
+            None => m.serialize_field("data", &self.data)?,
+        }
+        m.end()
+    }
+}
+
+/// The envelope of a [`Reply`] frame with its `data` left as JSON text.
+#[derive(Deserialize)]
+struct RawReply<'a> {
+    id: Option<u64>,
+    #[serde(rename = "type")]
+    kind: ReplyType,
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(borrow, default)]
+    data: Option<&'a serde_json::value::RawValue>,
+}
+
+impl Reply {
+    /// Parse a reply frame; `data` of the kinds in `keep_raw` stays JSON text
+    /// ([`Reply::raw_data`]), everything else is parsed as usual.
+    pub fn parse(frame: &[u8], keep_raw: &[ReplyType]) -> Result<Reply, serde_json::Error> {
+        let r: RawReply<'_> = serde_json::from_slice(frame)?;
+        let mut reply = Reply::new(r.id, r.kind, Value::Null);
+        reply.server = r.server;
+        match r.data {
+            Some(d) if keep_raw.contains(&r.kind) => reply.raw_data = Some(RawData(d.to_owned())),
+            Some(d) => reply.data = serde_json::from_str(d.get())?,
+            None => {}
+        }
+        Ok(reply)
+    }
 }
 
 impl Reply {
@@ -198,6 +260,7 @@ impl Reply {
             kind,
             server: None,
             data,
+            raw_data: None,
         }
     }
     /// A `result` reply.
@@ -486,6 +549,36 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&Downstream::Cancel { id: 9 }).unwrap(),
             json!({"frame": "cancel", "id": 9})
+        );
+    }
+
+    #[test]
+    fn raw_data_relayed_as_it_came() {
+        let frame = br#"{"id":4,"type":"log","data":{"stream":"stdout","chunk":"a\u0000b\"c"}}"#;
+        let r = Reply::parse(frame, &[ReplyType::Log]).unwrap();
+        assert_eq!(r.data, Value::Null);
+        let mut r = r;
+        r.id = Some(77);
+        r.server = Some("prod".into());
+        let out = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            out,
+            r#"{"id":77,"type":"log","server":"prod","data":{"stream":"stdout","chunk":"a\u0000b\"c"}}"#
+        );
+        // Read back by a client, it is an ordinary reply.
+        let back: Reply = serde_json::from_str(&out).unwrap();
+        assert_eq!(back.data["chunk"], json!("a\u{0}b\"c"));
+        // Kinds not kept raw are parsed, and serialize as before.
+        let e = Reply::parse(
+            br#"{"id":1,"type":"error","data":{"code":"busy","message":"m"}}"#,
+            &[ReplyType::Log],
+        )
+        .unwrap();
+        assert_eq!(e.data["code"], "busy");
+        assert!(e.raw_data.is_none());
+        assert_eq!(
+            serde_json::to_value(Reply::end(Some(2))).unwrap(),
+            json!({"id": 2, "type": "end", "data": null})
         );
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::limits::{CREDIT_BATCH, MAX_FRAME_LEN, STREAM_WINDOW};
-use nextdeploy_shared::protocol::{Downstream, ErrorCode, Reply};
+use nextdeploy_shared::protocol::{Downstream, ErrorCode, Reply, ReplyType};
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelWriteHalf};
 use serde_json::Value;
@@ -191,7 +191,15 @@ async fn pump(
                 }
                 decoder.feed(&data);
                 loop {
-                    match decoder.next_message::<Reply>() {
+                    // Log chunks (the bulk of a stream) are relayed as the
+                    // agent encoded them: no parse into a Value, no re-escape.
+                    let next = decoder.next_frame().and_then(|f| match f {
+                        Some(f) => Reply::parse(&f, &[ReplyType::Log])
+                            .map(|r| Some((r, f.len())))
+                            .map_err(Into::into),
+                        None => Ok(None),
+                    });
+                    match next {
                         Ok(Some((reply, len))) => {
                             let terminal = reply.kind.is_terminal();
                             // The receiver only goes away with the ReplyStream,
