@@ -3,17 +3,17 @@
 //! `enroll` (the join-token secret, once), or a request, served by
 //! [`dispatch`](crate::dispatch) and streamed back within the hub's credit.
 //! One-shot requests (ping, info, ps, ...) may also arrive on the control
-//! channel itself, tagged with the hub's id; their one answer goes back there.
+//! channel itself, tagged with the hub's id ([`crate::one_shots`]); their one
+//! answer goes back there.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nextdeploy_shared::frame::{self, Decoder};
-use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, MAX_STREAMS_PER_AGENT, STREAM_WINDOW};
+use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
 use nextdeploy_shared::protocol::{
-    action, feature, is_control_request, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody,
-    ErrorCode, Hello, Reply, ReplyType,
+    action, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
+    ReplyType,
 };
 use nextdeploy_shared::secret::Secret;
 use russh::client::Msg;
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::one_shots::OneShots;
 use crate::state::AgentState;
 
 /// How long the hub has to send the first frame of a channel it opened.
@@ -31,12 +32,7 @@ const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Replies a handler may queue ahead of the writer; the writer itself waits
 /// for credit, so this only smooths bursts.
-const HANDLER_QUEUE: usize = 16;
-
-/// Answers of one-shot requests waiting for the control channel's writer.
-/// Each running request holds at most one, and their number is capped at
-/// [`MAX_STREAMS_PER_AGENT`], so the tasks wait here rather than buffer.
-const CONTROL_ANSWER_QUEUE: usize = 64;
+pub(crate) const HANDLER_QUEUE: usize = 16;
 
 /// The enrolment in progress, when this connection is an enrolment.
 pub struct EnrollSlot {
@@ -223,85 +219,6 @@ async fn control(
     }
 }
 
-/// One-shot requests in flight on the control channel: each runs in its own
-/// task and sends its single answer back to the control loop, which writes it.
-struct OneShots {
-    state: Arc<AgentState>,
-    running: HashMap<u64, tokio::task::AbortHandle>,
-    tasks: tokio::task::JoinSet<()>,
-    tx: mpsc::Sender<Reply>,
-    answers: mpsc::Receiver<Reply>,
-}
-
-impl OneShots {
-    fn new(state: Arc<AgentState>) -> Self {
-        let (tx, answers) = mpsc::channel(CONTROL_ANSWER_QUEUE);
-        OneShots {
-            state,
-            running: HashMap::new(),
-            tasks: tokio::task::JoinSet::new(),
-            tx,
-            answers,
-        }
-    }
-
-    /// Start request `id`; a refusal to send back at once if it cannot run.
-    fn start(&mut self, id: u64, action: String, payload: Value) -> Option<Reply> {
-        // Reap finished tasks so the set holds only what runs.
-        while self.tasks.try_join_next().is_some() {}
-        if id == 0 || !is_control_request(&action, &payload) {
-            return Some(Reply::error(
-                Some(id),
-                ErrorCode::BadRequest,
-                format!("{action:?} is not a one-shot request; it needs a channel of its own"),
-            ));
-        }
-        if self.running.len() >= MAX_STREAMS_PER_AGENT || self.running.contains_key(&id) {
-            return Some(Reply::error(
-                Some(id),
-                ErrorCode::Busy,
-                "too many requests in flight on this agent",
-            ));
-        }
-        let (state, tx) = (self.state.clone(), self.tx.clone());
-        let handle = self.tasks.spawn(async move {
-            let (out, mut replies) = mpsc::channel::<Reply>(HANDLER_QUEUE);
-            let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, state, out));
-            let answer = loop {
-                match replies.recv().await {
-                    Some(r) if matches!(r.kind, ReplyType::Result | ReplyType::Error) => break r,
-                    Some(_) => continue,
-                    None => {
-                        break Reply::error(
-                            Some(id),
-                            ErrorCode::AgentError,
-                            "the handler ended without an answer",
-                        )
-                    }
-                }
-            };
-            handler.abort();
-            let _ = tx.send(answer).await;
-        });
-        self.running.insert(id, handle);
-        None
-    }
-
-    /// The answer to `reply.id` is on its way: forget the task.
-    fn answered(&mut self, reply: &Reply) {
-        if let Some(id) = reply.id {
-            self.running.remove(&id);
-        }
-    }
-
-    /// The hub gave up on `id`.
-    fn cancel(&mut self, id: u64) {
-        if let Some(h) = self.running.remove(&id) {
-            h.abort();
-        }
-    }
-}
-
 async fn enroll(
     mut read: ChannelReadHalf,
     mut dec: Decoder,
@@ -398,90 +315,4 @@ async fn request(
         }
     }
     handler.abort();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::docker::Engine;
-
-    fn one_shots() -> (OneShots, tempfile_dir::Dir) {
-        let dir = tempfile_dir::Dir::new();
-        let state = AgentState::new(
-            Engine::new(None),
-            Duration::from_secs(10),
-            dir.0.join("deploys"),
-            None,
-        );
-        (OneShots::new(state), dir)
-    }
-
-    /// A scratch directory removed on drop (no extra dev-dependency).
-    mod tempfile_dir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                let p = std::env::temp_dir().join(format!(
-                    "nd-agent-channel-{}-{:x}",
-                    std::process::id(),
-                    rand::random::<u64>()
-                ));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn streams_and_id_zero_are_refused_on_the_control_channel() {
-        let (mut s, _d) = one_shots();
-        for (id, action, payload) in [
-            (3, action::LOGS, json!({"container": "x", "follow": true})),
-            (4, action::STATS, json!({"stream": true})),
-            (5, action::DEPLOY, json!({"image": "x:1"})),
-            (0, action::PING, json!({})),
-        ] {
-            let r = s.start(id, action.into(), payload).expect("a refusal");
-            assert_eq!(r.id, Some(id));
-            assert_eq!(r.kind, ReplyType::Error);
-            assert_eq!(r.data["code"], "bad_request");
-        }
-        assert!(s.running.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_ping_gets_one_result_with_its_id() {
-        let (mut s, _d) = one_shots();
-        assert!(s.start(7, action::PING.into(), json!({})).is_none());
-        let r = tokio::time::timeout(Duration::from_secs(5), s.answers.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((r.id, r.kind), (Some(7), ReplyType::Result));
-        assert!(r.data["agent_time_ms"].is_u64());
-        s.answered(&r);
-        assert!(s.running.is_empty());
-        // The handler's `end` is not forwarded.
-        assert!(
-            tokio::time::timeout(Duration::from_millis(200), s.answers.recv())
-                .await
-                .is_err()
-        );
-    }
-
-    #[tokio::test]
-    async fn a_repeated_id_is_refused_and_cancel_forgets_it() {
-        let (mut s, _d) = one_shots();
-        // The id stays taken until its answer went out or the hub cancelled it.
-        assert!(s.start(9, action::PING.into(), json!({})).is_none());
-        let again = s.start(9, action::PING.into(), json!({})).expect("refused");
-        assert_eq!(again.data["code"], "busy");
-        s.cancel(9);
-        assert!(s.running.is_empty());
-    }
 }

@@ -3,7 +3,8 @@
 //!
 //! Layout: [`config`] (the TOML file), [`enroll`] (first contact with a join
 //! token), [`connection`] (dial, pin, backoff), [`channel`] (the channels the
-//! hub opens: control, enrol, requests with credit), [`dispatch`] (actions),
+//! hub opens: control, enrol, requests with credit), [`one_shots`] (one-shot
+//! requests on the control channel), [`dispatch`] (actions),
 //! [`sysinfo`] (host facts), [`docker`] (the engine through bollard),
 //! [`keyfile`] (the key and its rotation).
 
@@ -14,6 +15,7 @@ mod dispatch;
 mod docker;
 mod enroll;
 mod keyfile;
+mod one_shots;
 mod state;
 mod sysinfo;
 
