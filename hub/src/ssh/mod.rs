@@ -129,13 +129,17 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
             }
             *n += 1;
         }
+        // Counted from here until authenticated or closed, whichever path ends it.
+        let ip_slot = PerIpSlot {
+            ip,
+            table: per_ip.clone(),
+        };
         let _ = socket.set_nodelay(true);
         let authenticated = Arc::new(AtomicBool::new(false));
         // The deadline starts now: time spent waiting for a slot counts.
         let stream =
             deadline::DeadlineStream::new(socket, svc.config.auth_deadline, authenticated.clone());
-        let (svc2, config, slots, per_ip) =
-            (svc.clone(), config.clone(), slots.clone(), per_ip.clone());
+        let (svc2, config, slots) = (svc.clone(), config.clone(), slots.clone());
         let span = info_span!("ssh", %peer);
         svc.tracker.spawn(
             async move {
@@ -146,15 +150,15 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
                         Ok(Err(_)) => return,
                         Err(_) => {
                             debug!("no handshake slot before the authentication deadline; closing");
-                            return drop(PerIpSlot { ip, table: per_ip });
+                            return;
                         }
                     },
-                    _ = svc2.cancel.cancelled() => return drop(PerIpSlot { ip, table: per_ip }),
+                    _ = svc2.cancel.cancelled() => return,
                 };
                 drop(queued);
                 let slot = PreAuthSlot {
                     _permit: permit,
-                    _ip: PerIpSlot { ip, table: per_ip },
+                    _ip: ip_slot,
                 };
                 let handler = handler::SshHandler::new(svc2, peer, slot, authenticated);
                 match russh::server::run_stream(config, stream, handler).await {
