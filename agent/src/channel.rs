@@ -166,7 +166,11 @@ async fn control(
             _ = ctx.conn_cancel.cancelled() => return,
             Some(reply) = one_shots.answers.recv() => {
                 one_shots.answered(&reply);
-                if send(write, &reply).await.is_err() {
+                let sent = match answer_frame(&reply) {
+                    Ok(b) => write.data_bytes(b).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !sent {
                     ctx.conn_cancel.cancel();
                     return;
                 }
@@ -217,6 +221,19 @@ async fn control(
             }
         }
     }
+}
+
+/// The frame of a one-shot answer on the control channel. An answer over the
+/// frame limit (a huge inspect) becomes a `too_large` error for that request:
+/// it must not end the connection.
+fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
+    frame::encode(reply).or_else(|e| {
+        frame::encode(&Reply::error(
+            reply.id,
+            ErrorCode::TooLarge,
+            format!("reply too large: {e}"),
+        ))
+    })
 }
 
 async fn enroll(
@@ -315,4 +332,26 @@ async fn request(
         }
     }
     handler.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nextdeploy_shared::limits::MAX_FRAME_LEN;
+
+    #[test]
+    fn an_oversized_answer_becomes_a_too_large_error() {
+        let big = Reply::result(Some(5), json!({ "x": "y".repeat(MAX_FRAME_LEN) }));
+        let bytes = answer_frame(&big).unwrap();
+        let mut d = Decoder::new();
+        d.feed(&bytes);
+        let (r, _) = d.next_message::<Reply>().unwrap().unwrap();
+        assert_eq!((r.id, r.kind), (Some(5), ReplyType::Error));
+        assert_eq!(r.data["code"], "too_large");
+        let small = Reply::result(Some(6), json!({ "ok": true }));
+        assert_eq!(
+            answer_frame(&small).unwrap(),
+            frame::encode(&small).unwrap()
+        );
+    }
 }

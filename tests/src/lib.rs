@@ -1219,6 +1219,15 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 // Processes: pids, signals, exits, memory, sockets
 // ---------------------------------------------------------------------------
 
+/// Sends SIGCONT to a pid on drop, so a failing test never leaves a stopped process.
+pub struct ContOnDrop(pub u32);
+
+impl Drop for ContOnDrop {
+    fn drop(&mut self) {
+        let _ = send_signal(self.0, "CONT");
+    }
+}
+
 /// Send `sig` (a name such as `TERM`, `INT`, `STOP`, `CONT`) to `pid` with
 /// `kill -SIG PID` (the tests crate does not link libc).
 pub fn send_signal(pid: u32, sig: &str) -> Result<()> {

@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 use nextdeploy_tests::*;
 use serde_json::Value;
 
-/// Sends SIGCONT on drop, so a failing test never leaves a stopped agent.
-struct ContOnDrop(u32);
-
-impl Drop for ContOnDrop {
-    fn drop(&mut self) {
-        let _ = send_signal(self.0, "CONT");
-    }
-}
-
 /// Replies on `ws` until `want` of them matched `keep`, within `within`.
 async fn collect(
     ws: &mut Ws,

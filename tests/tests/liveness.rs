@@ -13,15 +13,6 @@ use serde_json::Value;
 /// Backoff ceiling of the agent (60 s) plus margin.
 const BACKOFF_BOUND: Duration = Duration::from_secs(70);
 
-/// Sends SIGCONT on drop, so a failing test never leaves a stopped agent.
-struct ContOnDrop(u32);
-
-impl Drop for ContOnDrop {
-    fn drop(&mut self) {
-        let _ = send_signal(self.0, "CONT");
-    }
-}
-
 fn entry(hub: &Hub, name: &str) -> Value {
     hub.agent_entry(name)
         .unwrap()
