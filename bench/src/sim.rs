@@ -108,6 +108,7 @@ fn synthetic(name: &str, n: usize) -> HealthSnapshot {
                 mem_limit: 2_000_000_000,
                 net_rx: rng.random_range(0..1_000_000_000),
                 net_tx: rng.random_range(0..1_000_000_000),
+                stats_from: Some("kernel".into()),
             })
             .collect(),
     }

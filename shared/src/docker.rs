@@ -88,7 +88,17 @@ pub struct ContainerHealth {
     /// Network bytes sent.
     #[serde(default)]
     pub net_tx: u64,
+    /// Where CPU, memory and network came from: [`STATS_FROM_KERNEL`] (the
+    /// container's cgroup and network namespace) or [`STATS_FROM_ENGINE`]
+    /// (the engine's stats API); absent for a container that is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_from: Option<String>,
 }
+
+/// [`ContainerHealth::stats_from`]: read from the kernel by the agent.
+pub const STATS_FROM_KERNEL: &str = "kernel";
+/// [`ContainerHealth::stats_from`]: the engine's stats API.
+pub const STATS_FROM_ENGINE: &str = "engine";
 
 /// What the agent pushes every health interval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

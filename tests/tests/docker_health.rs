@@ -192,3 +192,128 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
         after.len()
     );
 }
+
+/// The engine's own figures for `c` (one-shot stats through the API):
+/// (memory as `docker stats` shows it, received bytes, sent bytes).
+fn engine_figures(c: &Container) -> (f64, f64, f64) {
+    let mem = docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", &c.id]).unwrap();
+    let net = docker(&["stats", "--no-stream", "--format", "{{.NetIO}}", &c.id]).unwrap();
+    let first = |s: &str| parse_docker_size(s.split('/').next().unwrap()).unwrap();
+    let second = |s: &str| parse_docker_size(s.split('/').nth(1).unwrap()).unwrap();
+    (first(&mem), first(&net), second(&net))
+}
+
+/// Send `bytes` of UDP datagrams from the host to the container's address.
+fn udp_to(c: &Container, bytes: usize) {
+    let ip = c.inspect("{{.NetworkSettings.IPAddress}}").unwrap();
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let chunk = [7u8; 1000];
+    for _ in 0..bytes / chunk.len() {
+        // Nothing listens on port 9 in the container: its kernel counts the
+        // datagram and answers port-unreachable (bytes sent).
+        let _ = sock.send_to(&chunk, (ip.trim(), 9));
+    }
+}
+
+#[test]
+fn snapshot_figures_come_from_the_kernel_and_agree_with_the_engine() {
+    let env = DockerEnv::start("health-kernel", &[("health_interval_s", "1")]).unwrap();
+    let mem = env
+        .run("mem", &["--tmpfs", "/t:size=100m"], &["mem", "40"])
+        .unwrap();
+    let burn = env.run("burn", &[], &["burn"]).unwrap();
+    udp_to(&mem, 2_000_000);
+    std::thread::sleep(Duration::from_secs(1));
+    let (dock_mem, dock_rx, dock_tx) = engine_figures(&mem);
+    assert!(
+        dock_rx >= 1_800_000.0,
+        "the engine saw {dock_rx} bytes received"
+    );
+
+    // A snapshot taken after the traffic, read from the kernel, agreeing with
+    // the engine within 5 % (memory, received and sent bytes).
+    let mut last = Value::Null;
+    let r = wait_until_ok(
+        "kernel figures that agree with the engine",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || {
+            let e = status_of(&env);
+            last = e.clone();
+            let Some(c) = container(&e, &mem.name) else {
+                return Ok(false);
+            };
+            let near = |k: &str, want: f64| {
+                c[k].as_f64()
+                    .is_some_and(|v| (v - want).abs() <= 0.05 * want.max(1000.0))
+            };
+            Ok(c["stats_from"] == "kernel"
+                && near("mem_usage", dock_mem)
+                && near("net_rx", dock_rx)
+                && near("net_tx", dock_tx))
+        },
+    );
+    if let Err(e) = r {
+        panic!(
+            "{e:#}\nengine: mem {dock_mem} rx {dock_rx} tx {dock_tx}\nlast status: {last:#}\n{}",
+            env.logs()
+        );
+    }
+    let e = status_of(&env);
+    let b = container(&e, &burn.name).unwrap();
+    assert_eq!(b["stats_from"], "kernel", "{b}");
+    let host_mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024;
+    assert_eq!(
+        b["mem_limit"].as_u64(),
+        Some(host_mem),
+        "unlimited: the host's memory: {b}"
+    );
+
+    // Restarted (a new pid): the snapshot still comes from the kernel, and the
+    // burner's CPU reads about one core again.
+    docker(&["restart", "-t", "1", &burn.id]).unwrap();
+    let r = wait_until_ok(
+        "the restarted burner read from the kernel",
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        || {
+            let e = status_of(&env);
+            last = e.clone();
+            Ok(container(&e, &burn.name).is_some_and(|c| {
+                c["stats_from"] == "kernel"
+                    && c["state"] == "running"
+                    && c["cpu_percent"].as_f64().is_some_and(|p| p > 50.0)
+            }))
+        },
+    );
+    if let Err(e) = r {
+        panic!("{e:#}\nlast status: {last:#}\n{}", env.logs());
+    }
+
+    // Restarted by its policy (exits after a second): the restart count follows
+    // the engine's though the process changes under the monitor.
+    let crash = env
+        .run("crash", &["--restart", "always"], &["exit", "3", "1"])
+        .unwrap();
+    let r = wait_until_ok(
+        "the restart count to follow the engine's",
+        Duration::from_secs(30),
+        Duration::from_millis(250),
+        || {
+            let e = status_of(&env);
+            last = e.clone();
+            let ours = container(&e, &crash.name).and_then(|c| c["restarts"].as_i64());
+            let engine: i64 = crash.inspect("{{.RestartCount}}")?.trim().parse()?;
+            Ok(ours.is_some_and(|n| n >= 2 && n <= engine))
+        },
+    );
+    if let Err(e) = r {
+        panic!("{e:#}\nlast status: {last:#}\n{}", env.logs());
+    }
+}

@@ -1,6 +1,6 @@
 //! The local Docker Engine through bollard, one file per resource:
 //! [`containers`] (ps, inspect, lifecycle), [`logs`], [`stats`], [`events`],
-//! [`monitor`] (the periodic health snapshot), [`deploy`] (health-gated
+//! [`monitor`] (the periodic health snapshot, its figures read by [`kernel`]), [`deploy`] (health-gated
 //! deploys with rollback, owned by the agent).
 //!
 //! [`Engine`] holds the client, negotiated with the engine's API version on
@@ -12,6 +12,7 @@
 pub mod containers;
 pub mod deploy;
 pub mod events;
+pub mod kernel;
 pub mod logs;
 pub mod monitor;
 pub mod stats;

@@ -1,6 +1,8 @@
 //! The health monitor: every interval, a snapshot of every visible container
 //! (state, health, restarts, CPU, memory, network) pushed to the hub on the
-//! control channel. Stats come from one concurrent sweep; restart counts from
+//! control channel. CPU, memory and network come from the kernel (see
+//! [`kernel`]), or from one concurrent sweep of the engine's stats API for
+//! containers the kernel cannot tell; restart count, pid and network mode from
 //! inspect, refreshed only when a container's status text changed.
 
 use std::collections::HashMap;
@@ -8,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::query_parameters::InspectContainerOptions;
-use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
+use nextdeploy_shared::docker::{
+    ContainerHealth, ContainerRow, HealthSnapshot, STATS_FROM_ENGINE, STATS_FROM_KERNEL,
+};
 use nextdeploy_shared::protocol::{Reply, ReplyType};
 use nextdeploy_shared::time::now_unix;
 use tokio::sync::broadcast;
@@ -16,59 +20,162 @@ use tokio_util::sync::CancellationToken;
 
 use super::containers::{list_all, row};
 use super::stats::Sampler;
-use super::{DockerError, Engine};
+use super::{kernel, DockerError, Engine};
+
+/// What the monitor remembers of a container between sweeps.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The status text the inspect below was made at.
+    status: String,
+    /// The state then (`running`, `exited`, ...).
+    state: String,
+    /// Whether the last reading came from the kernel.
+    kernel: bool,
+    /// Docker's restart count.
+    restarts: i64,
+    /// The init process (0 when not running).
+    pid: u32,
+    /// Whether the container has a network namespace of its own.
+    own_network: bool,
+    /// The last kernel reading's CPU counter and when it was taken.
+    cpu: Option<(u64, Instant)>,
+}
+
+/// Containers known to the monitor, by id.
+pub type KnownMap = HashMap<String, Known>;
+
+impl Known {
+    /// Whether `r` needs a new inspect (restart count, pid). While the kernel
+    /// reads a container, a restart shows as its pid leaving the container's
+    /// cgroup (the read fails) or as a change of state; otherwise any change
+    /// of the status text counts (which changes every second at first).
+    fn stale(&self, r: &ContainerRow) -> bool {
+        if self.kernel {
+            self.state != r.state
+        } else {
+            self.status != r.status
+        }
+    }
+}
+
+/// Inspect a container whose status text changed: restarts, pid, network mode.
+async fn inspect(engine: &Engine, r: &ContainerRow) -> Known {
+    let id = r.id.clone();
+    let i = engine
+        .call(|d| async move {
+            d.inspect_container(&id, None::<InspectContainerOptions>)
+                .await
+        })
+        .await
+        .ok();
+    let i = i.as_ref();
+    let mode = i
+        .and_then(|i| i.host_config.as_ref())
+        .and_then(|h| h.network_mode.as_deref())
+        .unwrap_or("");
+    Known {
+        status: r.status.clone(),
+        state: r.state.clone(),
+        kernel: false,
+        restarts: i.and_then(|i| i.restart_count).unwrap_or(0),
+        pid: i
+            .and_then(|i| i.state.as_ref())
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0),
+        own_network: mode != "host",
+        cpu: None,
+    }
+}
 
 /// One sweep.
 pub async fn snapshot(
     engine: &Engine,
     sampler: &Sampler,
-    restarts: &mut HashMap<String, (String, i64)>,
+    known: &mut KnownMap,
 ) -> Result<HealthSnapshot, DockerError> {
     let started = Instant::now();
     let list = list_all(engine, None).await?;
     let rows: Vec<_> = list.iter().map(row).collect();
-    let running: Vec<(String, String)> = rows
-        .iter()
-        .filter(|r| r.state == "running")
-        .map(|r| (r.id.clone(), r.name.clone()))
-        .collect();
-    let samples = sampler.sweep(engine, &running).await?;
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     sampler.retain(&ids);
-    restarts.retain(|k, _| ids.contains(k));
+    known.retain(|k, _| ids.contains(k));
+    let mut inspected = Vec::new();
+    for r in &rows {
+        if known.get(&r.id).is_none_or(|k| k.stale(r)) {
+            let mut k = inspect(engine, r).await;
+            // The status text changes every second at first ("Up 2 seconds"):
+            // the same process keeps its CPU baseline.
+            if let Some(old) = known.get(&r.id).filter(|o| o.pid == k.pid) {
+                k.cpu = old.cpu;
+            }
+            known.insert(r.id.clone(), k);
+            inspected.push(r.id.as_str());
+        }
+    }
+    // Running containers from the kernel; the engine's stats API for those
+    // the kernel cannot tell (see `kernel`).
+    let roots = kernel::Roots::default();
+    let mut from_kernel: HashMap<String, kernel::Reading> = HashMap::new();
+    let mut ask_engine = Vec::new();
+    for r in rows.iter().filter(|r| r.state == "running") {
+        let k = known.entry(r.id.clone()).or_default();
+        match kernel::read_container(&roots, &r.id, k.pid, k.own_network) {
+            Some(reading) => {
+                k.kernel = true;
+                from_kernel.insert(r.id.clone(), reading);
+            }
+            None => {
+                k.kernel = false;
+                // A pid from an earlier inspect may be stale: inspect again
+                // next sweep. One just inspected stays with the engine until
+                // its status changes (a remote engine: no inspect per sweep).
+                if !inspected.contains(&r.id.as_str()) {
+                    k.status.clear();
+                }
+                ask_engine.push((r.id.clone(), r.name.clone()));
+            }
+        }
+    }
+    let samples = if ask_engine.is_empty() {
+        Vec::new()
+    } else {
+        sampler.sweep(engine, &ask_engine).await?
+    };
+    let now = Instant::now();
     let mut containers = Vec::with_capacity(rows.len());
     for r in rows {
-        let count = match restarts.get(&r.id) {
-            Some((status, n)) if *status == r.status => *n,
-            _ => {
-                let id = r.id.clone();
-                let n = engine
-                    .call(|d| async move {
-                        d.inspect_container(&id, None::<InspectContainerOptions>)
-                            .await
-                    })
-                    .await
-                    .ok()
-                    .and_then(|i| i.restart_count)
-                    .unwrap_or(0);
-                restarts.insert(r.id.clone(), (r.status.clone(), n));
-                n
-            }
-        };
-        let s = samples.iter().find(|s| s.id == r.id);
-        containers.push(ContainerHealth {
+        let k = known.entry(r.id.clone()).or_default();
+        let mut c = ContainerHealth {
             id: r.id.clone(),
             name: r.name.clone(),
             image: r.image.clone(),
             state: r.state.clone(),
             health: r.health.clone(),
-            restarts: count,
-            cpu_percent: s.and_then(|s| s.cpu_percent),
-            mem_usage: s.map(|s| s.mem_usage).unwrap_or(0),
-            mem_limit: s.map(|s| s.mem_limit).unwrap_or(0),
-            net_rx: s.map(|s| s.net_rx).unwrap_or(0),
-            net_tx: s.map(|s| s.net_tx).unwrap_or(0),
-        });
+            restarts: k.restarts,
+            ..Default::default()
+        };
+        if let Some(x) = from_kernel.get(&r.id) {
+            c.cpu_percent = k.cpu.and_then(|(prev, at)| {
+                let elapsed = now.duration_since(at).as_nanos() as u64;
+                kernel::cpu_percent(prev, x.cpu_ns, elapsed)
+            });
+            k.cpu = Some((x.cpu_ns, now));
+            c.mem_usage = x.mem_usage;
+            c.mem_limit = x.mem_limit;
+            c.net_rx = x.net_rx;
+            c.net_tx = x.net_tx;
+            c.stats_from = Some(STATS_FROM_KERNEL.to_string());
+        } else if let Some(s) = samples.iter().find(|s| s.id == r.id) {
+            k.cpu = None;
+            c.cpu_percent = s.cpu_percent;
+            c.mem_usage = s.mem_usage;
+            c.mem_limit = s.mem_limit;
+            c.net_rx = s.net_rx;
+            c.net_tx = s.net_tx;
+            c.stats_from = Some(STATS_FROM_ENGINE.to_string());
+        }
+        containers.push(c);
     }
     Ok(HealthSnapshot {
         at: now_unix(),
@@ -87,7 +194,7 @@ pub async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut restarts = HashMap::new();
+    let mut known = KnownMap::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -95,7 +202,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let snap = match snapshot(&engine, &sampler, &mut restarts).await {
+        let snap = match snapshot(&engine, &sampler, &mut known).await {
             Ok(s) => s,
             Err(e) => HealthSnapshot {
                 at: now_unix(),
