@@ -51,6 +51,12 @@ impl Ws {
 
     /// The next text reply: its envelope and its size in bytes.
     pub async fn recv(&mut self) -> anyhow::Result<(Envelope, usize)> {
+        let (e, t) = self.recv_text().await?;
+        Ok((e, t.len()))
+    }
+
+    /// The next text reply: its envelope and its text.
+    pub async fn recv_text(&mut self) -> anyhow::Result<(Envelope, String)> {
         loop {
             let m = tokio::time::timeout(REPLY_TIMEOUT, self.ws.next())
                 .await
@@ -62,7 +68,7 @@ impl Ws {
                     if e.kind == "error" {
                         bail!("error reply: {}", truncate(&t));
                     }
-                    return Ok((e, t.len()));
+                    return Ok((e, t.to_string()));
                 }
                 Some(Ok(Message::Close(_))) | None => bail!("the hub closed the WebSocket"),
                 Some(Ok(_)) => {}

@@ -4,7 +4,8 @@
 //! stream (the hub's memory stays bounded, the agent waits for credit, other
 //! requests to the same agent keep flowing), the stream resumes when the
 //! client reads again, `cancel` ends it with `cancelled`, a small stream
-//! arrives whole, and a client vanishing mid-stream does not hurt the agent.
+//! arrives whole, a stream sunk at the hub (`sink: "hub"`) is counted and not
+//! relayed, and a client vanishing mid-stream does not hurt the agent.
 
 use std::time::{Duration, Instant};
 
@@ -292,6 +293,38 @@ async fn small_stream_arrives_whole_and_ends() {
     let r = ws
         .request(
             &json!({"id": 8, "action": "ping", "server": "flow-b"}),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["type"], json!("result"), "{r}");
+    ws.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_sunk_at_the_hub_is_counted_not_relayed() {
+    let (hub, _agent) = setup("flow-s").await;
+    let mut ws = ws_connect(&hub, Some(&hub.admin_token), None)
+        .await
+        .unwrap();
+    let (total, chunk) = (8 * MIB, 65536u64);
+    let mut req = diag(9, "flow-s", total, chunk);
+    req["payload"]["sink"] = json!("hub");
+    ws.send_json(&req).await.unwrap();
+    // The first reply is the result: no log reply reaches the client.
+    let r = ws.recv_json(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(r["id"], json!(9), "{r}");
+    assert_eq!(r["type"], json!("result"), "{r}");
+    assert_eq!(r["server"], json!("flow-s"), "{r}");
+    let d = &r["data"];
+    assert_eq!(d["replies"], json!(total / chunk), "{r}");
+    // Each reply's data is {"chunk":"x..."}: the chunk plus 12 bytes of JSON.
+    assert_eq!(d["data_bytes"], json!(total + 12 * (total / chunk)), "{r}");
+    assert!(d["mb_s"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+    // The connection carries on.
+    let r = ws
+        .request(
+            &json!({"id": 10, "action": "ping", "server": "flow-s"}),
             Duration::from_secs(5),
         )
         .await

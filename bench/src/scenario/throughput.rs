@@ -1,5 +1,7 @@
 //! Scenario 4: bulk data agent -> hub -> WebSocket client (`diag_stream`, the
-//! path of `logs --follow`) beside OpenSSH sshd -> ssh, same cipher, same run.
+//! path of `logs --follow`), and agent -> hub alone (the hub drops the
+//! stream), beside OpenSSH sshd -> ssh, same cipher, same run, rounds
+//! alternating.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,6 +51,37 @@ async fn hub_round(
     Ok((secs, cpu))
 }
 
+/// Stream `bytes` to the hub alone (`sink: "hub"`: the hub reads and drops
+/// the stream, then answers how much arrived): (seconds, hub CPU seconds).
+async fn sink_round(
+    ws: &mut Ws,
+    id: u64,
+    server: &str,
+    bytes: u64,
+    hub_pid: u32,
+) -> anyhow::Result<(f64, f64)> {
+    let c0 = procfs::cpu_ticks(hub_pid);
+    let t0 = Instant::now();
+    ws.send(&json!({"id": id, "action": "diag_stream", "server": server,
+        "payload": {"bytes": bytes, "chunk": CHUNK, "sink": "hub"}}))
+        .await?;
+    let text = loop {
+        let (e, t) = ws.recv_text().await?;
+        if e.id == Some(id) && e.kind == "result" {
+            break t;
+        }
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    let v: Value = serde_json::from_str(&text)?;
+    let got = v["data"]["data_bytes"].as_u64().unwrap_or(0);
+    anyhow::ensure!(
+        got >= bytes,
+        "only {got} of {bytes} bytes reached the hub: {text}"
+    );
+    let cpu = procfs::cpu_ticks(hub_pid).saturating_sub(c0) as f64 / procfs::TICK_HZ;
+    Ok((secs, cpu))
+}
+
 /// Run the throughput scenario with `bytes` per round.
 pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow::Result<Value> {
     let dir = work.join("throughput");
@@ -65,10 +98,14 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     sshd.transfer(16 << 20, CIPHER)?;
     let (mut hub_s, mut hub_cpu, mut ssh_s, mut ssh_cpu, mut sshd_cpu, mut cli_cpu) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut sink_s, mut sink_cpu) = (vec![], vec![]);
     for r in 0..ROUNDS {
         let (s, c) = hub_round(&mut ws, 10 + r as u64, &server, bytes, hubp.pid()).await?;
         hub_s.push(s);
         hub_cpu.push(c);
+        let (s, c) = sink_round(&mut ws, 20 + r as u64, &server, bytes, hubp.pid()).await?;
+        sink_s.push(s);
+        sink_cpu.push(c);
         let (s, srv, cli) = sshd.transfer(bytes, CIPHER)?;
         ssh_s.push(s);
         ssh_cpu.push(srv + cli);
@@ -86,6 +123,8 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     let hub_cpu_mb = median(&mut hub_cpu) / mb;
     let ossh_cpu_mb = median(&mut ssh_cpu) / mb;
     let ratio = mb_s / ossh_mb_s;
+    let sink_mb_s = mb / median(&mut sink_s);
+    let sink_cpu_mb = median(&mut sink_cpu) / mb;
     let cpu_ratio = hub_cpu_mb / ossh_cpu_mb;
     Ok(json!({
         "scenario": "throughput",
@@ -101,6 +140,10 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
         "openssh_sshd_cpu_ms_per_mb": median(&mut sshd_cpu) / mb * 1000.0,
         "openssh_ssh_cpu_ms_per_mb": median(&mut cli_cpu) / mb * 1000.0,
         "cpu_per_mb_vs_openssh": cpu_ratio,
+        "agent_hub_mb_s": sink_mb_s,
+        "agent_hub_ratio_vs_openssh": sink_mb_s / ossh_mb_s,
+        "agent_hub_cpu_ms_per_mb": sink_cpu_mb * 1000.0,
+        "agent_hub_note": "the same stream read and dropped by the hub (diag_stream sink: hub): the tunnel alone, beside sshd -> ssh",
         "cpu_note": "hub process (decrypt, frames, WebSocket) vs sshd + its session processes + ssh (encrypt and decrypt)",
         "targets": [
             target("throughput vs OpenSSH (ratio)", ratio, 1.0, Target::AtLeast),

@@ -241,6 +241,11 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             return;
         }
     };
+    if req.action == action::DIAG_STREAM && req.payload.get("sink") == Some(&Value::from("hub")) {
+        let reply = sink_at_hub(&mut stream, id, &name, started).await;
+        let _ = out.send(reply).await;
+        return;
+    }
     let one_shot = is_one_shot(req);
     loop {
         let next = if one_shot {
@@ -268,6 +273,40 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             break;
         }
     }
+}
+
+/// `diag_stream` with `sink: "hub"`: the hub reads the whole stream and
+/// keeps none of it, then answers with what arrived (`replies`, and
+/// `data_bytes`: the log replies' data as the agent encoded it) and how fast: the tunnel agent -> hub alone, without a
+/// client's side.
+async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Instant) -> Reply {
+    let (mut bytes, mut replies) = (0u64, 0u64);
+    while let Some(next) = stream.next().await {
+        match next {
+            Ok(r) if r.kind == ReplyType::Log => {
+                replies += 1;
+                bytes += r.raw_data.as_ref().map_or(0, |d| d.0.get().len() as u64);
+            }
+            Ok(r) if r.kind == ReplyType::End => break,
+            Ok(mut r) if r.kind == ReplyType::Error => {
+                r.id = Some(id);
+                return r.with_server(name.to_string());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Reply::error(Some(id), e.code(), e.to_string())
+                    .with_server(name.to_string())
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let data = serde_json::json!({
+        "data_bytes": bytes,
+        "replies": replies,
+        "seconds": secs,
+        "mb_s": bytes as f64 / 1e6 / secs.max(1e-9),
+    });
+    Reply::new(Some(id), ReplyType::Result, data).with_server(name.to_string())
 }
 
 /// A one-shot request on the agent's control channel: its one answer, `Err(None)`
