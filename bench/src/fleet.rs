@@ -146,6 +146,11 @@ impl Fleet {
     }
 
     /// Agents connected, as the children last reported.
+    /// Process ids of the simulator processes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|c| c.id()).collect()
+    }
+
     pub fn connected(&self) -> u64 {
         self.sum(|s| &s.connected)
     }

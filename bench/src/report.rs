@@ -21,7 +21,17 @@ const SHOWN: &[(&str, &[&str])] = &[
         ],
     ),
     ("latency", &["p50_ms", "p99_ms", "max_ms", "rps_100_agents"]),
-    ("fanout", &["agents", "seconds", "answered_min"]),
+    (
+        "fanout",
+        &[
+            "agents",
+            "seconds",
+            "answered_min",
+            "hub_cpu_us_per_agent",
+            "sims_cpu_us_per_agent",
+            "sims_floor_s",
+        ],
+    ),
     (
         "throughput",
         &[

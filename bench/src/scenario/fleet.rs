@@ -90,6 +90,12 @@ pub async fn run(
     let mut ws = Ws::connect(hubp.http, &token).await?;
     let mut times = Vec::new();
     let mut answered_min = u64::MAX;
+    // CPU of the hub and of the simulated agents over all rounds: the two
+    // share this machine's cores, so the agents' own share is a floor under
+    // the fan-out time that no hub change can lower.
+    let sims = fleet.pids();
+    let sims_ticks = || sims.iter().map(|p| procfs::cpu_ticks(*p)).sum::<u64>();
+    let (hub0, sims0) = (procfs::cpu_ticks(pid), sims_ticks());
     for round in 0..FANOUT_ROUNDS {
         let id = 1000 + round;
         let t0 = Instant::now();
@@ -111,6 +117,11 @@ pub async fn run(
         answered_min = answered_min.min(results);
     }
     drop(ws);
+    let per_agent_us =
+        |ticks: u64| ticks as f64 / procfs::TICK_HZ / (FANOUT_ROUNDS as f64 * n as f64) * 1e6;
+    let hub_us = per_agent_us(procfs::cpu_ticks(pid).saturating_sub(hub0));
+    let sims_us = per_agent_us(sims_ticks().saturating_sub(sims0));
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
     let fan_s = median(&mut times.clone());
     let mut fanout = json!({
         "scenario": "fanout",
@@ -120,6 +131,10 @@ pub async fn run(
         "seconds_max": times.iter().cloned().fold(0.0, f64::max),
         "rounds": FANOUT_ROUNDS,
         "answered_min": answered_min,
+        "hub_cpu_us_per_agent": hub_us,
+        "sims_cpu_us_per_agent": sims_us,
+        "sims_floor_s": sims_us * n as f64 / 1e6 / cores,
+        "cpu_note": "CPU per agent answered, over all rounds (the WebSocket client not counted); sims_floor_s: the simulated agents' CPU alone spread over every core of this machine",
     });
     if n >= 10_000 {
         fanout["targets"] = json!([target(

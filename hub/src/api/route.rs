@@ -125,23 +125,47 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
                 code: ErrorCode::BadRequest,
                 message: format!("bad selector: {m}"),
             })?;
-            let records = store::blocking(&svc.store, |s| s.list_agents())
+            let internal = |e: store::StoreError| RouteError {
+                code: ErrorCode::Internal,
+                message: e.to_string(),
+            };
+            let index = store::blocking(&svc.store, |s| s.agent_labels())
                 .await
-                .map_err(|e| RouteError {
-                    code: ErrorCode::Internal,
-                    message: e.to_string(),
-                })?;
-            let targets: Vec<Target> = records
-                .into_iter()
-                .filter(|r| r.revoked_at.is_none() && selector.matches(&r.labels))
-                .map(|r| match svc.registry.get(&r.name) {
-                    Some(c) => Target::Online(c),
-                    None => Target::Offline {
-                        message: offline_message(&r),
-                        name: r.name,
-                    },
+                .map_err(internal)?;
+            let mut targets = Vec::new();
+            let mut offline = Vec::new();
+            for (name, _) in index.iter().filter(|(_, l)| selector.matches(l)) {
+                match svc.registry.get(name) {
+                    Some(c) => targets.push(Target::Online(c)),
+                    None => offline.push(name.clone()),
+                }
+            }
+            if !offline.is_empty() {
+                // Offline ones are told apart by their last-seen time.
+                let records = store::blocking(&svc.store, move |s| {
+                    if offline.len() <= 32 {
+                        let mut v = Vec::new();
+                        for n in &offline {
+                            v.extend(s.agent_by_name(n)?);
+                        }
+                        Ok(v)
+                    } else {
+                        let wanted: std::collections::HashSet<String> =
+                            offline.into_iter().collect();
+                        let all = s.list_agents()?;
+                        Ok(all
+                            .into_iter()
+                            .filter(|r| wanted.contains(&r.name))
+                            .collect())
+                    }
                 })
-                .collect();
+                .await
+                .map_err(internal)?;
+                targets.extend(records.into_iter().map(|r| Target::Offline {
+                    message: offline_message(&r),
+                    name: r.name,
+                }));
+            }
             if targets.is_empty() {
                 return Err(RouteError {
                     code: ErrorCode::UnknownAgent,

@@ -7,6 +7,8 @@ pub mod deploys;
 pub mod health;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
 use serde::Serialize;
@@ -170,6 +172,9 @@ pub trait Store: Send + Sync + 'static {
     fn agent_by_name(&self, name: &str) -> StoreResult<Option<AgentRecord>>;
     /// All agents, by name.
     fn list_agents(&self) -> StoreResult<Vec<AgentRecord>>;
+    /// Unrevoked agents' names and labels, by name: what a selector is matched
+    /// against. Kept in memory between enrolments and revocations.
+    fn agent_labels(&self) -> StoreResult<Arc<Vec<(String, Labels)>>>;
     /// Record a connection or disconnection.
     fn touch_agent(
         &self,

@@ -2,7 +2,7 @@
 //! a busy timeout, and migrations applied at open (tracked in `user_version`).
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nextdeploy_shared::labels::Labels;
@@ -65,10 +65,16 @@ CREATE TABLE audit (
     super::deploys::SCHEMA,
 ];
 
+/// Unrevoked agents' names and labels (see [`Store::agent_labels`]).
+type LabelIndex = Arc<Vec<(String, Labels)>>;
+
 /// The embedded store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     series: Mutex<std::collections::HashMap<(String, String), i64>>,
+    /// Loaded on first use, dropped by every change of who is enrolled; read
+    /// and dropped under the connection's lock, so it never outlives a change.
+    labels: Mutex<Option<LabelIndex>>,
 }
 
 impl SqliteStore {
@@ -98,6 +104,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             series: Mutex::new(Default::default()),
+            labels: Mutex::new(None),
         })
     }
 
@@ -109,6 +116,10 @@ impl SqliteStore {
             Err(p) => p.into_inner(),
         };
         f(&mut guard)
+    }
+
+    fn label_index(&self) -> std::sync::MutexGuard<'_, Option<LabelIndex>> {
+        self.labels.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -201,6 +212,21 @@ impl Store for SqliteStore {
         })
     }
 
+    fn agent_labels(&self) -> StoreResult<LabelIndex> {
+        self.with(|c| {
+            if let Some(index) = self.label_index().as_ref() {
+                return Ok(index.clone());
+            }
+            let mut st = c.prepare(
+                "SELECT name, labels FROM agents WHERE revoked_at IS NULL ORDER BY name",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, labels_from(r.get(1)?)?)))?;
+            let index: LabelIndex = Arc::new(rows.collect::<Result<Vec<_>, _>>()?);
+            *self.label_index() = Some(index.clone());
+            Ok(index)
+        })
+    }
+
     fn touch_agent(
         &self,
         name: &str,
@@ -228,6 +254,7 @@ impl Store for SqliteStore {
                 "UPDATE agents SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
                 params![name, at],
             )?;
+            self.label_index().take();
             Ok(n == 1)
         })
     }
@@ -372,6 +399,7 @@ impl Store for SqliteStore {
                 Err(e) => return Err(e.into()),
             }
             tx.commit()?;
+            self.label_index().take();
             Ok(Ok(rec))
         })
     }

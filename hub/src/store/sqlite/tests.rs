@@ -77,6 +77,48 @@ fn name_taken_until_revoked() {
 }
 
 #[test]
+fn the_label_index_follows_enrolments_and_revocations() {
+    let s = SqliteStore::in_memory().unwrap();
+    let names = |s: &SqliteStore| -> Vec<String> {
+        s.agent_labels()
+            .unwrap()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    assert!(names(&s).is_empty());
+    join(&s, "t1", "x", "web", 100);
+    join(&s, "t2", "x", "db", 100);
+    join(&s, "t3", "x", "web", 100);
+    s.consume_join_token("t1", "x", "k1", "f1", 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&s), ["web"]);
+    // Served from memory until the next change: the same Arc.
+    assert!(Arc::ptr_eq(
+        &s.agent_labels().unwrap(),
+        &s.agent_labels().unwrap()
+    ));
+    s.consume_join_token("t2", "x", "k2", "f2", 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&s), ["db", "web"]);
+    // A refused enrolment changes nothing; a revocation removes the name.
+    assert!(s
+        .consume_join_token("t3", "x", "k3", "f3", 3)
+        .unwrap()
+        .is_err());
+    assert_eq!(names(&s), ["db", "web"]);
+    assert!(s.revoke_agent("web", 4).unwrap());
+    assert_eq!(names(&s), ["db"]);
+    // Re-enrolled under the revoked name: back, with the new token's labels.
+    s.consume_join_token("t3", "x", "k3", "f3", 5)
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&s), ["db", "web"]);
+}
+
+#[test]
 fn api_tokens_and_audit() {
     let s = SqliteStore::in_memory().unwrap();
     assert_eq!(s.api_token_count().unwrap(), 0);
