@@ -136,7 +136,7 @@ pub async fn run(
         "sims_floor_s": sims_us * n as f64 / 1e6 / cores,
         "cpu_note": "CPU per agent answered, over all rounds (the WebSocket client not counted); sims_floor_s: the simulated agents' CPU alone spread over every core of this machine",
     });
-    if n >= 10_000 {
+    if n == 10_000 {
         fanout["targets"] = json!([target(
             "fan-out to 10,000: seconds",
             fan_s,
