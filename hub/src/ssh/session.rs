@@ -55,6 +55,19 @@ pub async fn run(svc: Arc<Services>, handle: Handle, identity: Identity, peer: S
         .await;
 }
 
+/// Whether a bad frame on the control channel ends the connection (with the
+/// reason): a length over the limit leaves no way to find the next frame, so
+/// the bytes after it cannot be read; a frame whose JSON is bad was taken
+/// whole and is skipped.
+fn ends_connection(e: &frame::FrameError) -> Option<String> {
+    match e {
+        frame::FrameError::TooLarge(n) => Some(format!(
+            "protocol error: a control frame of {n} bytes, over the limit"
+        )),
+        frame::FrameError::Malformed(_) => None,
+    }
+}
+
 async fn open_channel(
     handle: &Handle,
     action: &str,
@@ -168,7 +181,7 @@ async fn agent(
     svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
 
     let timeout = svc.config.heartbeat_timeout;
-    let reason = loop {
+    let reason = 'conn: loop {
         let msg = tokio::select! {
             _ = cancel.cancelled() => {
                 let why = if svc.cancel.is_cancelled() {
@@ -209,10 +222,13 @@ async fn agent(
                             }
                         }
                         Ok(None) => break,
-                        Err(e) => {
-                            warn!(error = %e, "bad control frame");
-                            break;
-                        }
+                        Err(e) => match ends_connection(&e) {
+                            Some(why) => {
+                                warn!(error = %e, "control channel out of step; disconnecting");
+                                break 'conn why;
+                            }
+                            None => warn!(error = %e, "bad control frame skipped"),
+                        },
                     }
                 }
             }
@@ -349,4 +365,33 @@ async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String
         other => debug!(kind = ?other, "ignored control frame"),
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nextdeploy_shared::limits::MAX_FRAME_LEN;
+
+    #[test]
+    fn an_oversized_control_frame_ends_the_connection_a_bad_one_is_skipped() {
+        let mut d = Decoder::new();
+        // A bad frame, then a good heartbeat: the first is skipped, the
+        // second still read.
+        d.feed(&[0, 0, 0, 3]);
+        d.feed(b"{x}");
+        d.feed(&frame::encode(&json!({"id": 0, "type": "heartbeat", "data": {"seq": 1}})).unwrap());
+        let e = d.next_message::<Reply>().unwrap_err();
+        assert_eq!(ends_connection(&e), None);
+        let (r, _) = d.next_message::<Reply>().unwrap().unwrap();
+        assert_eq!(r.kind, ReplyType::Heartbeat);
+        // A length over the limit: the decoder cannot go past it.
+        d.feed(&((MAX_FRAME_LEN + 1) as u32).to_be_bytes());
+        d.feed(b"{}");
+        let e = d.next_message::<Reply>().unwrap_err();
+        assert!(ends_connection(&e).is_some_and(|w| w.contains("over the limit")));
+        assert!(
+            d.next_message::<Reply>().is_err(),
+            "still stuck on that header"
+        );
+    }
 }
