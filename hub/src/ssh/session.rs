@@ -38,7 +38,11 @@ const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
 pub async fn run(svc: Arc<Services>, handle: Handle, identity: Identity, peer: SocketAddr) {
     let outcome = match identity {
         Identity::Agent(rec) => agent(&svc, &handle, rec, peer).await,
-        Identity::Enroll { token_id, key } => enroll(&svc, &handle, &token_id, &key).await,
+        // Boxed: an enrolment is rare and short, and inline its state would
+        // sit in every connected agent's task.
+        Identity::Enroll { token_id, key } => {
+            Box::pin(enroll(&svc, &handle, &token_id, &key)).await
+        }
     };
     let reason = match outcome {
         Ok(reason) => {
@@ -133,11 +137,13 @@ async fn agent(
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.
     let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
-    let (mut read, write) = open_channel(
+    // The one-time and the occasional awaits below are boxed so that the
+    // task of an idle agent holds only what waiting needs.
+    let (mut read, write) = Box::pin(open_channel(
         handle,
         action::CONTROL,
         json!({ "heartbeat_interval_s": beat }),
-    )
+    ))
     .await?;
     let mut decoder = Decoder::new();
     let first = next_reply(&mut read, &mut decoder, HELLO_TIMEOUT).await?;
@@ -208,7 +214,8 @@ async fn agent(
                     match decoder.next_message::<Reply>() {
                         Ok(Some((reply, _))) if reply.kind == ReplyType::Heartbeat => {
                             let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                            if let Err(e) = control.send(&Downstream::Heartbeat { seq }).await {
+                            let beat = Downstream::Heartbeat { seq };
+                            if let Err(e) = Box::pin(control.send(&beat)).await {
                                 debug!(error = %e, "heartbeat answer failed");
                             }
                         }
@@ -217,8 +224,9 @@ async fn agent(
                             let Some(reply) = control.deliver(reply) else {
                                 continue;
                             };
-                            if let Some(deploy_id) = pushed(svc, &conn, reply).await {
-                                let _ = control.send(&Downstream::Ack { deploy_id }).await;
+                            if let Some(deploy_id) = Box::pin(pushed(svc, &conn, reply)).await {
+                                let ack = Downstream::Ack { deploy_id };
+                                let _ = Box::pin(control.send(&ack)).await;
                             }
                         }
                         Ok(None) => break,
