@@ -83,6 +83,21 @@ fn parse_proc_cgroup(text: &str) -> Option<Cgroup> {
     }
 }
 
+/// `path` cut after its first segment that names container `id`
+/// (`/docker/<id>`, `/system.slice/docker-<id>.scope`); `None` when no
+/// segment does.
+fn container_level(path: &str, id: &str) -> Option<String> {
+    let mut out = String::new();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        out.push('/');
+        out.push_str(seg);
+        if seg.contains(id) {
+            return Some(out);
+        }
+    }
+    None
+}
+
 /// A key's value in a `key value` file (memory.stat, cpu.stat).
 fn stat_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
@@ -145,14 +160,16 @@ pub fn read_container(roots: &Roots, id: &str, pid: u32, own_network: bool) -> O
     }
     let root = &roots.cgroup;
     let proc_dir = roots.proc.join(pid.to_string());
-    let cgroup = parse_proc_cgroup(&read(&proc_dir.join("cgroup"))?)?;
-    let names_id = match &cgroup {
-        Cgroup::V1 { cpuacct, memory } => cpuacct.contains(id) && memory.contains(id),
-        Cgroup::V2(p) => p.contains(id),
+    // The pid must be in the container's cgroup (not a reused pid), and the
+    // figures are the container's: a process in a child cgroup (systemd or
+    // Docker inside the container) is read at the container's own level.
+    let cgroup = match parse_proc_cgroup(&read(&proc_dir.join("cgroup"))?)? {
+        Cgroup::V1 { cpuacct, memory } => Cgroup::V1 {
+            cpuacct: container_level(&cpuacct, id)?,
+            memory: container_level(&memory, id)?,
+        },
+        Cgroup::V2(p) => Cgroup::V2(container_level(&p, id)?),
     };
-    if !names_id {
-        return None;
-    }
     let host = host_memory(&roots.proc);
     let (cpu_ns, usage, limit, stat) = match &cgroup {
         Cgroup::V1 { cpuacct, memory } => {
@@ -237,6 +254,21 @@ mod tests {
             Some(Cgroup::V2(format!("/system.slice/docker-{ID}.scope")))
         );
         assert_eq!(parse_proc_cgroup("garbage"), None);
+    }
+
+    #[test]
+    fn the_container_level_of_a_nested_cgroup() {
+        let scope = format!("/system.slice/docker-{ID}.scope");
+        assert_eq!(container_level(&scope, ID), Some(scope.clone()));
+        assert_eq!(
+            container_level(&format!("{scope}/init.scope"), ID),
+            Some(scope)
+        );
+        assert_eq!(
+            container_level(&format!("/docker/{ID}/docker/abc"), ID),
+            Some(format!("/docker/{ID}"))
+        );
+        assert_eq!(container_level("/user.slice/session-1.scope", ID), None);
     }
 
     #[test]
@@ -332,6 +364,15 @@ mod tests {
             (r.cpu_ns, r.mem_usage, r.mem_limit),
             (1_500_000, 4096, 1024 * 1024)
         );
+        // A pid in a child cgroup (systemd inside the container) still reads
+        // the container's own figures.
+        write(
+            &roots.proc.join("42/cgroup"),
+            &format!("0::/{path}/init.scope\n"),
+        );
+        write(&dir.join("init.scope/cpu.stat"), "usage_usec 1\n");
+        let nested = read_container(&roots, ID, 42, true).unwrap();
+        assert_eq!(nested, r);
         // A cgroup file gone (the container stopped): no reading.
         std::fs::remove_file(dir.join("memory.current")).unwrap();
         assert_eq!(read_container(&roots, ID, 42, true), None);

@@ -58,8 +58,9 @@ impl Known {
     }
 }
 
-/// Inspect a container whose status text changed: restarts, pid, network mode.
-async fn inspect(engine: &Engine, r: &ContainerRow) -> Known {
+/// Inspect a container whose status text changed: restarts, pid, network
+/// mode. `None` when the engine did not answer.
+async fn inspect(engine: &Engine, r: &ContainerRow) -> Option<Known> {
     let id = r.id.clone();
     let i = engine
         .call(|d| async move {
@@ -67,25 +68,26 @@ async fn inspect(engine: &Engine, r: &ContainerRow) -> Known {
                 .await
         })
         .await
-        .ok();
-    let i = i.as_ref();
+        .ok()?;
     let mode = i
-        .and_then(|i| i.host_config.as_ref())
+        .host_config
+        .as_ref()
         .and_then(|h| h.network_mode.as_deref())
         .unwrap_or("");
-    Known {
+    Some(Known {
         status: r.status.clone(),
         state: r.state.clone(),
         kernel: false,
-        restarts: i.and_then(|i| i.restart_count).unwrap_or(0),
+        restarts: i.restart_count.unwrap_or(0),
         pid: i
-            .and_then(|i| i.state.as_ref())
+            .state
+            .as_ref()
             .and_then(|s| s.pid)
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0),
         own_network: mode != "host",
         cpu: None,
-    }
+    })
 }
 
 /// One sweep.
@@ -100,39 +102,73 @@ pub async fn snapshot(
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     sampler.retain(&ids);
     known.retain(|k, _| ids.contains(k));
-    let mut inspected = Vec::new();
     for r in &rows {
         if known.get(&r.id).is_none_or(|k| k.stale(r)) {
-            let mut k = inspect(engine, r).await;
-            // The status text changes every second at first ("Up 2 seconds"):
-            // the same process keeps its CPU baseline.
-            if let Some(old) = known.get(&r.id).filter(|o| o.pid == k.pid) {
-                k.cpu = old.cpu;
+            match inspect(engine, r).await {
+                Some(mut k) => {
+                    // The status text changes every second at first ("Up 2
+                    // seconds"): the same process keeps its CPU baseline.
+                    if let Some(old) = known.get(&r.id).filter(|o| o.pid == k.pid) {
+                        k.cpu = old.cpu;
+                    }
+                    known.insert(r.id.clone(), k);
+                }
+                // Not answered: what was known stays (the restart count
+                // included) and, still stale, is asked again next sweep.
+                None => {
+                    known.entry(r.id.clone()).or_default();
+                }
             }
-            known.insert(r.id.clone(), k);
-            inspected.push(r.id.as_str());
         }
     }
-    // Running containers from the kernel; the engine's stats API for those
-    // the kernel cannot tell (see `kernel`).
-    let roots = kernel::Roots::default();
+    // Running containers from the kernel (file reads, off the runtime's
+    // threads); the engine's stats API for those the kernel cannot tell.
+    let targets: Vec<(String, u32, bool)> = rows
+        .iter()
+        .filter(|r| r.state == "running")
+        .map(|r| {
+            let k = known.get(&r.id);
+            (
+                r.id.clone(),
+                k.map_or(0, |k| k.pid),
+                k.is_none_or(|k| k.own_network),
+            )
+        })
+        .collect();
+    let readings = tokio::task::spawn_blocking(move || {
+        let roots = kernel::Roots::default();
+        targets
+            .into_iter()
+            .map(|(id, pid, own)| {
+                let r = kernel::read_container(&roots, &id, pid, own);
+                (id, r)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     let mut from_kernel: HashMap<String, kernel::Reading> = HashMap::new();
     let mut ask_engine = Vec::new();
     for r in rows.iter().filter(|r| r.state == "running") {
         let k = known.entry(r.id.clone()).or_default();
-        match kernel::read_container(&roots, &r.id, k.pid, k.own_network) {
+        match readings
+            .iter()
+            .find(|(id, _)| *id == r.id)
+            .and_then(|(_, x)| *x)
+        {
             Some(reading) => {
                 k.kernel = true;
                 from_kernel.insert(r.id.clone(), reading);
             }
             None => {
-                k.kernel = false;
-                // A pid from an earlier inspect may be stale: inspect again
-                // next sweep. One just inspected stays with the engine until
-                // its status changes (a remote engine: no inspect per sweep).
-                if !inspected.contains(&r.id.as_str()) {
+                // A pid that read before and fails now may be stale (the
+                // container restarted): inspect again next sweep. One the
+                // kernel never read (a remote engine, rootless Docker) stays
+                // with the engine until its status text changes, as before.
+                if k.kernel {
                     k.status.clear();
                 }
+                k.kernel = false;
                 ask_engine.push((r.id.clone(), r.name.clone()));
             }
         }

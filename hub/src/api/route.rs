@@ -132,17 +132,20 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
             let index = store::blocking(&svc.store, |s| s.agent_labels())
                 .await
                 .map_err(internal)?;
-            let mut targets = Vec::new();
-            let mut offline = Vec::new();
+            // In name order, offline ones in their place (a fleet deploy
+            // goes in batches of this order and stops at the first failure).
+            let mut slots: Vec<Result<Arc<AgentConn>, String>> = Vec::new();
             for (name, _) in index.iter().filter(|(_, l)| selector.matches(l)) {
-                match svc.registry.get(name) {
-                    Some(c) => targets.push(Target::Online(c)),
-                    None => offline.push(name.clone()),
-                }
+                slots.push(svc.registry.get(name).ok_or_else(|| name.clone()));
             }
+            let offline: Vec<String> = slots
+                .iter()
+                .filter_map(|s| s.as_ref().err().cloned())
+                .collect();
+            let mut records = std::collections::HashMap::new();
             if !offline.is_empty() {
                 // Offline ones are told apart by their last-seen time.
-                let records = store::blocking(&svc.store, move |s| {
+                let found = store::blocking(&svc.store, move |s| {
                     if offline.len() <= 32 {
                         let mut v = Vec::new();
                         for n in &offline {
@@ -161,11 +164,22 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
                 })
                 .await
                 .map_err(internal)?;
-                targets.extend(records.into_iter().map(|r| Target::Offline {
-                    message: offline_message(&r),
-                    name: r.name,
-                }));
+                records.extend(found.into_iter().map(|r| (r.name.clone(), r)));
             }
+            // One revoked or removed between the two reads is no target.
+            let targets: Vec<Target> = slots
+                .into_iter()
+                .filter_map(|slot| match slot {
+                    Ok(c) => Some(Target::Online(c)),
+                    Err(name) => records
+                        .remove(&name)
+                        .filter(|r| r.revoked_at.is_none())
+                        .map(|r| Target::Offline {
+                            message: offline_message(&r),
+                            name,
+                        }),
+                })
+                .collect();
             if targets.is_empty() {
                 return Err(RouteError {
                     code: ErrorCode::UnknownAgent,
@@ -304,14 +318,17 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
 /// `data_bytes`: the log replies' data as the agent encoded it) and how fast: the tunnel agent -> hub alone, without a
 /// client's side.
 async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Instant) -> Reply {
-    let (mut bytes, mut replies) = (0u64, 0u64);
+    let (mut bytes, mut replies, mut ended) = (0u64, 0u64, false);
     while let Some(next) = stream.next().await {
         match next {
             Ok(r) if r.kind == ReplyType::Log => {
                 replies += 1;
                 bytes += r.raw_data.as_ref().map_or(0, |d| d.0.get().len() as u64);
             }
-            Ok(r) if r.kind == ReplyType::End => break,
+            Ok(r) if r.kind == ReplyType::End => {
+                ended = true;
+                break;
+            }
             Ok(mut r) if r.kind == ReplyType::Error => {
                 r.id = Some(id);
                 return r.with_server(name.to_string());
@@ -322,6 +339,10 @@ async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Ins
                     .with_server(name.to_string())
             }
         }
+    }
+    if !ended {
+        let e = StreamError::Closed(name.to_string());
+        return Reply::error(Some(id), e.code(), e.to_string()).with_server(name.to_string());
     }
     let secs = started.elapsed().as_secs_f64();
     let data = serde_json::json!({

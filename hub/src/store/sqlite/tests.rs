@@ -111,7 +111,7 @@ fn the_label_index_follows_enrolments_and_revocations() {
     assert_eq!(names(&s), ["db", "web"]);
     assert!(s.revoke_agent("web", 4).unwrap());
     assert_eq!(names(&s), ["db"]);
-    // Re-enrolled under the revoked name: back, with the new token's labels.
+    // Re-enrolled under the revoked name: back in the index.
     s.consume_join_token("t3", "x", "k3", "f3", 5)
         .unwrap()
         .unwrap();
