@@ -290,14 +290,7 @@ async fn small_stream_arrives_whole_and_ends() {
     assert_eq!(logs, total.div_ceil(chunk), "number of log replies");
     eprintln!("5 MiB in {logs} replies in {:?}", start.elapsed());
     // nothing after the end
-    let r = ws
-        .request(
-            &json!({"id": 8, "action": "ping", "server": "flow-b"}),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r["type"], json!("result"), "{r}");
+    ping_within(&mut ws, 8, "flow-b", Duration::from_secs(5)).await;
     ws.close().await;
 }
 
@@ -322,14 +315,7 @@ async fn a_stream_sunk_at_the_hub_is_counted_not_relayed() {
     assert_eq!(d["data_bytes"], json!(total + 12 * (total / chunk)), "{r}");
     assert!(d["mb_s"].as_f64().is_some_and(|v| v > 0.0), "{r}");
     // The connection carries on.
-    let r = ws
-        .request(
-            &json!({"id": 10, "action": "ping", "server": "flow-s"}),
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r["type"], json!("result"), "{r}");
+    ping_within(&mut ws, 10, "flow-s", Duration::from_secs(5)).await;
     ws.close().await;
 }
 

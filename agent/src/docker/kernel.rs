@@ -138,8 +138,9 @@ fn cap_limit(limit: Option<u64>, host: u64) -> u64 {
     }
 }
 
-/// The host's memory, bytes (0 when unreadable).
-fn host_memory(proc: &Path) -> u64 {
+/// The host's memory, bytes (0 when unreadable): what an unlimited
+/// container's limit reads as. Read once per sweep.
+pub fn host_memory(proc: &Path) -> u64 {
     read(&proc.join("meminfo"))
         .and_then(|t| {
             t.lines()
@@ -151,10 +152,16 @@ fn host_memory(proc: &Path) -> u64 {
 }
 
 /// Read CPU, memory and network of container `id` whose init process is
-/// `pid`. `own_network` is false for containers on the host's network (whose
+/// `pid`, on a host with `host` bytes of memory. `own_network` is false for containers on the host's network (whose
 /// counters the engine does not report either: they read as zero). `None`
 /// when anything is unreadable or `pid` no longer belongs to `id`.
-pub fn read_container(roots: &Roots, id: &str, pid: u32, own_network: bool) -> Option<Reading> {
+pub fn read_container(
+    roots: &Roots,
+    host: u64,
+    id: &str,
+    pid: u32,
+    own_network: bool,
+) -> Option<Reading> {
     if pid == 0 || id.len() < 12 {
         return None;
     }
@@ -170,7 +177,6 @@ pub fn read_container(roots: &Roots, id: &str, pid: u32, own_network: bool) -> O
         },
         Cgroup::V2(p) => Cgroup::V2(container_level(&p, id)?),
     };
-    let host = host_memory(&roots.proc);
     let (cpu_ns, usage, limit, stat) = match &cgroup {
         Cgroup::V1 { cpuacct, memory } => {
             let rel = |p: &str| p.trim_start_matches('/').to_string();
@@ -289,6 +295,10 @@ mod tests {
         assert_eq!(cap_limit(None, 1 << 30), 1 << 30);
     }
 
+    fn reading(roots: &Roots, id: &str, pid: u32, own_network: bool) -> Option<Reading> {
+        read_container(roots, host_memory(&roots.proc), id, pid, own_network)
+    }
+
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
@@ -329,7 +339,7 @@ mod tests {
             &mem.join("memory.stat"),
             "cache 0\ntotal_inactive_file 1000\n",
         );
-        let r = read_container(&roots, ID, 42, true).unwrap();
+        let r = reading(&roots, ID, 42, true).unwrap();
         assert_eq!(
             r,
             Reading {
@@ -341,13 +351,13 @@ mod tests {
             }
         );
         // On the host's network: counters are the host's, reported as zero.
-        let host_net = read_container(&roots, ID, 42, false).unwrap();
+        let host_net = reading(&roots, ID, 42, false).unwrap();
         assert_eq!((host_net.net_rx, host_net.net_tx), (0, 0));
         // Pid 42 is not in another container's cgroup; pid 0 and a missing pid fail.
         let other = "ffffb2c2248a222829f72fd566313ca2ad8a8dc8ff7a0db8569d5f1d01486fd2";
-        assert_eq!(read_container(&roots, other, 42, true), None);
-        assert_eq!(read_container(&roots, ID, 0, true), None);
-        assert_eq!(read_container(&roots, ID, 43, true), None);
+        assert_eq!(reading(&roots, other, 42, true), None);
+        assert_eq!(reading(&roots, ID, 0, true), None);
+        assert_eq!(reading(&roots, ID, 43, true), None);
     }
 
     #[test]
@@ -359,7 +369,7 @@ mod tests {
         write(&dir.join("memory.current"), "8192\n");
         write(&dir.join("memory.max"), "max\n");
         write(&dir.join("memory.stat"), "anon 4096\ninactive_file 4096\n");
-        let r = read_container(&roots, ID, 42, true).unwrap();
+        let r = reading(&roots, ID, 42, true).unwrap();
         assert_eq!(
             (r.cpu_ns, r.mem_usage, r.mem_limit),
             (1_500_000, 4096, 1024 * 1024)
@@ -371,11 +381,11 @@ mod tests {
             &format!("0::/{path}/init.scope\n"),
         );
         write(&dir.join("init.scope/cpu.stat"), "usage_usec 1\n");
-        let nested = read_container(&roots, ID, 42, true).unwrap();
+        let nested = reading(&roots, ID, 42, true).unwrap();
         assert_eq!(nested, r);
         // A cgroup file gone (the container stopped): no reading.
         std::fs::remove_file(dir.join("memory.current")).unwrap();
-        assert_eq!(read_container(&roots, ID, 42, true), None);
+        assert_eq!(reading(&roots, ID, 42, true), None);
     }
 
     #[test]

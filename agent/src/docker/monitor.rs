@@ -137,10 +137,11 @@ pub async fn snapshot(
         .collect();
     let readings = tokio::task::spawn_blocking(move || {
         let roots = kernel::Roots::default();
+        let host = kernel::host_memory(&roots.proc);
         targets
             .into_iter()
             .map(|(id, pid, own)| {
-                let r = kernel::read_container(&roots, &id, pid, own);
+                let r = kernel::read_container(&roots, host, &id, pid, own);
                 (id, r)
             })
             .collect::<Vec<_>>()

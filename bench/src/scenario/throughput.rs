@@ -21,62 +21,45 @@ const CHUNK: u64 = 65536;
 /// Alternating rounds of each side (medians are reported).
 const ROUNDS: usize = 3;
 
-/// Stream `bytes` once through the hub: (seconds, hub CPU seconds).
-async fn hub_round(
+/// Stream `bytes` once: through the hub to this client, or with `sink` to
+/// the hub alone (it reads and drops the stream, then answers how much
+/// arrived). (seconds, hub CPU seconds).
+async fn round(
     ws: &mut Ws,
     id: u64,
     server: &str,
     bytes: u64,
     hub_pid: u32,
+    sink: bool,
 ) -> anyhow::Result<(f64, f64)> {
     let c0 = procfs::cpu_ticks(hub_pid);
     let t0 = Instant::now();
-    ws.send(&json!({"id": id, "action": "diag_stream", "server": server,
-        "payload": {"bytes": bytes, "chunk": CHUNK}}))
+    let mut payload = json!({"bytes": bytes, "chunk": CHUNK});
+    if sink {
+        payload["sink"] = json!("hub");
+    }
+    ws.send(&json!({"id": id, "action": "diag_stream", "server": server, "payload": payload}))
         .await?;
-    let mut got = 0usize;
+    let mut got = 0u64;
     loop {
-        let (e, len) = ws.recv().await?;
+        let (e, text) = ws.recv_text().await?;
         if e.id != Some(id) {
             continue;
         }
-        got += len;
+        if sink && e.kind == "result" {
+            let v: Value = serde_json::from_str(&text)?;
+            got = v["data"]["data_bytes"].as_u64().unwrap_or(0);
+            break;
+        }
+        got += text.len() as u64;
         if e.kind == "end" {
             break;
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    anyhow::ensure!(got as u64 >= bytes, "only {got} of {bytes} bytes arrived");
-    let cpu = procfs::cpu_ticks(hub_pid).saturating_sub(c0) as f64 / procfs::TICK_HZ;
-    Ok((secs, cpu))
-}
-
-/// Stream `bytes` to the hub alone (`sink: "hub"`: the hub reads and drops
-/// the stream, then answers how much arrived): (seconds, hub CPU seconds).
-async fn sink_round(
-    ws: &mut Ws,
-    id: u64,
-    server: &str,
-    bytes: u64,
-    hub_pid: u32,
-) -> anyhow::Result<(f64, f64)> {
-    let c0 = procfs::cpu_ticks(hub_pid);
-    let t0 = Instant::now();
-    ws.send(&json!({"id": id, "action": "diag_stream", "server": server,
-        "payload": {"bytes": bytes, "chunk": CHUNK, "sink": "hub"}}))
-        .await?;
-    let text = loop {
-        let (e, t) = ws.recv_text().await?;
-        if e.id == Some(id) && e.kind == "result" {
-            break t;
-        }
-    };
-    let secs = t0.elapsed().as_secs_f64();
-    let v: Value = serde_json::from_str(&text)?;
-    let got = v["data"]["data_bytes"].as_u64().unwrap_or(0);
     anyhow::ensure!(
         got >= bytes,
-        "only {got} of {bytes} bytes reached the hub: {text}"
+        "only {got} of {bytes} bytes arrived (sink: {sink})"
     );
     let cpu = procfs::cpu_ticks(hub_pid).saturating_sub(c0) as f64 / procfs::TICK_HZ;
     Ok((secs, cpu))
@@ -94,16 +77,16 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     let server = sim_name(0);
     let sshd = Sshd::start(work.join("sshd"), CIPHER)?;
     // Warm-up of both paths.
-    hub_round(&mut ws, 1, &server, 16 << 20, hubp.pid()).await?;
+    round(&mut ws, 1, &server, 16 << 20, hubp.pid(), false).await?;
     sshd.transfer(16 << 20, CIPHER)?;
     let (mut hub_s, mut hub_cpu, mut ssh_s, mut ssh_cpu, mut sshd_cpu, mut cli_cpu) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut sink_s, mut sink_cpu) = (vec![], vec![]);
     for r in 0..ROUNDS {
-        let (s, c) = hub_round(&mut ws, 10 + r as u64, &server, bytes, hubp.pid()).await?;
+        let (s, c) = round(&mut ws, 10 + r as u64, &server, bytes, hubp.pid(), false).await?;
         hub_s.push(s);
         hub_cpu.push(c);
-        let (s, c) = sink_round(&mut ws, 20 + r as u64, &server, bytes, hubp.pid()).await?;
+        let (s, c) = round(&mut ws, 20 + r as u64, &server, bytes, hubp.pid(), true).await?;
         sink_s.push(s);
         sink_cpu.push(c);
         let (s, srv, cli) = sshd.transfer(bytes, CIPHER)?;
