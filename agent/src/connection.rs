@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
+use nextdeploy_shared::readahead::ReadAhead;
 use rand::RngExt;
 use russh::client::{self, Msg, Session};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
@@ -90,7 +91,12 @@ pub async fn dial(
         mismatch: mismatch.clone(),
         ctx,
     };
-    let connect = client::connect(Arc::new(client_config()), addr, handler);
+    let connect = async {
+        let socket = tokio::net::TcpStream::connect(addr).await?;
+        let _ = socket.set_nodelay(true);
+        // One read per small packet instead of three (see `ReadAhead`).
+        client::connect_stream(Arc::new(client_config()), ReadAhead::new(socket), handler).await
+    };
     let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => bail!("connecting to the hub at {addr} timed out"),
         Ok(Err(e)) => {

@@ -138,8 +138,19 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread exists: see the module doc of `malloc`.
+    nextdeploy_shared::malloc::tune();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(main_async()),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn main_async() {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {

@@ -438,8 +438,13 @@ async fn interruptible(
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The simulated agents get the real agent's allocator settings.
+    nextdeploy_shared::malloc::tune();
+    tokio::runtime::Runtime::new()?.block_on(main_async())
+}
+
+async fn main_async() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Quick { pick } => interruptible(run_mode(plan(true, 0, pick))).await,
         Cmd::Full { max_agents, pick } => {

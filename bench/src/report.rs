@@ -41,6 +41,8 @@ const SHOWN: &[(&str, &[&str])] = &[
             "cpu_per_mb_vs_openssh",
             "hub_cpu_ms_per_mb",
             "openssh_cpu_ms_per_mb",
+            "agent_cpu_ms_per_mb",
+            "client_cpu_ms_per_mb",
             "agent_hub_mb_s",
             "agent_hub_ratio_vs_openssh",
         ],

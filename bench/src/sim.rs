@@ -379,7 +379,11 @@ async fn connect(
     };
     let mut handle = tokio::time::timeout(
         Duration::from_secs(30),
-        client::connect_stream(config, stream, handler),
+        client::connect_stream(
+            config,
+            nextdeploy_shared::readahead::ReadAhead::new(stream),
+            handler,
+        ),
     )
     .await
     .context("handshake timeout")?

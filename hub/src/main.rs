@@ -13,8 +13,19 @@ fn init_logging(default: &str) {
         .init();
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before any thread exists: see the module doc of `malloc`.
+    nextdeploy_shared::malloc::tune();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(main_async()),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn main_async() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hub(args) => {

@@ -2,6 +2,7 @@
 //! agent (`nextdeploy-agent`).
 //!
 //! Layout:
+//! - [`malloc`]: glibc allocator settings for the binaries' hot paths.
 //! - [`limits`]: every bound of the protocol, as documented constants.
 //! - [`protocol`]: the message types: WebSocket requests and replies (the seed's
 //!   `{"id","action","server","payload"}` / `{"id","type","data"}` vocabulary) and
@@ -13,6 +14,7 @@
 //! - [`secret`]: `Secret<T>`, whose `Debug` prints a mask.
 //! - [`signals`]: graceful first signal, forced second one.
 //! - [`labels`]: `k=v` labels and selectors.
+//! - [`readahead`]: a stream wrapper that serves russh's small reads from one read.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
 
 pub mod docker;
@@ -20,7 +22,9 @@ pub mod frame;
 pub mod keys;
 pub mod labels;
 pub mod limits;
+pub mod malloc;
 pub mod protocol;
+pub mod readahead;
 pub mod secret;
 pub mod signals;
 pub mod time;

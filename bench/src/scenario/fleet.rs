@@ -96,7 +96,11 @@ pub async fn run(
     let sims = fleet.pids();
     let sims_ticks = || sims.iter().map(|p| procfs::cpu_ticks(*p)).sum::<u64>();
     let (hub0, sims0) = (procfs::cpu_ticks(pid), sims_ticks());
-    for round in 0..FANOUT_ROUNDS {
+    let rounds = std::env::var("NEXTDEPLOY_BENCH_FANOUT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FANOUT_ROUNDS);
+    for round in 0..rounds {
         let id = 1000 + round;
         let t0 = Instant::now();
         ws.send(&json!({"id": id, "action": "ping", "selector": "bench=sim"}))
@@ -118,7 +122,7 @@ pub async fn run(
     }
     drop(ws);
     let per_agent_us =
-        |ticks: u64| ticks as f64 / procfs::TICK_HZ / (FANOUT_ROUNDS as f64 * n as f64) * 1e6;
+        |ticks: u64| ticks as f64 / procfs::TICK_HZ / (rounds as f64 * n as f64) * 1e6;
     let hub_us = per_agent_us(procfs::cpu_ticks(pid).saturating_sub(hub0));
     let sims_us = per_agent_us(sims_ticks().saturating_sub(sims0));
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
@@ -129,7 +133,7 @@ pub async fn run(
         "seconds": fan_s,
         "seconds_min": times.iter().cloned().fold(f64::INFINITY, f64::min),
         "seconds_max": times.iter().cloned().fold(0.0, f64::max),
-        "rounds": FANOUT_ROUNDS,
+        "rounds": rounds,
         "answered_min": answered_min,
         "hub_cpu_us_per_agent": hub_us,
         "sims_cpu_us_per_agent": sims_us,

@@ -23,16 +23,16 @@ const ROUNDS: usize = 3;
 
 /// Stream `bytes` once: through the hub to this client, or with `sink` to
 /// the hub alone (it reads and drops the stream, then answers how much
-/// arrived). (seconds, hub CPU seconds).
+/// arrived). (seconds, CPU seconds of each of `pids`).
 async fn round(
     ws: &mut Ws,
     id: u64,
     server: &str,
     bytes: u64,
-    hub_pid: u32,
+    pids: &[u32],
     sink: bool,
-) -> anyhow::Result<(f64, f64)> {
-    let c0 = procfs::cpu_ticks(hub_pid);
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let c0: Vec<u64> = pids.iter().map(|p| procfs::cpu_ticks(*p)).collect();
     let t0 = Instant::now();
     let mut payload = json!({"bytes": bytes, "chunk": CHUNK});
     if sink {
@@ -61,7 +61,11 @@ async fn round(
         got >= bytes,
         "only {got} of {bytes} bytes arrived (sink: {sink})"
     );
-    let cpu = procfs::cpu_ticks(hub_pid).saturating_sub(c0) as f64 / procfs::TICK_HZ;
+    let cpu = pids
+        .iter()
+        .zip(c0)
+        .map(|(p, c)| procfs::cpu_ticks(*p).saturating_sub(c) as f64 / procfs::TICK_HZ)
+        .collect();
     Ok((secs, cpu))
 }
 
@@ -77,18 +81,24 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     let server = sim_name(0);
     let sshd = Sshd::start(work.join("sshd"), CIPHER)?;
     // Warm-up of both paths.
-    round(&mut ws, 1, &server, 16 << 20, hubp.pid(), false).await?;
+    // CPU of the hub, the simulated agent and this process (the WebSocket
+    // client): the three share the machine's cores.
+    let pids = [hubp.pid(), fleet.pids()[0], std::process::id()];
+    round(&mut ws, 1, &server, 16 << 20, &pids, false).await?;
     sshd.transfer(16 << 20, CIPHER)?;
     let (mut hub_s, mut hub_cpu, mut ssh_s, mut ssh_cpu, mut sshd_cpu, mut cli_cpu) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut agent_cpu, mut client_cpu) = (vec![], vec![]);
     let (mut sink_s, mut sink_cpu) = (vec![], vec![]);
     for r in 0..ROUNDS {
-        let (s, c) = round(&mut ws, 10 + r as u64, &server, bytes, hubp.pid(), false).await?;
+        let (s, c) = round(&mut ws, 10 + r as u64, &server, bytes, &pids, false).await?;
         hub_s.push(s);
-        hub_cpu.push(c);
-        let (s, c) = round(&mut ws, 20 + r as u64, &server, bytes, hubp.pid(), true).await?;
+        hub_cpu.push(c[0]);
+        agent_cpu.push(c[1]);
+        client_cpu.push(c[2]);
+        let (s, c) = round(&mut ws, 20 + r as u64, &server, bytes, &pids, true).await?;
         sink_s.push(s);
-        sink_cpu.push(c);
+        sink_cpu.push(c[0]);
         let (s, srv, cli) = sshd.transfer(bytes, CIPHER)?;
         ssh_s.push(s);
         ssh_cpu.push(srv + cli);
@@ -122,6 +132,8 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
         "openssh_cpu_ms_per_mb": ossh_cpu_mb * 1000.0,
         "openssh_sshd_cpu_ms_per_mb": median(&mut sshd_cpu) / mb * 1000.0,
         "openssh_ssh_cpu_ms_per_mb": median(&mut cli_cpu) / mb * 1000.0,
+        "agent_cpu_ms_per_mb": median(&mut agent_cpu) / mb * 1000.0,
+        "client_cpu_ms_per_mb": median(&mut client_cpu) / mb * 1000.0,
         "cpu_per_mb_vs_openssh": cpu_ratio,
         "agent_hub_mb_s": sink_mb_s,
         "agent_hub_ratio_vs_openssh": sink_mb_s / ossh_mb_s,

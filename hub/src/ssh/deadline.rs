@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use nextdeploy_shared::readahead::ReadAhead;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-/// See the module doc.
+/// See the module doc. Reads go through [`ReadAhead`]: one read per small
+/// packet instead of three.
 pub struct DeadlineStream {
-    inner: TcpStream,
+    inner: ReadAhead<TcpStream>,
     deadline: Pin<Box<Sleep>>,
     authenticated: Arc<AtomicBool>,
 }
@@ -25,7 +27,7 @@ impl DeadlineStream {
     /// Wrap `inner`; `authenticated` is set by the handler on success.
     pub fn new(inner: TcpStream, limit: Duration, authenticated: Arc<AtomicBool>) -> Self {
         DeadlineStream {
-            inner,
+            inner: ReadAhead::new(inner),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + limit)),
             authenticated,
         }
