@@ -30,6 +30,10 @@ pub fn client_config() -> client::Config {
         keepalive_interval: Some(Duration::from_secs(15)),
         keepalive_max: 3,
         nodelay: true,
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(nextdeploy_shared::cipher::agent_ciphers()),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }

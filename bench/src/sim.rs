@@ -369,6 +369,11 @@ async fn connect(
         inactivity_timeout: Some(Duration::from_secs(120)),
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 3,
+        // The real agent's ciphers (`agent/src/connection.rs`).
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(nextdeploy_shared::cipher::agent_ciphers()),
+            ..Default::default()
+        },
         ..Default::default()
     });
     let handler = Handler {

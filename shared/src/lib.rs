@@ -9,6 +9,7 @@
 //!   the frames that travel hub -> agent on an SSH channel.
 //! - [`docker`]: container rows, stats samples, health snapshots, events.
 //! - [`frame`]: length-prefixed framing with a size cap checked before allocation.
+//! - [`cipher`]: the agent's cipher preference (AES-GCM with hardware AES, else ChaCha20).
 //! - [`keys`]: ed25519 keys in OpenSSH format and `SHA256:` fingerprints.
 //! - [`token`]: join and API tokens (`ndj_`, `nda_`): generation, parsing, hashing.
 //! - [`secret`]: `Secret<T>`, whose `Debug` prints a mask.
@@ -17,6 +18,7 @@
 //! - [`readahead`]: a stream wrapper that serves russh's small reads from one read.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
 
+pub mod cipher;
 pub mod docker;
 pub mod frame;
 pub mod keys;

@@ -30,6 +30,11 @@ fn free_port() -> Result<u16> {
 impl Sshd {
     /// Start one with a fresh host key.
     pub fn start() -> Result<Sshd> {
+        Self::start_with("LogLevel VERBOSE\n")
+    }
+
+    /// Start one with `extra` appended to its config (e.g. a `LogLevel`).
+    pub fn start_with(extra: &str) -> Result<Sshd> {
         let dir = TempDir::new("sshd")?;
         let d = dir.path();
         fs::create_dir_all("/run/sshd").context("create /run/sshd")?;
@@ -41,7 +46,7 @@ impl Sshd {
         let cfg = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPermitRootLogin prohibit-password\n\
              AuthorizedKeysFile {d}/authorized_keys\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             UsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\nLogLevel VERBOSE\n",
+             UsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\n{extra}",
             d = d.display()
         );
         fs::write(d.join("sshd_config"), cfg)?;

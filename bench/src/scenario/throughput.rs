@@ -14,8 +14,11 @@ use crate::fleet::{sim_name, Fleet};
 use crate::procfs;
 use crate::{hub, wsclient::Ws};
 
-/// russh's default cipher, which the hub and agents negotiate.
-pub const CIPHER: &str = "chacha20-poly1305@openssh.com";
+/// The cipher the agents negotiate with the hub on this machine, which
+/// OpenSSH is given too.
+fn cipher() -> &'static str {
+    nextdeploy_shared::cipher::agent_cipher()
+}
 /// Bytes per `log` reply.
 const CHUNK: u64 = 65536;
 /// Alternating rounds of each side (medians are reported).
@@ -79,13 +82,13 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     let token = hubp.admin_token()?;
     let mut ws = Ws::connect(hubp.http, &token).await?;
     let server = sim_name(0);
-    let sshd = Sshd::start(work.join("sshd"), CIPHER)?;
+    let sshd = Sshd::start(work.join("sshd"), cipher())?;
     // Warm-up of both paths.
     // CPU of the hub, the simulated agent and this process (the WebSocket
     // client): the three share the machine's cores.
     let pids = [hubp.pid(), fleet.pids()[0], std::process::id()];
     round(&mut ws, 1, &server, 16 << 20, &pids, false).await?;
-    sshd.transfer(16 << 20, CIPHER)?;
+    sshd.transfer(16 << 20, cipher())?;
     let (mut hub_s, mut hub_cpu, mut ssh_s, mut ssh_cpu, mut sshd_cpu, mut cli_cpu) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut agent_cpu, mut client_cpu) = (vec![], vec![]);
@@ -99,7 +102,7 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
         let (s, c) = round(&mut ws, 20 + r as u64, &server, bytes, &pids, true).await?;
         sink_s.push(s);
         sink_cpu.push(c[0]);
-        let (s, srv, cli) = sshd.transfer(bytes, CIPHER)?;
+        let (s, srv, cli) = sshd.transfer(bytes, cipher())?;
         ssh_s.push(s);
         ssh_cpu.push(srv + cli);
         sshd_cpu.push(srv);
@@ -127,7 +130,7 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
         "mb_s": mb_s,
         "openssh_mb_s": ossh_mb_s,
         "ratio_vs_openssh": ratio,
-        "cipher": CIPHER,
+        "cipher": cipher(),
         "hub_cpu_ms_per_mb": hub_cpu_mb * 1000.0,
         "openssh_cpu_ms_per_mb": ossh_cpu_mb * 1000.0,
         "openssh_sshd_cpu_ms_per_mb": median(&mut sshd_cpu) / mb * 1000.0,
