@@ -57,6 +57,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            // Nothing to fill; reading ahead now would hand back no byte,
+            // which the caller would take for the end of the stream.
+            return Poll::Ready(Ok(()));
+        }
         if this.at < this.held.len() {
             let n = (this.held.len() - this.at).min(buf.remaining());
             buf.put_slice(&this.held[this.at..this.at + n]);
@@ -151,6 +156,20 @@ mod tests {
         assert_eq!(got, data);
         assert_eq!(r.held(), 0);
         assert_eq!(r.held.capacity(), 0, "a drained buffer is freed");
+    }
+
+    /// A read into a full buffer reads nothing and holds nothing.
+    #[tokio::test]
+    async fn a_read_with_no_room_takes_nothing_from_the_stream() {
+        let (mut a, b) = tokio::io::duplex(4096);
+        a.write_all(b"abc").await.unwrap();
+        let mut r = ReadAhead::new(b);
+        let mut empty = [0u8; 0];
+        assert_eq!(r.read(&mut empty).await.unwrap(), 0);
+        assert_eq!(r.held(), 0);
+        let mut three = [0u8; 3];
+        r.read_exact(&mut three).await.unwrap();
+        assert_eq!(&three, b"abc");
     }
 
     /// A 4-byte read of a 100-byte packet takes the whole packet from the
