@@ -8,7 +8,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any one reply may take before the scenario fails.
@@ -55,8 +55,8 @@ impl Ws {
         Ok((e, t.len()))
     }
 
-    /// The next text reply: its envelope and its text.
-    pub async fn recv_text(&mut self) -> anyhow::Result<(Envelope, String)> {
+    /// The next text reply: its envelope and its text (not copied).
+    pub async fn recv_text(&mut self) -> anyhow::Result<(Envelope, Utf8Bytes)> {
         loop {
             let m = tokio::time::timeout(REPLY_TIMEOUT, self.ws.next())
                 .await
@@ -68,7 +68,7 @@ impl Ws {
                     if e.kind == "error" {
                         bail!("error reply: {}", truncate(&t));
                     }
-                    return Ok((e, t.to_string()));
+                    return Ok((e, t));
                 }
                 Some(Ok(Message::Close(_))) | None => bail!("the hub closed the WebSocket"),
                 Some(Ok(_)) => {}

@@ -114,6 +114,13 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
     drop(sshd);
     let _ = std::fs::remove_dir_all(&dir);
     let mb = bytes as f64 / 1e6;
+    let rates = |secs: &[f64]| secs.iter().map(|s| (mb / s).round()).collect::<Vec<_>>();
+    let rounds_mb_s = json!({
+        "hub": rates(&hub_s),
+        "openssh": rates(&ssh_s),
+        "agent_hub": rates(&sink_s),
+    });
+    eprintln!("throughput rounds, MB/s: {rounds_mb_s}");
     let mb_s = mb / median(&mut hub_s);
     let ossh_mb_s = mb / median(&mut ssh_s);
     let hub_cpu_mb = median(&mut hub_cpu) / mb;
@@ -138,6 +145,7 @@ pub async fn run(template: &Path, pin: &str, work: &Path, bytes: u64) -> anyhow:
         "agent_cpu_ms_per_mb": median(&mut agent_cpu) / mb * 1000.0,
         "client_cpu_ms_per_mb": median(&mut client_cpu) / mb * 1000.0,
         "cpu_per_mb_vs_openssh": cpu_ratio,
+        "rounds_mb_s": rounds_mb_s,
         "agent_hub_mb_s": sink_mb_s,
         "agent_hub_ratio_vs_openssh": sink_mb_s / ossh_mb_s,
         "agent_hub_cpu_ms_per_mb": sink_cpu_mb * 1000.0,
