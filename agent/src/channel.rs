@@ -53,7 +53,7 @@ pub struct Ctx {
 }
 
 async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, String> {
-    let bytes = frame::encode(reply).map_err(|e| e.to_string())?;
+    let bytes = frame::encode_reply(reply).map_err(|e| e.to_string())?;
     let n = bytes.len();
     write.data_bytes(bytes).await.map_err(|e| e.to_string())?;
     Ok(n)
@@ -227,7 +227,7 @@ async fn control(
 /// frame limit (a huge inspect) becomes a `too_large` error for that request:
 /// it must not end the connection.
 fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
-    frame::encode(reply).or_else(|e| {
+    frame::encode_reply(reply).or_else(|e| {
         frame::encode(&Reply::error(
             reply.id,
             ErrorCode::TooLarge,
@@ -310,7 +310,7 @@ async fn request(
         }
         tokio::select! {
             r = rx.recv(), if pending.is_none() => match r {
-                Some(reply) => match frame::encode(&reply) {
+                Some(reply) => match frame::encode_reply(&reply) {
                     Ok(bytes) => pending = Some((bytes, reply.kind.is_terminal())),
                     Err(e) => {
                         let err = Reply::error(Some(id), ErrorCode::TooLarge, format!("reply too large: {e}"));

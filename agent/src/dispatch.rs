@@ -156,10 +156,13 @@ async fn diag_stream(id: Option<u64>, payload: &Value, out: mpsc::Sender<Reply>)
     let mut sent = 0u64;
     while sent < bytes {
         let n = chunk.min(bytes - sent) as usize;
-        let reply = Reply::new(
+        // As a log chunk goes (`docker/logs.rs`): written, not serialized.
+        let reply = Reply::raw(
             id,
             nextdeploy_shared::protocol::ReplyType::Log,
-            json!({ "chunk": &data[..n] }),
+            nextdeploy_shared::protocol::RawData::Written(nextdeploy_shared::json::text_object(&[
+                ("chunk", &data[..n]),
+            ])),
         );
         if out.send(reply).await.is_err() {
             return;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
-    action, DockerStatus, Downstream, Hello, Reply, ReplyType, AGENT_USER,
+    action, DockerStatus, Downstream, Hello, RawData, Reply, ReplyType, AGENT_USER,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::client::{self, Msg, Session};
@@ -225,11 +225,12 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
             let mut sent = 0u64;
             while sent < bytes {
                 let n = chunk.min(bytes - sent) as usize;
-                let Ok(f) = frame::encode(&Reply::new(
-                    id,
-                    ReplyType::Log,
-                    json!({"chunk": &data[..n]}),
-                )) else {
+                // As the real agent frames a chunk (`agent/src/dispatch.rs`).
+                let raw = RawData::Written(nextdeploy_shared::json::text_object(&[(
+                    "chunk",
+                    &data[..n],
+                )]));
+                let Ok(f) = frame::encode_reply(&Reply::raw(id, ReplyType::Log, raw)) else {
                     return;
                 };
                 while f.len() > credit {

@@ -5,6 +5,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::limits::MAX_FRAME_LEN;
+use crate::protocol::{RawData, Reply};
 
 /// What can go wrong with a frame.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +30,47 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
+/// Encode a reply as a frame. A reply whose `data` is
+/// [`RawData::Written`] (an agent's log chunk) is framed around that text
+/// directly, byte for byte as [`encode`] would frame it, without serde
+/// reading the text again; any other goes through [`encode`].
+pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, FrameError> {
+    let Some(RawData::Written(text)) = &reply.raw_data else {
+        return encode(reply);
+    };
+    let mut out = Vec::with_capacity(text.len() + 96);
+    out.extend_from_slice(&[0u8; 4]);
+    out.extend_from_slice(b"{\"id\":");
+    match reply.id {
+        Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"type\":");
+    serde_json::to_writer(&mut out, &reply.kind)?;
+    if let Some(server) = &reply.server {
+        out.extend_from_slice(b",\"server\":");
+        crate::json::write_str(&mut out, server);
+    }
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'}');
+    let len = out.len() - 4;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
+    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(out)
+}
+
 /// Incremental decoder: feed it the bytes of SSH data messages as they come,
 /// take whole frames out. It never holds more than one partial frame plus the
 /// bytes of one feed.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    /// Where the bytes not yet taken start: frames are handed out as slices
+    /// of `buf`, which is compacted on the next feed.
+    start: usize,
 }
 
 impl Decoder {
@@ -43,38 +79,46 @@ impl Decoder {
         Self::default()
     }
 
-    /// Append received bytes.
+    /// Append received bytes (first dropping the frames already taken).
     pub fn feed(&mut self, data: &[u8]) {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+        } else if self.start > 0 {
+            self.buf.drain(..self.start);
+        }
+        self.start = 0;
         self.buf.extend_from_slice(data);
     }
 
     /// Bytes held that are not yet a whole frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
-    /// The next whole frame's payload, if one is complete. A length over the
-    /// limit is an error as soon as its 4 bytes arrive.
-    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
-        if self.buf.len() < 4 {
+    /// The next whole frame's payload, if one is complete, as a slice of the
+    /// decoder's buffer (valid until the next call). A length over the limit
+    /// is an error as soon as its 4 bytes arrive.
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let held = &self.buf[self.start..];
+        if held.len() < 4 {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        let len = u32::from_be_bytes([held[0], held[1], held[2], held[3]]) as usize;
         if len > MAX_FRAME_LEN {
             return Err(FrameError::TooLarge(len));
         }
-        if self.buf.len() < 4 + len {
+        if held.len() < 4 + len {
             return Ok(None);
         }
-        let payload = self.buf[4..4 + len].to_vec();
-        self.buf.drain(..4 + len);
-        Ok(Some(payload))
+        let at = self.start + 4;
+        self.start = at + len;
+        Ok(Some(&self.buf[at..at + len]))
     }
 
     /// The next whole frame parsed as `T`.
     pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<(T, usize)>, FrameError> {
         match self.next_frame()? {
-            Some(payload) => Ok(Some((serde_json::from_slice(&payload)?, payload.len()))),
+            Some(payload) => Ok(Some((serde_json::from_slice(payload)?, payload.len()))),
             None => Ok(None),
         }
     }
@@ -84,6 +128,51 @@ impl Decoder {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    /// A reply with written `data` frames to the very bytes serde frames
+    /// the same reply to, with and without `server` and `id`.
+    #[test]
+    fn a_written_reply_frames_as_serde_frames_it() {
+        use crate::protocol::{RawData, Reply, ReplyType};
+        let text = crate::json::text_object(&[("stream", "stdout"), ("text", "a\"b\n\u{1}ü")]);
+        let parsed =
+            || RawData::Parsed(serde_json::value::RawValue::from_string(text.clone()).unwrap());
+        let mut w = Reply::raw(Some(9), ReplyType::Log, RawData::Written(text.clone()));
+        let mut p = Reply::raw(Some(9), ReplyType::Log, parsed());
+        assert_eq!(encode_reply(&w).unwrap(), encode(&p).unwrap());
+        (w.id, p.id) = (None, None);
+        w.server = Some("pröd \"x\"".into());
+        p.server = w.server.clone();
+        assert_eq!(encode_reply(&w).unwrap(), encode(&p).unwrap());
+        // Serialized by serde itself, a written reply is the same JSON too.
+        assert_eq!(
+            serde_json::to_vec(&w).unwrap(),
+            encode_reply(&w).unwrap()[4..]
+        );
+        // Anything else goes through serde.
+        let e = Reply::error(Some(1), crate::protocol::ErrorCode::Busy, "m");
+        assert_eq!(encode_reply(&e).unwrap(), encode(&e).unwrap());
+    }
+
+    /// Frames taken out are dropped on the next feed; a partial frame stays.
+    #[test]
+    fn taken_frames_are_dropped_and_a_partial_one_kept() {
+        let mut d = Decoder::new();
+        let a = encode(&json!({"n": 1})).unwrap();
+        let b = encode(&json!({"n": 2})).unwrap();
+        let mut both = a.clone();
+        both.extend_from_slice(&b[..5]);
+        d.feed(&both);
+        let (v, _) = d.next_message::<Value>().unwrap().unwrap();
+        assert_eq!(v["n"], 1);
+        assert!(d.next_frame().unwrap().is_none());
+        assert_eq!(d.buffered(), 5);
+        d.feed(&b[5..]);
+        assert_eq!(d.buf.len(), b.len(), "the taken frame was dropped");
+        let (v, _) = d.next_message::<Value>().unwrap().unwrap();
+        assert_eq!(v["n"], 2);
+        assert_eq!(d.buffered(), 0);
+    }
 
     #[test]
     fn roundtrip_in_pieces() {

@@ -10,6 +10,7 @@
 //! - [`docker`]: container rows, stats samples, health snapshots, events.
 //! - [`frame`]: length-prefixed framing with a size cap checked before allocation.
 //! - [`cipher`]: the agent's cipher preference (AES-GCM with hardware AES, else ChaCha20).
+//! - [`json`]: JSON text for the bulk of a stream, escaped without serde.
 //! - [`keys`]: ed25519 keys in OpenSSH format and `SHA256:` fingerprints.
 //! - [`token`]: join and API tokens (`ndj_`, `nda_`): generation, parsing, hashing.
 //! - [`secret`]: `Secret<T>`, whose `Debug` prints a mask.
@@ -21,6 +22,7 @@
 pub mod cipher;
 pub mod docker;
 pub mod frame;
+pub mod json;
 pub mod keys;
 pub mod labels;
 pub mod limits;

@@ -198,11 +198,28 @@ pub struct Reply {
 
 /// Already-serialized JSON, compared by its text.
 #[derive(Debug, Clone)]
-pub struct RawData(pub Box<serde_json::value::RawValue>);
+pub enum RawData {
+    /// As it came in a frame (the hub relaying an agent's log chunk).
+    Parsed(Box<serde_json::value::RawValue>),
+    /// Written by [`crate::json`] (an agent's log chunk): JSON by
+    /// construction, framed by [`frame::encode_reply`](crate::frame::encode_reply)
+    /// without serde reading it again.
+    Written(String),
+}
+
+impl RawData {
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        match self {
+            RawData::Parsed(raw) => raw.get(),
+            RawData::Written(text) => text,
+        }
+    }
+}
 
 impl PartialEq for RawData {
     fn eq(&self, other: &Self) -> bool {
-        self.0.get() == other.0.get()
+        self.text() == other.text()
     }
 }
 
@@ -217,7 +234,13 @@ impl Serialize for Reply {
             None => m.skip_field("server")?,
         }
         match &self.raw_data {
-            Some(raw) => m.serialize_field("data", &raw.0)?,
+            Some(RawData::Parsed(raw)) => m.serialize_field("data", raw)?,
+            // Any serializer but the frame encoder's fast path: checked here.
+            Some(RawData::Written(text)) => {
+                let raw = serde_json::value::RawValue::from_string(text.clone())
+                    .map_err(serde::ser::Error::custom)?;
+                m.serialize_field("data", &raw)?
+            }
             None => m.serialize_field("data", &self.data)?,
         }
         m.end()
@@ -244,7 +267,9 @@ impl Reply {
         let mut reply = Reply::new(r.id, r.kind, Value::Null);
         reply.server = r.server;
         match r.data {
-            Some(d) if keep_raw.contains(&r.kind) => reply.raw_data = Some(RawData(d.to_owned())),
+            Some(d) if keep_raw.contains(&r.kind) => {
+                reply.raw_data = Some(RawData::Parsed(d.to_owned()))
+            }
             Some(d) => reply.data = serde_json::from_str(d.get())?,
             None => {}
         }
@@ -262,6 +287,12 @@ impl Reply {
             data,
             raw_data: None,
         }
+    }
+    /// A reply of `kind` whose `data` is already JSON text.
+    pub fn raw(id: Option<u64>, kind: ReplyType, data: RawData) -> Self {
+        let mut r = Self::new(id, kind, Value::Null);
+        r.raw_data = Some(data);
+        r
     }
     /// A `result` reply.
     pub fn result(id: Option<u64>, data: Value) -> Self {

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
-use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
+use nextdeploy_shared::json;
+use nextdeploy_shared::protocol::{ErrorCode, RawData, Reply, ReplyType};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -25,7 +26,20 @@ const BATCH: usize = 64 * 1024;
 /// An unterminated line waits this long for more bytes before it is sent.
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
-/// The `data` of one `log` reply.
+/// A `log` reply for one chunk: text written straight to JSON
+/// ([`nextdeploy_shared::json`]), bytes that are not UTF-8 as base64.
+pub fn log_reply(id: Option<u64>, stream: &str, bytes: &[u8]) -> Reply {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Reply::raw(
+            id,
+            ReplyType::Log,
+            RawData::Written(json::text_object(&[("stream", stream), ("text", text)])),
+        ),
+        Err(_) => Reply::new(id, ReplyType::Log, chunk_json(stream, bytes)),
+    }
+}
+
+/// The `data` of one `log` reply, as a [`Value`].
 pub fn chunk_json(stream: &str, bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => json!({ "stream": stream, "text": text }),
@@ -127,11 +141,7 @@ pub async fn logs(
     let mut stderr = Lines::default();
     let send = |name: &'static str, bytes: Vec<u8>| {
         let out = out.clone();
-        async move {
-            out.send(Reply::new(id, ReplyType::Log, chunk_json(name, &bytes)))
-                .await
-                .is_ok()
-        }
+        async move { out.send(log_reply(id, name, &bytes)).await.is_ok() }
     };
     loop {
         let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
@@ -221,5 +231,19 @@ mod tests {
         assert_eq!(v["stream"], "stderr");
         assert_eq!(v["b64"], "//4K");
         assert_eq!(chunk_json("stdout", b"hi\n")["text"], "hi\n");
+    }
+
+    /// Text goes out as written JSON that says what `chunk_json` says; bytes
+    /// that are not UTF-8 still go as base64.
+    #[test]
+    fn log_reply_carries_the_same_data_as_text() {
+        let text = "line \"one\"\n\tzwei ✓\n";
+        let r = log_reply(Some(7), "stdout", text.as_bytes());
+        let raw = r.raw_data.as_ref().expect("text goes raw");
+        let data: Value = serde_json::from_str(raw.text()).unwrap();
+        assert_eq!(data, chunk_json("stdout", text.as_bytes()));
+        let b = log_reply(Some(7), "stderr", &[0xff, b'\n']);
+        assert!(b.raw_data.is_none());
+        assert_eq!(b.data["b64"], "/wo=");
     }
 }

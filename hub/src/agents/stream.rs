@@ -194,7 +194,7 @@ async fn pump(
                     // Log chunks (the bulk of a stream) are relayed as the
                     // agent encoded them: no parse into a Value, no re-escape.
                     let next = decoder.next_frame().and_then(|f| match f {
-                        Some(f) => Reply::parse(&f, &[ReplyType::Log])
+                        Some(f) => Reply::parse(f, &[ReplyType::Log])
                             .map(|r| Some((r, f.len())))
                             .map_err(Into::into),
                         None => Ok(None),

@@ -323,7 +323,7 @@ async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Ins
         match next {
             Ok(r) if r.kind == ReplyType::Log => {
                 replies += 1;
-                bytes += r.raw_data.as_ref().map_or(0, |d| d.0.get().len() as u64);
+                bytes += r.raw_data.as_ref().map_or(0, |d| d.text().len() as u64);
             }
             Ok(r) if r.kind == ReplyType::End => {
                 ended = true;
