@@ -139,15 +139,8 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
 }
 
 fn main() {
-    // Before any thread exists: see the module doc of `malloc`.
-    nextdeploy_shared::malloc::tune();
-    match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt.block_on(main_async()),
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    }
+    // Allocator settings before any thread exists (`malloc` module doc).
+    nextdeploy_shared::malloc::run(main_async())
 }
 
 async fn main_async() {

@@ -440,8 +440,7 @@ async fn interruptible(
 
 fn main() -> anyhow::Result<()> {
     // The simulated agents get the real agent's allocator settings.
-    nextdeploy_shared::malloc::tune();
-    tokio::runtime::Runtime::new()?.block_on(main_async())
+    nextdeploy_shared::malloc::run(main_async())
 }
 
 async fn main_async() -> anyhow::Result<()> {

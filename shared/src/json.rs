@@ -88,8 +88,9 @@ pub fn text_object(fields: &[(&str, &str)]) -> String {
         write_str(&mut out, v);
     }
     out.push(b'}');
-    // Only whole strings and ASCII punctuation were appended.
-    String::from_utf8(out).unwrap_or_default()
+    // Only whole strings and ASCII punctuation were appended, so this is
+    // UTF-8; were it not, an empty object is still valid JSON in a frame.
+    String::from_utf8(out).unwrap_or_else(|_| "{}".to_string())
 }
 
 #[cfg(test)]

@@ -32,3 +32,17 @@ pub fn tune() {
         libc::mallopt(libc::M_TOP_PAD, TOP_PAD);
     }
 }
+
+/// What every binary's `main` does: [`tune`] first, then run `main` on a
+/// multi-threaded tokio runtime (what `#[tokio::main]` builds). A runtime
+/// that cannot start is reported and the process exits with 1.
+pub fn run<F: std::future::Future>(main: F) -> F::Output {
+    tune();
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
