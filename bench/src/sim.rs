@@ -2,7 +2,7 @@
 //! Docker side replaced by a fixed responder (synthetic containers).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use nextdeploy_shared::protocol::{
 use nextdeploy_shared::time::now_unix;
 use russh::client::{self, Msg, Session};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{Channel, ChannelMsg};
+use russh::{Channel, ChannelId, ChannelMsg};
 use serde_json::json;
 use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +55,16 @@ struct Handler {
     pin: String,
     name: String,
     cfg: SimConfig,
-    cancel: CancellationToken,
+    /// The control channel's id plus one once its `serve` task said hello
+    /// (0 before): from then on its one-shot requests are answered here, in
+    /// the session's own task, and its read half is gone.
+    control: Arc<AtomicU32>,
+    /// Frames of the control channel read here.
+    dec: Decoder,
+    /// Cancelled when the session (and with it this handler) ends, which
+    /// ends the control channel's heartbeat task.
+    _gone: tokio_util::sync::DropGuard,
+    gone: CancellationToken,
 }
 
 impl client::Handler for Handler {
@@ -81,8 +90,34 @@ impl client::Handler for Handler {
             channel,
             self.name.clone(),
             self.cfg.clone(),
-            self.cancel.clone(),
+            self.gone.clone(),
+            self.control.clone(),
         ));
+        Ok(())
+    }
+
+    /// One-shot requests on the control channel, answered in line: the
+    /// answer leaves with the session's next flush, without a task hop.
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.control.load(Ordering::Acquire) != channel.number() + 1 {
+            return Ok(());
+        }
+        self.dec.feed(data);
+        while let Ok(Some((d, _))) = self.dec.next_message::<Downstream>() {
+            if let Downstream::Request {
+                id, action: act, ..
+            } = d
+            {
+                if let Ok(f) = frame::encode(&answer(Some(id), &act)) {
+                    session.data(channel, f)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -136,7 +171,14 @@ fn answer(id: Option<u64>, act: &str) -> Reply {
     }
 }
 
-async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: CancellationToken) {
+async fn serve(
+    channel: Channel<Msg>,
+    name: String,
+    cfg: SimConfig,
+    cancel: CancellationToken,
+    control: Arc<AtomicU32>,
+) {
+    let chan_id = channel.id();
     let (mut read, write) = channel.split();
     let mut dec = Decoder::new();
     let first = loop {
@@ -172,6 +214,10 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
                 },
                 features: vec![nextdeploy_shared::protocol::feature::CONTROL_REQUESTS.into()],
             };
+            // The handler reads this channel from here on (before the hello:
+            // the hub sends nothing more until it has it).
+            control.store(chan_id.number() + 1, Ordering::Release);
+            drop(read);
             if !send(&write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
                 return;
             }
@@ -189,19 +235,6 @@ async fn serve(channel: Channel<Msg>, name: String, cfg: SimConfig, cancel: Canc
                         let snap = synthetic(&name, cfg.containers);
                         if !send(&write, &Reply::new(id, ReplyType::Health, json!(snap))).await { return; }
                         cfg.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                    }
-                    m = read.wait() => match m {
-                        Some(ChannelMsg::Data { data }) => {
-                            dec.feed(&data);
-                            // One-shot requests on the control channel: answered in line.
-                            while let Ok(Some((d, _))) = dec.next_message::<Downstream>() {
-                                if let Downstream::Request { id, action: act, .. } = d {
-                                    if !send(&write, &answer(Some(id), &act)).await { return; }
-                                }
-                            }
-                        }
-                        Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
-                        Some(_) => {}
                     }
                 }
             }
@@ -377,11 +410,15 @@ async fn connect(
         },
         ..Default::default()
     });
+    let gone = cancel.child_token();
     let handler = Handler {
         pin: cfg.pin.clone(),
         name: name.to_string(),
         cfg: cfg.clone(),
-        cancel,
+        control: Arc::new(AtomicU32::new(0)),
+        dec: Decoder::new(),
+        _gone: gone.clone().drop_guard(),
+        gone,
     };
     let mut handle = tokio::time::timeout(
         Duration::from_secs(30),

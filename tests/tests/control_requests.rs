@@ -222,3 +222,47 @@ async fn waiting_request_fails_when_the_agent_goes_silent() {
     );
     ws.close().await;
 }
+
+#[tokio::test]
+async fn a_silent_agent_fails_only_its_own_part_of_a_fanout() {
+    let hub = Hub::start(HubOpts::args(["--heartbeat-timeout", "5s"])).unwrap();
+    let _live = enroll_agent(&hub, "ctl-part-live", "role=part").unwrap();
+    let silent = enroll_agent(&hub, "ctl-part-silent", "role=part").unwrap();
+    wait_online(
+        &hub,
+        &["ctl-part-live", "ctl-part-silent"],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let pid = silent.pid().unwrap();
+    silent.signal("STOP").unwrap();
+    let _cont = ContOnDrop(pid);
+    let mut ws = ws_connect(&hub, Some(&hub.admin_token), None)
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    ws.send_json(&json!({"id": 9, "action": "ping", "selector": "role=part"}))
+        .await
+        .unwrap();
+    let mut parts = Vec::new();
+    let ended = loop {
+        let v = ws.recv_json(Duration::from_secs(25)).await.unwrap();
+        assert_eq!(v["id"], json!(9), "{v}");
+        if v["type"] == "end" {
+            break sent.elapsed();
+        }
+        parts.push(v);
+    };
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    let by = |name: &str| parts.iter().find(|v| v["server"] == name).cloned();
+    let live = by("ctl-part-live").expect("the live agent's part");
+    assert_eq!(live["type"], "result", "{live}");
+    assert!(live["data"]["hub_agent_rtt_ms"].is_number(), "{live}");
+    let gone = by("ctl-part-silent").expect("the silent agent's part");
+    assert_eq!(gone["type"], "error", "{gone}");
+    assert_eq!(gone["data"]["code"], "agent_offline", "{gone}");
+    // Ended by the hub giving the connection up after 5 s of silence, not by
+    // the request's own timeout (30 s).
+    assert!(ended < Duration::from_secs(12), "ended after {ended:?}");
+    ws.close().await;
+}

@@ -11,28 +11,56 @@
 //! number waiting is bounded by the agent's stream slots, so what the hub
 //! holds for them is bounded too.
 //!
+//! A fan-out asks many agents the same question: its request is framed once
+//! (request ids are unique across the hub, so one frame serves every agent)
+//! and every answer lands on one queue that a single task drains
+//! ([`Control::ask_part`]), instead of a task and a oneshot per agent.
+//!
 //! [`is_control_request`]: nextdeploy_shared::protocol::is_control_request
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use nextdeploy_shared::frame;
 use nextdeploy_shared::protocol::{Downstream, Reply, ReplyType};
 use russh::server::Msg;
 use russh::ChannelWriteHalf;
 use serde_json::Value;
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::stream::StreamError;
+
+/// Request ids on control channels: unique across the hub, so that one
+/// framed request can go to many agents.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh one-shot request id.
+pub fn next_request_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Answers of a fan-out: the part's index and its answer, `None` when the
+/// agent's connection went away first.
+pub type PartSender = mpsc::UnboundedSender<(usize, Option<Reply>)>;
+
+/// Where an answer goes.
+enum Waiter {
+    /// A single request's own receiver.
+    One(oneshot::Sender<Reply>),
+    /// One part of a fan-out.
+    Part(PartSender, usize),
+}
+
+type Waiters = HashMap<u64, Waiter>;
 
 /// The control channel's writer and the requests waiting on it.
 pub struct Control {
     write: tokio::sync::Mutex<ChannelWriteHalf<Msg>>,
     /// Whether the agent takes one-shot requests here (its hello said so).
     requests: bool,
-    pending: Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>,
-    next_id: AtomicU64,
+    pending: Mutex<Option<Waiters>>,
 }
 
 impl Control {
@@ -43,7 +71,6 @@ impl Control {
             write: tokio::sync::Mutex::new(write),
             requests,
             pending: Mutex::new(Some(HashMap::new())),
-            next_id: AtomicU64::new(1),
         })
     }
 
@@ -55,6 +82,10 @@ impl Control {
     /// Write one frame.
     pub async fn send(&self, msg: &Downstream) -> Result<(), String> {
         let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
+        self.send_frame(bytes.into()).await
+    }
+
+    async fn send_frame(&self, bytes: Bytes) -> Result<(), String> {
         self.write
             .lock()
             .await
@@ -73,8 +104,12 @@ impl Control {
         let waiter = self.map().as_mut().and_then(|m| m.remove(&id));
         match waiter {
             // A waiter that gave up in the meantime simply drops the answer.
-            Some(tx) => {
+            Some(Waiter::One(tx)) => {
                 let _ = tx.send(reply);
+                None
+            }
+            Some(Waiter::Part(tx, idx)) => {
+                let _ = tx.send((idx, Some(reply)));
                 None
             }
             None => Some(reply),
@@ -84,11 +119,45 @@ impl Control {
     /// The connection is gone: every waiting request fails at once, and no
     /// new one is accepted.
     pub fn close(&self) {
-        self.map().take();
+        let Some(waiters) = self.map().take() else {
+            return;
+        };
+        for (_, w) in waiters {
+            // A single request sees its sender dropped.
+            if let Waiter::Part(tx, idx) = w {
+                let _ = tx.send((idx, None));
+            }
+        }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, Option<HashMap<u64, oneshot::Sender<Reply>>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, Option<Waiters>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Register `waiter` under `id` and write `frame`; the guard cancels the
+    /// request when dropped unanswered.
+    async fn ask(
+        self: &Arc<Self>,
+        agent: &str,
+        id: u64,
+        frame: Bytes,
+        waiter: Waiter,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Asked, StreamError> {
+        match self.map().as_mut() {
+            Some(m) => m.insert(id, waiter),
+            None => return Err(StreamError::Closed(agent.to_string())),
+        };
+        let asked = Asked {
+            control: self.clone(),
+            id,
+            answered: false,
+            _permit: permit,
+        };
+        self.send_frame(frame)
+            .await
+            .map_err(|e| StreamError::Open(agent.to_string(), e))?;
+        Ok(asked)
     }
 
     /// Send a one-shot request; the answer arrives on the returned [`Pending`].
@@ -100,50 +169,53 @@ impl Control {
         payload: Value,
         permit: OwnedSemaphorePermit,
     ) -> Result<Pending, StreamError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        match self.map().as_mut() {
-            Some(m) => m.insert(id, tx),
-            None => return Err(StreamError::Closed(agent.to_string())),
-        };
-        let pending = Pending {
-            control: self.clone(),
-            id,
-            rx,
-            answered: false,
-            _permit: permit,
-        };
-        self.send(&Downstream::Request {
+        let id = next_request_id();
+        let frame = frame::encode(&Downstream::Request {
             id,
             action: action.to_string(),
             payload,
         })
-        .await
-        .map_err(|e| StreamError::Open(agent.to_string(), e))?;
-        Ok(pending)
+        .map_err(|e| StreamError::Open(agent.to_string(), e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        let asked = self
+            .ask(agent, id, frame.into(), Waiter::One(tx), permit)
+            .await?;
+        Ok(Pending { asked, rx })
+    }
+
+    /// One part of a fan-out: write `frame` (a request framed with `id`, the
+    /// same for every part) and deliver the answer to `to` as `(idx, answer)`.
+    pub async fn ask_part(
+        self: &Arc<Self>,
+        agent: &str,
+        id: u64,
+        frame: Bytes,
+        to: PartSender,
+        idx: usize,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Asked, StreamError> {
+        self.ask(agent, id, frame, Waiter::Part(to, idx), permit)
+            .await
     }
 }
 
-/// A one-shot request in flight. Dropped before its answer arrived (timeout,
-/// client gone), it tells the agent to drop the work.
-pub struct Pending {
+/// A request in flight on a control channel. Dropped before its answer
+/// arrived (timeout, client gone), it tells the agent to drop the work.
+pub struct Asked {
     control: Arc<Control>,
     id: u64,
-    rx: oneshot::Receiver<Reply>,
     answered: bool,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Pending {
-    /// The answer; `None` when the connection went away first.
-    pub async fn answer(&mut self) -> Option<Reply> {
-        let r = (&mut self.rx).await.ok();
+impl Asked {
+    /// Its answer arrived: nothing to cancel, the stream slot is free.
+    pub fn done(mut self) {
         self.answered = true;
-        r
     }
 }
 
-impl Drop for Pending {
+impl Drop for Asked {
     fn drop(&mut self) {
         if self.answered {
             return;
@@ -163,5 +235,20 @@ impl Drop for Pending {
                 let _ = control.send(&Downstream::Cancel { id }).await;
             });
         }
+    }
+}
+
+/// A single one-shot request in flight, with its own answer.
+pub struct Pending {
+    asked: Asked,
+    rx: oneshot::Receiver<Reply>,
+}
+
+impl Pending {
+    /// The answer; `None` when the connection went away first.
+    pub async fn answer(&mut self) -> Option<Reply> {
+        let r = (&mut self.rx).await.ok();
+        self.asked.answered = true;
+        r
     }
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod deploy;
+pub mod fanout;
 pub mod fleet;
 pub mod rotate;
 pub mod route;

@@ -213,23 +213,49 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
     }
     let resolved = t0.elapsed();
     let n = targets.len();
+    // One-shot requests to agents that take them on their control channel
+    // go out together; the rest (streams, older agents, offline ones) get a
+    // task each.
+    let together = is_control_request(&req.action, &req.payload);
+    let mut asked = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     // One copy of the request shared by every target's task.
     let shared = Arc::new(req.clone());
     for t in targets {
-        let (svc, req, out) = (svc.clone(), shared.clone(), out.clone());
-        tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
+        match t {
+            Target::Online(c) if together && c.control.takes_requests() => asked.push(c),
+            t => {
+                let (svc, req, out) = (svc.clone(), shared.clone(), out.clone());
+                tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
+            }
+        }
     }
     let spawned = t0.elapsed();
+    if !asked.is_empty() {
+        super::fanout::ask_all(&asked, req, out, request_limit(req)).await;
+    }
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
     debug!(
         agents = n,
+        together = asked.len(),
         resolve_ms = resolved.as_secs_f64() * 1e3,
         spawn_ms = spawned.as_secs_f64() * 1e3,
         total_ms = t0.elapsed().as_secs_f64() * 1e3,
         "fan-out done"
     );
+}
+
+/// How long an agent has to answer `req`: a stop or restart may
+/// legitimately take its grace period (`timeout`, default 10 s).
+fn request_limit(req: &Request) -> std::time::Duration {
+    let grace = req
+        .payload
+        .get("timeout")
+        .and_then(Value::as_u64)
+        .unwrap_or(10)
+        .min(3600);
+    REQUEST_TIMEOUT + std::time::Duration::from_secs(grace)
 }
 
 /// Relay one agent's replies to `out`.
@@ -246,14 +272,7 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
     };
     let name = conn.name.clone();
     let started = Instant::now();
-    // A stop or restart may legitimately take its grace period.
-    let grace = req
-        .payload
-        .get("timeout")
-        .and_then(Value::as_u64)
-        .unwrap_or(10)
-        .min(3600);
-    let limit = REQUEST_TIMEOUT + std::time::Duration::from_secs(grace);
+    let limit = request_limit(req);
     let timed_out = || {
         Reply::error(
             Some(id),
@@ -380,7 +399,13 @@ async fn one_shot_on_control(
 
 /// An agent's reply as the client sees it: the client's id, the agent's name,
 /// and for `ping` the hub <-> agent round trip.
-fn finish(mut reply: Reply, id: u64, name: &str, req: &Request, started: Instant) -> Reply {
+pub(super) fn finish(
+    mut reply: Reply,
+    id: u64,
+    name: &str,
+    req: &Request,
+    started: Instant,
+) -> Reply {
     reply.id = Some(id);
     reply.server = Some(name.to_string());
     if req.action == action::PING && reply.kind == ReplyType::Result {

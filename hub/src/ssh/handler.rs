@@ -1,6 +1,8 @@
 //! The russh `Handler`: thin. It authenticates by public key against the store
 //! and refuses everything a plain SSH client could ask for; the conversation
-//! itself runs in [`super::session`].
+//! itself runs in [`super::session`]. The control channel's bytes are read
+//! here, by the [`Tap`] the session hands over, so that answers reach their
+//! waiters without a hop through the connection's task.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +16,7 @@ use russh::{Channel, ChannelId};
 use tracing::{debug, info, warn, Instrument};
 
 use super::session;
+use super::tap::{Tap, TapSlot};
 use super::PreAuthSlot;
 use crate::store::{self, AgentRecord};
 use crate::Services;
@@ -39,6 +42,10 @@ pub struct SshHandler {
     slot: Option<PreAuthSlot>,
     authenticated: Arc<AtomicBool>,
     identity: Option<Identity>,
+    /// Where the connection's task puts the control channel's reader.
+    tap_slot: TapSlot,
+    /// The control channel's reader, once taken from the slot.
+    tap: Option<Tap>,
 }
 
 impl SshHandler {
@@ -55,10 +62,24 @@ impl SshHandler {
             slot: Some(slot),
             authenticated,
             identity: None,
+            tap_slot: TapSlot::default(),
+            tap: None,
         }
     }
 
     /// Who `key` may log in as under `user`, if anyone.
+    /// The control channel's reader if `channel` is that channel.
+    fn tap_for(&mut self, channel: ChannelId) -> Option<&mut Tap> {
+        if self.tap.is_none() {
+            self.tap = self
+                .tap_slot
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+        self.tap.as_mut().filter(|t| t.reads(channel))
+    }
+
     async fn check(&self, user: &str, key: &PublicKey) -> Option<Identity> {
         if key.algorithm() != Algorithm::Ed25519 {
             return None;
@@ -136,9 +157,9 @@ impl russh::server::Handler for SshHandler {
                 tracing::info_span!("enroll", token = %token_id, %peer)
             }
         };
-        self.svc
-            .tracker
-            .spawn(session::run(svc, handle, identity, peer).instrument(span));
+        self.svc.tracker.spawn(
+            session::run(svc, handle, identity, peer, self.tap_slot.clone()).instrument(span),
+        );
         Ok(())
     }
 
@@ -156,11 +177,37 @@ impl russh::server::Handler for SshHandler {
 
     async fn data(
         &mut self,
-        _channel: ChannelId,
-        _data: &[u8],
+        channel: ChannelId,
+        data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // Channel data is read from each Channel by its owner task.
+        // The control channel is read here (see `tap`); every other channel
+        // by its owner task.
+        if let Some(tap) = self.tap_for(channel) {
+            tap.data(data).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(tap) = self.tap_for(channel) {
+            tap.closed().await;
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(tap) = self.tap_for(channel) {
+            tap.closed().await;
+        }
         Ok(())
     }
 

@@ -5,7 +5,10 @@
 //!   handshake slots, with a cap per source address and an absolute
 //!   authentication deadline from the accept ([`deadline`]).
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
-//!   every channel, request and forwarding refused.
+//!   every channel, request and forwarding refused; it also reads the control
+//!   channel, through [`tap`].
+//! - [`tap`]: the control channel read in the session's own task: answers
+//!   straight to their waiters, the rest queued for the connection's task.
 //! - [`session`]: one task per authenticated connection: the control channel
 //!   (hello, heartbeats) and registration, or the enrolment exchange.
 
@@ -13,6 +16,7 @@ pub mod acceptor;
 pub mod deadline;
 pub mod handler;
 pub mod session;
+pub mod tap;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use nextdeploy_shared::frame::{self, Decoder};
@@ -17,13 +17,14 @@ use nextdeploy_shared::protocol::{
 use nextdeploy_shared::time::now_unix;
 use russh::keys::PublicKey;
 use russh::server::{Handle, Msg};
-use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
+use super::tap::{self, Inbox, Reader, Tap, TapSlot};
 use crate::agents::control::Control;
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, AuditEntry};
@@ -35,9 +36,15 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Run the conversation of one authenticated connection.
-pub async fn run(svc: Arc<Services>, handle: Handle, identity: Identity, peer: SocketAddr) {
+pub async fn run(
+    svc: Arc<Services>,
+    handle: Handle,
+    identity: Identity,
+    peer: SocketAddr,
+    slot: TapSlot,
+) {
     let outcome = match identity {
-        Identity::Agent(rec) => agent(&svc, &handle, rec, peer).await,
+        Identity::Agent(rec) => agent(&svc, &handle, rec, peer, &slot).await,
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
@@ -72,28 +79,49 @@ fn ends_connection(e: &frame::FrameError) -> Option<String> {
     }
 }
 
+async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, String> {
+    tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
+        .await
+        .map_err(|_| "the peer did not answer the channel open".to_string())?
+        .map_err(|e| {
+            format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}")
+        })
+}
+
+fn first_request(action: &str, payload: Value) -> Downstream {
+    Downstream::Request {
+        id: 0,
+        action: action.into(),
+        payload,
+    }
+}
+
 async fn open_channel(
     handle: &Handle,
     action: &str,
     payload: Value,
 ) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), String> {
-    let channel = tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
-        .await
-        .map_err(|_| "the peer did not answer the channel open".to_string())?
-        .map_err(|e| {
-            format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}")
-        })?;
-    let (read, write) = channel.split();
-    send(
-        &write,
-        &Downstream::Request {
-            id: 0,
-            action: action.into(),
-            payload,
-        },
-    )
-    .await?;
+    let (read, write) = open_session(handle, action).await?.split();
+    send(&write, &first_request(action, payload)).await?;
     Ok((read, write))
+}
+
+/// Open the control channel, read from here on by the connection's handler
+/// ([`super::tap`]): its read half is dropped before the agent can say a word.
+async fn open_control(
+    handle: &Handle,
+    slot: &TapSlot,
+    registered: Arc<OnceLock<Weak<AgentConn>>>,
+    payload: Value,
+) -> Result<(Reader, ChannelWriteHalf<Msg>), String> {
+    let channel = open_session(handle, action::CONTROL).await?;
+    let (inbox, reader) = Inbox::new();
+    let tap = Tap::new(channel.id(), inbox, registered);
+    let (read, write) = channel.split();
+    drop(read);
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tap);
+    send(&write, &first_request(action::CONTROL, payload)).await?;
+    Ok((reader, write))
 }
 
 async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), String> {
@@ -128,25 +156,38 @@ async fn next_reply(
     }
 }
 
+/// The next event of the control channel that is a reply (the hello), or
+/// why there is none.
+async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, String> {
+    match tokio::time::timeout(within, inbox.next()).await {
+        Err(_) => Err(format!("silent for {}s", within.as_secs())),
+        Ok(Some(tap::Event::Reply(r))) => Ok(*r),
+        Ok(Some(tap::Event::Bad(e))) => Err(format!("bad frame from agent: {e}")),
+        Ok(Some(tap::Event::Closed) | None) => Err("the agent closed the channel".into()),
+    }
+}
+
 async fn agent(
     svc: &Arc<Services>,
     handle: &Handle,
     rec: AgentRecord,
     peer: SocketAddr,
+    slot: &TapSlot,
 ) -> Result<String, String> {
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.
     let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
     // The one-time and the occasional awaits below are boxed so that the
     // task of an idle agent holds only what waiting needs.
-    let (mut read, write) = Box::pin(open_channel(
+    let registered = Arc::new(OnceLock::new());
+    let (inbox, write) = Box::pin(open_control(
         handle,
-        action::CONTROL,
+        slot,
+        registered.clone(),
         json!({ "heartbeat_interval_s": beat }),
     ))
     .await?;
-    let mut decoder = Decoder::new();
-    let first = next_reply(&mut read, &mut decoder, HELLO_TIMEOUT).await?;
+    let first = next_event(&inbox, HELLO_TIMEOUT).await?;
     if first.kind != ReplyType::Hello {
         return Err(format!("expected hello, got {:?}", first.kind));
     }
@@ -167,6 +208,8 @@ async fn agent(
         now,
         cancel.clone(),
     );
+    // From here answers go to their waiters from the handler.
+    let _ = registered.set(Arc::downgrade(&conn));
     svc.registry.register(conn.clone());
     {
         let (name, addr, version, host) = (
@@ -187,8 +230,9 @@ async fn agent(
     svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
 
     let timeout = svc.config.heartbeat_timeout;
+    let mut wait = timeout;
     let reason = 'conn: loop {
-        let msg = tokio::select! {
+        let event = tokio::select! {
             _ = cancel.cancelled() => {
                 let why = if svc.cancel.is_cancelled() {
                     "hub shutting down"
@@ -200,50 +244,46 @@ async fn agent(
                 };
                 break why.to_string();
             }
-            m = tokio::time::timeout(timeout, read.wait()) => m,
+            e = tokio::time::timeout(wait, inbox.next()) => e,
         };
-        match msg {
+        wait = timeout;
+        match event {
             Err(_) => {
+                // Answers bypass this task: they count as signs of life too.
+                let quiet = now_unix() - conn.last_seen.load(Ordering::Relaxed);
+                let quiet = Duration::from_secs(quiet.max(0) as u64);
+                if quiet < timeout {
+                    wait = (timeout - quiet).max(Duration::from_secs(1));
+                    continue;
+                }
                 warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
                 break format!("no heartbeat for {}s", timeout.as_secs());
             }
-            Ok(Some(ChannelMsg::Data { data })) => {
-                conn.last_seen.store(now_unix(), Ordering::Relaxed);
-                decoder.feed(&data);
-                loop {
-                    match decoder.next_message::<Reply>() {
-                        Ok(Some((reply, _))) if reply.kind == ReplyType::Heartbeat => {
-                            let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                            let beat = Downstream::Heartbeat { seq };
-                            if let Err(e) = Box::pin(control.send(&beat)).await {
-                                debug!(error = %e, "heartbeat answer failed");
-                            }
-                        }
-                        Ok(Some((reply, _))) => {
-                            // An answer to a one-shot request, or a push.
-                            let Some(reply) = control.deliver(reply) else {
-                                continue;
-                            };
-                            if let Some(deploy_id) = Box::pin(pushed(svc, &conn, reply)).await {
-                                let ack = Downstream::Ack { deploy_id };
-                                let _ = Box::pin(control.send(&ack)).await;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => match ends_connection(&e) {
-                            Some(why) => {
-                                warn!(error = %e, "control channel out of step; disconnecting");
-                                break 'conn why;
-                            }
-                            None => warn!(error = %e, "bad control frame skipped"),
-                        },
-                    }
+            Ok(Some(tap::Event::Reply(reply))) if reply.kind == ReplyType::Heartbeat => {
+                let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
+                let beat = Downstream::Heartbeat { seq };
+                if let Err(e) = Box::pin(control.send(&beat)).await {
+                    debug!(error = %e, "heartbeat answer failed");
                 }
             }
-            Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
-                break "control channel closed".to_string()
+            Ok(Some(tap::Event::Reply(reply))) => {
+                // A push (or an answer that arrived before registration).
+                let Some(reply) = control.deliver(*reply) else {
+                    continue;
+                };
+                if let Some(deploy_id) = Box::pin(pushed(svc, &conn, reply)).await {
+                    let ack = Downstream::Ack { deploy_id };
+                    let _ = Box::pin(control.send(&ack)).await;
+                }
             }
-            Ok(Some(_)) => {}
+            Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
+                Some(why) => {
+                    warn!(error = %e, "control channel out of step; disconnecting");
+                    break 'conn why;
+                }
+                None => warn!(error = %e, "bad control frame skipped"),
+            },
+            Ok(Some(tap::Event::Closed) | None) => break "control channel closed".to_string(),
         }
     };
     control.close();
