@@ -40,26 +40,46 @@ pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, FrameError> {
     };
     let mut out = Vec::with_capacity(text.len() + 96);
     out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(b"{\"id\":");
-    match reply.id {
-        Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"type\":");
-    serde_json::to_writer(&mut out, &reply.kind)?;
-    if let Some(server) = &reply.server {
-        out.extend_from_slice(b",\"server\":");
-        crate::json::write_str(&mut out, server);
-    }
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'}');
+    write_reply(&mut out, reply, text)?;
     let len = out.len() - 4;
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge(len));
     }
     out[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(out)
+}
+
+/// A reply as JSON text (what the hub sends a WebSocket client): byte for
+/// byte what serde_json writes for it, a [`RawData::Written`] `data` copied
+/// in as it is.
+pub fn reply_text(reply: &Reply) -> Result<String, serde_json::Error> {
+    let Some(RawData::Written(text)) = &reply.raw_data else {
+        return serde_json::to_string(reply);
+    };
+    let mut out = Vec::with_capacity(text.len() + 96);
+    write_reply(&mut out, reply, text)?;
+    // Whole strings and ASCII around them only.
+    String::from_utf8(out).or_else(|_| serde_json::to_string(reply))
+}
+
+/// `{"id":..,"type":..,"server":..,"data":<text>}` as serde_json writes a
+/// [`Reply`].
+fn write_reply(out: &mut Vec<u8>, reply: &Reply, text: &str) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(b"{\"id\":");
+    match reply.id {
+        Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"type\":");
+    serde_json::to_writer(&mut *out, &reply.kind)?;
+    if let Some(server) = &reply.server {
+        out.extend_from_slice(b",\"server\":");
+        crate::json::write_str(out, server);
+    }
+    out.extend_from_slice(b",\"data\":");
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'}');
+    Ok(())
 }
 
 /// Incremental decoder: feed it the bytes of SSH data messages as they come,
@@ -152,6 +172,30 @@ mod tests {
         // Anything else goes through serde.
         let e = Reply::error(Some(1), crate::protocol::ErrorCode::Busy, "m");
         assert_eq!(encode_reply(&e).unwrap(), encode(&e).unwrap());
+    }
+
+    /// A reply's text for a WebSocket client is serde's text of the same
+    /// reply, written `data` or not.
+    #[test]
+    fn reply_text_is_what_serde_writes() {
+        use crate::protocol::{RawData, Reply, ReplyType};
+        let text = crate::json::text_object(&[("chunk", "x\"\\\u{7f}\u{2}é")]);
+        let raw = RawData::Parsed(serde_json::value::RawValue::from_string(text.clone()).unwrap());
+        for (id, server) in [
+            (Some(5), None),
+            (None, Some("prod \"ü\"")),
+            (Some(0), Some("s")),
+        ] {
+            let mut w = Reply::raw(id, ReplyType::Log, RawData::Written(text.clone()));
+            let mut p = Reply::raw(id, ReplyType::Log, raw.clone());
+            w.server = server.map(str::to_string);
+            p.server = w.server.clone();
+            let expected = serde_json::to_string(&p).unwrap();
+            assert_eq!(reply_text(&w).unwrap(), expected);
+            assert_eq!(reply_text(&p).unwrap(), expected);
+        }
+        let e = Reply::error(Some(1), crate::protocol::ErrorCode::Busy, "m");
+        assert_eq!(reply_text(&e).unwrap(), serde_json::to_string(&e).unwrap());
     }
 
     /// Frames taken out are dropped on the next feed; a partial frame stays.

@@ -93,6 +93,91 @@ pub fn text_object(fields: &[(&str, &str)]) -> String {
     String::from_utf8(out).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// The end of a JSON string literal whose body starts at `i` (just after
+/// its opening quote): the index of the closing quote, or `None` when the
+/// body is not one serde_json would accept in every case: a control byte,
+/// an unknown escape, a `\u` without four hex digits, or no closing quote.
+/// UTF-8 is not checked here.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        while let Some(block) = b
+            .get(i..i + BLOCK)
+            .and_then(|s| <&[u8; BLOCK]>::try_from(s).ok())
+        {
+            if block_needs_escape(block) {
+                break;
+            }
+            i += BLOCK;
+        }
+        let c = *b.get(i)?;
+        match c {
+            b'"' => return Some(i),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let hex = b.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    i += 6;
+                }
+                _ => return None,
+            },
+            c if c < 0x20 => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Whether `text` is a flat JSON object of string fields as [`text_object`]
+/// writes it (`{"k":"v",...}`, no whitespace), every string valid JSON and
+/// the whole valid UTF-8: the shape of every log chunk an agent sends. The
+/// hub checks a chunk with this instead of serde (which reads a long string
+/// a byte at a time); anything else, valid or not, gets `false` and goes to
+/// serde. Accepting only what serde accepts is tested below.
+pub fn is_flat_object(text: &[u8]) -> bool {
+    flat_object(text).is_some()
+}
+
+/// [`is_flat_object`], handing out the checked text.
+pub fn flat_object(text: &[u8]) -> Option<&str> {
+    let checked = std::str::from_utf8(text).ok()?;
+    flat_shape(text).then_some(checked)
+}
+
+fn flat_shape(text: &[u8]) -> bool {
+    let (Some(b'{'), Some(b'}')) = (text.first(), text.last()) else {
+        return false;
+    };
+    let end = text.len() - 1;
+    let mut i = 1;
+    if i == end {
+        return true;
+    }
+    loop {
+        // "key":"value"
+        for sep in [b':', b','] {
+            if text.get(i) != Some(&b'"') {
+                return false;
+            }
+            let Some(close) = string_end(text, i + 1) else {
+                return false;
+            };
+            i = close + 1;
+            if sep == b':' {
+                if text.get(i) != Some(&b':') {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        match text.get(i) {
+            Some(b',') if i < end => i += 1,
+            _ => return i == end,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +236,128 @@ mod tests {
         let theirs = serde_json::json!({"stream": "stdout", "text": text}).to_string();
         assert_eq!(ours, theirs);
         assert_eq!(text_object(&[]), "{}");
+    }
+
+    /// serde_json's verdict on `text` as JSON.
+    fn serde_accepts(text: &[u8]) -> bool {
+        serde_json::from_slice::<&serde_json::value::RawValue>(text).is_ok()
+    }
+
+    #[test]
+    fn flat_objects_that_text_object_writes_are_accepted() {
+        let long = "x\"\\\n\u{1}é漢🦀/".repeat(500);
+        for fields in [
+            vec![],
+            vec![("chunk", "")],
+            vec![("chunk", long.as_str())],
+            vec![("stream", "stdout"), ("text", long.as_str())],
+            vec![("a", "\u{0}\u{1f}"), ("b", "\\u0041"), ("c", "\"")],
+        ] {
+            let t = text_object(&fields);
+            assert!(is_flat_object(t.as_bytes()), "{t}");
+            assert!(serde_accepts(t.as_bytes()), "{t}");
+        }
+    }
+
+    #[test]
+    fn flat_object_check_accepts_nothing_serde_refuses() {
+        // Bodies built from the bytes that matter to a string's end and
+        // escapes, around the 64-byte blocks, in every arrangement the
+        // generator reaches; each verdict must imply serde's.
+        let atoms: [&[u8]; 16] = [
+            b"a",
+            b"\"",
+            b"\\",
+            b"\\\"",
+            b"\\n",
+            b"\\u00e9",
+            b"\\u12",
+            b"\\x",
+            b"\n",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            b"\xc3",
+            b"\xff",
+            b"}",
+            b"\":\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            let pad = (next() % 130) as usize;
+            body.extend(std::iter::repeat_n(b'p', pad));
+            for _ in 0..(next() % 4) {
+                body.extend_from_slice(atoms[(next() % 16) as usize]);
+            }
+            body.extend(std::iter::repeat_n(b'q', (next() % 70) as usize));
+            let mut text = b"{\"chunk\":\"".to_vec();
+            text.extend_from_slice(&body);
+            text.extend_from_slice(b"\"}");
+            if next() % 5 == 0 {
+                text.insert(1 + (next() as usize % (text.len() - 1)), b',');
+            }
+            if is_flat_object(&text) {
+                assert!(
+                    serde_accepts(&text),
+                    "accepted what serde refuses: {:?}",
+                    String::from_utf8_lossy(&text)
+                );
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        // The generator reaches both verdicts often.
+        assert!(
+            accepted > 2_000 && refused > 2_000,
+            "{accepted} / {refused}"
+        );
+    }
+
+    #[test]
+    fn flat_object_check_refuses_other_shapes() {
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{}}",
+            b"{\"a\"}",
+            b"{\"a\":}",
+            b"{\"a\":1}",
+            b"{\"a\":\"b\",}",
+            b"{\"a\":\"b\" }",
+            b"{\"a\":\"b\"",
+            b"{\"a\":\"b\"}x",
+            b"{\"a\":\"b\",\"c\"}",
+            b"[\"a\"]",
+            b"{\"a\":\"\xff\"}",
+            b"{\"a\":\"\\ud800\"",
+        ] {
+            assert!(!is_flat_object(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+        // Escapes of surrogates, paired or not: whatever is accepted, serde
+        // accepts too.
+        for t in [
+            &br#"{"a":"\ud800"}"#[..],
+            br#"{"a":"\udc00\ud800"}"#,
+            br#"{"a":"\ud83e\udd80"}"#,
+            br#"{"a":"\uDFFF"}"#,
+        ] {
+            assert!(
+                !is_flat_object(t) || serde_accepts(t),
+                "{:?}",
+                String::from_utf8_lossy(t)
+            );
+        }
+        // Valid JSON of another shape is refused too (serde takes it).
+        assert!(!is_flat_object(br#"{"a": "b"}"#));
+        assert!(!is_flat_object(br#"{"a":{"b":"c"}}"#));
     }
 }

@@ -201,9 +201,12 @@ pub struct Reply {
 pub enum RawData {
     /// As it came in a frame (the hub relaying an agent's log chunk).
     Parsed(Box<serde_json::value::RawValue>),
-    /// Written by [`crate::json`] (an agent's log chunk): JSON by
-    /// construction, framed by [`frame::encode_reply`](crate::frame::encode_reply)
-    /// without serde reading it again.
+    /// Known to be JSON without serde: written by [`crate::json`] (an
+    /// agent's log chunk), or checked by [`crate::json::flat_object`] (the
+    /// hub reading one). Framed by
+    /// [`frame::encode_reply`](crate::frame::encode_reply) and turned into
+    /// text by [`frame::reply_text`](crate::frame::reply_text) without serde
+    /// reading it again.
     Written(String),
 }
 
@@ -263,6 +266,11 @@ impl Reply {
     /// Parse a reply frame; `data` of the kinds in `keep_raw` stays JSON text
     /// ([`Reply::raw_data`]), everything else is parsed as usual.
     pub fn parse(frame: &[u8], keep_raw: &[ReplyType]) -> Result<Reply, serde_json::Error> {
+        if keep_raw.contains(&ReplyType::Log) {
+            if let Some(r) = Reply::parse_log_chunk(frame) {
+                return Ok(r);
+            }
+        }
         let r: RawReply<'_> = serde_json::from_slice(frame)?;
         let mut reply = Reply::new(r.id, r.kind, Value::Null);
         reply.server = r.server;
@@ -278,6 +286,29 @@ impl Reply {
 }
 
 impl Reply {
+    /// A log chunk as agents frame it (`{"id":N,"type":"log","data":{...}}`,
+    /// [`frame::encode_reply`](crate::frame::encode_reply)), its `data` a flat
+    /// object of strings checked by [`crate::json::flat_object`] instead of
+    /// serde; `None` for anything else (serde reads it then).
+    fn parse_log_chunk(frame: &[u8]) -> Option<Reply> {
+        let rest = frame.strip_prefix(b"{\"id\":")?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // serde_json's numbers: no leading zero, and a u64.
+        if digits == 0 || (digits > 1 && rest[0] == b'0') {
+            return None;
+        }
+        let id: u64 = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+        let data = rest[digits..]
+            .strip_prefix(b",\"type\":\"log\",\"data\":")?
+            .strip_suffix(b"}")?;
+        let text = crate::json::flat_object(data)?;
+        Some(Reply::raw(
+            Some(id),
+            ReplyType::Log,
+            RawData::Written(text.to_owned()),
+        ))
+    }
+
     /// A reply of `kind` with `data`.
     pub fn new(id: Option<u64>, kind: ReplyType, data: Value) -> Self {
         Reply {
@@ -611,6 +642,50 @@ mod tests {
             serde_json::to_value(Reply::end(Some(2))).unwrap(),
             json!({"id": 2, "type": "end", "data": null})
         );
+    }
+
+    #[test]
+    fn log_chunks_as_agents_frame_them_are_read_without_serde_and_alike() {
+        let text = crate::json::text_object(&[("stream", "stdout"), ("text", "a\"b\\\n\u{1}ü漢")]);
+        for id in [0u64, 7, u64::MAX] {
+            let sent = Reply::raw(Some(id), ReplyType::Log, RawData::Written(text.clone()));
+            let framed = crate::frame::encode_reply(&sent).unwrap();
+            let r = Reply::parse(&framed[4..], &[ReplyType::Log]).unwrap();
+            // Checked by our reader (kept as written text), equal to serde's.
+            assert!(matches!(r.raw_data, Some(RawData::Written(_))), "{r:?}");
+            let by_serde: RawReply<'_> = serde_json::from_slice(&framed[4..]).unwrap();
+            assert_eq!(r.id, by_serde.id);
+            assert_eq!(r.kind, by_serde.kind);
+            assert_eq!(
+                r.raw_data.as_ref().unwrap().text(),
+                by_serde.data.unwrap().get()
+            );
+        }
+        // Other layouts go to serde, valid or not.
+        let serde_only: [&[u8]; 3] = [
+            br#"{"id":3,"type":"log","server":"x","data":{"chunk":"c"}}"#,
+            br#"{"type":"log","id":3,"data":{"chunk":"c"}}"#,
+            br#"{"id":3,"type":"log","data":{"chunk":"c","n":1}}"#,
+        ];
+        for f in serde_only {
+            let r = Reply::parse(f, &[ReplyType::Log]).unwrap();
+            assert!(matches!(r.raw_data, Some(RawData::Parsed(_))), "{r:?}");
+        }
+        // What serde refuses is refused.
+        let refused: [&[u8]; 5] = [
+            br#"{"id":01,"type":"log","data":{"chunk":"c"}}"#,
+            br#"{"id":18446744073709551616,"type":"log","data":{"chunk":"c"}}"#,
+            b"{\"id\":3,\"type\":\"log\",\"data\":{\"chunk\":\"\x01\"}}",
+            b"{\"id\":3,\"type\":\"log\",\"data\":{\"chunk\":\"\xff\"}}",
+            br#"{"id":3,"type":"log","data":{"chunk":"\q"}}"#,
+        ];
+        for f in refused {
+            assert!(
+                Reply::parse(f, &[ReplyType::Log]).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(f)
+            );
+        }
     }
 
     #[test]

@@ -82,7 +82,7 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
             let mut next = Some(first);
             let mut batched = 0usize;
             while let Some(reply) = next.take() {
-                if let Ok(text) = serde_json::to_string(&reply) {
+                if let Ok(text) = nextdeploy_shared::frame::reply_text(&reply) {
                     batched += text.len();
                     if sink.feed(Message::Text(text.into())).await.is_err() {
                         break 'outer;
