@@ -110,6 +110,15 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
+    /// Free the buffer if it holds no partial frame: a connection that is
+    /// idle between frames then holds no buffer at all.
+    pub fn release(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
     /// Bytes held that are not yet a whole frame.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
@@ -216,6 +225,15 @@ mod tests {
         let (v, _) = d.next_message::<Value>().unwrap().unwrap();
         assert_eq!(v["n"], 2);
         assert_eq!(d.buffered(), 0);
+        // Released with nothing partial held, the buffer is gone; with a
+        // partial frame it stays.
+        d.release();
+        assert_eq!(d.buf.capacity(), 0);
+        d.feed(&a[..3]);
+        d.release();
+        assert_eq!(d.buffered(), 3);
+        d.feed(&a[3..]);
+        assert_eq!(d.next_message::<Value>().unwrap().unwrap().0["n"], 1);
     }
 
     #[test]

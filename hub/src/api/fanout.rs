@@ -3,9 +3,11 @@
 //!
 //! Per agent this costs a map entry and a write: no task, no oneshot, no
 //! serialization of its own. A write that has to wait (that agent's queue is
-//! full) waits beside the others, never in front of them. The answers are relayed as they come, each
-//! tagged with its agent's `server`; the parts still open at the deadline
-//! end with a `timeout` error each (and are cancelled at the agent).
+//! full) waits beside the others, never in front of them. The answers are
+//! relayed as they come, each tagged with its agent's `server`; the parts
+//! still open at the deadline end with a `timeout` error each (and are
+//! cancelled at the agent); an agent whose connection ends fails only its
+//! own part.
 
 use std::future::Future;
 use std::pin::Pin;

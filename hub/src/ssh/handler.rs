@@ -42,8 +42,9 @@ pub struct SshHandler {
     slot: Option<PreAuthSlot>,
     authenticated: Arc<AtomicBool>,
     identity: Option<Identity>,
-    /// Where the connection's task puts the control channel's reader.
-    tap_slot: TapSlot,
+    /// Where the connection's task puts the control channel's reader
+    /// (dropped once taken).
+    tap_slot: Option<TapSlot>,
     /// The control channel's reader, once taken from the slot.
     tap: Option<Tap>,
 }
@@ -62,7 +63,7 @@ impl SshHandler {
             slot: Some(slot),
             authenticated,
             identity: None,
-            tap_slot: TapSlot::default(),
+            tap_slot: Some(TapSlot::default()),
             tap: None,
         }
     }
@@ -70,12 +71,11 @@ impl SshHandler {
     /// Who `key` may log in as under `user`, if anyone.
     /// The control channel's reader if `channel` is that channel.
     fn tap_for(&mut self, channel: ChannelId) -> Option<&mut Tap> {
-        if self.tap.is_none() {
-            self.tap = self
-                .tap_slot
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+        if let (None, Some(slot)) = (&self.tap, &self.tap_slot) {
+            self.tap = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if self.tap.is_some() {
+                self.tap_slot = None;
+            }
         }
         self.tap.as_mut().filter(|t| t.reads(channel))
     }
@@ -158,7 +158,14 @@ impl russh::server::Handler for SshHandler {
             }
         };
         self.svc.tracker.spawn(
-            session::run(svc, handle, identity, peer, self.tap_slot.clone()).instrument(span),
+            session::run(
+                svc,
+                handle,
+                identity,
+                peer,
+                self.tap_slot.clone().unwrap_or_default(),
+            )
+            .instrument(span),
         );
         Ok(())
     }

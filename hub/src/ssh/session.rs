@@ -44,7 +44,7 @@ pub async fn run(
     slot: TapSlot,
 ) {
     let outcome = match identity {
-        Identity::Agent(rec) => agent(&svc, &handle, rec, peer, &slot).await,
+        Identity::Agent(rec) => agent(&svc, &handle, rec, peer, slot).await,
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
@@ -110,7 +110,7 @@ async fn open_channel(
 /// ([`super::tap`]): its read half is dropped before the agent can say a word.
 async fn open_control(
     handle: &Handle,
-    slot: &TapSlot,
+    slot: TapSlot,
     registered: Arc<OnceLock<Weak<AgentConn>>>,
     payload: Value,
 ) -> Result<(Reader, ChannelWriteHalf<Msg>), String> {
@@ -172,7 +172,7 @@ async fn agent(
     handle: &Handle,
     rec: AgentRecord,
     peer: SocketAddr,
-    slot: &TapSlot,
+    slot: TapSlot,
 ) -> Result<String, String> {
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.

@@ -190,7 +190,11 @@ impl Tap {
                         Box::pin(self.inbox.push(Event::Reply(Box::new(r)))).await;
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    // Between frames an idle agent's reader holds no buffer.
+                    self.decoder.release();
+                    return;
+                }
                 Err(e) => {
                     self.broken = matches!(e, FrameError::TooLarge(_));
                     Box::pin(self.inbox.push(Event::Bad(Box::new(e)))).await;
