@@ -38,9 +38,12 @@ pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, FrameError> {
     let Some(RawData::Written(text)) = &reply.raw_data else {
         return encode(reply);
     };
-    let mut out = Vec::with_capacity(text.len() + 96);
+    let head = reply_head(reply)?;
+    let mut out = Vec::with_capacity(4 + head.len() + text.len() + 1);
     out.extend_from_slice(&[0u8; 4]);
-    write_reply(&mut out, reply, text)?;
+    out.extend_from_slice(&head);
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'}');
     let len = out.len() - 4;
     if len > MAX_FRAME_LEN {
         return Err(FrameError::TooLarge(len));
@@ -51,35 +54,38 @@ pub fn encode_reply(reply: &Reply) -> Result<Vec<u8>, FrameError> {
 
 /// A reply as JSON text (what the hub sends a WebSocket client): byte for
 /// byte what serde_json writes for it, a [`RawData::Written`] `data` copied
-/// in as it is.
+/// in as it is (already text: not validated again).
 pub fn reply_text(reply: &Reply) -> Result<String, serde_json::Error> {
     let Some(RawData::Written(text)) = &reply.raw_data else {
         return serde_json::to_string(reply);
     };
-    let mut out = Vec::with_capacity(text.len() + 96);
-    write_reply(&mut out, reply, text)?;
-    // Whole strings and ASCII around them only.
-    String::from_utf8(out).or_else(|_| serde_json::to_string(reply))
+    // The head is short; only it is checked as UTF-8 (it always is).
+    let Ok(mut out) = String::from_utf8(reply_head(reply)?) else {
+        return serde_json::to_string(reply);
+    };
+    out.reserve_exact(text.len() + 1);
+    out.push_str(text);
+    out.push('}');
+    Ok(out)
 }
 
-/// `{"id":..,"type":..,"server":..,"data":<text>}` as serde_json writes a
-/// [`Reply`].
-fn write_reply(out: &mut Vec<u8>, reply: &Reply, text: &str) -> Result<(), serde_json::Error> {
+/// `{"id":..,"type":..,"server":..,"data":`: the start of a [`Reply`] as
+/// serde_json writes it, up to its `data`.
+fn reply_head(reply: &Reply) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(64);
     out.extend_from_slice(b"{\"id\":");
     match reply.id {
         Some(id) => out.extend_from_slice(id.to_string().as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"type\":");
-    serde_json::to_writer(&mut *out, &reply.kind)?;
+    serde_json::to_writer(&mut out, &reply.kind)?;
     if let Some(server) = &reply.server {
         out.extend_from_slice(b",\"server\":");
-        crate::json::write_str(out, server);
+        crate::json::write_str(&mut out, server);
     }
     out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(text.as_bytes());
-    out.push(b'}');
-    Ok(())
+    Ok(out)
 }
 
 /// Incremental decoder: feed it the bytes of SSH data messages as they come,

@@ -293,3 +293,13 @@ mod tests {
         assert_eq!(ok.maximum_packet_size, 32 * 1024);
     }
 }
+
+// NextDeploy patch: a length-prefixed string as `Bytes`, copied straight
+// from the packet (`Bytes::decode` reads into a zeroed buffer first).
+pub(crate) fn decode_bytes(r: &mut &[u8]) -> Result<bytes::Bytes, crate::Error> {
+    let len = u32::decode(r)? as usize;
+    let data = r.get(..len).ok_or(ssh_encoding::Error::Length)?;
+    let out = bytes::Bytes::copy_from_slice(data);
+    *r = r.get(len..).unwrap_or_default();
+    Ok(out)
+}

@@ -1433,11 +1433,13 @@ async fn reply_userauth_info_response(
 }
 
 impl Session {
-    async fn server_read_authenticated<H: Handler + Send, R: Reader>(
+    // NextDeploy patch: the packet as a slice (both callers pass one), so
+    // that channel data is copied out once, without zeroing a buffer first.
+    async fn server_read_authenticated<H: Handler + Send>(
         &mut self,
         handler: &mut H,
         msg: u8,
-        r: &mut R,
+        r: &mut &[u8],
     ) -> Result<(), H::Error> {
         match msg {
             msg::CHANNEL_OPEN => self.server_handle_channel_open(handler, r).await,
@@ -1485,7 +1487,8 @@ impl Session {
                     Some(map_err!(u32::decode(r))?)
                 };
                 trace!("handler.data {ext:?} {channel_num:?}");
-                let data = map_err!(Bytes::decode(r))?;
+                // NextDeploy patch: copied once (`Bytes::decode` zeroes first).
+                let data = map_err!(crate::parsing::decode_bytes(r))?;
                 map_err!(ensure_end(r))?;
                 let target = self.target_window_size;
 
