@@ -19,6 +19,22 @@ fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
     block.iter().fold(false, |any, &c| any | needs_escape(c))
 }
 
+/// From `i`, past every whole 64-byte block of `b` with no byte that needs
+/// an escape: the index of the first block that has one, or of the tail.
+#[inline]
+fn skip_plain_blocks(b: &[u8], mut i: usize) -> usize {
+    while let Some(block) = b
+        .get(i..i + BLOCK)
+        .and_then(|s| <&[u8; BLOCK]>::try_from(s).ok())
+    {
+        if block_needs_escape(block) {
+            break;
+        }
+        i += BLOCK;
+    }
+    i
+}
+
 #[inline]
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
@@ -50,15 +66,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let (mut i, mut run) = (0, 0);
     while i < b.len() {
-        while let Some(block) = b
-            .get(i..i + BLOCK)
-            .and_then(|s| <&[u8; BLOCK]>::try_from(s).ok())
-        {
-            if block_needs_escape(block) {
-                break;
-            }
-            i += BLOCK;
-        }
+        i = skip_plain_blocks(b, i);
         let end = (i + BLOCK).min(b.len());
         while i < end {
             if needs_escape(b[i]) {
@@ -100,15 +108,7 @@ pub fn text_object(fields: &[(&str, &str)]) -> String {
 /// UTF-8 is not checked here.
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        while let Some(block) = b
-            .get(i..i + BLOCK)
-            .and_then(|s| <&[u8; BLOCK]>::try_from(s).ok())
-        {
-            if block_needs_escape(block) {
-                break;
-            }
-            i += BLOCK;
-        }
+        i = skip_plain_blocks(b, i);
         let c = *b.get(i)?;
         match c {
             b'"' => return Some(i),

@@ -69,6 +69,14 @@ impl SshHandler {
     }
 
     /// Who `key` may log in as under `user`, if anyone.
+    /// EOF or close from the agent: the end of the control channel, if it
+    /// is that one.
+    async fn channel_ended(&mut self, channel: ChannelId) {
+        if let Some(tap) = self.tap_for(channel) {
+            tap.closed().await;
+        }
+    }
+
     /// The control channel's reader if `channel` is that channel.
     fn tap_for(&mut self, channel: ChannelId) -> Option<&mut Tap> {
         if let (None, Some(slot)) = (&self.tap, &self.tap_slot) {
@@ -201,9 +209,7 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(tap) = self.tap_for(channel) {
-            tap.closed().await;
-        }
+        self.channel_ended(channel).await;
         Ok(())
     }
 
@@ -212,9 +218,7 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(tap) = self.tap_for(channel) {
-            tap.closed().await;
-        }
+        self.channel_ended(channel).await;
         Ok(())
     }
 

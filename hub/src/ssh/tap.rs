@@ -255,14 +255,20 @@ mod tests {
         assert_eq!(seen, (0..(INBOX_LEN * 4) as u64).collect::<Vec<_>>());
     }
 
-    #[tokio::test]
-    async fn a_full_queue_holds_the_writer_until_room() {
+    /// A queue holding [`INBOX_LEN`] events, and its reader.
+    async fn full_inbox() -> (Arc<Inbox>, Reader) {
         let (inbox, reader) = Inbox::new();
         for i in 0..INBOX_LEN as u64 {
             inbox
                 .push(Event::Reply(Box::new(Reply::end(Some(i)))))
                 .await;
         }
+        (inbox, reader)
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_the_writer_until_room() {
+        let (inbox, reader) = full_inbox().await;
         let extra = inbox.push(Event::Closed);
         tokio::pin!(extra);
         // No room: the push waits.
@@ -280,12 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_waiting_on_a_full_queue_is_released_when_the_reader_goes() {
-        let (inbox, reader) = Inbox::new();
-        for i in 0..INBOX_LEN as u64 {
-            inbox
-                .push(Event::Reply(Box::new(Reply::end(Some(i)))))
-                .await;
-        }
+        let (inbox, reader) = full_inbox().await;
         let extra = inbox.push(Event::Closed);
         tokio::pin!(extra);
         assert!(
