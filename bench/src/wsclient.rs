@@ -23,6 +23,28 @@ pub struct Envelope {
     pub kind: String,
 }
 
+impl Envelope {
+    /// The envelope read from the start of a reply laid out as the hub
+    /// writes one (`{"id":N,"type":"K",...`), without reading the rest: the
+    /// bulk scenarios count what follows, as `ssh ... > /dev/null` does
+    /// (the WebSocket layer has checked it is UTF-8). `None` for any other
+    /// layout, which serde then reads whole.
+    fn from_head(t: &str) -> Option<Envelope> {
+        let rest = t.strip_prefix("{\"id\":")?;
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let id = rest.get(..digits)?.parse().ok()?;
+        let rest = rest.get(digits..)?.strip_prefix(",\"type\":\"")?;
+        let end = rest.bytes().position(|b| b == b'"' || b == b'\\')?;
+        if rest.as_bytes()[end] != b'"' {
+            return None;
+        }
+        Some(Envelope {
+            id: Some(id),
+            kind: rest[..end].to_string(),
+        })
+    }
+}
+
 /// One API connection.
 pub struct Ws {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -63,8 +85,11 @@ impl Ws {
                 .context("no reply within the timeout")?;
             match m {
                 Some(Ok(Message::Text(t))) => {
-                    let e: Envelope = serde_json::from_str(&t)
-                        .with_context(|| format!("bad reply {}", truncate(&t)))?;
+                    let e = match Envelope::from_head(&t) {
+                        Some(e) => e,
+                        None => serde_json::from_str(&t)
+                            .with_context(|| format!("bad reply {}", truncate(&t)))?,
+                    };
                     if e.kind == "error" {
                         bail!("error reply: {}", truncate(&t));
                     }
@@ -82,5 +107,37 @@ fn truncate(s: &str) -> &str {
     match s.char_indices().nth(300) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Envelope;
+
+    #[test]
+    fn the_head_gives_what_serde_gives() {
+        for t in [
+            r#"{"id":7,"type":"log","server":"s","data":{"chunk":"x"}}"#,
+            r#"{"id":0,"type":"end"}"#,
+            r#"{"id":18446744073709551615,"type":"result","data":{}}"#,
+        ] {
+            let fast = Envelope::from_head(t).expect("hub layout");
+            let slow: Envelope = serde_json::from_str(t).unwrap();
+            assert_eq!((fast.id, fast.kind), (slow.id, slow.kind));
+        }
+    }
+
+    #[test]
+    fn other_layouts_are_left_to_serde() {
+        for t in [
+            r#"{"type":"event","data":{}}"#,
+            r#"{"id":7, "type":"log"}"#,
+            r#"{"id":,"type":"log"}"#,
+            r#"{"id":18446744073709551616,"type":"log"}"#,
+            r#"{"id":7,"type":"a\"b"}"#,
+            r#"{"id":7,"type":"log"#,
+        ] {
+            assert!(Envelope::from_head(t).is_none(), "{t}");
+        }
     }
 }
