@@ -59,6 +59,9 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
         keepalive_interval: Some(KEEPALIVE_INTERVAL),
         keepalive_max: KEEPALIVE_MAX,
         nodelay: true,
+        // Agents' channel packets up to 64 KiB (russh's default 32 KiB, as
+        // OpenSSH's): a streamed log chunk crosses half as many packets.
+        maximum_packet_size: 65535,
         ..Default::default()
     }
 }

@@ -294,12 +294,24 @@ mod tests {
     }
 }
 
-// NextDeploy patch: a length-prefixed string as `Bytes`, copied straight
-// from the packet (`Bytes::decode` reads into a zeroed buffer first).
-pub(crate) fn decode_bytes(r: &mut &[u8]) -> Result<bytes::Bytes, crate::Error> {
+// NextDeploy patch: a length-prefixed string as `Bytes`: a slice of `owner`
+// when `r` reads from it, else copied straight from the packet
+// (`Bytes::decode` reads into a zeroed buffer first).
+pub(crate) fn decode_bytes(
+    r: &mut &[u8],
+    owner: Option<&bytes::Bytes>,
+) -> Result<bytes::Bytes, crate::Error> {
     let len = u32::decode(r)? as usize;
     let data = r.get(..len).ok_or(ssh_encoding::Error::Length)?;
-    let out = bytes::Bytes::copy_from_slice(data);
+    let within = |o: &bytes::Bytes| {
+        let (start, end) = (o.as_ptr() as usize, o.as_ptr() as usize + o.len());
+        let at = data.as_ptr() as usize;
+        !data.is_empty() && start <= at && at + data.len() <= end
+    };
+    let out = match owner {
+        Some(o) if within(o) => o.slice_ref(data),
+        _ => bytes::Bytes::copy_from_slice(data),
+    };
     *r = r.get(len..).unwrap_or_default();
     Ok(out)
 }

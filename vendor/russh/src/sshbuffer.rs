@@ -387,8 +387,61 @@ impl PacketBytesWriter {
 /// Uses Vec<u8> (not CryptoVec/mlocked) because incoming network data is not secret.
 #[derive(Debug)]
 pub(crate) struct IncomingSshPacket {
-    pub buffer: Vec<u8>,
+    pub buffer: Payload,
     pub seqn: Wrapping<u32>,
+}
+
+/// NextDeploy patch: a packet's payload, which may be the read buffer itself
+/// past its header (the server takes it instead of copying it out of every
+/// packet); reads as the payload's bytes.
+#[derive(Debug)]
+pub(crate) struct Payload {
+    vec: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    /// `vec` from `start` on (the whole of it when `start` is past its end
+    /// is never asked for: callers check the length first).
+    pub fn within(vec: Vec<u8>, start: usize) -> Self {
+        let start = start.min(vec.len());
+        Payload { vec, start }
+    }
+
+    /// The buffer back, to be read into again.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.vec
+    }
+
+    /// Whether the payload is at least half of the allocation it is in.
+    pub fn fills_half(&self) -> bool {
+        self.len().saturating_mul(2) >= self.vec.capacity()
+    }
+
+    /// The payload as shared `Bytes` (the allocation kept, nothing copied);
+    /// this becomes empty.
+    pub fn take_bytes(&mut self) -> bytes::Bytes {
+        let vec = std::mem::take(&mut self.vec);
+        let start = std::mem::take(&mut self.start);
+        bytes::Bytes::from(vec).slice(start..)
+    }
+}
+
+impl From<&[u8]> for Payload {
+    fn from(b: &[u8]) -> Self {
+        Payload {
+            vec: b.to_vec(),
+            start: 0,
+        }
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        #[allow(clippy::indexing_slicing)] // start <= len, see `within`
+        &self.vec[self.start..]
+    }
 }
 
 /// Packet writer for constructing and encrypting outgoing SSH packets.

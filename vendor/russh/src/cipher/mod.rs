@@ -331,13 +331,25 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
         }
     }
 
-    buffer.buffer.resize(buffer.len + 4, 0);
     trace!("read_exact {:?}", buffer.len + 4);
 
     let l = cipher.packet_length_to_read_for_block_length();
 
-    #[allow(clippy::indexing_slicing)] // length checked
-    stream.read_exact(&mut buffer.buffer[l..]).await?;
+    // NextDeploy patch: the rest of the packet read into the buffer's spare
+    // capacity (`read_buf`) instead of into a zero-filled buffer (`resize`,
+    // then `read_exact`): the zeroing cost as much as a copy of every packet.
+    let total = buffer.len + 4;
+    buffer.buffer.truncate(l);
+    buffer.buffer.reserve(total.saturating_sub(l));
+    while buffer.buffer.len() < total {
+        let want = total - buffer.buffer.len();
+        let n = stream
+            .read_buf(&mut bytes::BufMut::limit(&mut buffer.buffer, want))
+            .await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
 
     trace!("read_exact done");
     let seqn = buffer.seqn.0;

@@ -162,7 +162,7 @@ impl ClientKex {
 
                 let names = {
                     // read algorithms from packet.
-                    self.exchange.server_kex_init = input.buffer.clone().into();
+                    self.exchange.server_kex_init = input.buffer.to_vec().into();
                     negotiation::Client::read_kex(
                         &input.buffer,
                         &self.config.preferred,

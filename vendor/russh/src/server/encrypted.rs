@@ -39,6 +39,13 @@ impl Session {
         handler: &mut H,
         pkt: &mut IncomingSshPacket,
     ) -> Result<(), H::Error> {
+        // NextDeploy patch: channel data is sliced out of the packet (which
+        // becomes shared `Bytes`) instead of copied, when the packet fills at
+        // least half its allocation (a small one would pin a large buffer).
+        if pkt.buffer.first() == Some(&msg::CHANNEL_DATA) && pkt.buffer.fills_half() {
+            let owner = pkt.buffer.take_bytes();
+            return self.process_packet_in(handler, &owner, Some(&owner)).await;
+        }
         self.process_packet(handler, &pkt.buffer).await
     }
 
@@ -46,6 +53,16 @@ impl Session {
         &mut self,
         handler: &mut H,
         buf: &[u8],
+    ) -> Result<(), H::Error> {
+        self.process_packet_in(handler, buf, None).await
+    }
+
+    /// `buf`, which is `owner` when given.
+    async fn process_packet_in<H: Handler + Send>(
+        &mut self,
+        handler: &mut H,
+        buf: &[u8],
+        owner: Option<&bytes::Bytes>,
     ) -> Result<(), H::Error> {
         let rejection_wait_until =
             tokio::time::Instant::now() + self.common.config.auth_rejection_time;
@@ -153,10 +170,10 @@ impl Session {
                         .init_compress(self.common.packet_writer.compress());
                 }
                 enc.state = EncryptedState::Authenticated;
-                self.server_read_authenticated(handler, *msg, &mut r).await
+                self.server_read_authenticated(handler, *msg, &mut r, owner).await
             }
             (EncryptedState::Authenticated, Some((msg, mut r))) => {
-                self.server_read_authenticated(handler, *msg, &mut r).await
+                self.server_read_authenticated(handler, *msg, &mut r, owner).await
             }
             _ => Ok(()),
         }
@@ -1434,12 +1451,14 @@ async fn reply_userauth_info_response(
 
 impl Session {
     // NextDeploy patch: the packet as a slice (both callers pass one), so
-    // that channel data is copied out once, without zeroing a buffer first.
+    // that channel data is copied out once, without zeroing a buffer first,
+    // or sliced out of `owner` (the packet as `Bytes`) when given.
     async fn server_read_authenticated<H: Handler + Send>(
         &mut self,
         handler: &mut H,
         msg: u8,
         r: &mut &[u8],
+        owner: Option<&bytes::Bytes>,
     ) -> Result<(), H::Error> {
         match msg {
             msg::CHANNEL_OPEN => self.server_handle_channel_open(handler, r).await,
@@ -1487,8 +1506,9 @@ impl Session {
                     Some(map_err!(u32::decode(r))?)
                 };
                 trace!("handler.data {ext:?} {channel_num:?}");
-                // NextDeploy patch: copied once (`Bytes::decode` zeroes first).
-                let data = map_err!(crate::parsing::decode_bytes(r))?;
+                // NextDeploy patch: sliced out of the packet, or copied once
+                // (`Bytes::decode` zeroes first).
+                let data = map_err!(crate::parsing::decode_bytes(r, owner))?;
                 map_err!(ensure_end(r))?;
                 let target = self.target_window_size;
 
