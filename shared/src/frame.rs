@@ -88,6 +88,23 @@ fn reply_head(reply: &Reply) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
+/// The whole frame at the start of `held`, if it holds one: its payload and
+/// the bytes it takes with its length. A length over the limit is an error
+/// as soon as its 4 bytes are there.
+fn whole_frame(held: &[u8]) -> Result<Option<(&[u8], usize)>, FrameError> {
+    let Some(&[a, b, c, d]) = held.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let len = u32::from_be_bytes([a, b, c, d]) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(FrameError::TooLarge(len));
+    }
+    Ok(held.get(4..4 + len).map(|payload| (payload, 4 + len)))
+}
+
+/// A frame's payload read in place, and the bytes after it.
+pub type InPlace<'a> = (&'a [u8], &'a [u8]);
+
 /// Incremental decoder: feed it the bytes of SSH data messages as they come,
 /// take whole frames out. It never holds more than one partial frame plus the
 /// bytes of one feed.
@@ -134,20 +151,22 @@ impl Decoder {
     /// decoder's buffer (valid until the next call). A length over the limit
     /// is an error as soon as its 4 bytes arrive.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let held = &self.buf[self.start..];
-        if held.len() < 4 {
+        let Some((payload, used)) = whole_frame(&self.buf[self.start..])? else {
+            return Ok(None);
+        };
+        self.start += used;
+        Ok(Some(payload))
+    }
+
+    /// The next whole frame of `data` read in place, when nothing is held
+    /// (a frame that came in one SSH message needs no copy into the
+    /// buffer): the payload and `data` past it. `None` when something is
+    /// held or `data` does not start with a whole frame; feed what is left.
+    pub fn frame_in<'a>(&self, data: &'a [u8]) -> Result<Option<InPlace<'a>>, FrameError> {
+        if self.buffered() > 0 {
             return Ok(None);
         }
-        let len = u32::from_be_bytes([held[0], held[1], held[2], held[3]]) as usize;
-        if len > MAX_FRAME_LEN {
-            return Err(FrameError::TooLarge(len));
-        }
-        if held.len() < 4 + len {
-            return Ok(None);
-        }
-        let at = self.start + 4;
-        self.start = at + len;
-        Ok(Some(&self.buf[at..at + len]))
+        Ok(whole_frame(data)?.map(|(payload, used)| (payload, &data[used..])))
     }
 
     /// The next whole frame parsed as `T`.
@@ -258,6 +277,31 @@ mod tests {
         }
         assert_eq!(got, vec![json!({"a": 1}), json!({"b": "two"})]);
         assert_eq!(d.buffered(), 0);
+    }
+
+    /// Whole frames at the start of a message are read in place; a partial
+    /// one, or anything while a partial frame is held, goes to the buffer.
+    #[test]
+    fn whole_frames_are_read_in_place_only_when_nothing_is_held() {
+        let a = encode(&json!({"n": 1})).unwrap();
+        let b = encode(&json!({"n": 2})).unwrap();
+        let mut msg = a.clone();
+        msg.extend_from_slice(&b[..5]);
+        let mut d = Decoder::new();
+        let (f, rest) = d.frame_in(&msg).unwrap().unwrap();
+        assert_eq!(f, &a[4..]);
+        assert_eq!(rest, &b[..5]);
+        assert!(d.frame_in(rest).unwrap().is_none(), "a partial frame");
+        d.feed(rest);
+        assert!(
+            d.frame_in(&b[5..]).unwrap().is_none(),
+            "a partial one is held"
+        );
+        d.feed(&b[5..]);
+        assert_eq!(d.next_frame().unwrap().unwrap(), &b[4..]);
+        assert!(d.frame_in(&[]).unwrap().is_none());
+        let big = ((MAX_FRAME_LEN as u32) + 1).to_be_bytes();
+        assert!(matches!(d.frame_in(&big), Err(FrameError::TooLarge(_))));
     }
 
     #[test]

@@ -189,11 +189,26 @@ async fn pump(
                     )));
                     return;
                 }
-                decoder.feed(&data);
+                // Frames that came whole in this message are read in place;
+                // the rest goes through the decoder's buffer.
+                let mut rest: &[u8] = &data;
                 loop {
+                    let next = match decoder.frame_in(rest) {
+                        Ok(Some((f, after))) => {
+                            rest = after;
+                            Ok(Some(f))
+                        }
+                        Ok(None) if !rest.is_empty() => {
+                            decoder.feed(rest);
+                            rest = &[];
+                            decoder.next_frame()
+                        }
+                        Ok(None) => decoder.next_frame(),
+                        Err(e) => Err(e),
+                    };
                     // Log chunks (the bulk of a stream) are relayed as the
                     // agent encoded them: no parse into a Value, no re-escape.
-                    let next = decoder.next_frame().and_then(|f| match f {
+                    let next = next.and_then(|f| match f {
                         Some(f) => Reply::parse(f, &[ReplyType::Log])
                             .map(|r| Some((r, f.len())))
                             .map_err(Into::into),

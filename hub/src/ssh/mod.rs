@@ -43,6 +43,9 @@ const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Failed authentication attempts allowed per connection; agents need one.
 const MAX_AUTH_ATTEMPTS: usize = 3;
 
+/// The largest channel packet the hub asks agents to send.
+const MAX_PACKET: u32 = 128 * 1024;
+
 /// The russh server configuration of the hub.
 pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
     let mut methods = MethodSet::empty();
@@ -59,9 +62,10 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
         keepalive_interval: Some(KEEPALIVE_INTERVAL),
         keepalive_max: KEEPALIVE_MAX,
         nodelay: true,
-        // Agents' channel packets up to 64 KiB (russh's default 32 KiB, as
-        // OpenSSH's): a streamed log chunk crosses half as many packets.
-        maximum_packet_size: 65535,
+        // Agents' channel packets up to 128 KiB (russh's default 32 KiB, as
+        // OpenSSH's; both read up to 256 KiB): a streamed 64 KiB log chunk
+        // is one packet instead of three.
+        maximum_packet_size: MAX_PACKET,
         ..Default::default()
     }
 }

@@ -948,7 +948,10 @@ pub trait Server {
         let shutdown_tx2 = shutdown_tx.clone();
 
         let fut = async move {
-            if config.maximum_packet_size > 65535 {
+            // NextDeploy patch: the warning only past what the transport
+            // reads (256 KiB), not past a TCP segment: larger channel
+            // packets are fine, and cheaper per byte.
+            if config.maximum_packet_size as usize > crate::cipher::MAXIMUM_PACKET_LEN_BASELINE {
                 error!(
                     "Maximum packet size ({:?}) should not larger than a TCP packet (65535)",
                     config.maximum_packet_size
