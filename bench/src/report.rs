@@ -38,6 +38,7 @@ const SHOWN: &[(&str, &[&str])] = &[
             "mb_s",
             "openssh_mb_s",
             "ratio_vs_openssh",
+            "best_ratio_vs_openssh_best",
             "cpu_per_mb_vs_openssh",
             "hub_cpu_ms_per_mb",
             "openssh_cpu_ms_per_mb",
