@@ -401,8 +401,8 @@ pub(crate) struct Payload {
 }
 
 impl Payload {
-    /// `vec` from `start` on (the whole of it when `start` is past its end
-    /// is never asked for: callers check the length first).
+    /// `vec` from `start` on (`start` is clamped to the length; callers
+    /// check the length first).
     pub fn within(vec: Vec<u8>, start: usize) -> Self {
         let start = start.min(vec.len());
         Payload { vec, start }
