@@ -32,6 +32,9 @@ impl Envelope {
     fn from_head(t: &str) -> Option<Envelope> {
         let rest = t.strip_prefix("{\"id\":")?;
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 1 && rest.starts_with('0') {
+            return None; // a leading zero, which JSON does not allow
+        }
         let id = rest.get(..digits)?.parse().ok()?;
         let rest = rest.get(digits..)?.strip_prefix(",\"type\":\"")?;
         let end = rest.bytes().position(|b| b == b'"' || b == b'\\')?;
@@ -133,6 +136,7 @@ mod tests {
             r#"{"type":"event","data":{}}"#,
             r#"{"id":7, "type":"log"}"#,
             r#"{"id":,"type":"log"}"#,
+            r#"{"id":07,"type":"log"}"#,
             r#"{"id":18446744073709551616,"type":"log"}"#,
             r#"{"id":7,"type":"a\"b"}"#,
             r#"{"id":7,"type":"log"#,

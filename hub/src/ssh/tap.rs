@@ -255,6 +255,13 @@ mod tests {
         assert_eq!(seen, (0..(INBOX_LEN * 4) as u64).collect::<Vec<_>>());
     }
 
+    /// Whether `push` is still waiting after 50 ms.
+    async fn waits<F: std::future::Future + Unpin>(push: &mut F) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(50), push)
+            .await
+            .is_err()
+    }
+
     /// A queue holding [`INBOX_LEN`] events, and its reader.
     async fn full_inbox() -> (Arc<Inbox>, Reader) {
         let (inbox, reader) = Inbox::new();
@@ -271,12 +278,7 @@ mod tests {
         let (inbox, reader) = full_inbox().await;
         let extra = inbox.push(Event::Closed);
         tokio::pin!(extra);
-        // No room: the push waits.
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), &mut extra)
-                .await
-                .is_err()
-        );
+        assert!(waits(&mut extra).await, "no room: the push waits");
         assert!(matches!(reader.next().await, Some(Event::Reply(_))));
         tokio::time::timeout(std::time::Duration::from_secs(5), &mut extra)
             .await
@@ -289,11 +291,7 @@ mod tests {
         let (inbox, reader) = full_inbox().await;
         let extra = inbox.push(Event::Closed);
         tokio::pin!(extra);
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(50), &mut extra)
-                .await
-                .is_err()
-        );
+        assert!(waits(&mut extra).await, "no room: the push waits");
         drop(reader);
         tokio::time::timeout(std::time::Duration::from_secs(5), &mut extra)
             .await
