@@ -11,7 +11,8 @@
 //! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
 //!   [`procfs`]: RSS, CPU ticks, load, machine;
 //! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
-//!   OpenSSH reference), agent footprint;
+//!   OpenSSH reference), agent footprint; [`tcpfloor`]: the fan-out's round
+//!   over plain TCP (the hidden `tcp-echo` child), its floor on this machine;
 //! - [`report`]: table, Markdown, JSON and SVG under `bench/results/`.
 
 mod fleet;
@@ -20,6 +21,7 @@ mod procfs;
 mod report;
 mod scenario;
 mod sim;
+mod tcpfloor;
 mod wsclient;
 
 use std::net::SocketAddr;
@@ -83,6 +85,14 @@ enum Cmd {
         count: usize,
         #[arg(long, default_value_t = 0)]
         containers: usize,
+    },
+    /// Echo on `count` plain TCP connections to `to` (the fan-out's TCP floor).
+    #[command(hide = true)]
+    TcpEcho {
+        #[arg(long)]
+        to: SocketAddr,
+        #[arg(long)]
+        count: usize,
     },
 }
 
@@ -462,5 +472,6 @@ async fn main_async() -> anyhow::Result<()> {
             count,
             containers,
         } => sim::run_child(hub, pin, from, count, containers).await,
+        Cmd::TcpEcho { to, count } => tcpfloor::run_echo(to, count).await,
     }
 }

@@ -30,6 +30,8 @@ const SHOWN: &[(&str, &[&str])] = &[
             "hub_cpu_us_per_agent",
             "sims_cpu_us_per_agent",
             "sims_floor_s",
+            "tcp_floor_s",
+            "vs_tcp_floor",
         ],
     ),
     (
