@@ -191,3 +191,54 @@ fn echo(mut conns: Vec<TcpStream>) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener as `measure` makes it, and its address.
+    async fn listener() -> (std::net::TcpListener, SocketAddr) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .unwrap();
+        let l = sock.listen(1024).unwrap().into_std().unwrap();
+        let addr = l.local_addr().unwrap();
+        (l, addr)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_round_waits_for_every_echo() {
+        let (l, addr) = listener().await;
+        let echo = tokio::spawn(run_echo(addr, 50));
+        let times = tokio::task::spawn_blocking(move || rounds_over(l, 50, 3))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(times.len(), 3);
+        assert!(times.iter().all(|t| *t > 0.0 && *t < LIMIT.as_secs_f64()));
+        // The connections closed with the rounds' end: the echo side ends too.
+        tokio::time::timeout(Duration::from_secs(10), echo)
+            .await
+            .expect("the echo side did not end")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_peer_that_closes_fails_the_round_instead_of_hanging() {
+        let (l, addr) = listener().await;
+        // Connects, takes the round's message without answering, and closes.
+        let closer = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut msg = [0u8; MSG];
+            s.read_exact(&mut msg).await.unwrap();
+        });
+        let r = tokio::task::spawn_blocking(move || rounds_over(l, 1, 1))
+            .await
+            .unwrap();
+        let e = r.expect_err("a closed peer must fail the round");
+        assert!(e.to_string().contains("closed mid-round"), "{e:#}");
+        closer.await.unwrap();
+    }
+}
