@@ -13,6 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub use super::files::Files;
+
 /// Where the files are: `/proc` and `/sys/fs/cgroup` on a host, a scratch
 /// tree in tests.
 #[derive(Debug, Clone)]
@@ -122,12 +124,8 @@ fn parse_net_dev(text: &str) -> Option<(u64, u64)> {
     Some(total)
 }
 
-fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
-fn number(path: &Path) -> Option<u64> {
-    read(path)?.trim().parse().ok()
+fn number(files: &mut Files, path: &Path) -> Option<u64> {
+    files.read(path)?.trim().parse().ok()
 }
 
 /// The memory limit as the engine reports it: no more than the host's memory.
@@ -141,7 +139,8 @@ fn cap_limit(limit: Option<u64>, host: u64) -> u64 {
 /// The host's memory, bytes (0 when unreadable): what an unlimited
 /// container's limit reads as. Read once per sweep.
 pub fn host_memory(proc: &Path) -> u64 {
-    read(&proc.join("meminfo"))
+    std::fs::read_to_string(proc.join("meminfo"))
+        .ok()
         .and_then(|t| {
             t.lines()
                 .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -152,10 +151,12 @@ pub fn host_memory(proc: &Path) -> u64 {
 }
 
 /// Read CPU, memory and network of container `id` whose init process is
-/// `pid`, on a host with `host` bytes of memory. `own_network` is false for containers on the host's network (whose
+/// `pid`, on a host with `host` bytes of memory, through `files` (kept open
+/// between sweeps). `own_network` is false for containers on the host's network (whose
 /// counters the engine does not report either: they read as zero). `None`
 /// when anything is unreadable or `pid` no longer belongs to `id`.
 pub fn read_container(
+    files: &mut Files,
     roots: &Roots,
     host: u64,
     id: &str,
@@ -170,7 +171,7 @@ pub fn read_container(
     // The pid must be in the container's cgroup (not a reused pid), and the
     // figures are the container's: a process in a child cgroup (systemd or
     // Docker inside the container) is read at the container's own level.
-    let cgroup = match parse_proc_cgroup(&read(&proc_dir.join("cgroup"))?)? {
+    let cgroup = match parse_proc_cgroup(&files.read(&proc_dir.join("cgroup"))?)? {
         Cgroup::V1 { cpuacct, memory } => Cgroup::V1 {
             cpuacct: container_level(&cpuacct, id)?,
             memory: container_level(&memory, id)?,
@@ -180,27 +181,27 @@ pub fn read_container(
     let (cpu_ns, usage, limit, stat) = match &cgroup {
         Cgroup::V1 { cpuacct, memory } => {
             let rel = |p: &str| p.trim_start_matches('/').to_string();
-            let cpu_dir = ["cpuacct", "cpu,cpuacct"]
-                .iter()
-                .map(|m| root.join(m).join(rel(cpuacct)))
-                .find(|d| d.join("cpuacct.usage").exists())?;
+            let cpu = ["cpuacct", "cpu,cpuacct"].iter().find_map(|m| {
+                let path = root.join(m).join(rel(cpuacct)).join("cpuacct.usage");
+                number(files, &path)
+            })?;
             let mem_dir = root.join("memory").join(rel(memory));
             (
-                number(&cpu_dir.join("cpuacct.usage"))?,
-                number(&mem_dir.join("memory.usage_in_bytes"))?,
-                number(&mem_dir.join("memory.limit_in_bytes")),
-                read(&mem_dir.join("memory.stat"))?,
+                cpu,
+                number(files, &mem_dir.join("memory.usage_in_bytes"))?,
+                number(files, &mem_dir.join("memory.limit_in_bytes")),
+                files.read(&mem_dir.join("memory.stat"))?,
             )
         }
         Cgroup::V2(p) => {
             let dir = root.join(p.trim_start_matches('/'));
-            let usec = stat_value(&read(&dir.join("cpu.stat"))?, "usage_usec")?;
+            let usec = stat_value(&files.read(&dir.join("cpu.stat"))?, "usage_usec")?;
             (
                 usec.saturating_mul(1000),
-                number(&dir.join("memory.current"))?,
+                number(files, &dir.join("memory.current"))?,
                 // "max" (unlimited) does not parse: the host's memory.
-                number(&dir.join("memory.max")),
-                read(&dir.join("memory.stat"))?,
+                number(files, &dir.join("memory.max")),
+                files.read(&dir.join("memory.stat"))?,
             )
         }
     };
@@ -210,7 +211,7 @@ pub fn read_container(
         _ => usage,
     };
     let (net_rx, net_tx) = if own_network {
-        parse_net_dev(&read(&proc_dir.join("net/dev"))?)?
+        parse_net_dev(&files.read(&proc_dir.join("net/dev"))?)?
     } else {
         (0, 0)
     };
@@ -295,8 +296,18 @@ mod tests {
         assert_eq!(cap_limit(None, 1 << 30), 1 << 30);
     }
 
+    /// One reading with files opened afresh (the tests change the tree
+    /// between readings by removing files, which an open file would not see).
     fn reading(roots: &Roots, id: &str, pid: u32, own_network: bool) -> Option<Reading> {
-        read_container(roots, host_memory(&roots.proc), id, pid, own_network)
+        let mut files = Files::default();
+        read_container(
+            &mut files,
+            roots,
+            host_memory(&roots.proc),
+            id,
+            pid,
+            own_network,
+        )
     }
 
     fn write(path: &Path, text: &str) {

@@ -12,6 +12,7 @@
 pub mod containers;
 pub mod deploy;
 pub mod events;
+pub mod files;
 pub mod kernel;
 pub mod logs;
 pub mod monitor;

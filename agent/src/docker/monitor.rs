@@ -90,11 +90,12 @@ async fn inspect(engine: &Engine, r: &ContainerRow) -> Option<Known> {
     })
 }
 
-/// One sweep.
+/// One sweep; `files`: the kernel files kept open between sweeps.
 pub async fn snapshot(
     engine: &Engine,
     sampler: &Sampler,
     known: &mut KnownMap,
+    files: &mut kernel::Files,
 ) -> Result<HealthSnapshot, DockerError> {
     let started = Instant::now();
     let list = list_all(engine, None).await?;
@@ -135,19 +136,23 @@ pub async fn snapshot(
             )
         })
         .collect();
-    let readings = tokio::task::spawn_blocking(move || {
+    let mut open = std::mem::take(files);
+    let (readings, open) = tokio::task::spawn_blocking(move || {
         let roots = kernel::Roots::default();
         let host = kernel::host_memory(&roots.proc);
-        targets
+        open.begin();
+        let readings = targets
             .into_iter()
             .map(|(id, pid, own)| {
-                let r = kernel::read_container(&roots, host, &id, pid, own);
+                let r = kernel::read_container(&mut open, &roots, host, &id, pid, own);
                 (id, r)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (readings, open)
     })
     .await
     .unwrap_or_default();
+    *files = open;
     let mut from_kernel: HashMap<String, kernel::Reading> = HashMap::new();
     let mut ask_engine = Vec::new();
     for r in rows.iter().filter(|r| r.state == "running") {
@@ -232,6 +237,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let mut known = KnownMap::new();
+    let mut files = kernel::Files::default();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -239,7 +245,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let snap = match snapshot(&engine, &sampler, &mut known).await {
+        let snap = match snapshot(&engine, &sampler, &mut known, &mut files).await {
             Ok(s) => s,
             Err(e) => HealthSnapshot {
                 at: now_unix(),
