@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
 use nextdeploy_shared::protocol::{
-    action, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
-    ReplyType,
+    channel_kind, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello,
+    Reply, ReplyType,
 };
 use nextdeploy_shared::secret::Secret;
 use russh::client::Msg;
@@ -94,8 +94,8 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         return;
     };
     match (action.as_str(), ctx.enroll.is_some()) {
-        (action::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
-        (action::CONTROL, false) => {
+        (channel_kind::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
+        (channel_kind::CONTROL, false) => {
             // The hub may ask for a faster heartbeat than configured (its timeout is shorter).
             let asked = payload
                 .get("heartbeat_interval_s")

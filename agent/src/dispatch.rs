@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
-use nextdeploy_shared::protocol::{action, ErrorCode, Reply};
+use nextdeploy_shared::protocol::agents::{Pong, RotateKeyCommitted, RotateKeyProof};
+use nextdeploy_shared::protocol::streams::DiagStream;
+use nextdeploy_shared::protocol::{Action, ErrorCode, RawData, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix_ms;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::docker::{containers, logs, stats, DockerError};
+use crate::docker::containers::{self, Lifecycle};
+use crate::docker::{logs, stats, DockerError};
 use crate::state::AgentState;
 
-/// Serve one request.
+/// Serve one request: read its payload by its action's type, then run it.
 pub async fn handle(
     id: u64,
     name: String,
@@ -20,106 +24,133 @@ pub async fn handle(
     out: mpsc::Sender<Reply>,
 ) {
     let id = Some(id);
-    let engine = &state.engine;
-    let docker: Option<Result<(), DockerError>> = match name.as_str() {
-        action::DIAG_STREAM => {
-            diag_stream(id, &payload, out).await;
-            return;
-        }
-        action::PS => Some(
-            containers::ps(engine, &payload)
-                .await
-                .map(|rows| one_shot(&out, id, json!(rows))),
-        ),
-        action::INSPECT => Some(
-            containers::inspect(
-                engine,
-                payload
-                    .get("container")
-                    .and_then(Value::as_str)
-                    .unwrap_or(""),
-            )
-            .await
-            .map(|doc| one_shot(&out, id, doc)),
-        ),
-        action::START | action::STOP | action::RESTART | action::KILL => Some(
-            containers::lifecycle(engine, &name, &payload)
-                .await
-                .map(|v| one_shot(&out, id, v)),
-        ),
-        action::LOGS => Some(logs::logs(engine, id, &payload, &out).await),
-        action::STATS => Some(stats::stats(engine, &state.sampler, id, &payload, &out).await),
-        action::DEPLOY => Some(state.deployer.deploy(id, &payload, &out).await),
-        action::ROLLBACK => Some(
-            state
-                .deployer
-                .rollback(&payload)
-                .await
-                .map(|v| one_shot(&out, id, v)),
-        ),
-        _ => None,
-    };
-    if let Some(r) = docker {
-        if let Err(e) = r {
-            let _ = out.send(Reply::error(id, e.code, e.message)).await;
-        }
-        return;
-    }
-    let replies = match name.as_str() {
-        action::ROTATE_KEY | action::ROTATE_KEY_COMMIT => {
-            let r = rotate(id, &name, &payload, &state);
-            if r.kind.is_terminal() {
-                vec![r]
-            } else {
-                vec![r, Reply::end(id)]
-            }
-        }
-        action::PING => vec![
-            Reply::result(id, json!({ "agent_time_ms": now_unix_ms() })),
-            Reply::end(id),
-        ],
-        action::INFO => {
-            let docker = engine.status().await;
-            let info = crate::sysinfo::collect(state.started, docker);
-            vec![
-                Reply::result(id, serde_json::to_value(info).unwrap_or(Value::Null)),
-                Reply::end(id),
-            ]
-        }
-        other => vec![Reply::error(
-            id,
-            ErrorCode::UnknownAction,
-            format!("this agent does not know the action {other:?}"),
-        )],
-    };
-    for r in replies {
-        if out.send(r).await.is_err() {
-            return;
+    match Action::parse(&name, payload) {
+        Ok(action) => run(id, action, &state, out).await,
+        Err(e) => {
+            let _ = out.send(Reply::error(id, e.code(), e.to_string())).await;
         }
     }
 }
 
+/// The agent's route table: every action, each to its handler. Hub-local
+/// actions reaching an agent are refused.
+async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sender<Reply>) {
+    let engine = &state.engine;
+    let done: Result<(), DockerError> = match action {
+        Action::DiagStream(p) => return diag_stream(id, &p, out).await,
+        Action::Ping(_) => {
+            let pong = Pong {
+                agent_time_ms: now_unix_ms(),
+                hub_agent_rtt_ms: None,
+            };
+            one_shot(&out, id, pong);
+            Ok(())
+        }
+        Action::Info(_) => {
+            let docker = engine.status().await;
+            one_shot(&out, id, crate::sysinfo::collect(state.started, docker));
+            Ok(())
+        }
+        Action::RotateKey(_) | Action::RotateKeyCommit(_) => {
+            let r = rotate(id, &action, state);
+            let terminal = r.kind.is_terminal();
+            let _ = out.send(r).await;
+            if !terminal {
+                let _ = out.send(Reply::end(id)).await;
+            }
+            return;
+        }
+        Action::Ps(p) => containers::ps(engine, &p)
+            .await
+            .map(|rows| one_shot(&out, id, rows)),
+        Action::Inspect(p) => containers::inspect(engine, &p.container)
+            .await
+            .map(|doc| one_shot(&out, id, doc)),
+        Action::Start(p) => lifecycle(&out, id, state, &p.container, Lifecycle::Start).await,
+        Action::Stop(p) => {
+            lifecycle(&out, id, state, &p.container, Lifecycle::Stop(p.timeout)).await
+        }
+        Action::Restart(p) => {
+            lifecycle(&out, id, state, &p.container, Lifecycle::Restart(p.timeout)).await
+        }
+        Action::Kill(p) => {
+            lifecycle(&out, id, state, &p.container, Lifecycle::Kill(p.signal)).await
+        }
+        Action::Logs(p) => logs::logs(engine, id, &p, &out).await,
+        Action::Stats(p) => stats::stats(engine, &state.sampler, id, &p, &out).await,
+        Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,
+        Action::Rollback(p) => state
+            .deployer
+            .rollback(&p.container)
+            .await
+            .map(|v| one_shot(&out, id, v)),
+        Action::ListAgents(_)
+        | Action::Whoami(_)
+        | Action::RevokeAgent(_)
+        | Action::CreateToken(_)
+        | Action::ListTokens(_)
+        | Action::RevokeToken(_)
+        | Action::CreateJoinToken(_)
+        | Action::ListJoinTokens(_)
+        | Action::DeleteJoinToken(_)
+        | Action::Cancel(_)
+        | Action::Events(_)
+        | Action::Status(_)
+        | Action::History(_)
+        | Action::DeploysList(_)
+        | Action::DeploysShow(_) => Err(DockerError::new(
+            ErrorCode::UnknownAction,
+            format!(
+                "{} is answered by the hub, not by an agent",
+                action.kind().name()
+            ),
+        )),
+    };
+    if let Err(e) = done {
+        let _ = out.send(Reply::error(id, e.code, e.message)).await;
+    }
+}
+
+/// start / stop / restart / kill, answered once.
+async fn lifecycle(
+    out: &mpsc::Sender<Reply>,
+    id: Option<u64>,
+    state: &AgentState,
+    container: &str,
+    op: Lifecycle,
+) -> Result<(), DockerError> {
+    let done = containers::lifecycle(&state.engine, container, op).await?;
+    one_shot(out, id, done);
+    Ok(())
+}
+
 /// `rotate_key {nonce}`: a new pending key and its signature of the nonce;
 /// `rotate_key_commit {public_key}`: the hub holds it, make it current.
-fn rotate(id: Option<u64>, name: &str, payload: &Value, state: &AgentState) -> Reply {
+fn rotate(id: Option<u64>, action: &Action, state: &AgentState) -> Reply {
     let Some(keys) = &state.keys else {
         return Reply::error(id, ErrorCode::BadRequest, "this connection has no key file");
     };
-    let arg = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or("");
-    let result = if name == action::ROTATE_KEY {
-        let nonce = arg("nonce");
-        if nonce.len() < 32 {
-            return Reply::error(
-                id,
-                ErrorCode::BadRequest,
-                "payload.nonce must be at least 32 characters",
-            );
+    let result = match action {
+        Action::RotateKey(p) => {
+            let nonce = p.nonce.as_deref().unwrap_or("");
+            if nonce.len() < MIN_NONCE_LEN {
+                return Reply::error(
+                    id,
+                    ErrorCode::BadRequest,
+                    format!("payload.nonce must be at least {MIN_NONCE_LEN} characters"),
+                );
+            }
+            keys.prepare(nonce).map(|(public_key, signature)| {
+                to_value(RotateKeyProof {
+                    public_key,
+                    signature,
+                })
+            })
         }
-        keys.prepare(nonce)
-            .map(|(line, sig)| json!({ "public_key": line, "signature": sig }))
-    } else {
-        keys.commit(arg("public_key"))
-            .map(|()| json!({ "committed": true }))
+        Action::RotateKeyCommit(p) => keys
+            .commit(&p.public_key)
+            .map(|()| to_value(RotateKeyCommitted { committed: true })),
+        _ => return Reply::error(id, ErrorCode::BadRequest, "not a key rotation"),
     };
     match result {
         Ok(v) => Reply::result(id, v),
@@ -127,21 +158,27 @@ fn rotate(id: Option<u64>, name: &str, payload: &Value, state: &AgentState) -> R
     }
 }
 
+/// Shortest nonce the hub may ask the agent to sign.
+const MIN_NONCE_LEN: usize = 32;
+
+fn to_value<T: Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
 /// Largest total a diagnostic stream may ask for (10 GiB).
 const DIAG_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 /// Largest chunk per reply (256 KiB, well under the frame limit).
 const DIAG_MAX_CHUNK: u64 = 256 * 1024;
 
+/// Default total of a diagnostic stream (1 MiB).
+const DIAG_DEFAULT_BYTES: u64 = 1024 * 1024;
+/// Default chunk of a diagnostic stream (16 KiB).
+const DIAG_DEFAULT_CHUNK: u64 = 16 * 1024;
+
 /// `diag_stream`: `bytes` bytes of `x` in `log` replies of `chunk` bytes each.
-async fn diag_stream(id: Option<u64>, payload: &Value, out: mpsc::Sender<Reply>) {
-    let bytes = payload
-        .get("bytes")
-        .and_then(Value::as_u64)
-        .unwrap_or(1024 * 1024);
-    let chunk = payload
-        .get("chunk")
-        .and_then(Value::as_u64)
-        .unwrap_or(16 * 1024);
+async fn diag_stream(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {
+    let bytes = p.bytes.unwrap_or(DIAG_DEFAULT_BYTES);
+    let chunk = p.chunk.unwrap_or(DIAG_DEFAULT_CHUNK);
     if bytes > DIAG_MAX_BYTES || chunk == 0 || chunk > DIAG_MAX_CHUNK {
         let _ = out
             .send(Reply::error(
@@ -157,13 +194,8 @@ async fn diag_stream(id: Option<u64>, payload: &Value, out: mpsc::Sender<Reply>)
     while sent < bytes {
         let n = chunk.min(bytes - sent) as usize;
         // As a log chunk goes (`docker/logs.rs`): written, not serialized.
-        let reply = Reply::raw(
-            id,
-            nextdeploy_shared::protocol::ReplyType::Log,
-            nextdeploy_shared::protocol::RawData::Written(nextdeploy_shared::json::text_object(&[
-                ("chunk", &data[..n]),
-            ])),
-        );
+        let text = nextdeploy_shared::json::text_object(&[("chunk", &data[..n])]);
+        let reply = Reply::raw(id, ReplyType::Log, RawData::Written(text));
         if out.send(reply).await.is_err() {
             return;
         }
@@ -173,7 +205,7 @@ async fn diag_stream(id: Option<u64>, payload: &Value, out: mpsc::Sender<Reply>)
 }
 
 /// Queue a one-shot answer and its `end` (the queue has room: nothing else was sent).
-fn one_shot(out: &mpsc::Sender<Reply>, id: Option<u64>, data: Value) {
-    let _ = out.try_send(Reply::result(id, data));
+fn one_shot<T: Serialize>(out: &mpsc::Sender<Reply>, id: Option<u64>, data: T) {
+    let _ = out.try_send(Reply::result(id, to_value(data)));
     let _ = out.try_send(Reply::end(id));
 }

@@ -10,7 +10,8 @@ use anyhow::Context;
 use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
-    action, DockerStatus, Downstream, Hello, RawData, Reply, ReplyType, AGENT_USER,
+    channel_kind, ActionKind, DockerStatus, Downstream, Hello, RawData, Reply, ReplyType,
+    AGENT_USER,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::client::{self, Msg, Session};
@@ -158,8 +159,8 @@ async fn send(write: &russh::ChannelWriteHalf<Msg>, r: &Reply) -> bool {
 
 /// The fixed answer to a one-shot request.
 fn answer(id: Option<u64>, act: &str) -> Reply {
-    match act {
-        action::PING => Reply::result(
+    match act.parse::<ActionKind>() {
+        Ok(ActionKind::Ping) => Reply::result(
             id,
             json!({"agent_time_ms": nextdeploy_shared::time::now_unix_ms()}),
         ),
@@ -202,8 +203,9 @@ async fn serve(
         return;
     };
     let id = Some(id);
-    match act.as_str() {
-        action::CONTROL => {
+    let kind = act.parse::<ActionKind>().ok();
+    match (act.as_str(), kind) {
+        (channel_kind::CONTROL, _) => {
             let hello = Hello {
                 hostname: name.clone(),
                 version: "bench".into(),
@@ -239,11 +241,11 @@ async fn serve(
                 }
             }
         }
-        action::PING => {
+        (_, Some(ActionKind::Ping)) => {
             let _ = send(&write, &answer(id, &act)).await;
             let _ = send(&write, &Reply::end(id)).await;
         }
-        action::DIAG_STREAM => {
+        (_, Some(ActionKind::DiagStream)) => {
             let bytes = payload
                 .get("bytes")
                 .and_then(|v| v.as_u64())

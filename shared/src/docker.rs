@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::labels::Labels;
 
 /// One container in `ps`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ContainerRow {
     /// Full id.
     pub id: String,
@@ -29,7 +29,7 @@ pub struct ContainerRow {
 }
 
 /// One stats sample of one container, computed as the docker CLI does.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct StatsSample {
     /// Full id.
     pub id: String,
@@ -58,7 +58,7 @@ pub struct StatsSample {
 }
 
 /// One container in a health snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct ContainerHealth {
     /// Full id.
     pub id: String,
@@ -101,7 +101,7 @@ pub const STATS_FROM_KERNEL: &str = "kernel";
 pub const STATS_FROM_ENGINE: &str = "engine";
 
 /// What the agent pushes every health interval.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct HealthSnapshot {
     /// Unix time of the sweep.
     pub at: i64,
@@ -117,7 +117,7 @@ pub struct HealthSnapshot {
 }
 
 /// A container event (or an agent online/offline event, with `kind` "agent").
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct Event {
     /// `container` or `agent`.
     pub kind: String,

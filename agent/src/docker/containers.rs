@@ -9,6 +9,7 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptions,
 };
 use nextdeploy_shared::docker::ContainerRow;
+use nextdeploy_shared::protocol::containers::{LifecycleDone, PsRequest};
 use nextdeploy_shared::protocol::ErrorCode;
 use serde_json::Value;
 
@@ -146,19 +147,11 @@ pub fn row(c: &ContainerSummary) -> ContainerRow {
 }
 
 /// `ps`: `{all, filters}` with docker's filter syntax (e.g. `{"label": ["k=v"]}`).
-pub async fn ps(engine: &Engine, payload: &Value) -> Result<Vec<ContainerRow>, DockerError> {
-    let all = payload.get("all").and_then(Value::as_bool).unwrap_or(false);
-    let filters: Option<HashMap<String, Vec<String>>> = match payload.get("filters") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
-            DockerError::new(
-                ErrorCode::BadRequest,
-                "payload.filters must map filter names to lists of strings",
-            )
-        })?),
-    };
+pub async fn ps(engine: &Engine, p: &PsRequest) -> Result<Vec<ContainerRow>, DockerError> {
+    let filters: Option<HashMap<String, Vec<String>>> =
+        p.filters.as_ref().map(|f| f.clone().into_iter().collect());
     let opts = ListContainersOptions {
-        all,
+        all: p.all,
         filters,
         ..Default::default()
     };
@@ -192,35 +185,52 @@ fn not_modified_ok(r: Result<(), DockerError>) -> Result<(), DockerError> {
     }
 }
 
+/// Longest stop or restart grace period, in seconds.
+const MAX_STOP_GRACE_S: i64 = 3600;
+
+/// A lifecycle operation with its arguments.
+#[derive(Debug, Clone)]
+pub enum Lifecycle {
+    /// Start.
+    Start,
+    /// Stop with an optional grace period (seconds).
+    Stop(Option<i64>),
+    /// Restart with an optional grace period (seconds).
+    Restart(Option<i64>),
+    /// Send a signal (default SIGKILL).
+    Kill(Option<String>),
+}
+
+impl Lifecycle {
+    fn name(&self) -> &'static str {
+        match self {
+            Lifecycle::Start => "start",
+            Lifecycle::Stop(_) => "stop",
+            Lifecycle::Restart(_) => "restart",
+            Lifecycle::Kill(_) => "kill",
+        }
+    }
+}
+
 /// start / stop / restart / kill.
 pub async fn lifecycle(
     engine: &Engine,
-    action: &str,
-    payload: &Value,
-) -> Result<Value, DockerError> {
-    let wanted = payload
-        .get("container")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    wanted: &str,
+    op: Lifecycle,
+) -> Result<LifecycleDone, DockerError> {
     let t = resolve(engine, wanted).await?;
-    let timeout = payload
-        .get("timeout")
-        .and_then(Value::as_i64)
-        .map(|t| t.clamp(0, 3600) as i32);
-    let signal = payload
-        .get("signal")
-        .and_then(Value::as_str)
-        .unwrap_or("SIGKILL")
-        .to_string();
+    let action = op.name();
+    let grace = |t: Option<i64>| t.map(|t| t.clamp(0, MAX_STOP_GRACE_S) as i32);
     let id = t.id.clone();
     let r =
-        match action {
-            "start" => engine
+        match op {
+            Lifecycle::Start => engine
                 .call(
                     |d| async move { d.start_container(&id, None::<StartContainerOptions>).await },
                 )
                 .await,
-            "stop" => {
+            Lifecycle::Stop(timeout) => {
+                let timeout = grace(timeout);
                 engine
                     .call(|d| async move {
                         d.stop_container(
@@ -234,7 +244,8 @@ pub async fn lifecycle(
                     })
                     .await
             }
-            "restart" => {
+            Lifecycle::Restart(timeout) => {
+                let timeout = grace(timeout);
                 engine
                     .call(|d| async move {
                         d.restart_container(
@@ -248,7 +259,8 @@ pub async fn lifecycle(
                     })
                     .await
             }
-            "kill" => {
+            Lifecycle::Kill(signal) => {
+                let signal = signal.unwrap_or_else(|| "SIGKILL".into());
                 engine
                     .call(|d| async move {
                         d.kill_container(&id, Some(KillContainerOptions { signal }))
@@ -256,13 +268,13 @@ pub async fn lifecycle(
                     })
                     .await
             }
-            other => Err(DockerError::new(
-                ErrorCode::UnknownAction,
-                format!("unknown lifecycle action {other}"),
-            )),
         };
     not_modified_ok(r)?;
-    Ok(serde_json::json!({ "id": t.id, "name": t.name, "action": action }))
+    Ok(LifecycleDone {
+        id: t.id,
+        name: t.name,
+        action: action.into(),
+    })
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 use nextdeploy_shared::json;
-use nextdeploy_shared::protocol::{ErrorCode, RawData, Reply, ReplyType};
+use nextdeploy_shared::protocol::containers::{LogsRequest, Tail};
+use nextdeploy_shared::protocol::{RawData, Reply, ReplyType};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -90,50 +91,27 @@ impl Lines {
     }
 }
 
-fn opt_i32(p: &Value, key: &str) -> i32 {
-    p.get(key)
-        .and_then(Value::as_i64)
-        .map(|v| v.clamp(0, i32::MAX as i64) as i32)
-        .unwrap_or(0)
+/// A unix time as the Docker API takes it (0: no bound).
+fn unix_i32(t: Option<i64>) -> i32 {
+    t.map(|v| v.clamp(0, i32::MAX as i64) as i32).unwrap_or(0)
 }
 
 /// Stream the logs of `payload.container` to `out`; ends with `end` or `error`.
 pub async fn logs(
     engine: &Engine,
     id: Option<u64>,
-    payload: &Value,
+    p: &LogsRequest,
     out: &mpsc::Sender<Reply>,
 ) -> Result<(), DockerError> {
-    let wanted = payload
-        .get("container")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let target = resolve(engine, wanted).await?;
-    let tail = match payload.get("tail") {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) if s == "all" || s.parse::<u64>().is_ok() => s.clone(),
-        None | Some(Value::Null) => "all".into(),
-        Some(_) => {
-            return Err(DockerError::new(
-                ErrorCode::BadRequest,
-                "payload.tail must be a number or \"all\"",
-            ))
-        }
-    };
+    let target = resolve(engine, &p.container).await?;
     let opts = LogsOptions {
-        follow: payload
-            .get("follow")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        follow: p.follow,
         stdout: true,
         stderr: true,
-        since: opt_i32(payload, "since"),
-        until: opt_i32(payload, "until"),
-        timestamps: payload
-            .get("timestamps")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        tail,
+        since: unix_i32(p.since),
+        until: unix_i32(p.until),
+        timestamps: p.timestamps,
+        tail: p.tail.unwrap_or(Tail::All).as_docker(),
     };
     let docker = engine.docker().await?;
     let mut stream = docker.logs(&target.id, Some(opts));

@@ -12,9 +12,10 @@ use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::{ListContainersOptions, StatsOptions};
 use futures_util::StreamExt;
 use nextdeploy_shared::docker::{cpu_percent, mem_usage, StatsSample};
+use nextdeploy_shared::protocol::containers::StatsRequest;
 use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix_ms;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::containers::resolve;
@@ -263,14 +264,11 @@ pub async fn stats(
     engine: &Engine,
     sampler: &Sampler,
     id: Option<u64>,
-    payload: &Value,
+    p: &StatsRequest,
     out: &mpsc::Sender<Reply>,
 ) -> Result<(), DockerError> {
-    let stream = payload
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let one = match payload.get("container").and_then(Value::as_str) {
+    let stream = p.stream;
+    let one = match p.container.as_deref() {
         Some(c) if !c.is_empty() => Some(resolve(engine, c).await?),
         _ => None,
     };

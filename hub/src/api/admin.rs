@@ -2,79 +2,47 @@
 
 use std::time::Duration;
 
-use nextdeploy_shared::labels::{parse_labels, validate_name, Labels};
+use nextdeploy_shared::labels::{format_labels, parse_labels, validate_name, Labels};
 use nextdeploy_shared::limits::JOIN_TOKEN_DEFAULT_TTL;
-use nextdeploy_shared::protocol::{action, AgentSummary, Request};
+use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, CreateToken, LabelsArg, WhoAmI};
+use nextdeploy_shared::protocol::agents::{AgentRevoked, RevokeAgent};
+use nextdeploy_shared::protocol::{Action, AgentSummary};
 use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::{now_unix, rfc3339};
 use nextdeploy_shared::token::{self, hash_secret};
 use serde_json::{json, Value};
 
-use super::{str_arg, ApiError, Caller};
+use super::{ApiError, Caller};
 use crate::store::{self, ApiTokenRecord, AuditEntry, JoinTokenRecord, Role, SharedStore};
 use crate::Services;
 
 /// Longest TTL a token may be given (10 years).
 const MAX_TTL_S: u64 = 10 * 365 * 86_400;
 
+/// Longest API token name.
+const MAX_TOKEN_NAME_LEN: usize = 64;
+
 /// Answer a hub-local action.
-pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Result<Value, ApiError> {
-    let p = &req.payload;
-    match req.action.as_str() {
-        action::WHOAMI => Ok(json!({
-            "id": caller.token_id, "name": caller.name, "role": caller.role,
-            "hub_fingerprint": svc.host_fingerprint,
+pub async fn hub_action(
+    svc: &Services,
+    caller: &Caller,
+    action: Action,
+) -> Result<Value, ApiError> {
+    match action {
+        Action::Whoami(_) => Ok(to_value(WhoAmI {
+            id: caller.token_id.clone(),
+            name: caller.name.clone(),
+            role: caller.role,
+            hub_fingerprint: svc.host_fingerprint.clone(),
         })),
-        action::LIST_AGENTS => {
-            Ok(serde_json::to_value(list_agents(svc).await?).unwrap_or_default())
-        }
-        action::REVOKE_AGENT => {
-            let name = str_arg(p, "name")?.to_string();
-            let n = name.clone();
-            if !store::blocking(&svc.store, move |s| s.revoke_agent(&n, now_unix())).await? {
-                return Err(ApiError::NotFound(format!(
-                    "no enrolled, unrevoked agent named {name:?}"
-                )));
-            }
-            let was_online = svc.registry.kick(&name);
-            audit(svc, caller, "revoke_agent", &name, "revoked").await;
-            Ok(json!({ "name": name, "revoked": true, "was_online": was_online }))
-        }
-        action::ROTATE_KEY => super::rotate::rotate(svc, caller, req).await,
-        action::CREATE_TOKEN => {
-            let role = Role::parse(str_arg(p, "role")?).ok_or_else(|| {
-                ApiError::BadRequest("payload.role must be admin, operator or viewer".into())
-            })?;
-            let name = p
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("unnamed")
-                .to_string();
-            if name.is_empty() || name.len() > 64 {
-                return Err(ApiError::BadRequest(
-                    "token name must be 1 to 64 characters".into(),
-                ));
-            }
-            let ttl = ttl_arg(p)?;
-            let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
-            audit(
-                svc,
-                caller,
-                "create_token",
-                &rec.id,
-                &format!("{name} ({})", role.as_str()),
-            )
-            .await;
-            let mut v = serde_json::to_value(&rec).unwrap_or_default();
-            v["token"] = Value::String(secret.expose().clone());
-            Ok(v)
-        }
-        action::LIST_TOKENS => {
+        Action::ListAgents(_) => Ok(to_value(list_agents(svc).await?)),
+        Action::RevokeAgent(p) => revoke_agent(svc, caller, p).await,
+        Action::CreateToken(p) => create_token(svc, caller, p).await,
+        Action::ListTokens(_) => {
             let list = store::blocking(&svc.store, |s| s.list_api_tokens()).await?;
-            Ok(serde_json::to_value(list).unwrap_or_default())
+            Ok(to_value(list))
         }
-        action::REVOKE_TOKEN => {
-            let id = str_arg(p, "id")?.to_string();
+        Action::RevokeToken(ById { id }) => {
             let i = id.clone();
             if !store::blocking(&svc.store, move |s| s.revoke_api_token(&i, now_unix())).await? {
                 return Err(ApiError::NotFound(format!(
@@ -84,54 +52,12 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             audit(svc, caller, "revoke_token", &id, "revoked").await;
             Ok(json!({ "id": id, "revoked": true }))
         }
-        action::CREATE_JOIN_TOKEN => {
-            let name = str_arg(p, "name")?.to_string();
-            validate_name(&name).map_err(ApiError::BadRequest)?;
-            let labels = match p.get("labels") {
-                None | Some(Value::Null) => Labels::new(),
-                Some(Value::String(s)) => parse_labels(s).map_err(ApiError::BadRequest)?,
-                Some(v @ Value::Object(_)) => {
-                    let l: Labels = serde_json::from_value(v.clone()).map_err(|_| {
-                        ApiError::BadRequest("payload.labels must map strings to strings".into())
-                    })?;
-                    parse_labels(&nextdeploy_shared::labels::format_labels(&l))
-                        .map_err(ApiError::BadRequest)?
-                }
-                Some(_) => {
-                    return Err(ApiError::BadRequest(
-                        "payload.labels must be an object or k=v text".into(),
-                    ))
-                }
-            };
-            let ttl = ttl_arg(p)?.unwrap_or(JOIN_TOKEN_DEFAULT_TTL);
-            let (rec, secret) = create_join_token(
-                &svc.store,
-                &svc.host_fingerprint,
-                &name,
-                labels,
-                ttl,
-                &caller.name,
-            )
-            .await?;
-            audit(
-                svc,
-                caller,
-                "create_join_token",
-                &rec.id,
-                &format!("for {name}"),
-            )
-            .await;
-            let mut v = join_token_json(&rec);
-            v["token"] = Value::String(secret.expose().clone());
-            v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
-            Ok(v)
-        }
-        action::LIST_JOIN_TOKENS => {
+        Action::CreateJoinToken(p) => create_join(svc, caller, p).await,
+        Action::ListJoinTokens(_) => {
             let list = store::blocking(&svc.store, |s| s.list_join_tokens()).await?;
             Ok(Value::Array(list.iter().map(join_token_json).collect()))
         }
-        action::DELETE_JOIN_TOKEN => {
-            let id = str_arg(p, "id")?.to_string();
+        Action::DeleteJoinToken(ById { id }) => {
             let i = id.clone();
             if !store::blocking(&svc.store, move |s| s.delete_join_token(&i)).await? {
                 return Err(ApiError::NotFound(format!("no join token with id {id}")));
@@ -139,19 +65,100 @@ pub async fn hub_action(svc: &Services, caller: &Caller, req: &Request) -> Resul
             audit(svc, caller, "delete_join_token", &id, "deleted").await;
             Ok(json!({ "id": id, "deleted": true }))
         }
-        other => Err(ApiError::BadRequest(format!("{other} is not a hub action"))),
+        other => Err(ApiError::BadRequest(format!(
+            "{} is not a hub action",
+            other.kind().name()
+        ))),
     }
 }
 
-fn ttl_arg(p: &Value) -> Result<Option<Duration>, ApiError> {
-    match p.get("ttl_s") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(s) if s > 0 && s <= MAX_TTL_S => Ok(Some(Duration::from_secs(s))),
-            _ => Err(ApiError::BadRequest(format!(
-                "payload.ttl_s must be a number of seconds between 1 and {MAX_TTL_S}"
-            ))),
-        },
+fn to_value<T: serde::Serialize>(v: T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// `revoke_agent`: revoke the key and cut the connection.
+async fn revoke_agent(svc: &Services, caller: &Caller, p: RevokeAgent) -> Result<Value, ApiError> {
+    let name = p.name;
+    let n = name.clone();
+    if !store::blocking(&svc.store, move |s| s.revoke_agent(&n, now_unix())).await? {
+        return Err(ApiError::NotFound(format!(
+            "no enrolled, unrevoked agent named {name:?}"
+        )));
+    }
+    let was_online = svc.registry.kick(&name);
+    audit(svc, caller, "revoke_agent", &name, "revoked").await;
+    Ok(to_value(AgentRevoked {
+        name,
+        revoked: true,
+        was_online,
+    }))
+}
+
+/// `create_token`: the record plus the secret, shown once.
+async fn create_token(svc: &Services, caller: &Caller, p: CreateToken) -> Result<Value, ApiError> {
+    let name = p.name.unwrap_or_else(|| "unnamed".into());
+    if name.is_empty() || name.len() > MAX_TOKEN_NAME_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "token name must be 1 to {MAX_TOKEN_NAME_LEN} characters"
+        )));
+    }
+    let ttl = ttl_arg(p.ttl_s)?;
+    let role = p.role;
+    let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
+    let what = format!("{name} ({})", role.as_str());
+    audit(svc, caller, "create_token", &rec.id, &what).await;
+    let mut v = to_value(&rec);
+    v["token"] = Value::String(secret.expose().clone());
+    Ok(v)
+}
+
+/// `create_join_token`: the record plus the token, shown once.
+async fn create_join(
+    svc: &Services,
+    caller: &Caller,
+    p: CreateJoinToken,
+) -> Result<Value, ApiError> {
+    let name = p.name;
+    validate_name(&name).map_err(ApiError::BadRequest)?;
+    let labels = match p.labels {
+        None => Labels::new(),
+        Some(LabelsArg::Text(s)) => parse_labels(&s).map_err(ApiError::BadRequest)?,
+        // Checked as text is, so both forms obey the same rules.
+        Some(LabelsArg::Map(l)) => {
+            parse_labels(&format_labels(&l)).map_err(ApiError::BadRequest)?
+        }
+    };
+    let ttl = ttl_arg(p.ttl_s)?.unwrap_or(JOIN_TOKEN_DEFAULT_TTL);
+    let (rec, secret) = create_join_token(
+        &svc.store,
+        &svc.host_fingerprint,
+        &name,
+        labels,
+        ttl,
+        &caller.name,
+    )
+    .await?;
+    audit(
+        svc,
+        caller,
+        "create_join_token",
+        &rec.id,
+        &format!("for {name}"),
+    )
+    .await;
+    let mut v = join_token_json(&rec);
+    v["token"] = Value::String(secret.expose().clone());
+    v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
+    Ok(v)
+}
+
+fn ttl_arg(ttl_s: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    match ttl_s {
+        None => Ok(None),
+        Some(s) if s > 0 && s <= MAX_TTL_S => Ok(Some(Duration::from_secs(s))),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "payload.ttl_s must be a number of seconds between 1 and {MAX_TTL_S}"
+        ))),
     }
 }
 

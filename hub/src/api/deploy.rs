@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use nextdeploy_shared::protocol::{action, Reply, ReplyType, Request};
+use nextdeploy_shared::protocol::admin::ById;
+use nextdeploy_shared::protocol::deploy::{DeployRequest, DeploysList};
+use nextdeploy_shared::protocol::{ActionKind, Reply, ReplyType, Request};
 use nextdeploy_shared::time::now_unix;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -22,19 +24,15 @@ use crate::Services;
 /// (advisory) is dropped for that client, never the outcome.
 const PROGRESS_QUEUE: usize = 1024;
 
-fn validate(p: &Value) -> Result<(), ApiError> {
-    let image = p.get("image").and_then(Value::as_str).unwrap_or("");
-    if image.is_empty() || image.len() > 512 || image.chars().any(char::is_whitespace) {
+/// Longest image reference accepted.
+const MAX_IMAGE_LEN: usize = 512;
+
+fn validate(p: &DeployRequest) -> Result<(), ApiError> {
+    let image = &p.image;
+    if image.is_empty() || image.len() > MAX_IMAGE_LEN || image.chars().any(char::is_whitespace) {
         return Err(ApiError::BadRequest(
             "payload.image (e.g. myapp:2.1) is required".into(),
         ));
-    }
-    if let Some(pull) = p.get("pull").and_then(Value::as_str) {
-        if !["always", "missing", "never"].contains(&pull) {
-            return Err(ApiError::BadRequest(
-                "payload.pull must be always, missing or never".into(),
-            ));
-        }
     }
     Ok(())
 }
@@ -45,7 +43,7 @@ pub async fn start(
     svc: &Arc<Services>,
     caller: &Caller,
     conn: Arc<AgentConn>,
-    payload: &Value,
+    payload: &DeployRequest,
     progress: mpsc::Sender<Reply>,
 ) -> Result<oneshot::Receiver<Value>, ApiError> {
     let id = format!(
@@ -57,15 +55,8 @@ pub async fn start(
         id: id.clone(),
         actor: caller.name.clone(),
         server: conn.name.clone(),
-        container: payload
-            .get("container")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        image: payload
-            .get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        container: payload.container.clone(),
+        image: payload.image.clone(),
         status: "running".into(),
         created_at: now_unix(),
         finished_at: None,
@@ -74,7 +65,8 @@ pub async fn start(
     let r = rec.clone();
     store::blocking(&svc.store, move |s| s.insert_deploy(&r)).await?;
     let mut body = payload.clone();
-    body["deploy_id"] = json!(id);
+    body.deploy_id = Some(id.clone());
+    let body = serde_json::to_value(body).unwrap_or_default();
     let (done_tx, done_rx) = oneshot::channel();
     let svc = svc.clone();
     tokio::spawn(async move {
@@ -100,7 +92,9 @@ async fn relay(
     let mut conn_id = conn.conn_id;
     for attempt in 0..=RETRIES {
         let Some(agent) = current.take() else { break };
-        let mut stream = match ReplyStream::open(&agent, 0, action::DEPLOY, body.clone()).await {
+        let mut stream = match ReplyStream::open(&agent, 0, ActionKind::Deploy.name(), body.clone())
+            .await
+        {
             Ok(s) => s,
             Err(e) if attempt == 0 => {
                 let doc = json!({ "outcome": "failed", "error": e.to_string(), "code": e.code() });
@@ -202,25 +196,29 @@ pub async fn record_pushed(svc: &Services, outcome: &Value) -> Option<String> {
 
 /// `deploy`: one server, or a fleet over a selector in batches of
 /// `payload.max_parallel` (default 1), stopping at the first failure.
-pub async fn deploy(svc: &Arc<Services>, caller: &Caller, req: &Request, out: &ReplySink) {
+pub async fn deploy(
+    svc: &Arc<Services>,
+    caller: &Caller,
+    req: &Request,
+    payload: DeployRequest,
+    out: &ReplySink,
+) {
     let id = Some(req.id);
-    if let Err(e) = validate(&req.payload) {
+    if let Err(e) = validate(&payload) {
         let _ = out.send(e.reply(req.id)).await;
         return;
     }
     let targets = match resolve(svc, req).await {
         Ok(t) => t,
         Err(e) => {
-            let _ = out.send(Reply::error(id, e.code, e.message)).await;
+            let _ = out.send(e.reply(req.id)).await;
             return;
         }
     };
-    let max_parallel = req
-        .payload
-        .get("max_parallel")
-        .and_then(Value::as_u64)
+    let max_parallel = payload
+        .max_parallel
         .unwrap_or(1)
-        .clamp(1, 100) as usize;
+        .clamp(1, MAX_PARALLEL_DEPLOYS) as usize;
     let (ptx, mut prx) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
     let mut updated = Vec::new();
     let mut failed = Vec::new();
@@ -236,7 +234,7 @@ pub async fn deploy(svc: &Arc<Services>, caller: &Caller, req: &Request, out: &R
         for t in batch {
             match t {
                 Target::Online(conn) => {
-                    match start(svc, caller, conn.clone(), &req.payload, ptx.clone()).await {
+                    match start(svc, caller, conn.clone(), &payload, ptx.clone()).await {
                         Ok(rx) => waits.push((conn.name.clone(), rx)),
                         Err(e) => {
                             failed.push(conn.name.clone());
@@ -289,23 +287,30 @@ fn name_of(t: &Target) -> String {
     }
 }
 
-/// `deploys_list` / `deploys_show`.
-pub async fn history(svc: &Services, req: &Request) -> Result<Value, ApiError> {
-    if req.action == action::DEPLOYS_SHOW {
-        let id = super::str_arg(&req.payload, "id")?.to_string();
-        let i = id.clone();
-        return match store::blocking(&svc.store, move |s| s.deploy(&i)).await? {
-            Some(d) => Ok(serde_json::to_value(d).unwrap_or_default()),
-            None => Err(ApiError::NotFound(format!("no deploy with id {id}"))),
-        };
+/// Most agents a fleet deploy updates at once.
+const MAX_PARALLEL_DEPLOYS: u64 = 100;
+/// Deploys `deploys_list` returns by default, and at most.
+const DEPLOYS_LIST_DEFAULT: u64 = 50;
+/// Most deploys `deploys_list` returns.
+const DEPLOYS_LIST_MAX: u64 = 1000;
+
+/// `deploys_show`.
+pub async fn show(svc: &Services, p: ById) -> Result<Value, ApiError> {
+    let id = p.id;
+    let i = id.clone();
+    match store::blocking(&svc.store, move |s| s.deploy(&i)).await? {
+        Some(d) => Ok(serde_json::to_value(d).unwrap_or_default()),
+        None => Err(ApiError::NotFound(format!("no deploy with id {id}"))),
     }
+}
+
+/// `deploys_list`.
+pub async fn list(svc: &Services, req: &Request, p: DeploysList) -> Result<Value, ApiError> {
     let server = req.server.clone();
-    let limit = req
-        .payload
-        .get("limit")
-        .and_then(Value::as_u64)
-        .unwrap_or(50)
-        .clamp(1, 1000) as u32;
+    let limit = p
+        .limit
+        .unwrap_or(DEPLOYS_LIST_DEFAULT)
+        .clamp(1, DEPLOYS_LIST_MAX) as u32;
     let list = store::blocking(&svc.store, move |s| {
         s.list_deploys(server.as_deref(), limit)
     })

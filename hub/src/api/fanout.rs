@@ -48,7 +48,13 @@ type Write<'a> = Pin<Box<dyn Future<Output = (usize, Result<Asked, StreamError>)
 /// Ask every agent of `conns` (all taking control requests) the one-shot
 /// `req`, relaying each answer to `out` within `limit`. Returns early when
 /// the client has gone (what is still open is cancelled).
-pub async fn ask_all(conns: &[Arc<AgentConn>], req: &Request, out: &ReplySink, limit: Duration) {
+pub async fn ask_all(
+    conns: &[Arc<AgentConn>],
+    req: &Request,
+    out: &ReplySink,
+    limit: Duration,
+    ping: bool,
+) {
     let id = req.id;
     let fail = |idx: usize, e: StreamError| {
         Reply::error(Some(id), e.code(), e.to_string()).with_server(conns[idx].name.clone())
@@ -149,7 +155,7 @@ pub async fn ask_all(conns: &[Arc<AgentConn>], req: &Request, out: &ReplySink, l
             waiting -= 1;
             let name = &conns[idx].name;
             let reply = match answer {
-                Some(r) => finish(r, id, name, req, started[idx]),
+                Some(r) => finish(r, id, name, ping, started[idx]),
                 None => fail(idx, StreamError::Closed(name.clone())),
             };
             if out.send(reply).await.is_err() {

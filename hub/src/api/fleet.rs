@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use nextdeploy_shared::labels::Selector;
+use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
 use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType, Request};
 use nextdeploy_shared::time::{now_unix, parse_duration, rfc3339};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{str_arg, ApiError, ReplySink};
+use super::{ApiError, ReplySink};
 use crate::store;
 use crate::Services;
 
@@ -56,23 +57,22 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
     Ok(Value::Array(out))
 }
 
-/// `history`: `{container, since_s?, resolution?}` for `server`.
-pub async fn history(svc: &Services, req: &Request) -> Result<Value, ApiError> {
+/// Look-back of `history` when none is given (one hour).
+const HISTORY_DEFAULT_SINCE_S: i64 = 3600;
+
+/// `history`: `{container, since?, resolution?}` for `server`.
+pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result<Value, ApiError> {
     let agent = req
         .server
         .clone()
         .ok_or_else(|| ApiError::BadRequest("history needs server".into()))?;
-    let container = str_arg(&req.payload, "container")?.to_string();
-    let since_s = match req.payload.get("since") {
-        Some(Value::String(s)) => parse_duration(s).map_err(ApiError::BadRequest)?.as_secs() as i64,
-        Some(v) => v.as_i64().unwrap_or(3600),
-        None => req
-            .payload
-            .get("since_s")
-            .and_then(Value::as_i64)
-            .unwrap_or(3600),
+    let container = p.container;
+    let since_s = match p.since {
+        Some(Since::Text(s)) => parse_duration(&s).map_err(ApiError::BadRequest)?.as_secs() as i64,
+        Some(Since::Seconds(n)) => n,
+        None => p.since_s.unwrap_or(HISTORY_DEFAULT_SINCE_S),
     };
-    let res = match req.payload.get("resolution").and_then(Value::as_str) {
+    let res = match p.resolution.as_deref() {
         Some("5s") => 5,
         Some("1m") => 60,
         Some("15m") => 900,
@@ -107,7 +107,7 @@ pub async fn history(svc: &Services, req: &Request) -> Result<Value, ApiError> {
 
 /// `events`: stream every matching event until cancelled. Filters: `server`,
 /// `selector`, `payload.container` (name or id prefix).
-pub async fn events(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
+pub async fn events(svc: &Arc<Services>, req: &Request, p: EventsRequest, out: &ReplySink) {
     let id = Some(req.id);
     let sel = match selector(req) {
         Ok(s) => s,
@@ -138,11 +138,7 @@ pub async fn events(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
             }
         }
     }
-    let container = req
-        .payload
-        .get("container")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let container = p.container;
     let mut rx = svc.telemetry.events.subscribe();
     loop {
         let ev = match rx.recv().await {

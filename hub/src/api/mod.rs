@@ -13,12 +13,11 @@ pub mod route;
 
 use std::sync::Arc;
 
-use nextdeploy_shared::protocol::{action, ErrorCode, Reply, Request};
-use serde_json::Value;
+use nextdeploy_shared::protocol::{Action, ActionKind, ErrorCode, Reply, Request};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Role, StoreError};
+use crate::store::StoreError;
 use crate::Services;
 
 pub use auth::Caller;
@@ -26,12 +25,16 @@ pub use auth::Caller;
 /// Where a request task sends its replies (the client's bounded send queue).
 pub type ReplySink = mpsc::Sender<Reply>;
 
-/// An error that ends a request, mapped to a code in one place.
+/// An error that ends a request, mapped to its wire code in one place
+/// ([`ApiError::code`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Bad arguments.
     #[error("{0}")]
     BadRequest(String),
+    /// No action has this name, or clients may not send it.
+    #[error("unknown action {0:?}")]
+    UnknownAction(String),
     /// The role does not allow it.
     #[error("permission denied: {action} needs the {needed} role, this token is {have}")]
     Forbidden {
@@ -42,6 +45,15 @@ pub enum ApiError {
         /// Role held.
         have: &'static str,
     },
+    /// Both or neither of `server` and `selector`.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// No enrolled (unrevoked) agent by that name or selector.
+    #[error("{0}")]
+    UnknownAgent(String),
+    /// The agent is enrolled but not connected; the message says when it was last seen.
+    #[error("{0}")]
+    AgentOffline(String),
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
@@ -58,7 +70,11 @@ impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::UnknownAction(_) => ErrorCode::UnknownAction,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::Ambiguous(_) => ErrorCode::Ambiguous,
+            ApiError::UnknownAgent(_) => ErrorCode::UnknownAgent,
+            ApiError::AgentOffline(_) => ErrorCode::AgentOffline,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
             ApiError::Store(_) => ErrorCode::Internal,
@@ -70,40 +86,29 @@ impl ApiError {
     }
 }
 
-/// The role an action needs; `None` for unknown actions.
-pub fn required_role(name: &str) -> Option<Role> {
-    Some(match name {
-        action::LIST_AGENTS
-        | action::PING
-        | action::INFO
-        | action::WHOAMI
-        | action::CANCEL
-        | action::PS
-        | action::INSPECT
-        | action::LOGS
-        | action::STATS
-        | action::EVENTS
-        | action::STATUS
-        | action::HISTORY
-        | action::DEPLOYS_LIST
-        | action::DEPLOYS_SHOW => Role::Viewer,
-        action::START
-        | action::STOP
-        | action::RESTART
-        | action::KILL
-        | action::DEPLOY
-        | action::ROLLBACK => Role::Operator,
-        action::REVOKE_AGENT
-        | action::ROTATE_KEY
-        | action::DIAG_STREAM
-        | action::CREATE_TOKEN
-        | action::LIST_TOKENS
-        | action::REVOKE_TOKEN
-        | action::CREATE_JOIN_TOKEN
-        | action::LIST_JOIN_TOKENS
-        | action::DELETE_JOIN_TOKEN => Role::Admin,
-        _ => return None,
-    })
+/// Read a client's request: a known action the caller's role allows, with a
+/// payload of the action's type. On success the request's payload is replaced
+/// by the typed payload written back, so what the hub forwards to agents is
+/// exactly what it checked.
+pub fn read_action(caller: &Caller, req: &mut Request) -> Result<Action, ApiError> {
+    let kind: ActionKind = req
+        .action
+        .parse()
+        .map_err(|_| ApiError::UnknownAction(req.action.clone()))?;
+    let needed = kind
+        .role()
+        .ok_or_else(|| ApiError::UnknownAction(req.action.clone()))?;
+    if caller.role < needed {
+        return Err(ApiError::Forbidden {
+            action: req.action.clone(),
+            needed: needed.as_str(),
+            have: caller.role.as_str(),
+        });
+    }
+    let action = Action::parse(&req.action, std::mem::take(&mut req.payload))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    req.payload = action.payload();
+    Ok(action)
 }
 
 /// Run one request to completion, sending its replies to `out`. Every request
@@ -113,62 +118,12 @@ pub async fn dispatch(
     svc: Arc<Services>,
     caller: Arc<Caller>,
     req: Request,
+    action: Action,
     out: ReplySink,
     cancel: CancellationToken,
 ) {
     let id = req.id;
-    let Some(needed) = required_role(&req.action) else {
-        let _ = out
-            .send(Reply::error(
-                Some(id),
-                ErrorCode::UnknownAction,
-                format!("unknown action {:?}", req.action),
-            ))
-            .await;
-        return;
-    };
-    if caller.role < needed {
-        let e = ApiError::Forbidden {
-            action: req.action.clone(),
-            needed: needed.as_str(),
-            have: caller.role.as_str(),
-        };
-        let _ = out.send(e.reply(id)).await;
-        return;
-    }
-    let work = async {
-        match req.action.as_str() {
-            action::EVENTS => fleet::events(&svc, &req, &out).await,
-            action::DEPLOY => deploy::deploy(&svc, &caller, &req, &out).await,
-            action::DEPLOYS_LIST | action::DEPLOYS_SHOW => {
-                let reply = match deploy::history(&svc, &req).await {
-                    Ok(data) => Reply::result(Some(id), data),
-                    Err(e) => e.reply(id),
-                };
-                let _ = out.send(reply).await;
-            }
-            action::STATUS | action::HISTORY => {
-                let r = if req.action == action::STATUS {
-                    fleet::status(&svc, &req).await
-                } else {
-                    fleet::history(&svc, &req).await
-                };
-                let reply = match r {
-                    Ok(data) => Reply::result(Some(id), data),
-                    Err(e) => e.reply(id),
-                };
-                let _ = out.send(reply).await;
-            }
-            a if route::is_routed(a) => route::routed(&svc, &req, &out).await,
-            _ => {
-                let reply = match admin::hub_action(&svc, &caller, &req).await {
-                    Ok(data) => Reply::result(Some(id), data),
-                    Err(e) => e.reply(id),
-                };
-                let _ = out.send(reply).await;
-            }
-        }
-    };
+    let work = run(&svc, &caller, &req, action, &out);
     tokio::select! {
         _ = work => {}
         _ = cancel.cancelled() => {
@@ -177,10 +132,42 @@ pub async fn dispatch(
     }
 }
 
-/// `payload[key]` as a string, or a bad-request error.
-pub fn str_arg<'a>(payload: &'a Value, key: &str) -> Result<&'a str, ApiError> {
-    payload
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::BadRequest(format!("payload.{key} (a string) is required")))
+/// The route table: every action to the module that answers it.
+async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action, out: &ReplySink) {
+    let answer = match action {
+        Action::Events(p) => return fleet::events(svc, req, p, out).await,
+        Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,
+        Action::Ping(_) | Action::Info(_) | Action::Ps(_) | Action::Inspect(_) => {
+            return route::routed(svc, req, &action, out).await
+        }
+        Action::Logs(_) | Action::Start(_) | Action::Stop(_) | Action::Restart(_) => {
+            return route::routed(svc, req, &action, out).await
+        }
+        Action::Kill(_) | Action::Stats(_) | Action::Rollback(_) | Action::DiagStream(_) => {
+            return route::routed(svc, req, &action, out).await
+        }
+        Action::DeploysList(p) => deploy::list(svc, req, p).await,
+        Action::DeploysShow(p) => deploy::show(svc, p).await,
+        Action::Status(_) => fleet::status(svc, req).await,
+        Action::History(p) => fleet::history(svc, req, p).await,
+        Action::RotateKey(p) => rotate::rotate(svc, caller, req, p).await,
+        Action::Cancel(_) | Action::RotateKeyCommit(_) => Err(ApiError::BadRequest(format!(
+            "{} is not answered here",
+            req.action
+        ))),
+        a @ (Action::ListAgents(_)
+        | Action::Whoami(_)
+        | Action::RevokeAgent(_)
+        | Action::CreateToken(_)
+        | Action::ListTokens(_)
+        | Action::RevokeToken(_)
+        | Action::CreateJoinToken(_)
+        | Action::ListJoinTokens(_)
+        | Action::DeleteJoinToken(_)) => admin::hub_action(svc, caller, a).await,
+    };
+    let reply = match answer {
+        Ok(data) => Reply::result(Some(req.id), data),
+        Err(e) => e.reply(req.id),
+    };
+    let _ = out.send(reply).await;
 }

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::{action, ReplyType, Request};
+use nextdeploy_shared::protocol::agents::{RotateKey, RotateKeyCommit, RotateKeyProof};
+use nextdeploy_shared::protocol::{Action, ReplyType, Request};
 use nextdeploy_shared::time::now_unix;
 use russh::keys::ssh_key::SshSig;
 use russh::keys::Algorithm;
@@ -27,7 +28,8 @@ pub const ROTATE_NAMESPACE: &str = "nextdeploy-rotate-key";
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Ask `conn` for one result.
-async fn ask(conn: &AgentConn, what: &str, payload: Value) -> Result<Value, ApiError> {
+async fn ask(conn: &AgentConn, action: Action) -> Result<Value, ApiError> {
+    let (what, payload) = action.into_parts();
     let fail = |m: String| ApiError::Conflict(format!("agent {}: {what} failed: {m}", conn.name));
     let work = async {
         let mut s = ReplyStream::open(conn, 0, what, payload)
@@ -56,17 +58,16 @@ async fn ask(conn: &AgentConn, what: &str, payload: Value) -> Result<Value, ApiE
 }
 
 /// Rotate the key of the agent named by `server` (or `payload.name`).
-pub async fn rotate(svc: &Services, caller: &Caller, req: &Request) -> Result<Value, ApiError> {
-    let name = req
-        .server
-        .clone()
-        .or_else(|| {
-            req.payload
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .ok_or_else(|| ApiError::BadRequest("rotate_key needs server (the agent's name)".into()))?;
+pub async fn rotate(
+    svc: &Services,
+    caller: &Caller,
+    req: &Request,
+    p: RotateKey,
+) -> Result<Value, ApiError> {
+    let name =
+        req.server.clone().or(p.name).ok_or_else(|| {
+            ApiError::BadRequest("rotate_key needs server (the agent's name)".into())
+        })?;
     let n = name.clone();
     let rec = store::blocking(&svc.store, move |s| s.agent_by_name(&n))
         .await?
@@ -78,14 +79,20 @@ pub async fn rotate(svc: &Services, caller: &Caller, req: &Request) -> Result<Va
         ApiError::Conflict(format!("agent {name} is offline; rotation needs it online"))
     })?;
     let nonce = hex::encode(rand::random::<[u8; 32]>());
-    let v = ask(&conn, action::ROTATE_KEY, json!({ "nonce": nonce })).await?;
-    let line = v["public_key"].as_str().unwrap_or_default().to_string();
+    let ask_key = Action::RotateKey(RotateKey {
+        name: None,
+        nonce: Some(nonce.clone()),
+    });
+    let v = ask(&conn, ask_key).await?;
     let bad = |m: &str| ApiError::Conflict(format!("agent {name}: rotation refused: {m}"));
+    let proof: RotateKeyProof =
+        serde_json::from_value(v).map_err(|e| bad(&format!("malformed answer: {e}")))?;
+    let line = proof.public_key;
     let new_key = keys::parse_public(&line).map_err(|e| bad(&e))?;
     if new_key.algorithm() != Algorithm::Ed25519 {
         return Err(bad("the new key is not ed25519"));
     }
-    let sig = SshSig::from_pem(v["signature"].as_str().unwrap_or_default())
+    let sig = SshSig::from_pem(&proof.signature)
         .map_err(|e| bad(&format!("malformed signature: {e}")))?;
     new_key
         .verify(ROTATE_NAMESPACE, nonce.as_bytes(), &sig)
@@ -108,14 +115,13 @@ pub async fn rotate(svc: &Services, caller: &Caller, req: &Request) -> Result<Va
     }
     // The store holds the new key now; a lost confirmation is recovered by the
     // agent trying its pending key when the old one is refused.
-    let committed = ask(
-        &conn,
-        action::ROTATE_KEY_COMMIT,
-        json!({ "public_key": new_line }),
-    )
-    .await
-    .map_err(|e| tracing::warn!(error = %e, "rotation confirmation not acknowledged"))
-    .is_ok();
+    let commit = Action::RotateKeyCommit(RotateKeyCommit {
+        public_key: new_line,
+    });
+    let committed = ask(&conn, commit)
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "rotation confirmation not acknowledged"))
+        .is_ok();
     let entry = AuditEntry {
         at: now_unix(),
         actor: caller.name.clone(),

@@ -7,14 +7,13 @@ use std::time::Instant;
 
 use nextdeploy_shared::labels::Selector;
 use nextdeploy_shared::limits::REQUEST_TIMEOUT;
-use nextdeploy_shared::protocol::{
-    action, is_control_request, ErrorCode, Reply, ReplyType, Request,
-};
+use nextdeploy_shared::protocol::streams::DiagSink;
+use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, ReplyType, Request, Transport};
 use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
 use serde_json::Value;
 use tracing::debug;
 
-use super::ReplySink;
+use super::{ApiError, ReplySink};
 use crate::agents::stream::{ReplyStream, StreamError};
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord};
@@ -33,14 +32,6 @@ pub enum Target {
     },
 }
 
-/// Why no target could be resolved.
-pub struct RouteError {
-    /// Wire code.
-    pub code: ErrorCode,
-    /// Message.
-    pub message: String,
-}
-
 fn offline_message(rec: &AgentRecord) -> String {
     match rec.last_seen {
         Some(t) => format!(
@@ -56,82 +47,36 @@ fn offline_message(rec: &AgentRecord) -> String {
     }
 }
 
-/// Actions answered by agents.
-pub fn is_routed(name: &str) -> bool {
-    matches!(
-        name,
-        action::PING
-            | action::INFO
-            | action::DIAG_STREAM
-            | action::PS
-            | action::INSPECT
-            | action::LOGS
-            | action::START
-            | action::STOP
-            | action::RESTART
-            | action::KILL
-            | action::STATS
-            | action::ROLLBACK
-    )
-}
-
-/// Whether a request is answered by one `result` (not a stream).
-pub fn is_one_shot(req: &Request) -> bool {
-    req.action == action::ROLLBACK || is_control_request(&req.action, &req.payload)
-}
-
 /// Resolve `server` / `selector` of a request.
-pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, RouteError> {
+pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiError> {
     match (&req.server, &req.selector) {
-        (Some(_), Some(_)) => Err(RouteError {
-            code: ErrorCode::Ambiguous,
-            message: "give either server or selector, not both".into(),
-        }),
-        (None, None) => Err(RouteError {
-            code: ErrorCode::Ambiguous,
-            message: format!(
-                "{} needs a target: server (a name) or selector (k=v)",
-                req.action
-            ),
-        }),
+        (Some(_), Some(_)) => Err(ApiError::Ambiguous(
+            "give either server or selector, not both".into(),
+        )),
+        (None, None) => Err(ApiError::Ambiguous(format!(
+            "{} needs a target: server (a name) or selector (k=v)",
+            req.action
+        ))),
         (Some(name), None) => {
             if let Some(c) = svc.registry.get(name) {
                 return Ok(vec![Target::Online(c)]);
             }
             let n = name.clone();
-            let rec = store::blocking(&svc.store, move |s| s.agent_by_name(&n))
-                .await
-                .map_err(|e| RouteError {
-                    code: ErrorCode::Internal,
-                    message: e.to_string(),
-                })?;
+            let rec = store::blocking(&svc.store, move |s| s.agent_by_name(&n)).await?;
             match rec {
-                None => Err(RouteError {
-                    code: ErrorCode::UnknownAgent,
-                    message: format!("no agent named {name:?} is enrolled"),
-                }),
-                Some(r) if r.revoked_at.is_some() => Err(RouteError {
-                    code: ErrorCode::UnknownAgent,
-                    message: format!("agent {name:?} has been revoked"),
-                }),
-                Some(r) => Err(RouteError {
-                    code: ErrorCode::AgentOffline,
-                    message: offline_message(&r),
-                }),
+                None => Err(ApiError::UnknownAgent(format!(
+                    "no agent named {name:?} is enrolled"
+                ))),
+                Some(r) if r.revoked_at.is_some() => Err(ApiError::UnknownAgent(format!(
+                    "agent {name:?} has been revoked"
+                ))),
+                Some(r) => Err(ApiError::AgentOffline(offline_message(&r))),
             }
         }
         (None, Some(sel)) => {
-            let selector = Selector::parse(sel).map_err(|m| RouteError {
-                code: ErrorCode::BadRequest,
-                message: format!("bad selector: {m}"),
-            })?;
-            let internal = |e: store::StoreError| RouteError {
-                code: ErrorCode::Internal,
-                message: e.to_string(),
-            };
-            let index = store::blocking(&svc.store, |s| s.agent_labels())
-                .await
-                .map_err(internal)?;
+            let selector = Selector::parse(sel)
+                .map_err(|m| ApiError::BadRequest(format!("bad selector: {m}")))?;
+            let index = store::blocking(&svc.store, |s| s.agent_labels()).await?;
             // In name order, offline ones in their place (a fleet deploy
             // goes in batches of this order and stops at the first failure).
             let mut slots: Vec<Result<Arc<AgentConn>, String>> = Vec::new();
@@ -162,8 +107,7 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
                             .collect())
                     }
                 })
-                .await
-                .map_err(internal)?;
+                .await?;
                 records.extend(found.into_iter().map(|r| (r.name.clone(), r)));
             }
             // One revoked or removed between the two reads is no target.
@@ -181,10 +125,9 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
                 })
                 .collect();
             if targets.is_empty() {
-                return Err(RouteError {
-                    code: ErrorCode::UnknownAgent,
-                    message: format!("no enrolled agent matches selector {sel:?}"),
-                });
+                return Err(ApiError::UnknownAgent(format!(
+                    "no enrolled agent matches selector {sel:?}"
+                )));
             }
             Ok(targets)
         }
@@ -195,19 +138,20 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, Route
 /// one `server` gets that agent's replies as they are; a `selector` fan-out
 /// gets every agent's replies tagged with `server` (an `error` carrying a
 /// `server` ends only that agent's part) and then one final `end`.
-pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
+pub async fn routed(svc: &Arc<Services>, req: &Request, action: &Action, out: &ReplySink) {
     let id = req.id;
     let t0 = Instant::now();
     let targets = match resolve(svc, req).await {
         Ok(t) => t,
         Err(e) => {
-            let _ = out.send(Reply::error(Some(id), e.code, e.message)).await;
+            let _ = out.send(e.reply(id)).await;
             return;
         }
     };
+    let how = How::of(action);
     if req.selector.is_none() {
         for t in targets {
-            relay(svc, t, req, out, false).await;
+            relay(t, req, how, out, false).await;
         }
         return;
     }
@@ -216,7 +160,7 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
     // One-shot requests to agents that take them on their control channel
     // go out together; the rest (streams, older agents, offline ones) get a
     // task each.
-    let together = is_control_request(&req.action, &req.payload);
+    let together = how.control;
     let mut asked = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     // One copy of the request shared by every target's task.
@@ -225,14 +169,14 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
         match t {
             Target::Online(c) if together && c.control.takes_requests() => asked.push(c),
             t => {
-                let (svc, req, out) = (svc.clone(), shared.clone(), out.clone());
-                tasks.spawn(async move { relay(&svc, t, &req, &out, true).await });
+                let (req, out) = (shared.clone(), out.clone());
+                tasks.spawn(async move { relay(t, &req, how, &out, true).await });
             }
         }
     }
     let spawned = t0.elapsed();
     if !asked.is_empty() {
-        super::fanout::ask_all(&asked, req, out, request_limit(req)).await;
+        super::fanout::ask_all(&asked, req, out, how.limit, how.ping).await;
     }
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
@@ -246,20 +190,49 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, out: &ReplySink) {
     );
 }
 
-/// How long an agent has to answer `req`: a stop or restart may
-/// legitimately take its grace period (`timeout`, default 10 s).
-fn request_limit(req: &Request) -> std::time::Duration {
-    let grace = req
-        .payload
-        .get("timeout")
-        .and_then(Value::as_u64)
-        .unwrap_or(10)
-        .min(3600);
-    REQUEST_TIMEOUT + std::time::Duration::from_secs(grace)
+/// How a routed request is carried, read once from its action.
+#[derive(Debug, Clone, Copy)]
+pub struct How {
+    /// One answer that may travel on the control channel.
+    control: bool,
+    /// One answer (not a stream).
+    one_shot: bool,
+    /// A `diag_stream` the hub reads itself.
+    sink_at_hub: bool,
+    /// A `ping`: the hub adds its round trip to the answer.
+    ping: bool,
+    /// How long an agent has to answer a one-shot request.
+    limit: std::time::Duration,
+}
+
+/// Grace a stop or restart gets by default (the engine's default, 10 s).
+const DEFAULT_STOP_GRACE_S: u64 = 10;
+/// Longest grace a stop or restart may ask for.
+const MAX_STOP_GRACE_S: u64 = 3600;
+
+impl How {
+    fn of(action: &Action) -> How {
+        // A stop or restart may legitimately take its grace period.
+        let grace = match action {
+            Action::Stop(s) | Action::Restart(s) => s
+                .timeout
+                .map(|t| t.clamp(0, MAX_STOP_GRACE_S as i64) as u64)
+                .unwrap_or(DEFAULT_STOP_GRACE_S),
+            _ => DEFAULT_STOP_GRACE_S,
+        };
+        let transport = action.transport();
+        How {
+            control: transport == Transport::OneShot,
+            one_shot: matches!(transport, Transport::OneShot | Transport::Channel),
+            sink_at_hub: matches!(action, Action::DiagStream(d) if d.sink == Some(DiagSink::Hub)),
+            ping: matches!(action, Action::Ping(_)),
+            limit: REQUEST_TIMEOUT + std::time::Duration::from_secs(grace),
+        }
+    }
 }
 
 /// Relay one agent's replies to `out`.
-async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, fanout: bool) {
+async fn relay(target: Target, req: &Request, how: How, out: &ReplySink, fanout: bool) {
     let id = req.id;
     let conn = match target {
         Target::Online(c) => c,
@@ -272,7 +245,7 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
     };
     let name = conn.name.clone();
     let started = Instant::now();
-    let limit = request_limit(req);
+    let limit = how.limit;
     let timed_out = || {
         Reply::error(
             Some(id),
@@ -280,13 +253,13 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             format!("agent {name} did not answer within {}s", limit.as_secs()),
         )
     };
-    if conn.control.takes_requests() && is_control_request(&req.action, &req.payload) {
+    if conn.control.takes_requests() && how.control {
         let reply = match one_shot_on_control(&conn, req, limit).await {
             Ok(r) => r,
             Err(None) => timed_out(),
             Err(Some(e)) => Reply::error(Some(id), e.code(), e.to_string()),
         };
-        let _ = out.send(finish(reply, id, &name, req, started)).await;
+        let _ = out.send(finish(reply, id, &name, how.ping, started)).await;
         return;
     }
     let mut stream = match ReplyStream::open(&conn, id, &req.action, req.payload.clone()).await {
@@ -298,12 +271,12 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
             return;
         }
     };
-    if req.action == action::DIAG_STREAM && req.payload.get("sink") == Some(&Value::from("hub")) {
+    if how.sink_at_hub {
         let reply = sink_at_hub(&mut stream, id, &name, started).await;
         let _ = out.send(reply).await;
         return;
     }
-    let one_shot = is_one_shot(req);
+    let one_shot = how.one_shot;
     loop {
         let next = if one_shot {
             match tokio::time::timeout(limit, stream.next()).await {
@@ -315,7 +288,7 @@ async fn relay(_svc: &Services, target: Target, req: &Request, out: &ReplySink, 
         };
         let reply = match next {
             None => break,
-            Some(Ok(r)) => finish(r, id, &name, req, started),
+            Some(Ok(r)) => finish(r, id, &name, how.ping, started),
             Some(Err(e)) => {
                 Reply::error(Some(id), e.code(), e.to_string()).with_server(name.clone())
             }
@@ -399,16 +372,10 @@ async fn one_shot_on_control(
 
 /// An agent's reply as the client sees it: the client's id, the agent's name,
 /// and for `ping` the hub <-> agent round trip.
-pub(super) fn finish(
-    mut reply: Reply,
-    id: u64,
-    name: &str,
-    req: &Request,
-    started: Instant,
-) -> Reply {
+pub(super) fn finish(mut reply: Reply, id: u64, name: &str, ping: bool, started: Instant) -> Reply {
     reply.id = Some(id);
     reply.server = Some(name.to_string());
-    if req.action == action::PING && reply.kind == ReplyType::Result {
+    if ping && reply.kind == ReplyType::Result {
         let rtt = started.elapsed().as_secs_f64() * 1000.0;
         if let Value::Object(m) = &mut reply.data {
             m.insert("hub_agent_rtt_ms".into(), Value::from(rtt));

@@ -1,9 +1,10 @@
 //! `nextdeploy agent ...`: list, ping, info, revoke, containers; install in [`super::install`].
 
 use clap::Subcommand;
-use nextdeploy_shared::protocol::action;
+use nextdeploy_shared::protocol::agents::{RevokeAgent, RotateKey};
+use nextdeploy_shared::protocol::containers::{ContainerRef, KillRequest, StopRequest};
+use nextdeploy_shared::protocol::Action;
 use nextdeploy_shared::secret::Secret;
-use serde_json::json;
 
 use super::agent_info;
 use super::client::Client;
@@ -238,52 +239,31 @@ pub async fn run(
             super::deploys::rollback(&mut c, &server, &container, out).await
         }
         AgentCmd::Start(a) => {
-            containers::lifecycle(
-                &mut c,
-                &a.server,
-                action::START,
-                &a.container,
-                a.timeout,
-                a.signal.as_deref(),
-                out,
-            )
-            .await
+            let action = Action::Start(ContainerRef {
+                container: a.container.clone(),
+            });
+            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
         }
         AgentCmd::Stop(a) => {
-            containers::lifecycle(
-                &mut c,
-                &a.server,
-                action::STOP,
-                &a.container,
-                a.timeout,
-                a.signal.as_deref(),
-                out,
-            )
-            .await
+            let action = Action::Stop(StopRequest {
+                container: a.container.clone(),
+                timeout: a.timeout.map(|t| t as i64),
+            });
+            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
         }
         AgentCmd::Restart(a) => {
-            containers::lifecycle(
-                &mut c,
-                &a.server,
-                action::RESTART,
-                &a.container,
-                a.timeout,
-                a.signal.as_deref(),
-                out,
-            )
-            .await
+            let action = Action::Restart(StopRequest {
+                container: a.container.clone(),
+                timeout: a.timeout.map(|t| t as i64),
+            });
+            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
         }
         AgentCmd::Kill(a) => {
-            containers::lifecycle(
-                &mut c,
-                &a.server,
-                action::KILL,
-                &a.container,
-                a.timeout,
-                a.signal.as_deref(),
-                out,
-            )
-            .await
+            let action = Action::Kill(KillRequest {
+                container: a.container.clone(),
+                signal: a.signal.clone(),
+            });
+            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
         }
         AgentCmd::Stats {
             server,
@@ -324,7 +304,9 @@ pub async fn run(
             .await
         }
         AgentCmd::RotateKey { server } => {
-            let v = c.call(action::ROTATE_KEY, Some(&server), json!({})).await?;
+            let v = c
+                .call(Action::RotateKey(RotateKey::default()), Some(&server))
+                .await?;
             match out {
                 Output::Json => output::json(&v),
                 Output::Table => {
@@ -339,7 +321,10 @@ pub async fn run(
         }
         AgentCmd::Revoke { name } => {
             let v = c
-                .call(action::REVOKE_AGENT, None, json!({ "name": name }))
+                .call(
+                    Action::RevokeAgent(RevokeAgent { name: name.clone() }),
+                    None,
+                )
                 .await?;
             match out {
                 Output::Json => output::json(&v),

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use nextdeploy_shared::protocol::{action, AgentInfo, AgentSummary, ReplyType};
+use nextdeploy_shared::protocol::agents::Pong;
+use nextdeploy_shared::protocol::{Action, AgentInfo, AgentSummary, Empty, ReplyType};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
@@ -11,7 +12,7 @@ use super::output::{self, Output};
 use super::tokens::labels_cell;
 
 pub async fn list(c: &mut Client, out: Output) -> anyhow::Result<()> {
-    let v = c.call(action::LIST_AGENTS, None, Value::Null).await?;
+    let v = c.call(Action::ListAgents(Empty {}), None).await?;
     if out == Output::Json {
         return output::json(&v);
     }
@@ -77,9 +78,10 @@ pub async fn ping(
     let mut hub_rtts = Vec::new();
     for seq in 1..=count {
         let start = Instant::now();
-        let v = c.call(action::PING, Some(server), Value::Null).await?;
+        let v = c.call(Action::Ping(Empty {}), Some(server)).await?;
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        let hub_ms = v["hub_agent_rtt_ms"].as_f64().unwrap_or(0.0);
+        let pong: Pong = serde_json::from_value(v)?;
+        let hub_ms = pong.hub_agent_rtt_ms.unwrap_or(0.0);
         if out == Output::Table {
             println!("{server}: seq={seq} time={ms:.3} ms (hub<->agent {hub_ms:.3} ms)");
         }
@@ -112,7 +114,7 @@ pub async fn info(
     selector: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let id = c.send(action::INFO, server, selector, Value::Null).await?;
+    let id = c.send(Action::Info(Empty {}), server, selector).await?;
     let mut results: Vec<(String, Value)> = Vec::new();
     let mut failures = Vec::new();
     loop {

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::{SinkExt, StreamExt};
-use nextdeploy_shared::protocol::{ErrorBody, Reply, ReplyType, Request};
+use nextdeploy_shared::protocol::{Action, ErrorBody, Reply, ReplyType, Request};
 use nextdeploy_shared::secret::Secret;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -71,20 +71,13 @@ impl Client {
     /// Send a request; returns its id.
     pub async fn send(
         &mut self,
-        action: &str,
+        action: Action,
         server: Option<&str>,
         selector: Option<&str>,
-        payload: Value,
     ) -> anyhow::Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        let req = Request {
-            id,
-            action: action.into(),
-            server: server.map(Into::into),
-            selector: selector.map(Into::into),
-            payload,
-        };
+        let req = Request::new(id, action, server, selector);
         self.ws
             .send(Message::Text(serde_json::to_string(&req)?.into()))
             .await
@@ -109,13 +102,8 @@ impl Client {
     }
 
     /// A one-shot request: its `result` data, or its error as an error.
-    pub async fn call(
-        &mut self,
-        action: &str,
-        server: Option<&str>,
-        payload: Value,
-    ) -> anyhow::Result<Value> {
-        let id = self.send(action, server, None, payload).await?;
+    pub async fn call(&mut self, action: Action, server: Option<&str>) -> anyhow::Result<Value> {
+        let id = self.send(action, server, None).await?;
         loop {
             let r = self.next().await?;
             if r.id != Some(id) {
@@ -134,13 +122,12 @@ impl Client {
     /// Returns an error for an `error` reply (after `each` saw it).
     pub async fn stream(
         &mut self,
-        action: &str,
+        action: Action,
         server: Option<&str>,
         selector: Option<&str>,
-        payload: Value,
         mut each: impl FnMut(&Reply) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let id = self.send(action, server, selector, payload).await?;
+        let id = self.send(action, server, selector).await?;
         loop {
             let r = self.next().await?;
             if r.id != Some(id) {

@@ -1,11 +1,16 @@
 //! `nextdeploy agent ps|inspect|logs|start|stop|restart|kill|stats|events|status|history`.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
 use nextdeploy_shared::docker::{ContainerRow, Event, StatsSample};
-use nextdeploy_shared::protocol::{action, Reply, ReplyType};
+use nextdeploy_shared::protocol::containers::{
+    ContainerRef, LogsRequest, PsRequest, StatsRequest, Tail,
+};
+use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
+use nextdeploy_shared::protocol::{Action, Empty, Reply, ReplyType};
 use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
 use serde_json::{json, Value};
 
@@ -54,26 +59,18 @@ pub async fn ps(
     filters: &[String],
     out: Output,
 ) -> anyhow::Result<()> {
-    let mut map = serde_json::Map::new();
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in filters {
         let (k, v) = f
             .split_once('=')
             .context("--filter takes key=value, e.g. label=env=prod or status=running")?;
-        if let Some(a) = map
-            .entry(k.to_string())
-            .or_insert_with(|| json!([]))
-            .as_array_mut()
-        {
-            a.push(json!(v));
-        }
+        map.entry(k.to_string()).or_default().push(v.to_string());
     }
-    let v = c
-        .call(
-            action::PS,
-            Some(server),
-            json!({ "all": all, "filters": map }),
-        )
-        .await?;
+    let ps = PsRequest {
+        all,
+        filters: Some(map),
+    };
+    let v = c.call(Action::Ps(ps), Some(server)).await?;
     if out == Output::Json {
         return output::json(&v);
     }
@@ -95,12 +92,9 @@ pub async fn ps(
 
 /// `inspect`: the engine's document.
 pub async fn inspect(c: &mut Client, server: &str, container: &str) -> anyhow::Result<()> {
+    let container = container.to_string();
     let v = c
-        .call(
-            action::INSPECT,
-            Some(server),
-            json!({ "container": container }),
-        )
+        .call(Action::Inspect(ContainerRef { container }), Some(server))
         .await?;
     output::json(&v)
 }
@@ -129,24 +123,25 @@ pub async fn logs(
     out: Output,
 ) -> anyhow::Result<()> {
     let now = now_unix();
-    let point = |p: Option<&str>| -> anyhow::Result<Value> {
-        Ok(match p {
-            Some(t) => json!(parse_point(t, now).map_err(anyhow::Error::msg)?),
-            None => Value::Null,
-        })
+    let point = |p: Option<&str>| -> anyhow::Result<Option<i64>> {
+        p.map(|t| parse_point(t, now).map_err(anyhow::Error::msg))
+            .transpose()
     };
     let tail = match a.tail {
-        None => json!("all"),
-        Some("all") => json!("all"),
-        Some(n) => json!(n.parse::<u64>().context("--tail takes a number or all")?),
+        None | Some("all") => Tail::All,
+        Some(n) => Tail::Lines(n.parse::<u64>().context("--tail takes a number or all")?),
     };
-    let payload = json!({
-        "container": a.container, "follow": a.follow, "tail": tail,
-        "since": point(a.since)?, "until": point(a.until)?, "timestamps": a.timestamps,
-    });
+    let logs = LogsRequest {
+        container: a.container.to_string(),
+        follow: a.follow,
+        tail: Some(tail),
+        since: point(a.since)?,
+        until: point(a.until)?,
+        timestamps: a.timestamps,
+    };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    c.stream(action::LOGS, Some(server), None, payload, |r: &Reply| {
+    c.stream(Action::Logs(logs), Some(server), None, |r: &Reply| {
         if r.kind != ReplyType::Log {
             return Ok(());
         }
@@ -170,20 +165,11 @@ pub async fn logs(
 pub async fn lifecycle(
     c: &mut Client,
     server: &str,
-    act: &str,
+    action: Action,
     container: &str,
-    timeout: Option<u64>,
-    signal: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let mut payload = json!({ "container": container });
-    if let Some(t) = timeout {
-        payload["timeout"] = json!(t);
-    }
-    if let Some(s) = signal {
-        payload["signal"] = json!(s);
-    }
-    let v = c.call(act, Some(server), payload).await?;
+    let v = c.call(action, Some(server)).await?;
     match out {
         Output::Json => output::json(&v),
         Output::Table => {
@@ -233,9 +219,12 @@ pub async fn stats(
     no_stream: bool,
     out: Output,
 ) -> anyhow::Result<()> {
-    let payload = json!({ "container": container, "stream": !no_stream });
+    let payload = StatsRequest {
+        container: container.map(str::to_string),
+        stream: !no_stream,
+    };
     if no_stream {
-        let v = c.call(action::STATS, Some(server), payload).await?;
+        let v = c.call(Action::Stats(payload), Some(server)).await?;
         if out == Output::Json {
             return output::json(&v);
         }
@@ -244,7 +233,7 @@ pub async fn stats(
         return Ok(());
     }
     let tty = std::io::stdout().is_terminal();
-    c.stream(action::STATS, Some(server), None, payload, |r: &Reply| {
+    c.stream(Action::Stats(payload), Some(server), None, |r: &Reply| {
         if r.kind != ReplyType::Stats {
             return Ok(());
         }
@@ -271,8 +260,10 @@ pub async fn events(
     container: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let payload = json!({ "container": container });
-    let id = c.send(action::EVENTS, server, selector, payload).await?;
+    let payload = EventsRequest {
+        container: container.map(str::to_string),
+    };
+    let id = c.send(Action::Events(payload), server, selector).await?;
     loop {
         let r = c.next().await?;
         if r.id != Some(id) {
@@ -321,9 +312,7 @@ pub async fn status(
     selector: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let id = c
-        .send(action::STATUS, server, selector, Value::Null)
-        .await?;
+    let id = c.send(Action::Status(Empty {}), server, selector).await?;
     let v = loop {
         let r = c.next().await?;
         if r.id == Some(id) {
@@ -408,14 +397,18 @@ pub async fn history(
     resolution: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let mut payload = json!({ "container": container, "since": since });
     if let Some(r) = resolution {
         if !["5s", "1m", "15m"].contains(&r) {
             bail!("--resolution takes 5s, 1m or 15m");
         }
-        payload["resolution"] = json!(r);
     }
-    let v = c.call(action::HISTORY, Some(server), payload).await?;
+    let payload = HistoryRequest {
+        container: container.to_string(),
+        since: Some(Since::Text(since.to_string())),
+        since_s: None,
+        resolution: resolution.map(str::to_string),
+    };
+    let v = c.call(Action::History(payload), Some(server)).await?;
     if out == Output::Json {
         return output::json(&v);
     }

@@ -6,7 +6,10 @@ use std::io::IsTerminal;
 use anyhow::bail;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
-use nextdeploy_shared::protocol::{action, Reply, ReplyType};
+use nextdeploy_shared::protocol::admin::ById;
+use nextdeploy_shared::protocol::containers::ContainerRef;
+use nextdeploy_shared::protocol::deploy::{DeployRequest, DeploysList, PullPolicy};
+use nextdeploy_shared::protocol::{Action, Reply, ReplyType};
 use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::{parse_duration, rfc3339};
 use serde_json::{json, Value};
@@ -55,7 +58,7 @@ pub struct DeployArgs {
     pub container: Option<String>,
     /// always, missing or never.
     #[arg(long, default_value = "missing")]
-    pub pull: String,
+    pub pull: PullPolicy,
     /// How long the new container may take to become healthy.
     #[arg(long, default_value = "300s")]
     pub health_timeout: String,
@@ -161,16 +164,21 @@ fn summarize(doc: &Value) -> (bool, String) {
 /// `agent deploy`.
 pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Result<()> {
     let timeout = parse_duration(&a.health_timeout).map_err(anyhow::Error::msg)?;
-    let payload = json!({
-        "image": a.image, "container": a.container, "pull": a.pull,
-        "health_timeout_s": timeout.as_secs(), "keep_previous": a.keep_previous, "max_parallel": a.max_parallel,
-    });
+    let payload = DeployRequest {
+        image: a.image,
+        container: a.container,
+        pull: Some(a.pull),
+        health_timeout_s: Some(timeout.as_secs()),
+        keep_previous: a.keep_previous,
+        max_parallel: Some(u64::from(a.max_parallel)),
+        settle_s: None,
+        deploy_id: None,
+    };
     let id = c
         .send(
-            action::DEPLOY,
+            Action::Deploy(payload),
             a.server.as_deref(),
             a.selector.as_deref(),
-            payload,
         )
         .await?;
     let mut p = Progress {
@@ -245,9 +253,10 @@ pub async fn rollback(
 ) -> anyhow::Result<()> {
     let v = c
         .call(
-            action::ROLLBACK,
+            Action::Rollback(ContainerRef {
+                container: container.to_string(),
+            }),
             Some(server),
-            json!({ "container": container }),
         )
         .await?;
     match out {
@@ -271,10 +280,11 @@ pub async fn deploys(
         DeploysCmd::List { server, limit } => {
             let id = c
                 .send(
-                    action::DEPLOYS_LIST,
+                    Action::DeploysList(DeploysList {
+                        limit: Some(u64::from(limit)),
+                    }),
                     server.as_deref(),
                     None,
-                    json!({ "limit": limit }),
                 )
                 .await?;
             let v = loop {
@@ -323,7 +333,7 @@ pub async fn deploys(
         }
         DeploysCmd::Show { id } => {
             let v = c
-                .call(action::DEPLOYS_SHOW, None, json!({ "id": id }))
+                .call(Action::DeploysShow(ById { id: id.clone() }), None)
                 .await?;
             if out == Output::Json {
                 output::json(&v)

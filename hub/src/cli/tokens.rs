@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 use nextdeploy_shared::labels::{format_labels, parse_labels};
-use nextdeploy_shared::protocol::action;
+use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, CreateToken, LabelsArg};
+use nextdeploy_shared::protocol::{Action, Empty, Role};
 use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::parse_duration;
 use serde_json::{json, Value};
@@ -72,7 +73,7 @@ fn ttl_s(text: &str) -> anyhow::Result<u64> {
 pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> {
     let secret = Secret::new(token.trim().to_string());
     let mut c = Client::connect(hub, &secret).await?;
-    let me = c.call(action::WHOAMI, None, Value::Null).await?;
+    let me = c.call(Action::Whoami(Empty {}), None).await?;
     c.close().await;
     let path = login::save(&Login {
         hub: hub.to_string(),
@@ -95,7 +96,7 @@ pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> 
 /// `nextdeploy whoami`.
 pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
-    let me = c.call(action::WHOAMI, None, Value::Null).await?;
+    let me = c.call(Action::Whoami(Empty {}), None).await?;
     c.close().await;
     match out {
         Output::Json => output::json(&me),
@@ -133,9 +134,12 @@ pub async fn join_token(
             let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
             let mut v = c
                 .call(
-                    action::CREATE_JOIN_TOKEN,
+                    Action::CreateJoinToken(CreateJoinToken {
+                        name: name.clone(),
+                        labels: Some(LabelsArg::Map(labels)),
+                        ttl_s: Some(ttl_s(&ttl)?),
+                    }),
                     None,
-                    json!({ "name": name, "labels": labels, "ttl_s": ttl_s(&ttl)? }),
                 )
                 .await?;
             let tok = v["token"].as_str().unwrap_or_default().to_string();
@@ -160,7 +164,7 @@ pub async fn join_token(
             }
         }
         JoinTokenCmd::List => {
-            let v = c.call(action::LIST_JOIN_TOKENS, None, Value::Null).await?;
+            let v = c.call(Action::ListJoinTokens(Empty {}), None).await?;
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => {
@@ -197,7 +201,7 @@ pub async fn join_token(
         }
         JoinTokenCmd::Delete { id } => {
             let v = c
-                .call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id }))
+                .call(Action::DeleteJoinToken(ById { id: id.clone() }), None)
                 .await?;
             match out {
                 Output::Json => output::json(&v)?,
@@ -219,11 +223,15 @@ pub async fn token(
     let mut c = Client::connect(hub, token).await?;
     match cmd {
         TokenCmd::Create { role, name, ttl } => {
-            let mut payload = json!({ "role": role, "name": name });
-            if let Some(t) = ttl {
-                payload["ttl_s"] = json!(ttl_s(&t)?);
-            }
-            let v = c.call(action::CREATE_TOKEN, None, payload).await?;
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow::anyhow!("--role must be admin, operator or viewer"))?;
+            let ttl_s = ttl.as_deref().map(ttl_s).transpose()?;
+            let create = CreateToken {
+                role,
+                name: Some(name),
+                ttl_s,
+            };
+            let v = c.call(Action::CreateToken(create), None).await?;
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => {
@@ -238,7 +246,7 @@ pub async fn token(
             }
         }
         TokenCmd::List => {
-            let v = c.call(action::LIST_TOKENS, None, Value::Null).await?;
+            let v = c.call(Action::ListTokens(Empty {}), None).await?;
             match out {
                 Output::Json => output::json(&v)?,
                 Output::Table => {
@@ -266,7 +274,7 @@ pub async fn token(
         }
         TokenCmd::Revoke { id } => {
             let v = c
-                .call(action::REVOKE_TOKEN, None, json!({ "id": id }))
+                .call(Action::RevokeToken(ById { id: id.clone() }), None)
                 .await?;
             match out {
                 Output::Json => output::json(&v)?,

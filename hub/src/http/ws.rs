@@ -12,8 +12,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use nextdeploy_shared::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
-use nextdeploy_shared::protocol::{action, ErrorCode, Reply, Request};
-use serde_json::{json, Value};
+use nextdeploy_shared::protocol::admin::Cancelled;
+use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, Request};
+use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
@@ -127,7 +128,7 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
             }
             Some(Ok(_)) => continue,
         };
-        let req: Request = match serde_json::from_str(text.as_str()) {
+        let mut req: Request = match serde_json::from_str(text.as_str()) {
             Ok(r) => r,
             Err(e) => {
                 let id = serde_json::from_str::<Value>(text.as_str())
@@ -143,24 +144,15 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
                 continue;
             }
         };
-        if req.action == action::CANCEL {
-            let target = req.payload.get("id").and_then(Value::as_u64);
-            let token = target.and_then(|t| {
-                let map = lock(&inflight);
-                map.get(&t).cloned()
-            });
-            let reply = match token {
-                Some(t) => {
-                    t.cancel();
-                    Reply::result(Some(req.id), json!({ "cancelled": target }))
-                }
-                None => Reply::error(
-                    Some(req.id),
-                    ErrorCode::NotFound,
-                    "no such request in flight (payload.id)",
-                ),
-            };
-            let _ = tx.send(reply).await;
+        let action = match api::read_action(&caller, &mut req) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = tx.send(e.reply(req.id)).await;
+                continue;
+            }
+        };
+        if let Action::Cancel(c) = &action {
+            let _ = tx.send(cancel_request(&inflight, req.id, c.id)).await;
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -199,7 +191,7 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
         tokio::spawn(
             async move {
                 let id = req.id;
-                api::dispatch(svc, caller, req, tx, req_cancel).await;
+                api::dispatch(svc, caller, req, action, tx, req_cancel).await;
                 lock(&inflight).remove(&id);
                 drop(permit);
             }
@@ -212,6 +204,25 @@ async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
         let _ = send_task.await;
     }
     debug!("client disconnected");
+}
+
+/// `cancel`: end request `target` of this connection, if it is in flight.
+fn cancel_request(inflight: &InFlight, id: u64, target: u64) -> Reply {
+    let token = lock(inflight).get(&target).cloned();
+    match token {
+        Some(t) => {
+            t.cancel();
+            let data = Cancelled {
+                cancelled: Some(target),
+            };
+            Reply::result(Some(id), serde_json::to_value(data).unwrap_or_default())
+        }
+        None => Reply::error(
+            Some(id),
+            ErrorCode::NotFound,
+            "no such request in flight (payload.id)",
+        ),
+    }
 }
 
 fn lock(m: &InFlight) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {

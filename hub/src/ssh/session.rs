@@ -11,8 +11,8 @@ use std::time::Duration;
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::{
-    action, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello, Reply,
-    ReplyType,
+    channel_kind, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello,
+    Reply, ReplyType,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::keys::PublicKey;
@@ -114,13 +114,13 @@ async fn open_control(
     registered: Arc<OnceLock<Weak<AgentConn>>>,
     payload: Value,
 ) -> Result<(Reader, ChannelWriteHalf<Msg>), String> {
-    let channel = open_session(handle, action::CONTROL).await?;
+    let channel = open_session(handle, channel_kind::CONTROL).await?;
     let (inbox, reader) = Inbox::new();
     let tap = Tap::new(channel.id(), inbox, registered);
     let (read, write) = channel.split();
     drop(read);
     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tap);
-    send(&write, &first_request(action::CONTROL, payload)).await?;
+    send(&write, &first_request(channel_kind::CONTROL, payload)).await?;
     Ok((reader, write))
 }
 
@@ -307,8 +307,12 @@ async fn enroll(
     token_id: &str,
     key: &PublicKey,
 ) -> Result<String, String> {
-    let (mut read, write) =
-        open_channel(handle, action::ENROLL, json!({ "token_id": token_id })).await?;
+    let (mut read, write) = open_channel(
+        handle,
+        channel_kind::ENROLL,
+        json!({ "token_id": token_id }),
+    )
+    .await?;
     let mut decoder = Decoder::new();
     let reply = next_reply(&mut read, &mut decoder, ENROLL_TIMEOUT).await?;
     let answer: EnrollAnswer = match reply.kind {

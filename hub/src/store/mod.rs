@@ -33,37 +33,8 @@ pub enum StoreError {
 /// Result alias of the store.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Roles of API tokens, from most to least powerful.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Read only.
-    Viewer,
-    /// Read and act on agents.
-    Operator,
-    /// Everything, including tokens and join tokens.
-    Admin,
-}
-
-impl Role {
-    /// Parse `admin`, `operator` or `viewer`.
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "operator" => Some(Role::Operator),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
-    }
-    /// The role's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-        }
-    }
-}
+/// Roles of API tokens: defined with the actions that need them.
+pub use nextdeploy_shared::protocol::Role;
 
 /// An enrolled agent.
 #[derive(Debug, Clone, Serialize)]

@@ -164,11 +164,7 @@ impl Deployer {
     }
 
     /// `rollback`: swap back to the container kept by `--keep-previous`.
-    pub async fn rollback(&self, payload: &Value) -> Result<Value, DockerError> {
-        let name = payload
-            .get("container")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+    pub async fn rollback(&self, name: &str) -> Result<Value, DockerError> {
         let current = crate::docker::containers::resolve(&self.engine, name).await?;
         let prev_name = steps::previous_name(&current.name);
         let prev = steps::inspect(&self.engine, &prev_name)

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType};
+use nextdeploy_shared::protocol::{self, ErrorCode, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix_ms;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -47,6 +47,21 @@ pub struct DeployRequest {
     /// Seconds a container without healthcheck must stay up.
     #[serde(default)]
     pub settle_s: Option<u64>,
+}
+
+impl DeployRequest {
+    /// The hub's request as the journal keeps it, defaults filled in.
+    fn from_wire(p: &protocol::deploy::DeployRequest) -> DeployRequest {
+        DeployRequest {
+            deploy_id: p.deploy_id.clone().unwrap_or_default(),
+            image: p.image.clone(),
+            container: p.container.clone(),
+            pull: p.pull.unwrap_or_default().as_str().to_string(),
+            health_timeout_s: p.health_timeout_s.unwrap_or_else(default_health_timeout),
+            keep_previous: p.keep_previous,
+            settle_s: p.settle_s,
+        }
+    }
 }
 
 fn default_pull() -> String {
@@ -193,11 +208,10 @@ impl Deployer {
     pub async fn deploy(
         self: &Arc<Self>,
         id: Option<u64>,
-        payload: &Value,
+        payload: &protocol::deploy::DeployRequest,
         out: &mpsc::Sender<Reply>,
     ) -> Result<(), DockerError> {
-        let req: DeployRequest = serde_json::from_value(payload.clone())
-            .map_err(|e| err(ErrorCode::BadRequest, format!("bad deploy request: {e}")))?;
+        let req = DeployRequest::from_wire(payload);
         if req.deploy_id.is_empty()
             || !req
                 .deploy_id

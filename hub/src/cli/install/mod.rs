@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use nextdeploy_shared::labels::parse_labels;
-use nextdeploy_shared::protocol::action;
+use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg};
+use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
-use serde_json::{json, Value};
 
 use super::client::Client;
 use remote::{sh_quote, HostCheck, HostKeyVerdict, Remote};
@@ -294,9 +294,12 @@ async fn install(
         step(4, &format!("creating a join token for {name}"));
         let v = hub_api
             .call(
-                action::CREATE_JOIN_TOKEN,
+                Action::CreateJoinToken(CreateJoinToken {
+                    name: name.to_string(),
+                    labels: Some(LabelsArg::Map(labels.clone())),
+                    ttl_s: Some(JOIN_TTL_S),
+                }),
                 None,
-                json!({ "name": name, "labels": labels, "ttl_s": JOIN_TTL_S }),
             )
             .await
             .context("step 4 (create the join token) failed")?;
@@ -332,7 +335,7 @@ async fn install(
         if let Some(id) = token_id {
             // The token may be unused: do not leave a live credential behind.
             let _ = hub_api
-                .call(action::DELETE_JOIN_TOKEN, None, json!({ "id": id }))
+                .call(Action::DeleteJoinToken(ById { id: id.clone() }), None)
                 .await;
         }
         bail!("step 5 (install script) failed: {why}");
@@ -350,7 +353,7 @@ async fn install(
 }
 
 async fn agent_online(c: &mut Client, name: &str) -> anyhow::Result<bool> {
-    let v = c.call(action::LIST_AGENTS, None, Value::Null).await?;
+    let v = c.call(Action::ListAgents(Empty {}), None).await?;
     Ok(v.as_array().is_some_and(|a| {
         a.iter()
             .any(|e| e["name"].as_str() == Some(name) && e["online"].as_bool() == Some(true))

@@ -1,0 +1,82 @@
+//! Hub administration: API tokens, join tokens, cancelling a request.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::action::Role;
+use crate::labels::Labels;
+
+/// Payload naming one thing by id: `revoke_token`, `delete_join_token`,
+/// `deploys_show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ById {
+    /// The id.
+    pub id: String,
+}
+
+/// `cancel`: an earlier request of this connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// The id of the request to cancel.
+    pub id: u64,
+}
+
+/// `cancel`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Cancelled {
+    /// The request cancelled; `null` when none of that id was running.
+    pub cancelled: Option<u64>,
+}
+
+/// `whoami`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WhoAmI {
+    /// The token's id.
+    pub id: String,
+    /// The token's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The hub's SSH host-key fingerprint, `SHA256:...`.
+    pub hub_fingerprint: String,
+}
+
+/// `create_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// admin, operator or viewer.
+    pub role: Role,
+    /// 1 to 64 characters (default `unnamed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Lifetime in seconds; none for no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+}
+
+/// `create_join_token`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJoinToken {
+    /// The agent's name-to-be.
+    pub name: String,
+    /// Its labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsArg>,
+    /// Lifetime in seconds (default one hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+}
+
+/// Labels as `k=v,k2=v2` text or as an object of strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LabelsArg {
+    /// `env=prod,role=web`.
+    Text(String),
+    /// `{"env": "prod"}`.
+    Map(Labels),
+}

@@ -1,0 +1,131 @@
+//! Agents: the hub's list, revocation, ping, info, key rotation.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::channel::DockerStatus;
+use crate::labels::Labels;
+
+/// The payload of actions that take no arguments: `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// `revoke_agent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAgent {
+    /// The agent's name.
+    pub name: String,
+}
+
+/// `revoke_agent`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AgentRevoked {
+    /// The agent's name.
+    pub name: String,
+    /// Always true.
+    pub revoked: bool,
+    /// Whether its connection was cut.
+    pub was_online: bool,
+}
+
+/// `rotate_key`. Clients send `{}` with `server`; the hub adds the nonce it
+/// sends on to the agent, which signs it with its new key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// The agent, when the request names no `server` (older clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Set by the hub (at least 32 characters); a client's is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// The agent's answer to `rotate_key`: its pending key and proof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateKeyProof {
+    /// OpenSSH public key line of the new key.
+    pub public_key: String,
+    /// The nonce signed with the new key (base64).
+    pub signature: String,
+}
+
+/// `rotate_key_commit` (hub -> agent): the store holds the new key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyCommit {
+    /// The key the hub stored; must be the agent's pending key.
+    pub public_key: String,
+}
+
+/// The agent's answer to `rotate_key_commit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RotateKeyCommitted {
+    /// Always true.
+    pub committed: bool,
+}
+
+/// `ping`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Pong {
+    /// The agent's clock, unix milliseconds.
+    pub agent_time_ms: i64,
+    /// Hub <-> agent round trip, added by the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_agent_rtt_ms: Option<f64>,
+}
+
+/// Answer to `info`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+pub struct AgentInfo {
+    /// Host name.
+    pub hostname: String,
+    /// OS pretty name (from /etc/os-release).
+    pub os: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// CPU architecture.
+    pub arch: String,
+    /// Online CPUs.
+    pub cpus: usize,
+    /// Total memory in bytes.
+    pub memory_total_bytes: u64,
+    /// Available memory in bytes.
+    pub memory_available_bytes: u64,
+    /// Agent version.
+    pub agent_version: String,
+    /// Seconds since the agent process started.
+    pub agent_uptime_s: u64,
+    /// Seconds since the host booted.
+    pub host_uptime_s: u64,
+    /// Docker availability.
+    pub docker: DockerStatus,
+}
+
+/// One agent in `list_agents`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+pub struct AgentSummary {
+    /// Name (from the join token).
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// Connected now.
+    pub online: bool,
+    /// Last time the hub heard from it (RFC 3339), if ever.
+    pub last_seen: Option<String>,
+    /// Agent version from its last hello.
+    pub version: Option<String>,
+    /// Address the connection came from.
+    pub address: Option<String>,
+    /// Host name from its last hello.
+    pub hostname: Option<String>,
+    /// Key fingerprint, `SHA256:...`.
+    pub fingerprint: String,
+    /// Enrolment time (RFC 3339).
+    pub enrolled_at: String,
+    /// Docker availability from its last hello.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerStatus>,
+}

@@ -1,0 +1,43 @@
+//! Messages. Two conversations use them:
+//!
+//! 1. WebSocket clients <-> hub: [`Request`] in, [`Reply`] out, in the seed's
+//!    vocabulary (`{"id":7,"action":"ping","server":"prod","payload":{}}` ->
+//!    `{"id":7,"type":"result","data":{...}}`). docs/protocol.md documents it;
+//!    docs/protocol.schema.json is its JSON Schema, generated from these types.
+//! 2. Hub <-> agent. Streams get one SSH channel per request, opened by the
+//!    hub: the hub writes [`Downstream`] frames (the request first, then credit
+//!    grants), the agent answers with [`Reply`] frames and ends with `end` or
+//!    `error`; closing the channel cancels the request. One-shot requests
+//!    ([`Action::is_control_request`]) travel on the control channel instead,
+//!    tagged with a hub-chosen id, when the agent's [`Hello`] lists
+//!    [`feature::CONTROL_REQUESTS`]: no channel to open, no extra round trip.
+//!
+//! Layout:
+//! - [`action`]: the one list of actions ([`Action`], [`ActionKind`]): role,
+//!   target and transport of each, and reading a payload by its action.
+//! - [`envelope`]: [`Request`] and [`Reply`], with the log-chunk fast path.
+//! - [`errors`]: the wire's [`ErrorCode`]s.
+//! - [`channel`]: hub <-> agent frames, hello, enrolment.
+//! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
+//!   [`admin`], [`streams`].
+//! - [`schema`]: the JSON Schema of all of it.
+
+pub mod action;
+pub mod admin;
+pub mod agents;
+pub mod channel;
+pub mod containers;
+pub mod deploy;
+pub mod envelope;
+pub mod errors;
+pub mod schema;
+pub mod streams;
+
+pub use action::{Action, ActionError, ActionKind, Role, Target, Transport};
+pub use agents::{AgentInfo, AgentSummary, Empty};
+pub use channel::{
+    channel_kind, feature, DockerStatus, Downstream, EnrollAnswer, EnrollOutcome, Hello,
+    AGENT_USER, ENROLL_USER_PREFIX,
+};
+pub use envelope::{RawData, Reply, ReplyType, Request};
+pub use errors::{ErrorBody, ErrorCode};

@@ -1,0 +1,137 @@
+//! The protocol's JSON Schema, generated from the types: every request (its
+//! envelope with each action's payload), the reply envelope, the error body and
+//! the typed answers by action. Committed as docs/protocol.schema.json; a test
+//! fails when the file and the types differ
+//! (`UPDATE_SCHEMA=1 cargo test -p nextdeploy-shared schema` rewrites it).
+
+use schemars::JsonSchema;
+use serde_json::Value;
+
+use super::action::Action;
+use super::admin::{Cancelled, WhoAmI};
+use super::agents::{
+    AgentInfo, AgentRevoked, AgentSummary, Pong, RotateKeyCommitted, RotateKeyProof,
+};
+use super::containers::{LifecycleDone, LogChunk};
+use super::envelope::ReplyType;
+use super::errors::ErrorBody;
+use crate::docker::{ContainerRow, Event, StatsSample};
+
+/// A request as a client sends it.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Request {
+    /// Chosen by the client; every reply to this request carries it.
+    id: u64,
+    /// Target agent by name.
+    server: Option<String>,
+    /// Target agents by label selector (`env=prod,role=web`).
+    selector: Option<String>,
+    /// `action` and its `payload`.
+    #[serde(flatten)]
+    action: Action,
+}
+
+/// A reply as a client receives it.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Reply {
+    /// The request's id; `null` only for a message that had no readable id.
+    id: Option<u64>,
+    /// What this reply is.
+    #[serde(rename = "type")]
+    kind: ReplyType,
+    /// In replies about an agent (fan-out, events): which one.
+    server: Option<String>,
+    /// The content: an answer below, a log chunk, an event, an error body.
+    data: Value,
+}
+
+/// The `data` of `result` (and stream) replies, by action.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Answers {
+    list_agents: Vec<AgentSummary>,
+    whoami: WhoAmI,
+    revoke_agent: AgentRevoked,
+    cancel: Cancelled,
+    ping: Pong,
+    info: AgentInfo,
+    rotate_key_agent: RotateKeyProof,
+    rotate_key_commit: RotateKeyCommitted,
+    ps: Vec<ContainerRow>,
+    lifecycle: LifecycleDone,
+    logs: LogChunk,
+    stats: Vec<StatsSample>,
+    events: Event,
+}
+
+/// The NextDeploy WebSocket protocol.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct Protocol {
+    request: Request,
+    reply: Reply,
+    error: ErrorBody,
+    answers: Answers,
+}
+
+/// The whole schema as JSON.
+pub fn document() -> Value {
+    serde_json::to_value(schemars::schema_for!(Protocol)).unwrap_or(Value::Null)
+}
+
+/// The schema as the committed file holds it (pretty, newline-terminated).
+pub fn document_text() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ActionKind;
+    use std::path::PathBuf;
+    use strum::IntoEnumIterator;
+
+    fn docs(file: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(file)
+    }
+
+    #[test]
+    fn schema_file_matches_the_types() {
+        let path = docs("protocol.schema.json");
+        let want = document_text();
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/protocol.schema.json differs from the types: run \
+             `UPDATE_SCHEMA=1 cargo test -p nextdeploy-shared schema` and commit it"
+        );
+    }
+
+    #[test]
+    fn every_action_is_in_the_schema_and_in_protocol_md() {
+        let text = document_text();
+        let md = std::fs::read_to_string(docs("protocol.md")).unwrap();
+        for k in ActionKind::iter() {
+            assert!(
+                text.contains(&format!("\"{}\"", k.name())),
+                "{} not in the schema",
+                k.name()
+            );
+            let row = format!("| `{}`", k.name());
+            assert!(
+                md.lines().any(|l| l.starts_with(&row)),
+                "docs/protocol.md has no table row for {} (a line starting with {row:?})",
+                k.name()
+            );
+        }
+    }
+}
