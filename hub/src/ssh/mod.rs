@@ -18,6 +18,9 @@ pub mod handler;
 pub mod session;
 pub mod tap;
 
+#[cfg(test)]
+mod future_size;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;

@@ -162,6 +162,8 @@ impl ClientKex {
 
                 let names = {
                     // read algorithms from packet.
+                    // NextDeploy patch: `to_vec`, the packet being a `Payload`
+                    // now (sshbuffer.rs), not a `Vec`; the same copy as before.
                     self.exchange.server_kex_init = input.buffer.to_vec().into();
                     negotiation::Client::read_kex(
                         &input.buffer,

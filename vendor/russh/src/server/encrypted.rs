@@ -58,6 +58,8 @@ impl Session {
     }
 
     /// `buf`, which is `owner` when given.
+    // NextDeploy patch: `process_packet` with the packet's `Bytes` (`owner`)
+    // passed on, for channel data to be sliced out of it.
     async fn process_packet_in<H: Handler + Send>(
         &mut self,
         handler: &mut H,
@@ -170,6 +172,7 @@ impl Session {
                         .init_compress(self.common.packet_writer.compress());
                 }
                 enc.state = EncryptedState::Authenticated;
+                // NextDeploy patch: `owner` passed on (both arms).
                 self.server_read_authenticated(handler, *msg, &mut r, owner).await
             }
             (EncryptedState::Authenticated, Some((msg, mut r))) => {
@@ -2095,6 +2098,7 @@ impl Session {
         let reply = ChannelOpenHandle::new(
             self.sender.priority_sender.clone(),
             pending,
+            // NextDeploy patch: boxed (see `Msg::ChannelOpenReply`).
             |pending, result| Msg::ChannelOpenReply {
                 pending: Box::new(pending),
                 result,

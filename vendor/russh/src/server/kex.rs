@@ -136,6 +136,8 @@ impl ServerKex {
                 }
 
                 let names = {
+                    // NextDeploy patch: `to_vec`, the packet being a `Payload`
+                    // now (sshbuffer.rs), not a `Vec`; the same copy as before.
                     self.exchange.client_kex_init = input.buffer.to_vec().into();
                     negotiation::Server::read_kex(
                         &input.buffer,

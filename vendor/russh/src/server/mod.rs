@@ -1133,6 +1133,7 @@ where
 
     session.begin_rekey()?;
 
+    // NextDeploy patch: the session boxed (see `Session::run`).
     let join = russh_util::runtime::spawn(Box::new(session).run(stream, handler));
 
     Ok(RunningSession { handle, join })

@@ -630,6 +630,7 @@ impl Session {
                     .disconnect(reason, &description, &language_tag)?;
             }
             Msg::ChannelOpenReply { pending, result } => {
+                // NextDeploy patch: unboxed (see `Msg::ChannelOpenReply`).
                 self.finalize_channel_open_reply(*pending, result)?;
             }
             other => {
@@ -740,6 +741,7 @@ impl Session {
                         break
                     }
 
+                    // NextDeploy patch: `&mut`, the packet may take the buffer.
                     let mut pkt = self.maybe_decompress(&mut buffer)?;
 
                     match pkt.buffer.first() {
@@ -1730,6 +1732,7 @@ mod tests {
     async fn compressed_debug_is_ignored_after_server_parses_it() {
         let mut session = authenticated_session();
         let mut handler = TestHandler;
+        // NextDeploy patch: `maybe_decompress` takes the buffer `&mut`.
         let mut buffer = incoming_packet(compressed_debug_payload(200 * 1024));
         let mut pkt: IncomingSshPacket = session.maybe_decompress(&mut buffer).unwrap();
 
@@ -1743,6 +1746,7 @@ mod tests {
     #[test]
     fn oversized_compressed_debug_is_rejected_before_server_ignores_it() {
         let mut session = authenticated_session();
+        // NextDeploy patch: `maybe_decompress` takes the buffer `&mut`.
         let mut buffer = incoming_packet(compressed_debug_payload(
             crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN + 1024,
         ));
@@ -1855,6 +1859,7 @@ mod tests {
         peer: &mut tokio::io::DuplexStream,
         stream: tokio::io::DuplexStream,
     ) -> Option<u8> {
+        // NextDeploy patch: `Session::run` takes the session boxed.
         let event_loop = tokio::spawn(Box::new(session).run(SshRead::new(stream), TestHandler));
         let mut buffer = SSHBuffer::new();
         let mut opening_key = cipher::clear::Key;
