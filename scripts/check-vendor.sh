@@ -52,6 +52,13 @@ crates=(
   "russh-util 0.52.0 vendor/russh-util vendor/russh-util-0.52.0-nextdeploy.patch 668424a5dde0bcb45b55ba7de8476b93831b4aa2fa6947e145f3b053e22c60b6"
 )
 
+# A fresh machine may lack `patch`: install it as the test script installs its tools.
+if ! command -v patch >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends patch >&2 \
+    || { $sudo apt-get update -q >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends patch >&2; } \
+    || true
+fi
 for tool in patch diff tar sha256sum awk cmp; do
   command -v "$tool" >/dev/null || { echo "check-vendor: '$tool' is not installed" >&2; exit 1; }
 done
