@@ -196,24 +196,65 @@ pub async fn run(
         return super::install::run(args, hub, token).await;
     }
     let mut c = Client::connect(hub, token).await?;
-    let r = match cmd {
+    let r = dispatch(&mut c, cmd, out).await;
+    c.close().await;
+    r
+}
+
+/// Route one subcommand (all but install) to its handler over an open client.
+async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<()> {
+    match cmd {
         AgentCmd::Install(_) => anyhow::bail!("install is handled above"),
-        AgentCmd::List => agent_info::list(&mut c, out).await,
+        AgentCmd::List => agent_info::list(c, out).await,
         AgentCmd::Ping {
             server,
             count,
             interval_ms,
-        } => agent_info::ping(&mut c, &server, count, interval_ms, out).await,
+        } => agent_info::ping(c, &server, count, interval_ms, out).await,
         AgentCmd::Info { server, selector } => {
-            agent_info::info(&mut c, server.as_deref(), selector.as_deref(), out).await
+            agent_info::info(c, server.as_deref(), selector.as_deref(), out).await
         }
+        AgentCmd::RotateKey { server } => rotate_key(c, &server, out).await,
+        AgentCmd::Revoke { name } => revoke(c, &name, out).await,
+        AgentCmd::Deploy(a) => super::deploys::deploy(c, a, out).await,
+        AgentCmd::Rollback { server, container } => {
+            super::deploys::rollback(c, &server, &container, out).await
+        }
+        AgentCmd::Start(a) => {
+            let action = Action::Start(ContainerRef {
+                container: a.container.clone(),
+            });
+            containers::lifecycle(c, &a.server, action, &a.container, out).await
+        }
+        AgentCmd::Stop(a) => {
+            let action = Action::Stop(stop_request(&a));
+            containers::lifecycle(c, &a.server, action, &a.container, out).await
+        }
+        AgentCmd::Restart(a) => {
+            let action = Action::Restart(stop_request(&a));
+            containers::lifecycle(c, &a.server, action, &a.container, out).await
+        }
+        AgentCmd::Kill(a) => {
+            let action = Action::Kill(KillRequest {
+                container: a.container.clone(),
+                signal: a.signal.clone(),
+            });
+            containers::lifecycle(c, &a.server, action, &a.container, out).await
+        }
+        observe => dispatch_observe(c, observe, out).await,
+    }
+}
+
+/// Read-only container subcommands: ps, inspect, logs, stats, events, status, history.
+async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<()> {
+    match cmd {
         AgentCmd::Ps {
             server,
             all,
             filter,
-        } => containers::ps(&mut c, &server, all, &filter, out).await,
+        } => containers::ps(c, &server, all, &filter, out).await,
         AgentCmd::Inspect { server, container } => {
-            containers::inspect(&mut c, &server, &container).await
+            containers::inspect(c, &server, &container).await
         }
         AgentCmd::Logs {
             server,
@@ -232,60 +273,23 @@ pub async fn run(
                 until: until.as_deref(),
                 timestamps,
             };
-            containers::logs(&mut c, &server, a, out).await
-        }
-        AgentCmd::Deploy(a) => super::deploys::deploy(&mut c, a, out).await,
-        AgentCmd::Rollback { server, container } => {
-            super::deploys::rollback(&mut c, &server, &container, out).await
-        }
-        AgentCmd::Start(a) => {
-            let action = Action::Start(ContainerRef {
-                container: a.container.clone(),
-            });
-            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
-        }
-        AgentCmd::Stop(a) => {
-            let action = Action::Stop(StopRequest {
-                container: a.container.clone(),
-                timeout: a.timeout.map(|t| t as i64),
-            });
-            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
-        }
-        AgentCmd::Restart(a) => {
-            let action = Action::Restart(StopRequest {
-                container: a.container.clone(),
-                timeout: a.timeout.map(|t| t as i64),
-            });
-            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
-        }
-        AgentCmd::Kill(a) => {
-            let action = Action::Kill(KillRequest {
-                container: a.container.clone(),
-                signal: a.signal.clone(),
-            });
-            containers::lifecycle(&mut c, &a.server, action, &a.container, out).await
+            containers::logs(c, &server, a, out).await
         }
         AgentCmd::Stats {
             server,
             container,
             no_stream,
-        } => containers::stats(&mut c, &server, container.as_deref(), no_stream, out).await,
+        } => containers::stats(c, &server, container.as_deref(), no_stream, out).await,
         AgentCmd::Events {
             server,
             selector,
             container,
         } => {
-            containers::events(
-                &mut c,
-                server.as_deref(),
-                selector.as_deref(),
-                container.as_deref(),
-                out,
-            )
-            .await
+            let (server, selector) = (server.as_deref(), selector.as_deref());
+            containers::events(c, server, selector, container.as_deref(), out).await
         }
         AgentCmd::Status { server, selector } => {
-            containers::status(&mut c, server.as_deref(), selector.as_deref(), out).await
+            containers::status(c, server.as_deref(), selector.as_deref(), out).await
         }
         AgentCmd::History {
             server,
@@ -293,55 +297,61 @@ pub async fn run(
             since,
             resolution,
         } => {
-            containers::history(
-                &mut c,
-                &server,
-                &container,
-                &since,
-                resolution.as_deref(),
-                out,
-            )
-            .await
+            let resolution = resolution.as_deref();
+            containers::history(c, &server, &container, &since, resolution, out).await
         }
-        AgentCmd::RotateKey { server } => {
-            let v = c
-                .call(Action::RotateKey(RotateKey::default()), Some(&server))
-                .await?;
-            match out {
-                Output::Json => output::json(&v),
-                Output::Table => {
-                    println!(
-                        "rotated the key of {server}: {} -> {}",
-                        v["old_fingerprint"].as_str().unwrap_or("?"),
-                        v["new_fingerprint"].as_str().unwrap_or("?")
-                    );
-                    Ok(())
+        other => anyhow::bail!("not an observe subcommand: {other:?}"),
+    }
+}
+
+/// The stop/restart payload: container and optional grace period in seconds.
+fn stop_request(a: &LifecycleArgs) -> StopRequest {
+    StopRequest {
+        container: a.container.clone(),
+        timeout: a.timeout.map(|t| t as i64),
+    }
+}
+
+/// `agent rotate-key`: replace the agent's key, print old and new fingerprints.
+async fn rotate_key(c: &mut Client, server: &str, out: Output) -> anyhow::Result<()> {
+    let v = c
+        .call(Action::RotateKey(RotateKey::default()), Some(server))
+        .await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!(
+                "rotated the key of {server}: {} -> {}",
+                v["old_fingerprint"].as_str().unwrap_or("?"),
+                v["new_fingerprint"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `agent revoke`: revoke the agent's key; say whether a live connection was cut.
+async fn revoke(c: &mut Client, name: &str, out: Output) -> anyhow::Result<()> {
+    let v = c
+        .call(
+            Action::RevokeAgent(RevokeAgent {
+                name: name.to_string(),
+            }),
+            None,
+        )
+        .await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!(
+                "revoked {name}{}",
+                if v["was_online"].as_bool() == Some(true) {
+                    "; its connection was cut"
+                } else {
+                    ""
                 }
-            }
+            );
+            Ok(())
         }
-        AgentCmd::Revoke { name } => {
-            let v = c
-                .call(
-                    Action::RevokeAgent(RevokeAgent { name: name.clone() }),
-                    None,
-                )
-                .await?;
-            match out {
-                Output::Json => output::json(&v),
-                Output::Table => {
-                    println!(
-                        "revoked {name}{}",
-                        if v["was_online"].as_bool() == Some(true) {
-                            "; its connection was cut"
-                        } else {
-                            ""
-                        }
-                    );
-                    Ok(())
-                }
-            }
-        }
-    };
-    c.close().await;
-    r
+    }
 }

@@ -115,6 +115,35 @@ pub async fn info(
     out: Output,
 ) -> anyhow::Result<()> {
     let id = c.send(Action::Info(Empty {}), server, selector).await?;
+    let (results, failures) = collect_info(c, id, selector.is_some()).await?;
+    match out {
+        Output::Json => print_info_json(&results, selector.is_some())?,
+        Output::Table => {
+            for (name, v) in &results {
+                let i: AgentInfo = serde_json::from_value(v.clone())?;
+                if selector.is_some() {
+                    println!("== {name}");
+                }
+                print_info_table(&i);
+            }
+        }
+    }
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if !failures.is_empty() {
+        bail!("{} agent(s) did not answer", failures.len());
+    }
+    Ok(())
+}
+
+/// Answers to info request `id`: (server, document) pairs and, for a fleet
+/// request, one "server: error" line per agent that failed.
+async fn collect_info(
+    c: &mut Client,
+    id: u64,
+    fleet: bool,
+) -> anyhow::Result<(Vec<(String, Value)>, Vec<String>)> {
     let mut results: Vec<(String, Value)> = Vec::new();
     let mut failures = Vec::new();
     loop {
@@ -126,11 +155,11 @@ pub async fn info(
         match r.kind {
             ReplyType::Result => {
                 results.push((name, r.data));
-                if selector.is_none() {
+                if !fleet {
                     break;
                 }
             }
-            ReplyType::Error if selector.is_some() && r.server.is_some() => {
+            ReplyType::Error if fleet && r.server.is_some() => {
                 failures.push(format!("{name}: {}", error_of(&r)));
             }
             ReplyType::Error => return Err(error_of(&r)),
@@ -138,77 +167,67 @@ pub async fn info(
             _ => {}
         }
     }
-    match out {
-        Output::Json => {
-            if selector.is_none() {
-                if let Some((_, v)) = results.first() {
-                    output::json(v)?;
-                }
-            } else {
-                let all: Vec<Value> = results
-                    .iter()
-                    .map(|(n, v)| {
-                        let mut v = v.clone();
-                        v["server"] = json!(n);
-                        v
-                    })
-                    .collect();
-                output::json(&all)?;
-            }
+    Ok((results, failures))
+}
+
+/// One agent's document as is, or for a fleet an array with `server` added to each.
+fn print_info_json(results: &[(String, Value)], fleet: bool) -> anyhow::Result<()> {
+    if !fleet {
+        if let Some((_, v)) = results.first() {
+            output::json(v)?;
         }
-        Output::Table => {
-            for (name, v) in &results {
-                let i: AgentInfo = serde_json::from_value(v.clone())?;
-                if selector.is_some() {
-                    println!("== {name}");
-                }
-                let docker = if i.docker.available {
-                    format!(
-                        "available (engine {}, API {})",
-                        i.docker.version.clone().unwrap_or_default(),
-                        i.docker.api_version.clone().unwrap_or_default()
-                    )
-                } else {
-                    format!(
-                        "unavailable: {}",
-                        i.docker.error.clone().unwrap_or_default()
-                    )
-                };
-                output::pairs(&[
-                    ("hostname", i.hostname.clone()),
-                    ("os", i.os.clone()),
-                    ("kernel", i.kernel.clone()),
-                    ("arch", i.arch.clone()),
-                    ("cpus", i.cpus.to_string()),
-                    (
-                        "memory",
-                        format!(
-                            "{:.1} GiB total, {:.1} GiB available",
-                            gib(i.memory_total_bytes),
-                            gib(i.memory_available_bytes)
-                        ),
-                    ),
-                    ("agent version", i.agent_version.clone()),
-                    (
-                        "agent uptime",
-                        nextdeploy_shared::time::human_age(i.agent_uptime_s as i64),
-                    ),
-                    (
-                        "host uptime",
-                        nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
-                    ),
-                    ("docker", docker),
-                ]);
-            }
-        }
+        return Ok(());
     }
-    for f in &failures {
-        eprintln!("error: {f}");
-    }
-    if !failures.is_empty() {
-        bail!("{} agent(s) did not answer", failures.len());
-    }
-    Ok(())
+    let all: Vec<Value> = results
+        .iter()
+        .map(|(n, v)| {
+            let mut v = v.clone();
+            v["server"] = json!(n);
+            v
+        })
+        .collect();
+    output::json(&all)
+}
+
+/// One agent's info as aligned key/value pairs.
+fn print_info_table(i: &AgentInfo) {
+    let docker = if i.docker.available {
+        format!(
+            "available (engine {}, API {})",
+            i.docker.version.clone().unwrap_or_default(),
+            i.docker.api_version.clone().unwrap_or_default()
+        )
+    } else {
+        format!(
+            "unavailable: {}",
+            i.docker.error.clone().unwrap_or_default()
+        )
+    };
+    output::pairs(&[
+        ("hostname", i.hostname.clone()),
+        ("os", i.os.clone()),
+        ("kernel", i.kernel.clone()),
+        ("arch", i.arch.clone()),
+        ("cpus", i.cpus.to_string()),
+        (
+            "memory",
+            format!(
+                "{:.1} GiB total, {:.1} GiB available",
+                gib(i.memory_total_bytes),
+                gib(i.memory_available_bytes)
+            ),
+        ),
+        ("agent version", i.agent_version.clone()),
+        (
+            "agent uptime",
+            nextdeploy_shared::time::human_age(i.agent_uptime_s as i64),
+        ),
+        (
+            "host uptime",
+            nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
+        ),
+        ("docker", docker),
+    ]);
 }
 
 fn gib(b: u64) -> f64 {

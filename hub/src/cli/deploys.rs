@@ -278,108 +278,119 @@ pub async fn deploys(
     let mut c = Client::connect(hub, token).await?;
     let r = match cmd {
         DeploysCmd::List { server, limit } => {
-            let id = c
-                .send(
-                    Action::DeploysList(DeploysList {
-                        limit: Some(u64::from(limit)),
-                    }),
-                    server.as_deref(),
-                    None,
-                )
-                .await?;
-            let v = loop {
-                let r = c.next().await?;
-                if r.id == Some(id) {
-                    match r.kind {
-                        ReplyType::Result => break r.data,
-                        ReplyType::Error => return Err(error_of(&r)),
-                        _ => {}
-                    }
-                }
-            };
-            if out == Output::Json {
-                output::json(&v)
-            } else {
-                let rows: Vec<Vec<String>> = v
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|d| {
-                        vec![
-                            s(&d["id"]),
-                            rfc3339(d["created_at"].as_i64().unwrap_or(0)),
-                            s(&d["server"]),
-                            d["container"].as_str().unwrap_or("(by repository)").into(),
-                            s(&d["image"]),
-                            s(&d["status"]),
-                            s(&d["actor"]),
-                        ]
-                    })
-                    .collect();
-                output::table(
-                    &[
-                        "ID",
-                        "STARTED",
-                        "SERVER",
-                        "CONTAINER",
-                        "IMAGE",
-                        "STATUS",
-                        "BY",
-                    ],
-                    &rows,
-                );
-                Ok(())
-            }
+            list_deploys(&mut c, server.as_deref(), limit, out).await
         }
-        DeploysCmd::Show { id } => {
-            let v = c
-                .call(Action::DeploysShow(ById { id: id.clone() }), None)
-                .await?;
-            if out == Output::Json {
-                output::json(&v)
-            } else {
-                output::pairs(&[
-                    ("id", s(&v["id"])),
-                    ("by", s(&v["actor"])),
-                    ("server", s(&v["server"])),
-                    ("image", s(&v["image"])),
-                    ("status", s(&v["status"])),
-                    ("started", rfc3339(v["created_at"].as_i64().unwrap_or(0))),
-                    (
-                        "finished",
-                        v["finished_at"]
-                            .as_i64()
-                            .map(rfc3339)
-                            .unwrap_or_else(|| "-".into()),
-                    ),
-                ]);
-                let steps = v["outcome"]["steps"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let t0 = steps.first().and_then(|x| x["at_ms"].as_i64()).unwrap_or(0);
-                for st in steps {
-                    println!(
-                        "  +{:>7.3}s {} {} {}{}",
-                        (st["at_ms"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0,
-                        s(&st["container"]),
-                        s(&st["step"]),
-                        s(&st["status"]),
-                        st["error"]
-                            .as_str()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default()
-                    );
-                }
-                if !v["outcome"].is_null() {
-                    let mut doc = v["outcome"].clone();
-                    doc["server"] = v["server"].clone();
-                    println!("{}", summarize(&doc).1);
-                }
-                Ok(())
-            }
-        }
+        DeploysCmd::Show { id } => show_deploy(&mut c, &id, out).await,
     };
     c.close().await;
     r
+}
+
+/// `deploys list`: newest first, as a table or JSON.
+async fn list_deploys(
+    c: &mut Client,
+    server: Option<&str>,
+    limit: u32,
+    out: Output,
+) -> anyhow::Result<()> {
+    let req = DeploysList {
+        limit: Some(u64::from(limit)),
+    };
+    let id = c.send(Action::DeploysList(req), server, None).await?;
+    let v = loop {
+        let r = c.next().await?;
+        if r.id == Some(id) {
+            match r.kind {
+                ReplyType::Result => break r.data,
+                ReplyType::Error => return Err(error_of(&r)),
+                _ => {}
+            }
+        }
+    };
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            vec![
+                s(&d["id"]),
+                rfc3339(d["created_at"].as_i64().unwrap_or(0)),
+                s(&d["server"]),
+                d["container"].as_str().unwrap_or("(by repository)").into(),
+                s(&d["image"]),
+                s(&d["status"]),
+                s(&d["actor"]),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "ID",
+            "STARTED",
+            "SERVER",
+            "CONTAINER",
+            "IMAGE",
+            "STATUS",
+            "BY",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+/// `deploys show`: the deploy's fields, its timed steps and the summary line.
+async fn show_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<()> {
+    let v = c
+        .call(Action::DeploysShow(ById { id: id.to_string() }), None)
+        .await?;
+    if out == Output::Json {
+        return output::json(&v);
+    }
+    output::pairs(&[
+        ("id", s(&v["id"])),
+        ("by", s(&v["actor"])),
+        ("server", s(&v["server"])),
+        ("image", s(&v["image"])),
+        ("status", s(&v["status"])),
+        ("started", rfc3339(v["created_at"].as_i64().unwrap_or(0))),
+        (
+            "finished",
+            v["finished_at"]
+                .as_i64()
+                .map(rfc3339)
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ]);
+    print_steps(&v);
+    if !v["outcome"].is_null() {
+        let mut doc = v["outcome"].clone();
+        doc["server"] = v["server"].clone();
+        println!("{}", summarize(&doc).1);
+    }
+    Ok(())
+}
+
+/// One line per recorded step, timed from the first step.
+fn print_steps(v: &Value) {
+    let steps = v["outcome"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let t0 = steps.first().and_then(|x| x["at_ms"].as_i64()).unwrap_or(0);
+    for st in steps {
+        println!(
+            "  +{:>7.3}s {} {} {}{}",
+            (st["at_ms"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0,
+            s(&st["container"]),
+            s(&st["step"]),
+            s(&st["status"]),
+            st["error"]
+                .as_str()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
 }

@@ -7,12 +7,12 @@
 
 pub mod remote;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use nextdeploy_shared::labels::parse_labels;
+use nextdeploy_shared::labels::{parse_labels, Labels};
 use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg};
 use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
@@ -34,6 +34,8 @@ const UPLOAD: Duration = Duration::from_secs(600);
 const SCRIPT: Duration = Duration::from_secs(180);
 /// How long the agent has to show up online at the hub.
 const ONLINE: Duration = Duration::from_secs(60);
+/// Pause between online checks: quick to notice, light on the hub.
+const ONLINE_POLL: Duration = Duration::from_millis(250);
 
 /// Flags of `agent install`.
 #[derive(Debug, Args)]
@@ -112,9 +114,20 @@ fn step(n: u32, text: &str) {
     println!("[{n}/6] {text}");
 }
 
-/// Run `agent install`.
-pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
-    let t = parse_target(&args.ssh)?;
+/// The local inputs of an install, resolved from the flags before any network use.
+struct Plan {
+    target: Target,
+    identity: PathBuf,
+    binary: PathBuf,
+    labels: Labels,
+    hub_ssh: String,
+    check: HostCheck,
+    prefix: String,
+}
+
+/// Resolve the flags: target, key, binary (must exist), labels, hub SSH address.
+fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
+    let target = parse_target(&args.ssh)?;
     let identity = args
         .identity
         .clone()
@@ -141,13 +154,56 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
         accept_new: args.accept_new_host_key,
     };
     let prefix = args.remote_prefix.clone().unwrap_or_default();
-    let mut hub_api = Client::connect(hub, token).await?;
+    Ok(Plan {
+        target,
+        identity,
+        binary,
+        labels,
+        hub_ssh,
+        check,
+        prefix,
+    })
+}
 
+/// Run `agent install`.
+pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
+    let p = plan(&args, hub)?;
+    let mut hub_api = Client::connect(hub, token).await?;
+    let r = connect_ssh(&p).await?;
+    let Some((existing, name)) = probe(&r, &mut hub_api, &args, &p).await? else {
+        r.close().await;
+        return Ok(());
+    };
+    step(
+        3,
+        &format!("uploading {} and the install script", p.binary.display()),
+    );
+    let tmp = make_tmp(&r).await?;
+    let job = InstallJob {
+        r: &r,
+        args: &args,
+        plan: &p,
+        tmp: &tmp,
+        existing: &existing,
+        name: &name,
+    };
+    let outcome = install(&job, &mut hub_api).await;
+    let _ = r
+        .run(&format!("rm -rf {}", sh_quote(&tmp)), None, QUICK)
+        .await;
+    r.close().await;
+    let name = outcome?;
+    wait_online(&mut hub_api, &name, &p.prefix).await
+}
+
+/// Step 1: SSH to the server, checking its key against known_hosts.
+async fn connect_ssh(p: &Plan) -> anyhow::Result<Remote> {
+    let t = &p.target;
     step(
         1,
         &format!("connecting to {}@{}:{}", t.user, t.host, t.port),
     );
-    let r = Remote::connect(&t.user, &t.host, t.port, &identity, check)
+    let r = Remote::connect(&t.user, &t.host, t.port, &p.identity, p.check.clone())
         .await
         .context("step 1 (connect over SSH) failed")?;
     let (verdict, fp) = &r.host_key;
@@ -155,9 +211,19 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
         HostKeyVerdict::Learned => println!("      host key {fp} recorded in known_hosts"),
         _ => println!("      host key {fp} matches known_hosts"),
     }
+    Ok(r)
+}
 
+/// Step 2: the name the server is already enrolled under ("" if none) and
+/// the name to install as; None when it is installed and online already.
+async fn probe(
+    r: &Remote,
+    hub_api: &mut Client,
+    args: &InstallArgs,
+    p: &Plan,
+) -> anyhow::Result<Option<(String, String)>> {
     step(2, "looking for an existing install");
-    let conf = format!("{prefix}/etc/nextdeploy/agent.toml");
+    let conf = format!("{}/etc/nextdeploy/agent.toml", p.prefix);
     let probe = r
         .run(
             &format!(
@@ -177,21 +243,20 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
         if args.name.as_deref().is_some_and(|n| n != existing) {
             bail!("the server is already enrolled as {existing}, not {name}; revoke {existing} and remove {conf} on the server first");
         }
-        if agent_online(&mut hub_api, &existing).await? {
+        if agent_online(hub_api, &existing).await? {
             println!(
                 "{existing} is already installed on {} and online at the hub: nothing to do",
-                t.host
+                p.target.host
             );
-            r.close().await;
-            return Ok(());
+            return Ok(None);
         }
         println!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)");
     }
+    Ok(Some((existing, name)))
+}
 
-    step(
-        3,
-        &format!("uploading {} and the install script", binary.display()),
-    );
+/// Step 3 (start): a fresh temporary directory on the server.
+async fn make_tmp(r: &Remote) -> anyhow::Result<String> {
     let tmp = r
         .run("mktemp -d /tmp/nextdeploy-install.XXXXXX", None, QUICK)
         .await
@@ -200,50 +265,61 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
     if !tmp.starts_with("/tmp/nextdeploy-install.") {
         bail!("step 3 (upload) failed: mktemp said {tmp:?}");
     }
-    let outcome = install(
-        &r,
-        &mut hub_api,
-        &args,
-        &binary,
-        &tmp,
-        &existing,
-        &name,
-        labels,
-        &hub_ssh,
-        &prefix,
-    )
-    .await;
-    let _ = r
-        .run(&format!("rm -rf {}", sh_quote(&tmp)), None, QUICK)
-        .await;
-    r.close().await;
-    let name = outcome?;
+    Ok(tmp)
+}
 
+/// Step 6: poll the hub until the agent is online, up to [`ONLINE`].
+async fn wait_online(hub_api: &mut Client, name: &str, prefix: &str) -> anyhow::Result<()> {
     step(6, &format!("waiting for {name} to come online at the hub"));
     let started = Instant::now();
     while started.elapsed() < ONLINE {
-        if agent_online(&mut hub_api, &name).await? {
+        if agent_online(hub_api, name).await? {
             println!("{name} is online ({:.1}s)", started.elapsed().as_secs_f64());
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(ONLINE_POLL).await;
     }
     bail!("step 6 failed: {name} did not come online within {}s (on the server: journalctl -u nextdeploy-agent, or {prefix}/var/log/nextdeploy/agent.log)", ONLINE.as_secs())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn install(
-    r: &Remote,
-    hub_api: &mut Client,
-    args: &InstallArgs,
-    binary: &std::path::Path,
-    tmp: &str,
-    existing: &str,
-    name: &str,
-    labels: nextdeploy_shared::labels::Labels,
-    hub_ssh: &str,
-    prefix: &str,
-) -> anyhow::Result<String> {
+/// What steps 3 to 5 work on: the session, the flags, the plan, the
+/// server's temporary directory, the existing enrolment ("" if none), the name.
+struct InstallJob<'a> {
+    r: &'a Remote,
+    args: &'a InstallArgs,
+    plan: &'a Plan,
+    tmp: &'a str,
+    existing: &'a str,
+    name: &'a str,
+}
+
+/// Steps 3 to 5: upload, join token if needed, run the script. Returns the
+/// agent's name (the existing one on a reinstall).
+async fn install(job: &InstallJob<'_>, hub_api: &mut Client) -> anyhow::Result<String> {
+    upload(job.r, &job.plan.binary, job.tmp).await?;
+    let mut cmd = script_command(job);
+    let (token_id, stdin) = if job.existing.is_empty() {
+        let (id, secret) = create_join_token(job, hub_api).await?;
+        cmd = format!(
+            "NEXTDEPLOY_JOIN_TOKEN=$(cat) {cmd} --hub {} --name {}",
+            sh_quote(&job.plan.hub_ssh),
+            sh_quote(job.name)
+        );
+        (id, secret)
+    } else {
+        step(4, "already enrolled: no join token needed");
+        (None, String::new())
+    };
+    run_script(job.r, hub_api, &cmd, stdin, token_id).await?;
+    Ok(if job.existing.is_empty() {
+        job.name.to_string()
+    } else {
+        job.existing.to_string()
+    })
+}
+
+/// Step 3: the agent binary, the install script and the unit into `tmp`.
+async fn upload(r: &Remote, binary: &Path, tmp: &str) -> anyhow::Result<()> {
     let file = tokio::fs::File::open(binary)
         .await
         .with_context(|| format!("cannot read {}", binary.display()))?;
@@ -278,50 +354,62 @@ async fn install(
             bail!("step 3 (upload the script) failed: {}", up.output());
         }
     }
+    Ok(())
+}
 
+/// The install script's command line, without the join-token part.
+fn script_command(job: &InstallJob<'_>) -> String {
+    let tmp = job.tmp;
     let mut cmd = format!(
         "sh {}/install-agent.sh --binary {}/nextdeploy-agent",
         sh_quote(tmp),
         sh_quote(tmp)
     );
-    if args.no_systemd {
+    if job.args.no_systemd {
         cmd.push_str(" --no-systemd");
     }
-    if !prefix.is_empty() {
-        cmd.push_str(&format!(" --prefix {}", sh_quote(prefix)));
+    if !job.plan.prefix.is_empty() {
+        cmd.push_str(&format!(" --prefix {}", sh_quote(&job.plan.prefix)));
     }
-    let (token_id, stdin) = if existing.is_empty() {
-        step(4, &format!("creating a join token for {name}"));
-        let v = hub_api
-            .call(
-                Action::CreateJoinToken(CreateJoinToken {
-                    name: name.to_string(),
-                    labels: Some(LabelsArg::Map(labels.clone())),
-                    ttl_s: Some(JOIN_TTL_S),
-                }),
-                None,
-            )
-            .await
-            .context("step 4 (create the join token) failed")?;
-        let secret = v["token"].as_str().unwrap_or_default().to_string();
-        cmd = format!(
-            "NEXTDEPLOY_JOIN_TOKEN=$(cat) {cmd} --hub {} --name {}",
-            sh_quote(hub_ssh),
-            sh_quote(name)
-        );
-        (v["id"].as_str().map(str::to_string), secret)
-    } else {
-        step(4, "already enrolled: no join token needed");
-        (None, String::new())
-    };
+    cmd
+}
 
+/// Step 4: a short-lived join token for the new agent: (token id, secret).
+async fn create_join_token(
+    job: &InstallJob<'_>,
+    hub_api: &mut Client,
+) -> anyhow::Result<(Option<String>, String)> {
+    step(4, &format!("creating a join token for {}", job.name));
+    let v = hub_api
+        .call(
+            Action::CreateJoinToken(CreateJoinToken {
+                name: job.name.to_string(),
+                labels: Some(LabelsArg::Map(job.plan.labels.clone())),
+                ttl_s: Some(JOIN_TTL_S),
+            }),
+            None,
+        )
+        .await
+        .context("step 4 (create the join token) failed")?;
+    let secret = v["token"].as_str().unwrap_or_default().to_string();
+    Ok((v["id"].as_str().map(str::to_string), secret))
+}
+
+/// Step 5: run the script with the token on stdin; on failure delete the token.
+async fn run_script(
+    r: &Remote,
+    hub_api: &mut Client,
+    cmd: &str,
+    stdin: String,
+    token_id: Option<String>,
+) -> anyhow::Result<()> {
     step(
         5,
         "running the install script on the server (the server makes its own key)",
     );
     let ran = r
         .run(
-            &cmd,
+            cmd,
             Some(Box::new(std::io::Cursor::new(stdin.into_bytes()))),
             SCRIPT,
         )
@@ -345,11 +433,7 @@ async fn install(
             println!("      {line}");
         }
     }
-    Ok(if existing.is_empty() {
-        name.to_string()
-    } else {
-        existing.to_string()
-    })
+    Ok(())
 }
 
 async fn agent_online(c: &mut Client, name: &str) -> anyhow::Result<bool> {

@@ -16,6 +16,10 @@ use tokio::io::AsyncRead;
 
 /// Dialling plus the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Drop a session silent this long (outlives the longest quiet remote step).
+const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
+/// Keepalives often enough that NATs and firewalls keep the session open.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Output kept per command (the tail beyond it is dropped).
 const MAX_OUTPUT: usize = 256 * 1024;
 
@@ -147,8 +151,8 @@ impl Remote {
             seen: seen.clone(),
         };
         let config = Arc::new(client::Config {
-            inactivity_timeout: Some(Duration::from_secs(120)),
-            keepalive_interval: Some(Duration::from_secs(15)),
+            inactivity_timeout: Some(INACTIVITY_TIMEOUT),
+            keepalive_interval: Some(KEEPALIVE_INTERVAL),
             nodelay: true,
             ..Default::default()
         });
