@@ -202,10 +202,13 @@ fn the_agent_survives_dockerd_going_away_and_coming_back() {
     );
     let (code, msg) = env.ws_error("ps", json!({"all": true})).unwrap();
     assert_eq!(code, "docker_unavailable", "{msg}");
-    for action in ["inspect", "logs", "stats"] {
-        let (code, msg) = env
-            .ws_error(action, json!({"container": c.name, "stream": false}))
-            .unwrap();
+    // Each payload as its action types it (an unknown field is a bad_request).
+    for (action, payload) in [
+        ("inspect", json!({"container": c.name})),
+        ("logs", json!({"container": c.name})),
+        ("stats", json!({"container": c.name, "stream": false})),
+    ] {
+        let (code, msg) = env.ws_error(action, payload).unwrap();
         assert_eq!(code, "docker_unavailable", "{action}: {msg}");
     }
     let list = env.hub.agent_entry(env.server()).unwrap().unwrap();
