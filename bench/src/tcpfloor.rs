@@ -331,15 +331,24 @@ fn echo(mut conns: Vec<TcpStream>) -> anyhow::Result<()> {
     let mut events = Events::with_capacity(EVENTS);
     let mut buf = vec![0u8; 64 * 1024];
     let mut open = conns.len();
+    // A closed connection can be reported again (a later hang-up event):
+    // each is counted once, and taken out of the poll.
+    let mut closed = vec![false; conns.len()];
     while open > 0 && std::os::unix::process::parent_id() == ppid {
         poll.poll(&mut events, Some(Duration::from_secs(1)))?;
         for ev in events.iter() {
-            let Some(s) = conns.get_mut(ev.token().0) else {
+            let i = ev.token().0;
+            let Some(s) = conns.get_mut(i) else {
                 continue;
             };
+            if closed[i] {
+                continue;
+            }
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => {
+                        closed[i] = true;
+                        let _ = poll.registry().deregister(s);
                         open -= 1;
                         break;
                     }
@@ -352,6 +361,8 @@ fn echo(mut conns: Vec<TcpStream>) -> anyhow::Result<()> {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     // The parent's connections reset as it goes: done.
                     Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                        closed[i] = true;
+                        let _ = poll.registry().deregister(s);
                         open -= 1;
                         break;
                     }
