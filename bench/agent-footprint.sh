@@ -3,11 +3,12 @@
 # agent RSS and CPU share, dockerd's extra CPU (dockerd CPU with the agent
 # minus dockerd CPU without it, same window), and the agent's stats sweep time.
 # Usage: bench/agent-footprint.sh [N=50] [WINDOW_S=60] [ROUNDS=3]
-# Needs release binaries (cargo build --release --workspace) and a Docker Engine.
+# Needs release binaries (cargo build --release --workspace; in target/release,
+# or in NEXTDEPLOY_BENCH_BIN_DIR, which the bench sets) and a Docker Engine.
 set -euo pipefail
 N=${1:-50}; WINDOW=${2:-60}; ROUNDS=${3:-3}
 cd "$(dirname "$0")/.."
-B=target/release
+B=${NEXTDEPLOY_BENCH_BIN_DIR:-target/release}
 [ -x "$B/nextdeploy" ] && [ -x "$B/nextdeploy-agent" ] || { echo "build first: cargo build --release --workspace" >&2; exit 1; }
 docker info >/dev/null 2>&1 || { echo "no Docker Engine answers" >&2; exit 1; }
 TMP=$(mktemp -d); trap 'kill $HUB $AGENT 2>/dev/null || true; docker rm -f $(docker ps -aq --filter label=nd-footprint=1) >/dev/null 2>&1 || true; rm -rf "$TMP"' EXIT

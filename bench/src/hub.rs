@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The workspace root (binaries live in its target/release).
+/// The workspace root.
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -74,7 +74,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Start the hub on `dir`; `ports` reuses the addresses of an earlier run.
 pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Result<HubProc> {
-    let bin = workspace().join("target/release/nextdeploy");
+    let bin = crate::build::bin_dir().join(crate::build::HUB);
     if !bin.exists() {
         bail!(
             "{} is missing: run cargo build --release --workspace",

@@ -13,8 +13,11 @@
 //! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
 //!   OpenSSH reference), agent footprint; [`tcpfloor`]: the fan-out's round
 //!   over plain TCP (the hidden `tcp-echo` child), its floor on this machine;
-//! - [`report`]: table, Markdown, JSON and SVG under `bench/results/`.
+//! - [`report`]: table, Markdown, JSON and SVG under `bench/results/`;
+//! - [`build`]: the release hub and agent, from `cargo build --release
+//!   --workspace` (the README's build, reused as it is).
 
+mod build;
 mod fleet;
 mod hub;
 mod procfs;
@@ -30,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -184,25 +187,6 @@ fn base_plan(quick: bool, max_agents: usize) -> Plan {
     }
 }
 
-/// Build the hub and agent release binaries the scenarios spawn.
-fn build_binaries() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let st = std::process::Command::new(cargo)
-        .current_dir(hub::workspace())
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "nextdeploy",
-            "-p",
-            "nextdeploy-agent",
-        ])
-        .status()
-        .context("cargo build")?;
-    anyhow::ensure!(st.success(), "cargo build --release failed");
-    Ok(())
-}
-
 /// Raise this process's open-file soft limit to its hard limit (children
 /// inherit it), with util-linux `prlimit` since the crate forbids `unsafe`.
 fn raise_nofile() -> u64 {
@@ -236,7 +220,7 @@ fn date_utc() -> String {
 
 async fn run_mode(plan: Plan) -> anyhow::Result<()> {
     let t_start = Instant::now();
-    build_binaries()?;
+    build::build_binaries()?;
     let nofile = raise_nofile();
     let load_before = procfs::load1();
     let date = date_utc();

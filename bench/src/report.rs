@@ -20,10 +20,25 @@ const SHOWN: &[(&str, &[&str])] = &[
             "connect_failures",
         ],
     ),
-    ("latency", &["p50_ms", "p99_ms", "max_ms", "rps_100_agents"]),
+    (
+        "latency",
+        &[
+            "ping_p50_vs_tcp",
+            "ping_p99_vs_tcp",
+            "pings_per_s_vs_tcp",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "rps_100_agents",
+            "tcp_p50_ms",
+            "tcp_p99_ms",
+            "tcp_per_s",
+        ],
+    ),
     (
         "fanout",
         &[
+            "vs_tcp_floor",
             "agents",
             "seconds",
             "answered_min",
@@ -31,7 +46,6 @@ const SHOWN: &[(&str, &[&str])] = &[
             "sims_cpu_us_per_agent",
             "sims_floor_s",
             "tcp_floor_s",
-            "vs_tcp_floor",
         ],
     ),
     (
@@ -53,8 +67,10 @@ const SHOWN: &[(&str, &[&str])] = &[
     (
         "reconnect",
         &[
+            "storm_vs_cold_connect",
             "agents",
             "seconds",
+            "cold_connect_s",
             "failures",
             "refused_while_starting",
             "hub_peak_rss_mib",
@@ -114,6 +130,21 @@ fn targets(report: &Value) -> Vec<(String, &Value)> {
     out
 }
 
+/// A target's same-run reference: `2.52x of TCP floor (s) 0.118`, or empty.
+fn vs_reference(t: &Value) -> String {
+    let Some(what) = t["reference"].as_str() else {
+        return String::new();
+    };
+    if t["vs_reference"].is_null() {
+        return format!("n/a ({what}: not measured)");
+    }
+    format!(
+        "{}x of {what} {}",
+        num(&t["vs_reference"]),
+        num(&t["reference_figure"])
+    )
+}
+
 /// The table printed at the end of a run.
 pub fn text(report: &Value) -> String {
     let mut o = String::new();
@@ -127,13 +158,13 @@ pub fn text(report: &Value) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:<11} {:<45} {:>10} {:>12}  met",
+        "\n{:<11} {:<45} {:>10} {:>12}  met  beside the same run's reference",
         "scenario", "target", "figure", "limit"
     );
     for (name, t) in targets(report) {
         let _ = writeln!(
             o,
-            "{:<11} {:<45} {:>10} {:>2} {:>9}  {}",
+            "{:<11} {:<45} {:>10} {:>2} {:>9}  {:<3}  {}",
             name,
             t["what"].as_str().unwrap_or(""),
             num(&t["figure"]),
@@ -143,7 +174,8 @@ pub fn text(report: &Value) -> String {
                 "yes"
             } else {
                 "NO"
-            }
+            },
+            vs_reference(t)
         );
     }
     o
@@ -163,12 +195,12 @@ pub fn markdown(report: &Value) -> String {
     }
     let _ = writeln!(
         o,
-        "\n| scenario | target | figure | limit | met |\n|---|---|---|---|---|"
+        "\n| scenario | target | figure | limit | met | beside the same run's reference |\n|---|---|---|---|---|---|"
     );
     for (name, t) in targets(report) {
         let _ = writeln!(
             o,
-            "| {name} | {} | {} | {} {} | {} |",
+            "| {name} | {} | {} | {} {} | {} | {} |",
             t["what"].as_str().unwrap_or(""),
             num(&t["figure"]),
             t["cmp"]
@@ -182,7 +214,8 @@ pub fn markdown(report: &Value) -> String {
                 "yes"
             } else {
                 "**no**"
-            }
+            },
+            vs_reference(t)
         );
     }
     o
@@ -292,4 +325,34 @@ pub fn write(dir: &Path, report: &Value) -> anyhow::Result<Vec<std::path::PathBu
         }
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ratios_lead_and_targets_show_their_reference() {
+        let report = json!({"scenarios": [
+            {"scenario": "latency", "p50_ms": 0.5, "ping_p50_vs_tcp": 5.0, "tcp_p50_ms": 0.1,
+             "targets": [crate::scenario::target_vs("ping p50 (ms)", 0.5, 0.25,
+                 crate::scenario::Target::AtMost, "TCP echo p50 (ms)", Some(0.1))]},
+            {"scenario": "reconnect", "seconds": 4.0, "storm_vs_cold_connect": null,
+             "targets": [crate::scenario::target_vs("back: seconds", 4.0, 10.0,
+                 crate::scenario::Target::AtMost, "cold connect (s)", None)]},
+        ]});
+        let t = text(&report);
+        assert!(
+            t.contains("latency     ping_p50_vs_tcp=5.00 p50_ms=0.500"),
+            "{t}"
+        );
+        assert!(t.contains("5.00x of TCP echo p50 (ms) 0.100"), "{t}");
+        assert!(t.contains("n/a (cold connect (s): not measured)"), "{t}");
+        let m = markdown(&report);
+        assert!(
+            m.contains("| **no** | 5.00x of TCP echo p50 (ms) 0.100 |"),
+            "{m}"
+        );
+    }
 }

@@ -31,6 +31,14 @@ const EVENTS: usize = 1024;
 
 /// Seconds of each of `rounds` rounds over `n` connections.
 pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Vec<f64>> {
+    with_echo_child(n, move |l| rounds_over(l, n, rounds)).await
+}
+
+/// Run `f` on a listener to which a `tcp-echo` child makes `n` connections.
+async fn with_echo_child<T: Send + 'static>(
+    n: usize,
+    f: impl FnOnce(std::net::TcpListener) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
     // tokio's socket, for a backlog that holds a burst of connects (std's is 128).
     let sock = tokio::net::TcpSocket::new_v4()?;
     sock.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
@@ -44,17 +52,15 @@ pub async fn measure(n: usize, rounds: usize) -> anyhow::Result<Vec<f64>> {
         .stderr(Stdio::inherit())
         .spawn()
         .context("start tcp-echo")?;
-    let r = tokio::task::spawn_blocking(move || rounds_over(listener, n, rounds)).await;
+    let r = tokio::task::spawn_blocking(move || f(listener)).await;
     let _ = child.kill();
     let _ = child.wait();
     r.context("floor task")?
 }
 
-fn rounds_over(
-    listener: std::net::TcpListener,
-    n: usize,
-    rounds: usize,
-) -> anyhow::Result<Vec<f64>> {
+/// Accept `n` connections on `listener`, each registered as `Token(i)`,
+/// then let the far side's last handshakes and first wake-ups settle.
+fn accept_all(listener: std::net::TcpListener, n: usize) -> anyhow::Result<(Poll, Vec<TcpStream>)> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(EVENTS);
     let mut listener = TcpListener::from_std(listener);
@@ -84,17 +90,25 @@ fn rounds_over(
             }
         }
     }
-    // Let the far side's last handshakes and first wake-ups settle.
+    poll.registry().deregister(&mut listener)?;
     std::thread::sleep(Duration::from_secs(1));
+    Ok((poll, conns))
+}
+
+fn rounds_over(
+    listener: std::net::TcpListener,
+    n: usize,
+    rounds: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let (mut poll, mut conns) = accept_all(listener, n)?;
+    let mut events = Events::with_capacity(EVENTS);
     let msg = [b'x'; MSG];
     let mut buf = vec![0u8; 64 * 1024];
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let t0 = Instant::now();
         for s in &mut conns {
-            // 128 bytes into an empty send buffer: never short.
-            let w = s.write(&msg).context("write")?;
-            anyhow::ensure!(w == MSG, "short write ({w} of {MSG} bytes)");
+            send(s, &msg)?;
         }
         let want = n * MSG;
         let mut got = 0usize;
@@ -114,6 +128,163 @@ fn rounds_over(
         times.push(t0.elapsed().as_secs_f64());
     }
     Ok(times)
+}
+
+/// Write one message: 128 bytes into an empty send buffer are never short.
+fn send(s: &mut TcpStream, msg: &[u8]) -> anyhow::Result<()> {
+    let w = s.write(msg).context("write")?;
+    anyhow::ensure!(w == msg.len(), "short write ({w} of {} bytes)", msg.len());
+    Ok(())
+}
+
+/// The latency scenario's shapes over plain TCP: request and answer of
+/// [`MSG`] bytes each on connections to a `tcp-echo` child, no SSH, no JSON,
+/// no WebSocket, no hub hop.
+#[derive(Debug)]
+pub struct EchoLatency {
+    /// Round trip of each sequential message (one in flight), ms.
+    pub rtts_ms: Vec<f64>,
+    /// Messages answered per second with `concurrency` in flight.
+    pub per_s: f64,
+    /// Messages answered in the concurrent window.
+    pub answered: u64,
+    /// Most messages in flight at once in the concurrent window.
+    pub max_in_flight: usize,
+}
+
+/// The latency scenario's reference: over `n` connections (its agents),
+/// one warm-up message on each, then `pings` one at a time round-robin
+/// (their round trips), then `concurrency` in flight, each on its own
+/// connection, a new one sent as one is answered until `window` has passed.
+pub async fn measure_latency(
+    n: usize,
+    pings: usize,
+    concurrency: usize,
+    window: Duration,
+) -> anyhow::Result<EchoLatency> {
+    with_echo_child(n, move |l| latency_over(l, n, pings, concurrency, window)).await
+}
+
+fn latency_over(
+    listener: std::net::TcpListener,
+    n: usize,
+    pings: usize,
+    concurrency: usize,
+    window: Duration,
+) -> anyhow::Result<EchoLatency> {
+    anyhow::ensure!(
+        (1..=n).contains(&concurrency),
+        "concurrency {concurrency} needs 1..={n} connections"
+    );
+    let (poll, conns) = accept_all(listener, n)?;
+    let mut e = Echoes::new(poll, conns);
+    let mut rtts_ms = Vec::with_capacity(pings);
+    // As the scenario: every connection once first, not measured.
+    for i in 0..(n + pings) {
+        let k = i % n;
+        let t0 = Instant::now();
+        e.send(k)?;
+        while e.answered(t0)?.is_empty() {}
+        if i >= n {
+            rtts_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let t0 = Instant::now();
+    let mut idle: std::collections::VecDeque<usize> = (concurrency..n).collect();
+    for k in 0..concurrency {
+        e.send(k)?;
+    }
+    let (mut in_flight, mut max_in_flight, mut answered) = (concurrency, concurrency, 0u64);
+    let mut progress = Instant::now();
+    while in_flight > 0 {
+        let done = e.answered(progress)?;
+        if !done.is_empty() {
+            progress = Instant::now();
+        }
+        for k in done {
+            answered += 1;
+            in_flight -= 1;
+            idle.push_back(k);
+            if t0.elapsed() < window {
+                if let Some(j) = idle.pop_front() {
+                    e.send(j)?;
+                    in_flight += 1;
+                    max_in_flight = max_in_flight.max(in_flight);
+                }
+            }
+        }
+    }
+    Ok(EchoLatency {
+        rtts_ms,
+        per_s: answered as f64 / t0.elapsed().as_secs_f64(),
+        answered,
+        max_in_flight,
+    })
+}
+
+/// Connections with at most one message in flight each.
+struct Echoes {
+    poll: Poll,
+    events: Events,
+    conns: Vec<TcpStream>,
+    /// Bytes still owed back per connection.
+    owed: Vec<usize>,
+    msg: [u8; MSG],
+    buf: Vec<u8>,
+}
+
+impl Echoes {
+    fn new(poll: Poll, conns: Vec<TcpStream>) -> Self {
+        let owed = vec![0; conns.len()];
+        Echoes {
+            poll,
+            events: Events::with_capacity(EVENTS),
+            conns,
+            owed,
+            msg: [b'x'; MSG],
+            buf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    fn send(&mut self, k: usize) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.owed[k] == 0,
+            "connection {k} already has a message in flight"
+        );
+        send(&mut self.conns[k], &self.msg)?;
+        self.owed[k] = MSG;
+        Ok(())
+    }
+
+    /// Wait once for readiness; the connections whose message is now back
+    /// whole. Fails when nothing came back within [`LIMIT`] of `since`.
+    fn answered(&mut self, since: Instant) -> anyhow::Result<Vec<usize>> {
+        let left = LIMIT.checked_sub(since.elapsed()).unwrap_or_default();
+        if left.is_zero() {
+            let owed = self.owed.iter().filter(|o| **o > 0).count();
+            bail!("tcp echo: {owed} messages not back after {LIMIT:?}");
+        }
+        self.poll.poll(&mut self.events, Some(left))?;
+        let mut done = Vec::new();
+        for ev in self.events.iter() {
+            let k = ev.token().0;
+            let Some(s) = self.conns.get_mut(k) else {
+                continue;
+            };
+            let got = drain(s, &mut self.buf)?;
+            if got > self.owed[k] {
+                bail!(
+                    "tcp echo: {got} bytes back on a connection owed {}",
+                    self.owed[k]
+                );
+            }
+            self.owed[k] -= got;
+            if got > 0 && self.owed[k] == 0 {
+                done.push(k);
+            }
+        }
+        Ok(done)
+    }
 }
 
 /// Read what `s` holds; the bytes read.
@@ -160,15 +331,24 @@ fn echo(mut conns: Vec<TcpStream>) -> anyhow::Result<()> {
     let mut events = Events::with_capacity(EVENTS);
     let mut buf = vec![0u8; 64 * 1024];
     let mut open = conns.len();
+    // A closed connection can be reported again (a later hang-up event):
+    // each is counted once, and taken out of the poll.
+    let mut closed = vec![false; conns.len()];
     while open > 0 && std::os::unix::process::parent_id() == ppid {
         poll.poll(&mut events, Some(Duration::from_secs(1)))?;
         for ev in events.iter() {
-            let Some(s) = conns.get_mut(ev.token().0) else {
+            let i = ev.token().0;
+            let Some(s) = conns.get_mut(i) else {
                 continue;
             };
+            if closed[i] {
+                continue;
+            }
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => {
+                        closed[i] = true;
+                        let _ = poll.registry().deregister(s);
                         open -= 1;
                         break;
                     }
@@ -181,6 +361,8 @@ fn echo(mut conns: Vec<TcpStream>) -> anyhow::Result<()> {
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     // The parent's connections reset as it goes: done.
                     Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                        closed[i] = true;
+                        let _ = poll.registry().deregister(s);
                         open -= 1;
                         break;
                     }
@@ -240,5 +422,87 @@ mod tests {
         let e = r.expect_err("a closed peer must fail the round");
         assert!(e.to_string().contains("closed mid-round"), "{e:#}");
         closer.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_times_every_ping_and_holds_the_concurrency() {
+        let (l, addr) = listener().await;
+        let echo = tokio::spawn(run_echo(addr, 10));
+        let r = tokio::task::spawn_blocking(move || {
+            latency_over(l, 10, 25, 4, Duration::from_millis(300))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        // The warm-up round (one per connection) is not timed.
+        assert_eq!(r.rtts_ms.len(), 25);
+        assert!(r
+            .rtts_ms
+            .iter()
+            .all(|t| *t > 0.0 && *t < LIMIT.as_secs_f64() * 1000.0));
+        assert_eq!(r.max_in_flight, 4);
+        // Every message sent in the window came back and was counted.
+        assert!(r.answered >= 4, "{r:?}");
+        assert!(r.per_s > 0.0 && r.per_s.is_finite(), "{r:?}");
+        tokio::time::timeout(Duration::from_secs(10), echo)
+            .await
+            .expect("the echo side did not end")
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_asks_no_more_concurrency_than_connections() {
+        let (l, _) = listener().await;
+        let e = tokio::task::spawn_blocking(move || {
+            latency_over(l, 2, 1, 3, Duration::from_millis(10))
+        })
+        .await
+        .unwrap()
+        .expect_err("3 in flight over 2 connections");
+        assert!(e.to_string().contains("concurrency 3"), "{e:#}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_fails_on_a_peer_that_closes_instead_of_hanging() {
+        let (l, addr) = listener().await;
+        // Takes the first (warm-up) message without answering, and closes.
+        let closer = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut msg = [0u8; MSG];
+            s.read_exact(&mut msg).await.unwrap();
+        });
+        let r = tokio::task::spawn_blocking(move || {
+            latency_over(l, 1, 5, 1, Duration::from_millis(10))
+        })
+        .await
+        .unwrap();
+        let e = r.expect_err("a closed peer must fail the measurement");
+        assert!(e.to_string().contains("closed mid-round"), "{e:#}");
+        closer.await.unwrap();
+    }
+
+    #[test]
+    fn an_echo_longer_than_the_message_fails() {
+        // A peer that answers more than it was sent is no echo.
+        let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_l.local_addr().unwrap();
+        let peer = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let mut msg = [0u8; MSG];
+            s.read_exact(&mut msg).unwrap();
+            s.write_all(&[b'y'; 2 * MSG]).unwrap();
+            // Hold the connection until the other side is done.
+            let _ = s.read(&mut msg);
+        });
+        std_l.set_nonblocking(true).unwrap();
+        let e = latency_over(std_l, 1, 1, 1, Duration::from_millis(10))
+            .expect_err("twice the message back must fail");
+        assert!(
+            e.to_string().contains("bytes back on a connection owed"),
+            "{e:#}"
+        );
+        peer.join().unwrap();
     }
 }

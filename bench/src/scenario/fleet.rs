@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{median, target, Target};
+use super::{median, ratio, target, target_vs, Target};
 use crate::fleet::Fleet;
 use crate::procfs::{self, Sampler};
 use crate::{hub, wsclient::Ws};
@@ -160,11 +160,13 @@ pub async fn run(
         "tcp_floor_note": "the same round over N plain loopback TCP connections (128 bytes out and back on each, no SSH, no JSON, one epoll loop a side in two processes), the same number of rounds, median: the kernel's loopback TCP work and the least user space that drives it, on this machine's shared cores",
     });
     if n == 10_000 {
-        fanout["targets"] = json!([target(
+        fanout["targets"] = json!([target_vs(
             "fan-out to 10,000: seconds",
             fan_s,
             0.150,
-            Target::AtMost
+            Target::AtMost,
+            "TCP floor (s)",
+            floor_s
         )]);
     }
     out.push(fanout);
@@ -194,10 +196,16 @@ pub async fn run(
         let crashed = hubp2.child.try_wait().ok().flatten().is_some();
         let seconds = back.unwrap_or(f64::NAN);
         let failures = fleet.failures() - f0;
+        // The reference: the same N connecting to a fresh hub, earlier in
+        // this run (capacity's connect time).
+        let cold_s = cold_connect_s(n, n as f64 / connect_s);
         let mut rec = json!({
             "scenario": "reconnect",
+            "storm_vs_cold_connect": cold_s.and_then(|c| ratio(seconds, c)),
             "agents": n,
             "seconds": seconds,
+            "cold_connect_s": cold_s,
+            "cold_connect_note": "the same N agents' first connect to a fresh hub in this run (N / capacity's connect_per_s), all started at once without backoff; the storm adds the killed hub's restart and the real backoff (full jitter from 1 s, doubling)",
             "all_back": back.is_some(),
             "hub_listening_s": listening_s,
             "failures": failures,
@@ -218,11 +226,13 @@ pub async fn run(
         if n >= 10_000 {
             t.insert(
                 0,
-                target(
+                target_vs(
                     "10,000 back after restart: seconds",
                     seconds,
                     10.0,
                     Target::AtMost,
+                    "cold connect of the same N (s)",
+                    cold_s,
                 ),
             );
         }
@@ -234,4 +244,27 @@ pub async fn run(
     drop(hubp);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(out)
+}
+
+/// Seconds for `n` agents to connect cold at `connect_per_s` (`None` when
+/// the rate is no rate).
+fn cold_connect_s(n: usize, connect_per_s: f64) -> Option<f64> {
+    ratio(n as f64, connect_per_s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_storm_is_set_against_the_cold_connect_of_the_same_n() {
+        // 1,000 agents at 500/s: 2 s cold; a 5 s storm is 2.5 times that.
+        let cold = cold_connect_s(1000, 500.0);
+        assert_eq!(cold, Some(2.0));
+        assert_eq!(cold.and_then(|c| ratio(5.0, c)), Some(2.5));
+        // A storm that did not end (NaN) or no connect rate: no ratio.
+        assert_eq!(cold.and_then(|c| ratio(f64::NAN, c)), None);
+        assert_eq!(cold_connect_s(1000, 0.0), None);
+        assert_eq!(cold_connect_s(1000, f64::INFINITY), None);
+    }
 }

@@ -31,6 +31,7 @@ pub fn run(containers: usize, window_s: u64, rounds: usize) -> Value {
             window_s.to_string(),
             rounds.to_string(),
         ])
+        .env("NEXTDEPLOY_BENCH_BIN_DIR", crate::build::bin_dir())
         .stderr(Stdio::inherit())
         .output();
     let out = match out {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{percentile, target, Target};
+use super::{percentile, ratio, target_vs, Target};
 use crate::fleet::{sim_name, Fleet};
 use crate::{hub, wsclient::Ws};
 
@@ -88,11 +88,40 @@ pub async fn run(
         total += r??;
     }
     let rps = total as f64 / t0.elapsed().as_secs_f64();
+    // The same shapes over plain loopback TCP, with the hub and the agents
+    // still connected and idle: the reference each figure is shown beside.
+    let tcp = match crate::tcpfloor::measure_latency(AGENTS, pings, CONNS * IN_FLIGHT, window).await
+    {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let e = format!("{e:#}");
+            eprintln!("the latency's TCP reference: {e}");
+            Err(e)
+        }
+    };
     drop(fleet);
     drop(hubp);
     let _ = std::fs::remove_dir_all(&dir);
+    let (tcp_p50, tcp_p99, tcp_max, tcp_rps, tcp_error) = match &tcp {
+        Ok(t) => {
+            let mut rtts = t.rtts_ms.clone();
+            (
+                Some(percentile(&mut rtts, 0.50)),
+                Some(percentile(&mut rtts, 0.99)),
+                Some(rtts.iter().cloned().fold(0.0, f64::max)),
+                Some(t.per_s),
+                None,
+            )
+        }
+        Err(e) => (None, None, None, None, Some(e.clone())),
+    };
+    let tcp = tcp.ok();
+    let vs = |a: f64, b: Option<f64>| b.and_then(|b| ratio(a, b));
     Ok(json!({
         "scenario": "latency",
+        "ping_p50_vs_tcp": vs(p50, tcp_p50),
+        "ping_p99_vs_tcp": vs(p99, tcp_p99),
+        "pings_per_s_vs_tcp": vs(rps, tcp_rps),
         "agents": AGENTS,
         "pings": pings,
         "p50_ms": p50,
@@ -101,10 +130,25 @@ pub async fn run(
         "rps_100_agents": rps,
         "concurrency": CONNS * IN_FLIGHT,
         "rps_window_s": window.as_secs_f64(),
+        "tcp_p50_ms": tcp_p50,
+        "tcp_p99_ms": tcp_p99,
+        "tcp_max_ms": tcp_max,
+        "tcp_per_s": tcp_rps,
+        "tcp_answered": tcp.as_ref().map(|t| t.answered),
+        "tcp_max_in_flight": tcp.as_ref().map(|t| t.max_in_flight),
+        "tcp_error": tcp_error,
+        "tcp_note": "the same shapes over plain loopback TCP in the same run, the hub and the agents connected and idle: 128 bytes out and back on 100 connections to a tcp-echo child (one per agent), the same number of pings one at a time round-robin after one warm-up each, then 64 in flight (each on its own connection) for the same window; no WebSocket, no hub hop, no SSH, no JSON. Ratios: the ping's figure over the echo's (pings_per_s_vs_tcp: the fraction of the echo rate the pings reach)",
         "targets": [
-            target("ping p50 (ms)", p50, 0.25, Target::AtMost),
-            target("ping p99 (ms)", p99, 1.0, Target::AtMost),
-            target("pings/s across 100 agents, concurrency 64", rps, 25_000.0, Target::AtLeast),
+            target_vs("ping p50 (ms)", p50, 0.25, Target::AtMost, "TCP echo p50 (ms)", tcp_p50),
+            target_vs("ping p99 (ms)", p99, 1.0, Target::AtMost, "TCP echo p99 (ms)", tcp_p99),
+            target_vs(
+                "pings/s across 100 agents, concurrency 64",
+                rps,
+                25_000.0,
+                Target::AtLeast,
+                "TCP echoes/s, 64 in flight",
+                tcp_rps
+            ),
         ],
     }))
 }
