@@ -2,6 +2,7 @@
 //! registry's API and the deploy fixtures' web servers. One connection per
 //! request, bounded.
 
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -65,6 +66,8 @@ async fn exchange(
 }
 
 /// `METHOD path` to `127.0.0.1:port` with extra headers, within `timeout`.
+/// Blocking; callable from async tests too (it runs on a thread of its own
+/// with its own runtime).
 pub fn http_request(
     port: u16,
     method: Method,
@@ -72,16 +75,22 @@ pub fn http_request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpReply> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let what = format!("{method} http://127.0.0.1:{port}{path}");
-    rt.block_on(tokio::time::timeout(
-        timeout,
-        exchange(port, method, path, headers),
-    ))
-    .map_err(|_| anyhow!("{what}: no answer within {timeout:?}"))?
-    .with_context(|| what.clone())
+    let run = || -> Result<HttpReply> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            tokio::time::timeout(timeout, exchange(port, method, path, headers)).await
+        })
+        .map_err(|_| anyhow!("{what}: no answer within {timeout:?}"))?
+        .with_context(|| what.clone())
+    };
+    thread::scope(|s| {
+        s.spawn(run)
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("{what}: the client thread panicked")))
+    })
 }
 
 /// `GET path` to `127.0.0.1:port` with extra headers (10 s bound): (status, body).
