@@ -3,14 +3,15 @@
 //! file. Killed on drop.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::{ssh_keygen, wait_until, TempDir};
+use crate::paths::{free_port, TempDir};
+use crate::process::{wait_until, Proc};
+use crate::ssh::ssh_keygen;
 
 /// A running sshd and the operator key it accepts for root.
 pub struct Sshd {
@@ -20,11 +21,22 @@ pub struct Sshd {
     pub port: u16,
     /// The operator's private key (authorized for root).
     pub client_key: PathBuf,
-    child: Child,
+    child: Option<Proc>,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `sshd -D -e -f <dir>/sshd_config`, its log appended to `<dir>/sshd.log`.
+fn spawn_sshd(d: &Path) -> Result<Proc> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("sshd.log"))?;
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Proc::spawn(cmd).context("start /usr/sbin/sshd (apt-get install openssh-server)")
 }
 
 impl Sshd {
@@ -50,15 +62,7 @@ impl Sshd {
             d = d.display()
         );
         fs::write(d.join("sshd_config"), cfg)?;
-        let log = fs::File::create(d.join("sshd.log"))?;
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start /usr/sbin/sshd (apt-get install openssh-server)")?;
+        let child = Some(spawn_sshd(d)?);
         let s = Sshd {
             dir,
             port,
@@ -80,22 +84,12 @@ impl Sshd {
 
     /// Replace the host key with a new one and restart on the same port.
     pub fn change_host_key(&mut self) -> Result<()> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child = None;
         let d = self.dir.path().to_path_buf();
         fs::remove_file(d.join("host_key"))?;
         fs::remove_file(d.join("host_key.pub"))?;
         ssh_keygen(&d.join("host_key"))?;
-        let log = fs::OpenOptions::new()
-            .append(true)
-            .open(d.join("sshd.log"))?;
-        self.child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()?;
+        self.child = Some(spawn_sshd(&d)?);
         let port = self.port;
         wait_until(
             "sshd listening again",
@@ -122,12 +116,5 @@ impl Sshd {
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
