@@ -39,7 +39,38 @@ pub struct EnrollSlot {
     /// The join token's secret, sent only on the pinned connection.
     pub secret: Secret<String>,
     /// Where the outcome goes.
-    pub done: Mutex<Option<oneshot::Sender<Result<EnrollOutcome, String>>>>,
+    pub done: Mutex<Option<oneshot::Sender<Result<EnrollOutcome, EnrollError>>>>,
+}
+
+/// Why a reply could not be written to a channel.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The reply does not fit in a frame (or does not serialize).
+    #[error("{0}")]
+    Encode(#[from] frame::FrameError),
+    /// The SSH channel refused the bytes (closed, or the connection is gone).
+    #[error("{0}")]
+    Write(#[from] russh::Error),
+}
+
+/// Why an enrolment did not produce an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Our answer (the join token's secret) could not be sent.
+    #[error("could not send the enrolment: {0}")]
+    Send(SendError),
+    /// The hub said yes but its outcome does not parse.
+    #[error("malformed enrolment outcome: {0}")]
+    Malformed(serde_json::Error),
+    /// The hub refused, with its reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The hub closed the channel without an outcome.
+    #[error("the hub closed the enrolment without an answer")]
+    Closed,
+    /// The hub sent no outcome in time.
+    #[error("the hub did not answer the enrolment within 30s")]
+    TimedOut,
 }
 
 /// What channel tasks of one connection share.
@@ -52,10 +83,10 @@ pub struct Ctx {
     pub enroll: Option<EnrollSlot>,
 }
 
-async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, String> {
-    let bytes = frame::encode_reply(reply).map_err(|e| e.to_string())?;
+async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, SendError> {
+    let bytes = frame::encode_reply(reply)?;
     let n = bytes.len();
-    write.data_bytes(bytes).await.map_err(|e| e.to_string())?;
+    write.data_bytes(bytes).await?;
     Ok(n)
 }
 
@@ -243,7 +274,7 @@ async fn enroll(
     ctx: &Ctx,
 ) {
     let Some(slot) = &ctx.enroll else { return };
-    let finish = |r: Result<EnrollOutcome, String>| {
+    let finish = |r: Result<EnrollOutcome, EnrollError>| {
         if let Some(tx) = slot.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = tx.send(r);
         }
@@ -257,22 +288,22 @@ async fn enroll(
         serde_json::to_value(&answer).unwrap_or(Value::Null),
     );
     if let Err(e) = send(write, &reply).await {
-        finish(Err(format!("could not send the enrolment: {e}")));
+        finish(Err(EnrollError::Send(e)));
         return;
     }
     let outcome =
         tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
     match outcome {
-        Ok(Some(Downstream::Outcome { ok: true, data })) => finish(
-            serde_json::from_value(data).map_err(|e| format!("malformed enrolment outcome: {e}")),
-        ),
-        Ok(Some(Downstream::Outcome { ok: false, data })) => {
-            finish(Err(serde_json::from_value::<ErrorBody>(data)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| "the hub refused the enrolment".into())))
+        Ok(Some(Downstream::Outcome { ok: true, data })) => {
+            finish(serde_json::from_value(data).map_err(EnrollError::Malformed))
         }
-        Ok(_) => finish(Err("the hub closed the enrolment without an answer".into())),
-        Err(_) => finish(Err("the hub did not answer the enrolment within 30s".into())),
+        Ok(Some(Downstream::Outcome { ok: false, data })) => finish(Err(EnrollError::Refused(
+            serde_json::from_value::<ErrorBody>(data)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| "the hub refused the enrolment".into()),
+        ))),
+        Ok(_) => finish(Err(EnrollError::Closed)),
+        Err(_) => finish(Err(EnrollError::TimedOut)),
     }
 }
 

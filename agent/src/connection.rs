@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
 use nextdeploy_shared::readahead::ReadAhead;
@@ -36,6 +35,34 @@ pub fn client_config() -> client::Config {
         },
         ..Default::default()
     }
+}
+
+/// Why dialling the hub failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Dialling plus the SSH handshake took longer than allowed.
+    #[error("connecting to the hub at {addr} timed out")]
+    TimedOut {
+        /// The hub's address.
+        addr: String,
+    },
+    /// The hub's host key is not the pinned one (or is a certificate).
+    #[error("{0}")]
+    HostKey(String),
+    /// The TCP connection or the SSH handshake failed.
+    #[error("cannot connect to the hub at {addr}: {error}")]
+    Connect {
+        /// The hub's address.
+        addr: String,
+        /// What russh reported.
+        error: russh::Error,
+    },
+    /// The authentication exchange itself failed.
+    #[error("authentication with the hub failed: {0}")]
+    Auth(russh::Error),
+    /// The hub does not accept this key (unknown agent, or a rotated key).
+    #[error("the hub refused this agent's key")]
+    KeyRefused,
 }
 
 /// Our russh client handler: pins the hub key, serves the channels the hub opens.
@@ -88,7 +115,7 @@ pub async fn dial(
     key: Arc<PrivateKey>,
     user: &str,
     ctx: Arc<Ctx>,
-) -> anyhow::Result<client::Handle<Handler>> {
+) -> Result<client::Handle<Handler>, DialError> {
     let mismatch = Arc::new(Mutex::new(None));
     let handler = Handler {
         pin: pin.to_string(),
@@ -102,21 +129,28 @@ pub async fn dial(
         client::connect_stream(Arc::new(client_config()), ReadAhead::new(socket), handler).await
     };
     let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Err(_) => bail!("connecting to the hub at {addr} timed out"),
-        Ok(Err(e)) => {
+        Err(_) => {
+            return Err(DialError::TimedOut {
+                addr: addr.to_string(),
+            })
+        }
+        Ok(Err(error)) => {
             if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                bail!("{m}");
+                return Err(DialError::HostKey(m));
             }
-            bail!("cannot connect to the hub at {addr}: {e}");
+            return Err(DialError::Connect {
+                addr: addr.to_string(),
+                error,
+            });
         }
         Ok(Ok(h)) => h,
     };
     let auth = handle
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
         .await
-        .map_err(|e| anyhow!("authentication with the hub failed: {e}"))?;
+        .map_err(DialError::Auth)?;
     if !auth.success() {
-        bail!("the hub refused this agent's key");
+        return Err(DialError::KeyRefused);
     }
     Ok(handle)
 }
@@ -152,21 +186,19 @@ pub async fn run(
         )
         .await;
         // A rotation whose confirmation was lost: the hub may hold the new key.
-        if let (Err(e), Some(pending)) = (&dialled, keys.pending()) {
-            if e.to_string().contains("refused this agent's key") {
-                info!("the hub refused the current key; trying the key of an unconfirmed rotation");
-                dialled = dial(
-                    &addr,
-                    &pin,
-                    pending.clone(),
-                    user,
-                    ctx_for(conn_cancel.clone()),
-                )
-                .await;
-                if dialled.is_ok() {
-                    if let Err(e) = keys.commit(&keys::public_line(pending.public_key())) {
-                        warn!(error = %format!("{e:#}"), "could not make the rotated key current");
-                    }
+        if let (Err(DialError::KeyRefused), Some(pending)) = (&dialled, keys.pending()) {
+            info!("the hub refused the current key; trying the key of an unconfirmed rotation");
+            dialled = dial(
+                &addr,
+                &pin,
+                pending.clone(),
+                user,
+                ctx_for(conn_cancel.clone()),
+            )
+            .await;
+            if dialled.is_ok() {
+                if let Err(e) = keys.commit(&keys::public_line(pending.public_key())) {
+                    warn!(error = %e, "could not make the rotated key current");
                 }
             }
         }
@@ -186,7 +218,7 @@ pub async fn run(
                 }
                 conn_cancel.cancel();
             }
-            Err(e) => warn!(error = %format!("{e:#}"), "cannot connect to the hub"),
+            Err(e) => warn!(error = %e, "cannot connect to the hub"),
         }
         if shutdown.is_cancelled() {
             break;

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Ctx, EnrollSlot};
 use crate::config::AgentConfig;
-use crate::connection;
+use crate::connection::{self, DialError};
 use crate::docker::Engine;
 use crate::state::AgentState;
 
@@ -66,14 +66,11 @@ pub async fn run(
     let user = format!("{ENROLL_USER_PREFIX}{}", parsed.id);
     let handle = connection::dial(hub, &pin, Arc::new(key.clone()), &user, ctx)
         .await
-        .map_err(|e| {
-            if e.to_string().contains("refused this agent's key") {
-                anyhow::anyhow!(
-                    "the hub does not know this join token (wrong hub, deleted or forged token)"
-                )
-            } else {
-                e
-            }
+        .map_err(|e| match e {
+            DialError::KeyRefused => anyhow::anyhow!(
+                "the hub does not know this join token (wrong hub, deleted or forged token)"
+            ),
+            other => other.into(),
         })?;
     let outcome = tokio::time::timeout(std::time::Duration::from_secs(40), rx).await;
     let _ = handle

@@ -20,6 +20,18 @@
 //!   events, health monitor, deploys).
 //! - [`limits`]: every agent-side bound and duration, each with its reason.
 //! - [`util`]: small helpers shared by the modules above.
+//!
+//! # Errors
+//!
+//! One rule: a fallible library function returns its module's `thiserror`
+//! enum, one variant per way it fails and a doc line on each, so a caller can
+//! match on it (for example [`connection::DialError::KeyRefused`], which makes
+//! the dialler try a pending rotated key). No `Result<_, String>`. `anyhow` is
+//! used only on start-up paths whose error goes straight to the person at the
+//! terminal and ends the process: `main.rs`, [`config`] (load, validate,
+//! save), [`enroll::run`] and [`keyfile::KeyFile::load`]. Errors of requests
+//! reach the hub as a wire [`ErrorCode`](nextdeploy_shared::protocol::ErrorCode)
+//! through [`docker::DockerError`] or the handler's own reply.
 
 pub mod channel;
 pub mod config;
