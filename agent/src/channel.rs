@@ -24,15 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::limits::{ENROLL_ANSWER_TIMEOUT, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
 use crate::one_shots::OneShots;
 use crate::state::AgentState;
-
-/// How long the hub has to send the first frame of a channel it opened.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Replies a handler may queue ahead of the writer; the writer itself waits
-/// for credit, so this only smooths bursts.
-pub(crate) const HANDLER_QUEUE: usize = 16;
 
 /// The enrolment in progress, when this connection is an enrolment.
 pub struct EnrollSlot {
@@ -69,7 +63,7 @@ pub enum EnrollError {
     #[error("the hub closed the enrolment without an answer")]
     Closed,
     /// The hub sent no outcome in time.
-    #[error("the hub did not answer the enrolment within 30s")]
+    #[error("the hub did not answer the enrolment within {}s", ENROLL_ANSWER_TIMEOUT.as_secs())]
     TimedOut,
 }
 
@@ -291,8 +285,7 @@ async fn enroll(
         finish(Err(EnrollError::Send(e)));
         return;
     }
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
+    let outcome = tokio::time::timeout(ENROLL_ANSWER_TIMEOUT, next_down(&mut read, &mut dec)).await;
     match outcome {
         Ok(Some(Downstream::Outcome { ok: true, data })) => {
             finish(serde_json::from_value(data).map_err(EnrollError::Malformed))

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
 use anyhow::{bail, Context};
 use nextdeploy_shared::labels::{validate_name, Labels, Selector};
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,7 @@ pub struct AgentConfig {
 }
 
 fn default_health() -> u64 {
-    5
+    DEFAULT_HEALTH_INTERVAL_S
 }
 
 mod labels_text {

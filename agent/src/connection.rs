@@ -17,17 +17,18 @@ use tracing::{info, warn};
 
 use crate::channel::{self, Ctx};
 use crate::keyfile::KeyFile;
-
-/// How long dialling plus the SSH handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::limits::{
+    BACKOFF_FLOOR, CONNECT_TIMEOUT, SSH_INACTIVITY_TIMEOUT, SSH_KEEPALIVE_INTERVAL,
+    SSH_KEEPALIVE_MAX,
+};
 
 /// The russh client settings of the agent: keepalives so a dead hub is noticed
 /// within ~45 s even without application traffic.
 pub fn client_config() -> client::Config {
     client::Config {
-        inactivity_timeout: Some(Duration::from_secs(90)),
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 3,
+        inactivity_timeout: Some(SSH_INACTIVITY_TIMEOUT),
+        keepalive_interval: Some(SSH_KEEPALIVE_INTERVAL),
+        keepalive_max: SSH_KEEPALIVE_MAX,
         nodelay: true,
         preferred: russh::Preferred {
             cipher: std::borrow::Cow::Borrowed(nextdeploy_shared::cipher::agent_ciphers()),
@@ -161,7 +162,7 @@ pub fn backoff(attempt: u32) -> Duration {
         .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
         .min(BACKOFF_MAX);
     let ms = rand::rng().random_range(0..=ceiling.as_millis() as u64);
-    Duration::from_millis(ms.max(50))
+    Duration::from_millis(ms).max(BACKOFF_FLOOR)
 }
 
 /// Stay connected until `shutdown`.

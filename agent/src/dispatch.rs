@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::docker::containers::{self, Lifecycle};
 use crate::docker::{logs, stats, DockerError};
+use crate::limits::{
+    DIAG_DEFAULT_BYTES, DIAG_DEFAULT_CHUNK, DIAG_MAX_BYTES, DIAG_MAX_CHUNK, MIN_NONCE_LEN,
+};
 use crate::state::AgentState;
 
 /// Serve one request: read its payload by its action's type, then run it.
@@ -158,22 +161,9 @@ fn rotate(id: Option<u64>, action: &Action, state: &AgentState) -> Reply {
     }
 }
 
-/// Shortest nonce the hub may ask the agent to sign.
-const MIN_NONCE_LEN: usize = 32;
-
 fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
-
-/// Largest total a diagnostic stream may ask for (10 GiB).
-const DIAG_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
-/// Largest chunk per reply (256 KiB, well under the frame limit).
-const DIAG_MAX_CHUNK: u64 = 256 * 1024;
-
-/// Default total of a diagnostic stream (1 MiB).
-const DIAG_DEFAULT_BYTES: u64 = 1024 * 1024;
-/// Default chunk of a diagnostic stream (16 KiB).
-const DIAG_DEFAULT_CHUNK: u64 = 16 * 1024;
 
 /// `diag_stream`: `bytes` bytes of `x` in `log` replies of `chunk` bytes each.
 async fn diag_stream(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {

@@ -14,6 +14,7 @@ use nextdeploy_shared::protocol::ErrorCode;
 use serde_json::Value;
 
 use super::{DockerError, Engine};
+use crate::limits::{MAX_STOP_GRACE_S, NAME_SUGGESTIONS};
 
 /// A resolved container.
 #[derive(Debug, Clone)]
@@ -95,7 +96,11 @@ pub async fn resolve(engine: &Engine, wanted: &str) -> Result<Target, DockerErro
                 .map(|c| (distance(wanted, &name_of(c)), name_of(c)))
                 .collect();
             names.sort();
-            let close: Vec<String> = names.into_iter().take(3).map(|(_, n)| n).collect();
+            let close: Vec<String> = names
+                .into_iter()
+                .take(NAME_SUGGESTIONS)
+                .map(|(_, n)| n)
+                .collect();
             let hint = if close.is_empty() {
                 "there are no containers".to_string()
             } else {
@@ -184,9 +189,6 @@ fn not_modified_ok(r: Result<(), DockerError>) -> Result<(), DockerError> {
         other => other,
     }
 }
-
-/// Longest stop or restart grace period, in seconds.
-const MAX_STOP_GRACE_S: i64 = 3600;
 
 /// A lifecycle operation with its arguments.
 #[derive(Debug, Clone)]

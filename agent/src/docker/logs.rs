@@ -2,10 +2,8 @@
 //! that are not UTF-8 sent as base64, and the engine's pieces of a long line
 //! (16 KiB frames) joined again. Each `log` reply carries whole lines of one
 //! stream; a line still open is flushed after a short pause (follow mode) or
-//! when it grows past [`MAX_PENDING`]. Dropping the future (the hub closed the
+//! when it grows past [`LOG_MAX_PENDING`]. Dropping the future (the hub closed the
 //! channel) drops the engine's stream: no orphan stream is left in dockerd.
-
-use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::container::LogOutput;
@@ -19,13 +17,7 @@ use tokio::sync::mpsc;
 
 use super::containers::resolve;
 use super::{classify, DockerError, Engine};
-
-/// An unterminated line is sent once it reaches this size (well under the frame cap).
-const MAX_PENDING: usize = 512 * 1024;
-/// Whole lines are batched into one reply up to about this size.
-const BATCH: usize = 64 * 1024;
-/// An unterminated line waits this long for more bytes before it is sent.
-const FLUSH_AFTER: Duration = Duration::from_millis(200);
+use crate::limits::{LOG_BATCH, LOG_FLUSH_AFTER, LOG_MAX_PENDING};
 
 /// A `log` reply for one chunk: text written straight to JSON
 /// ([`nextdeploy_shared::json`]), bytes that are not UTF-8 as base64.
@@ -64,10 +56,10 @@ impl Lines {
         if let Some(last_nl) = self.pending.iter().rposition(|&b| b == b'\n') {
             let rest = self.pending.split_off(last_nl + 1);
             let whole = std::mem::replace(&mut self.pending, rest);
-            // Batch whole lines into pieces of about BATCH bytes, cut at newlines.
+            // Batch whole lines into pieces of about LOG_BATCH bytes, cut at newlines.
             let mut start = 0;
             while start < whole.len() {
-                let mut end = (start + BATCH).min(whole.len());
+                let mut end = (start + LOG_BATCH).min(whole.len());
                 if end < whole.len() {
                     end = whole[end..]
                         .iter()
@@ -79,8 +71,8 @@ impl Lines {
                 start = end;
             }
         }
-        while self.pending.len() >= MAX_PENDING {
-            let rest = self.pending.split_off(MAX_PENDING);
+        while self.pending.len() >= LOG_MAX_PENDING {
+            let rest = self.pending.split_off(LOG_MAX_PENDING);
             out.push(std::mem::replace(&mut self.pending, rest));
         }
         out
@@ -125,7 +117,7 @@ pub async fn logs(
         let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
             stream.next().await
         } else {
-            match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+            match tokio::time::timeout(LOG_FLUSH_AFTER, stream.next()).await {
                 Ok(n) => n,
                 Err(_) => {
                     for (name, lines) in [("stdout", &mut stdout), ("stderr", &mut stderr)] {
@@ -198,7 +190,7 @@ mod tests {
     #[test]
     fn oversized_unterminated_line_is_flushed() {
         let mut l = Lines::default();
-        let out = l.push(&vec![b'z'; MAX_PENDING + 10]);
+        let out = l.push(&vec![b'z'; LOG_MAX_PENDING + 10]);
         assert_eq!(out.len(), 1);
         assert_eq!(l.take().unwrap().len(), 10);
     }

@@ -20,15 +20,12 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
+use crate::limits::PROBE_TIMEOUT;
 use bollard::errors::Error as BollardError;
 use bollard::Docker;
 use nextdeploy_shared::labels::{Labels, Selector};
 use nextdeploy_shared::protocol::{DockerStatus, ErrorCode};
-
-/// How long a status probe or negotiation may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A failed Docker operation, with the wire code the client sees.
 #[derive(Debug, Clone, thiserror::Error)]

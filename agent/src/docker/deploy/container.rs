@@ -10,6 +10,7 @@ use tracing::warn;
 
 use super::{err, steps, DeployRequest, Deployer, Running};
 use crate::docker::DockerError;
+use crate::limits::{DEFAULT_SETTLE, FAILURE_LOG_LINES, MAX_HEALTH_TIMEOUT_S, PULL_PROGRESS_EVERY};
 
 impl Deployer {
     /// Deploy one container; returns its result object.
@@ -38,7 +39,7 @@ impl Deployer {
         );
         let mut last = std::time::Instant::now();
         let mut on = |layer: &str, status: &str, cur: i64, total: i64| {
-            if last.elapsed() >= Duration::from_millis(200)
+            if last.elapsed() >= PULL_PROGRESS_EVERY
                 || status.starts_with("Pull complete")
                 || status.starts_with("Digest")
             {
@@ -91,7 +92,7 @@ impl Deployer {
             steps::start(e, &new_id).await
         };
         if let Err(x) = swap.await {
-            let logs = steps::last_logs(e, &new_id, 20).await;
+            let logs = steps::last_logs(e, &new_id, FAILURE_LOG_LINES).await;
             self.rollback_to(old_id, &new_id, name, was_running).await;
             step("swap", "failed", json!({ "error": x.message }));
             return fail("start", &x, "rolled_back", Some(logs));
@@ -102,18 +103,18 @@ impl Deployer {
             json!({ "old_id": old_id, "new_id": new_id }),
         );
         // 3. health
-        let timeout = Duration::from_secs(req.health_timeout_s.clamp(1, 3600));
+        let timeout = Duration::from_secs(req.health_timeout_s.clamp(1, MAX_HEALTH_TIMEOUT_S));
         let settle = req
             .settle_s
             .map(Duration::from_secs)
-            .unwrap_or(steps::DEFAULT_SETTLE);
+            .unwrap_or(DEFAULT_SETTLE);
         step(
             "health",
             "started",
             json!({ "timeout_s": timeout.as_secs() }),
         );
         if let Err(x) = steps::wait_healthy(e, &new_id, timeout, settle).await {
-            let logs = steps::last_logs(e, &new_id, 20).await;
+            let logs = steps::last_logs(e, &new_id, FAILURE_LOG_LINES).await;
             step("health", "failed", json!({ "error": x.message }));
             step("rollback", "started", json!({}));
             self.rollback_to(old_id, &new_id, name, was_running).await;

@@ -21,9 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use super::{DockerError, Engine};
-
-/// Progress events kept per running deploy, for a re-attaching hub.
-const PROGRESS_BACKLOG: usize = 1024;
+use crate::limits::{DEFAULT_HEALTH_TIMEOUT_S, PROGRESS_BACKLOG};
 
 /// What a deploy was asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +66,7 @@ fn default_pull() -> String {
     "missing".into()
 }
 fn default_health_timeout() -> u64 {
-    300
+    DEFAULT_HEALTH_TIMEOUT_S
 }
 
 /// The journal of one deploy.
