@@ -20,7 +20,7 @@ use russh::client::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -85,7 +85,7 @@ async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, Sen
 }
 
 /// Read the next hub frame. `None`: the channel is gone or broke the protocol.
-async fn next_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Downstream> {
+async fn read_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Downstream> {
     loop {
         match dec.next_message::<Downstream>() {
             Ok(Some((d, _))) => return Some(d),
@@ -107,7 +107,7 @@ async fn next_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Down
 pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let (mut read, write) = channel.split();
     let mut dec = Decoder::new();
-    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_down(&mut read, &mut dec)).await;
+    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_down(&mut read, &mut dec)).await;
     let Ok(Some(Downstream::Request {
         id,
         action,
@@ -119,7 +119,7 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         return;
     };
     match (action.as_str(), ctx.enroll.is_some()) {
-        (channel_kind::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
+        (channel_kind::ENROLL, true) => serve_enrolment(read, dec, &write, &ctx).await,
         (channel_kind::CONTROL, false) => {
             // The hub may ask for a faster heartbeat than configured (its timeout is shorter).
             let asked = payload
@@ -130,9 +130,9 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
                 Some(s) => ctx.state.heartbeat_interval.min(Duration::from_secs(s)),
                 None => ctx.state.heartbeat_interval,
             };
-            control(read, dec, &write, &ctx, interval).await
+            serve_control(read, dec, &write, &ctx, interval).await
         }
-        (_, false) => request(id, action, payload, read, dec, &write, &ctx).await,
+        (_, false) => serve_request(id, action, payload, read, dec, &write, &ctx).await,
         (_, true) => {
             let _ = send(
                 &write,
@@ -148,37 +148,17 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let _ = write.close().await;
 }
 
-async fn control(
+async fn serve_control(
     mut read: ChannelReadHalf,
     mut dec: Decoder,
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
     interval: Duration,
 ) {
-    let hello = Hello {
-        hostname: crate::sysinfo::hostname(),
-        version: nextdeploy_shared::VERSION.to_string(),
-        os: crate::sysinfo::os_name(),
-        docker: ctx.state.engine.status().await,
-        features: vec![feature::CONTROL_REQUESTS.to_string()],
-    };
-    let reply = Reply::new(
-        Some(0),
-        ReplyType::Hello,
-        serde_json::to_value(&hello).unwrap_or(Value::Null),
-    );
-    if send(write, &reply).await.is_err() {
+    let Ok(mut pushed) = send_greeting(write, ctx).await else {
         ctx.conn_cancel.cancel();
         return;
-    }
-    let mut pushed = ctx.state.push.subscribe();
-    // Deploy outcomes the hub has not acknowledged (it may have been away).
-    for r in ctx.state.deployer.undelivered() {
-        if send(write, &r).await.is_err() {
-            ctx.conn_cancel.cancel();
-            return;
-        }
-    }
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
@@ -191,7 +171,7 @@ async fn control(
             _ = ctx.conn_cancel.cancelled() => return,
             Some(reply) = one_shots.answers.recv() => {
                 one_shots.answered(&reply);
-                let sent = match answer_frame(&reply) {
+                let sent = match encode_answer(&reply) {
                     Ok(b) => write.data_bytes(b).await.is_ok(),
                     Err(_) => false,
                 };
@@ -225,7 +205,7 @@ async fn control(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
-            d = next_down(&mut read, &mut dec) => match d {
+            d = read_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
                 Some(Downstream::Ack { deploy_id }) => ctx.state.deployer.acknowledged(&deploy_id),
                 Some(Downstream::Request { id, action, payload }) => {
@@ -248,10 +228,37 @@ async fn control(
     }
 }
 
+/// Open the control channel: our hello, then (subscribed to pushed replies
+/// from then on) the deploy outcomes the hub has not acknowledged (it may
+/// have been away). Returns the subscription.
+async fn send_greeting(
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+) -> Result<broadcast::Receiver<Reply>, SendError> {
+    let hello = Hello {
+        hostname: crate::sysinfo::hostname(),
+        version: nextdeploy_shared::VERSION.to_string(),
+        os: crate::sysinfo::os_name(),
+        docker: ctx.state.engine.status().await,
+        features: vec![feature::CONTROL_REQUESTS.to_string()],
+    };
+    let reply = Reply::new(
+        Some(0),
+        ReplyType::Hello,
+        serde_json::to_value(&hello).unwrap_or(Value::Null),
+    );
+    send(write, &reply).await?;
+    let pushed = ctx.state.push.subscribe();
+    for r in ctx.state.deployer.undelivered() {
+        send(write, &r).await?;
+    }
+    Ok(pushed)
+}
+
 /// The frame of a one-shot answer on the control channel. An answer over the
 /// frame limit (a huge inspect) becomes a `too_large` error for that request:
 /// it must not end the connection.
-fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
+fn encode_answer(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
     frame::encode_reply(reply).or_else(|e| {
         frame::encode(&Reply::error(
             reply.id,
@@ -261,7 +268,7 @@ fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
     })
 }
 
-async fn enroll(
+async fn serve_enrolment(
     mut read: ChannelReadHalf,
     mut dec: Decoder,
     write: &ChannelWriteHalf<Msg>,
@@ -285,7 +292,7 @@ async fn enroll(
         finish(Err(EnrollError::Send(e)));
         return;
     }
-    let outcome = tokio::time::timeout(ENROLL_ANSWER_TIMEOUT, next_down(&mut read, &mut dec)).await;
+    let outcome = tokio::time::timeout(ENROLL_ANSWER_TIMEOUT, read_down(&mut read, &mut dec)).await;
     match outcome {
         Ok(Some(Downstream::Outcome { ok: true, data })) => {
             finish(serde_json::from_value(data).map_err(EnrollError::Malformed))
@@ -302,7 +309,7 @@ async fn enroll(
 
 /// Serve a request: run its handler and write its replies, each only when the
 /// hub has credit for it. The hub closing the channel cancels the handler.
-async fn request(
+async fn serve_request(
     id: u64,
     action: String,
     payload: Value,
@@ -347,7 +354,7 @@ async fn request(
                     break;
                 }
             },
-            d = next_down(&mut read, &mut dec) => match d {
+            d = read_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Credit { bytes }) => credit = credit.saturating_add(bytes as usize),
                 Some(_) => {}
                 None => break,
@@ -366,7 +373,7 @@ mod tests {
     #[test]
     fn an_oversized_answer_becomes_a_too_large_error() {
         let big = Reply::result(Some(5), json!({ "x": "y".repeat(MAX_FRAME_LEN) }));
-        let bytes = answer_frame(&big).unwrap();
+        let bytes = encode_answer(&big).unwrap();
         let mut d = Decoder::new();
         d.feed(&bytes);
         let (r, _) = d.next_message::<Reply>().unwrap().unwrap();
@@ -374,7 +381,7 @@ mod tests {
         assert_eq!(r.data["code"], "too_large");
         let small = Reply::result(Some(6), json!({ "ok": true }));
         assert_eq!(
-            answer_frame(&small).unwrap(),
+            encode_answer(&small).unwrap(),
             frame::encode(&small).unwrap()
         );
     }

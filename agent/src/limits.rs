@@ -148,6 +148,9 @@ pub const HEALTH_POLL: Duration = Duration::from_millis(250);
 pub const DEFAULT_HEALTH_TIMEOUT_S: u64 = 300;
 /// Longest health wait a deploy may ask for (one hour), in seconds.
 pub const MAX_HEALTH_TIMEOUT_S: u64 = 3600;
+/// Grace of the failed new container stopped by a rollback, in seconds: it
+/// is being thrown away, so the old one should be back quickly.
+pub const ROLLBACK_STOP_GRACE_S: i32 = 5;
 /// Log lines of a failed new container kept in the deploy's outcome.
 pub const FAILURE_LOG_LINES: usize = 20;
 /// How long reading a failed container's last logs may take.

@@ -137,7 +137,7 @@ pub fn health_of_status(status: &str) -> Option<String> {
 }
 
 /// A summary as a row.
-pub fn row(c: &ContainerSummary) -> ContainerRow {
+pub fn to_row(c: &ContainerSummary) -> ContainerRow {
     let status = c.status.clone().unwrap_or_default();
     ContainerRow {
         id: c.id.clone().unwrap_or_default(),
@@ -152,7 +152,10 @@ pub fn row(c: &ContainerSummary) -> ContainerRow {
 }
 
 /// `ps`: `{all, filters}` with docker's filter syntax (e.g. `{"label": ["k=v"]}`).
-pub async fn ps(engine: &Engine, p: &PsRequest) -> Result<Vec<ContainerRow>, DockerError> {
+pub async fn list_containers(
+    engine: &Engine,
+    p: &PsRequest,
+) -> Result<Vec<ContainerRow>, DockerError> {
     let filters: Option<HashMap<String, Vec<String>>> =
         p.filters.as_ref().map(|f| f.clone().into_iter().collect());
     let opts = ListContainersOptions {
@@ -166,7 +169,7 @@ pub async fn ps(engine: &Engine, p: &PsRequest) -> Result<Vec<ContainerRow>, Doc
     Ok(list
         .iter()
         .filter(|c| engine.visible(c.labels.as_ref()))
-        .map(row)
+        .map(to_row)
         .collect())
 }
 
@@ -215,7 +218,7 @@ impl Lifecycle {
 }
 
 /// start / stop / restart / kill.
-pub async fn lifecycle(
+pub async fn apply_lifecycle(
     engine: &Engine,
     wanted: &str,
     op: Lifecycle,

@@ -21,19 +21,19 @@ use crate::limits::{LOG_BATCH, LOG_FLUSH_AFTER, LOG_MAX_PENDING};
 
 /// A `log` reply for one chunk: text written straight to JSON
 /// ([`nextdeploy_shared::json`]), bytes that are not UTF-8 as base64.
-pub fn log_reply(id: Option<u64>, stream: &str, bytes: &[u8]) -> Reply {
+pub fn make_log_reply(id: Option<u64>, stream: &str, bytes: &[u8]) -> Reply {
     match std::str::from_utf8(bytes) {
         Ok(text) => Reply::raw(
             id,
             ReplyType::Log,
             RawData::Written(json::text_object(&[("stream", stream), ("text", text)])),
         ),
-        Err(_) => Reply::new(id, ReplyType::Log, chunk_json(stream, bytes)),
+        Err(_) => Reply::new(id, ReplyType::Log, encode_chunk(stream, bytes)),
     }
 }
 
 /// The `data` of one `log` reply, as a [`Value`].
-pub fn chunk_json(stream: &str, bytes: &[u8]) -> Value {
+pub fn encode_chunk(stream: &str, bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => json!({ "stream": stream, "text": text }),
         Err(_) => {
@@ -84,12 +84,12 @@ impl Lines {
 }
 
 /// A unix time as the Docker API takes it (0: no bound).
-fn unix_i32(t: Option<i64>) -> i32 {
+fn to_unix_i32(t: Option<i64>) -> i32 {
     t.map(|v| v.clamp(0, i32::MAX as i64) as i32).unwrap_or(0)
 }
 
 /// Stream the logs of `payload.container` to `out`; ends with `end` or `error`.
-pub async fn logs(
+pub async fn stream_logs(
     engine: &Engine,
     id: Option<u64>,
     p: &LogsRequest,
@@ -100,8 +100,8 @@ pub async fn logs(
         follow: p.follow,
         stdout: true,
         stderr: true,
-        since: unix_i32(p.since),
-        until: unix_i32(p.until),
+        since: to_unix_i32(p.since),
+        until: to_unix_i32(p.until),
         timestamps: p.timestamps,
         tail: p.tail.unwrap_or(Tail::All).as_docker(),
     };
@@ -111,7 +111,7 @@ pub async fn logs(
     let mut stderr = Lines::default();
     let send = |name: &'static str, bytes: Vec<u8>| {
         let out = out.clone();
-        async move { out.send(log_reply(id, name, &bytes)).await.is_ok() }
+        async move { out.send(make_log_reply(id, name, &bytes)).await.is_ok() }
     };
     loop {
         let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
@@ -197,22 +197,22 @@ mod tests {
 
     #[test]
     fn non_utf8_goes_base64() {
-        let v = chunk_json("stderr", &[0xff, 0xfe, b'\n']);
+        let v = encode_chunk("stderr", &[0xff, 0xfe, b'\n']);
         assert_eq!(v["stream"], "stderr");
         assert_eq!(v["b64"], "//4K");
-        assert_eq!(chunk_json("stdout", b"hi\n")["text"], "hi\n");
+        assert_eq!(encode_chunk("stdout", b"hi\n")["text"], "hi\n");
     }
 
-    /// Text goes out as written JSON that says what `chunk_json` says; bytes
+    /// Text goes out as written JSON that says what `encode_chunk` says; bytes
     /// that are not UTF-8 still go as base64.
     #[test]
     fn log_reply_carries_the_same_data_as_text() {
         let text = "line \"one\"\n\tzwei ✓\n";
-        let r = log_reply(Some(7), "stdout", text.as_bytes());
+        let r = make_log_reply(Some(7), "stdout", text.as_bytes());
         let raw = r.raw_data.as_ref().expect("text goes raw");
         let data: Value = serde_json::from_str(raw.text()).unwrap();
-        assert_eq!(data, chunk_json("stdout", text.as_bytes()));
-        let b = log_reply(Some(7), "stderr", &[0xff, b'\n']);
+        assert_eq!(data, encode_chunk("stdout", text.as_bytes()));
+        let b = make_log_reply(Some(7), "stderr", &[0xff, b'\n']);
         assert!(b.raw_data.is_none());
         assert_eq!(b.data["b64"], "/wo=");
     }

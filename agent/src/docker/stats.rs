@@ -248,7 +248,7 @@ pub async fn running(engine: &Engine) -> Result<Vec<(String, String)>, DockerErr
 /// `stats`: `{container?, stream}`. Streaming sends a `stats` reply with every
 /// container's sample about every second until cancelled; otherwise one
 /// `result` (samples taken twice 500 ms apart when no recent sample exists).
-pub async fn stats(
+pub async fn serve_stats(
     engine: &Engine,
     sampler: &Sampler,
     id: Option<u64>,

@@ -276,7 +276,7 @@ impl Deployer {
         let list = super::containers::list_all(&self.engine, None).await?;
         let rows: Vec<(String, String, String)> = list
             .iter()
-            .map(super::containers::row)
+            .map(super::containers::to_row)
             .map(|r| (r.id, r.name, r.image))
             .collect();
         let targets: Vec<(String, String, String)> = match &req.container {
@@ -285,7 +285,7 @@ impl Deployer {
                 rows.into_iter().filter(|r| r.0 == t.id).collect()
             }
             None => {
-                let m = steps::matching(&rows, &req.image);
+                let m = steps::filter_matching(&rows, &req.image);
                 if m.is_empty() {
                     let names: Vec<String> =
                         rows.iter().map(|r| format!("{} ({})", r.1, r.2)).collect();
@@ -338,7 +338,7 @@ impl Deployer {
         Ok(run)
     }
 
-    fn event(&self, run: &Running, v: Value) {
+    fn record_event(&self, run: &Running, v: Value) {
         // Journal and broadcast under one lock, so a watcher that attaches
         // (backlog + subscription under the same lock) sees each event once.
         let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
@@ -364,7 +364,9 @@ impl Deployer {
         let mut results = Vec::new();
         let mut overall = "succeeded";
         for (id, name, from_image) in &targets {
-            let r = self.one(&run, &req, id, name, from_image).await;
+            let r = self
+                .deploy_container(&run, &req, id, name, from_image)
+                .await;
             let failed = r["outcome"] != "succeeded";
             results.push(r);
             if failed {

@@ -362,7 +362,10 @@ pub fn previous_name(name: &str) -> String {
 }
 
 /// Containers whose image repository matches `image`'s: (id, name, image).
-pub fn matching(list: &[(String, String, String)], image: &str) -> Vec<(String, String, String)> {
+pub fn filter_matching(
+    list: &[(String, String, String)],
+    image: &str,
+) -> Vec<(String, String, String)> {
     let want = repository(image);
     list.iter()
         .filter(|(_, name, img)| {
@@ -399,7 +402,7 @@ mod tests {
             ("2".into(), "db".into(), "postgres:16".into()),
             ("3".into(), "web-nd-previous".into(), "myapp:0.9".into()),
         ];
-        let m = matching(&list, "myapp:latest");
+        let m = filter_matching(&list, "myapp:latest");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].1, "web");
     }
