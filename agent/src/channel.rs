@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::limits::{ENROLL_ANSWER_TIMEOUT, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
 use crate::one_shots::OneShots;
 use crate::state::AgentState;
+use crate::util::lock;
 
 /// The enrolment in progress, when this connection is an enrolment.
 pub struct EnrollSlot {
@@ -276,7 +277,7 @@ async fn serve_enrolment(
 ) {
     let Some(slot) = &ctx.enroll else { return };
     let finish = |r: Result<EnrollOutcome, EnrollError>| {
-        if let Some(tx) = slot.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(tx) = lock(&slot.done).take() {
             let _ = tx.send(r);
         }
     };

@@ -21,6 +21,7 @@ use crate::limits::{
     BACKOFF_FLOOR, CONNECT_TIMEOUT, SSH_INACTIVITY_TIMEOUT, SSH_KEEPALIVE_INTERVAL,
     SSH_KEEPALIVE_MAX,
 };
+use crate::util::lock;
 
 /// The russh client settings of the agent: keepalives so a dead hub is noticed
 /// within ~45 s even without application traffic.
@@ -81,7 +82,7 @@ impl client::Handler for Handler {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) =
+            *lock(&self.mismatch) =
                 Some("the hub presented a certificate; a pinned plain key is expected".into());
             return Ok(false);
         };
@@ -89,7 +90,7 @@ impl client::Handler for Handler {
         if got == self.pin {
             Ok(true)
         } else {
-            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+            *lock(&self.mismatch) = Some(format!(
                 "hub host key mismatch: pinned {}, the hub presented {got}; refusing to talk to it",
                 self.pin
             ));
@@ -136,7 +137,7 @@ pub async fn dial(
             })
         }
         Ok(Err(error)) => {
-            if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Some(m) = lock(&mismatch).take() {
                 return Err(DialError::HostKey(m));
             }
             return Err(DialError::Connect {

@@ -13,6 +13,8 @@ use nextdeploy_shared::keys;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{HashAlg, PrivateKey};
 
+use crate::util::lock;
+
 /// The SSHSIG namespace of rotation proofs (the hub checks the same).
 pub const ROTATE_NAMESPACE: &str = "nextdeploy-rotate-key";
 
@@ -77,18 +79,12 @@ impl KeyFile {
 
     /// The key to authenticate with.
     pub fn current(&self) -> Arc<PrivateKey> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.current).clone()
     }
 
     /// The key of an unconfirmed rotation, if any.
     pub fn pending(&self) -> Option<Arc<PrivateKey>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.pending).clone()
     }
 
     /// Make a new key, keep it as pending (on disk, 0600) and sign `nonce`
@@ -106,14 +102,14 @@ impl KeyFile {
         keys::write_private_atomic(&pending_path(&self.path), text.as_bytes())
             .map_err(RotateError::Write)?;
         let line = keys::public_line(key.public_key());
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
+        *lock(&self.pending) = Some(Arc::new(key));
         Ok((line, sig))
     }
 
     /// The hub holds the pending key (`public_line`): make it current, on
     /// disk by an atomic rename.
     pub fn commit(&self, public_line: &str) -> Result<(), RotateError> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = lock(&self.pending);
         let Some(key) = pending.clone() else {
             return Err(RotateError::NothingPending);
         };
@@ -126,7 +122,7 @@ impl KeyFile {
                 io,
             }
         })?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = key;
+        *lock(&self.current) = key;
         *pending = None;
         Ok(())
     }

@@ -21,11 +21,13 @@ pub mod stats;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::limits::PROBE_TIMEOUT;
 use bollard::errors::Error as BollardError;
 use bollard::Docker;
 use nextdeploy_shared::labels::{Labels, Selector};
 use nextdeploy_shared::protocol::{DockerStatus, ErrorCode};
+
+use crate::limits::PROBE_TIMEOUT;
+use crate::util::lock;
 
 /// A failed Docker operation, with the wire code the client sees.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -113,12 +115,7 @@ impl Engine {
 
     /// A negotiated client, connecting first if needed.
     pub async fn docker(&self) -> Result<Docker, DockerError> {
-        if let Some(d) = self
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(d) = lock(&self.client).clone() {
             return Ok(d);
         }
         let docker = Docker::connect_with_defaults().map_err(|e| classify(&e))?;
@@ -132,14 +129,14 @@ impl Engine {
                 ))
             }
         };
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(docker.clone());
+        *lock(&self.client) = Some(docker.clone());
         Ok(docker)
     }
 
     /// Note a failure: an unreachable engine is re-negotiated on next use.
     pub fn failed(&self, e: &DockerError) {
         if e.code == ErrorCode::DockerUnavailable {
-            *self.client.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *lock(&self.client) = None;
         }
     }
 

@@ -23,6 +23,7 @@ use crate::limits::{
     CPU_MIN_INTERVAL_MS, FIRST_SAMPLE_WAIT, MAX_PREV_AGE_MS, REPLACE_AFTER_MS,
     STATS_STREAM_INTERVAL, SWEEP_CONCURRENCY,
 };
+use crate::util::lock;
 
 /// CPU counters of one sample.
 #[derive(Debug, Clone, Copy)]
@@ -87,7 +88,7 @@ impl Sampler {
         // order: compute against the kept sample only when this one is newer
         // by a useful interval, and replace it only once it is a second old.
         let cpu_percent = {
-            let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = lock(&self.prev);
             let kept = map
                 .get(id)
                 .copied()
@@ -156,14 +157,14 @@ impl Sampler {
 
     /// Whether a recent previous sample exists for `id`.
     fn has_recent(&self, id: &str) -> bool {
-        let map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        let map = lock(&self.prev);
         map.get(id)
             .is_some_and(|k| now_unix_ms() - k.base.at_ms <= MAX_PREV_AGE_MS)
     }
 
     /// Forget containers that are gone.
     pub fn retain(&self, ids: &[String]) {
-        let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.prev);
         map.retain(|k, _| ids.contains(k));
     }
 

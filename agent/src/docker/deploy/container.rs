@@ -14,6 +14,7 @@ use crate::limits::{
     DEFAULT_SETTLE, FAILURE_LOG_LINES, MAX_HEALTH_TIMEOUT_S, PULL_PROGRESS_EVERY,
     ROLLBACK_STOP_GRACE_S,
 };
+use crate::util::lock;
 
 /// One container's deploy in progress: what each step reports against.
 struct ContainerDeploy<'a> {
@@ -248,12 +249,7 @@ impl Deployer {
                 )
             })?;
         let prev_id = prev.id.clone().unwrap_or_default();
-        if self
-            .busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(&current.name)
-        {
+        if lock(&self.busy).contains_key(&current.name) {
             return Err(err(
                 ErrorCode::Conflict,
                 format!("a deploy is running for {}", current.name),

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::{DockerError, Engine};
 use crate::limits::{DEFAULT_HEALTH_TIMEOUT_S, PROGRESS_BACKLOG};
+use crate::util::lock;
 
 /// What a deploy was asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -229,18 +230,13 @@ impl Deployer {
                 return Ok(());
             }
         }
-        let run = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&req.deploy_id)
-            .cloned();
+        let run = lock(&self.running).get(&req.deploy_id).cloned();
         let run = match run {
             Some(r) => r,
             None => self.start(req).await?,
         };
         let (mut rx, backlog) = {
-            let j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let j = lock(&run.journal);
             (run.progress.subscribe(), j.steps.clone())
         };
         for s in backlog {
@@ -298,7 +294,7 @@ impl Deployer {
             }
         };
         {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = lock(&self.busy);
             if let Some((name, other)) = targets
                 .iter()
                 .find_map(|t| busy.get(&t.1).map(|o| (t.1.clone(), o.clone())))
@@ -322,16 +318,8 @@ impl Deployer {
                 delivered: false,
             }),
         });
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(req.deploy_id.clone(), run.clone());
-        self.save(
-            &run.journal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        );
+        lock(&self.running).insert(req.deploy_id.clone(), run.clone());
+        self.save(&lock(&run.journal).clone());
         let me = self.clone();
         let r = run.clone();
         tokio::spawn(async move { me.execute(r, targets).await });
@@ -341,7 +329,7 @@ impl Deployer {
     fn record_event(&self, run: &Running, v: Value) {
         // Journal and broadcast under one lock, so a watcher that attaches
         // (backlog + subscription under the same lock) sees each event once.
-        let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut j = lock(&run.journal);
         if v.get("step").and_then(Value::as_str) != Some("pull_progress") {
             j.steps.push(v.clone());
             self.save(&j);
@@ -353,12 +341,7 @@ impl Deployer {
     }
 
     async fn execute(self: Arc<Self>, run: Arc<Running>, targets: Vec<(String, String, String)>) {
-        let req = run
-            .journal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .request
-            .clone();
+        let req = lock(&run.journal).request.clone();
         let started = now_unix_ms();
         info!(deploy = %req.deploy_id, image = %req.image, containers = targets.len(), "deploy started");
         let mut results = Vec::new();
@@ -384,24 +367,21 @@ impl Deployer {
         let outcome = json!({
             "deploy_id": req.deploy_id, "image": req.image, "outcome": overall, "containers": results,
             "started_ms": started, "finished_ms": now_unix_ms(),
-            "steps": run.journal.lock().unwrap_or_else(|p| p.into_inner()).steps.clone(),
+            "steps": lock(&run.journal).steps.clone(),
         });
         {
-            let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let mut j = lock(&run.journal);
             j.outcome = Some(outcome.clone());
             self.save(&j);
         }
         info!(deploy = %req.deploy_id, outcome = overall, "deploy finished");
         {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = lock(&self.busy);
             for t in &targets {
                 busy.remove(&t.1);
             }
         }
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&req.deploy_id);
+        lock(&self.running).remove(&req.deploy_id);
         let _ = run
             .progress
             .send(Reply::new(Some(0), ReplyType::Result, outcome.clone()));
