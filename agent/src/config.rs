@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
 use anyhow::{bail, Context};
 use nextdeploy_shared::labels::{validate_name, Labels, Selector};
 use serde::{Deserialize, Serialize};
+
+use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
 
 /// Default location of the configuration.
 pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent.toml";

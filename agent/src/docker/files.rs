@@ -11,12 +11,13 @@
 //! opens it by path again. Files not read during a sweep (a container gone
 //! or restarted under a new pid) are closed when the next sweep begins.
 
-use crate::limits::{FILE_READ_START, MAX_FILE_LEN, MAX_OPEN_FILES};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use crate::limits::{FILE_READ_START, MAX_FILE_LEN, MAX_OPEN_FILES};
 
 /// Open files by path.
 #[derive(Debug, Default)]
