@@ -158,7 +158,7 @@ pub async fn dial(
 }
 
 /// Full-jitter backoff: uniform in [0, min(max, min * 2^attempt)].
-pub fn backoff(attempt: u32) -> Duration {
+pub fn draw_backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_MIN
         .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
         .min(BACKOFF_MAX);
@@ -228,7 +228,7 @@ pub async fn run(
         if started.elapsed() >= BACKOFF_RESET_AFTER {
             attempt = 0;
         }
-        let delay = backoff(attempt);
+        let delay = draw_backoff(attempt);
         attempt = attempt.saturating_add(1);
         info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::select! {
@@ -245,13 +245,13 @@ mod tests {
     #[test]
     fn backoff_is_bounded_and_grows() {
         for attempt in 0..40 {
-            let d = backoff(attempt);
+            let d = draw_backoff(attempt);
             assert!(d <= BACKOFF_MAX, "{attempt}: {d:?}");
         }
         // Early attempts stay under their ceiling.
         for _ in 0..100 {
-            assert!(backoff(0) <= Duration::from_secs(1));
-            assert!(backoff(2) <= Duration::from_secs(4));
+            assert!(draw_backoff(0) <= Duration::from_secs(1));
+            assert!(draw_backoff(2) <= Duration::from_secs(4));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `nextdeploy-agent`, the binary: parse flags, start logging, load the config
-//! and call into the library (`lib.rs` has the layout). anyhow lives here
-//! only: every error ends as one line on stderr and exit status 1.
+//! and call into the library (`lib.rs` has the layout and the error rule).
+//! Start-up errors (anyhow) end here: one line on stderr and exit status 1.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn init_logging() {
 }
 
 /// First SIGINT/SIGTERM: graceful. Second: exit at once.
-fn signals(shutdown: CancellationToken) {
+fn install_signal_handlers(shutdown: CancellationToken) {
     let first = move || {
         info!("shutting down (send the signal again to exit at once)");
         shutdown.cancel();
@@ -71,7 +71,7 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
     let keys = Arc::new(KeyFile::load(&cfg.key_path)?);
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
     let shutdown = CancellationToken::new();
-    signals(shutdown.clone());
+    install_signal_handlers(shutdown.clone());
     let scope = match &cfg.scope_label {
         Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
