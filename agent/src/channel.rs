@@ -20,26 +20,52 @@ use russh::client::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::limits::{ENROLL_ANSWER_TIMEOUT, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
 use crate::one_shots::OneShots;
 use crate::state::AgentState;
-
-/// How long the hub has to send the first frame of a channel it opened.
-const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Replies a handler may queue ahead of the writer; the writer itself waits
-/// for credit, so this only smooths bursts.
-pub(crate) const HANDLER_QUEUE: usize = 16;
+use crate::util::lock;
 
 /// The enrolment in progress, when this connection is an enrolment.
 pub struct EnrollSlot {
     /// The join token's secret, sent only on the pinned connection.
     pub secret: Secret<String>,
     /// Where the outcome goes.
-    pub done: Mutex<Option<oneshot::Sender<Result<EnrollOutcome, String>>>>,
+    pub done: Mutex<Option<oneshot::Sender<Result<EnrollOutcome, EnrollError>>>>,
+}
+
+/// Why a reply could not be written to a channel.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The reply does not fit in a frame (or does not serialize).
+    #[error("{0}")]
+    Encode(#[from] frame::FrameError),
+    /// The SSH channel refused the bytes (closed, or the connection is gone).
+    #[error("{0}")]
+    Write(#[from] russh::Error),
+}
+
+/// Why an enrolment did not produce an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    /// Our answer (the join token's secret) could not be sent.
+    #[error("could not send the enrolment: {0}")]
+    Send(SendError),
+    /// The hub said yes but its outcome does not parse.
+    #[error("malformed enrolment outcome: {0}")]
+    Malformed(serde_json::Error),
+    /// The hub refused, with its reason.
+    #[error("{0}")]
+    Refused(String),
+    /// The hub closed the channel without an outcome.
+    #[error("the hub closed the enrolment without an answer")]
+    Closed,
+    /// The hub sent no outcome in time.
+    #[error("the hub did not answer the enrolment within {}s", ENROLL_ANSWER_TIMEOUT.as_secs())]
+    TimedOut,
 }
 
 /// What channel tasks of one connection share.
@@ -52,15 +78,15 @@ pub struct Ctx {
     pub enroll: Option<EnrollSlot>,
 }
 
-async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, String> {
-    let bytes = frame::encode_reply(reply).map_err(|e| e.to_string())?;
+async fn send(write: &ChannelWriteHalf<Msg>, reply: &Reply) -> Result<usize, SendError> {
+    let bytes = frame::encode_reply(reply)?;
     let n = bytes.len();
-    write.data_bytes(bytes).await.map_err(|e| e.to_string())?;
+    write.data_bytes(bytes).await?;
     Ok(n)
 }
 
 /// Read the next hub frame. `None`: the channel is gone or broke the protocol.
-async fn next_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Downstream> {
+async fn read_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Downstream> {
     loop {
         match dec.next_message::<Downstream>() {
             Ok(Some((d, _))) => return Some(d),
@@ -82,7 +108,7 @@ async fn next_down(read: &mut ChannelReadHalf, dec: &mut Decoder) -> Option<Down
 pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let (mut read, write) = channel.split();
     let mut dec = Decoder::new();
-    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, next_down(&mut read, &mut dec)).await;
+    let first = tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_down(&mut read, &mut dec)).await;
     let Ok(Some(Downstream::Request {
         id,
         action,
@@ -94,7 +120,7 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         return;
     };
     match (action.as_str(), ctx.enroll.is_some()) {
-        (channel_kind::ENROLL, true) => enroll(read, dec, &write, &ctx).await,
+        (channel_kind::ENROLL, true) => serve_enrolment(read, dec, &write, &ctx).await,
         (channel_kind::CONTROL, false) => {
             // The hub may ask for a faster heartbeat than configured (its timeout is shorter).
             let asked = payload
@@ -105,9 +131,9 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
                 Some(s) => ctx.state.heartbeat_interval.min(Duration::from_secs(s)),
                 None => ctx.state.heartbeat_interval,
             };
-            control(read, dec, &write, &ctx, interval).await
+            serve_control(read, dec, &write, &ctx, interval).await
         }
-        (_, false) => request(id, action, payload, read, dec, &write, &ctx).await,
+        (_, false) => serve_request(id, action, payload, read, dec, &write, &ctx).await,
         (_, true) => {
             let _ = send(
                 &write,
@@ -123,37 +149,17 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
     let _ = write.close().await;
 }
 
-async fn control(
+async fn serve_control(
     mut read: ChannelReadHalf,
     mut dec: Decoder,
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
     interval: Duration,
 ) {
-    let hello = Hello {
-        hostname: crate::sysinfo::hostname(),
-        version: nextdeploy_shared::VERSION.to_string(),
-        os: crate::sysinfo::os_name(),
-        docker: ctx.state.engine.status().await,
-        features: vec![feature::CONTROL_REQUESTS.to_string()],
-    };
-    let reply = Reply::new(
-        Some(0),
-        ReplyType::Hello,
-        serde_json::to_value(&hello).unwrap_or(Value::Null),
-    );
-    if send(write, &reply).await.is_err() {
+    let Ok(mut pushed) = send_greeting(write, ctx).await else {
         ctx.conn_cancel.cancel();
         return;
-    }
-    let mut pushed = ctx.state.push.subscribe();
-    // Deploy outcomes the hub has not acknowledged (it may have been away).
-    for r in ctx.state.deployer.undelivered() {
-        if send(write, &r).await.is_err() {
-            ctx.conn_cancel.cancel();
-            return;
-        }
-    }
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
@@ -166,7 +172,7 @@ async fn control(
             _ = ctx.conn_cancel.cancelled() => return,
             Some(reply) = one_shots.answers.recv() => {
                 one_shots.answered(&reply);
-                let sent = match answer_frame(&reply) {
+                let sent = match encode_answer(&reply) {
                     Ok(b) => write.data_bytes(b).await.is_ok(),
                     Err(_) => false,
                 };
@@ -200,7 +206,7 @@ async fn control(
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
             },
-            d = next_down(&mut read, &mut dec) => match d {
+            d = read_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
                 Some(Downstream::Ack { deploy_id }) => ctx.state.deployer.acknowledged(&deploy_id),
                 Some(Downstream::Request { id, action, payload }) => {
@@ -223,10 +229,37 @@ async fn control(
     }
 }
 
+/// Open the control channel: our hello, then (subscribed to pushed replies
+/// from then on) the deploy outcomes the hub has not acknowledged (it may
+/// have been away). Returns the subscription.
+async fn send_greeting(
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+) -> Result<broadcast::Receiver<Reply>, SendError> {
+    let hello = Hello {
+        hostname: crate::sysinfo::hostname(),
+        version: nextdeploy_shared::VERSION.to_string(),
+        os: crate::sysinfo::os_name(),
+        docker: ctx.state.engine.status().await,
+        features: vec![feature::CONTROL_REQUESTS.to_string()],
+    };
+    let reply = Reply::new(
+        Some(0),
+        ReplyType::Hello,
+        serde_json::to_value(&hello).unwrap_or(Value::Null),
+    );
+    send(write, &reply).await?;
+    let pushed = ctx.state.push.subscribe();
+    for r in ctx.state.deployer.undelivered() {
+        send(write, &r).await?;
+    }
+    Ok(pushed)
+}
+
 /// The frame of a one-shot answer on the control channel. An answer over the
 /// frame limit (a huge inspect) becomes a `too_large` error for that request:
 /// it must not end the connection.
-fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
+fn encode_answer(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
     frame::encode_reply(reply).or_else(|e| {
         frame::encode(&Reply::error(
             reply.id,
@@ -236,15 +269,15 @@ fn answer_frame(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
     })
 }
 
-async fn enroll(
+async fn serve_enrolment(
     mut read: ChannelReadHalf,
     mut dec: Decoder,
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
 ) {
     let Some(slot) = &ctx.enroll else { return };
-    let finish = |r: Result<EnrollOutcome, String>| {
-        if let Some(tx) = slot.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    let finish = |r: Result<EnrollOutcome, EnrollError>| {
+        if let Some(tx) = lock(&slot.done).take() {
             let _ = tx.send(r);
         }
     };
@@ -257,28 +290,27 @@ async fn enroll(
         serde_json::to_value(&answer).unwrap_or(Value::Null),
     );
     if let Err(e) = send(write, &reply).await {
-        finish(Err(format!("could not send the enrolment: {e}")));
+        finish(Err(EnrollError::Send(e)));
         return;
     }
-    let outcome =
-        tokio::time::timeout(Duration::from_secs(30), next_down(&mut read, &mut dec)).await;
+    let outcome = tokio::time::timeout(ENROLL_ANSWER_TIMEOUT, read_down(&mut read, &mut dec)).await;
     match outcome {
-        Ok(Some(Downstream::Outcome { ok: true, data })) => finish(
-            serde_json::from_value(data).map_err(|e| format!("malformed enrolment outcome: {e}")),
-        ),
-        Ok(Some(Downstream::Outcome { ok: false, data })) => {
-            finish(Err(serde_json::from_value::<ErrorBody>(data)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| "the hub refused the enrolment".into())))
+        Ok(Some(Downstream::Outcome { ok: true, data })) => {
+            finish(serde_json::from_value(data).map_err(EnrollError::Malformed))
         }
-        Ok(_) => finish(Err("the hub closed the enrolment without an answer".into())),
-        Err(_) => finish(Err("the hub did not answer the enrolment within 30s".into())),
+        Ok(Some(Downstream::Outcome { ok: false, data })) => finish(Err(EnrollError::Refused(
+            serde_json::from_value::<ErrorBody>(data)
+                .map(|b| b.message)
+                .unwrap_or_else(|_| "the hub refused the enrolment".into()),
+        ))),
+        Ok(_) => finish(Err(EnrollError::Closed)),
+        Err(_) => finish(Err(EnrollError::TimedOut)),
     }
 }
 
 /// Serve a request: run its handler and write its replies, each only when the
 /// hub has credit for it. The hub closing the channel cancels the handler.
-async fn request(
+async fn serve_request(
     id: u64,
     action: String,
     payload: Value,
@@ -323,7 +355,7 @@ async fn request(
                     break;
                 }
             },
-            d = next_down(&mut read, &mut dec) => match d {
+            d = read_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Credit { bytes }) => credit = credit.saturating_add(bytes as usize),
                 Some(_) => {}
                 None => break,
@@ -342,7 +374,7 @@ mod tests {
     #[test]
     fn an_oversized_answer_becomes_a_too_large_error() {
         let big = Reply::result(Some(5), json!({ "x": "y".repeat(MAX_FRAME_LEN) }));
-        let bytes = answer_frame(&big).unwrap();
+        let bytes = encode_answer(&big).unwrap();
         let mut d = Decoder::new();
         d.feed(&bytes);
         let (r, _) = d.next_message::<Reply>().unwrap().unwrap();
@@ -350,7 +382,7 @@ mod tests {
         assert_eq!(r.data["code"], "too_large");
         let small = Reply::result(Some(6), json!({ "ok": true }));
         assert_eq!(
-            answer_frame(&small).unwrap(),
+            encode_answer(&small).unwrap(),
             frame::encode(&small).unwrap()
         );
     }

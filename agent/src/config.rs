@@ -6,6 +6,8 @@ use anyhow::{bail, Context};
 use nextdeploy_shared::labels::{validate_name, Labels, Selector};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
+
 /// Default location of the configuration.
 pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent.toml";
 
@@ -40,7 +42,7 @@ pub struct AgentConfig {
 }
 
 fn default_health() -> u64 {
-    5
+    DEFAULT_HEALTH_INTERVAL_S
 }
 
 mod labels_text {

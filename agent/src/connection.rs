@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
 use nextdeploy_shared::keys;
 use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
 use nextdeploy_shared::readahead::ReadAhead;
@@ -18,17 +17,19 @@ use tracing::{info, warn};
 
 use crate::channel::{self, Ctx};
 use crate::keyfile::KeyFile;
-
-/// How long dialling plus the SSH handshake may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::limits::{
+    BACKOFF_FLOOR, CONNECT_TIMEOUT, SSH_INACTIVITY_TIMEOUT, SSH_KEEPALIVE_INTERVAL,
+    SSH_KEEPALIVE_MAX,
+};
+use crate::util::lock;
 
 /// The russh client settings of the agent: keepalives so a dead hub is noticed
 /// within ~45 s even without application traffic.
 pub fn client_config() -> client::Config {
     client::Config {
-        inactivity_timeout: Some(Duration::from_secs(90)),
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 3,
+        inactivity_timeout: Some(SSH_INACTIVITY_TIMEOUT),
+        keepalive_interval: Some(SSH_KEEPALIVE_INTERVAL),
+        keepalive_max: SSH_KEEPALIVE_MAX,
         nodelay: true,
         preferred: russh::Preferred {
             cipher: std::borrow::Cow::Borrowed(nextdeploy_shared::cipher::agent_ciphers()),
@@ -36,6 +37,34 @@ pub fn client_config() -> client::Config {
         },
         ..Default::default()
     }
+}
+
+/// Why dialling the hub failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// Dialling plus the SSH handshake took longer than allowed.
+    #[error("connecting to the hub at {addr} timed out")]
+    TimedOut {
+        /// The hub's address.
+        addr: String,
+    },
+    /// The hub's host key is not the pinned one (or is a certificate).
+    #[error("{0}")]
+    HostKey(String),
+    /// The TCP connection or the SSH handshake failed.
+    #[error("cannot connect to the hub at {addr}: {error}")]
+    Connect {
+        /// The hub's address.
+        addr: String,
+        /// What russh reported.
+        error: russh::Error,
+    },
+    /// The authentication exchange itself failed.
+    #[error("authentication with the hub failed: {0}")]
+    Auth(russh::Error),
+    /// The hub does not accept this key (unknown agent, or a rotated key).
+    #[error("the hub refused this agent's key")]
+    KeyRefused,
 }
 
 /// Our russh client handler: pins the hub key, serves the channels the hub opens.
@@ -53,7 +82,7 @@ impl client::Handler for Handler {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) =
+            *lock(&self.mismatch) =
                 Some("the hub presented a certificate; a pinned plain key is expected".into());
             return Ok(false);
         };
@@ -61,7 +90,7 @@ impl client::Handler for Handler {
         if got == self.pin {
             Ok(true)
         } else {
-            *self.mismatch.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+            *lock(&self.mismatch) = Some(format!(
                 "hub host key mismatch: pinned {}, the hub presented {got}; refusing to talk to it",
                 self.pin
             ));
@@ -88,7 +117,7 @@ pub async fn dial(
     key: Arc<PrivateKey>,
     user: &str,
     ctx: Arc<Ctx>,
-) -> anyhow::Result<client::Handle<Handler>> {
+) -> Result<client::Handle<Handler>, DialError> {
     let mismatch = Arc::new(Mutex::new(None));
     let handler = Handler {
         pin: pin.to_string(),
@@ -102,32 +131,39 @@ pub async fn dial(
         client::connect_stream(Arc::new(client_config()), ReadAhead::new(socket), handler).await
     };
     let mut handle = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-        Err(_) => bail!("connecting to the hub at {addr} timed out"),
-        Ok(Err(e)) => {
-            if let Some(m) = mismatch.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                bail!("{m}");
+        Err(_) => {
+            return Err(DialError::TimedOut {
+                addr: addr.to_string(),
+            })
+        }
+        Ok(Err(error)) => {
+            if let Some(m) = lock(&mismatch).take() {
+                return Err(DialError::HostKey(m));
             }
-            bail!("cannot connect to the hub at {addr}: {e}");
+            return Err(DialError::Connect {
+                addr: addr.to_string(),
+                error,
+            });
         }
         Ok(Ok(h)) => h,
     };
     let auth = handle
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
         .await
-        .map_err(|e| anyhow!("authentication with the hub failed: {e}"))?;
+        .map_err(DialError::Auth)?;
     if !auth.success() {
-        bail!("the hub refused this agent's key");
+        return Err(DialError::KeyRefused);
     }
     Ok(handle)
 }
 
 /// Full-jitter backoff: uniform in [0, min(max, min * 2^attempt)].
-pub fn backoff(attempt: u32) -> Duration {
+pub fn draw_backoff(attempt: u32) -> Duration {
     let ceiling = BACKOFF_MIN
         .saturating_mul(1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX))
         .min(BACKOFF_MAX);
     let ms = rand::rng().random_range(0..=ceiling.as_millis() as u64);
-    Duration::from_millis(ms.max(50))
+    Duration::from_millis(ms).max(BACKOFF_FLOOR)
 }
 
 /// Stay connected until `shutdown`.
@@ -152,21 +188,19 @@ pub async fn run(
         )
         .await;
         // A rotation whose confirmation was lost: the hub may hold the new key.
-        if let (Err(e), Some(pending)) = (&dialled, keys.pending()) {
-            if e.to_string().contains("refused this agent's key") {
-                info!("the hub refused the current key; trying the key of an unconfirmed rotation");
-                dialled = dial(
-                    &addr,
-                    &pin,
-                    pending.clone(),
-                    user,
-                    ctx_for(conn_cancel.clone()),
-                )
-                .await;
-                if dialled.is_ok() {
-                    if let Err(e) = keys.commit(&keys::public_line(pending.public_key())) {
-                        warn!(error = %format!("{e:#}"), "could not make the rotated key current");
-                    }
+        if let (Err(DialError::KeyRefused), Some(pending)) = (&dialled, keys.pending()) {
+            info!("the hub refused the current key; trying the key of an unconfirmed rotation");
+            dialled = dial(
+                &addr,
+                &pin,
+                pending.clone(),
+                user,
+                ctx_for(conn_cancel.clone()),
+            )
+            .await;
+            if dialled.is_ok() {
+                if let Err(e) = keys.commit(&keys::public_line(pending.public_key())) {
+                    warn!(error = %e, "could not make the rotated key current");
                 }
             }
         }
@@ -186,7 +220,7 @@ pub async fn run(
                 }
                 conn_cancel.cancel();
             }
-            Err(e) => warn!(error = %format!("{e:#}"), "cannot connect to the hub"),
+            Err(e) => warn!(error = %e, "cannot connect to the hub"),
         }
         if shutdown.is_cancelled() {
             break;
@@ -194,7 +228,7 @@ pub async fn run(
         if started.elapsed() >= BACKOFF_RESET_AFTER {
             attempt = 0;
         }
-        let delay = backoff(attempt);
+        let delay = draw_backoff(attempt);
         attempt = attempt.saturating_add(1);
         info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::select! {
@@ -211,13 +245,13 @@ mod tests {
     #[test]
     fn backoff_is_bounded_and_grows() {
         for attempt in 0..40 {
-            let d = backoff(attempt);
+            let d = draw_backoff(attempt);
             assert!(d <= BACKOFF_MAX, "{attempt}: {d:?}");
         }
         // Early attempts stay under their ceiling.
         for _ in 0..100 {
-            assert!(backoff(0) <= Duration::from_secs(1));
-            assert!(backoff(2) <= Duration::from_secs(4));
+            assert!(draw_backoff(0) <= Duration::from_secs(1));
+            assert!(draw_backoff(2) <= Duration::from_secs(4));
         }
     }
 }

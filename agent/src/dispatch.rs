@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::docker::containers::{self, Lifecycle};
 use crate::docker::{logs, stats, DockerError};
+use crate::limits::{
+    DIAG_DEFAULT_BYTES, DIAG_DEFAULT_CHUNK, DIAG_MAX_BYTES, DIAG_MAX_CHUNK, MIN_NONCE_LEN,
+};
 use crate::state::AgentState;
 
 /// Serve one request: read its payload by its action's type, then run it.
@@ -37,18 +40,18 @@ pub async fn handle(
 async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sender<Reply>) {
     let engine = &state.engine;
     let done: Result<(), DockerError> = match action {
-        Action::DiagStream(p) => return diag_stream(id, &p, out).await,
+        Action::DiagStream(p) => return stream_diag(id, &p, out).await,
         Action::Ping(_) => {
             let pong = Pong {
                 agent_time_ms: now_unix_ms(),
                 hub_agent_rtt_ms: None,
             };
-            one_shot(&out, id, pong);
+            send_one_shot(&out, id, pong);
             Ok(())
         }
         Action::Info(_) => {
             let docker = engine.status().await;
-            one_shot(&out, id, crate::sysinfo::collect(state.started, docker));
+            send_one_shot(&out, id, crate::sysinfo::collect(state.started, docker));
             Ok(())
         }
         Action::RotateKey(_) | Action::RotateKeyCommit(_) => {
@@ -60,30 +63,30 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
             }
             return;
         }
-        Action::Ps(p) => containers::ps(engine, &p)
+        Action::Ps(p) => containers::list_containers(engine, &p)
             .await
-            .map(|rows| one_shot(&out, id, rows)),
+            .map(|rows| send_one_shot(&out, id, rows)),
         Action::Inspect(p) => containers::inspect(engine, &p.container)
             .await
-            .map(|doc| one_shot(&out, id, doc)),
-        Action::Start(p) => lifecycle(&out, id, state, &p.container, Lifecycle::Start).await,
+            .map(|doc| send_one_shot(&out, id, doc)),
+        Action::Start(p) => run_lifecycle(&out, id, state, &p.container, Lifecycle::Start).await,
         Action::Stop(p) => {
-            lifecycle(&out, id, state, &p.container, Lifecycle::Stop(p.timeout)).await
+            run_lifecycle(&out, id, state, &p.container, Lifecycle::Stop(p.timeout)).await
         }
         Action::Restart(p) => {
-            lifecycle(&out, id, state, &p.container, Lifecycle::Restart(p.timeout)).await
+            run_lifecycle(&out, id, state, &p.container, Lifecycle::Restart(p.timeout)).await
         }
         Action::Kill(p) => {
-            lifecycle(&out, id, state, &p.container, Lifecycle::Kill(p.signal)).await
+            run_lifecycle(&out, id, state, &p.container, Lifecycle::Kill(p.signal)).await
         }
-        Action::Logs(p) => logs::logs(engine, id, &p, &out).await,
-        Action::Stats(p) => stats::stats(engine, &state.sampler, id, &p, &out).await,
+        Action::Logs(p) => logs::stream_logs(engine, id, &p, &out).await,
+        Action::Stats(p) => stats::serve_stats(engine, &state.sampler, id, &p, &out).await,
         Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,
         Action::Rollback(p) => state
             .deployer
             .rollback(&p.container)
             .await
-            .map(|v| one_shot(&out, id, v)),
+            .map(|v| send_one_shot(&out, id, v)),
         Action::ListAgents(_)
         | Action::Whoami(_)
         | Action::RevokeAgent(_)
@@ -112,15 +115,15 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
 }
 
 /// start / stop / restart / kill, answered once.
-async fn lifecycle(
+async fn run_lifecycle(
     out: &mpsc::Sender<Reply>,
     id: Option<u64>,
     state: &AgentState,
     container: &str,
     op: Lifecycle,
 ) -> Result<(), DockerError> {
-    let done = containers::lifecycle(&state.engine, container, op).await?;
-    one_shot(out, id, done);
+    let done = containers::apply_lifecycle(&state.engine, container, op).await?;
+    send_one_shot(out, id, done);
     Ok(())
 }
 
@@ -158,25 +161,12 @@ fn rotate(id: Option<u64>, action: &Action, state: &AgentState) -> Reply {
     }
 }
 
-/// Shortest nonce the hub may ask the agent to sign.
-const MIN_NONCE_LEN: usize = 32;
-
 fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Largest total a diagnostic stream may ask for (10 GiB).
-const DIAG_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
-/// Largest chunk per reply (256 KiB, well under the frame limit).
-const DIAG_MAX_CHUNK: u64 = 256 * 1024;
-
-/// Default total of a diagnostic stream (1 MiB).
-const DIAG_DEFAULT_BYTES: u64 = 1024 * 1024;
-/// Default chunk of a diagnostic stream (16 KiB).
-const DIAG_DEFAULT_CHUNK: u64 = 16 * 1024;
-
 /// `diag_stream`: `bytes` bytes of `x` in `log` replies of `chunk` bytes each.
-async fn diag_stream(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {
+async fn stream_diag(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {
     let bytes = p.bytes.unwrap_or(DIAG_DEFAULT_BYTES);
     let chunk = p.chunk.unwrap_or(DIAG_DEFAULT_CHUNK);
     if bytes > DIAG_MAX_BYTES || chunk == 0 || chunk > DIAG_MAX_CHUNK {
@@ -205,7 +195,7 @@ async fn diag_stream(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) 
 }
 
 /// Queue a one-shot answer and its `end` (the queue has room: nothing else was sent).
-fn one_shot<T: Serialize>(out: &mpsc::Sender<Reply>, id: Option<u64>, data: T) {
+fn send_one_shot<T: Serialize>(out: &mpsc::Sender<Reply>, id: Option<u64>, data: T) {
     let _ = out.try_send(Reply::result(id, to_value(data)));
     let _ = out.try_send(Reply::end(id));
 }

@@ -15,8 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{Ctx, EnrollSlot};
 use crate::config::AgentConfig;
-use crate::connection;
+use crate::connection::{self, DialError};
 use crate::docker::Engine;
+use crate::limits::{DEFAULT_HEALTH_INTERVAL_S, ENROLL_OUTCOME_WAIT};
 use crate::state::AgentState;
 
 /// Enrol and write the config (0600) and key (0600) beside it.
@@ -66,16 +67,13 @@ pub async fn run(
     let user = format!("{ENROLL_USER_PREFIX}{}", parsed.id);
     let handle = connection::dial(hub, &pin, Arc::new(key.clone()), &user, ctx)
         .await
-        .map_err(|e| {
-            if e.to_string().contains("refused this agent's key") {
-                anyhow::anyhow!(
-                    "the hub does not know this join token (wrong hub, deleted or forged token)"
-                )
-            } else {
-                e
-            }
+        .map_err(|e| match e {
+            DialError::KeyRefused => anyhow::anyhow!(
+                "the hub does not know this join token (wrong hub, deleted or forged token)"
+            ),
+            other => other.into(),
         })?;
-    let outcome = tokio::time::timeout(std::time::Duration::from_secs(40), rx).await;
+    let outcome = tokio::time::timeout(ENROLL_OUTCOME_WAIT, rx).await;
     let _ = handle
         .disconnect(Disconnect::ByApplication, "enrolment done", "en")
         .await;
@@ -97,7 +95,7 @@ pub async fn run(
         labels: outcome.labels,
         key_path,
         heartbeat_interval_s: nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs(),
-        health_interval_s: 5,
+        health_interval_s: DEFAULT_HEALTH_INTERVAL_S,
         scope_label: None,
     };
     cfg.save(config_path)?;

@@ -8,13 +8,49 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use nextdeploy_shared::keys;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{HashAlg, PrivateKey};
 
+use crate::util::lock;
+
 /// The SSHSIG namespace of rotation proofs (the hub checks the same).
 pub const ROTATE_NAMESPACE: &str = "nextdeploy-rotate-key";
+
+/// Why a step of a key rotation failed (the hub gets it as an `agent_error`).
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The new key could not be generated.
+    #[error("{0}")]
+    Generate(#[from] keys::KeyError),
+    /// Signing the hub's nonce with the new key failed.
+    #[error("cannot sign the nonce: {0}")]
+    Sign(russh::keys::ssh_key::Error),
+    /// The signature could not be encoded as PEM.
+    #[error("cannot encode the signature: {0}")]
+    EncodeSignature(russh::keys::ssh_key::Error),
+    /// The new key could not be encoded in OpenSSH format.
+    #[error("cannot encode the new key: {0}")]
+    EncodeKey(russh::keys::ssh_key::Error),
+    /// The pending key could not be written beside the current one.
+    #[error("cannot write the new key: {0}")]
+    Write(std::io::Error),
+    /// A commit arrived without a prepared key.
+    #[error("no key rotation in progress")]
+    NothingPending,
+    /// The hub confirmed a key other than the one prepared.
+    #[error("the hub confirmed another key than the one prepared")]
+    OtherKey,
+    /// Renaming the pending key over the current one failed.
+    #[error("cannot replace {}: {io}", path.display())]
+    Replace {
+        /// The key file.
+        path: PathBuf,
+        /// The rename's error.
+        io: std::io::Error,
+    },
+}
 
 /// The key file, the key in use and a pending rotation.
 pub struct KeyFile {
@@ -43,52 +79,50 @@ impl KeyFile {
 
     /// The key to authenticate with.
     pub fn current(&self) -> Arc<PrivateKey> {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.current).clone()
     }
 
     /// The key of an unconfirmed rotation, if any.
     pub fn pending(&self) -> Option<Arc<PrivateKey>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.pending).clone()
     }
 
     /// Make a new key, keep it as pending (on disk, 0600) and sign `nonce`
     /// with it. Returns the public key line and the SSHSIG (PEM).
-    pub fn prepare(&self, nonce: &str) -> anyhow::Result<(String, String)> {
+    pub fn prepare(&self, nonce: &str) -> Result<(String, String), RotateError> {
         let key = keys::generate(&format!("nextdeploy-agent@{}", crate::sysinfo::hostname()))?;
         let sig = key
             .sign(ROTATE_NAMESPACE, HashAlg::Sha512, nonce.as_bytes())
-            .context("cannot sign the nonce")?
+            .map_err(RotateError::Sign)?
             .to_pem(LineEnding::LF)
-            .context("cannot encode the signature")?;
+            .map_err(RotateError::EncodeSignature)?;
         let text = key
             .to_openssh(LineEnding::LF)
-            .context("cannot encode the new key")?;
+            .map_err(RotateError::EncodeKey)?;
         keys::write_private_atomic(&pending_path(&self.path), text.as_bytes())
-            .context("cannot write the new key")?;
+            .map_err(RotateError::Write)?;
         let line = keys::public_line(key.public_key());
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(key));
+        *lock(&self.pending) = Some(Arc::new(key));
         Ok((line, sig))
     }
 
     /// The hub holds the pending key (`public_line`): make it current, on
     /// disk by an atomic rename.
-    pub fn commit(&self, public_line: &str) -> anyhow::Result<()> {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn commit(&self, public_line: &str) -> Result<(), RotateError> {
+        let mut pending = lock(&self.pending);
         let Some(key) = pending.clone() else {
-            bail!("no key rotation in progress");
+            return Err(RotateError::NothingPending);
         };
         if keys::public_line(key.public_key()) != public_line.trim() {
-            bail!("the hub confirmed another key than the one prepared");
+            return Err(RotateError::OtherKey);
         }
-        std::fs::rename(pending_path(&self.path), &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = key;
+        std::fs::rename(pending_path(&self.path), &self.path).map_err(|io| {
+            RotateError::Replace {
+                path: self.path.clone(),
+                io,
+            }
+        })?;
+        *lock(&self.current) = key;
         *pending = None;
         Ok(())
     }

@@ -1,36 +1,16 @@
-//! `nextdeploy-agent`: dials out to the hub over SSH (no listening port) and
-//! serves requests about this machine and its Docker Engine.
-//!
-//! Layout: [`config`] (the TOML file), [`enroll`] (first contact with a join
-//! token), [`connection`] (dial, pin, backoff), [`channel`] (the channels the
-//! hub opens: control, enrol, requests with credit), [`one_shots`] (one-shot
-//! requests on the control channel), [`dispatch`] (actions),
-//! [`sysinfo`] (host facts), [`docker`] (the engine through bollard),
-//! [`keyfile`] (the key and its rotation).
-
-mod channel;
-mod config;
-mod connection;
-mod dispatch;
-mod docker;
-mod enroll;
-mod keyfile;
-mod one_shots;
-mod state;
-mod sysinfo;
+//! `nextdeploy-agent`, the binary: parse flags, start logging, load the config
+//! and call into the library (`lib.rs` has the layout and the error rule).
+//! Start-up errors (anyhow) end here: one line on stderr and exit status 1.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use nextdeploy_agent::config::{AgentConfig, DEFAULT_CONFIG};
+use nextdeploy_agent::keyfile::KeyFile;
+use nextdeploy_agent::{enroll, ServeOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-
-use crate::channel::Ctx;
-use crate::config::{AgentConfig, DEFAULT_CONFIG};
-use crate::docker::Engine;
-use crate::state::AgentState;
 
 /// NextDeploy agent.
 #[derive(Debug, Parser)]
@@ -76,7 +56,7 @@ fn init_logging() {
 }
 
 /// First SIGINT/SIGTERM: graceful. Second: exit at once.
-fn signals(shutdown: CancellationToken) {
+fn install_signal_handlers(shutdown: CancellationToken) {
     let first = move || {
         info!("shutting down (send the signal again to exit at once)");
         shutdown.cancel();
@@ -88,10 +68,10 @@ fn signals(shutdown: CancellationToken) {
 
 async fn run(config: PathBuf) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&config)?;
-    let keys = Arc::new(keyfile::KeyFile::load(&cfg.key_path)?);
+    let keys = Arc::new(KeyFile::load(&cfg.key_path)?);
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
     let shutdown = CancellationToken::new();
-    signals(shutdown.clone());
+    install_signal_handlers(shutdown.clone());
     let scope = match &cfg.scope_label {
         Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
@@ -101,40 +81,14 @@ async fn run(config: PathBuf) -> anyhow::Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."))
         .join("deploys");
-    let state = AgentState::new(
-        Engine::new(scope),
-        Duration::from_secs(cfg.heartbeat_interval_s),
-        journal,
-        Some(keys.clone()),
-    );
-    state.deployer.recover().await;
-    tokio::spawn(docker::events::watch(
-        state.engine.clone(),
-        state.push.clone(),
-        shutdown.clone(),
-    ));
-    tokio::spawn(docker::monitor::run(
-        state.engine.clone(),
-        state.sampler.clone(),
-        state.push.clone(),
-        Duration::from_secs(cfg.health_interval_s),
-        shutdown.clone(),
-    ));
-    connection::run(
-        cfg.hub.clone(),
-        cfg.hub_fingerprint.clone(),
+    nextdeploy_agent::serve(ServeOptions {
+        cfg,
         keys,
-        move |conn_cancel| {
-            Arc::new(Ctx {
-                state: state.clone(),
-                conn_cancel,
-                enroll: None,
-            })
-        },
+        scope,
+        journal,
         shutdown,
-    )
+    })
     .await;
-    info!("stopped");
     Ok(())
 }
 

@@ -11,13 +11,8 @@ use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, ReplyType};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::channel::HANDLER_QUEUE;
+use crate::limits::{CONTROL_ANSWER_QUEUE, HANDLER_QUEUE};
 use crate::state::AgentState;
-
-/// Answers of one-shot requests waiting for the control channel's writer.
-/// Each running request holds at most one, and their number is capped at
-/// [`MAX_STREAMS_PER_AGENT`], so the tasks wait here rather than buffer.
-const CONTROL_ANSWER_QUEUE: usize = 64;
 
 /// One-shot requests in flight on the control channel: each runs in its own
 /// task and sends its single answer back to the control loop, which writes it.

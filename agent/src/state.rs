@@ -11,11 +11,7 @@ use crate::docker::deploy::Deployer;
 use crate::docker::stats::Sampler;
 use crate::docker::Engine;
 use crate::keyfile::KeyFile;
-
-/// Pushed replies (health snapshots, events) waiting for the control channel.
-/// A slow or absent connection loses the oldest: a snapshot is superseded by
-/// the next one anyway, and events while offline cannot be delivered.
-pub const PUSH_QUEUE: usize = 256;
+use crate::limits::PUSH_QUEUE;
 
 /// Process-wide agent state.
 pub struct AgentState {

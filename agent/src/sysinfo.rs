@@ -34,7 +34,7 @@ pub fn os_name() -> String {
 }
 
 /// A `kB` field of /proc/meminfo, in bytes.
-fn meminfo(field: &str) -> u64 {
+fn read_meminfo(field: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| {
@@ -64,8 +64,8 @@ pub fn collect(started: Instant, docker: DockerStatus) -> AgentInfo {
         cpus: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
-        memory_total_bytes: meminfo("MemTotal"),
-        memory_available_bytes: meminfo("MemAvailable"),
+        memory_total_bytes: read_meminfo("MemTotal"),
+        memory_available_bytes: read_meminfo("MemAvailable"),
         agent_version: nextdeploy_shared::VERSION.to_string(),
         agent_uptime_s: started.elapsed().as_secs(),
         host_uptime_s,

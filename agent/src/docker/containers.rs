@@ -14,6 +14,7 @@ use nextdeploy_shared::protocol::ErrorCode;
 use serde_json::Value;
 
 use super::{DockerError, Engine};
+use crate::limits::{MAX_STOP_GRACE_S, NAME_SUGGESTIONS};
 
 /// A resolved container.
 #[derive(Debug, Clone)]
@@ -95,7 +96,11 @@ pub async fn resolve(engine: &Engine, wanted: &str) -> Result<Target, DockerErro
                 .map(|c| (distance(wanted, &name_of(c)), name_of(c)))
                 .collect();
             names.sort();
-            let close: Vec<String> = names.into_iter().take(3).map(|(_, n)| n).collect();
+            let close: Vec<String> = names
+                .into_iter()
+                .take(NAME_SUGGESTIONS)
+                .map(|(_, n)| n)
+                .collect();
             let hint = if close.is_empty() {
                 "there are no containers".to_string()
             } else {
@@ -132,7 +137,7 @@ pub fn health_of_status(status: &str) -> Option<String> {
 }
 
 /// A summary as a row.
-pub fn row(c: &ContainerSummary) -> ContainerRow {
+pub fn to_row(c: &ContainerSummary) -> ContainerRow {
     let status = c.status.clone().unwrap_or_default();
     ContainerRow {
         id: c.id.clone().unwrap_or_default(),
@@ -147,7 +152,10 @@ pub fn row(c: &ContainerSummary) -> ContainerRow {
 }
 
 /// `ps`: `{all, filters}` with docker's filter syntax (e.g. `{"label": ["k=v"]}`).
-pub async fn ps(engine: &Engine, p: &PsRequest) -> Result<Vec<ContainerRow>, DockerError> {
+pub async fn list_containers(
+    engine: &Engine,
+    p: &PsRequest,
+) -> Result<Vec<ContainerRow>, DockerError> {
     let filters: Option<HashMap<String, Vec<String>>> =
         p.filters.as_ref().map(|f| f.clone().into_iter().collect());
     let opts = ListContainersOptions {
@@ -161,7 +169,7 @@ pub async fn ps(engine: &Engine, p: &PsRequest) -> Result<Vec<ContainerRow>, Doc
     Ok(list
         .iter()
         .filter(|c| engine.visible(c.labels.as_ref()))
-        .map(row)
+        .map(to_row)
         .collect())
 }
 
@@ -184,9 +192,6 @@ fn not_modified_ok(r: Result<(), DockerError>) -> Result<(), DockerError> {
         other => other,
     }
 }
-
-/// Longest stop or restart grace period, in seconds.
-const MAX_STOP_GRACE_S: i64 = 3600;
 
 /// A lifecycle operation with its arguments.
 #[derive(Debug, Clone)]
@@ -213,7 +218,7 @@ impl Lifecycle {
 }
 
 /// start / stop / restart / kill.
-pub async fn lifecycle(
+pub async fn apply_lifecycle(
     engine: &Engine,
     wanted: &str,
     op: Lifecycle,

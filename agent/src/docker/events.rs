@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
@@ -16,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{classify, Engine};
+use crate::limits::{EVENTS_RETRY_MAX, EVENTS_RETRY_MIN};
 
 /// The container actions worth telling people about.
 const ACTIONS: &[&str] = &[
@@ -67,7 +67,7 @@ pub async fn watch(
     push: broadcast::Sender<Reply>,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_secs(1);
+    let mut delay = EVENTS_RETRY_MIN;
     loop {
         let docker = match engine.docker().await {
             Ok(d) => d,
@@ -77,11 +77,11 @@ pub async fn watch(
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.cancelled() => return,
                 }
-                delay = (delay * 2).min(Duration::from_secs(10));
+                delay = (delay * 2).min(EVENTS_RETRY_MAX);
                 continue;
             }
         };
-        delay = Duration::from_secs(1);
+        delay = EVENTS_RETRY_MIN;
         let mut filters = HashMap::new();
         filters.insert("type".to_string(), vec!["container".to_string()]);
         let mut stream = docker.events(Some(EventsOptions {

@@ -17,14 +17,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Files kept open at most (about seven per container). Past this, files
-/// are read by path and closed as before: an agent's soft limit on open
-/// files is often 1,024, and its connection and Docker socket need some.
-pub const MAX_OPEN: usize = 512;
-
-/// The largest file read: memory.stat (v1, about 1.5 KiB), net/dev with many
-/// interfaces. A longer file is refused rather than read in part.
-const MAX_LEN: usize = 256 * 1024;
+use crate::limits::{FILE_READ_START, MAX_FILE_LEN, MAX_OPEN_FILES};
 
 /// Open files by path.
 #[derive(Debug, Default)]
@@ -55,7 +48,7 @@ impl Files {
             None => File::open(path).ok()?,
         };
         let text = read_at_start(&file, &mut self.buf)?;
-        if self.open_count() < MAX_OPEN {
+        if self.open_count() < MAX_OPEN_FILES {
             self.open.insert(path.to_path_buf(), file);
         }
         Some(text)
@@ -65,11 +58,11 @@ impl Files {
 /// The file's text from offset 0, through `buf`.
 fn read_at_start(file: &File, buf: &mut Vec<u8>) -> Option<String> {
     buf.clear();
-    buf.resize(4096, 0);
+    buf.resize(FILE_READ_START, 0);
     let mut len = 0;
     loop {
         if len == buf.len() {
-            if buf.len() >= MAX_LEN {
+            if buf.len() >= MAX_FILE_LEN {
                 return None;
             }
             buf.resize(buf.len() * 2, 0);
@@ -134,7 +127,7 @@ mod tests {
         std::fs::write(d.join("long"), &long).unwrap();
         assert_eq!(files.read(&d.join("long")), Some(long));
         // Past the limit: refused, not cut.
-        std::fs::write(d.join("huge"), vec![b'z'; MAX_LEN + 1]).unwrap();
+        std::fs::write(d.join("huge"), vec![b'z'; MAX_FILE_LEN + 1]).unwrap();
         assert_eq!(files.read(&d.join("huge")), None);
     }
 
@@ -180,11 +173,11 @@ mod tests {
         let d = scratch("limit");
         let mut files = Files::default();
         files.begin();
-        for i in 0..MAX_OPEN + 10 {
+        for i in 0..MAX_OPEN_FILES + 10 {
             let p = d.join(i.to_string());
             std::fs::write(&p, "1").unwrap();
             assert_eq!(files.read(&p).as_deref(), Some("1"));
         }
-        assert_eq!(files.open_count(), MAX_OPEN);
+        assert_eq!(files.open_count(), MAX_OPEN_FILES);
     }
 }

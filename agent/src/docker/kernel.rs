@@ -88,7 +88,7 @@ fn parse_proc_cgroup(text: &str) -> Option<Cgroup> {
 /// `path` cut after its first segment that names container `id`
 /// (`/docker/<id>`, `/system.slice/docker-<id>.scope`); `None` when no
 /// segment does.
-fn container_level(path: &str, id: &str) -> Option<String> {
+fn find_container_level(path: &str, id: &str) -> Option<String> {
     let mut out = String::new();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         out.push('/');
@@ -101,7 +101,7 @@ fn container_level(path: &str, id: &str) -> Option<String> {
 }
 
 /// A key's value in a `key value` file (memory.stat, cpu.stat).
-fn stat_value(text: &str, key: &str) -> Option<u64> {
+fn parse_stat_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(' ')?;
         (k == key).then(|| v.trim().parse().ok())?
@@ -124,7 +124,7 @@ fn parse_net_dev(text: &str) -> Option<(u64, u64)> {
     Some(total)
 }
 
-fn number(files: &mut Files, path: &Path) -> Option<u64> {
+fn read_number(files: &mut Files, path: &Path) -> Option<u64> {
     files.read(path)?.trim().parse().ok()
 }
 
@@ -173,39 +173,40 @@ pub fn read_container(
     // Docker inside the container) is read at the container's own level.
     let cgroup = match parse_proc_cgroup(&files.read(&proc_dir.join("cgroup"))?)? {
         Cgroup::V1 { cpuacct, memory } => Cgroup::V1 {
-            cpuacct: container_level(&cpuacct, id)?,
-            memory: container_level(&memory, id)?,
+            cpuacct: find_container_level(&cpuacct, id)?,
+            memory: find_container_level(&memory, id)?,
         },
-        Cgroup::V2(p) => Cgroup::V2(container_level(&p, id)?),
+        Cgroup::V2(p) => Cgroup::V2(find_container_level(&p, id)?),
     };
     let (cpu_ns, usage, limit, stat) = match &cgroup {
         Cgroup::V1 { cpuacct, memory } => {
             let rel = |p: &str| p.trim_start_matches('/').to_string();
             let cpu = ["cpuacct", "cpu,cpuacct"].iter().find_map(|m| {
                 let path = root.join(m).join(rel(cpuacct)).join("cpuacct.usage");
-                number(files, &path)
+                read_number(files, &path)
             })?;
             let mem_dir = root.join("memory").join(rel(memory));
             (
                 cpu,
-                number(files, &mem_dir.join("memory.usage_in_bytes"))?,
-                number(files, &mem_dir.join("memory.limit_in_bytes")),
+                read_number(files, &mem_dir.join("memory.usage_in_bytes"))?,
+                read_number(files, &mem_dir.join("memory.limit_in_bytes")),
                 files.read(&mem_dir.join("memory.stat"))?,
             )
         }
         Cgroup::V2(p) => {
             let dir = root.join(p.trim_start_matches('/'));
-            let usec = stat_value(&files.read(&dir.join("cpu.stat"))?, "usage_usec")?;
+            let usec = parse_stat_value(&files.read(&dir.join("cpu.stat"))?, "usage_usec")?;
             (
                 usec.saturating_mul(1000),
-                number(files, &dir.join("memory.current"))?,
+                read_number(files, &dir.join("memory.current"))?,
                 // "max" (unlimited) does not parse: the host's memory.
-                number(files, &dir.join("memory.max")),
+                read_number(files, &dir.join("memory.max")),
                 files.read(&dir.join("memory.stat"))?,
             )
         }
     };
-    let inactive = stat_value(&stat, "total_inactive_file").or(stat_value(&stat, "inactive_file"));
+    let inactive =
+        parse_stat_value(&stat, "total_inactive_file").or(parse_stat_value(&stat, "inactive_file"));
     let mem_usage = match inactive {
         Some(i) if i < usage => usage - i,
         _ => usage,
@@ -266,16 +267,19 @@ mod tests {
     #[test]
     fn the_container_level_of_a_nested_cgroup() {
         let scope = format!("/system.slice/docker-{ID}.scope");
-        assert_eq!(container_level(&scope, ID), Some(scope.clone()));
+        assert_eq!(find_container_level(&scope, ID), Some(scope.clone()));
         assert_eq!(
-            container_level(&format!("{scope}/init.scope"), ID),
+            find_container_level(&format!("{scope}/init.scope"), ID),
             Some(scope)
         );
         assert_eq!(
-            container_level(&format!("/docker/{ID}/docker/abc"), ID),
+            find_container_level(&format!("/docker/{ID}/docker/abc"), ID),
             Some(format!("/docker/{ID}"))
         );
-        assert_eq!(container_level("/user.slice/session-1.scope", ID), None);
+        assert_eq!(
+            find_container_level("/user.slice/session-1.scope", ID),
+            None
+        );
     }
 
     #[test]
@@ -288,9 +292,9 @@ mod tests {
     #[test]
     fn stat_values_and_the_limit_cap() {
         let stat = "cache 0\ninactive_file 7\ntotal_inactive_file 9\n";
-        assert_eq!(stat_value(stat, "total_inactive_file"), Some(9));
-        assert_eq!(stat_value(stat, "inactive_file"), Some(7));
-        assert_eq!(stat_value(stat, "missing"), None);
+        assert_eq!(parse_stat_value(stat, "total_inactive_file"), Some(9));
+        assert_eq!(parse_stat_value(stat, "inactive_file"), Some(7));
+        assert_eq!(parse_stat_value(stat, "missing"), None);
         assert_eq!(cap_limit(Some(9_223_372_036_854_771_712), 1 << 30), 1 << 30);
         assert_eq!(cap_limit(Some(1 << 20), 1 << 30), 1 << 20);
         assert_eq!(cap_limit(None, 1 << 30), 1 << 30);

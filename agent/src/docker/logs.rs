@@ -2,10 +2,8 @@
 //! that are not UTF-8 sent as base64, and the engine's pieces of a long line
 //! (16 KiB frames) joined again. Each `log` reply carries whole lines of one
 //! stream; a line still open is flushed after a short pause (follow mode) or
-//! when it grows past [`MAX_PENDING`]. Dropping the future (the hub closed the
+//! when it grows past [`LOG_MAX_PENDING`]. Dropping the future (the hub closed the
 //! channel) drops the engine's stream: no orphan stream is left in dockerd.
-
-use std::time::Duration;
 
 use base64::Engine as _;
 use bollard::container::LogOutput;
@@ -19,29 +17,23 @@ use tokio::sync::mpsc;
 
 use super::containers::resolve;
 use super::{classify, DockerError, Engine};
-
-/// An unterminated line is sent once it reaches this size (well under the frame cap).
-const MAX_PENDING: usize = 512 * 1024;
-/// Whole lines are batched into one reply up to about this size.
-const BATCH: usize = 64 * 1024;
-/// An unterminated line waits this long for more bytes before it is sent.
-const FLUSH_AFTER: Duration = Duration::from_millis(200);
+use crate::limits::{LOG_BATCH, LOG_FLUSH_AFTER, LOG_MAX_PENDING};
 
 /// A `log` reply for one chunk: text written straight to JSON
 /// ([`nextdeploy_shared::json`]), bytes that are not UTF-8 as base64.
-pub fn log_reply(id: Option<u64>, stream: &str, bytes: &[u8]) -> Reply {
+pub fn make_log_reply(id: Option<u64>, stream: &str, bytes: &[u8]) -> Reply {
     match std::str::from_utf8(bytes) {
         Ok(text) => Reply::raw(
             id,
             ReplyType::Log,
             RawData::Written(json::text_object(&[("stream", stream), ("text", text)])),
         ),
-        Err(_) => Reply::new(id, ReplyType::Log, chunk_json(stream, bytes)),
+        Err(_) => Reply::new(id, ReplyType::Log, encode_chunk(stream, bytes)),
     }
 }
 
 /// The `data` of one `log` reply, as a [`Value`].
-pub fn chunk_json(stream: &str, bytes: &[u8]) -> Value {
+pub fn encode_chunk(stream: &str, bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => json!({ "stream": stream, "text": text }),
         Err(_) => {
@@ -64,10 +56,10 @@ impl Lines {
         if let Some(last_nl) = self.pending.iter().rposition(|&b| b == b'\n') {
             let rest = self.pending.split_off(last_nl + 1);
             let whole = std::mem::replace(&mut self.pending, rest);
-            // Batch whole lines into pieces of about BATCH bytes, cut at newlines.
+            // Batch whole lines into pieces of about LOG_BATCH bytes, cut at newlines.
             let mut start = 0;
             while start < whole.len() {
-                let mut end = (start + BATCH).min(whole.len());
+                let mut end = (start + LOG_BATCH).min(whole.len());
                 if end < whole.len() {
                     end = whole[end..]
                         .iter()
@@ -79,8 +71,8 @@ impl Lines {
                 start = end;
             }
         }
-        while self.pending.len() >= MAX_PENDING {
-            let rest = self.pending.split_off(MAX_PENDING);
+        while self.pending.len() >= LOG_MAX_PENDING {
+            let rest = self.pending.split_off(LOG_MAX_PENDING);
             out.push(std::mem::replace(&mut self.pending, rest));
         }
         out
@@ -92,12 +84,12 @@ impl Lines {
 }
 
 /// A unix time as the Docker API takes it (0: no bound).
-fn unix_i32(t: Option<i64>) -> i32 {
+fn to_unix_i32(t: Option<i64>) -> i32 {
     t.map(|v| v.clamp(0, i32::MAX as i64) as i32).unwrap_or(0)
 }
 
 /// Stream the logs of `payload.container` to `out`; ends with `end` or `error`.
-pub async fn logs(
+pub async fn stream_logs(
     engine: &Engine,
     id: Option<u64>,
     p: &LogsRequest,
@@ -108,8 +100,8 @@ pub async fn logs(
         follow: p.follow,
         stdout: true,
         stderr: true,
-        since: unix_i32(p.since),
-        until: unix_i32(p.until),
+        since: to_unix_i32(p.since),
+        until: to_unix_i32(p.until),
         timestamps: p.timestamps,
         tail: p.tail.unwrap_or(Tail::All).as_docker(),
     };
@@ -119,13 +111,13 @@ pub async fn logs(
     let mut stderr = Lines::default();
     let send = |name: &'static str, bytes: Vec<u8>| {
         let out = out.clone();
-        async move { out.send(log_reply(id, name, &bytes)).await.is_ok() }
+        async move { out.send(make_log_reply(id, name, &bytes)).await.is_ok() }
     };
     loop {
         let next = if stdout.pending.is_empty() && stderr.pending.is_empty() {
             stream.next().await
         } else {
-            match tokio::time::timeout(FLUSH_AFTER, stream.next()).await {
+            match tokio::time::timeout(LOG_FLUSH_AFTER, stream.next()).await {
                 Ok(n) => n,
                 Err(_) => {
                     for (name, lines) in [("stdout", &mut stdout), ("stderr", &mut stderr)] {
@@ -198,29 +190,29 @@ mod tests {
     #[test]
     fn oversized_unterminated_line_is_flushed() {
         let mut l = Lines::default();
-        let out = l.push(&vec![b'z'; MAX_PENDING + 10]);
+        let out = l.push(&vec![b'z'; LOG_MAX_PENDING + 10]);
         assert_eq!(out.len(), 1);
         assert_eq!(l.take().unwrap().len(), 10);
     }
 
     #[test]
     fn non_utf8_goes_base64() {
-        let v = chunk_json("stderr", &[0xff, 0xfe, b'\n']);
+        let v = encode_chunk("stderr", &[0xff, 0xfe, b'\n']);
         assert_eq!(v["stream"], "stderr");
         assert_eq!(v["b64"], "//4K");
-        assert_eq!(chunk_json("stdout", b"hi\n")["text"], "hi\n");
+        assert_eq!(encode_chunk("stdout", b"hi\n")["text"], "hi\n");
     }
 
-    /// Text goes out as written JSON that says what `chunk_json` says; bytes
+    /// Text goes out as written JSON that says what `encode_chunk` says; bytes
     /// that are not UTF-8 still go as base64.
     #[test]
     fn log_reply_carries_the_same_data_as_text() {
         let text = "line \"one\"\n\tzwei ✓\n";
-        let r = log_reply(Some(7), "stdout", text.as_bytes());
+        let r = make_log_reply(Some(7), "stdout", text.as_bytes());
         let raw = r.raw_data.as_ref().expect("text goes raw");
         let data: Value = serde_json::from_str(raw.text()).unwrap();
-        assert_eq!(data, chunk_json("stdout", text.as_bytes()));
-        let b = log_reply(Some(7), "stderr", &[0xff, b'\n']);
+        assert_eq!(data, encode_chunk("stdout", text.as_bytes()));
+        let b = make_log_reply(Some(7), "stderr", &[0xff, b'\n']);
         assert!(b.raw_data.is_none());
         assert_eq!(b.data["b64"], "/wo=");
     }

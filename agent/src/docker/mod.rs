@@ -20,15 +20,14 @@ pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 use bollard::Docker;
 use nextdeploy_shared::labels::{Labels, Selector};
 use nextdeploy_shared::protocol::{DockerStatus, ErrorCode};
 
-/// How long a status probe or negotiation may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+use crate::limits::PROBE_TIMEOUT;
+use crate::util::lock;
 
 /// A failed Docker operation, with the wire code the client sees.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -116,12 +115,7 @@ impl Engine {
 
     /// A negotiated client, connecting first if needed.
     pub async fn docker(&self) -> Result<Docker, DockerError> {
-        if let Some(d) = self
-            .client
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(d) = lock(&self.client).clone() {
             return Ok(d);
         }
         let docker = Docker::connect_with_defaults().map_err(|e| classify(&e))?;
@@ -135,14 +129,14 @@ impl Engine {
                 ))
             }
         };
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(docker.clone());
+        *lock(&self.client) = Some(docker.clone());
         Ok(docker)
     }
 
     /// Note a failure: an unreachable engine is re-negotiated on next use.
     pub fn failed(&self, e: &DockerError) {
         if e.code == ErrorCode::DockerUnavailable {
-            *self.client.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            *lock(&self.client) = None;
         }
     }
 

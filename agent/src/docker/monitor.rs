@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::InspectContainerOptions;
 use nextdeploy_shared::docker::{
-    ContainerHealth, ContainerRow, HealthSnapshot, STATS_FROM_ENGINE, STATS_FROM_KERNEL,
+    ContainerHealth, ContainerRow, HealthSnapshot, StatsSample, STATS_FROM_ENGINE,
+    STATS_FROM_KERNEL,
 };
 use nextdeploy_shared::protocol::{Reply, ReplyType};
 use nextdeploy_shared::time::now_unix;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::containers::{list_all, row};
+use super::containers::{list_all, to_row};
 use super::stats::Sampler;
 use super::{kernel, DockerError, Engine};
 
@@ -91,7 +92,7 @@ async fn inspect(engine: &Engine, r: &ContainerRow) -> Option<Known> {
 }
 
 /// One sweep; `files`: the kernel files kept open between sweeps.
-pub async fn snapshot(
+pub async fn take_snapshot(
     engine: &Engine,
     sampler: &Sampler,
     known: &mut KnownMap,
@@ -99,11 +100,31 @@ pub async fn snapshot(
 ) -> Result<HealthSnapshot, DockerError> {
     let started = Instant::now();
     let list = list_all(engine, None).await?;
-    let rows: Vec<_> = list.iter().map(row).collect();
+    let rows: Vec<_> = list.iter().map(to_row).collect();
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     sampler.retain(&ids);
     known.retain(|k, _| ids.contains(k));
-    for r in &rows {
+    refresh_known(engine, &rows, known).await;
+    let readings = read_kernel(&rows, known, files).await;
+    let (from_kernel, ask_engine) = split_by_source(&rows, known, &readings);
+    let samples = if ask_engine.is_empty() {
+        Vec::new()
+    } else {
+        sampler.sweep(engine, &ask_engine).await?
+    };
+    let containers = build_health(rows, known, &from_kernel, &samples);
+    Ok(HealthSnapshot {
+        at: now_unix(),
+        docker_available: true,
+        docker_error: None,
+        sweep_ms: started.elapsed().as_millis() as u64,
+        containers,
+    })
+}
+
+/// Inspect again every container that is new or whose status changed.
+async fn refresh_known(engine: &Engine, rows: &[ContainerRow], known: &mut KnownMap) {
+    for r in rows {
         if known.get(&r.id).is_none_or(|k| k.stale(r)) {
             match inspect(engine, r).await {
                 Some(mut k) => {
@@ -122,8 +143,15 @@ pub async fn snapshot(
             }
         }
     }
-    // Running containers from the kernel (file reads, off the runtime's
-    // threads); the engine's stats API for those the kernel cannot tell.
+}
+
+/// Read running containers from the kernel (file reads, off the runtime's
+/// threads). `None` for a container the kernel cannot tell.
+async fn read_kernel(
+    rows: &[ContainerRow],
+    known: &KnownMap,
+    files: &mut kernel::Files,
+) -> Vec<(String, Option<kernel::Reading>)> {
     let targets: Vec<(String, u32, bool)> = rows
         .iter()
         .filter(|r| r.state == "running")
@@ -153,6 +181,16 @@ pub async fn snapshot(
     .await
     .unwrap_or_default();
     *files = open;
+    readings
+}
+
+/// Running containers the kernel read, and those (id, name) left for the
+/// engine's stats API.
+fn split_by_source(
+    rows: &[ContainerRow],
+    known: &mut KnownMap,
+    readings: &[(String, Option<kernel::Reading>)],
+) -> (HashMap<String, kernel::Reading>, Vec<(String, String)>) {
     let mut from_kernel: HashMap<String, kernel::Reading> = HashMap::new();
     let mut ask_engine = Vec::new();
     for r in rows.iter().filter(|r| r.state == "running") {
@@ -179,11 +217,17 @@ pub async fn snapshot(
             }
         }
     }
-    let samples = if ask_engine.is_empty() {
-        Vec::new()
-    } else {
-        sampler.sweep(engine, &ask_engine).await?
-    };
+    (from_kernel, ask_engine)
+}
+
+/// The snapshot's rows: each container with its figures from the kernel or,
+/// failing that, from the engine's sample.
+fn build_health(
+    rows: Vec<ContainerRow>,
+    known: &mut KnownMap,
+    from_kernel: &HashMap<String, kernel::Reading>,
+    samples: &[StatsSample],
+) -> Vec<ContainerHealth> {
     let now = Instant::now();
     let mut containers = Vec::with_capacity(rows.len());
     for r in rows {
@@ -219,13 +263,7 @@ pub async fn snapshot(
         }
         containers.push(c);
     }
-    Ok(HealthSnapshot {
-        at: now_unix(),
-        docker_available: true,
-        docker_error: None,
-        sweep_ms: started.elapsed().as_millis() as u64,
-        containers,
-    })
+    containers
 }
 
 /// Push a snapshot every `interval` until `shutdown`.
@@ -245,7 +283,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let snap = match snapshot(&engine, &sampler, &mut known, &mut files).await {
+        let snap = match take_snapshot(&engine, &sampler, &mut known, &mut files).await {
             Ok(s) => s,
             Err(e) => HealthSnapshot {
                 at: now_unix(),

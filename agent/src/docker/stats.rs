@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use bollard::models::ContainerStatsResponse;
 use bollard::query_parameters::{ListContainersOptions, StatsOptions};
@@ -20,21 +19,11 @@ use tokio::sync::mpsc;
 
 use super::containers::resolve;
 use super::{classify, DockerError, Engine};
-
-/// Samples taken at once in a sweep. Docker (20.10 here) answers a one-shot
-/// request at its stats collector's next tick (every second) whenever the
-/// collector is already running; concurrent requests share that tick. So one
-/// at a time costs up to a second per container (measured: 50 containers took
-/// 49 s), while all at once cost about one tick per sweep (16 at once: 1.0 s).
-const SWEEP_CONCURRENCY: usize = 64;
-/// How often a streaming `stats` request samples.
-const STREAM_INTERVAL: Duration = Duration::from_secs(1);
-/// A cached previous sample older than this is not used for CPU.
-const MAX_PREV_AGE_MS: i64 = 30_000;
-/// CPU is computed over at least this interval (shorter ones are noise).
-const MIN_INTERVAL_MS: i64 = 200;
-/// The kept sample is replaced by one at least this much newer.
-const REPLACE_AFTER_MS: i64 = 900;
+use crate::limits::{
+    CPU_MIN_INTERVAL_MS, FIRST_SAMPLE_WAIT, MAX_PREV_AGE_MS, REPLACE_AFTER_MS,
+    STATS_STREAM_INTERVAL, SWEEP_CONCURRENCY,
+};
+use crate::util::lock;
 
 /// CPU counters of one sample.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +88,7 @@ impl Sampler {
         // order: compute against the kept sample only when this one is newer
         // by a useful interval, and replace it only once it is a second old.
         let cpu_percent = {
-            let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = lock(&self.prev);
             let kept = map
                 .get(id)
                 .copied()
@@ -113,7 +102,7 @@ impl Sampler {
                 .map(|(_, p)| p);
             let pct = same_tick.or_else(|| {
                 kept.map(|k| k.base)
-                    .filter(|p| system > p.system && now - p.at_ms >= MIN_INTERVAL_MS)
+                    .filter(|p| system > p.system && now - p.at_ms >= CPU_MIN_INTERVAL_MS)
                     .and_then(|p| cpu_percent(total, p.cpu, system, p.system, online))
             });
             let mut entry = kept.unwrap_or(Kept {
@@ -168,14 +157,14 @@ impl Sampler {
 
     /// Whether a recent previous sample exists for `id`.
     fn has_recent(&self, id: &str) -> bool {
-        let map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        let map = lock(&self.prev);
         map.get(id)
             .is_some_and(|k| now_unix_ms() - k.base.at_ms <= MAX_PREV_AGE_MS)
     }
 
     /// Forget containers that are gone.
     pub fn retain(&self, ids: &[String]) {
-        let mut map = self.prev.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.prev);
         map.retain(|k, _| ids.contains(k));
     }
 
@@ -260,7 +249,7 @@ pub async fn running(engine: &Engine) -> Result<Vec<(String, String)>, DockerErr
 /// `stats`: `{container?, stream}`. Streaming sends a `stats` reply with every
 /// container's sample about every second until cancelled; otherwise one
 /// `result` (samples taken twice 500 ms apart when no recent sample exists).
-pub async fn stats(
+pub async fn serve_stats(
     engine: &Engine,
     sampler: &Sampler,
     id: Option<u64>,
@@ -282,13 +271,13 @@ pub async fn stats(
         let t = targets().await?;
         if t.iter().any(|(id, _)| !sampler.has_recent(id)) {
             sampler.sweep(engine, &t).await?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(FIRST_SAMPLE_WAIT).await;
         }
         let samples = sampler.sweep(engine, &t).await?;
         let _ = out.send(Reply::result(id, json!(samples))).await;
         return Ok(());
     }
-    let mut tick = tokio::time::interval(STREAM_INTERVAL);
+    let mut tick = tokio::time::interval(STATS_STREAM_INTERVAL);
     loop {
         tick.tick().await;
         let t = targets().await?;

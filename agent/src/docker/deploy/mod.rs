@@ -21,9 +21,8 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use super::{DockerError, Engine};
-
-/// Progress events kept per running deploy, for a re-attaching hub.
-const PROGRESS_BACKLOG: usize = 1024;
+use crate::limits::{DEFAULT_HEALTH_TIMEOUT_S, PROGRESS_BACKLOG};
+use crate::util::lock;
 
 /// What a deploy was asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,7 +67,7 @@ fn default_pull() -> String {
     "missing".into()
 }
 fn default_health_timeout() -> u64 {
-    300
+    DEFAULT_HEALTH_TIMEOUT_S
 }
 
 /// The journal of one deploy.
@@ -231,18 +230,13 @@ impl Deployer {
                 return Ok(());
             }
         }
-        let run = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&req.deploy_id)
-            .cloned();
+        let run = lock(&self.running).get(&req.deploy_id).cloned();
         let run = match run {
             Some(r) => r,
             None => self.start(req).await?,
         };
         let (mut rx, backlog) = {
-            let j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let j = lock(&run.journal);
             (run.progress.subscribe(), j.steps.clone())
         };
         for s in backlog {
@@ -278,7 +272,7 @@ impl Deployer {
         let list = super::containers::list_all(&self.engine, None).await?;
         let rows: Vec<(String, String, String)> = list
             .iter()
-            .map(super::containers::row)
+            .map(super::containers::to_row)
             .map(|r| (r.id, r.name, r.image))
             .collect();
         let targets: Vec<(String, String, String)> = match &req.container {
@@ -287,7 +281,7 @@ impl Deployer {
                 rows.into_iter().filter(|r| r.0 == t.id).collect()
             }
             None => {
-                let m = steps::matching(&rows, &req.image);
+                let m = steps::filter_matching(&rows, &req.image);
                 if m.is_empty() {
                     let names: Vec<String> =
                         rows.iter().map(|r| format!("{} ({})", r.1, r.2)).collect();
@@ -300,7 +294,7 @@ impl Deployer {
             }
         };
         {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = lock(&self.busy);
             if let Some((name, other)) = targets
                 .iter()
                 .find_map(|t| busy.get(&t.1).map(|o| (t.1.clone(), o.clone())))
@@ -324,26 +318,18 @@ impl Deployer {
                 delivered: false,
             }),
         });
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(req.deploy_id.clone(), run.clone());
-        self.save(
-            &run.journal
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        );
+        lock(&self.running).insert(req.deploy_id.clone(), run.clone());
+        self.save(&lock(&run.journal).clone());
         let me = self.clone();
         let r = run.clone();
         tokio::spawn(async move { me.execute(r, targets).await });
         Ok(run)
     }
 
-    fn event(&self, run: &Running, v: Value) {
+    fn record_event(&self, run: &Running, v: Value) {
         // Journal and broadcast under one lock, so a watcher that attaches
         // (backlog + subscription under the same lock) sees each event once.
-        let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+        let mut j = lock(&run.journal);
         if v.get("step").and_then(Value::as_str) != Some("pull_progress") {
             j.steps.push(v.clone());
             self.save(&j);
@@ -355,18 +341,15 @@ impl Deployer {
     }
 
     async fn execute(self: Arc<Self>, run: Arc<Running>, targets: Vec<(String, String, String)>) {
-        let req = run
-            .journal
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .request
-            .clone();
+        let req = lock(&run.journal).request.clone();
         let started = now_unix_ms();
         info!(deploy = %req.deploy_id, image = %req.image, containers = targets.len(), "deploy started");
         let mut results = Vec::new();
         let mut overall = "succeeded";
         for (id, name, from_image) in &targets {
-            let r = self.one(&run, &req, id, name, from_image).await;
+            let r = self
+                .deploy_container(&run, &req, id, name, from_image)
+                .await;
             let failed = r["outcome"] != "succeeded";
             results.push(r);
             if failed {
@@ -384,24 +367,21 @@ impl Deployer {
         let outcome = json!({
             "deploy_id": req.deploy_id, "image": req.image, "outcome": overall, "containers": results,
             "started_ms": started, "finished_ms": now_unix_ms(),
-            "steps": run.journal.lock().unwrap_or_else(|p| p.into_inner()).steps.clone(),
+            "steps": lock(&run.journal).steps.clone(),
         });
         {
-            let mut j = run.journal.lock().unwrap_or_else(|p| p.into_inner());
+            let mut j = lock(&run.journal);
             j.outcome = Some(outcome.clone());
             self.save(&j);
         }
         info!(deploy = %req.deploy_id, outcome = overall, "deploy finished");
         {
-            let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut busy = lock(&self.busy);
             for t in &targets {
                 busy.remove(&t.1);
             }
         }
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&req.deploy_id);
+        lock(&self.running).remove(&req.deploy_id);
         let _ = run
             .progress
             .send(Reply::new(Some(0), ReplyType::Result, outcome.clone()));

@@ -47,7 +47,7 @@ pub fn user_labels(
 }
 
 /// A setting the user set explicitly (differs from the old image's), else none.
-fn own<T: PartialEq + Clone>(container: &Option<T>, old_image: &Option<T>) -> Option<T> {
+fn keep_own<T: PartialEq + Clone>(container: &Option<T>, old_image: &Option<T>) -> Option<T> {
     match (container, old_image) {
         (Some(c), Some(i)) if c == i => None,
         (Some(c), _) => Some(c.clone()),
@@ -55,7 +55,7 @@ fn own<T: PartialEq + Clone>(container: &Option<T>, old_image: &Option<T>) -> Op
     }
 }
 
-fn endpoint(e: &EndpointSettings, old_id: &str) -> EndpointSettings {
+fn copy_endpoint(e: &EndpointSettings, old_id: &str) -> EndpointSettings {
     // Docker adds the short container id as an alias on user networks; the new
     // container gets its own.
     let aliases = e.aliases.as_ref().map(|a| {
@@ -96,19 +96,56 @@ pub fn build(
         .hostname
         .clone()
         .filter(|h| h != default_hostname && !h.is_empty());
-    let exposed: Vec<String> = {
-        let image: HashSet<&String> = old_image.exposed_ports.iter().flatten().collect();
-        c.exposed_ports
-            .iter()
-            .flatten()
-            .filter(|p| !image.contains(p))
-            .cloned()
-            .collect()
-    };
-
+    let exposed = user_exposed_ports(c, old_image);
     let mut host: HostConfig = old.host_config.clone().unwrap_or_default();
-    // Anonymous volumes (from VOLUME in the image or -v /path) belong to the old
-    // container; mount them by name so the data carries over.
+    carry_anonymous_volumes(old, &mut host);
+    let (first, extra_networks) = split_networks(old, &host, &old_id);
+    let body = ContainerCreateBody {
+        hostname,
+        domainname: c.domainname.clone().filter(|d| !d.is_empty()),
+        user: keep_own(&c.user, &old_image.user).filter(|u| !u.is_empty()),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
+        stdin_once: c.stdin_once,
+        attach_stdin: c.attach_stdin,
+        attach_stdout: c.attach_stdout,
+        attach_stderr: c.attach_stderr,
+        env: (!env.is_empty()).then_some(env),
+        cmd: keep_own(&c.cmd, &old_image.cmd),
+        entrypoint: keep_own(&c.entrypoint, &old_image.entrypoint),
+        healthcheck: keep_own(&c.healthcheck, &old_image.healthcheck),
+        working_dir: keep_own(&c.working_dir, &old_image.working_dir).filter(|w| !w.is_empty()),
+        labels: (!labels.is_empty()).then_some(labels),
+        stop_signal: keep_own(&c.stop_signal, &old_image.stop_signal),
+        stop_timeout: c.stop_timeout,
+        image: Some(new_image_ref.to_string()),
+        host_config: Some(host),
+        networking_config: first.map(|(name, e)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(name, e)])),
+        }),
+        ..Default::default()
+    };
+    NewSpec {
+        body,
+        extra_networks,
+    }
+}
+
+/// Ports the old container exposed beyond what its image exposes.
+fn user_exposed_ports(c: &ContainerConfig, old_image: &ImageConfig) -> Vec<String> {
+    let image: HashSet<&String> = old_image.exposed_ports.iter().flatten().collect();
+    c.exposed_ports
+        .iter()
+        .flatten()
+        .filter(|p| !image.contains(p))
+        .cloned()
+        .collect()
+}
+
+/// Anonymous volumes (from VOLUME in the image or -v /path) belong to the old
+/// container; mount them by name in `host` so the data carries over.
+fn carry_anonymous_volumes(old: &ContainerInspectResponse, host: &mut HostConfig) {
     let explicit: HashSet<String> = host
         .binds
         .iter()
@@ -137,7 +174,19 @@ pub fn build(
         }
     }
     host.mounts = (!mounts.is_empty()).then_some(mounts);
+}
 
+/// A network by name and the new container's endpoint on it.
+type Network = (String, EndpointSettings);
+
+/// The network the new container is created on (its network mode's first)
+/// and the others to connect it to after; none when the mode has no
+/// endpoints (host, none, another container's).
+fn split_networks(
+    old: &ContainerInspectResponse,
+    host: &HostConfig,
+    old_id: &str,
+) -> (Option<Network>, Vec<Network>) {
     let network_mode = host.network_mode.clone().unwrap_or_default();
     let mut nets: Vec<(String, EndpointSettings)> = old
         .network_settings
@@ -145,7 +194,7 @@ pub fn build(
         .and_then(|n| n.networks.clone())
         .unwrap_or_default()
         .into_iter()
-        .map(|(name, e)| (name, endpoint(&e, &old_id)))
+        .map(|(name, e)| (name, copy_endpoint(&e, old_id)))
         .collect();
     nets.sort_by(|a, b| {
         (a.0 != network_mode, a.0.clone()).cmp(&(b.0 != network_mode, b.0.clone()))
@@ -153,42 +202,11 @@ pub fn build(
     let uses_endpoints = !(network_mode == "host"
         || network_mode == "none"
         || network_mode.starts_with("container:"));
-    let (first, extra_networks) = if uses_endpoints && !nets.is_empty() {
+    if uses_endpoints && !nets.is_empty() {
         let first = nets.remove(0);
         (Some(first), nets)
     } else {
         (None, Vec::new())
-    };
-
-    let body = ContainerCreateBody {
-        hostname,
-        domainname: c.domainname.clone().filter(|d| !d.is_empty()),
-        user: own(&c.user, &old_image.user).filter(|u| !u.is_empty()),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        tty: c.tty,
-        open_stdin: c.open_stdin,
-        stdin_once: c.stdin_once,
-        attach_stdin: c.attach_stdin,
-        attach_stdout: c.attach_stdout,
-        attach_stderr: c.attach_stderr,
-        env: (!env.is_empty()).then_some(env),
-        cmd: own(&c.cmd, &old_image.cmd),
-        entrypoint: own(&c.entrypoint, &old_image.entrypoint),
-        healthcheck: own(&c.healthcheck, &old_image.healthcheck),
-        working_dir: own(&c.working_dir, &old_image.working_dir).filter(|w| !w.is_empty()),
-        labels: (!labels.is_empty()).then_some(labels),
-        stop_signal: own(&c.stop_signal, &old_image.stop_signal),
-        stop_timeout: c.stop_timeout,
-        image: Some(new_image_ref.to_string()),
-        host_config: Some(host),
-        networking_config: first.map(|(name, e)| NetworkingConfig {
-            endpoints_config: Some(HashMap::from([(name, e)])),
-        }),
-        ..Default::default()
-    };
-    NewSpec {
-        body,
-        extra_networks,
     }
 }
 

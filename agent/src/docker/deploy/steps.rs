@@ -15,11 +15,7 @@ use nextdeploy_shared::protocol::ErrorCode;
 
 use super::spec;
 use crate::docker::{classify, DockerError, Engine};
-
-/// How long a container without a healthcheck must stay up to count as healthy.
-pub const DEFAULT_SETTLE: Duration = Duration::from_secs(5);
-/// Polling period while waiting for health.
-const HEALTH_POLL: Duration = Duration::from_millis(250);
+use crate::limits::{FAILURE_LOG_MAX_BYTES, FAILURE_LOG_WAIT, HEALTH_POLL};
 
 /// `repo:tag` split as Docker does (a registry port is not a tag).
 pub fn split_image(image: &str) -> (String, String) {
@@ -291,9 +287,9 @@ pub async fn last_logs(engine: &Engine, id: &str, n: usize) -> String {
     };
     let mut s = docker.logs(id, Some(opts));
     let mut out = Vec::new();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(5), s.next()).await {
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(FAILURE_LOG_WAIT, s.next()).await {
         out.extend_from_slice(&chunk.into_bytes());
-        if out.len() > 64 * 1024 {
+        if out.len() > FAILURE_LOG_MAX_BYTES {
             break;
         }
     }
@@ -366,7 +362,10 @@ pub fn previous_name(name: &str) -> String {
 }
 
 /// Containers whose image repository matches `image`'s: (id, name, image).
-pub fn matching(list: &[(String, String, String)], image: &str) -> Vec<(String, String, String)> {
+pub fn filter_matching(
+    list: &[(String, String, String)],
+    image: &str,
+) -> Vec<(String, String, String)> {
     let want = repository(image);
     list.iter()
         .filter(|(_, name, img)| {
@@ -403,7 +402,7 @@ mod tests {
             ("2".into(), "db".into(), "postgres:16".into()),
             ("3".into(), "web-nd-previous".into(), "myapp:0.9".into()),
         ];
-        let m = matching(&list, "myapp:latest");
+        let m = filter_matching(&list, "myapp:latest");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].1, "web");
     }
