@@ -12,12 +12,21 @@
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
+//! - [`limits`]: every hub-side bound and duration, each with why.
+//!
+//! Errors follow one rule: each module boundary has one `thiserror` enum with
+//! a doc line per variant (e.g. [`api::ApiError`], [`ssh::session::SessionError`],
+//! [`agents::control::SendError`], [`backup::BackupError`], [`RunError`]), and
+//! what a client sees is mapped to the wire `ErrorCode` in one place
+//! (`ApiError::code`). No `Result<_, String>`. `anyhow` is for the edges
+//! that only report to a person: `cli/`, `serve.rs` and `main.rs`.
 
 pub mod agents;
 pub mod api;
 pub mod backup;
 pub mod cli;
 pub mod http;
+pub mod limits;
 pub mod serve;
 pub mod ssh;
 pub mod store;
@@ -88,6 +97,17 @@ pub struct Services {
     pub telemetry: Arc<telemetry::Telemetry>,
 }
 
+/// Why the hub stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The HTTP listener failed.
+    #[error("HTTP server failed: {0}")]
+    Http(#[from] std::io::Error),
+    /// The HTTP task panicked or was aborted.
+    #[error("HTTP task failed: {0}")]
+    HttpTask(#[from] tokio::task::JoinError),
+}
+
 /// Run the hub until `shutdown` is cancelled, then stop accepting, cut agent
 /// connections and WebSocket clients cleanly, and wait (bounded) for tasks.
 pub async fn run(
@@ -97,7 +117,7 @@ pub async fn run(
     host_key: PrivateKey,
     store: SharedStore,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     let svc = Arc::new(Services {
         host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
         config,
@@ -126,8 +146,5 @@ pub async fn run(
         tracing::warn!("some connections did not close within 5s");
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    match http.await {
-        Ok(r) => r,
-        Err(e) => Err(anyhow::anyhow!("HTTP task failed: {e}")),
-    }
+    Ok(http.await??)
 }

@@ -180,9 +180,10 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
 pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     if let Some(action) = args.action.take() {
         let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        return tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
+        let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
             .await
             .context("backup task failed")?;
+        return Ok(done?);
     }
     let config = args.config()?;
     let dir = config.data_dir.clone();
@@ -255,7 +256,7 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(10), l).await;
     }
     info!("hub stopped");
-    r
+    Ok(r?)
 }
 
 fn loopback(addr: std::net::SocketAddr) -> String {

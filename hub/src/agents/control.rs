@@ -41,6 +41,17 @@ pub fn next_request_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Why a frame could not be written on a channel to an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message could not be framed (not serializable or over the limit).
+    #[error("could not frame the message: {0}")]
+    Encode(#[from] frame::FrameError),
+    /// The SSH channel refused the write (the connection is going away).
+    #[error("write failed: {0}")]
+    Write(#[from] russh::Error),
+}
+
 /// Answers of a fan-out: the part's index and its answer, `None` when the
 /// agent's connection went away first.
 pub type PartSender = mpsc::UnboundedSender<(usize, Option<Reply>)>;
@@ -80,18 +91,13 @@ impl Control {
     }
 
     /// Write one frame.
-    pub async fn send(&self, msg: &Downstream) -> Result<(), String> {
-        let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
+    pub async fn send(&self, msg: &Downstream) -> Result<(), SendError> {
+        let bytes = frame::encode(msg)?;
         self.send_frame(bytes.into()).await
     }
 
-    async fn send_frame(&self, bytes: Bytes) -> Result<(), String> {
-        self.write
-            .lock()
-            .await
-            .data_bytes(bytes)
-            .await
-            .map_err(|e| format!("write failed: {e}"))
+    async fn send_frame(&self, bytes: Bytes) -> Result<(), SendError> {
+        Ok(self.write.lock().await.data_bytes(bytes).await?)
     }
 
     /// Hand an agent's reply to the request waiting for it. Returns the reply
@@ -156,7 +162,7 @@ impl Control {
         };
         self.send_frame(frame)
             .await
-            .map_err(|e| StreamError::Open(agent.to_string(), e))?;
+            .map_err(|e| StreamError::Open(agent.to_string(), e.to_string()))?;
         Ok(asked)
     }
 

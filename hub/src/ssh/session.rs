@@ -25,7 +25,7 @@ use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
-use crate::agents::control::Control;
+use crate::agents::control::{Control, SendError};
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
@@ -34,6 +34,50 @@ use crate::Services;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an enrolling agent has to present its secret.
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why an agent's connection could not start or ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The peer did not answer a channel open in time.
+    #[error("the peer did not answer the channel open")]
+    OpenTimeout,
+    /// The peer refused a channel: not an agent, or an agent out of step.
+    #[error("the peer refused the {action} channel (not a NextDeploy agent?): {source}")]
+    OpenRefused {
+        /// The channel's kind.
+        action: String,
+        /// What russh said.
+        source: russh::Error,
+    },
+    /// A frame could not be written to the agent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The agent sent a frame that could not be read.
+    #[error("bad frame from agent: {0}")]
+    BadFrame(#[from] frame::FrameError),
+    /// The agent said nothing within the wait.
+    #[error("silent for {}s", .0.as_secs())]
+    Silent(Duration),
+    /// The agent closed the channel before the exchange ended.
+    #[error("the agent closed the channel")]
+    Closed,
+    /// The agent's frame was of a kind the exchange does not expect here.
+    #[error("expected {expected}, got {got:?}")]
+    Unexpected {
+        /// What the exchange waited for.
+        expected: &'static str,
+        /// What came.
+        got: ReplyType,
+    },
+    /// The agent's hello or enrolment answer did not parse.
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        /// Which message.
+        what: &'static str,
+        /// Why it did not parse.
+        source: serde_json::Error,
+    },
+}
 
 /// Run the conversation of one authenticated connection.
 pub async fn run(
@@ -58,7 +102,7 @@ pub async fn run(
         }
         Err(e) => {
             info!(error = %e, "closing connection");
-            e
+            e.to_string()
         }
     };
     let _ = handle
@@ -79,12 +123,13 @@ fn ends_connection(e: &frame::FrameError) -> Option<String> {
     }
 }
 
-async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, String> {
+async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, SessionError> {
     tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
         .await
-        .map_err(|_| "the peer did not answer the channel open".to_string())?
-        .map_err(|e| {
-            format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}")
+        .map_err(|_| SessionError::OpenTimeout)?
+        .map_err(|source| SessionError::OpenRefused {
+            action: action.to_string(),
+            source,
         })
 }
 
@@ -100,7 +145,7 @@ async fn open_channel(
     handle: &Handle,
     action: &str,
     payload: Value,
-) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), String> {
+) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), SessionError> {
     let (read, write) = open_session(handle, action).await?.split();
     send(&write, &first_request(action, payload)).await?;
     Ok((read, write))
@@ -113,7 +158,7 @@ async fn open_control(
     slot: TapSlot,
     registered: Arc<OnceLock<Weak<AgentConn>>>,
     payload: Value,
-) -> Result<(Reader, ChannelWriteHalf<Msg>), String> {
+) -> Result<(Reader, ChannelWriteHalf<Msg>), SessionError> {
     let channel = open_session(handle, channel_kind::CONTROL).await?;
     let (inbox, reader) = Inbox::new();
     let tap = Tap::new(channel.id(), inbox, registered);
@@ -124,12 +169,9 @@ async fn open_control(
     Ok((reader, write))
 }
 
-async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), String> {
-    let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
-    write
-        .data_bytes(bytes)
-        .await
-        .map_err(|e| format!("write failed: {e}"))
+async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), SendError> {
+    let bytes = frame::encode(msg)?;
+    Ok(write.data_bytes(bytes).await?)
 }
 
 /// The next reply frame, or why there is none.
@@ -137,19 +179,19 @@ async fn next_reply(
     read: &mut ChannelReadHalf,
     decoder: &mut Decoder,
     within: Duration,
-) -> Result<Reply, String> {
+) -> Result<Reply, SessionError> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         match decoder.next_message::<Reply>() {
             Ok(Some((reply, _))) => return Ok(reply),
             Ok(None) => {}
-            Err(e) => return Err(format!("bad frame from agent: {e}")),
+            Err(e) => return Err(e.into()),
         }
         match tokio::time::timeout_at(deadline, read.wait()).await {
-            Err(_) => return Err(format!("silent for {}s", within.as_secs())),
+            Err(_) => return Err(SessionError::Silent(within)),
             Ok(Some(ChannelMsg::Data { data })) => decoder.feed(&data),
             Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
-                return Err("the agent closed the channel".into())
+                return Err(SessionError::Closed)
             }
             Ok(Some(_)) => {}
         }
@@ -158,12 +200,12 @@ async fn next_reply(
 
 /// The next event of the control channel that is a reply (the hello), or
 /// why there is none.
-async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, String> {
+async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, SessionError> {
     match tokio::time::timeout(within, inbox.next()).await {
-        Err(_) => Err(format!("silent for {}s", within.as_secs())),
+        Err(_) => Err(SessionError::Silent(within)),
         Ok(Some(tap::Event::Reply(r))) => Ok(*r),
-        Ok(Some(tap::Event::Bad(e))) => Err(format!("bad frame from agent: {e}")),
-        Ok(Some(tap::Event::Closed) | None) => Err("the agent closed the channel".into()),
+        Ok(Some(tap::Event::Bad(e))) => Err(SessionError::BadFrame(*e)),
+        Ok(Some(tap::Event::Closed) | None) => Err(SessionError::Closed),
     }
 }
 
@@ -173,7 +215,7 @@ async fn agent(
     rec: AgentRecord,
     peer: SocketAddr,
     slot: TapSlot,
-) -> Result<String, String> {
+) -> Result<String, SessionError> {
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.
     let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
@@ -189,10 +231,16 @@ async fn agent(
     .await?;
     let first = next_event(&inbox, HELLO_TIMEOUT).await?;
     if first.kind != ReplyType::Hello {
-        return Err(format!("expected hello, got {:?}", first.kind));
+        return Err(SessionError::Unexpected {
+            expected: "hello",
+            got: first.kind,
+        });
     }
     let hello: Hello =
-        serde_json::from_value(first.data).map_err(|e| format!("malformed hello: {e}"))?;
+        serde_json::from_value(first.data).map_err(|source| SessionError::Malformed {
+            what: "hello",
+            source,
+        })?;
     let now = now_unix();
     let conn_id = svc.registry.next_conn_id();
     let cancel = svc.cancel.child_token();
@@ -306,7 +354,7 @@ async fn enroll(
     handle: &Handle,
     token_id: &str,
     key: &PublicKey,
-) -> Result<String, String> {
+) -> Result<String, SessionError> {
     let (mut read, write) = open_channel(
         handle,
         channel_kind::ENROLL,
@@ -316,9 +364,18 @@ async fn enroll(
     let mut decoder = Decoder::new();
     let reply = next_reply(&mut read, &mut decoder, ENROLL_TIMEOUT).await?;
     let answer: EnrollAnswer = match reply.kind {
-        ReplyType::Result => serde_json::from_value(reply.data)
-            .map_err(|e| format!("malformed enrolment answer: {e}"))?,
-        other => return Err(format!("expected the enrolment answer, got {other:?}")),
+        ReplyType::Result => {
+            serde_json::from_value(reply.data).map_err(|source| SessionError::Malformed {
+                what: "enrolment answer",
+                source,
+            })?
+        }
+        other => {
+            return Err(SessionError::Unexpected {
+                expected: "the enrolment answer",
+                got: other,
+            })
+        }
     };
     let line = keys::public_line(key);
     let fingerprint = keys::fingerprint(key);
