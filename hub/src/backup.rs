@@ -5,15 +5,13 @@
 //! which the agents would refuse the restored hub. `tar -xf FILE -C DIR`
 //! restores it as well.
 
+use crate::limits::MAX_BACKUP_MEMBER;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
 use crate::serve::{HOST_KEY_FILE, STORE_FILE};
-
-/// Largest member we restore (a store bigger than this is not ours).
-const MAX_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
 
 /// `nextdeploy hub backup|restore`.
 #[derive(Debug, Subcommand)]
@@ -211,7 +209,7 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<(), BackupError> {
         let size_text = String::from_utf8_lossy(&h[124..136]);
         let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
             .map_err(|_| not_backup("bad member size".into()))?;
-        if size > MAX_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
+        if size > MAX_BACKUP_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
             return Err(not_backup(format!("member {name:?}")));
         }
         let mut data = vec![0u8; size as usize];

@@ -67,9 +67,9 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             data_dir: PathBuf::from("/var/lib/nextdeploy"),
-            auth_deadline: Duration::from_secs(15),
-            max_handshakes: 256,
-            max_handshakes_per_ip: 64,
+            auth_deadline: limits::DEFAULT_AUTH_DEADLINE,
+            max_handshakes: limits::DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_ip: limits::DEFAULT_MAX_HANDSHAKES_PER_IP,
             heartbeat_timeout: nextdeploy_shared::limits::HEARTBEAT_TIMEOUT,
             allowed_origins: Vec::new(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
@@ -139,12 +139,15 @@ pub async fn run(
     let _ = ssh.await;
     // Agent sessions watch child tokens of `shutdown` and disconnect themselves.
     svc.tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), svc.tracker.wait())
+    if tokio::time::timeout(limits::SHUTDOWN_DRAIN, svc.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("some connections did not close within 5s");
+        tracing::warn!(
+            secs = limits::SHUTDOWN_DRAIN.as_secs(),
+            "some connections did not close in time"
+        );
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, writer).await;
     Ok(http.await??)
 }

@@ -1,6 +1,7 @@
 //! `nextdeploy hub`: prepare the data dir (host key, store, first admin
 //! token), bind the listeners, optionally start a local agent, and run.
 
+use crate::limits::{self, LISTEN_BACKLOG};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -49,20 +50,44 @@ pub struct HubArgs {
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
     /// Time an SSH connection has to authenticate (absolute).
-    #[arg(long, default_value = "15s")]
-    pub auth_deadline: String,
+    #[arg(long, default_value_t = DurationArg(limits::DEFAULT_AUTH_DEADLINE))]
+    pub auth_deadline: DurationArg,
     /// SSH connections allowed in handshake at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES)]
     pub max_handshakes: usize,
     /// SSH connections allowed in handshake at once from one address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES_PER_IP)]
     pub max_handshakes_per_ip: usize,
     /// Silence after which an agent is marked offline.
-    #[arg(long, default_value = "30s")]
-    pub heartbeat_timeout: String,
+    #[arg(long, default_value_t = DurationArg(nextdeploy_shared::limits::HEARTBEAT_TIMEOUT))]
+    pub heartbeat_timeout: DurationArg,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
+}
+
+/// A duration flag (`30s`, `15m`, `1h`, `7d`), shown in seconds, so that
+/// clap's defaults are the same consts [`HubConfig::default`] uses.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationArg(pub Duration);
+
+/// A duration flag that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadDuration(String);
+
+impl std::str::FromStr for DurationArg {
+    type Err = BadDuration;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_duration(s).map(DurationArg).map_err(BadDuration)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s", self.0.as_secs())
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -85,24 +110,22 @@ fn is_root() -> bool {
 
 impl HubArgs {
     fn config(&self) -> anyhow::Result<HubConfig> {
-        let dur =
-            |s: &str, what: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"));
         let cfg = HubConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
-            auth_deadline: dur(&self.auth_deadline, "auth-deadline")?,
+            auth_deadline: self.auth_deadline.0,
             max_handshakes: self.max_handshakes,
             max_handshakes_per_ip: self.max_handshakes_per_ip,
-            heartbeat_timeout: dur(&self.heartbeat_timeout, "heartbeat-timeout")?,
+            heartbeat_timeout: self.heartbeat_timeout.0,
             allowed_origins: self.allowed_origins.clone(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
         };
-        if cfg.auth_deadline.is_zero() || cfg.auth_deadline > Duration::from_secs(600) {
+        if cfg.auth_deadline.is_zero() || cfg.auth_deadline > limits::MAX_AUTH_DEADLINE {
             bail!("--auth-deadline must be between 1s and 10m");
         }
         if cfg.max_handshakes == 0 || cfg.max_handshakes_per_ip == 0 {
             bail!("--max-handshakes and --max-handshakes-per-ip must be at least 1");
         }
-        if cfg.heartbeat_timeout < Duration::from_secs(5) {
+        if cfg.heartbeat_timeout < limits::MIN_HEARTBEAT_TIMEOUT {
             bail!("--heartbeat-timeout must be at least 5s");
         }
         Ok(cfg)
@@ -141,13 +164,6 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot set mode 0700 on {}", dir.display()))?;
     Ok(())
 }
-
-/// Connections the kernel may queue for `accept` (capped by
-/// `net.core.somaxconn`, 4096 by default since Linux 5.4). A restarted hub
-/// gets thousands of agents within a second; with the usual 1024 the rest of
-/// their SYNs are dropped and each such agent waits out TCP's 1 s, 3 s, 7 s
-/// retransmission timers instead of the handshake slots.
-const LISTEN_BACKLOG: u32 = 4096;
 
 async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
     let listen = async {
@@ -253,7 +269,7 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     }
     let r = crate::run(config, ssh, http, key, store, shutdown).await;
     if let Some(l) = local {
-        let _ = tokio::time::timeout(Duration::from_secs(10), l).await;
+        let _ = tokio::time::timeout(limits::LOCAL_AGENT_JOIN_WAIT, l).await;
     }
     info!("hub stopped");
     Ok(r?)
@@ -409,7 +425,7 @@ pub mod local {
                 fingerprint,
                 &name,
                 labels,
-                Duration::from_secs(300),
+                limits::LOCAL_JOIN_TOKEN_TTL,
                 "hub --local-agent",
             )
             .await?;
@@ -470,7 +486,7 @@ pub mod local {
                     // SIGTERM lets the agent close its connection cleanly.
                     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
                 }
-                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+                if tokio::time::timeout(limits::LOCAL_AGENT_STOP_GRACE, child.wait()).await.is_err() {
                     let _ = child.kill().await;
                 }
             }

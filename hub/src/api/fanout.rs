@@ -9,6 +9,7 @@
 //! cancelled at the agent); an agent whose connection ends fails only its
 //! own part.
 
+use crate::limits::{FANOUT_BATCH, FANOUT_YIELD_EVERY};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,11 +27,6 @@ use super::ReplySink;
 use crate::agents::control::{self, Asked};
 use crate::agents::stream::StreamError;
 use crate::agents::AgentConn;
-
-/// Answers taken off the queue per wake.
-const BATCH: usize = 256;
-/// Requests written between two yields of the fan-out's task.
-const YIELD_EVERY: usize = 128;
 
 /// Where one agent's part stands.
 enum Part {
@@ -120,7 +116,7 @@ pub async fn ask_all(
             }
             Poll::Pending => sending.push(send),
         }
-        if idx % YIELD_EVERY == YIELD_EVERY - 1 {
+        if idx % FANOUT_YIELD_EVERY == FANOUT_YIELD_EVERY - 1 {
             // Let the sessions on this thread write what is queued.
             tokio::task::yield_now().await;
         }
@@ -128,11 +124,11 @@ pub async fn ask_all(
     drop(tx);
     let deadline = tokio::time::sleep(limit);
     tokio::pin!(deadline);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(FANOUT_BATCH);
     let mut answers_open = true;
     while waiting > 0 && (answers_open || !sending.is_empty()) {
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH), if answers_open => answers_open = n > 0,
+            n = rx.recv_many(&mut batch, FANOUT_BATCH), if answers_open => answers_open = n > 0,
             Some((idx, r)) = sending.next(), if !sending.is_empty() => {
                 if let Some(e) = sent(&mut parts[idx], r) {
                     waiting -= 1;

@@ -2,6 +2,7 @@
 //! (`selector`), with distinct errors for an unknown agent, an offline one
 //! (with its last-seen time) and ambiguous input.
 
+use crate::limits::{DEFAULT_STOP_GRACE_S, MAX_STOP_GRACE_S};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -204,11 +205,6 @@ pub struct How {
     /// How long an agent has to answer a one-shot request.
     limit: std::time::Duration,
 }
-
-/// Grace a stop or restart gets by default (the engine's default, 10 s).
-const DEFAULT_STOP_GRACE_S: u64 = 10;
-/// Longest grace a stop or restart may ask for.
-const MAX_STOP_GRACE_S: u64 = 3600;
 
 impl How {
     fn of(action: &Action) -> How {

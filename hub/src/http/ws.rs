@@ -3,15 +3,16 @@
 //! requests, each run in its own task, bounded per client). Either ending ends
 //! the other and cancels the client's requests.
 
+use crate::limits::SEND_BATCH_BYTES;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use nextdeploy_shared::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use nextdeploy_shared::protocol::admin::Cancelled;
 use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, Request};
 use serde_json::Value;
@@ -58,11 +59,6 @@ pub async fn upgrade(
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
-/// Bytes of queued replies written to a client before one flush: enough to
-/// turn a burst of small replies into a few large writes, small enough that
-/// a log stream's first bytes are not held back.
-const SEND_BATCH_BYTES: usize = 256 * 1024;
-
 type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
 async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {

@@ -3,6 +3,7 @@
 //! agent in the [`Registry`](crate::agents::Registry); or, for a new key with a
 //! join token, the enrolment exchange.
 
+use crate::limits::{ENROLL_TIMEOUT, HELLO_TIMEOUT};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
@@ -29,11 +30,6 @@ use crate::agents::control::{Control, SendError};
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
-
-/// How long the agent has to accept the control channel and say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an enrolling agent has to present its secret.
-const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why an agent's connection could not start or ended early.
 #[derive(Debug, thiserror::Error)]
@@ -301,7 +297,7 @@ async fn agent(
                 let quiet = now_unix() - conn.last_seen.load(Ordering::Relaxed);
                 let quiet = Duration::from_secs(quiet.max(0) as u64);
                 if quiet < timeout {
-                    wait = (timeout - quiet).max(Duration::from_secs(1));
+                    wait = (timeout - quiet).max(crate::limits::HEARTBEAT_RECHECK_MIN);
                     continue;
                 }
                 warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
@@ -437,7 +433,7 @@ async fn enroll(
     let _ = store::blocking(&svc.store, move |s| s.audit(&entry)).await;
     send(&write, &outcome).await?;
     // Give the agent a moment to read the outcome and hang up itself.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+    let _ = tokio::time::timeout(crate::limits::ENROLL_LINGER, async {
         while let Some(m) = read.wait().await {
             if matches!(m, ChannelMsg::Close) {
                 break;

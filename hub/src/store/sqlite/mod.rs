@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::verify_secret;
@@ -90,7 +89,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(crate::limits::STORE_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
