@@ -56,6 +56,26 @@ impl AgentConn {
     }
 }
 
+/// What a new connection is made of, for [`Registry::new_conn`].
+pub struct NewConn {
+    /// Name from the store.
+    pub name: String,
+    /// Labels from the store.
+    pub labels: Labels,
+    /// Handle of the SSH session.
+    pub handle: russh::server::Handle,
+    /// The control channel.
+    pub control: Arc<control::Control>,
+    /// What the agent said about itself.
+    pub hello: Hello,
+    /// Where the connection comes from.
+    pub address: SocketAddr,
+    /// Unix time of the connection.
+    pub now: i64,
+    /// Cancelled to cut the connection.
+    pub cancel: CancellationToken,
+}
+
 /// Connected agents by name.
 #[derive(Default)]
 pub struct Registry {
@@ -71,32 +91,21 @@ impl Registry {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Build a connection record with a fresh stream semaphore.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new_conn(
-        &self,
-        name: String,
-        labels: Labels,
-        conn_id: u64,
-        handle: russh::server::Handle,
-        control: Arc<control::Control>,
-        hello: Hello,
-        address: SocketAddr,
-        now: i64,
-        cancel: CancellationToken,
-    ) -> Arc<AgentConn> {
+    /// Build a connection record with a fresh connection id and stream
+    /// semaphore.
+    pub fn new_conn(&self, parts: NewConn) -> Arc<AgentConn> {
         Arc::new(AgentConn {
-            name,
-            labels,
-            conn_id,
-            handle,
-            control,
-            hello,
-            address,
-            connected_at: now,
-            last_seen: AtomicI64::new(now),
+            name: parts.name,
+            labels: parts.labels,
+            conn_id: self.next_conn_id(),
+            handle: parts.handle,
+            control: parts.control,
+            hello: parts.hello,
+            address: parts.address,
+            connected_at: parts.now,
+            last_seen: AtomicI64::new(parts.now),
             streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
-            cancel,
+            cancel: parts.cancel,
             health: std::sync::Mutex::new(None),
         })
     }

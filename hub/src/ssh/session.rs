@@ -27,7 +27,7 @@ use nextdeploy_shared::docker::{Event, HealthSnapshot};
 use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
 use crate::agents::control::{Control, SendError};
-use crate::agents::AgentConn;
+use crate::agents::{AgentConn, NewConn};
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
 
@@ -84,11 +84,11 @@ pub async fn run(
     slot: TapSlot,
 ) {
     let outcome = match identity {
-        Identity::Agent(rec) => agent(&svc, &handle, rec, peer, slot).await,
+        Identity::Agent(rec) => serve_agent(&svc, &handle, rec, peer, slot).await,
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
-            Box::pin(enroll(&svc, &handle, &token_id, &key)).await
+            Box::pin(serve_enrolment(&svc, &handle, &token_id, &key)).await
         }
     };
     let reason = match outcome {
@@ -205,89 +205,100 @@ async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, SessionEr
     }
 }
 
-async fn agent(
+/// Serve one agent's connection: bring it online, answer its control
+/// channel until the connection ends, then take it offline. Returns why it
+/// ended.
+async fn serve_agent(
     svc: &Arc<Services>,
     handle: &Handle,
     rec: AgentRecord,
     peer: SocketAddr,
     slot: TapSlot,
 ) -> Result<String, SessionError> {
+    // The one-time and the occasional awaits are boxed so that the task of
+    // an idle agent holds only what waiting needs.
+    let (conn, inbox) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
+    let reason = watch_control(svc, &conn, &inbox).await;
+    Box::pin(take_offline(svc, &conn, &reason)).await;
+    Ok(reason)
+}
+
+/// Open the control channel, wait for the hello, and register the agent.
+async fn bring_online(
+    svc: &Arc<Services>,
+    handle: &Handle,
+    rec: AgentRecord,
+    peer: SocketAddr,
+    slot: TapSlot,
+) -> Result<(Arc<AgentConn>, Reader), SessionError> {
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.
     let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
-    // The one-time and the occasional awaits below are boxed so that the
-    // task of an idle agent holds only what waiting needs.
     let registered = Arc::new(OnceLock::new());
-    let (inbox, write) = Box::pin(open_control(
+    let (inbox, write) = open_control(
         handle,
         slot,
         registered.clone(),
         json!({ "heartbeat_interval_s": beat }),
-    ))
+    )
     .await?;
-    let first = next_event(&inbox, HELLO_TIMEOUT).await?;
+    let hello = read_hello(&inbox).await?;
+    let now = now_unix();
+    let control = Control::new(write, hello.supports(feature::CONTROL_REQUESTS));
+    let conn = svc.registry.new_conn(NewConn {
+        name: rec.name.clone(),
+        labels: rec.labels.clone(),
+        handle: handle.clone(),
+        control,
+        hello: hello.clone(),
+        address: peer,
+        now,
+        cancel: svc.cancel.child_token(),
+    });
+    // From here answers go to their waiters from the handler.
+    let _ = registered.set(Arc::downgrade(&conn));
+    svc.registry.register(conn.clone());
+    let (name, addr, version, host) = (
+        rec.name.clone(),
+        peer.to_string(),
+        hello.version.clone(),
+        hello.hostname.clone(),
+    );
+    if let Err(e) = store::blocking(&svc.store, move |s| {
+        s.touch_agent(&name, now, Some(&addr), Some(&version), Some(&host))
+    })
+    .await
+    {
+        warn!(error = %e, "could not record the connection");
+    }
+    info!(version = %hello.version, hostname = %hello.hostname, "agent online");
+    svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
+    Ok((conn, inbox))
+}
+
+/// The agent's first word on the control channel, which must be its hello.
+async fn read_hello(inbox: &Reader) -> Result<Hello, SessionError> {
+    let first = next_event(inbox, HELLO_TIMEOUT).await?;
     if first.kind != ReplyType::Hello {
         return Err(SessionError::Unexpected {
             expected: "hello",
             got: first.kind,
         });
     }
-    let hello: Hello =
-        serde_json::from_value(first.data).map_err(|source| SessionError::Malformed {
-            what: "hello",
-            source,
-        })?;
-    let now = now_unix();
-    let conn_id = svc.registry.next_conn_id();
-    let cancel = svc.cancel.child_token();
-    let control = Control::new(write, hello.supports(feature::CONTROL_REQUESTS));
-    let conn = svc.registry.new_conn(
-        rec.name.clone(),
-        rec.labels.clone(),
-        conn_id,
-        handle.clone(),
-        control.clone(),
-        hello.clone(),
-        peer,
-        now,
-        cancel.clone(),
-    );
-    // From here answers go to their waiters from the handler.
-    let _ = registered.set(Arc::downgrade(&conn));
-    svc.registry.register(conn.clone());
-    {
-        let (name, addr, version, host) = (
-            rec.name.clone(),
-            peer.to_string(),
-            hello.version.clone(),
-            hello.hostname.clone(),
-        );
-        if let Err(e) = store::blocking(&svc.store, move |s| {
-            s.touch_agent(&name, now, Some(&addr), Some(&version), Some(&host))
-        })
-        .await
-        {
-            warn!(error = %e, "could not record the connection");
-        }
-    }
-    info!(version = %hello.version, hostname = %hello.hostname, "agent online");
-    svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
+    serde_json::from_value(first.data).map_err(|source| SessionError::Malformed {
+        what: "hello",
+        source,
+    })
+}
 
+/// Answer heartbeats and take pushes until the connection is cut, goes
+/// silent or breaks the protocol. Returns why it ended.
+async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) -> String {
     let timeout = svc.config.heartbeat_timeout;
     let mut wait = timeout;
-    let reason = 'conn: loop {
+    loop {
         let event = tokio::select! {
-            _ = cancel.cancelled() => {
-                let why = if svc.cancel.is_cancelled() {
-                    "hub shutting down"
-                } else if svc.registry.get(&rec.name).is_some_and(|c| c.conn_id != conn_id) {
-                    info!("replaced by a newer connection with the same key");
-                    "replaced by a newer connection with the same key"
-                } else {
-                    "revoked"
-                };
-                break why.to_string();
-            }
+            _ = conn.cancel.cancelled() => return explain_cancel(svc, conn).to_string(),
             e = tokio::time::timeout(wait, inbox.next()) => e,
         };
         wait = timeout;
@@ -301,51 +312,76 @@ async fn agent(
                     continue;
                 }
                 warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
-                break format!("no heartbeat for {}s", timeout.as_secs());
+                return format!("no heartbeat for {}s", timeout.as_secs());
             }
-            Ok(Some(tap::Event::Reply(reply))) if reply.kind == ReplyType::Heartbeat => {
-                let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                let beat = Downstream::Heartbeat { seq };
-                if let Err(e) = Box::pin(control.send(&beat)).await {
-                    debug!(error = %e, "heartbeat answer failed");
-                }
-            }
-            Ok(Some(tap::Event::Reply(reply))) => {
-                // A push (or an answer that arrived before registration).
-                let Some(reply) = control.deliver(*reply) else {
-                    continue;
-                };
-                if let Some(deploy_id) = Box::pin(pushed(svc, &conn, reply)).await {
-                    let ack = Downstream::Ack { deploy_id };
-                    let _ = Box::pin(control.send(&ack)).await;
-                }
-            }
+            Ok(Some(tap::Event::Reply(reply))) => Box::pin(answer_reply(svc, conn, *reply)).await,
             Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
                 Some(why) => {
                     warn!(error = %e, "control channel out of step; disconnecting");
-                    break 'conn why;
+                    return why;
                 }
                 None => warn!(error = %e, "bad control frame skipped"),
             },
-            Ok(Some(tap::Event::Closed) | None) => break "control channel closed".to_string(),
+            Ok(Some(tap::Event::Closed) | None) => return "control channel closed".to_string(),
         }
+    }
+}
+
+/// Why the connection's token was cancelled.
+fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
+    if svc.cancel.is_cancelled() {
+        "hub shutting down"
+    } else if svc
+        .registry
+        .get(&conn.name)
+        .is_some_and(|c| c.conn_id != conn.conn_id)
+    {
+        info!("replaced by a newer connection with the same key");
+        "replaced by a newer connection with the same key"
+    } else {
+        "revoked"
+    }
+}
+
+/// Answer a heartbeat, or hand a push (or an answer that arrived before
+/// registration) to [`record_push`] and acknowledge a deploy outcome.
+async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
+    if reply.kind == ReplyType::Heartbeat {
+        let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        if let Err(e) = conn.control.send(&Downstream::Heartbeat { seq }).await {
+            debug!(error = %e, "heartbeat answer failed");
+        }
+        return;
+    }
+    let Some(reply) = conn.control.deliver(reply) else {
+        return;
     };
-    control.close();
-    let removed = svc.registry.unregister(&rec.name, conn_id);
+    if let Some(deploy_id) = record_push(svc, conn, reply).await {
+        let _ = conn.control.send(&Downstream::Ack { deploy_id }).await;
+    }
+}
+
+/// Fail the agent's waiting requests, unregister it (unless a newer
+/// connection replaced it) and record when it was last seen.
+async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
+    conn.control.close();
+    let removed = svc.registry.unregister(&conn.name, conn.conn_id);
     let last = conn.last_seen.load(Ordering::Relaxed);
-    let name = rec.name.clone();
+    let name = conn.name.clone();
     let _ = store::blocking(&svc.store, move |s| {
         s.touch_agent(&name, last, None, None, None)
     })
     .await;
     if removed {
         info!(reason = %reason, "agent offline");
-        svc.telemetry.agent_event(&rec.name, &rec.labels, "offline");
+        svc.telemetry
+            .agent_event(&conn.name, &conn.labels, "offline");
     }
-    Ok(reason)
 }
 
-async fn enroll(
+/// Serve an enrolment: take the agent's join secret, consume the token, and
+/// tell the agent its name or why not.
+async fn serve_enrolment(
     svc: &Arc<Services>,
     handle: &Handle,
     token_id: &str,
@@ -446,7 +482,7 @@ async fn enroll(
 
 /// A health snapshot, event or deploy outcome the agent pushed on its control
 /// channel. Returns the id of a deploy outcome to acknowledge.
-async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
+async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
     match reply.kind {
         ReplyType::Result => {
             let outcome = reply.data.get("deploy_outcome")?;
