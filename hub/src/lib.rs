@@ -97,6 +97,13 @@ pub struct Services {
     pub telemetry: Arc<telemetry::Telemetry>,
 }
 
+/// Lock `m`, recovering the data if a holder panicked: every critical section
+/// in the hub leaves its data consistent at each step, so a panic elsewhere
+/// must not make the data unreachable (nor spread the panic).
+pub fn lock_or_recover<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Why the hub stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
