@@ -32,13 +32,18 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::stream::StreamError;
 
-/// Request ids on control channels: unique across the hub, so that one
-/// framed request can go to many agents.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Request ids on control channels: unique across the hub (one counter in
+/// the [`Registry`](super::Registry), shared by every [`Control`]), so that
+/// one framed request can go to many agents.
+#[derive(Debug, Default)]
+pub struct RequestIds(AtomicU64);
 
-/// A fresh one-shot request id.
-pub fn next_request_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+impl RequestIds {
+    /// A fresh one-shot request id (never 0: 0 is the first request of a
+    /// channel).
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// Why a frame could not be written on a channel to an agent.
@@ -71,16 +76,20 @@ pub struct Control {
     write: tokio::sync::Mutex<ChannelWriteHalf<Msg>>,
     /// Whether the agent takes one-shot requests here (its hello said so).
     requests: bool,
+    /// The hub's request id counter.
+    ids: Arc<RequestIds>,
     pending: Mutex<Option<Waiters>>,
 }
 
 impl Control {
     /// Wrap the control channel's write half; `requests`: the agent listed
     /// [`feature::CONTROL_REQUESTS`](nextdeploy_shared::protocol::feature::CONTROL_REQUESTS).
-    pub fn new(write: ChannelWriteHalf<Msg>, requests: bool) -> Arc<Self> {
+    /// `ids`: the hub's request id counter.
+    pub fn new(write: ChannelWriteHalf<Msg>, requests: bool, ids: Arc<RequestIds>) -> Arc<Self> {
         Arc::new(Control {
             write: tokio::sync::Mutex::new(write),
             requests,
+            ids,
             pending: Mutex::new(Some(HashMap::new())),
         })
     }
@@ -175,7 +184,7 @@ impl Control {
         payload: Value,
         permit: OwnedSemaphorePermit,
     ) -> Result<Pending, StreamError> {
-        let id = next_request_id();
+        let id = self.ids.next();
         let frame = frame::encode(&Downstream::Request {
             id,
             action: action.to_string(),

@@ -81,6 +81,8 @@ pub struct NewConn {
 pub struct Registry {
     agents: RwLock<HashMap<String, Arc<AgentConn>>>,
     next_conn: AtomicU64,
+    /// Ids of one-shot requests on control channels, unique across the hub.
+    pub request_ids: Arc<control::RequestIds>,
     /// Woken on every registration change (tests and waiters).
     pub changed: Notify,
 }

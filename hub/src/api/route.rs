@@ -177,7 +177,8 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, action: &Action, out: &R
     }
     let spawned = t0.elapsed();
     if !asked.is_empty() {
-        super::fanout::ask_all(&asked, req, out, how.limit, how.ping).await;
+        let wire_id = svc.registry.request_ids.next();
+        super::fanout::ask_all(&asked, req, wire_id, out, how).await;
     }
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
@@ -201,9 +202,9 @@ pub struct How {
     /// A `diag_stream` the hub reads itself.
     sink_at_hub: bool,
     /// A `ping`: the hub adds its round trip to the answer.
-    ping: bool,
+    pub ping: bool,
     /// How long an agent has to answer a one-shot request.
-    limit: std::time::Duration,
+    pub limit: std::time::Duration,
 }
 
 impl How {

@@ -244,7 +244,11 @@ async fn bring_online(
     .await?;
     let hello = read_hello(&inbox).await?;
     let now = now_unix();
-    let control = Control::new(write, hello.supports(feature::CONTROL_REQUESTS));
+    let control = Control::new(
+        write,
+        hello.supports(feature::CONTROL_REQUESTS),
+        svc.registry.request_ids.clone(),
+    );
     let conn = svc.registry.new_conn(NewConn {
         name: rec.name.clone(),
         labels: rec.labels.clone(),
