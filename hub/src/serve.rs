@@ -12,6 +12,7 @@ use clap::Args;
 use nextdeploy_shared::keys;
 use nextdeploy_shared::labels::parse_labels;
 use nextdeploy_shared::time::parse_duration;
+use nix::sys::signal::Signal;
 use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -254,7 +255,8 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let local_pid = Arc::new(LocalAgentPid::default());
+    spawn_signal_handler(shutdown.clone(), local_pid.clone());
     let mut local = None;
     if args.local_agent {
         let ssh_target = loopback(ssh_addr);
@@ -265,6 +267,7 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
             ssh_target,
             local_http,
             shutdown.clone(),
+            local_pid,
         )));
     }
     let r = crate::run(config, ssh, http, key, store, shutdown).await;
@@ -287,26 +290,42 @@ fn local_url(addr: std::net::SocketAddr) -> String {
     format!("http://{}", loopback(addr))
 }
 
-/// Pid of the `--local-agent` child, so that a forced exit (second signal),
+/// Pid of the `--local-agent` child (0: none yet), shared by the task that
+/// spawns it and the signal handler, so that a forced exit (second signal),
 /// which skips destructors, still takes the child down with the hub.
-static LOCAL_AGENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+#[derive(Debug, Default)]
+pub struct LocalAgentPid(std::sync::atomic::AtomicU32);
+
+impl LocalAgentPid {
+    /// Remember the child's pid.
+    fn set(&self, pid: u32) {
+        self.0.store(pid, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Send `signal` to the child, if there is one.
+    fn signal(&self, signal: Signal) {
+        send_signal(self.0.load(std::sync::atomic::Ordering::Relaxed), signal);
+    }
+}
+
+/// Send `signal` to process `pid` (0, or one that is gone: nothing).
+fn send_signal(pid: u32, signal: Signal) {
+    let Ok(pid) = i32::try_from(pid) else {
+        return;
+    };
+    if pid != 0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once, taking the
 /// local agent down too.
-fn spawn_signal_handler(shutdown: CancellationToken) {
+fn spawn_signal_handler(shutdown: CancellationToken, local_pid: Arc<LocalAgentPid>) {
     let first = move || {
         info!("shutting down (send the signal again to exit at once)");
         shutdown.cancel();
     };
-    let force = || {
-        let pid = LOCAL_AGENT_PID.load(std::sync::atomic::Ordering::Relaxed);
-        if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-        }
-    };
+    let force = move || local_pid.signal(Signal::SIGKILL);
     if let Err(e) = nextdeploy_shared::signals::spawn_handler(first, force) {
         warn!(error = %e, "cannot install the signal handlers");
     }
@@ -389,9 +408,18 @@ pub mod local {
         ssh_target: String,
         hub_url: String,
         shutdown: CancellationToken,
+        pid: Arc<LocalAgentPid>,
     ) {
-        if let Err(e) =
-            run_inner(&store, &fingerprint, &dir, &ssh_target, &hub_url, &shutdown).await
+        if let Err(e) = run_inner(
+            &store,
+            &fingerprint,
+            &dir,
+            &ssh_target,
+            &hub_url,
+            &shutdown,
+            &pid,
+        )
+        .await
         {
             warn!("local agent: {e:#}");
             eprintln!("local agent failed: {e:#}");
@@ -405,53 +433,14 @@ pub mod local {
         ssh_target: &str,
         hub_url: &str,
         shutdown: &CancellationToken,
+        pid: &LocalAgentPid,
     ) -> anyhow::Result<()> {
         ensure_local_login(store, hub_url).await?;
         let bin = agent_binary();
         let config = dir.join("agent.toml");
         prepare_dir(dir)?;
         if !config.exists() {
-            let mut name = local_name();
-            let exists = {
-                let n = name.clone();
-                crate::store::blocking(store, move |s| s.agent_by_name(&n)).await?
-            };
-            if exists.is_some_and(|a| a.revoked_at.is_none()) {
-                name = format!("{name}-local");
-            }
-            let labels = parse_labels("local=true").map_err(anyhow::Error::msg)?;
-            let (_, token) = admin::create_join_token(
-                store,
-                fingerprint,
-                &name,
-                labels,
-                limits::LOCAL_JOIN_TOKEN_TTL,
-                "hub --local-agent",
-            )
-            .await?;
-            let out = tokio::process::Command::new(&bin)
-                .arg("enroll")
-                .arg("--hub")
-                .arg(ssh_target)
-                .arg("--token")
-                .arg(token.expose())
-                .arg("--config")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot run {} (build it with cargo build --workspace)",
-                        bin.display()
-                    )
-                })?;
-            if !out.status.success() {
-                bail!(
-                    "enrolment failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
+            enrol_once(store, fingerprint, &bin, ssh_target, &config).await?;
         }
         let mut child = tokio::process::Command::new(&bin)
             .arg("run")
@@ -461,18 +450,10 @@ pub mod local {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
-        if let Some(pid) = child.id() {
-            LOCAL_AGENT_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+        if let Some(id) = child.id() {
+            pid.set(id);
         }
-        let name = std::fs::read_to_string(&config)
-            .ok()
-            .and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix("name = ")
-                        .map(|v| v.trim_matches('"').to_string())
-                })
-            })
-            .unwrap_or_else(local_name);
+        let name = configured_name(&config).unwrap_or_else(local_name);
         println!("Local agent {name:?} is connecting over SSH. Try:");
         println!("  nextdeploy agent list");
         println!("  nextdeploy agent info --server={name}");
@@ -482,9 +463,9 @@ pub mod local {
                 bail!("the local agent exited: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
             }
             _ = shutdown.cancelled() => {
-                if let Some(pid) = child.id() {
+                if let Some(id) = child.id() {
                     // SIGTERM lets the agent close its connection cleanly.
-                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                    send_signal(id, Signal::SIGTERM);
                 }
                 if tokio::time::timeout(limits::LOCAL_AGENT_STOP_GRACE, child.wait()).await.is_err() {
                     let _ = child.kill().await;
@@ -492,5 +473,70 @@ pub mod local {
             }
         }
         Ok(())
+    }
+
+    /// Mint a join token for this machine and run `nextdeploy-agent enroll`
+    /// with it, writing the agent's `config`.
+    async fn enrol_once(
+        store: &SharedStore,
+        fingerprint: &str,
+        bin: &Path,
+        ssh_target: &str,
+        config: &Path,
+    ) -> anyhow::Result<()> {
+        let mut name = local_name();
+        let exists = {
+            let n = name.clone();
+            crate::store::blocking(store, move |s| s.agent_by_name(&n)).await?
+        };
+        if exists.is_some_and(|a| a.revoked_at.is_none()) {
+            name = format!("{name}-local");
+        }
+        let labels = parse_labels("local=true").map_err(anyhow::Error::msg)?;
+        let (_, token) = admin::create_join_token(
+            store,
+            fingerprint,
+            &name,
+            labels,
+            limits::LOCAL_JOIN_TOKEN_TTL,
+            "hub --local-agent",
+        )
+        .await?;
+        let out = tokio::process::Command::new(bin)
+            .arg("enroll")
+            .arg("--hub")
+            .arg(ssh_target)
+            .arg("--token")
+            .arg(token.expose())
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot run {} (build it with cargo build --workspace)",
+                    bin.display()
+                )
+            })?;
+        if !out.status.success() {
+            bail!(
+                "enrolment failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// The part of the agent's config the hub reads: its name.
+    #[derive(serde::Deserialize)]
+    struct NamedConfig {
+        name: Option<String>,
+    }
+
+    /// The agent name in its TOML `config`, if it can be read.
+    fn configured_name(config: &Path) -> Option<String> {
+        let text = std::fs::read_to_string(config).ok()?;
+        toml::from_str::<NamedConfig>(&text).ok()?.name
     }
 }
