@@ -13,6 +13,7 @@
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
 //! - [`limits`]: every hub-side bound and duration, each with why.
+//! - [`sync`]: the one way the hub takes a lock (poison recovered).
 //!
 //! Errors follow one rule: each module boundary has one `thiserror` enum with
 //! a doc line per variant (e.g. [`api::ApiError`], [`ssh::session::SessionError`],
@@ -30,6 +31,7 @@ pub mod limits;
 pub mod serve;
 pub mod ssh;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 use std::path::PathBuf;
@@ -95,13 +97,6 @@ pub struct Services {
     pub started: Instant,
     /// Health snapshots and events pushed by agents.
     pub telemetry: Arc<telemetry::Telemetry>,
-}
-
-/// Lock `m`, recovering the data if a holder panicked: every critical section
-/// in the hub leaves its data consistent at each step, so a panic elsewhere
-/// must not make the data unreachable (nor spread the panic).
-pub fn lock_or_recover<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why the hub stopped with an error.

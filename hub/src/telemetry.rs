@@ -78,12 +78,7 @@ impl Telemetry {
 
     /// Run the history writer (and pruner) until `cancel`.
     pub async fn run_writer(self: Arc<Self>, store: SharedStore, cancel: CancellationToken) {
-        let Some(mut rx) = self
-            .health_rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(mut rx) = crate::sync::lock_or_recover(&self.health_rx).take() else {
             return;
         };
         let mut prune = tokio::time::interval(PRUNE_EVERY);

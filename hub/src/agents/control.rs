@@ -146,7 +146,7 @@ impl Control {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, Option<Waiters>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.pending)
     }
 
     /// Register `waiter` under `id` and write `frame`; the guard cancels the

@@ -49,10 +49,7 @@ pub struct AgentConn {
 impl AgentConn {
     /// The latest snapshot, if any.
     pub fn latest_health(&self) -> Option<Arc<HealthSnapshot>> {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock_or_recover(&self.health).clone()
     }
 }
 
@@ -168,10 +165,10 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<AgentConn>>> {
-        self.agents.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read_or_recover(&self.agents)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<AgentConn>>> {
-        self.agents.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write_or_recover(&self.agents)
     }
 }

@@ -23,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
 use crate::api::{self, auth, Caller};
-use crate::{lock_or_recover, Services};
+use crate::sync::lock_or_recover;
+use crate::Services;
 
 /// `GET /ws`: check Origin and token before upgrading.
 pub async fn upgrade(

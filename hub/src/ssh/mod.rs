@@ -82,7 +82,7 @@ struct PerIpSlot {
 
 impl Drop for PerIpSlot {
     fn drop(&mut self) {
-        let mut map = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock_or_recover(&self.table.0);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -116,7 +116,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
         };
         let ip = peer.ip();
         {
-            let mut map = per_ip.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = crate::sync::lock_or_recover(&per_ip.0);
             let n = map.entry(ip).or_insert(0);
             if *n >= svc.config.max_handshakes_per_ip {
                 debug!(%peer, "too many connections in handshake from this address; closing");

@@ -160,7 +160,7 @@ async fn open_control(
     let tap = Tap::new(channel.id(), inbox, registered);
     let (read, write) = channel.split();
     drop(read);
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tap);
+    *crate::sync::lock_or_recover(&slot) = Some(tap);
     send(&write, &first_request(channel_kind::CONTROL, payload)).await?;
     Ok((reader, write))
 }
@@ -494,8 +494,7 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
         }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
             Ok(snap) => {
-                *conn.health.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Arc::new(snap.clone()));
+                *crate::sync::lock_or_recover(&conn.health) = Some(Arc::new(snap.clone()));
                 svc.telemetry.record(&conn.name, snap);
             }
             Err(e) => warn!(error = %e, "malformed health snapshot"),

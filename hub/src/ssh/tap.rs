@@ -60,7 +60,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.queue)
     }
 
     /// The next event; `None` once the writer is gone and all is taken.

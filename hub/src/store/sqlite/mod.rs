@@ -110,15 +110,12 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         // A poisoned lock only means another call panicked mid-way; SQLite's own
         // transactions keep the data consistent, so carry on with the connection.
-        let mut guard = match self.conn.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = crate::sync::lock_or_recover(&self.conn);
         f(&mut guard)
     }
 
     fn label_index(&self) -> std::sync::MutexGuard<'_, Option<LabelIndex>> {
-        self.labels.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.labels)
     }
 }
 
@@ -469,7 +466,7 @@ impl Store for SqliteStore {
     }
 
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
-        let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock_or_recover(&self.series);
         self.with(|c| super::health::record(c, &mut cache, batch))
     }
 
