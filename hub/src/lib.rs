@@ -2,7 +2,10 @@
 //!
 //! Layout:
 //! - [`run`]: the hub as a library call, `run(config, listeners, host key,
-//!   store, shutdown)`: main and tests start it the same way.
+//!   store, shutdown)`, which `nextdeploy hub` ([`serve::run_hub`]) calls
+//!   after preparing the data dir. The end-to-end suites in `tests/` do not
+//!   call it: they spawn the built `nextdeploy hub` binary, so they cover the
+//!   flags and the data dir too.
 //! - [`ssh`]: the SSH server agents dial into (accept loop, handler, sessions).
 //! - [`agents`]: registry of connected agents and per-request streams with credit.
 //! - [`api`]: the actions of the WebSocket API: auth, roles, routing.

@@ -14,6 +14,7 @@
 
 pub mod acceptor;
 pub mod deadline;
+pub mod enrol;
 pub mod handler;
 pub mod session;
 pub mod tap;

@@ -3,22 +3,17 @@
 //! agent in the [`Registry`](crate::agents::Registry); or, for a new key with a
 //! join token, the enrolment exchange.
 
-use crate::limits::{ENROLL_TIMEOUT, HELLO_TIMEOUT};
+use crate::limits::HELLO_TIMEOUT;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use nextdeploy_shared::frame::{self, Decoder};
-use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::{
-    channel_kind, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello,
-    Reply, ReplyType,
-};
+use nextdeploy_shared::frame;
+use nextdeploy_shared::protocol::{channel_kind, feature, Downstream, Hello, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix;
-use russh::keys::PublicKey;
 use russh::server::{Handle, Msg};
-use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
+use russh::{Channel, ChannelWriteHalf, Disconnect};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
@@ -28,7 +23,7 @@ use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
 use crate::agents::control::{Control, SendError};
 use crate::agents::{AgentConn, NewConn};
-use crate::store::{self, AgentRecord, AuditEntry};
+use crate::store::{self, AgentRecord};
 use crate::Services;
 
 /// Why an agent's connection could not start or ended early.
@@ -88,7 +83,10 @@ pub async fn run(
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
-            Box::pin(serve_enrolment(&svc, &handle, &token_id, &key)).await
+            Box::pin(super::enrol::serve_enrolment(
+                &svc, &handle, &token_id, &key,
+            ))
+            .await
         }
     };
     let reason = match outcome {
@@ -119,7 +117,10 @@ fn ends_connection(e: &frame::FrameError) -> Option<String> {
     }
 }
 
-async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, SessionError> {
+pub(super) async fn open_session(
+    handle: &Handle,
+    action: &str,
+) -> Result<Channel<Msg>, SessionError> {
     tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
         .await
         .map_err(|_| SessionError::OpenTimeout)?
@@ -129,22 +130,12 @@ async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, Ses
         })
 }
 
-fn first_request(action: &str, payload: Value) -> Downstream {
+pub(super) fn first_request(action: &str, payload: Value) -> Downstream {
     Downstream::Request {
         id: 0,
         action: action.into(),
         payload,
     }
-}
-
-async fn open_channel(
-    handle: &Handle,
-    action: &str,
-    payload: Value,
-) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), SessionError> {
-    let (read, write) = open_session(handle, action).await?.split();
-    send(&write, &first_request(action, payload)).await?;
-    Ok((read, write))
 }
 
 /// Open the control channel, read from here on by the connection's handler
@@ -165,33 +156,9 @@ async fn open_control(
     Ok((reader, write))
 }
 
-async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), SendError> {
+pub(super) async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), SendError> {
     let bytes = frame::encode(msg)?;
     Ok(write.data_bytes(bytes).await?)
-}
-
-/// The next reply frame, or why there is none.
-async fn next_reply(
-    read: &mut ChannelReadHalf,
-    decoder: &mut Decoder,
-    within: Duration,
-) -> Result<Reply, SessionError> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match decoder.next_message::<Reply>() {
-            Ok(Some((reply, _))) => return Ok(reply),
-            Ok(None) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match tokio::time::timeout_at(deadline, read.wait()).await {
-            Err(_) => return Err(SessionError::Silent(within)),
-            Ok(Some(ChannelMsg::Data { data })) => decoder.feed(&data),
-            Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
-                return Err(SessionError::Closed)
-            }
-            Ok(Some(_)) => {}
-        }
-    }
 }
 
 /// The next event of the control channel that is a reply (the hello), or
@@ -383,107 +350,6 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
     }
 }
 
-/// Serve an enrolment: take the agent's join secret, consume the token, and
-/// tell the agent its name or why not.
-async fn serve_enrolment(
-    svc: &Arc<Services>,
-    handle: &Handle,
-    token_id: &str,
-    key: &PublicKey,
-) -> Result<String, SessionError> {
-    let (mut read, write) = open_channel(
-        handle,
-        channel_kind::ENROLL,
-        json!({ "token_id": token_id }),
-    )
-    .await?;
-    let mut decoder = Decoder::new();
-    let reply = next_reply(&mut read, &mut decoder, ENROLL_TIMEOUT).await?;
-    let answer: EnrollAnswer = match reply.kind {
-        ReplyType::Result => {
-            serde_json::from_value(reply.data).map_err(|source| SessionError::Malformed {
-                what: "enrolment answer",
-                source,
-            })?
-        }
-        other => {
-            return Err(SessionError::Unexpected {
-                expected: "the enrolment answer",
-                got: other,
-            })
-        }
-    };
-    let line = keys::public_line(key);
-    let fingerprint = keys::fingerprint(key);
-    let (id, fp) = (token_id.to_string(), fingerprint.clone());
-    let secret = answer.secret;
-    let result = store::blocking(&svc.store, move |s| {
-        s.consume_join_token(&id, &secret, &line, &fp, now_unix())
-    })
-    .await;
-    let (outcome, detail) = match result {
-        Ok(Ok(rec)) => {
-            info!(name = %rec.name, %fingerprint, hostname = %answer.hostname, "agent enrolled");
-            let data = serde_json::to_value(EnrollOutcome {
-                name: rec.name.clone(),
-                labels: rec.labels.clone(),
-            })
-            .unwrap_or(Value::Null);
-            (
-                Downstream::Outcome { ok: true, data },
-                format!("enrolled {} ({fingerprint})", rec.name),
-            )
-        }
-        Ok(Err(refusal)) => {
-            info!(reason = %refusal, "enrolment refused");
-            let body = ErrorBody {
-                code: ErrorCode::Forbidden,
-                message: refusal.to_string(),
-            };
-            (
-                Downstream::Outcome {
-                    ok: false,
-                    data: serde_json::to_value(body).unwrap_or(Value::Null),
-                },
-                format!("refused: {refusal}"),
-            )
-        }
-        Err(e) => {
-            warn!(error = %e, "enrolment failed");
-            let body = ErrorBody {
-                code: ErrorCode::Internal,
-                message: e.to_string(),
-            };
-            (
-                Downstream::Outcome {
-                    ok: false,
-                    data: serde_json::to_value(body).unwrap_or(Value::Null),
-                },
-                format!("failed: {e}"),
-            )
-        }
-    };
-    let entry = AuditEntry {
-        at: now_unix(),
-        actor: format!("join-token:{token_id}"),
-        action: "enroll".into(),
-        target: fingerprint,
-        detail,
-    };
-    let _ = store::blocking(&svc.store, move |s| s.audit(&entry)).await;
-    send(&write, &outcome).await?;
-    // Give the agent a moment to read the outcome and hang up itself.
-    let _ = tokio::time::timeout(crate::limits::ENROLL_LINGER, async {
-        while let Some(m) = read.wait().await {
-            if matches!(m, ChannelMsg::Close) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok("enrolment finished".into())
-}
-
 /// A health snapshot, event or deploy outcome the agent pushed on its control
 /// channel. Returns the id of a deploy outcome to acknowledge.
 async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
@@ -514,6 +380,7 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nextdeploy_shared::frame::Decoder;
     use nextdeploy_shared::limits::MAX_FRAME_LEN;
 
     #[test]
