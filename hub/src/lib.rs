@@ -23,7 +23,8 @@
 //! [`agents::control::SendError`], [`backup::BackupError`], [`RunError`]), and
 //! what a client sees is mapped to the wire `ErrorCode` in one place
 //! (`ApiError::code`). No `Result<_, String>`. `anyhow` is for the edges
-//! that only report to a person: `cli/`, `serve.rs` and `main.rs`.
+//! that only report to a person: `cli/`, `serve` (`serve.rs`, `serve/local.rs`)
+//! and `main.rs`.
 
 pub mod agents;
 pub mod api;

@@ -3,7 +3,7 @@
 //! packets, and two concurrent writers would mix their pieces) and the one-shot
 //! requests waiting for their answer.
 //!
-//! One-shot requests ([`is_control_request`]) travel here instead of on a
+//! One-shot requests ([`Transport::OneShot`]) travel here instead of on a
 //! channel of their own: opening a channel costs a round trip and a task on
 //! both sides, which is most of a ping's time and most of a fan-out's CPU.
 //! They need no credit: each waits for exactly one answer of at most
@@ -16,7 +16,7 @@
 //! and every answer lands on one queue that a single task drains
 //! ([`Control::ask_part`]), instead of a task and a oneshot per agent.
 //!
-//! [`is_control_request`]: nextdeploy_shared::protocol::is_control_request
+//! [`Transport::OneShot`]: nextdeploy_shared::protocol::Transport::OneShot
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
