@@ -177,7 +177,7 @@ impl Control {
 
     /// Send a one-shot request; the answer arrives on the returned [`Pending`].
     /// `permit` is the agent's stream slot, held until the answer or the end.
-    pub async fn request(
+    pub async fn send_request(
         self: &Arc<Self>,
         agent: &str,
         action: &str,

@@ -357,7 +357,7 @@ async fn one_shot_on_control(
         .map_err(|_| Some(StreamError::Busy(conn.name.clone())))?;
     let mut pending = conn
         .control
-        .request(&conn.name, &req.action, req.payload.clone(), permit)
+        .send_request(&conn.name, &req.action, req.payload.clone(), permit)
         .await
         .map_err(Some)?;
     match tokio::time::timeout(limit, pending.answer()).await {
