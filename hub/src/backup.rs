@@ -5,16 +5,13 @@
 //! which the agents would refuse the restored hub. `tar -xf FILE -C DIR`
 //! restores it as well.
 
+use crate::limits::MAX_BACKUP_MEMBER;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::serve::{HOST_KEY_FILE, STORE_FILE};
-
-/// Largest member we restore (a store bigger than this is not ours).
-const MAX_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
 
 /// `nextdeploy hub backup|restore`.
 #[derive(Debug, Subcommand)]
@@ -33,8 +30,50 @@ pub enum HubAction {
     },
 }
 
+/// Why a backup or restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The data dir lacks the store or the host key: nothing to back up.
+    #[error("{0} holds no hub store and host key")]
+    NoHub(PathBuf),
+    /// The restore target already holds a hub, which a restore must not overwrite.
+    #[error("{0} already holds a hub; restore into an empty directory")]
+    NotEmpty(PathBuf),
+    /// A file could not be opened, read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the file.
+        what: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
+    /// SQLite could not open or snapshot the store.
+    #[error("{what}: {source}")]
+    Sqlite {
+        /// What was being done.
+        what: String,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+    /// The archive is not a hub backup (a foreign member, a bad size, a
+    /// missing store or key).
+    #[error("{path} is not a NextDeploy hub backup: {why}")]
+    NotBackup {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Wrap an I/O error with what was being done.
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
+    let what = what.into();
+    move |source| BackupError::Io { what, source }
+}
+
 /// Run a hub action against `data_dir`.
-pub fn run(action: HubAction, data_dir: &Path) -> anyhow::Result<()> {
+pub fn run(action: HubAction, data_dir: &Path) -> Result<(), BackupError> {
     match action {
         HubAction::Backup { to } => {
             backup(data_dir, &to)?;
@@ -58,42 +97,56 @@ pub fn run(action: HubAction, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Write the archive.
-pub fn backup(data_dir: &Path, to: &Path) -> anyhow::Result<()> {
+pub fn backup(data_dir: &Path, to: &Path) -> Result<(), BackupError> {
     let db = data_dir.join(STORE_FILE);
     let key = data_dir.join(HOST_KEY_FILE);
     if !db.is_file() || !key.is_file() {
-        bail!("{} holds no hub store and host key", data_dir.display());
+        return Err(BackupError::NoHub(data_dir.to_path_buf()));
     }
     let key_bytes =
-        std::fs::read(&key).with_context(|| format!("cannot read {}", key.display()))?;
+        std::fs::read(&key).map_err(io_err(format!("cannot read {}", key.display())))?;
     // The snapshot goes beside the target, private, and is removed after.
     let snap = to.with_extension("db-snapshot");
     let _ = std::fs::remove_file(&snap);
-    let result = (|| {
-        let conn =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-                .with_context(|| format!("cannot open {}", db.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
-            .context("cannot snapshot the store")?;
-        let db_bytes = std::fs::read(&snap)?;
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(to)
-            .with_context(|| format!("cannot create {} (it must not exist)", to.display()))?;
-        let mut w = std::io::BufWriter::new(file);
-        member(&mut w, STORE_FILE, &db_bytes)?;
-        member(&mut w, HOST_KEY_FILE, &key_bytes)?;
-        w.write_all(&[0u8; 1024])?;
-        let f = w.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        anyhow::Ok(())
-    })();
+    let result =
+        snapshot_store(&db, &snap).and_then(|db_bytes| write_archive(to, &db_bytes, &key_bytes));
     let _ = std::fs::remove_file(&snap);
     result
+}
+
+/// A consistent copy of the store at `db`, through `VACUUM INTO` at `snap`.
+fn snapshot_store(db: &Path, snap: &Path) -> Result<Vec<u8>, BackupError> {
+    let sqlite = |what: String| move |source| BackupError::Sqlite { what, source };
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sqlite(format!("cannot open {}", db.display())))?;
+    conn.busy_timeout(crate::limits::BACKUP_BUSY_TIMEOUT)
+        .map_err(sqlite("cannot set the busy timeout".into()))?;
+    conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
+        .map_err(sqlite("cannot snapshot the store".into()))?;
+    std::fs::read(snap).map_err(io_err(format!("cannot read {}", snap.display())))
+}
+
+/// Write the ustar archive `to` (0600, created new) with both members.
+fn write_archive(to: &Path, db_bytes: &[u8], key_bytes: &[u8]) -> Result<(), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io_err(format!(
+            "cannot create {} (it must not exist)",
+            to.display()
+        )))?;
+    let writing = io_err(format!("cannot write {}", to.display()));
+    let mut w = std::io::BufWriter::new(file);
+    let written = member(&mut w, STORE_FILE, db_bytes)
+        .and_then(|()| member(&mut w, HOST_KEY_FILE, key_bytes))
+        .and_then(|()| w.write_all(&[0u8; 1024]))
+        .and_then(|()| w.into_inner().map_err(|e| e.into_error()))
+        .and_then(|f| f.sync_all());
+    written.map_err(writing)
 }
 
 fn octal(field: &mut [u8], v: u64) {
@@ -102,7 +155,7 @@ fn octal(field: &mut [u8], v: u64) {
 }
 
 /// One ustar member: header, data, padding to 512.
-fn member(w: &mut impl Write, name: &str, data: &[u8]) -> anyhow::Result<()> {
+fn member(w: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
     octal(&mut h[100..108], 0o600);
@@ -129,22 +182,25 @@ fn member(w: &mut impl Write, name: &str, data: &[u8]) -> anyhow::Result<()> {
 
 /// Unpack the store and host key into `data_dir` (created 0700; it must not
 /// already hold a store).
-pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<()> {
+pub fn restore(from: &Path, data_dir: &Path) -> Result<(), BackupError> {
     use std::os::unix::fs::PermissionsExt;
     if data_dir.join(STORE_FILE).exists() || data_dir.join(HOST_KEY_FILE).exists() {
-        bail!(
-            "{} already holds a hub; restore into an empty directory",
-            data_dir.display()
-        );
+        return Err(BackupError::NotEmpty(data_dir.to_path_buf()));
     }
+    let not_backup = |why: String| BackupError::NotBackup {
+        path: from.to_path_buf(),
+        why,
+    };
     let mut f =
-        std::fs::File::open(from).with_context(|| format!("cannot open {}", from.display()))?;
-    std::fs::create_dir_all(data_dir)?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::File::open(from).map_err(io_err(format!("cannot open {}", from.display())))?;
+    let preparing = format!("cannot prepare {}", data_dir.display());
+    std::fs::create_dir_all(data_dir).map_err(io_err(preparing.clone()))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err(preparing))?;
     let mut seen = Vec::new();
     loop {
         let mut h = [0u8; 512];
-        f.read_exact(&mut h).context("truncated backup")?;
+        f.read_exact(&mut h).map_err(io_err("truncated backup"))?;
         if h.iter().all(|b| *b == 0) {
             break;
         }
@@ -152,23 +208,22 @@ pub fn restore(from: &Path, data_dir: &Path) -> anyhow::Result<()> {
         let name = String::from_utf8_lossy(&h[..name_end]).into_owned();
         let size_text = String::from_utf8_lossy(&h[124..136]);
         let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-            .context("bad member size in the backup")?;
-        if size > MAX_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
-            bail!(
-                "{} is not a NextDeploy hub backup (member {name:?})",
-                from.display()
-            );
+            .map_err(|_| not_backup("bad member size".into()))?;
+        if size > MAX_BACKUP_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
+            return Err(not_backup(format!("member {name:?}")));
         }
         let mut data = vec![0u8; size as usize];
-        f.read_exact(&mut data).context("truncated backup")?;
+        f.read_exact(&mut data)
+            .map_err(io_err("truncated backup"))?;
         let pad = (512 - size % 512) % 512;
-        std::io::copy(&mut (&mut f).take(pad), &mut std::io::sink())?;
+        std::io::copy(&mut (&mut f).take(pad), &mut std::io::sink())
+            .map_err(io_err("truncated backup"))?;
         nextdeploy_shared::keys::write_private_atomic(&data_dir.join(&name), &data)
-            .with_context(|| format!("cannot write {name}"))?;
+            .map_err(io_err(format!("cannot write {name}")))?;
         seen.push(name);
     }
     if !seen.iter().any(|n| n == STORE_FILE) || !seen.iter().any(|n| n == HOST_KEY_FILE) {
-        bail!("{} lacks the store or the host key", from.display());
+        return Err(not_backup("it lacks the store or the host key".into()));
     }
     Ok(())
 }

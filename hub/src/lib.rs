@@ -2,7 +2,10 @@
 //!
 //! Layout:
 //! - [`run`]: the hub as a library call, `run(config, listeners, host key,
-//!   store, shutdown)`: main and tests start it the same way.
+//!   store, shutdown)`, which `nextdeploy hub` ([`serve::run_hub`]) calls
+//!   after preparing the data dir. The end-to-end suites in `tests/` do not
+//!   call it: they spawn the built `nextdeploy hub` binary, so they cover the
+//!   flags and the data dir too.
 //! - [`ssh`]: the SSH server agents dial into (accept loop, handler, sessions).
 //! - [`agents`]: registry of connected agents and per-request streams with credit.
 //! - [`api`]: the actions of the WebSocket API: auth, roles, routing.
@@ -12,15 +15,27 @@
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
+//! - [`limits`]: every hub-side bound and duration, each with why.
+//! - [`sync`]: the one way the hub takes a lock (poison recovered).
+//!
+//! Errors follow one rule: each module boundary has one `thiserror` enum with
+//! a doc line per variant (e.g. [`api::ApiError`], [`ssh::session::SessionError`],
+//! [`agents::control::SendError`], [`backup::BackupError`], [`RunError`]), and
+//! what a client sees is mapped to the wire `ErrorCode` in one place
+//! (`ApiError::code`). No `Result<_, String>`. `anyhow` is for the edges
+//! that only report to a person: `cli/`, `serve` (`serve.rs`, `serve/local.rs`)
+//! and `main.rs`.
 
 pub mod agents;
 pub mod api;
 pub mod backup;
 pub mod cli;
 pub mod http;
+pub mod limits;
 pub mod serve;
 pub mod ssh;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 use std::path::PathBuf;
@@ -58,9 +73,9 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             data_dir: PathBuf::from("/var/lib/nextdeploy"),
-            auth_deadline: Duration::from_secs(15),
-            max_handshakes: 256,
-            max_handshakes_per_ip: 64,
+            auth_deadline: limits::DEFAULT_AUTH_DEADLINE,
+            max_handshakes: limits::DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_ip: limits::DEFAULT_MAX_HANDSHAKES_PER_IP,
             heartbeat_timeout: nextdeploy_shared::limits::HEARTBEAT_TIMEOUT,
             allowed_origins: Vec::new(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
@@ -88,6 +103,17 @@ pub struct Services {
     pub telemetry: Arc<telemetry::Telemetry>,
 }
 
+/// Why the hub stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The HTTP listener failed.
+    #[error("HTTP server failed: {0}")]
+    Http(#[from] std::io::Error),
+    /// The HTTP task panicked or was aborted.
+    #[error("HTTP task failed: {0}")]
+    HttpTask(#[from] tokio::task::JoinError),
+}
+
 /// Run the hub until `shutdown` is cancelled, then stop accepting, cut agent
 /// connections and WebSocket clients cleanly, and wait (bounded) for tasks.
 pub async fn run(
@@ -97,7 +123,7 @@ pub async fn run(
     host_key: PrivateKey,
     store: SharedStore,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     let svc = Arc::new(Services {
         host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
         config,
@@ -119,15 +145,15 @@ pub async fn run(
     let _ = ssh.await;
     // Agent sessions watch child tokens of `shutdown` and disconnect themselves.
     svc.tracker.close();
-    if tokio::time::timeout(Duration::from_secs(5), svc.tracker.wait())
+    if tokio::time::timeout(limits::SHUTDOWN_DRAIN, svc.tracker.wait())
         .await
         .is_err()
     {
-        tracing::warn!("some connections did not close within 5s");
+        tracing::warn!(
+            secs = limits::SHUTDOWN_DRAIN.as_secs(),
+            "some connections did not close in time"
+        );
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-    match http.await {
-        Ok(r) => r,
-        Err(e) => Err(anyhow::anyhow!("HTTP task failed: {e}")),
-    }
+    let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, writer).await;
+    Ok(http.await??)
 }

@@ -1,6 +1,7 @@
 //! `nextdeploy hub`: prepare the data dir (host key, store, first admin
 //! token), bind the listeners, optionally start a local agent, and run.
 
+use crate::limits::{self, LISTEN_BACKLOG};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use clap::Args;
 use nextdeploy_shared::keys;
 use nextdeploy_shared::labels::parse_labels;
 use nextdeploy_shared::time::parse_duration;
+use nix::sys::signal::Signal;
 use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -49,20 +51,44 @@ pub struct HubArgs {
     #[arg(long = "allowed-origin")]
     pub allowed_origins: Vec<String>,
     /// Time an SSH connection has to authenticate (absolute).
-    #[arg(long, default_value = "15s")]
-    pub auth_deadline: String,
+    #[arg(long, default_value_t = DurationArg(limits::DEFAULT_AUTH_DEADLINE))]
+    pub auth_deadline: DurationArg,
     /// SSH connections allowed in handshake at once.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES)]
     pub max_handshakes: usize,
     /// SSH connections allowed in handshake at once from one address.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES_PER_IP)]
     pub max_handshakes_per_ip: usize,
     /// Silence after which an agent is marked offline.
-    #[arg(long, default_value = "30s")]
-    pub heartbeat_timeout: String,
+    #[arg(long, default_value_t = DurationArg(nextdeploy_shared::limits::HEARTBEAT_TIMEOUT))]
+    pub heartbeat_timeout: DurationArg,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
+}
+
+/// A duration flag (`30s`, `15m`, `1h`, `7d`), shown in seconds, so that
+/// clap's defaults are the same consts [`HubConfig::default`] uses.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationArg(pub Duration);
+
+/// A duration flag that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadDuration(String);
+
+impl std::str::FromStr for DurationArg {
+    type Err = BadDuration;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_duration(s).map(DurationArg).map_err(BadDuration)
+    }
+}
+
+impl std::fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}s", self.0.as_secs())
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -85,24 +111,22 @@ fn is_root() -> bool {
 
 impl HubArgs {
     fn config(&self) -> anyhow::Result<HubConfig> {
-        let dur =
-            |s: &str, what: &str| parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"));
         let cfg = HubConfig {
             data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
-            auth_deadline: dur(&self.auth_deadline, "auth-deadline")?,
+            auth_deadline: self.auth_deadline.0,
             max_handshakes: self.max_handshakes,
             max_handshakes_per_ip: self.max_handshakes_per_ip,
-            heartbeat_timeout: dur(&self.heartbeat_timeout, "heartbeat-timeout")?,
+            heartbeat_timeout: self.heartbeat_timeout.0,
             allowed_origins: self.allowed_origins.clone(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
         };
-        if cfg.auth_deadline.is_zero() || cfg.auth_deadline > Duration::from_secs(600) {
+        if cfg.auth_deadline.is_zero() || cfg.auth_deadline > limits::MAX_AUTH_DEADLINE {
             bail!("--auth-deadline must be between 1s and 10m");
         }
         if cfg.max_handshakes == 0 || cfg.max_handshakes_per_ip == 0 {
             bail!("--max-handshakes and --max-handshakes-per-ip must be at least 1");
         }
-        if cfg.heartbeat_timeout < Duration::from_secs(5) {
+        if cfg.heartbeat_timeout < limits::MIN_HEARTBEAT_TIMEOUT {
             bail!("--heartbeat-timeout must be at least 5s");
         }
         Ok(cfg)
@@ -142,13 +166,6 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connections the kernel may queue for `accept` (capped by
-/// `net.core.somaxconn`, 4096 by default since Linux 5.4). A restarted hub
-/// gets thousands of agents within a second; with the usual 1024 the rest of
-/// their SYNs are dropped and each such agent waits out TCP's 1 s, 3 s, 7 s
-/// retransmission timers instead of the handshake slots.
-const LISTEN_BACKLOG: u32 = 4096;
-
 async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
     let listen = async {
         let mut last = None;
@@ -180,9 +197,10 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
 pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     if let Some(action) = args.action.take() {
         let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        return tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
+        let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
             .await
             .context("backup task failed")?;
+        return Ok(done?);
     }
     let config = args.config()?;
     let dir = config.data_dir.clone();
@@ -237,7 +255,8 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     }
 
     let shutdown = CancellationToken::new();
-    spawn_signal_handler(shutdown.clone());
+    let local_pid = Arc::new(LocalAgentPid::default());
+    spawn_signal_handler(shutdown.clone(), local_pid.clone());
     let mut local = None;
     if args.local_agent {
         let ssh_target = loopback(ssh_addr);
@@ -248,14 +267,15 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
             ssh_target,
             local_http,
             shutdown.clone(),
+            local_pid,
         )));
     }
     let r = crate::run(config, ssh, http, key, store, shutdown).await;
     if let Some(l) = local {
-        let _ = tokio::time::timeout(Duration::from_secs(10), l).await;
+        let _ = tokio::time::timeout(limits::LOCAL_AGENT_JOIN_WAIT, l).await;
     }
     info!("hub stopped");
-    r
+    Ok(r?)
 }
 
 fn loopback(addr: std::net::SocketAddr) -> String {
@@ -270,26 +290,42 @@ fn local_url(addr: std::net::SocketAddr) -> String {
     format!("http://{}", loopback(addr))
 }
 
-/// Pid of the `--local-agent` child, so that a forced exit (second signal),
+/// Pid of the `--local-agent` child (0: none yet), shared by the task that
+/// spawns it and the signal handler, so that a forced exit (second signal),
 /// which skips destructors, still takes the child down with the hub.
-static LOCAL_AGENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+#[derive(Debug, Default)]
+pub struct LocalAgentPid(std::sync::atomic::AtomicU32);
+
+impl LocalAgentPid {
+    /// Remember the child's pid.
+    fn set(&self, pid: u32) {
+        self.0.store(pid, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Send `signal` to the child, if there is one.
+    fn signal(&self, signal: Signal) {
+        send_signal(self.0.load(std::sync::atomic::Ordering::Relaxed), signal);
+    }
+}
+
+/// Send `signal` to process `pid` (0, or one that is gone: nothing).
+fn send_signal(pid: u32, signal: Signal) {
+    let Ok(pid) = i32::try_from(pid) else {
+        return;
+    };
+    if pid != 0 {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+}
 
 /// First SIGINT/SIGTERM: graceful shutdown. Second: exit at once, taking the
 /// local agent down too.
-fn spawn_signal_handler(shutdown: CancellationToken) {
+fn spawn_signal_handler(shutdown: CancellationToken, local_pid: Arc<LocalAgentPid>) {
     let first = move || {
         info!("shutting down (send the signal again to exit at once)");
         shutdown.cancel();
     };
-    let force = || {
-        let pid = LOCAL_AGENT_PID.load(std::sync::atomic::Ordering::Relaxed);
-        if pid != 0 {
-            let _ = std::process::Command::new("kill")
-                .arg("-KILL")
-                .arg(pid.to_string())
-                .status();
-        }
-    };
+    let force = move || local_pid.signal(Signal::SIGKILL);
     if let Err(e) = nextdeploy_shared::signals::spawn_handler(first, force) {
         warn!(error = %e, "cannot install the signal handlers");
     }
@@ -325,155 +361,4 @@ async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Resul
     Ok(())
 }
 
-/// The `--local-agent` companion: enrol (once) and run `nextdeploy-agent`
-/// as a child process that dials the hub over SSH like any remote agent.
-pub mod local {
-    use super::*;
-
-    fn agent_binary() -> PathBuf {
-        if let Ok(exe) = std::env::current_exe() {
-            if let Some(dir) = exe.parent() {
-                let p = dir.join("nextdeploy-agent");
-                if p.exists() {
-                    return p;
-                }
-            }
-        }
-        PathBuf::from("nextdeploy-agent")
-    }
-
-    fn local_name() -> String {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let clean: String = host
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(nextdeploy_shared::limits::MAX_NAME_LEN)
-            .collect();
-        if nextdeploy_shared::labels::validate_name(&clean).is_ok() {
-            clean
-        } else {
-            "local".into()
-        }
-    }
-
-    /// Enrol if needed, then run the agent until `shutdown`.
-    pub async fn run(
-        store: SharedStore,
-        fingerprint: String,
-        dir: PathBuf,
-        ssh_target: String,
-        hub_url: String,
-        shutdown: CancellationToken,
-    ) {
-        if let Err(e) =
-            run_inner(&store, &fingerprint, &dir, &ssh_target, &hub_url, &shutdown).await
-        {
-            warn!("local agent: {e:#}");
-            eprintln!("local agent failed: {e:#}");
-        }
-    }
-
-    async fn run_inner(
-        store: &SharedStore,
-        fingerprint: &str,
-        dir: &Path,
-        ssh_target: &str,
-        hub_url: &str,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        ensure_local_login(store, hub_url).await?;
-        let bin = agent_binary();
-        let config = dir.join("agent.toml");
-        prepare_dir(dir)?;
-        if !config.exists() {
-            let mut name = local_name();
-            let exists = {
-                let n = name.clone();
-                crate::store::blocking(store, move |s| s.agent_by_name(&n)).await?
-            };
-            if exists.is_some_and(|a| a.revoked_at.is_none()) {
-                name = format!("{name}-local");
-            }
-            let labels = parse_labels("local=true").map_err(anyhow::Error::msg)?;
-            let (_, token) = admin::create_join_token(
-                store,
-                fingerprint,
-                &name,
-                labels,
-                Duration::from_secs(300),
-                "hub --local-agent",
-            )
-            .await?;
-            let out = tokio::process::Command::new(&bin)
-                .arg("enroll")
-                .arg("--hub")
-                .arg(ssh_target)
-                .arg("--token")
-                .arg(token.expose())
-                .arg("--config")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .output()
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot run {} (build it with cargo build --workspace)",
-                        bin.display()
-                    )
-                })?;
-            if !out.status.success() {
-                bail!(
-                    "enrolment failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-        }
-        let mut child = tokio::process::Command::new(&bin)
-            .arg("run")
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        if let Some(pid) = child.id() {
-            LOCAL_AGENT_PID.store(pid, std::sync::atomic::Ordering::Relaxed);
-        }
-        let name = std::fs::read_to_string(&config)
-            .ok()
-            .and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix("name = ")
-                        .map(|v| v.trim_matches('"').to_string())
-                })
-            })
-            .unwrap_or_else(local_name);
-        println!("Local agent {name:?} is connecting over SSH. Try:");
-        println!("  nextdeploy agent list");
-        println!("  nextdeploy agent info --server={name}");
-        println!("  nextdeploy agent ping --server={name}");
-        tokio::select! {
-            status = child.wait() => {
-                bail!("the local agent exited: {}", status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()));
-            }
-            _ = shutdown.cancelled() => {
-                if let Some(pid) = child.id() {
-                    // SIGTERM lets the agent close its connection cleanly.
-                    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
-                }
-                if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
-                    let _ = child.kill().await;
-                }
-            }
-        }
-        Ok(())
-    }
-}
+pub mod local;

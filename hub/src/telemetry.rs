@@ -2,8 +2,8 @@
 //! memory per agent, written to the store's history in batches) and events
 //! (fanned out to subscribers through one broadcast bus).
 
+use crate::limits::{EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, PRUNE_EVERY};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 use nextdeploy_shared::labels::Labels;
@@ -13,17 +13,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::store::{self, SharedStore};
-
-/// Events buffered for subscribers; one that falls further behind is told how
-/// many it missed instead of holding memory.
-pub const EVENT_BUS: usize = 4096;
-/// Snapshots waiting to be written: 10,000 agents' worth of one interval. A full
-/// queue drops snapshots (history loses a point; the live view does not).
-pub const HEALTH_QUEUE: usize = 10_000;
-/// Most snapshots written in one transaction.
-const HEALTH_BATCH: usize = 2_000;
-/// How often old history is pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 /// An event with the agent it comes from.
 #[derive(Debug, Clone)]
@@ -89,12 +78,7 @@ impl Telemetry {
 
     /// Run the history writer (and pruner) until `cancel`.
     pub async fn run_writer(self: Arc<Self>, store: SharedStore, cancel: CancellationToken) {
-        let Some(mut rx) = self
-            .health_rx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        else {
+        let Some(mut rx) = crate::sync::lock_or_recover(&self.health_rx).take() else {
             return;
         };
         let mut prune = tokio::time::interval(PRUNE_EVERY);

@@ -20,10 +20,11 @@ pub const CREDIT_BATCH: u32 = 256 * 1024;
 /// SSH channel and at most [`STREAM_WINDOW`] of hub memory.
 pub const MAX_STREAMS_PER_AGENT: usize = 256;
 
-/// Concurrent requests one WebSocket client may have in flight.
-pub const MAX_REQUESTS_PER_CLIENT: usize = 64;
-
 /// Messages queued towards one WebSocket client before its producers wait.
+/// A hub-only bound, defined in the hub's `limits` module; kept here only for
+/// `tests/` (which does not depend on the hub crate), and the hub asserts at
+/// compile time that both figures agree. Not part of the wire.
+#[doc(hidden)]
 pub const CLIENT_SEND_QUEUE: usize = 256;
 
 /// How often the agent sends an application heartbeat on its control channel.

@@ -3,7 +3,7 @@
 //! packets, and two concurrent writers would mix their pieces) and the one-shot
 //! requests waiting for their answer.
 //!
-//! One-shot requests ([`is_control_request`]) travel here instead of on a
+//! One-shot requests ([`Transport::OneShot`]) travel here instead of on a
 //! channel of their own: opening a channel costs a round trip and a task on
 //! both sides, which is most of a ping's time and most of a fan-out's CPU.
 //! They need no credit: each waits for exactly one answer of at most
@@ -16,7 +16,7 @@
 //! and every answer lands on one queue that a single task drains
 //! ([`Control::ask_part`]), instead of a task and a oneshot per agent.
 //!
-//! [`is_control_request`]: nextdeploy_shared::protocol::is_control_request
+//! [`Transport::OneShot`]: nextdeploy_shared::protocol::Transport::OneShot
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,13 +32,29 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::stream::StreamError;
 
-/// Request ids on control channels: unique across the hub, so that one
-/// framed request can go to many agents.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Request ids on control channels: unique across the hub (one counter in
+/// the [`Registry`](super::Registry), shared by every [`Control`]), so that
+/// one framed request can go to many agents.
+#[derive(Debug, Default)]
+pub struct RequestIds(AtomicU64);
 
-/// A fresh one-shot request id.
-pub fn next_request_id() -> u64 {
-    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+impl RequestIds {
+    /// A fresh one-shot request id (never 0: 0 is the first request of a
+    /// channel).
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Why a frame could not be written on a channel to an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The message could not be framed (not serializable or over the limit).
+    #[error("could not frame the message: {0}")]
+    Encode(#[from] frame::FrameError),
+    /// The SSH channel refused the write (the connection is going away).
+    #[error("write failed: {0}")]
+    Write(#[from] russh::Error),
 }
 
 /// Answers of a fan-out: the part's index and its answer, `None` when the
@@ -60,16 +76,20 @@ pub struct Control {
     write: tokio::sync::Mutex<ChannelWriteHalf<Msg>>,
     /// Whether the agent takes one-shot requests here (its hello said so).
     requests: bool,
+    /// The hub's request id counter.
+    ids: Arc<RequestIds>,
     pending: Mutex<Option<Waiters>>,
 }
 
 impl Control {
     /// Wrap the control channel's write half; `requests`: the agent listed
     /// [`feature::CONTROL_REQUESTS`](nextdeploy_shared::protocol::feature::CONTROL_REQUESTS).
-    pub fn new(write: ChannelWriteHalf<Msg>, requests: bool) -> Arc<Self> {
+    /// `ids`: the hub's request id counter.
+    pub fn new(write: ChannelWriteHalf<Msg>, requests: bool, ids: Arc<RequestIds>) -> Arc<Self> {
         Arc::new(Control {
             write: tokio::sync::Mutex::new(write),
             requests,
+            ids,
             pending: Mutex::new(Some(HashMap::new())),
         })
     }
@@ -80,18 +100,13 @@ impl Control {
     }
 
     /// Write one frame.
-    pub async fn send(&self, msg: &Downstream) -> Result<(), String> {
-        let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
+    pub async fn send(&self, msg: &Downstream) -> Result<(), SendError> {
+        let bytes = frame::encode(msg)?;
         self.send_frame(bytes.into()).await
     }
 
-    async fn send_frame(&self, bytes: Bytes) -> Result<(), String> {
-        self.write
-            .lock()
-            .await
-            .data_bytes(bytes)
-            .await
-            .map_err(|e| format!("write failed: {e}"))
+    async fn send_frame(&self, bytes: Bytes) -> Result<(), SendError> {
+        Ok(self.write.lock().await.data_bytes(bytes).await?)
     }
 
     /// Hand an agent's reply to the request waiting for it. Returns the reply
@@ -131,7 +146,7 @@ impl Control {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, Option<Waiters>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.pending)
     }
 
     /// Register `waiter` under `id` and write `frame`; the guard cancels the
@@ -156,20 +171,20 @@ impl Control {
         };
         self.send_frame(frame)
             .await
-            .map_err(|e| StreamError::Open(agent.to_string(), e))?;
+            .map_err(|e| StreamError::Open(agent.to_string(), e.to_string()))?;
         Ok(asked)
     }
 
     /// Send a one-shot request; the answer arrives on the returned [`Pending`].
     /// `permit` is the agent's stream slot, held until the answer or the end.
-    pub async fn request(
+    pub async fn send_request(
         self: &Arc<Self>,
         agent: &str,
         action: &str,
         payload: Value,
         permit: OwnedSemaphorePermit,
     ) -> Result<Pending, StreamError> {
-        let id = next_request_id();
+        let id = self.ids.next();
         let frame = frame::encode(&Downstream::Request {
             id,
             action: action.to_string(),

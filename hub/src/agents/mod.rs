@@ -49,11 +49,28 @@ pub struct AgentConn {
 impl AgentConn {
     /// The latest snapshot, if any.
     pub fn latest_health(&self) -> Option<Arc<HealthSnapshot>> {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock_or_recover(&self.health).clone()
     }
+}
+
+/// What a new connection is made of, for [`Registry::new_conn`].
+pub struct NewConn {
+    /// Name from the store.
+    pub name: String,
+    /// Labels from the store.
+    pub labels: Labels,
+    /// Handle of the SSH session.
+    pub handle: russh::server::Handle,
+    /// The control channel.
+    pub control: Arc<control::Control>,
+    /// What the agent said about itself.
+    pub hello: Hello,
+    /// Where the connection comes from.
+    pub address: SocketAddr,
+    /// Unix time of the connection.
+    pub now: i64,
+    /// Cancelled to cut the connection.
+    pub cancel: CancellationToken,
 }
 
 /// Connected agents by name.
@@ -61,6 +78,8 @@ impl AgentConn {
 pub struct Registry {
     agents: RwLock<HashMap<String, Arc<AgentConn>>>,
     next_conn: AtomicU64,
+    /// Ids of one-shot requests on control channels, unique across the hub.
+    pub request_ids: Arc<control::RequestIds>,
     /// Woken on every registration change (tests and waiters).
     pub changed: Notify,
 }
@@ -71,32 +90,21 @@ impl Registry {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Build a connection record with a fresh stream semaphore.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new_conn(
-        &self,
-        name: String,
-        labels: Labels,
-        conn_id: u64,
-        handle: russh::server::Handle,
-        control: Arc<control::Control>,
-        hello: Hello,
-        address: SocketAddr,
-        now: i64,
-        cancel: CancellationToken,
-    ) -> Arc<AgentConn> {
+    /// Build a connection record with a fresh connection id and stream
+    /// semaphore.
+    pub fn new_conn(&self, parts: NewConn) -> Arc<AgentConn> {
         Arc::new(AgentConn {
-            name,
-            labels,
-            conn_id,
-            handle,
-            control,
-            hello,
-            address,
-            connected_at: now,
-            last_seen: AtomicI64::new(now),
+            name: parts.name,
+            labels: parts.labels,
+            conn_id: self.next_conn_id(),
+            handle: parts.handle,
+            control: parts.control,
+            hello: parts.hello,
+            address: parts.address,
+            connected_at: parts.now,
+            last_seen: AtomicI64::new(parts.now),
             streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
-            cancel,
+            cancel: parts.cancel,
             health: std::sync::Mutex::new(None),
         })
     }
@@ -157,10 +165,10 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<AgentConn>>> {
-        self.agents.read().unwrap_or_else(|p| p.into_inner())
+        crate::sync::read_or_recover(&self.agents)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<AgentConn>>> {
-        self.agents.write().unwrap_or_else(|p| p.into_inner())
+        crate::sync::write_or_recover(&self.agents)
     }
 }

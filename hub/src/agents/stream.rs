@@ -10,9 +10,9 @@
 //! Dropping a [`ReplyStream`] closes the channel, which cancels the work on
 //! the agent.
 
+use crate::limits::STREAM_OPEN_TIMEOUT;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::limits::{CREDIT_BATCH, MAX_FRAME_LEN, STREAM_WINDOW};
@@ -24,9 +24,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use super::AgentConn;
-
-/// How long opening a channel on an agent may take.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a stream could not be opened or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +80,11 @@ impl ReplyStream {
             .clone()
             .try_acquire_owned()
             .map_err(|_| StreamError::Busy(name.clone()))?;
-        let channel = tokio::time::timeout(OPEN_TIMEOUT, agent.handle.channel_open_session())
-            .await
-            .map_err(|_| StreamError::Open(name.clone(), "timed out".into()))?
-            .map_err(|e| StreamError::Open(name.clone(), e.to_string()))?;
+        let channel =
+            tokio::time::timeout(STREAM_OPEN_TIMEOUT, agent.handle.channel_open_session())
+                .await
+                .map_err(|_| StreamError::Open(name.clone(), "timed out".into()))?
+                .map_err(|e| StreamError::Open(name.clone(), e.to_string()))?;
         let (read, write) = channel.split();
         let request = Downstream::Request {
             id,

@@ -1,5 +1,6 @@
 //! Hub-local actions: agents list and revocation, API tokens, join tokens.
 
+use crate::limits::{MAX_TOKEN_NAME_LEN, MAX_TTL_S};
 use std::time::Duration;
 
 use nextdeploy_shared::labels::{format_labels, parse_labels, validate_name, Labels};
@@ -15,12 +16,6 @@ use serde_json::{json, Value};
 use super::{ApiError, Caller};
 use crate::store::{self, ApiTokenRecord, AuditEntry, JoinTokenRecord, Role, SharedStore};
 use crate::Services;
-
-/// Longest TTL a token may be given (10 years).
-const MAX_TTL_S: u64 = 10 * 365 * 86_400;
-
-/// Longest API token name.
-const MAX_TOKEN_NAME_LEN: usize = 64;
 
 /// Answer a hub-local action.
 pub async fn hub_action(

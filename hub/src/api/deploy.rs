@@ -3,6 +3,10 @@
 //! detached from the client: a CLI that goes away does not stop the record,
 //! and an agent that finishes while the hub is away reports on reconnect.
 
+use crate::limits::{
+    DEPLOYS_LIST_DEFAULT, DEPLOYS_LIST_MAX, DEPLOY_RETRIES, MAX_IMAGE_LEN, MAX_PARALLEL_DEPLOYS,
+    PROGRESS_QUEUE, RECONNECT_WAIT,
+};
 use std::sync::Arc;
 
 use nextdeploy_shared::protocol::admin::ById;
@@ -19,13 +23,6 @@ use crate::agents::AgentConn;
 use crate::store::deploys::DeployRecord;
 use crate::store::{self};
 use crate::Services;
-
-/// Progress messages buffered towards a watching client; beyond this, progress
-/// (advisory) is dropped for that client, never the outcome.
-const PROGRESS_QUEUE: usize = 1024;
-
-/// Longest image reference accepted.
-const MAX_IMAGE_LEN: usize = 512;
 
 fn validate(p: &DeployRequest) -> Result<(), ApiError> {
     let image = &p.image;
@@ -90,7 +87,7 @@ async fn relay(
     let name = conn.name.clone();
     let mut current = svc.registry.get(&name);
     let mut conn_id = conn.conn_id;
-    for attempt in 0..=RETRIES {
+    for attempt in 0..=DEPLOY_RETRIES {
         let Some(agent) = current.take() else { break };
         let mut stream = match ReplyStream::open(&agent, 0, ActionKind::Deploy.name(), body.clone())
             .await
@@ -148,12 +145,6 @@ async fn relay(
     json!({ "outcome": "unknown", "error": format!("lost agent {name} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})") })
 }
 
-/// Times the hub re-asks a reconnected agent about a deploy it lost track of.
-const RETRIES: usize = 3;
-/// How long the hub waits for an agent to reconnect during a deploy (the
-/// agent's backoff after a drop starts at one second).
-const RECONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
-
 /// The agent's next connection (not `old_conn`), if it comes back in time.
 async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<AgentConn>> {
     let deadline = tokio::time::Instant::now() + RECONNECT_WAIT;
@@ -164,7 +155,7 @@ async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<Agen
         if tokio::time::Instant::now() >= deadline || svc.cancel.is_cancelled() {
             return None;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(crate::limits::RECONNECT_POLL).await;
     }
 }
 
@@ -286,13 +277,6 @@ fn name_of(t: &Target) -> String {
         Target::Offline { name, .. } => name.clone(),
     }
 }
-
-/// Most agents a fleet deploy updates at once.
-const MAX_PARALLEL_DEPLOYS: u64 = 100;
-/// Deploys `deploys_list` returns by default, and at most.
-const DEPLOYS_LIST_DEFAULT: u64 = 50;
-/// Most deploys `deploys_list` returns.
-const DEPLOYS_LIST_MAX: u64 = 1000;
 
 /// `deploys_show`.
 pub async fn show(svc: &Services, p: ById) -> Result<Value, ApiError> {

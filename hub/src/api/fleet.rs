@@ -1,6 +1,7 @@
 //! Fleet views the hub answers without asking agents: `status` (latest
 //! snapshots), `history` (the store) and `events` (the live bus).
 
+use crate::limits::HISTORY_DEFAULT_SINCE_S;
 use std::sync::Arc;
 
 use nextdeploy_shared::labels::Selector;
@@ -56,9 +57,6 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
     }
     Ok(Value::Array(out))
 }
-
-/// Look-back of `history` when none is given (one hour).
-const HISTORY_DEFAULT_SINCE_S: i64 = 3600;
 
 /// `history`: `{container, since?, resolution?}` for `server`.
 pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result<Value, ApiError> {

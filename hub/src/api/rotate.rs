@@ -6,7 +6,7 @@
 //! current one; the agent is told to make the new key current. The live
 //! connection stays up throughout; the old key is refused from then on.
 
-use std::time::Duration;
+use crate::limits::ROTATE_STEP_TIMEOUT;
 
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::agents::{RotateKey, RotateKeyCommit, RotateKeyProof};
@@ -24,8 +24,6 @@ use crate::Services;
 
 /// The SSHSIG namespace of rotation proofs (the agent signs with the same).
 pub const ROTATE_NAMESPACE: &str = "nextdeploy-rotate-key";
-/// How long the agent has for each step (key generation is milliseconds).
-const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Ask `conn` for one result.
 async fn ask(conn: &AgentConn, action: Action) -> Result<Value, ApiError> {
@@ -52,9 +50,14 @@ async fn ask(conn: &AgentConn, action: Action) -> Result<Value, ApiError> {
         }
         Err(fail("no answer".into()))
     };
-    tokio::time::timeout(STEP_TIMEOUT, work)
+    tokio::time::timeout(ROTATE_STEP_TIMEOUT, work)
         .await
-        .map_err(|_| fail(format!("no answer within {}s", STEP_TIMEOUT.as_secs())))?
+        .map_err(|_| {
+            fail(format!(
+                "no answer within {}s",
+                ROTATE_STEP_TIMEOUT.as_secs()
+            ))
+        })?
 }
 
 /// Rotate the key of the agent named by `server` (or `payload.name`).

@@ -2,6 +2,7 @@
 //! (`selector`), with distinct errors for an unknown agent, an offline one
 //! (with its last-seen time) and ambiguous input.
 
+use crate::limits::{DEFAULT_STOP_GRACE_S, MAX_STOP_GRACE_S};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -176,7 +177,8 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, action: &Action, out: &R
     }
     let spawned = t0.elapsed();
     if !asked.is_empty() {
-        super::fanout::ask_all(&asked, req, out, how.limit, how.ping).await;
+        let wire_id = svc.registry.request_ids.next();
+        super::fanout::ask_all(&asked, req, wire_id, out, how).await;
     }
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
@@ -200,15 +202,10 @@ pub struct How {
     /// A `diag_stream` the hub reads itself.
     sink_at_hub: bool,
     /// A `ping`: the hub adds its round trip to the answer.
-    ping: bool,
+    pub ping: bool,
     /// How long an agent has to answer a one-shot request.
-    limit: std::time::Duration,
+    pub limit: std::time::Duration,
 }
-
-/// Grace a stop or restart gets by default (the engine's default, 10 s).
-const DEFAULT_STOP_GRACE_S: u64 = 10;
-/// Longest grace a stop or restart may ask for.
-const MAX_STOP_GRACE_S: u64 = 3600;
 
 impl How {
     fn of(action: &Action) -> How {
@@ -360,7 +357,7 @@ async fn one_shot_on_control(
         .map_err(|_| Some(StreamError::Busy(conn.name.clone())))?;
     let mut pending = conn
         .control
-        .request(&conn.name, &req.action, req.payload.clone(), permit)
+        .send_request(&conn.name, &req.action, req.payload.clone(), permit)
         .await
         .map_err(Some)?;
     match tokio::time::timeout(limit, pending.answer()).await {

@@ -24,7 +24,7 @@ pub fn router(svc: Arc<Services>) -> Router {
 }
 
 /// Serve HTTP until shutdown.
-pub async fn serve(listener: TcpListener, svc: Arc<Services>) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, svc: Arc<Services>) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let cancel = svc.cancel.clone();
     // Replies are small and latency-bound: no Nagle delay on client sockets.

@@ -3,15 +3,18 @@
 //! requests, each run in its own task, bounded per client). Either ending ends
 //! the other and cancels the client's requests.
 
+use crate::limits::SEND_BATCH_BYTES;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use nextdeploy_shared::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use nextdeploy_shared::protocol::admin::Cancelled;
 use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, Request};
 use serde_json::Value;
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
 use crate::api::{self, auth, Caller};
+use crate::sync::lock_or_recover;
 use crate::Services;
 
 /// `GET /ws`: check Origin and token before upgrading.
@@ -54,161 +58,202 @@ pub async fn upgrade(
     let span = tracing::info_span!("ws", token = %caller.name, role = caller.role.as_str());
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| client(svc, Arc::new(caller), socket).instrument(span))
+        .on_upgrade(move |socket| serve_client(svc, Arc::new(caller), socket).instrument(span))
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
-/// Bytes of queued replies written to a client before one flush: enough to
-/// turn a burst of small replies into a few large writes, small enough that
-/// a log stream's first bytes are not held back.
-const SEND_BATCH_BYTES: usize = 256 * 1024;
-
 type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
-async fn client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
+/// Serve one upgraded client until it hangs up, its writer fails, or the hub
+/// shuts down.
+async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
     debug!("client connected");
-    let (mut sink, mut source) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Reply>(CLIENT_SEND_QUEUE);
+    let (sink, mut source) = socket.split();
+    let (tx, rx) = mpsc::channel::<Reply>(CLIENT_SEND_QUEUE);
     let cancel = svc.cancel.child_token();
-    let send_cancel = cancel.clone();
-    let mut send_task = tokio::spawn(async move {
-        'outer: loop {
-            let first = tokio::select! {
-                r = rx.recv() => match r { Some(r) => r, None => break },
-                _ = send_cancel.cancelled() => break,
-            };
-            // Whatever else is already queued goes out in the same write: a
-            // fan-out's thousands of answers, a fast log stream. One message
-            // alone is flushed at once, as before.
-            let mut next = Some(first);
-            let mut batched = 0usize;
-            while let Some(reply) = next.take() {
-                if let Ok(text) = nextdeploy_shared::frame::reply_text(&reply) {
-                    batched += text.len();
-                    if sink.feed(Message::Text(text.into())).await.is_err() {
-                        break 'outer;
-                    }
-                }
-                if batched < SEND_BATCH_BYTES {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if sink.flush().await.is_err() {
-                break;
-            }
-        }
-        let _ = sink.send(Message::Close(None)).await;
-    });
-    let slots = Arc::new(Semaphore::new(MAX_REQUESTS_PER_CLIENT));
-    let inflight: InFlight = Arc::default();
+    let mut send_task = tokio::spawn(write_replies(sink, rx, cancel.clone()));
+    let client = Client {
+        svc,
+        caller,
+        slots: Arc::new(Semaphore::new(MAX_REQUESTS_PER_CLIENT)),
+        inflight: Arc::default(),
+        cancel,
+        tx,
+    };
     let mut send_done = false;
     loop {
         let msg = tokio::select! {
             m = source.next() => m,
             _ = &mut send_task => { send_done = true; break }
-            _ = cancel.cancelled() => break,
+            _ = client.cancel.cancelled() => break,
         };
-        let text = match msg {
-            None | Some(Ok(Message::Close(_))) => break,
-            Some(Err(e)) => {
-                // Oversized messages end up here: axum refuses them and closes.
-                info!(error = %e, "client connection error");
-                break;
-            }
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Binary(_))) => {
-                let _ = tx
-                    .send(Reply::error(
-                        None,
-                        ErrorCode::BadRequest,
-                        "binary messages are not accepted; send JSON text",
-                    ))
-                    .await;
-                continue;
-            }
-            Some(Ok(_)) => continue,
+        let answer = match read_message(&client.caller, msg) {
+            Incoming::Stop => break,
+            Incoming::Skip => continue,
+            Incoming::Answer(reply) => reply,
+            Incoming::Run(req, Action::Cancel(c)) => cancel_request(&client.inflight, req.id, c.id),
+            Incoming::Run(req, action) => match client.start_request(req, action) {
+                Ok(()) => continue,
+                Err(reply) => reply,
+            },
         };
-        let mut req: Request = match serde_json::from_str(text.as_str()) {
-            Ok(r) => r,
-            Err(e) => {
-                let id = serde_json::from_str::<Value>(text.as_str())
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_u64));
-                let _ = tx
-                    .send(Reply::error(
-                        id,
-                        ErrorCode::BadRequest,
-                        format!("malformed request: {e}"),
-                    ))
-                    .await;
-                continue;
-            }
-        };
-        let action = match api::read_action(&caller, &mut req) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = tx.send(e.reply(req.id)).await;
-                continue;
-            }
-        };
-        if let Action::Cancel(c) = &action {
-            let _ = tx.send(cancel_request(&inflight, req.id, c.id)).await;
-            continue;
-        }
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            let _ = tx
-                .send(Reply::error(
-                    Some(req.id),
-                    ErrorCode::Busy,
-                    format!("at most {MAX_REQUESTS_PER_CLIENT} requests may be in flight per connection"),
-                ))
-                .await;
-            continue;
-        };
-        let req_cancel = cancel.child_token();
-        let duplicate = {
-            let mut map = lock(&inflight);
-            match map.entry(req.id) {
-                std::collections::hash_map::Entry::Occupied(_) => true,
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(req_cancel.clone());
-                    false
-                }
-            }
-        };
-        if duplicate {
-            let _ = tx
-                .send(Reply::error(
-                    Some(req.id),
-                    ErrorCode::Conflict,
-                    "a request with this id is already in flight",
-                ))
-                .await;
-            continue;
-        }
-        let (svc, caller, tx, inflight) =
-            (svc.clone(), caller.clone(), tx.clone(), inflight.clone());
-        tokio::spawn(
-            async move {
-                let id = req.id;
-                api::dispatch(svc, caller, req, action, tx, req_cancel).await;
-                lock(&inflight).remove(&id);
-                drop(permit);
-            }
-            .in_current_span(),
-        );
+        let _ = client.tx.send(answer).await;
     }
-    cancel.cancel();
-    drop(tx);
+    client.cancel.cancel();
+    drop(client);
     if !send_done {
         let _ = send_task.await;
     }
     debug!("client disconnected");
 }
 
+/// Drain the client's queue into the socket until the queue closes, the
+/// socket fails or `cancel` fires; then close the socket.
+async fn write_replies(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Reply>,
+    cancel: CancellationToken,
+) {
+    'outer: loop {
+        let first = tokio::select! {
+            r = rx.recv() => match r { Some(r) => r, None => break },
+            _ = cancel.cancelled() => break,
+        };
+        // Whatever else is already queued goes out in the same write: a
+        // fan-out's thousands of answers, a fast log stream. One message
+        // alone is flushed at once, as before.
+        let mut next = Some(first);
+        let mut batched = 0usize;
+        while let Some(reply) = next.take() {
+            if let Ok(text) = nextdeploy_shared::frame::reply_text(&reply) {
+                batched += text.len();
+                if sink.feed(Message::Text(text.into())).await.is_err() {
+                    break 'outer;
+                }
+            }
+            if batched < SEND_BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
+        }
+        if sink.flush().await.is_err() {
+            break;
+        }
+    }
+    let _ = sink.send(Message::Close(None)).await;
+}
+
+/// What the reader does with one incoming message.
+enum Incoming {
+    /// The client hung up or the socket failed.
+    Stop,
+    /// Nothing to do (ping, pong).
+    Skip,
+    /// Answer at once (a refused message).
+    Answer(Reply),
+    /// Run this request.
+    Run(Request, Action),
+}
+
+/// Parse one socket message into a request the caller may make, or what to
+/// answer instead.
+fn read_message(caller: &Caller, msg: Option<Result<Message, axum::Error>>) -> Incoming {
+    let text = match msg {
+        None | Some(Ok(Message::Close(_))) => return Incoming::Stop,
+        Some(Err(e)) => {
+            // Oversized messages end up here: axum refuses them and closes.
+            info!(error = %e, "client connection error");
+            return Incoming::Stop;
+        }
+        Some(Ok(Message::Text(t))) => t,
+        Some(Ok(Message::Binary(_))) => {
+            return Incoming::Answer(Reply::error(
+                None,
+                ErrorCode::BadRequest,
+                "binary messages are not accepted; send JSON text",
+            ))
+        }
+        Some(Ok(_)) => return Incoming::Skip,
+    };
+    let mut req: Request = match serde_json::from_str(text.as_str()) {
+        Ok(r) => r,
+        Err(e) => {
+            let id = serde_json::from_str::<Value>(text.as_str())
+                .ok()
+                .and_then(|v| v.get("id").and_then(Value::as_u64));
+            return Incoming::Answer(Reply::error(
+                id,
+                ErrorCode::BadRequest,
+                format!("malformed request: {e}"),
+            ));
+        }
+    };
+    match api::read_action(caller, &mut req) {
+        Ok(action) => Incoming::Run(req, action),
+        Err(e) => Incoming::Answer(e.reply(req.id)),
+    }
+}
+
+/// One connected client: what its requests share.
+struct Client {
+    svc: Arc<Services>,
+    caller: Arc<Caller>,
+    /// Request slots; each running request holds one.
+    slots: Arc<Semaphore>,
+    inflight: InFlight,
+    /// Cancelled when the client goes; parent of every request's token.
+    cancel: CancellationToken,
+    /// The client's send queue.
+    tx: mpsc::Sender<Reply>,
+}
+
+impl Client {
+    /// Run `req` in a task of its own, or say why not (too many in flight, a
+    /// duplicate id).
+    fn start_request(&self, req: Request, action: Action) -> Result<(), Reply> {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            return Err(Reply::error(
+                Some(req.id),
+                ErrorCode::Busy,
+                format!(
+                    "at most {MAX_REQUESTS_PER_CLIENT} requests may be in flight per connection"
+                ),
+            ));
+        };
+        let req_cancel = self.cancel.child_token();
+        match lock_or_recover(&self.inflight).entry(req.id) {
+            Entry::Occupied(_) => {
+                return Err(Reply::error(
+                    Some(req.id),
+                    ErrorCode::Conflict,
+                    "a request with this id is already in flight",
+                ))
+            }
+            Entry::Vacant(v) => {
+                v.insert(req_cancel.clone());
+            }
+        }
+        let (svc, caller, tx, inflight) = (
+            self.svc.clone(),
+            self.caller.clone(),
+            self.tx.clone(),
+            self.inflight.clone(),
+        );
+        tokio::spawn(
+            async move {
+                let id = req.id;
+                api::dispatch(svc, caller, req, action, tx, req_cancel).await;
+                lock_or_recover(&inflight).remove(&id);
+                drop(permit);
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+}
+
 /// `cancel`: end request `target` of this connection, if it is in flight.
 fn cancel_request(inflight: &InFlight, id: u64, target: u64) -> Reply {
-    let token = lock(inflight).get(&target).cloned();
+    let token = lock_or_recover(inflight).get(&target).cloned();
     match token {
         Some(t) => {
             t.cancel();
@@ -223,8 +268,4 @@ fn cancel_request(inflight: &InFlight, id: u64, target: u64) -> Reply {
             "no such request in flight (payload.id)",
         ),
     }
-}
-
-fn lock(m: &InFlight) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -80,7 +80,7 @@ impl SshHandler {
     /// The control channel's reader if `channel` is that channel.
     fn tap_for(&mut self, channel: ChannelId) -> Option<&mut Tap> {
         if let (None, Some(slot)) = (&self.tap, &self.tap_slot) {
-            self.tap = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            self.tap = crate::sync::lock_or_recover(slot).take();
             if self.tap.is_some() {
                 self.tap_slot = None;
             }

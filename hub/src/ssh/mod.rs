@@ -14,6 +14,7 @@
 
 pub mod acceptor;
 pub mod deadline;
+pub mod enrol;
 pub mod handler;
 pub mod session;
 pub mod tap;
@@ -21,6 +22,10 @@ pub mod tap;
 #[cfg(test)]
 mod future_size;
 
+use crate::limits::{
+    ACCEPT_QUEUE, INACTIVITY_TIMEOUT, KEEPALIVE_INTERVAL, KEEPALIVE_MAX, MAX_AUTH_ATTEMPTS,
+    MAX_PACKET,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicBool;
@@ -35,20 +40,6 @@ use tracing::{debug, error, info, info_span, Instrument};
 
 use crate::Services;
 
-/// How often the hub probes a quiet connection with an SSH keepalive, and how
-/// many unanswered probes end it: a dead peer is noticed within ~30 s even if
-/// the application heartbeat were lost.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_MAX: usize = 3;
-/// Nothing at all received for this long ends the connection (the agent
-/// heartbeats every 10 s, so only a broken peer gets here).
-const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(90);
-/// Failed authentication attempts allowed per connection; agents need one.
-const MAX_AUTH_ATTEMPTS: usize = 3;
-
-/// The largest channel packet the hub asks agents to send.
-const MAX_PACKET: u32 = 128 * 1024;
-
 /// The russh server configuration of the hub.
 pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
     let mut methods = MethodSet::empty();
@@ -57,7 +48,7 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
         methods,
         // OpenSSH-style clients probe with "none" first: answer at once, but
         // keep russh's constant-time delay for real rejections.
-        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time: crate::limits::AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
         max_auth_attempts: MAX_AUTH_ATTEMPTS,
@@ -92,7 +83,7 @@ struct PerIpSlot {
 
 impl Drop for PerIpSlot {
     fn drop(&mut self) {
-        let mut map = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = crate::sync::lock_or_recover(&self.table.0);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -101,15 +92,6 @@ impl Drop for PerIpSlot {
         }
     }
 }
-
-/// Accepted connections that may wait for a handshake slot. Waiting costs a
-/// socket and a small task (well under 1 KiB) but no SSH state, and the
-/// authentication deadline runs from the accept, so a connection that waits
-/// longer than the deadline is closed unserved. Accepting right away keeps
-/// the kernel's accept queue empty: when it overflows during a reconnect
-/// storm the kernel drops the agents' handshakes, they retransmit on TCP's
-/// timers (1 s, 3 s, ...) and some end in resets.
-const ACCEPT_QUEUE: usize = 8192;
 
 /// Accept agents until `svc.cancel` fires.
 pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateKey) {
@@ -135,7 +117,7 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
         };
         let ip = peer.ip();
         {
-            let mut map = per_ip.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = crate::sync::lock_or_recover(&per_ip.0);
             let n = map.entry(ip).or_insert(0);
             if *n >= svc.config.max_handshakes_per_ip {
                 debug!(%peer, "too many connections in handshake from this address; closing");

@@ -3,21 +3,17 @@
 //! agent in the [`Registry`](crate::agents::Registry); or, for a new key with a
 //! join token, the enrolment exchange.
 
+use crate::limits::HELLO_TIMEOUT;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use nextdeploy_shared::frame::{self, Decoder};
-use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::{
-    channel_kind, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello,
-    Reply, ReplyType,
-};
+use nextdeploy_shared::frame;
+use nextdeploy_shared::protocol::{channel_kind, feature, Downstream, Hello, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix;
-use russh::keys::PublicKey;
 use russh::server::{Handle, Msg};
-use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf, Disconnect};
+use russh::{Channel, ChannelWriteHalf, Disconnect};
 use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
@@ -25,15 +21,54 @@ use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
-use crate::agents::control::Control;
-use crate::agents::AgentConn;
-use crate::store::{self, AgentRecord, AuditEntry};
+use crate::agents::control::{Control, SendError};
+use crate::agents::{AgentConn, NewConn};
+use crate::store::{self, AgentRecord};
 use crate::Services;
 
-/// How long the agent has to accept the control channel and say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an enrolling agent has to present its secret.
-const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
+/// Why an agent's connection could not start or ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The peer did not answer a channel open in time.
+    #[error("the peer did not answer the channel open")]
+    OpenTimeout,
+    /// The peer refused a channel: not an agent, or an agent out of step.
+    #[error("the peer refused the {action} channel (not a NextDeploy agent?): {source}")]
+    OpenRefused {
+        /// The channel's kind.
+        action: String,
+        /// What russh said.
+        source: russh::Error,
+    },
+    /// A frame could not be written to the agent.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The agent sent a frame that could not be read.
+    #[error("bad frame from agent: {0}")]
+    BadFrame(#[from] frame::FrameError),
+    /// The agent said nothing within the wait.
+    #[error("silent for {}s", .0.as_secs())]
+    Silent(Duration),
+    /// The agent closed the channel before the exchange ended.
+    #[error("the agent closed the channel")]
+    Closed,
+    /// The agent's frame was of a kind the exchange does not expect here.
+    #[error("expected {expected}, got {got:?}")]
+    Unexpected {
+        /// What the exchange waited for.
+        expected: &'static str,
+        /// What came.
+        got: ReplyType,
+    },
+    /// The agent's hello or enrolment answer did not parse.
+    #[error("malformed {what}: {source}")]
+    Malformed {
+        /// Which message.
+        what: &'static str,
+        /// Why it did not parse.
+        source: serde_json::Error,
+    },
+}
 
 /// Run the conversation of one authenticated connection.
 pub async fn run(
@@ -44,11 +79,14 @@ pub async fn run(
     slot: TapSlot,
 ) {
     let outcome = match identity {
-        Identity::Agent(rec) => agent(&svc, &handle, rec, peer, slot).await,
+        Identity::Agent(rec) => serve_agent(&svc, &handle, rec, peer, slot).await,
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
-            Box::pin(enroll(&svc, &handle, &token_id, &key)).await
+            Box::pin(super::enrol::serve_enrolment(
+                &svc, &handle, &token_id, &key,
+            ))
+            .await
         }
     };
     let reason = match outcome {
@@ -58,7 +96,7 @@ pub async fn run(
         }
         Err(e) => {
             info!(error = %e, "closing connection");
-            e
+            e.to_string()
         }
     };
     let _ = handle
@@ -79,31 +117,25 @@ fn ends_connection(e: &frame::FrameError) -> Option<String> {
     }
 }
 
-async fn open_session(handle: &Handle, action: &str) -> Result<Channel<Msg>, String> {
+pub(super) async fn open_session(
+    handle: &Handle,
+    action: &str,
+) -> Result<Channel<Msg>, SessionError> {
     tokio::time::timeout(HELLO_TIMEOUT, handle.channel_open_session())
         .await
-        .map_err(|_| "the peer did not answer the channel open".to_string())?
-        .map_err(|e| {
-            format!("the peer refused the {action} channel (not a NextDeploy agent?): {e}")
+        .map_err(|_| SessionError::OpenTimeout)?
+        .map_err(|source| SessionError::OpenRefused {
+            action: action.to_string(),
+            source,
         })
 }
 
-fn first_request(action: &str, payload: Value) -> Downstream {
+pub(super) fn first_request(action: &str, payload: Value) -> Downstream {
     Downstream::Request {
         id: 0,
         action: action.into(),
         payload,
     }
-}
-
-async fn open_channel(
-    handle: &Handle,
-    action: &str,
-    payload: Value,
-) -> Result<(ChannelReadHalf, ChannelWriteHalf<Msg>), String> {
-    let (read, write) = open_session(handle, action).await?.split();
-    send(&write, &first_request(action, payload)).await?;
-    Ok((read, write))
 }
 
 /// Open the control channel, read from here on by the connection's handler
@@ -113,137 +145,131 @@ async fn open_control(
     slot: TapSlot,
     registered: Arc<OnceLock<Weak<AgentConn>>>,
     payload: Value,
-) -> Result<(Reader, ChannelWriteHalf<Msg>), String> {
+) -> Result<(Reader, ChannelWriteHalf<Msg>), SessionError> {
     let channel = open_session(handle, channel_kind::CONTROL).await?;
     let (inbox, reader) = Inbox::new();
     let tap = Tap::new(channel.id(), inbox, registered);
     let (read, write) = channel.split();
     drop(read);
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(tap);
+    *crate::sync::lock_or_recover(&slot) = Some(tap);
     send(&write, &first_request(channel_kind::CONTROL, payload)).await?;
     Ok((reader, write))
 }
 
-async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), String> {
-    let bytes = frame::encode(msg).map_err(|e| e.to_string())?;
-    write
-        .data_bytes(bytes)
-        .await
-        .map_err(|e| format!("write failed: {e}"))
-}
-
-/// The next reply frame, or why there is none.
-async fn next_reply(
-    read: &mut ChannelReadHalf,
-    decoder: &mut Decoder,
-    within: Duration,
-) -> Result<Reply, String> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        match decoder.next_message::<Reply>() {
-            Ok(Some((reply, _))) => return Ok(reply),
-            Ok(None) => {}
-            Err(e) => return Err(format!("bad frame from agent: {e}")),
-        }
-        match tokio::time::timeout_at(deadline, read.wait()).await {
-            Err(_) => return Err(format!("silent for {}s", within.as_secs())),
-            Ok(Some(ChannelMsg::Data { data })) => decoder.feed(&data),
-            Ok(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
-                return Err("the agent closed the channel".into())
-            }
-            Ok(Some(_)) => {}
-        }
-    }
+pub(super) async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Result<(), SendError> {
+    let bytes = frame::encode(msg)?;
+    Ok(write.data_bytes(bytes).await?)
 }
 
 /// The next event of the control channel that is a reply (the hello), or
 /// why there is none.
-async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, String> {
+async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, SessionError> {
     match tokio::time::timeout(within, inbox.next()).await {
-        Err(_) => Err(format!("silent for {}s", within.as_secs())),
+        Err(_) => Err(SessionError::Silent(within)),
         Ok(Some(tap::Event::Reply(r))) => Ok(*r),
-        Ok(Some(tap::Event::Bad(e))) => Err(format!("bad frame from agent: {e}")),
-        Ok(Some(tap::Event::Closed) | None) => Err("the agent closed the channel".into()),
+        Ok(Some(tap::Event::Bad(e))) => Err(SessionError::BadFrame(*e)),
+        Ok(Some(tap::Event::Closed) | None) => Err(SessionError::Closed),
     }
 }
 
-async fn agent(
+/// Serve one agent's connection: bring it online, answer its control
+/// channel until the connection ends, then take it offline. Returns why it
+/// ended.
+async fn serve_agent(
     svc: &Arc<Services>,
     handle: &Handle,
     rec: AgentRecord,
     peer: SocketAddr,
     slot: TapSlot,
-) -> Result<String, String> {
+) -> Result<String, SessionError> {
+    // The one-time and the occasional awaits are boxed so that the task of
+    // an idle agent holds only what waiting needs.
+    let (conn, inbox) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
+    let reason = watch_control(svc, &conn, &inbox).await;
+    Box::pin(take_offline(svc, &conn, &reason)).await;
+    Ok(reason)
+}
+
+/// Open the control channel, wait for the hello, and register the agent.
+async fn bring_online(
+    svc: &Arc<Services>,
+    handle: &Handle,
+    rec: AgentRecord,
+    peer: SocketAddr,
+    slot: TapSlot,
+) -> Result<(Arc<AgentConn>, Reader), SessionError> {
     // Tell the agent how often to heartbeat: three beats per timeout, so one
     // lost beat never marks a healthy agent offline.
     let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
-    // The one-time and the occasional awaits below are boxed so that the
-    // task of an idle agent holds only what waiting needs.
     let registered = Arc::new(OnceLock::new());
-    let (inbox, write) = Box::pin(open_control(
+    let (inbox, write) = open_control(
         handle,
         slot,
         registered.clone(),
         json!({ "heartbeat_interval_s": beat }),
-    ))
+    )
     .await?;
-    let first = next_event(&inbox, HELLO_TIMEOUT).await?;
-    if first.kind != ReplyType::Hello {
-        return Err(format!("expected hello, got {:?}", first.kind));
-    }
-    let hello: Hello =
-        serde_json::from_value(first.data).map_err(|e| format!("malformed hello: {e}"))?;
+    let hello = read_hello(&inbox).await?;
     let now = now_unix();
-    let conn_id = svc.registry.next_conn_id();
-    let cancel = svc.cancel.child_token();
-    let control = Control::new(write, hello.supports(feature::CONTROL_REQUESTS));
-    let conn = svc.registry.new_conn(
-        rec.name.clone(),
-        rec.labels.clone(),
-        conn_id,
-        handle.clone(),
-        control.clone(),
-        hello.clone(),
-        peer,
-        now,
-        cancel.clone(),
+    let control = Control::new(
+        write,
+        hello.supports(feature::CONTROL_REQUESTS),
+        svc.registry.request_ids.clone(),
     );
+    let conn = svc.registry.new_conn(NewConn {
+        name: rec.name.clone(),
+        labels: rec.labels.clone(),
+        handle: handle.clone(),
+        control,
+        hello: hello.clone(),
+        address: peer,
+        now,
+        cancel: svc.cancel.child_token(),
+    });
     // From here answers go to their waiters from the handler.
     let _ = registered.set(Arc::downgrade(&conn));
     svc.registry.register(conn.clone());
+    let (name, addr, version, host) = (
+        rec.name.clone(),
+        peer.to_string(),
+        hello.version.clone(),
+        hello.hostname.clone(),
+    );
+    if let Err(e) = store::blocking(&svc.store, move |s| {
+        s.touch_agent(&name, now, Some(&addr), Some(&version), Some(&host))
+    })
+    .await
     {
-        let (name, addr, version, host) = (
-            rec.name.clone(),
-            peer.to_string(),
-            hello.version.clone(),
-            hello.hostname.clone(),
-        );
-        if let Err(e) = store::blocking(&svc.store, move |s| {
-            s.touch_agent(&name, now, Some(&addr), Some(&version), Some(&host))
-        })
-        .await
-        {
-            warn!(error = %e, "could not record the connection");
-        }
+        warn!(error = %e, "could not record the connection");
     }
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
     svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
+    Ok((conn, inbox))
+}
 
+/// The agent's first word on the control channel, which must be its hello.
+async fn read_hello(inbox: &Reader) -> Result<Hello, SessionError> {
+    let first = next_event(inbox, HELLO_TIMEOUT).await?;
+    if first.kind != ReplyType::Hello {
+        return Err(SessionError::Unexpected {
+            expected: "hello",
+            got: first.kind,
+        });
+    }
+    serde_json::from_value(first.data).map_err(|source| SessionError::Malformed {
+        what: "hello",
+        source,
+    })
+}
+
+/// Answer heartbeats and take pushes until the connection is cut, goes
+/// silent or breaks the protocol. Returns why it ended.
+async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) -> String {
     let timeout = svc.config.heartbeat_timeout;
     let mut wait = timeout;
-    let reason = 'conn: loop {
+    loop {
         let event = tokio::select! {
-            _ = cancel.cancelled() => {
-                let why = if svc.cancel.is_cancelled() {
-                    "hub shutting down"
-                } else if svc.registry.get(&rec.name).is_some_and(|c| c.conn_id != conn_id) {
-                    info!("replaced by a newer connection with the same key");
-                    "replaced by a newer connection with the same key"
-                } else {
-                    "revoked"
-                };
-                break why.to_string();
-            }
+            _ = conn.cancel.cancelled() => return explain_cancel(svc, conn).to_string(),
             e = tokio::time::timeout(wait, inbox.next()) => e,
         };
         wait = timeout;
@@ -253,147 +279,80 @@ async fn agent(
                 let quiet = now_unix() - conn.last_seen.load(Ordering::Relaxed);
                 let quiet = Duration::from_secs(quiet.max(0) as u64);
                 if quiet < timeout {
-                    wait = (timeout - quiet).max(Duration::from_secs(1));
+                    wait = (timeout - quiet).max(crate::limits::HEARTBEAT_RECHECK_MIN);
                     continue;
                 }
                 warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
-                break format!("no heartbeat for {}s", timeout.as_secs());
+                return format!("no heartbeat for {}s", timeout.as_secs());
             }
-            Ok(Some(tap::Event::Reply(reply))) if reply.kind == ReplyType::Heartbeat => {
-                let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                let beat = Downstream::Heartbeat { seq };
-                if let Err(e) = Box::pin(control.send(&beat)).await {
-                    debug!(error = %e, "heartbeat answer failed");
-                }
-            }
-            Ok(Some(tap::Event::Reply(reply))) => {
-                // A push (or an answer that arrived before registration).
-                let Some(reply) = control.deliver(*reply) else {
-                    continue;
-                };
-                if let Some(deploy_id) = Box::pin(pushed(svc, &conn, reply)).await {
-                    let ack = Downstream::Ack { deploy_id };
-                    let _ = Box::pin(control.send(&ack)).await;
-                }
-            }
+            Ok(Some(tap::Event::Reply(reply))) => Box::pin(answer_reply(svc, conn, *reply)).await,
             Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
                 Some(why) => {
                     warn!(error = %e, "control channel out of step; disconnecting");
-                    break 'conn why;
+                    return why;
                 }
                 None => warn!(error = %e, "bad control frame skipped"),
             },
-            Ok(Some(tap::Event::Closed) | None) => break "control channel closed".to_string(),
+            Ok(Some(tap::Event::Closed) | None) => return "control channel closed".to_string(),
         }
+    }
+}
+
+/// Why the connection's token was cancelled.
+fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
+    if svc.cancel.is_cancelled() {
+        "hub shutting down"
+    } else if svc
+        .registry
+        .get(&conn.name)
+        .is_some_and(|c| c.conn_id != conn.conn_id)
+    {
+        info!("replaced by a newer connection with the same key");
+        "replaced by a newer connection with the same key"
+    } else {
+        "revoked"
+    }
+}
+
+/// Answer a heartbeat, or hand a push (or an answer that arrived before
+/// registration) to [`record_push`] and acknowledge a deploy outcome.
+async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
+    if reply.kind == ReplyType::Heartbeat {
+        let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        if let Err(e) = conn.control.send(&Downstream::Heartbeat { seq }).await {
+            debug!(error = %e, "heartbeat answer failed");
+        }
+        return;
+    }
+    let Some(reply) = conn.control.deliver(reply) else {
+        return;
     };
-    control.close();
-    let removed = svc.registry.unregister(&rec.name, conn_id);
+    if let Some(deploy_id) = record_push(svc, conn, reply).await {
+        let _ = conn.control.send(&Downstream::Ack { deploy_id }).await;
+    }
+}
+
+/// Fail the agent's waiting requests, unregister it (unless a newer
+/// connection replaced it) and record when it was last seen.
+async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
+    conn.control.close();
+    let removed = svc.registry.unregister(&conn.name, conn.conn_id);
     let last = conn.last_seen.load(Ordering::Relaxed);
-    let name = rec.name.clone();
+    let name = conn.name.clone();
     let _ = store::blocking(&svc.store, move |s| {
         s.touch_agent(&name, last, None, None, None)
     })
     .await;
     if removed {
         info!(reason = %reason, "agent offline");
-        svc.telemetry.agent_event(&rec.name, &rec.labels, "offline");
+        svc.telemetry
+            .agent_event(&conn.name, &conn.labels, "offline");
     }
-    Ok(reason)
-}
-
-async fn enroll(
-    svc: &Arc<Services>,
-    handle: &Handle,
-    token_id: &str,
-    key: &PublicKey,
-) -> Result<String, String> {
-    let (mut read, write) = open_channel(
-        handle,
-        channel_kind::ENROLL,
-        json!({ "token_id": token_id }),
-    )
-    .await?;
-    let mut decoder = Decoder::new();
-    let reply = next_reply(&mut read, &mut decoder, ENROLL_TIMEOUT).await?;
-    let answer: EnrollAnswer = match reply.kind {
-        ReplyType::Result => serde_json::from_value(reply.data)
-            .map_err(|e| format!("malformed enrolment answer: {e}"))?,
-        other => return Err(format!("expected the enrolment answer, got {other:?}")),
-    };
-    let line = keys::public_line(key);
-    let fingerprint = keys::fingerprint(key);
-    let (id, fp) = (token_id.to_string(), fingerprint.clone());
-    let secret = answer.secret;
-    let result = store::blocking(&svc.store, move |s| {
-        s.consume_join_token(&id, &secret, &line, &fp, now_unix())
-    })
-    .await;
-    let (outcome, detail) = match result {
-        Ok(Ok(rec)) => {
-            info!(name = %rec.name, %fingerprint, hostname = %answer.hostname, "agent enrolled");
-            let data = serde_json::to_value(EnrollOutcome {
-                name: rec.name.clone(),
-                labels: rec.labels.clone(),
-            })
-            .unwrap_or(Value::Null);
-            (
-                Downstream::Outcome { ok: true, data },
-                format!("enrolled {} ({fingerprint})", rec.name),
-            )
-        }
-        Ok(Err(refusal)) => {
-            info!(reason = %refusal, "enrolment refused");
-            let body = ErrorBody {
-                code: ErrorCode::Forbidden,
-                message: refusal.to_string(),
-            };
-            (
-                Downstream::Outcome {
-                    ok: false,
-                    data: serde_json::to_value(body).unwrap_or(Value::Null),
-                },
-                format!("refused: {refusal}"),
-            )
-        }
-        Err(e) => {
-            warn!(error = %e, "enrolment failed");
-            let body = ErrorBody {
-                code: ErrorCode::Internal,
-                message: e.to_string(),
-            };
-            (
-                Downstream::Outcome {
-                    ok: false,
-                    data: serde_json::to_value(body).unwrap_or(Value::Null),
-                },
-                format!("failed: {e}"),
-            )
-        }
-    };
-    let entry = AuditEntry {
-        at: now_unix(),
-        actor: format!("join-token:{token_id}"),
-        action: "enroll".into(),
-        target: fingerprint,
-        detail,
-    };
-    let _ = store::blocking(&svc.store, move |s| s.audit(&entry)).await;
-    send(&write, &outcome).await?;
-    // Give the agent a moment to read the outcome and hang up itself.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(m) = read.wait().await {
-            if matches!(m, ChannelMsg::Close) {
-                break;
-            }
-        }
-    })
-    .await;
-    Ok("enrolment finished".into())
 }
 
 /// A health snapshot, event or deploy outcome the agent pushed on its control
 /// channel. Returns the id of a deploy outcome to acknowledge.
-async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
+async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
     match reply.kind {
         ReplyType::Result => {
             let outcome = reply.data.get("deploy_outcome")?;
@@ -401,8 +360,7 @@ async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String
         }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
             Ok(snap) => {
-                *conn.health.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Arc::new(snap.clone()));
+                *crate::sync::lock_or_recover(&conn.health) = Some(Arc::new(snap.clone()));
                 svc.telemetry.record(&conn.name, snap);
             }
             Err(e) => warn!(error = %e, "malformed health snapshot"),
@@ -422,6 +380,7 @@ async fn pushed(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nextdeploy_shared::frame::Decoder;
     use nextdeploy_shared::limits::MAX_FRAME_LEN;
 
     #[test]

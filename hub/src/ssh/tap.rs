@@ -12,6 +12,7 @@
 //! the session's reads, as a full channel buffer did before. It allocates
 //! nothing until used, because every idle agent holds one.
 
+use crate::limits::INBOX_LEN;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -22,9 +23,6 @@ use russh::ChannelId;
 use tokio::sync::Notify;
 
 use crate::agents::AgentConn;
-
-/// Events queued per connection before the reader waits.
-pub const INBOX_LEN: usize = 32;
 
 /// What the connection's task learns from its control channel.
 #[derive(Debug)]
@@ -62,7 +60,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.queue)
     }
 
     /// The next event; `None` once the writer is gone and all is taken.

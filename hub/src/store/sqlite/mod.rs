@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::verify_secret;
@@ -90,7 +89,7 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(crate::limits::STORE_BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -111,15 +110,12 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         // A poisoned lock only means another call panicked mid-way; SQLite's own
         // transactions keep the data consistent, so carry on with the connection.
-        let mut guard = match self.conn.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = crate::sync::lock_or_recover(&self.conn);
         f(&mut guard)
     }
 
     fn label_index(&self) -> std::sync::MutexGuard<'_, Option<LabelIndex>> {
-        self.labels.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock_or_recover(&self.labels)
     }
 }
 
@@ -470,7 +466,7 @@ impl Store for SqliteStore {
     }
 
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
-        let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = crate::sync::lock_or_recover(&self.series);
         self.with(|c| super::health::record(c, &mut cache, batch))
     }
 

@@ -1,0 +1,193 @@
+//! Every bound and duration of the hub, each with why. Bounds of the wire
+//! (frame sizes, stream windows, heartbeats) are shared with the agent and
+//! live in [`nextdeploy_shared::limits`].
+
+use std::time::Duration;
+
+// --- ssh ---
+
+/// How long a rejected SSH authentication waits before answering (russh's
+/// constant-time delay), so timing does not tell which keys exist.
+pub const AUTH_REJECTION_TIME: Duration = Duration::from_millis(500);
+/// How long the accept loop backs off after a failed `accept` (EMFILE and
+/// friends), instead of spinning on an error that persists.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// How often the hub probes a quiet connection with an SSH keepalive, and how
+/// many unanswered probes end it: a dead peer is noticed within ~30 s even if
+/// the application heartbeat were lost.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered SSH keepalives that end a connection (see [`KEEPALIVE_INTERVAL`]).
+pub const KEEPALIVE_MAX: usize = 3;
+/// Nothing at all received for this long ends the connection (the agent
+/// heartbeats every 10 s, so only a broken peer gets here).
+pub const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Failed authentication attempts allowed per connection; agents need one.
+pub const MAX_AUTH_ATTEMPTS: usize = 3;
+/// The largest channel packet the hub asks agents to send: a streamed 64 KiB
+/// log chunk fits one packet, and both sides read up to 256 KiB.
+pub const MAX_PACKET: u32 = 128 * 1024;
+/// Accepted connections that may wait for a handshake slot. Waiting costs a
+/// socket and a small task (well under 1 KiB) but no SSH state, and the
+/// authentication deadline runs from the accept, so a connection that waits
+/// longer than the deadline is closed unserved. Accepting right away keeps
+/// the kernel's accept queue empty: when it overflows during a reconnect
+/// storm the kernel drops the agents' handshakes, they retransmit on TCP's
+/// timers (1 s, 3 s, ...) and some end in resets.
+pub const ACCEPT_QUEUE: usize = 8192;
+
+// --- ssh::session ---
+
+/// Shortest re-wait for a heartbeat when answers showed life recently: keeps
+/// the loop from spinning on sub-second remainders.
+pub const HEARTBEAT_RECHECK_MIN: Duration = Duration::from_secs(1);
+/// How long the hub lingers after an enrolment outcome so the agent can read
+/// it and hang up itself.
+pub const ENROLL_LINGER: Duration = Duration::from_secs(5);
+/// How long the agent has to accept the control channel and say hello: a
+/// healthy agent answers in one round trip; a stuck one must not hold a task.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an enrolling agent has to present its secret: it has it at hand,
+/// so this only bounds a peer that went silent.
+pub const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
+
+// --- ssh::tap ---
+/// Events queued per connection before the reader waits: heartbeats and
+/// pushes are small and the task drains them at once, so 32 absorbs a burst.
+pub const INBOX_LEN: usize = 32;
+
+// --- agents::stream ---
+/// How long opening a channel on an agent may take: one round trip on a live
+/// connection, so ten seconds means the agent is gone.
+pub const STREAM_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+// --- http::ws ---
+/// Bytes of queued replies written to a client before one flush: enough to
+/// turn a burst of small replies into a few large writes, small enough that
+/// a log stream's first bytes are not held back.
+pub const SEND_BATCH_BYTES: usize = 256 * 1024;
+
+// --- api::deploy ---
+
+/// How often a deploy polls the registry for its agent's reconnection: a
+/// reconnect takes about a second, so this adds little delay and little CPU.
+pub const RECONNECT_POLL: Duration = Duration::from_millis(200);
+/// Progress messages buffered towards a watching client; beyond this, progress
+/// (advisory) is dropped for that client, never the outcome.
+pub const PROGRESS_QUEUE: usize = 1024;
+/// Longest image reference accepted: real references are well under it, and
+/// it bounds what the hub stores and forwards per deploy.
+pub const MAX_IMAGE_LEN: usize = 512;
+/// Times the hub re-asks a reconnected agent about a deploy it lost track of.
+pub const DEPLOY_RETRIES: usize = 3;
+/// How long the hub waits for an agent to reconnect during a deploy (the
+/// agent's backoff after a drop starts at one second).
+pub const RECONNECT_WAIT: Duration = Duration::from_secs(90);
+/// Most agents a fleet deploy updates at once, so one deploy cannot hold every
+/// stream slot and store write at the same moment.
+pub const MAX_PARALLEL_DEPLOYS: u64 = 100;
+/// Deploys `deploys_list` returns by default, and at most.
+pub const DEPLOYS_LIST_DEFAULT: u64 = 50;
+/// Most deploys `deploys_list` returns, bounding one reply's size.
+pub const DEPLOYS_LIST_MAX: u64 = 1000;
+
+// --- api::fleet ---
+/// Look-back of `history` when none is given (one hour).
+pub const HISTORY_DEFAULT_SINCE_S: i64 = 3600;
+
+// --- api::rotate ---
+/// How long the agent has for each step (key generation is milliseconds).
+pub const ROTATE_STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+// --- api::fanout ---
+/// Answers taken off the queue per wake: amortizes the wake-up without
+/// holding a large batch in memory.
+pub const FANOUT_BATCH: usize = 256;
+/// Requests written between two yields of the fan-out's task, so a fan-out
+/// to thousands of agents does not starve the runtime's other tasks.
+pub const FANOUT_YIELD_EVERY: usize = 128;
+
+// --- api::route ---
+/// Grace a stop or restart gets by default (the engine's default, 10 s).
+pub const DEFAULT_STOP_GRACE_S: u64 = 10;
+/// Longest grace a stop or restart may ask for: the request waits that long,
+/// and an hour is beyond any sane shutdown.
+pub const MAX_STOP_GRACE_S: u64 = 3600;
+
+// --- api::admin ---
+/// Longest TTL a token may be given (10 years).
+pub const MAX_TTL_S: u64 = 10 * 365 * 86_400;
+/// Longest API token name: names are labels shown in lists and audit lines.
+pub const MAX_TOKEN_NAME_LEN: usize = 64;
+
+// --- serve (flags and the local agent) ---
+
+/// Default of `--auth-deadline`: a handshake takes milliseconds; 15 s leaves
+/// room for a slow link and still frees a handshake slot quickly.
+pub const DEFAULT_AUTH_DEADLINE: Duration = Duration::from_secs(15);
+/// Longest `--auth-deadline` accepted: beyond it the deadline protects nothing.
+pub const MAX_AUTH_DEADLINE: Duration = Duration::from_secs(600);
+/// Default of `--max-handshakes`: handshakes cost CPU (key exchange); 256 at
+/// once keeps a reconnect storm from starving established connections.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
+/// Default of `--max-handshakes-per-ip`: one address cannot take every slot,
+/// while a NAT with many agents still gets a fair share.
+pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 64;
+/// Shortest `--heartbeat-timeout`: below it, one late heartbeat (sent every
+/// third of the timeout) would mark a healthy agent offline.
+pub const MIN_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lifetime of the join token the hub mints for `--local-agent`: it is used
+/// at once by the child it spawns, so minutes are plenty.
+pub const LOCAL_JOIN_TOKEN_TTL: Duration = Duration::from_secs(300);
+/// How long a stopping local agent has after SIGTERM before it is killed.
+pub const LOCAL_AGENT_STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long the hub waits for its local-agent task at exit.
+pub const LOCAL_AGENT_JOIN_WAIT: Duration = Duration::from_secs(10);
+/// Connections the kernel may queue for `accept` (capped by
+/// `net.core.somaxconn`, 4096 by default since Linux 5.4). A restarted hub
+/// gets thousands of agents within a second; with the usual 1024 the rest of
+/// their SYNs are dropped and each such agent waits out TCP's 1 s, 3 s, 7 s
+/// retransmission timers instead of the handshake slots.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+// --- telemetry ---
+/// Events buffered for subscribers; one that falls further behind is told how
+/// many it missed instead of holding memory.
+pub const EVENT_BUS: usize = 4096;
+/// Snapshots waiting to be written: 10,000 agents' worth of one interval. A full
+/// queue drops snapshots (history loses a point; the live view does not).
+pub const HEALTH_QUEUE: usize = 10_000;
+/// Most snapshots written in one transaction, so one commit does not hold the
+/// store's lock for long.
+pub const HEALTH_BATCH: usize = 2_000;
+/// How often old history is pruned: retention tiers are minutes to days, so
+/// five minutes keeps the tables near their bound at little cost.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
+
+// --- backup ---
+
+/// Largest member we restore (a store bigger than this is not ours).
+pub const MAX_BACKUP_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
+/// How long SQLite waits on a locked store while a backup snapshots it: the
+/// running hub's writes are short, so ten seconds means something is stuck.
+pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+// --- lib (shutdown) and store ---
+
+/// How long shutdown waits for connection tasks and the telemetry writer to
+/// finish: long enough for clean closes, short enough for service managers.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// How long a store call waits on SQLite's lock before failing: writes are
+/// short, so longer means a stuck writer, better reported than waited on.
+pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+// --- http::ws (hub-only: the agent never sees a WebSocket) ---
+
+/// Concurrent requests one WebSocket client may have in flight, so one client
+/// cannot take every agent's stream slots.
+pub const MAX_REQUESTS_PER_CLIENT: usize = 64;
+/// Messages queued towards one WebSocket client before its producers wait:
+/// a slow client slows its own streams, not the hub's memory.
+pub const CLIENT_SEND_QUEUE: usize = 256;
+// tests/ (which does not depend on the hub) still reads the queue's size from
+// shared; the two must agree.
+const _: () = assert!(CLIENT_SEND_QUEUE == nextdeploy_shared::limits::CLIENT_SEND_QUEUE);
