@@ -18,7 +18,7 @@ const GIB: u64 = 1024 * MIB;
 /// One `log` reply of the big streams.
 const CHUNK: u64 = 65536;
 /// Replies queued by the agent's handler ahead of its writer
-/// (`HANDLER_QUEUE` in agent/src/channel.rs).
+/// (`HANDLER_QUEUE` in agent/src/limits.rs).
 const AGENT_HANDLER_QUEUE: u64 = 16;
 /// Hub RSS allowed while a 1 GiB stream is stalled. The stalled stream may
 /// hold: its window at the hub (2 MiB, plus one frame in flight), the

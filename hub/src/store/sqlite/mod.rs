@@ -6,16 +6,17 @@ use std::sync::{Arc, Mutex};
 
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::verify_secret;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use nextdeploy_shared::docker::HealthSnapshot;
 
 use super::deploys::DeployRecord;
 use super::health::HistoryPoint;
 use super::{
-    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Role, Store, StoreError,
+    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Store, StoreError,
     StoreResult,
 };
+use rows::{agent_row, api_row, join_row, labels_from, labels_to, AGENT_COLS, API_COLS, JOIN_COLS};
 
 /// Schema versions, applied in order; index + 1 is the `user_version` after it.
 const MIGRATIONS: &[&str] = &[
@@ -117,64 +118,6 @@ impl SqliteStore {
     fn label_index(&self) -> std::sync::MutexGuard<'_, Option<LabelIndex>> {
         crate::sync::lock_or_recover(&self.labels)
     }
-}
-
-fn labels_from(text: String) -> rusqlite::Result<Labels> {
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn labels_to(labels: &Labels) -> String {
-    serde_json::to_string(labels).unwrap_or_else(|_| "{}".into())
-}
-
-const AGENT_COLS: &str = "name, public_key, fingerprint, labels, enrolled_at, last_seen, last_address, version, hostname, revoked_at";
-
-fn agent_row(r: &Row<'_>) -> rusqlite::Result<AgentRecord> {
-    Ok(AgentRecord {
-        name: r.get(0)?,
-        public_key: r.get(1)?,
-        fingerprint: r.get(2)?,
-        labels: labels_from(r.get(3)?)?,
-        enrolled_at: r.get(4)?,
-        last_seen: r.get(5)?,
-        last_address: r.get(6)?,
-        version: r.get(7)?,
-        hostname: r.get(8)?,
-        revoked_at: r.get(9)?,
-    })
-}
-
-const JOIN_COLS: &str =
-    "id, secret_hash, name, labels, created_at, expires_at, used_at, created_by";
-
-fn join_row(r: &Row<'_>) -> rusqlite::Result<JoinTokenRecord> {
-    Ok(JoinTokenRecord {
-        id: r.get(0)?,
-        secret_hash: r.get(1)?,
-        name: r.get(2)?,
-        labels: labels_from(r.get(3)?)?,
-        created_at: r.get(4)?,
-        expires_at: r.get(5)?,
-        used_at: r.get(6)?,
-        created_by: r.get(7)?,
-    })
-}
-
-const API_COLS: &str = "id, secret_hash, name, role, created_at, expires_at, revoked_at";
-
-fn api_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
-    let role: String = r.get(3)?;
-    Ok(ApiTokenRecord {
-        id: r.get(0)?,
-        secret_hash: r.get(1)?,
-        name: r.get(2)?,
-        role: Role::parse(&role).unwrap_or(Role::Viewer),
-        created_at: r.get(4)?,
-        expires_at: r.get(5)?,
-        revoked_at: r.get(6)?,
-    })
 }
 
 impl Store for SqliteStore {
@@ -532,6 +475,8 @@ impl Store for SqliteStore {
         })
     }
 }
+
+mod rows;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Store tests against an in-memory SQLite.
 use super::*;
+use crate::store::Role;
 use nextdeploy_shared::token::hash_secret;
 
 fn join(store: &SqliteStore, id: &str, secret: &str, name: &str, expires_at: i64) {
