@@ -296,20 +296,32 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
         "scenarios": scenarios,
         "errors": errors,
     });
+    publish(&report, plan.mode, load_before, t_start, pick.picked())
+}
+
+/// Print the report; unless the run was picked, write it to bench/results
+/// and fail when a scenario failed.
+fn publish(
+    report: &Value,
+    mode: &str,
+    load_before: f64,
+    t_start: Instant,
+    picked: bool,
+) -> anyhow::Result<()> {
     println!(
         "\nNextDeploy bench, {} mode, {} (load {:.2} -> {:.2}, {:.0}s)\n",
-        plan.mode,
+        mode,
         report["date"].as_str().unwrap_or(""),
         load_before,
         procfs::load1(),
         t_start.elapsed().as_secs_f64()
     );
-    print!("{}", report::text(&report));
-    if pick.picked() {
+    print!("{}", report::text(report));
+    if picked {
         println!("(a picked run: no results written)");
         return Ok(());
     }
-    let written = report::write(&hub::workspace().join("bench/results"), &report)?;
+    let written = report::write(&hub::workspace().join("bench/results"), report)?;
     for p in written
         .iter()
         .filter(|p| p.to_string_lossy().contains("latest-"))

@@ -39,6 +39,28 @@ pub async fn run(
     let pid = hubp.pid();
     let rss0 = procfs::rss_kib(pid);
     let fleet = Fleet::start(hubp.ssh, pin, n, 0)?;
+    let (capacity, connect_s) = measure_capacity(&hubp, &fleet, run, rss0).await?;
+    let mut out = vec![capacity];
+    out.push(measure_fanout(&hubp, &fleet, n).await?);
+    if run.reconnect {
+        out.push(measure_reconnect(&mut hubp, &fleet, &dir, n, connect_s).await?);
+    }
+    drop(fleet);
+    drop(hubp);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
+/// Scenario 1 once all `run.agents` are started: connect time, hub memory
+/// per agent and idle CPU. Returns the record and the connect time (s).
+async fn measure_capacity(
+    hubp: &hub::HubProc,
+    fleet: &Fleet,
+    run: &FleetRun,
+    rss0: u64,
+) -> anyhow::Result<(Value, f64)> {
+    let n = run.agents;
+    let pid = hubp.pid();
     let connect = hub::wait_online(hubp.http, n as u64, CONNECT_LIMIT).await?;
     let connect_s = connect.as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -83,9 +105,13 @@ pub async fn run(
         ));
     }
     capacity["targets"] = json!(targets);
-    let mut out = vec![capacity];
+    Ok((capacity, connect_s))
+}
 
-    // Fan-out: one `ping` with a selector matching all N.
+/// Scenario 3: one `ping` with a selector matching all `n` agents, over
+/// several rounds, set against the plain TCP floor.
+async fn measure_fanout(hubp: &hub::HubProc, fleet: &Fleet, n: usize) -> anyhow::Result<Value> {
+    let pid = hubp.pid();
     let token = hubp.admin_token()?;
     let mut ws = Ws::connect(hubp.http, &token).await?;
     let mut times = Vec::new();
@@ -169,81 +195,85 @@ pub async fn run(
             floor_s
         )]);
     }
-    out.push(fanout);
+    Ok(fanout)
+}
 
-    if run.reconnect {
-        let (ssh, http) = (hubp.ssh, hubp.http);
-        let (f0, r0, z0) = (fleet.failures(), fleet.refused(), fleet.reset());
-        hubp.kill9();
-        let t0 = Instant::now();
-        let mut hubp2 = hub::start(&dir, Some((ssh, http)))?;
-        let listening_s = t0.elapsed().as_secs_f64();
-        let mut sampler = Sampler::new(hubp2.pid());
-        let mut back = None;
-        while t0.elapsed() < CONNECT_LIMIT {
-            sampler.sample();
-            if hub::agents_online(http).await.unwrap_or(0) >= n as u64 {
-                back = Some(t0.elapsed().as_secs_f64());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Scenario 5: kill -9 the hub, restart it on the same data dir and ports,
+/// and time until all `n` agents are back.
+async fn measure_reconnect(
+    hubp: &mut hub::HubProc,
+    fleet: &Fleet,
+    dir: &Path,
+    n: usize,
+    connect_s: f64,
+) -> anyhow::Result<Value> {
+    let (ssh, http) = (hubp.ssh, hubp.http);
+    let (f0, r0, z0) = (fleet.failures(), fleet.refused(), fleet.reset());
+    hubp.kill9();
+    let t0 = Instant::now();
+    let mut hubp2 = hub::start(dir, Some((ssh, http)))?;
+    let listening_s = t0.elapsed().as_secs_f64();
+    let mut sampler = Sampler::new(hubp2.pid());
+    let mut back = None;
+    while t0.elapsed() < CONNECT_LIMIT {
+        sampler.sample();
+        if hub::agents_online(http).await.unwrap_or(0) >= n as u64 {
+            back = Some(t0.elapsed().as_secs_f64());
+            break;
         }
-        // A little longer, for the peaks right after the last agent.
-        for _ in 0..10 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            sampler.sample();
-        }
-        let crashed = hubp2.child.try_wait().ok().flatten().is_some();
-        let seconds = back.unwrap_or(f64::NAN);
-        let failures = fleet.failures() - f0;
-        // The reference: the same N connecting to a fresh hub, earlier in
-        // this run (capacity's connect time).
-        let cold_s = cold_connect_s(n, n as f64 / connect_s);
-        let mut rec = json!({
-            "scenario": "reconnect",
-            "storm_vs_cold_connect": cold_s.and_then(|c| ratio(seconds, c)),
-            "agents": n,
-            "seconds": seconds,
-            "cold_connect_s": cold_s,
-            "cold_connect_note": "the same N agents' first connect to a fresh hub in this run (N / capacity's connect_per_s), all started at once without backoff; the storm adds the killed hub's restart and the real backoff (full jitter from 1 s, doubling)",
-            "all_back": back.is_some(),
-            "hub_listening_s": listening_s,
-            "failures": failures,
-            "refused_while_starting": fleet.refused() - r0 + fleet.reset() - z0,
-            "refused_note": "TCP connects refused, or reset before the hub sent a byte, while no hub served: the killed hub's listener going away, the new one not yet bound",
-            "reset_at_connect": fleet.reset() - z0,
-            "hub_crashed": crashed,
-            "hub_peak_rss_mib": sampler.peak_rss_kib as f64 / 1024.0,
-            "hub_peak_cpu_pct": sampler.peak_cpu_pct,
-            "backoff": "the real agent's: full jitter from 1 s, doubling per failed attempt",
-        });
-        let mut t = vec![target(
-            "failures other than refused",
-            failures as f64,
-            0.0,
-            Target::AtMost,
-        )];
-        if n >= 10_000 {
-            t.insert(
-                0,
-                target_vs(
-                    "10,000 back after restart: seconds",
-                    seconds,
-                    10.0,
-                    Target::AtMost,
-                    "cold connect of the same N (s)",
-                    cold_s,
-                ),
-            );
-        }
-        rec["targets"] = json!(t);
-        out.push(rec);
-        drop(hubp2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(fleet);
-    drop(hubp);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(out)
+    // A little longer, for the peaks right after the last agent.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sampler.sample();
+    }
+    let crashed = hubp2.child.try_wait().ok().flatten().is_some();
+    let seconds = back.unwrap_or(f64::NAN);
+    let failures = fleet.failures() - f0;
+    // The reference: the same N connecting to a fresh hub, earlier in
+    // this run (capacity's connect time).
+    let cold_s = cold_connect_s(n, n as f64 / connect_s);
+    let mut rec = json!({
+        "scenario": "reconnect",
+        "storm_vs_cold_connect": cold_s.and_then(|c| ratio(seconds, c)),
+        "agents": n,
+        "seconds": seconds,
+        "cold_connect_s": cold_s,
+        "cold_connect_note": "the same N agents' first connect to a fresh hub in this run (N / capacity's connect_per_s), all started at once without backoff; the storm adds the killed hub's restart and the real backoff (full jitter from 1 s, doubling)",
+        "all_back": back.is_some(),
+        "hub_listening_s": listening_s,
+        "failures": failures,
+        "refused_while_starting": fleet.refused() - r0 + fleet.reset() - z0,
+        "refused_note": "TCP connects refused, or reset before the hub sent a byte, while no hub served: the killed hub's listener going away, the new one not yet bound",
+        "reset_at_connect": fleet.reset() - z0,
+        "hub_crashed": crashed,
+        "hub_peak_rss_mib": sampler.peak_rss_kib as f64 / 1024.0,
+        "hub_peak_cpu_pct": sampler.peak_cpu_pct,
+        "backoff": "the real agent's: full jitter from 1 s, doubling per failed attempt",
+    });
+    let mut t = vec![target(
+        "failures other than refused",
+        failures as f64,
+        0.0,
+        Target::AtMost,
+    )];
+    if n >= 10_000 {
+        t.insert(
+            0,
+            target_vs(
+                "10,000 back after restart: seconds",
+                seconds,
+                10.0,
+                Target::AtMost,
+                "cold connect of the same N (s)",
+                cold_s,
+            ),
+        );
+    }
+    rec["targets"] = json!(t);
+    drop(hubp2);
+    Ok(rec)
 }
 
 /// Seconds for `n` agents to connect cold at `connect_per_s` (`None` when

@@ -30,75 +30,15 @@ pub async fn run(
     let fleet = Fleet::start(hubp.ssh, pin, AGENTS, 0)?;
     hub::wait_online(hubp.http, AGENTS as u64, Duration::from_secs(60)).await?;
     let token = hubp.admin_token()?;
-    let mut ws = Ws::connect(hubp.http, &token).await?;
-    let mut id = 0u64;
-    let mut rtts = Vec::with_capacity(pings);
-    // Warm-up: every agent once (first channel, caches), not measured.
-    for i in 0..(AGENTS + pings) {
-        id += 1;
-        let t0 = Instant::now();
-        ws.send(&json!({"id": id, "action": "ping", "server": sim_name(i % AGENTS)}))
-            .await?;
-        loop {
-            let (e, _) = ws.recv().await?;
-            if e.id == Some(id) && e.kind == "result" {
-                break;
-            }
-        }
-        if i >= AGENTS {
-            rtts.push(t0.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    drop(ws);
+    let mut rtts = ping_one_at_a_time(hubp.http, &token, pings).await?;
     let p50 = percentile(&mut rtts, 0.50);
     let p99 = percentile(&mut rtts, 0.99);
     let max = rtts.iter().cloned().fold(0.0, f64::max);
 
-    let t0 = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..CONNS {
-        let (http, token) = (hubp.http, token.clone());
-        tasks.spawn(async move {
-            let mut ws = Ws::connect(http, &token).await?;
-            let mut next = 0u64;
-            let mut done = 0u64;
-            for _ in 0..IN_FLIGHT {
-                next += 1;
-                send_ping(&mut ws, next, c).await?;
-            }
-            let mut outstanding = IN_FLIGHT;
-            while outstanding > 0 {
-                let (e, _) = ws.recv().await?;
-                if e.kind != "result" {
-                    continue;
-                }
-                done += 1;
-                outstanding -= 1;
-                if t0.elapsed() < window {
-                    next += 1;
-                    send_ping(&mut ws, next, c).await?;
-                    outstanding += 1;
-                }
-            }
-            anyhow::Ok(done)
-        });
-    }
-    let mut total = 0u64;
-    while let Some(r) = tasks.join_next().await {
-        total += r??;
-    }
-    let rps = total as f64 / t0.elapsed().as_secs_f64();
+    let rps = ping_concurrently(hubp.http, &token, window).await?;
     // The same shapes over plain loopback TCP, with the hub and the agents
     // still connected and idle: the reference each figure is shown beside.
-    let tcp = match crate::tcpfloor::measure_latency(AGENTS, pings, CONNS * IN_FLIGHT, window).await
-    {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            let e = format!("{e:#}");
-            eprintln!("the latency's TCP reference: {e}");
-            Err(e)
-        }
-    };
+    let tcp = measure_tcp_reference(pings, window).await;
     drop(fleet);
     drop(hubp);
     let _ = std::fs::remove_dir_all(&dir);
@@ -151,6 +91,93 @@ pub async fn run(
             ),
         ],
     }))
+}
+
+/// Ping the agents one at a time over one WebSocket: each agent once to warm
+/// up (not measured), then `pings` round-robin. Round trips in ms.
+async fn ping_one_at_a_time(
+    http: std::net::SocketAddr,
+    token: &str,
+    pings: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut ws = Ws::connect(http, token).await?;
+    let mut id = 0u64;
+    let mut rtts = Vec::with_capacity(pings);
+    // Warm-up: every agent once (first channel, caches), not measured.
+    for i in 0..(AGENTS + pings) {
+        id += 1;
+        let t0 = Instant::now();
+        ws.send(&json!({"id": id, "action": "ping", "server": sim_name(i % AGENTS)}))
+            .await?;
+        loop {
+            let (e, _) = ws.recv().await?;
+            if e.id == Some(id) && e.kind == "result" {
+                break;
+            }
+        }
+        if i >= AGENTS {
+            rtts.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    drop(ws);
+    Ok(rtts)
+}
+
+/// Pings at concurrency `CONNS * IN_FLIGHT` for `window`; pings per second.
+async fn ping_concurrently(
+    http: std::net::SocketAddr,
+    token: &str,
+    window: Duration,
+) -> anyhow::Result<f64> {
+    let t0 = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..CONNS {
+        let token = token.to_string();
+        tasks.spawn(async move {
+            let mut ws = Ws::connect(http, &token).await?;
+            let mut next = 0u64;
+            let mut done = 0u64;
+            for _ in 0..IN_FLIGHT {
+                next += 1;
+                send_ping(&mut ws, next, c).await?;
+            }
+            let mut outstanding = IN_FLIGHT;
+            while outstanding > 0 {
+                let (e, _) = ws.recv().await?;
+                if e.kind != "result" {
+                    continue;
+                }
+                done += 1;
+                outstanding -= 1;
+                if t0.elapsed() < window {
+                    next += 1;
+                    send_ping(&mut ws, next, c).await?;
+                    outstanding += 1;
+                }
+            }
+            anyhow::Ok(done)
+        });
+    }
+    let mut total = 0u64;
+    while let Some(r) = tasks.join_next().await {
+        total += r??;
+    }
+    Ok(total as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// The same shapes over plain loopback TCP; an error is reported as text.
+async fn measure_tcp_reference(
+    pings: usize,
+    window: Duration,
+) -> Result<crate::tcpfloor::EchoLatency, String> {
+    match crate::tcpfloor::measure_latency(AGENTS, pings, CONNS * IN_FLIGHT, window).await {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let e = format!("{e:#}");
+            eprintln!("the latency's TCP reference: {e}");
+            Err(e)
+        }
+    }
 }
 
 async fn send_ping(ws: &mut Ws, id: u64, conn: usize) -> anyhow::Result<()> {

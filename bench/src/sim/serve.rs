@@ -1,0 +1,215 @@
+//! Serving one channel the hub opens on a simulated agent: the control
+//! channel (hello, heartbeats, health) and the one-shot and streamed requests.
+
+use super::*;
+
+fn synthetic(name: &str, n: usize) -> HealthSnapshot {
+    let mut rng = rand::rng();
+    use rand::RngExt;
+    HealthSnapshot {
+        at: now_unix(),
+        docker_available: true,
+        docker_error: None,
+        sweep_ms: 3,
+        containers: (0..n)
+            .map(|i| ContainerHealth {
+                id: format!("{:064x}", i + 1),
+                name: format!("{name}-app-{i}"),
+                image: "registry.example/app:1.2.3".into(),
+                state: "running".into(),
+                health: Some("healthy".into()),
+                restarts: 0,
+                cpu_percent: Some(rng.random_range(0.0..50.0)),
+                mem_usage: rng.random_range(10_000_000..500_000_000),
+                mem_limit: 2_000_000_000,
+                net_rx: rng.random_range(0..1_000_000_000),
+                net_tx: rng.random_range(0..1_000_000_000),
+                stats_from: Some("kernel".into()),
+            })
+            .collect(),
+    }
+}
+
+async fn send(write: &russh::ChannelWriteHalf<Msg>, r: &Reply) -> bool {
+    match frame::encode(r) {
+        Ok(b) => write.data_bytes(b).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The fixed answer to a one-shot request.
+pub(super) fn answer(id: Option<u64>, act: &str) -> Reply {
+    match act.parse::<ActionKind>() {
+        Ok(ActionKind::Ping) => Reply::result(
+            id,
+            json!({"agent_time_ms": nextdeploy_shared::time::now_unix_ms()}),
+        ),
+        _ => Reply::error(
+            id,
+            nextdeploy_shared::protocol::ErrorCode::UnknownAction,
+            "sim",
+        ),
+    }
+}
+
+/// The control channel: the hello, then heartbeats and (with containers)
+/// health snapshots until `cancel` or a failed send.
+async fn serve_control(
+    write: &russh::ChannelWriteHalf<Msg>,
+    id: Option<u64>,
+    name: &str,
+    cfg: &SimConfig,
+    cancel: &CancellationToken,
+) {
+    let hello = Hello {
+        hostname: name.to_string(),
+        version: "bench".into(),
+        os: "sim".into(),
+        docker: DockerStatus {
+            available: true,
+            ..Default::default()
+        },
+        features: vec![nextdeploy_shared::protocol::feature::CONTROL_REQUESTS.into()],
+    };
+    if !send(write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
+        return;
+    }
+    let mut hb = tokio::time::interval(nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
+    let mut health = tokio::time::interval(cfg.health_interval);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hb.tick() => {
+                seq += 1;
+                if !send(write, &Reply::new(id, ReplyType::Heartbeat, json!({"seq": seq}))).await { return; }
+            }
+            _ = health.tick(), if cfg.containers > 0 => {
+                let snap = synthetic(name, cfg.containers);
+                if !send(write, &Reply::new(id, ReplyType::Health, json!(snap))).await { return; }
+                cfg.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A `diag-stream` request: `payload`'s bytes in chunks as log replies,
+/// within the hub's credit. False when the channel went away (the caller
+/// then neither ends nor closes it).
+async fn stream_diag(
+    read: &mut russh::ChannelReadHalf,
+    write: &russh::ChannelWriteHalf<Msg>,
+    dec: &mut Decoder,
+    id: Option<u64>,
+    payload: &serde_json::Value,
+) -> bool {
+    let bytes = payload
+        .get("bytes")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1 << 20);
+    let chunk = payload
+        .get("chunk")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(65536)
+        .clamp(1, 256 * 1024);
+    let data = "x".repeat(chunk as usize);
+    let mut credit = nextdeploy_shared::limits::STREAM_WINDOW as usize;
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = chunk.min(bytes - sent) as usize;
+        // As the real agent frames a chunk (`agent/src/dispatch.rs`).
+        let raw = RawData::Written(nextdeploy_shared::json::text_object(&[(
+            "chunk",
+            &data[..n],
+        )]));
+        let Ok(f) = frame::encode_reply(&Reply::raw(id, ReplyType::Log, raw)) else {
+            return false;
+        };
+        while f.len() > credit {
+            match read.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    dec.feed(&data);
+                    while let Ok(Some((Downstream::Credit { bytes }, _))) =
+                        dec.next_message::<Downstream>()
+                    {
+                        credit += bytes as usize;
+                    }
+                }
+                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return false,
+                Some(_) => {}
+            }
+        }
+        credit -= f.len();
+        if write.data_bytes(f).await.is_err() {
+            return false;
+        }
+        sent += n as u64;
+    }
+    true
+}
+
+pub(super) async fn serve(
+    channel: Channel<Msg>,
+    name: String,
+    cfg: SimConfig,
+    cancel: CancellationToken,
+    control: Arc<AtomicU32>,
+) {
+    let chan_id = channel.id();
+    let (mut read, write) = channel.split();
+    let mut dec = Decoder::new();
+    let first = loop {
+        match dec.next_message::<Downstream>() {
+            Ok(Some((d, _))) => break d,
+            Ok(None) => {}
+            Err(_) => return,
+        }
+        match read.wait().await {
+            Some(ChannelMsg::Data { data }) => dec.feed(&data),
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return,
+            Some(_) => {}
+        }
+    };
+    let Downstream::Request {
+        id,
+        action: act,
+        payload,
+    } = first
+    else {
+        return;
+    };
+    let id = Some(id);
+    let kind = act.parse::<ActionKind>().ok();
+    match (act.as_str(), kind) {
+        (channel_kind::CONTROL, _) => {
+            // The handler reads this channel from here on (before the hello:
+            // the hub sends nothing more until it has it).
+            control.store(chan_id.number() + 1, Ordering::Release);
+            drop(read);
+            serve_control(&write, id, &name, &cfg, &cancel).await;
+            return;
+        }
+        (_, Some(ActionKind::Ping)) => {
+            let _ = send(&write, &answer(id, &act)).await;
+            let _ = send(&write, &Reply::end(id)).await;
+        }
+        (_, Some(ActionKind::DiagStream)) => {
+            if !stream_diag(&mut read, &write, &mut dec, id, &payload).await {
+                return;
+            }
+            let _ = send(&write, &Reply::end(id)).await;
+        }
+        _ => {
+            let _ = send(
+                &write,
+                &Reply::error(
+                    id,
+                    nextdeploy_shared::protocol::ErrorCode::UnknownAction,
+                    "sim",
+                ),
+            )
+            .await;
+        }
+    }
+    let _ = write.close().await;
+}
