@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
 use nextdeploy_shared::protocol::{
-    channel_kind, feature, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Hello,
-    Reply, ReplyType,
+    channel_kind, feature, ControlOpen, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody,
+    ErrorCode, HeartbeatData, Hello, Reply, ReplyType,
 };
 use nextdeploy_shared::secret::Secret;
 use russh::client::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -123,9 +123,9 @@ pub async fn serve(channel: Channel<Msg>, ctx: Arc<Ctx>) {
         (channel_kind::ENROLL, true) => serve_enrolment(read, dec, &write, &ctx).await,
         (channel_kind::CONTROL, false) => {
             // The hub may ask for a faster heartbeat than configured (its timeout is shorter).
-            let asked = payload
-                .get("heartbeat_interval_s")
-                .and_then(Value::as_u64)
+            let asked = serde_json::from_value::<ControlOpen>(payload)
+                .ok()
+                .and_then(|o| o.heartbeat_interval_s)
                 .filter(|s| *s >= 1);
             let interval = match asked {
                 Some(s) => ctx.state.heartbeat_interval.min(Duration::from_secs(s)),
@@ -188,7 +188,7 @@ async fn serve_control(
                     return;
                 }
                 seq += 1;
-                let hb = Reply::new(Some(0), ReplyType::Heartbeat, json!({ "seq": seq }));
+                let hb = Reply::new(Some(0), ReplyType::Heartbeat, serde_json::to_value(HeartbeatData { seq }).unwrap_or_default());
                 if send(write, &hb).await.is_err() {
                     ctx.conn_cancel.cancel();
                     return;
@@ -370,6 +370,7 @@ async fn serve_request(
 mod tests {
     use super::*;
     use nextdeploy_shared::limits::MAX_FRAME_LEN;
+    use serde_json::json;
 
     #[test]
     fn an_oversized_answer_becomes_a_too_large_error() {

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use nextdeploy_shared::labels::{format_labels, parse_labels, validate_name, Labels};
 use nextdeploy_shared::limits::JOIN_TOKEN_DEFAULT_TTL;
-use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, CreateToken, LabelsArg, WhoAmI};
+use nextdeploy_shared::protocol::admin::{
+    ById, CreateJoinToken, CreateToken, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
+    LabelsArg, TokenCreated, TokenRevoked, WhoAmI,
+};
 use nextdeploy_shared::protocol::agents::{AgentRevoked, RevokeAgent};
 use nextdeploy_shared::protocol::{Action, AgentSummary};
 use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::{now_unix, rfc3339};
 use nextdeploy_shared::token::{self, hash_secret};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{ApiError, Caller};
 use crate::store::{self, ApiTokenRecord, AuditEntry, JoinTokenRecord, Role, SharedStore};
@@ -35,7 +38,9 @@ pub async fn hub_action(
         Action::CreateToken(p) => create_token(svc, caller, p).await,
         Action::ListTokens(_) => {
             let list = store::blocking(&svc.store, |s| s.list_api_tokens()).await?;
-            Ok(to_value(list))
+            Ok(to_value(
+                list.iter().map(ApiTokenRecord::info).collect::<Vec<_>>(),
+            ))
         }
         Action::RevokeToken(ById { id }) => {
             let i = id.clone();
@@ -45,12 +50,14 @@ pub async fn hub_action(
                 )));
             }
             audit(svc, caller, "revoke_token", &id, "revoked").await;
-            Ok(json!({ "id": id, "revoked": true }))
+            Ok(to_value(TokenRevoked { id, revoked: true }))
         }
         Action::CreateJoinToken(p) => create_join(svc, caller, p).await,
         Action::ListJoinTokens(_) => {
             let list = store::blocking(&svc.store, |s| s.list_join_tokens()).await?;
-            Ok(Value::Array(list.iter().map(join_token_json).collect()))
+            Ok(to_value(
+                list.iter().map(join_token_info).collect::<Vec<_>>(),
+            ))
         }
         Action::DeleteJoinToken(ById { id }) => {
             let i = id.clone();
@@ -58,7 +65,7 @@ pub async fn hub_action(
                 return Err(ApiError::NotFound(format!("no join token with id {id}")));
             }
             audit(svc, caller, "delete_join_token", &id, "deleted").await;
-            Ok(json!({ "id": id, "deleted": true }))
+            Ok(to_value(JoinTokenDeleted { id, deleted: true }))
         }
         other => Err(ApiError::BadRequest(format!(
             "{} is not a hub action",
@@ -102,9 +109,10 @@ async fn create_token(svc: &Services, caller: &Caller, p: CreateToken) -> Result
     let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
     let what = format!("{name} ({})", role.as_str());
     audit(svc, caller, "create_token", &rec.id, &what).await;
-    let mut v = to_value(&rec);
-    v["token"] = Value::String(secret.expose().clone());
-    Ok(v)
+    Ok(to_value(TokenCreated {
+        info: rec.info(),
+        token: secret.expose().clone(),
+    }))
 }
 
 /// `create_join_token`: the record plus the token, shown once.
@@ -141,10 +149,11 @@ async fn create_join(
         &format!("for {name}"),
     )
     .await;
-    let mut v = join_token_json(&rec);
-    v["token"] = Value::String(secret.expose().clone());
-    v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
-    Ok(v)
+    Ok(to_value(JoinTokenCreated {
+        info: join_token_info(&rec),
+        token: secret.expose().clone(),
+        hub_fingerprint: svc.host_fingerprint.clone(),
+    }))
 }
 
 fn ttl_arg(ttl_s: Option<u64>) -> Result<Option<Duration>, ApiError> {
@@ -157,19 +166,18 @@ fn ttl_arg(ttl_s: Option<u64>) -> Result<Option<Duration>, ApiError> {
     }
 }
 
-fn join_token_json(rec: &JoinTokenRecord) -> Value {
-    let now = now_unix();
-    json!({
-        "id": rec.id,
-        "name": rec.name,
-        "labels": rec.labels,
-        "created_at": rfc3339(rec.created_at),
-        "expires_at": rfc3339(rec.expires_at),
-        "used": rec.used_at.is_some(),
-        "used_at": rec.used_at.map(rfc3339),
-        "expired": rec.expires_at <= now,
-        "created_by": rec.created_by,
-    })
+fn join_token_info(rec: &JoinTokenRecord) -> JoinTokenInfo {
+    JoinTokenInfo {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        labels: rec.labels.clone(),
+        created_at: rfc3339(rec.created_at),
+        expires_at: rfc3339(rec.expires_at),
+        used: rec.used_at.is_some(),
+        used_at: rec.used_at.map(rfc3339),
+        expired: rec.expires_at <= now_unix(),
+        created_by: rec.created_by.clone(),
+    }
 }
 
 /// Every enrolled, unrevoked agent with its live state.

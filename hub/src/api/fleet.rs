@@ -5,7 +5,9 @@ use crate::limits::HISTORY_DEFAULT_SINCE_S;
 use std::sync::Arc;
 
 use nextdeploy_shared::labels::Selector;
-use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
+use nextdeploy_shared::protocol::streams::{
+    EventsRequest, HistoryAnswer, HistoryRequest, Since, StatusRow,
+};
 use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType, Request};
 use nextdeploy_shared::time::{now_unix, parse_duration, rfc3339};
 use serde_json::{json, Value};
@@ -36,17 +38,17 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
             continue;
         }
         let snap = svc.registry.get(&a.name).and_then(|c| c.latest_health());
-        out.push(json!({
-            "server": a.name,
-            "labels": a.labels,
-            "online": a.online,
-            "last_seen": a.last_seen,
-            "docker_available": snap.as_ref().map(|s| s.docker_available),
-            "docker_error": snap.as_ref().and_then(|s| s.docker_error.clone()),
-            "snapshot_at": snap.as_ref().map(|s| rfc3339(s.at)),
-            "sweep_ms": snap.as_ref().map(|s| s.sweep_ms),
-            "containers": snap.as_ref().map(|s| json!(s.containers)).unwrap_or(json!([])),
-        }));
+        out.push(StatusRow {
+            server: a.name,
+            labels: a.labels,
+            online: a.online,
+            last_seen: a.last_seen,
+            docker_available: snap.as_ref().map(|s| s.docker_available),
+            docker_error: snap.as_ref().and_then(|s| s.docker_error.clone()),
+            snapshot_at: snap.as_ref().map(|s| rfc3339(s.at)),
+            sweep_ms: snap.as_ref().map(|s| s.sweep_ms),
+            containers: snap.map(|s| s.containers.clone()).unwrap_or_default(),
+        });
     }
     if let Some(name) = &req.server {
         if out.is_empty() {
@@ -55,7 +57,7 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
             )));
         }
     }
-    Ok(Value::Array(out))
+    Ok(serde_json::to_value(out).unwrap_or_default())
 }
 
 /// `history`: `{container, since?, resolution?}` for `server`.
@@ -100,7 +102,13 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
             )));
         }
     }
-    Ok(json!({ "server": agent, "container": container, "resolution_s": res, "points": points }))
+    let answer = HistoryAnswer {
+        server: agent,
+        container,
+        resolution_s: res,
+        points,
+    };
+    Ok(serde_json::to_value(answer).unwrap_or_default())
 }
 
 /// `events`: stream every matching event until cancelled. Filters: `server`,

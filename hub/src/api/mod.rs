@@ -13,7 +13,7 @@ pub mod route;
 
 use std::sync::Arc;
 
-use nextdeploy_shared::protocol::{Action, ActionKind, ErrorCode, Reply, Request};
+use nextdeploy_shared::protocol::{Action, ActionKind, ErrorCode, Reply, Request, Target};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -105,10 +105,26 @@ pub fn read_action(caller: &Caller, req: &mut Request) -> Result<Action, ApiErro
             have: caller.role.as_str(),
         });
     }
+    check_target(kind, req)?;
     let action = Action::parse(&req.action, std::mem::take(&mut req.payload))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     req.payload = action.payload();
     Ok(action)
+}
+
+/// Refuse a `server` or `selector` the action has no use for, rather than
+/// ignore it.
+fn check_target(kind: ActionKind, req: &Request) -> Result<(), ApiError> {
+    let name = kind.name();
+    match kind.target() {
+        Target::Hub if req.server.is_some() || req.selector.is_some() => Err(ApiError::BadRequest(
+            format!("{name} is answered by the hub: it takes no server or selector"),
+        )),
+        Target::Server if req.selector.is_some() => Err(ApiError::BadRequest(format!(
+            "{name} takes one server, not a selector"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Run one request to completion, sending its replies to `out`. Every request

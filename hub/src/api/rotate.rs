@@ -9,12 +9,12 @@
 use crate::limits::ROTATE_STEP_TIMEOUT;
 
 use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::agents::{RotateKey, RotateKeyCommit, RotateKeyProof};
+use nextdeploy_shared::protocol::agents::{KeyRotated, RotateKey, RotateKeyCommit, RotateKeyProof};
 use nextdeploy_shared::protocol::{Action, ReplyType, Request};
 use nextdeploy_shared::time::now_unix;
 use russh::keys::ssh_key::SshSig;
 use russh::keys::Algorithm;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{ApiError, Caller};
 use crate::agents::stream::ReplyStream;
@@ -136,10 +136,11 @@ pub async fn rotate(
         tracing::warn!(error = %e, "audit write failed");
     }
     tracing::info!(agent = %name, old = %rec.fingerprint, new = %new_fp, "agent key rotated");
-    Ok(json!({
-        "name": name,
-        "old_fingerprint": rec.fingerprint,
-        "new_fingerprint": new_fp,
-        "agent_confirmed": committed,
-    }))
+    let rotated = KeyRotated {
+        name,
+        old_fingerprint: rec.fingerprint,
+        new_fingerprint: new_fp,
+        agent_confirmed: committed,
+    };
+    Ok(serde_json::to_value(rotated).unwrap_or_default())
 }

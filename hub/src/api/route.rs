@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use nextdeploy_shared::labels::Selector;
 use nextdeploy_shared::limits::REQUEST_TIMEOUT;
-use nextdeploy_shared::protocol::streams::DiagSink;
+use nextdeploy_shared::protocol::streams::{DiagSink, DiagSummary};
 use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, ReplyType, Request, Transport};
 use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
 use serde_json::Value;
@@ -334,12 +334,13 @@ async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Ins
         return Reply::error(Some(id), e.code(), e.to_string()).with_server(name.to_string());
     }
     let secs = started.elapsed().as_secs_f64();
-    let data = serde_json::json!({
-        "data_bytes": bytes,
-        "replies": replies,
-        "seconds": secs,
-        "mb_s": bytes as f64 / 1e6 / secs.max(1e-9),
-    });
+    let data = serde_json::to_value(DiagSummary {
+        data_bytes: bytes,
+        replies,
+        seconds: secs,
+        mb_s: bytes as f64 / 1e6 / secs.max(1e-9),
+    })
+    .unwrap_or_default();
     Reply::new(Some(id), ReplyType::Result, data).with_server(name.to_string())
 }
 

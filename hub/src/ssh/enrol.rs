@@ -8,13 +8,14 @@ use std::time::Duration;
 use nextdeploy_shared::frame::Decoder;
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::{
-    channel_kind, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody, ErrorCode, Reply, ReplyType,
+    channel_kind, Downstream, EnrollAnswer, EnrollOpen, EnrollOutcome, ErrorBody, ErrorCode, Reply,
+    ReplyType,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::keys::PublicKey;
 use russh::server::{Handle, Msg};
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{info, warn};
 
 use super::session::{first_request, open_session, send, SessionError};
@@ -67,7 +68,9 @@ pub(super) async fn serve_enrolment(
     let (mut read, write) = open_channel(
         handle,
         channel_kind::ENROLL,
-        json!({ "token_id": token_id }),
+        super::session::to_payload(EnrollOpen {
+            token_id: token_id.to_string(),
+        }),
     )
     .await?;
     let mut decoder = Decoder::new();

@@ -10,11 +10,14 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use nextdeploy_shared::frame;
-use nextdeploy_shared::protocol::{channel_kind, feature, Downstream, Hello, Reply, ReplyType};
+use nextdeploy_shared::protocol::{
+    channel_kind, feature, ControlOpen, Downstream, HeartbeatData, Hello, PushedOutcome, Reply,
+    ReplyType,
+};
 use nextdeploy_shared::time::now_unix;
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelWriteHalf, Disconnect};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
@@ -130,6 +133,11 @@ pub(super) async fn open_session(
         })
 }
 
+/// A typed opening payload as JSON.
+pub(super) fn to_payload<T: serde::Serialize>(payload: T) -> Value {
+    serde_json::to_value(payload).unwrap_or(Value::Null)
+}
+
 pub(super) fn first_request(action: &str, payload: Value) -> Downstream {
     Downstream::Request {
         id: 0,
@@ -206,7 +214,9 @@ async fn bring_online(
         handle,
         slot,
         registered.clone(),
-        json!({ "heartbeat_interval_s": beat }),
+        to_payload(ControlOpen {
+            heartbeat_interval_s: Some(beat),
+        }),
     )
     .await?;
     let hello = read_hello(&inbox).await?;
@@ -318,7 +328,9 @@ fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
 /// registration) to [`record_push`] and acknowledge a deploy outcome.
 async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
     if reply.kind == ReplyType::Heartbeat {
-        let seq = reply.data.get("seq").and_then(Value::as_u64).unwrap_or(0);
+        let seq = serde_json::from_value::<HeartbeatData>(reply.data)
+            .map(|h| h.seq)
+            .unwrap_or(0);
         if let Err(e) = conn.control.send(&Downstream::Heartbeat { seq }).await {
             debug!(error = %e, "heartbeat answer failed");
         }
@@ -355,8 +367,8 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
 async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
     match reply.kind {
         ReplyType::Result => {
-            let outcome = reply.data.get("deploy_outcome")?;
-            return crate::api::deploy::record_pushed(svc, outcome).await;
+            let pushed: PushedOutcome = serde_json::from_value(reply.data).ok()?;
+            return crate::api::deploy::record_pushed(svc, &pushed.deploy_outcome).await;
         }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
             Ok(snap) => {
@@ -390,7 +402,10 @@ mod tests {
         // second still read.
         d.feed(&[0, 0, 0, 3]);
         d.feed(b"{x}");
-        d.feed(&frame::encode(&json!({"id": 0, "type": "heartbeat", "data": {"seq": 1}})).unwrap());
+        d.feed(
+            &frame::encode(&serde_json::json!({"id": 0, "type": "heartbeat", "data": {"seq": 1}}))
+                .unwrap(),
+        );
         let e = d.next_message::<Reply>().unwrap_err();
         assert_eq!(ends_connection(&e), None);
         let (r, _) = d.next_message::<Reply>().unwrap().unwrap();

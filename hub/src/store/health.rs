@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use nextdeploy_shared::docker::HealthSnapshot;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 
 use super::StoreResult;
 
@@ -43,34 +42,7 @@ CREATE TABLE health_points (
 ) WITHOUT ROWID;
 "#;
 
-/// One point of a container's history.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HistoryPoint {
-    /// Bucket start, Unix seconds.
-    pub t: i64,
-    /// Samples in the bucket.
-    pub samples: i64,
-    /// Mean CPU percent (none when no sample in the bucket had a CPU figure).
-    pub cpu_avg: Option<f64>,
-    /// Max CPU percent.
-    pub cpu_max: Option<f64>,
-    /// Mean memory bytes.
-    pub mem_avg: u64,
-    /// Max memory bytes.
-    pub mem_max: u64,
-    /// Memory limit.
-    pub mem_limit: u64,
-    /// Network counters at the bucket's last sample.
-    pub net_rx: u64,
-    /// Network bytes sent.
-    pub net_tx: u64,
-    /// Restart count at the last sample.
-    pub restarts: i64,
-    /// State at the last sample.
-    pub state: String,
-    /// Health at the last sample.
-    pub health: Option<String>,
-}
+pub use nextdeploy_shared::protocol::streams::HistoryPoint;
 
 fn series_id(
     conn: &Connection,

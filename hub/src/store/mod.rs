@@ -33,6 +33,7 @@ pub enum StoreError {
 /// Result alias of the store.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+use nextdeploy_shared::protocol::admin::ApiTokenInfo;
 /// Roles of API tokens: defined with the actions that need them.
 pub use nextdeploy_shared::protocol::Role;
 
@@ -101,6 +102,20 @@ pub struct ApiTokenRecord {
     pub expires_at: Option<i64>,
     /// Unix time revoked.
     pub revoked_at: Option<i64>,
+}
+
+impl ApiTokenRecord {
+    /// As the API shows it: everything but the secret's hash.
+    pub fn info(&self) -> ApiTokenInfo {
+        ApiTokenInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+        }
+    }
 }
 
 /// One line of the audit log.

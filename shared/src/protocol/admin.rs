@@ -80,3 +80,84 @@ pub enum LabelsArg {
     /// `{"env": "prod"}`.
     Map(Labels),
 }
+
+/// An API token as `list_tokens` and `create_token` show it (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ApiTokenInfo {
+    /// Public id.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Unix time created.
+    pub created_at: i64,
+    /// Unix time it expires, if ever.
+    pub expires_at: Option<i64>,
+    /// Unix time revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// `create_token`'s answer: the record and the token, shown once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenCreated {
+    /// The record.
+    #[serde(flatten)]
+    pub info: ApiTokenInfo,
+    /// `nda_<id>_<secret>`.
+    pub token: String,
+}
+
+/// A join token as `list_join_tokens` and `create_join_token` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JoinTokenInfo {
+    /// Public id.
+    pub id: String,
+    /// The agent's name-to-be.
+    pub name: String,
+    /// Its labels.
+    pub labels: Labels,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Whether an agent enrolled with it.
+    pub used: bool,
+    /// When (RFC 3339).
+    pub used_at: Option<String>,
+    /// Whether it expired.
+    pub expired: bool,
+    /// The API token name that made it.
+    pub created_by: String,
+}
+
+/// `create_join_token`'s answer: the record, the token (shown once) and the
+/// hub's fingerprint the agent pins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JoinTokenCreated {
+    /// The record.
+    #[serde(flatten)]
+    pub info: JoinTokenInfo,
+    /// `ndj_...`.
+    pub token: String,
+    /// `SHA256:...` of the hub's host key.
+    pub hub_fingerprint: String,
+}
+
+/// `revoke_token`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TokenRevoked {
+    /// The token's id.
+    pub id: String,
+    /// Always true.
+    pub revoked: bool,
+}
+
+/// `delete_join_token`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct JoinTokenDeleted {
+    /// The join token's id.
+    pub id: String,
+    /// Always true.
+    pub deleted: bool,
+}

@@ -129,3 +129,17 @@ pub struct AgentSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerStatus>,
 }
+
+/// `rotate_key`'s answer to the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct KeyRotated {
+    /// The agent.
+    pub name: String,
+    /// `SHA256:...` of the key it had.
+    pub old_fingerprint: String,
+    /// `SHA256:...` of the key it has now.
+    pub new_fingerprint: String,
+    /// Whether the agent acknowledged the switch (else it finds out when the
+    /// old key is refused on its next connection).
+    pub agent_confirmed: bool,
+}

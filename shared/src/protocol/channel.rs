@@ -34,6 +34,36 @@ pub mod feature {
     pub const CONTROL_REQUESTS: &str = "control_requests";
 }
 
+/// The control channel's opening payload (hub -> agent).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ControlOpen {
+    /// Heartbeat at least this often (seconds): three beats per hub timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_s: Option<u64>,
+}
+
+/// The enrolment channel's opening payload (hub -> agent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EnrollOpen {
+    /// The join token the agent logged in with (its user name's suffix).
+    pub token_id: String,
+}
+
+/// The `data` of an agent's `heartbeat` on the control channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HeartbeatData {
+    /// Counts up from 1; the hub echoes it.
+    pub seq: u64,
+}
+
+/// The `data` of a `result` an agent pushes on its control channel (id 0):
+/// the outcome of a deploy that finished while the hub was away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PushedOutcome {
+    /// The deploy's outcome document, as `deploy` answers it.
+    pub deploy_outcome: Value,
+}
+
 /// Hub -> agent frames on a channel.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "frame", rename_all = "snake_case")]

@@ -36,8 +36,8 @@ pub mod streams;
 pub use action::{Action, ActionError, ActionKind, Role, Target, Transport};
 pub use agents::{AgentInfo, AgentSummary, Empty};
 pub use channel::{
-    channel_kind, feature, DockerStatus, Downstream, EnrollAnswer, EnrollOutcome, Hello,
-    AGENT_USER, ENROLL_USER_PREFIX,
+    channel_kind, feature, ControlOpen, DockerStatus, Downstream, EnrollAnswer, EnrollOpen,
+    EnrollOutcome, HeartbeatData, Hello, PushedOutcome, AGENT_USER, ENROLL_USER_PREFIX,
 };
 pub use envelope::{RawData, Reply, ReplyType, Request};
 pub use errors::{ErrorBody, ErrorCode};

@@ -8,13 +8,18 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::action::Action;
-use super::admin::{Cancelled, WhoAmI};
-use super::agents::{
-    AgentInfo, AgentRevoked, AgentSummary, Pong, RotateKeyCommitted, RotateKeyProof,
+use super::admin::{
+    ApiTokenInfo, Cancelled, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo, TokenCreated,
+    TokenRevoked, WhoAmI,
 };
+use super::agents::{
+    AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
+};
+use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{LifecycleDone, LogChunk};
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
+use super::streams::{DiagSummary, HistoryAnswer, StatusRow};
 use crate::docker::{ContainerRow, Event, StatsSample};
 
 /// A request as a client sends it.
@@ -54,16 +59,36 @@ struct Answers {
     list_agents: Vec<AgentSummary>,
     whoami: WhoAmI,
     revoke_agent: AgentRevoked,
+    create_token: TokenCreated,
+    list_tokens: Vec<ApiTokenInfo>,
+    revoke_token: TokenRevoked,
+    create_join_token: JoinTokenCreated,
+    list_join_tokens: Vec<JoinTokenInfo>,
+    delete_join_token: JoinTokenDeleted,
     cancel: Cancelled,
     ping: Pong,
     info: AgentInfo,
-    rotate_key_agent: RotateKeyProof,
-    rotate_key_commit: RotateKeyCommitted,
+    rotate_key: KeyRotated,
     ps: Vec<ContainerRow>,
     lifecycle: LifecycleDone,
     logs: LogChunk,
     stats: Vec<StatsSample>,
     events: Event,
+    status: Vec<StatusRow>,
+    history: HistoryAnswer,
+    diag_stream_sink_hub: DiagSummary,
+}
+
+/// Hub <-> agent payloads beyond the client's actions.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+struct AgentChannel {
+    control_open: ControlOpen,
+    enroll_open: EnrollOpen,
+    heartbeat: HeartbeatData,
+    pushed_outcome: PushedOutcome,
+    rotate_key_proof: RotateKeyProof,
+    rotate_key_committed: RotateKeyCommitted,
 }
 
 /// The NextDeploy WebSocket protocol.
@@ -74,6 +99,7 @@ struct Protocol {
     reply: Reply,
     error: ErrorBody,
     answers: Answers,
+    agent_channel: AgentChannel,
 }
 
 /// The whole schema as JSON.

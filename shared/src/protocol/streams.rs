@@ -3,6 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::docker::ContainerHealth;
+use crate::labels::Labels;
+
 /// `events`, narrowed by `server` or `selector` and optionally one container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,4 +65,82 @@ pub enum DiagSink {
     Hub,
     /// The client (the default).
     Client,
+}
+
+/// One agent in `status`: its latest health snapshot, without asking it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusRow {
+    /// The agent.
+    pub server: String,
+    /// Its labels.
+    pub labels: Labels,
+    /// Connected now.
+    pub online: bool,
+    /// Last time the hub heard from it (RFC 3339).
+    pub last_seen: Option<String>,
+    /// Whether its engine answered at the last snapshot.
+    pub docker_available: Option<bool>,
+    /// Why not.
+    pub docker_error: Option<String>,
+    /// When the snapshot was taken (RFC 3339).
+    pub snapshot_at: Option<String>,
+    /// How long the agent's sweep took.
+    pub sweep_ms: Option<u64>,
+    /// Its containers at the snapshot.
+    pub containers: Vec<ContainerHealth>,
+}
+
+/// `history`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryAnswer {
+    /// The agent.
+    pub server: String,
+    /// The container.
+    pub container: String,
+    /// Seconds per point.
+    pub resolution_s: i64,
+    /// Oldest first.
+    pub points: Vec<HistoryPoint>,
+}
+
+/// One point of a container's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryPoint {
+    /// Bucket start, Unix seconds.
+    pub t: i64,
+    /// Samples in the bucket.
+    pub samples: i64,
+    /// Mean CPU percent (none when no sample in the bucket had a CPU figure).
+    pub cpu_avg: Option<f64>,
+    /// Max CPU percent.
+    pub cpu_max: Option<f64>,
+    /// Mean memory bytes.
+    pub mem_avg: u64,
+    /// Max memory bytes.
+    pub mem_max: u64,
+    /// Memory limit.
+    pub mem_limit: u64,
+    /// Network bytes received at the bucket's last sample.
+    pub net_rx: u64,
+    /// Network bytes sent.
+    pub net_tx: u64,
+    /// Restart count at the last sample.
+    pub restarts: i64,
+    /// State at the last sample.
+    pub state: String,
+    /// Health at the last sample.
+    pub health: Option<String>,
+}
+
+/// `diag_stream` with `sink: "hub"`: what reached the hub and how fast.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DiagSummary {
+    /// Bytes of the log replies' data as the agent encoded it.
+    pub data_bytes: u64,
+    /// Log replies.
+    pub replies: u64,
+    /// From the request to the end.
+    pub seconds: f64,
+    /// `data_bytes` per second, in MB.
+    pub mb_s: f64,
 }
