@@ -319,7 +319,7 @@ async fn serve_request(
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
 ) {
-    let (tx, mut rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
+    let (tx, rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
     let handler = tokio::spawn(crate::dispatch::handle(
         id,
         action,
@@ -327,6 +327,21 @@ async fn serve_request(
         ctx.state.clone(),
         tx,
     ));
+    write_with_credit(id, rx, &mut read, &mut dec, write, &ctx.conn_cancel).await;
+    handler.abort();
+}
+
+/// Write a request's `replies` to its channel, each only when the hub has
+/// credit for it, until the terminal reply, the hub closing the channel, or
+/// `cancel`. The bench's simulated agents stream through this too.
+pub async fn write_with_credit(
+    id: u64,
+    mut replies: mpsc::Receiver<Reply>,
+    read: &mut ChannelReadHalf,
+    dec: &mut Decoder,
+    write: &ChannelWriteHalf<Msg>,
+    cancel: &CancellationToken,
+) {
     let mut credit: usize = STREAM_WINDOW as usize;
     let mut pending: Option<(Vec<u8>, bool)> = None;
     loop {
@@ -341,7 +356,7 @@ async fn serve_request(
             }
         }
         tokio::select! {
-            r = rx.recv(), if pending.is_none() => match r {
+            r = replies.recv(), if pending.is_none() => match r {
                 Some(reply) => match frame::encode_reply(&reply) {
                     Ok(bytes) => pending = Some((bytes, reply.kind.is_terminal())),
                     Err(e) => {
@@ -355,15 +370,14 @@ async fn serve_request(
                     break;
                 }
             },
-            d = read_down(&mut read, &mut dec) => match d {
+            d = read_down(read, dec) => match d {
                 Some(Downstream::Credit { bytes }) => credit = credit.saturating_add(bytes as usize),
                 Some(_) => {}
                 None => break,
             },
-            _ = ctx.conn_cancel.cancelled() => break,
+            _ = cancel.cancelled() => break,
         }
     }
-    handler.abort();
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ fn to_value<T: Serialize>(v: T) -> Value {
 }
 
 /// `diag_stream`: `bytes` bytes of `x` in `log` replies of `chunk` bytes each.
-async fn stream_diag(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {
+pub async fn stream_diag(id: Option<u64>, p: &DiagStream, out: mpsc::Sender<Reply>) {
     let bytes = p.bytes.unwrap_or(DIAG_DEFAULT_BYTES);
     let chunk = p.chunk.unwrap_or(DIAG_DEFAULT_CHUNK);
     if bytes > DIAG_MAX_BYTES || chunk == 0 || chunk > DIAG_MAX_CHUNK {

@@ -10,8 +10,7 @@ use anyhow::Context;
 use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
-    channel_kind, ActionKind, DockerStatus, Downstream, Hello, RawData, Reply, ReplyType,
-    AGENT_USER,
+    channel_kind, ActionKind, DockerStatus, Downstream, Hello, Reply, ReplyType, AGENT_USER,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::client::{self, Msg, Session};

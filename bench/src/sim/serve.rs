@@ -1,6 +1,11 @@
 //! Serving one channel the hub opens on a simulated agent: the control
 //! channel (hello, heartbeats, health) and the one-shot and streamed requests.
 
+use nextdeploy_agent::channel::write_with_credit;
+use nextdeploy_agent::dispatch::stream_diag as agent_stream_diag;
+use nextdeploy_agent::limits::HANDLER_QUEUE;
+use nextdeploy_shared::protocol::streams::DiagStream;
+
 use super::*;
 
 fn synthetic(name: &str, n: usize) -> HealthSnapshot {
@@ -93,59 +98,24 @@ async fn serve_control(
     }
 }
 
-/// A `diag-stream` request: `payload`'s bytes in chunks as log replies,
-/// within the hub's credit. False when the channel went away (the caller
-/// then neither ends nor closes it).
+/// A `diag_stream` as the real agent serves it: its producer
+/// (`nextdeploy_agent::dispatch::diag_stream`) and its credit-paced writer
+/// (`nextdeploy_agent::channel::write_with_credit`), so the bench measures
+/// the agent's own code, not a copy of it. Ends with the agent's `end` (or
+/// `error`) unless the channel went away.
 async fn stream_diag(
     read: &mut russh::ChannelReadHalf,
     write: &russh::ChannelWriteHalf<Msg>,
     dec: &mut Decoder,
-    id: Option<u64>,
+    id: u64,
     payload: &serde_json::Value,
-) -> bool {
-    let bytes = payload
-        .get("bytes")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(1 << 20);
-    let chunk = payload
-        .get("chunk")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(65536)
-        .clamp(1, 256 * 1024);
-    let data = "x".repeat(chunk as usize);
-    let mut credit = nextdeploy_shared::limits::STREAM_WINDOW as usize;
-    let mut sent = 0u64;
-    while sent < bytes {
-        let n = chunk.min(bytes - sent) as usize;
-        // As the real agent frames a chunk (`agent/src/dispatch.rs`).
-        let raw = RawData::Written(nextdeploy_shared::json::text_object(&[(
-            "chunk",
-            &data[..n],
-        )]));
-        let Ok(f) = frame::encode_reply(&Reply::raw(id, ReplyType::Log, raw)) else {
-            return false;
-        };
-        while f.len() > credit {
-            match read.wait().await {
-                Some(ChannelMsg::Data { data }) => {
-                    dec.feed(&data);
-                    while let Ok(Some((Downstream::Credit { bytes }, _))) =
-                        dec.next_message::<Downstream>()
-                    {
-                        credit += bytes as usize;
-                    }
-                }
-                Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return false,
-                Some(_) => {}
-            }
-        }
-        credit -= f.len();
-        if write.data_bytes(f).await.is_err() {
-            return false;
-        }
-        sent += n as u64;
-    }
-    true
+    cancel: &CancellationToken,
+) {
+    let p: DiagStream = serde_json::from_value(payload.clone()).unwrap_or_default();
+    let (tx, rx) = tokio::sync::mpsc::channel(HANDLER_QUEUE);
+    let producer = tokio::spawn(async move { agent_stream_diag(Some(id), &p, tx).await });
+    write_with_credit(id, rx, read, dec, write, cancel).await;
+    producer.abort();
 }
 
 pub(super) async fn serve(
@@ -178,6 +148,7 @@ pub(super) async fn serve(
     else {
         return;
     };
+    let wire_id = id;
     let id = Some(id);
     let kind = act.parse::<ActionKind>().ok();
     match (act.as_str(), kind) {
@@ -194,10 +165,7 @@ pub(super) async fn serve(
             let _ = send(&write, &Reply::end(id)).await;
         }
         (_, Some(ActionKind::DiagStream)) => {
-            if !stream_diag(&mut read, &write, &mut dec, id, &payload).await {
-                return;
-            }
-            let _ = send(&write, &Reply::end(id)).await;
+            stream_diag(&mut read, &write, &mut dec, wire_id, &payload, &cancel).await;
         }
         _ => {
             let _ = send(
