@@ -26,6 +26,13 @@ pub struct ContainerRow {
     /// Container labels.
     #[serde(default)]
     pub labels: Labels,
+    /// The command it runs, as `docker ps` shows it.
+    #[serde(default)]
+    pub command: String,
+    /// Ports as `docker ps` shows them: `0.0.0.0:8080->80/tcp`, or `80/tcp`
+    /// when exposed but not published.
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// One stats sample of one container, computed as the docker CLI does.

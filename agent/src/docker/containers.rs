@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::ContainerSummary;
+use bollard::models::{ContainerSummary, PortSummary};
 use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, RestartContainerOptions,
     StartContainerOptions, StopContainerOptions,
@@ -148,6 +148,26 @@ pub fn to_row(c: &ContainerSummary) -> ContainerRow {
         status,
         created: c.created.unwrap_or(0),
         labels: c.labels.clone().unwrap_or_default().into_iter().collect(),
+        command: c.command.clone().unwrap_or_default(),
+        ports: c.ports.iter().flatten().map(port_text).collect(),
+    }
+}
+
+/// One port as `docker ps` prints it.
+fn port_text(p: &PortSummary) -> String {
+    let proto = p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into());
+    let proto = if proto.is_empty() {
+        "tcp".to_string()
+    } else {
+        proto
+    };
+    match (p.ip.as_deref(), p.public_port) {
+        (Some(ip), Some(public)) if ip.contains(':') => {
+            format!("[{ip}]:{public}->{}/{proto}", p.private_port)
+        }
+        (Some(ip), Some(public)) => format!("{ip}:{public}->{}/{proto}", p.private_port),
+        (None, Some(public)) => format!("{public}->{}/{proto}", p.private_port),
+        (_, None) => format!("{}/{proto}", p.private_port),
     }
 }
 

@@ -16,11 +16,15 @@ use super::output::{self, Output};
 pub enum AgentCmd {
     /// Every enrolled agent: name, labels, online/offline, last seen, version, address.
     List,
-    /// Round trip through hub and tunnel to an agent, in ms.
+    /// Round trip through hub and tunnel to an agent (or every agent of a selector), in ms.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["server", "selector"])))]
     Ping {
         /// Agent name.
         #[arg(long)]
-        server: String,
+        server: Option<String>,
+        /// Label selector (k=v,...): every matching agent, one fan-out per round.
+        #[arg(long)]
+        selector: Option<String>,
         /// How many round trips.
         #[arg(long, short = 'c', default_value_t = 4)]
         count: u32,
@@ -29,13 +33,10 @@ pub enum AgentCmd {
         interval_ms: u64,
     },
     /// Hostname, OS, kernel, CPUs, memory, agent version, uptime, Docker status.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["server", "selector"])))]
     Info {
         /// Agent name.
-        #[arg(
-            long,
-            conflicts_with = "selector",
-            required_unless_present = "selector"
-        )]
+        #[arg(long)]
         server: Option<String>,
         /// Label selector (k=v,...): every matching agent.
         #[arg(long)]
@@ -65,29 +66,30 @@ pub enum AgentCmd {
         /// Docker filter, key=value (label=k=v, status=running, name=web); repeatable.
         #[arg(long)]
         filter: Vec<String>,
+        /// Only the container ids, as `docker ps -q`.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// A container's inspect document (JSON).
     Inspect {
         /// Agent name.
         #[arg(long)]
         server: String,
-        /// Container name or id prefix.
-        #[arg(long)]
-        container: String,
+        #[command(flatten)]
+        target: OneContainer,
     },
     /// A container's logs, byte for byte as `docker logs` (stderr to stderr).
     Logs {
         /// Agent name.
         #[arg(long)]
         server: String,
-        /// Container name or id prefix.
-        #[arg(long)]
-        container: String,
+        #[command(flatten)]
+        target: OneContainer,
         /// Keep streaming new output.
         #[arg(long, short = 'f')]
         follow: bool,
         /// Lines from the end (a number or all).
-        #[arg(long)]
+        #[arg(long, short = 'n', allow_hyphen_values = true)]
         tail: Option<String>,
         /// Since a time: 10m, Unix seconds or RFC 3339.
         #[arg(long)]
@@ -110,20 +112,23 @@ pub enum AgentCmd {
         #[arg(long)]
         container: String,
     },
-    /// Start a container (operator).
-    Start(LifecycleArgs),
-    /// Stop a container (operator).
-    Stop(LifecycleArgs),
-    /// Restart a container (operator).
-    Restart(LifecycleArgs),
-    /// Kill a container (operator).
-    Kill(LifecycleArgs),
+    /// Start containers (operator).
+    Start(StartArgs),
+    /// Stop containers (operator).
+    Stop(StopArgs),
+    /// Restart containers (operator).
+    Restart(StopArgs),
+    /// Kill containers (operator).
+    Kill(KillArgs),
     /// Live CPU, memory, network, block IO and pids, like `docker stats`.
     Stats {
         /// Agent name.
         #[arg(long)]
         server: String,
-        /// One container (default: every running one).
+        /// One container, name or id prefix (default: every running one).
+        #[arg(value_name = "CONTAINER", conflicts_with = "container")]
+        name: Option<String>,
+        /// The same, as a flag.
         #[arg(long)]
         container: Option<String>,
         /// One sample and exit.
@@ -168,20 +173,78 @@ pub enum AgentCmd {
     },
 }
 
-/// Arguments of start/stop/restart/kill.
+/// One container: positional as docker takes it, or `--container`.
 #[derive(Debug, clap::Args)]
-pub struct LifecycleArgs {
+pub struct OneContainer {
+    /// Container name or id prefix.
+    #[arg(value_name = "CONTAINER", required_unless_present = "container")]
+    pub name: Option<String>,
+    /// The same, as a flag.
+    #[arg(long, conflicts_with = "name")]
+    pub container: Option<String>,
+}
+
+impl OneContainer {
+    /// The container named.
+    pub fn get(&self) -> &str {
+        self.name
+            .as_deref()
+            .or(self.container.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// One or more containers: positional as docker takes them, or `--container` (repeatable).
+#[derive(Debug, clap::Args)]
+pub struct SomeContainers {
+    /// Container names or id prefixes.
+    #[arg(value_name = "CONTAINER", required_unless_present = "container")]
+    pub names: Vec<String>,
+    /// The same, as a flag (repeatable).
+    #[arg(long)]
+    pub container: Vec<String>,
+}
+
+impl SomeContainers {
+    /// Every container named, in order.
+    pub fn all(&self) -> Vec<String> {
+        self.names.iter().chain(&self.container).cloned().collect()
+    }
+}
+
+/// Arguments of `start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
     /// Agent name.
     #[arg(long)]
     pub server: String,
-    /// Container name or id prefix.
+    #[command(flatten)]
+    pub targets: SomeContainers,
+}
+
+/// Arguments of `stop` and `restart`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Agent name.
     #[arg(long)]
-    pub container: String,
-    /// Seconds to wait before killing (stop, restart).
-    #[arg(long)]
+    pub server: String,
+    #[command(flatten)]
+    pub targets: SomeContainers,
+    /// Seconds to wait before killing (docker's -t/--time).
+    #[arg(long, short = 't', visible_alias = "time")]
     pub timeout: Option<u64>,
-    /// Signal (kill), e.g. SIGTERM or HUP.
+}
+
+/// Arguments of `kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Agent name.
     #[arg(long)]
+    pub server: String,
+    #[command(flatten)]
+    pub targets: SomeContainers,
+    /// Signal, e.g. SIGTERM or HUP (default SIGKILL).
+    #[arg(long, short = 's')]
     pub signal: Option<String>,
 }
 
@@ -208,9 +271,14 @@ async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<
         AgentCmd::List => agent_info::list(c, out).await,
         AgentCmd::Ping {
             server,
+            selector,
             count,
             interval_ms,
-        } => agent_info::ping(c, &server, count, interval_ms, out).await,
+        } => match (server, selector) {
+            (Some(server), _) => agent_info::ping(c, &server, count, interval_ms, out).await,
+            (None, Some(sel)) => agent_info::ping_selector(c, &sel, count, interval_ms, out).await,
+            (None, None) => anyhow::bail!("ping needs --server NAME or --selector K=V"),
+        },
         AgentCmd::Info { server, selector } => {
             agent_info::info(c, server.as_deref(), selector.as_deref(), out).await
         }
@@ -221,25 +289,26 @@ async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<
             super::deploys::rollback(c, &server, &container, out).await
         }
         AgentCmd::Start(a) => {
-            let action = Action::Start(ContainerRef {
-                container: a.container.clone(),
-            });
-            containers::lifecycle(c, &a.server, action, &a.container, out).await
+            let each = |container| Action::Start(ContainerRef { container });
+            containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
         AgentCmd::Stop(a) => {
-            let action = Action::Stop(stop_request(&a));
-            containers::lifecycle(c, &a.server, action, &a.container, out).await
+            let each = |container| Action::Stop(stop_request(container, a.timeout));
+            containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
         AgentCmd::Restart(a) => {
-            let action = Action::Restart(stop_request(&a));
-            containers::lifecycle(c, &a.server, action, &a.container, out).await
+            let each = |container| Action::Restart(stop_request(container, a.timeout));
+            containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
         AgentCmd::Kill(a) => {
-            let action = Action::Kill(KillRequest {
-                container: a.container.clone(),
-                signal: a.signal.clone(),
-            });
-            containers::lifecycle(c, &a.server, action, &a.container, out).await
+            let signal = a.signal.clone();
+            let each = |container| {
+                Action::Kill(KillRequest {
+                    container,
+                    signal: signal.clone(),
+                })
+            };
+            containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
         observe => dispatch_observe(c, observe, out).await,
     }
@@ -252,13 +321,12 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             server,
             all,
             filter,
-        } => containers::ps(c, &server, all, &filter, out).await,
-        AgentCmd::Inspect { server, container } => {
-            containers::inspect(c, &server, &container).await
-        }
+            quiet,
+        } => containers::ps(c, &server, all, &filter, quiet, out).await,
+        AgentCmd::Inspect { server, target } => containers::inspect(c, &server, target.get()).await,
         AgentCmd::Logs {
             server,
-            container,
+            target,
             follow,
             tail,
             since,
@@ -266,7 +334,7 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             timestamps,
         } => {
             let a = containers::LogsArgs {
-                container: &container,
+                container: target.get(),
                 follow,
                 tail: tail.as_deref(),
                 since: since.as_deref(),
@@ -277,9 +345,13 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
         }
         AgentCmd::Stats {
             server,
+            name,
             container,
             no_stream,
-        } => containers::stats(c, &server, container.as_deref(), no_stream, out).await,
+        } => {
+            let one = name.or(container);
+            containers::stats(c, &server, one.as_deref(), no_stream, out).await
+        }
         AgentCmd::Events {
             server,
             selector,
@@ -305,10 +377,10 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
 }
 
 /// The stop/restart payload: container and optional grace period in seconds.
-fn stop_request(a: &LifecycleArgs) -> StopRequest {
+fn stop_request(container: String, timeout: Option<u64>) -> StopRequest {
     StopRequest {
-        container: a.container.clone(),
-        timeout: a.timeout.map(|t| t as i64),
+        container,
+        timeout: timeout.map(|t| t as i64),
     }
 }
 

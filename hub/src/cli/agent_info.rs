@@ -108,6 +108,101 @@ pub async fn ping(
     }
 }
 
+/// `ping --selector`: every matching agent each round (one fan-out request),
+/// its hub <-> agent round trip per round, then a summary per agent. Fails when
+/// an agent never answered.
+pub async fn ping_selector(
+    c: &mut Client,
+    selector: &str,
+    count: u32,
+    interval_ms: u64,
+    out: Output,
+) -> anyhow::Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let mut per: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut failures: std::collections::BTreeMap<String, String> = Default::default();
+    for seq in 1..=count {
+        let start = Instant::now();
+        let mut round: Vec<(String, Result<f64, String>)> = Vec::new();
+        c.stream(Action::Ping(Empty {}), None, Some(selector), |r| {
+            let server = r.server.clone().unwrap_or_default();
+            match r.kind {
+                ReplyType::Result => {
+                    let pong: Pong = serde_json::from_value(r.data.clone())?;
+                    round.push((server, Ok(pong.hub_agent_rtt_ms.unwrap_or(0.0))));
+                }
+                ReplyType::Error => round.push((server, Err(error_of(r).to_string()))),
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        for (server, r) in round {
+            match r {
+                Ok(hub_ms) => {
+                    if out == Output::Table {
+                        println!("{server}: seq={seq} hub<->agent {hub_ms:.3} ms");
+                    }
+                    per.entry(server).or_default().push(hub_ms);
+                }
+                Err(e) => {
+                    if out == Output::Table {
+                        println!("{server}: seq={seq} {e}");
+                    }
+                    failures.insert(server, e);
+                }
+            }
+        }
+        if out == Output::Table {
+            println!("(round {seq}: {ms:.3} ms for every answer)");
+        }
+        if seq < count {
+            tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+        }
+    }
+    print_ping_summary(&per, &failures, out)?;
+    let silent: Vec<&String> = failures.keys().filter(|s| !per.contains_key(*s)).collect();
+    if !silent.is_empty() {
+        bail!(
+            "no answer from {}",
+            silent
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The per-agent summary of `ping --selector`.
+fn print_ping_summary(
+    per: &std::collections::BTreeMap<String, Vec<f64>>,
+    failures: &std::collections::BTreeMap<String, String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let mut docs = Vec::new();
+    for (server, rtts) in per {
+        let mut sorted = rtts.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let (min, med, max) = (sorted[0], median(&sorted), sorted[sorted.len() - 1]);
+        if out == Output::Table {
+            println!("--- {server}: {} answers, hub<->agent min/median/max = {min:.3}/{med:.3}/{max:.3} ms", rtts.len());
+        }
+        docs.push(json!({"server": server, "hub_agent_rtt_ms": rtts, "min_ms": min, "median_ms": med, "max_ms": max}));
+    }
+    for (server, e) in failures.iter().filter(|(s, _)| !per.contains_key(*s)) {
+        docs.push(json!({"server": server, "error": e}));
+    }
+    if out == Output::Json {
+        output::json(&Value::Array(docs))?;
+    }
+    Ok(())
+}
+
 pub async fn info(
     c: &mut Client,
     server: Option<&str>,

@@ -11,7 +11,7 @@ use nextdeploy_shared::protocol::containers::{
 };
 use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
 use nextdeploy_shared::protocol::{Action, Empty, Reply, ReplyType};
-use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
+use nextdeploy_shared::time::{human_age, now_unix, parse_point, rfc3339};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
@@ -57,6 +57,7 @@ pub async fn ps(
     server: &str,
     all: bool,
     filters: &[String],
+    quiet: bool,
     out: Output,
 ) -> anyhow::Result<()> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -75,19 +76,53 @@ pub async fn ps(
         return output::json(&v);
     }
     let rows: Vec<ContainerRow> = serde_json::from_value(v)?;
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.chars().take(12).collect(),
-                r.image.clone(),
-                r.status.clone(),
-                r.name.clone(),
-            ]
-        })
-        .collect();
-    output::table(&["CONTAINER ID", "IMAGE", "STATUS", "NAMES"], &cells);
+    if quiet {
+        for r in &rows {
+            println!("{}", short_id(&r.id));
+        }
+        return Ok(());
+    }
+    let now = now_unix();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| ps_cells(r, now)).collect();
+    output::table(&PS_HEADER, &cells);
     Ok(())
+}
+
+/// `docker ps`'s columns.
+const PS_HEADER: [&str; 7] = [
+    "CONTAINER ID",
+    "IMAGE",
+    "COMMAND",
+    "CREATED",
+    "STATUS",
+    "PORTS",
+    "NAMES",
+];
+
+/// How much of a command `ps` shows, as docker truncates it.
+const PS_COMMAND_WIDTH: usize = 20;
+
+/// The 12-character id docker shows.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// One `ps` row as docker prints it.
+fn ps_cells(r: &ContainerRow, now: i64) -> Vec<String> {
+    let mut command: String = r.command.chars().take(PS_COMMAND_WIDTH).collect();
+    if r.command.chars().count() > PS_COMMAND_WIDTH {
+        command.pop();
+        command.push('…');
+    }
+    vec![
+        short_id(&r.id),
+        r.image.clone(),
+        format!("\"{command}\""),
+        format!("{} ago", human_age(now - r.created)),
+        r.status.clone(),
+        r.ports.join(", "),
+        r.name.clone(),
+    ]
 }
 
 /// `inspect`: the engine's document.
@@ -129,7 +164,9 @@ pub async fn logs(
     };
     let tail = match a.tail {
         None | Some("all") => Tail::All,
-        Some(n) => Tail::Lines(n.parse::<u64>().context("--tail takes a number or all")?),
+        Some(n) => Tail::Lines(n.parse::<u64>().with_context(|| {
+            format!("--tail {n}: give a number of lines from the end (0 or more), or all")
+        })?),
     };
     let logs = LogsRequest {
         container: a.container.to_string(),
@@ -165,17 +202,44 @@ pub async fn logs(
 pub async fn lifecycle(
     c: &mut Client,
     server: &str,
-    action: Action,
-    container: &str,
+    containers: &[String],
+    action: impl Fn(String) -> Action,
     out: Output,
 ) -> anyhow::Result<()> {
-    let v = c.call(action, Some(server)).await?;
-    match out {
-        Output::Json => output::json(&v),
-        Output::Table => {
-            println!("{}", v["name"].as_str().unwrap_or(container));
-            Ok(())
+    // As docker: each container in turn, each failure reported, and a
+    // failure status when any failed.
+    let mut failed = Vec::new();
+    let mut done = Vec::new();
+    for container in containers {
+        match c.call(action(container.clone()), Some(server)).await {
+            Ok(v) => {
+                if out == Output::Table {
+                    println!("{}", v["name"].as_str().unwrap_or(container));
+                }
+                done.push(v);
+            }
+            Err(e) => {
+                eprintln!("Error: {container}: {e:#}");
+                failed.push(container.clone());
+            }
         }
+    }
+    if out == Output::Json {
+        if containers.len() == 1 && failed.is_empty() {
+            output::json(&done[0])?;
+        } else {
+            output::json(&Value::Array(done))?;
+        }
+    }
+    match failed.len() {
+        0 => Ok(()),
+        1 if containers.len() == 1 => bail!("{} failed", failed[0]),
+        _ => bail!(
+            "failed for {} of {}: {}",
+            failed.len(),
+            containers.len(),
+            failed.join(", ")
+        ),
     }
 }
 

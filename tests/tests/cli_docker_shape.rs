@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The CLI where a docker user's hands expect it: the container as a
+//! positional argument, docker's short flags, several containers per
+//! lifecycle call, docker's `ps` columns and `-q`, flags that do not apply
+//! refused, and clear messages for a bad `--tail` and a missing target.
+
+use nextdeploy_tests::docker::*;
+use nextdeploy_tests::json;
+
+#[test]
+fn positional_containers_short_flags_and_docker_columns() {
+    let env = DockerEnv::start("shape", &[]).unwrap();
+    let a = env.run("a", &[], &["idle"]).unwrap();
+    let b = env.run("b", &["-p", "127.0.0.1::8080"], &["idle"]).unwrap();
+
+    // ps: docker's columns, the published port as docker prints it, and -q.
+    let out = env.agent_cli("ps", &["-a"]).unwrap().ok().unwrap();
+    let header = out.stdout.lines().next().unwrap_or("").to_string();
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
+        assert!(header.contains(col), "ps header lacks {col}: {header}");
+    }
+    let port = docker(&["port", &b.name, "8080/tcp"]).unwrap();
+    let host_port = port.trim().rsplit(':').next().unwrap().to_string();
+    let row_b = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(&b.name))
+        .unwrap_or_else(|| panic!("no row for {}: {}", b.name, out.stdout));
+    assert!(
+        row_b.contains(&format!("127.0.0.1:{host_port}->8080/tcp")),
+        "{row_b}"
+    );
+    let rows = env.agent_json("ps", &["-a"]).unwrap();
+    let rb = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == json!(b.name))
+        .unwrap();
+    assert_eq!(
+        rb["command"].as_str().unwrap(),
+        docker(&["inspect", "-f", "{{.Path}} {{join .Args \" \"}}", &b.name])
+            .unwrap()
+            .trim(),
+        "{rb}"
+    );
+    let quiet = env.agent_cli("ps", &["-a", "-q"]).unwrap().ok().unwrap();
+    let ids: Vec<&str> = quiet.stdout.lines().collect();
+    assert!(
+        ids.contains(&&a.id[..12]) && ids.contains(&&b.id[..12]),
+        "{ids:?}"
+    );
+    assert!(ids.iter().all(|l| l.len() == 12), "{ids:?}");
+
+    // Several containers per call, positional, docker's -t.
+    let out = env
+        .agent_cli("stop", &["-t", "5", &a.name, &b.name])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        vec![a.name.as_str(), b.name.as_str()]
+    );
+    assert_eq!(a.state().unwrap(), "exited");
+    assert_eq!(b.state().unwrap(), "exited");
+    env.agent_cli("start", &[&a.name, &b.name])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(a.state().unwrap(), "running");
+    // One unknown among them: the others still done, a failure status, the
+    // unknown one named.
+    env.agent_cli("stop", &[&a.name]).unwrap().ok().unwrap();
+    let out = env
+        .agent_cli("start", &[&a.name, "no-such-container-xyz"])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(
+        out.stderr.contains("no-such-container-xyz"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(a.state().unwrap(), "running");
+
+    // kill -s, positional.
+    let v = env.agent_json("kill", &["-s", "SIGKILL", &b.name]).unwrap();
+    assert_eq!(v["action"], json!("kill"), "{v}");
+
+    // logs with the container positional and -n.
+    let out = env
+        .agent_cli("logs", &[&a.name, "-n", "1"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(out.stdout.lines().count() <= 1, "{}", out.describe());
+    // inspect positional, --container still accepted.
+    let doc = env.agent_json("inspect", &[&a.name]).unwrap();
+    assert_eq!(doc["Id"], json!(a.id));
+    let doc = env
+        .agent_json("inspect", &["--container", &a.name])
+        .unwrap();
+    assert_eq!(doc["Id"], json!(a.id));
+
+    // Flags that do not apply are refused, not ignored.
+    let out = env
+        .agent_cli("start", &["--signal", "KILL", &a.name])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(out.stderr.contains("--signal"), "{}", out.describe());
+    let out = env
+        .agent_cli("kill", &["--timeout", "5", &a.name])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(out.stderr.contains("--timeout"), "{}", out.describe());
+    // A negative --tail: a clear message, not a parser's "unexpected argument".
+    let out = env
+        .agent_cli("logs", &[&a.name, "--tail", "-5"])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(
+        out.stderr.contains("--tail -5") && out.stderr.contains("number of lines"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn ping_takes_a_selector_and_info_names_both_targets() {
+    let env = DockerEnv::start("shape-ping", &[]).unwrap();
+    // The Docker suites' agents carry `suite=docker,test=<test>`.
+    let sel = "test=shape-ping".to_string();
+    let out = env
+        .hub
+        .cli(&[
+            "agent",
+            "ping",
+            "--selector",
+            &sel,
+            "-c",
+            "2",
+            "--interval-ms",
+            "10",
+        ])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(
+        out.stdout
+            .contains(&format!("{}: seq=2 hub<->agent", env.server())),
+        "{}",
+        out.describe()
+    );
+    let v = env
+        .hub
+        .cli_json(&["agent", "ping", "--selector", &sel, "-c", "1"])
+        .unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["server"] == json!(env.server())),
+        "{v}"
+    );
+
+    let out = env.hub.cli(&["agent", "info"]).unwrap().failed().unwrap();
+    assert!(
+        out.stderr.contains("--server") && out.stderr.contains("--selector"),
+        "{}",
+        out.describe()
+    );
+}
