@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::docker::containers::{self, Lifecycle};
-use crate::docker::{logs, stats, DockerError};
+use crate::docker::{images, logs, stats, DockerError};
 use crate::limits::{
     DIAG_DEFAULT_BYTES, DIAG_DEFAULT_CHUNK, DIAG_MAX_BYTES, DIAG_MAX_CHUNK, MIN_NONCE_LEN,
 };
@@ -79,6 +79,13 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         Action::Kill(p) => {
             run_lifecycle(&out, id, state, &p.container, Lifecycle::Kill(p.signal)).await
         }
+        Action::Rm(p) => images::remove_container(engine, &p)
+            .await
+            .map(|done| send_one_shot(&out, id, done)),
+        Action::Images(p) => images::list_images(engine, &p)
+            .await
+            .map(|rows| send_one_shot(&out, id, rows)),
+        Action::Pull(p) => images::pull_image(engine, id, &p, &out).await,
         Action::Logs(p) => logs::stream_logs(engine, id, &p, &out).await,
         Action::Stats(p) => stats::serve_stats(engine, &state.sampler, id, &p, &out).await,
         Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,

@@ -13,6 +13,7 @@ pub mod containers;
 pub mod deploy;
 pub mod events;
 pub mod files;
+pub mod images;
 pub mod kernel;
 pub mod logs;
 pub mod monitor;

@@ -159,6 +159,9 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Logs(_) | Action::Start(_) | Action::Stop(_) | Action::Restart(_) => {
             return route::routed(svc, req, &action, out).await
         }
+        Action::Rm(_) | Action::Images(_) | Action::Pull(_) => {
+            return route::routed(svc, req, &action, out).await
+        }
         Action::Kill(_) | Action::Stats(_) | Action::Rollback(_) | Action::DiagStream(_) => {
             return route::routed(svc, req, &action, out).await
         }

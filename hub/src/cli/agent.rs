@@ -2,7 +2,9 @@
 
 use clap::Subcommand;
 use nextdeploy_shared::protocol::agents::{RevokeAgent, RotateKey};
-use nextdeploy_shared::protocol::containers::{ContainerRef, KillRequest, StopRequest};
+use nextdeploy_shared::protocol::containers::{
+    ContainerRef, KillRequest, RemoveRequest, StopRequest,
+};
 use nextdeploy_shared::protocol::Action;
 use nextdeploy_shared::secret::Secret;
 
@@ -120,6 +122,28 @@ pub enum AgentCmd {
     Restart(StopArgs),
     /// Kill containers (operator).
     Kill(KillArgs),
+    /// Remove containers, like `docker rm` (operator).
+    Rm(RmArgs),
+    /// The images on an agent, like `docker images`.
+    Images {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// Intermediate images too.
+        #[arg(long, short = 'a')]
+        all: bool,
+        /// Only the image ids.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Pull an image on an agent ahead of a deploy, with progress (operator).
+    Pull {
+        /// Agent name.
+        #[arg(long)]
+        server: String,
+        /// The image, e.g. myapp:2.1.
+        image: String,
+    },
     /// Live CPU, memory, network, block IO and pids, like `docker stats`.
     Stats {
         /// Agent name.
@@ -235,6 +259,22 @@ pub struct StopArgs {
     pub timeout: Option<u64>,
 }
 
+/// Arguments of `rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Agent name.
+    #[arg(long)]
+    pub server: String,
+    #[command(flatten)]
+    pub targets: SomeContainers,
+    /// Remove running containers too.
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// Remove their anonymous volumes too.
+    #[arg(long, short = 'v')]
+    pub volumes: bool,
+}
+
 /// Arguments of `kill`.
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
@@ -310,6 +350,18 @@ async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<
             };
             containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
+        AgentCmd::Rm(a) => {
+            let (force, volumes) = (a.force, a.volumes);
+            let each = |container| {
+                Action::Rm(RemoveRequest {
+                    container,
+                    force,
+                    volumes,
+                })
+            };
+            containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
+        }
+        AgentCmd::Pull { server, image } => containers::pull(c, &server, image, out).await,
         observe => dispatch_observe(c, observe, out).await,
     }
 }
@@ -323,6 +375,9 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             filter,
             quiet,
         } => containers::ps(c, &server, all, &filter, quiet, out).await,
+        AgentCmd::Images { server, all, quiet } => {
+            containers::images(c, &server, all, quiet, out).await
+        }
         AgentCmd::Inspect { server, target } => containers::inspect(c, &server, target.get()).await,
         AgentCmd::Logs {
             server,

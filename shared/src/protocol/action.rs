@@ -16,7 +16,8 @@ use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr};
 use super::admin::{ById, CancelRequest, CreateJoinToken, CreateToken};
 use super::agents::{Empty, RevokeAgent, RotateKey, RotateKeyCommit};
 use super::containers::{
-    ContainerRef, KillRequest, LogsRequest, PsRequest, StatsRequest, StopRequest,
+    ContainerRef, ImagesRequest, KillRequest, LogsRequest, PsRequest, PullRequest, RemoveRequest,
+    StatsRequest, StopRequest,
 };
 use super::deploy::{DeployRequest, DeploysList};
 use super::errors::ErrorCode;
@@ -109,6 +110,12 @@ pub enum Action {
     Kill(KillRequest),
     /// Resource samples, once or streamed.
     Stats(StatsRequest),
+    /// Remove a container.
+    Rm(RemoveRequest),
+    /// The images on the agent's engine.
+    Images(ImagesRequest),
+    /// Pull an image ahead of a deploy, with progress.
+    Pull(PullRequest),
     /// Live events of agents and their containers.
     Events(EventsRequest),
     /// Fleet overview from the latest health snapshots.
@@ -169,9 +176,10 @@ impl ActionKind {
             K::ListAgents | K::Whoami | K::Cancel | K::Ping | K::Info | K::Ps | K::Inspect => {
                 Role::Viewer
             }
-            K::Logs | K::Stats | K::Events | K::Status | K::History => Role::Viewer,
+            K::Logs | K::Stats | K::Events | K::Status | K::History | K::Images => Role::Viewer,
             K::DeploysList | K::DeploysShow => Role::Viewer,
             K::Start | K::Stop | K::Restart | K::Kill | K::Deploy | K::Rollback => Role::Operator,
+            K::Rm | K::Pull => Role::Operator,
             K::RevokeAgent | K::CreateToken | K::ListTokens | K::RevokeToken => Role::Admin,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken => Role::Admin,
             K::RotateKey | K::DiagStream => Role::Admin,
@@ -194,6 +202,7 @@ impl ActionKind {
             K::Restart | K::Kill | K::Stats | K::Deploy | K::Rollback | K::DiagStream => {
                 Target::Agents
             }
+            K::Rm | K::Images | K::Pull => Target::Agents,
         }
     }
 }
@@ -221,13 +230,13 @@ impl Action {
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }
-            K::Kill => Transport::OneShot,
+            K::Kill | K::Rm | K::Images => Transport::OneShot,
             K::Stats => match self {
                 Action::Stats(s) if s.stream => Transport::Stream,
                 _ => Transport::OneShot,
             },
             K::Rollback => Transport::Channel,
-            K::Logs | K::DiagStream => Transport::Stream,
+            K::Logs | K::DiagStream | K::Pull => Transport::Stream,
             K::RotateKeyCommit => Transport::HubToAgent,
         }
     }

@@ -164,3 +164,82 @@ pub struct StatsRequest {
     #[serde(default)]
     pub stream: bool,
 }
+
+/// `rm`: remove a container, as `docker rm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveRequest {
+    /// Name or id prefix.
+    pub container: String,
+    /// Remove it even when it runs (docker's `-f`).
+    #[serde(default)]
+    pub force: bool,
+    /// Remove its anonymous volumes too (docker's `-v`).
+    #[serde(default)]
+    pub volumes: bool,
+}
+
+/// `rm`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Removed {
+    /// The container's full id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Always true.
+    pub removed: bool,
+}
+
+/// `images`: the images on the agent's engine, as `docker images`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesRequest {
+    /// Intermediate images too (docker's `-a`).
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// One image in `images`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageRow {
+    /// `sha256:...`.
+    pub id: String,
+    /// `repo:tag` names; empty for a dangling image.
+    pub repo_tags: Vec<String>,
+    /// Unix time the image was created.
+    pub created_s: i64,
+    /// Bytes.
+    pub size: i64,
+    /// Containers using it (-1 when the engine did not count).
+    pub containers: i64,
+}
+
+/// `pull`: fetch an image ahead of a deploy, with `progress` replies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// `repo:tag` or `repo@sha256:...`.
+    pub image: String,
+}
+
+/// A `progress` reply of `pull`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PullProgress {
+    /// The layer, when the engine names one.
+    pub layer: String,
+    /// The engine's status text (`Downloading`, `Pull complete`, ...).
+    pub status: String,
+    /// Bytes done of this layer.
+    pub current: i64,
+    /// Bytes of this layer (0 when unknown).
+    pub total: i64,
+}
+
+/// `pull`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Pulled {
+    /// The image as asked.
+    pub image: String,
+    /// Its id now (`sha256:...`).
+    pub id: String,
+}

@@ -16,7 +16,7 @@ use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
 };
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
-use super::containers::{LifecycleDone, LogChunk};
+use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
 use super::streams::{DiagSummary, HistoryAnswer, StatusRow};
@@ -71,6 +71,10 @@ struct Answers {
     rotate_key: KeyRotated,
     ps: Vec<ContainerRow>,
     lifecycle: LifecycleDone,
+    rm: Removed,
+    images: Vec<ImageRow>,
+    pull_progress: PullProgress,
+    pull: Pulled,
     logs: LogChunk,
     stats: Vec<StatsSample>,
     events: Event,
