@@ -361,7 +361,7 @@ async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<
             };
             containers::lifecycle(c, &a.server, &a.targets.all(), each, out).await
         }
-        AgentCmd::Pull { server, image } => containers::pull(c, &server, image, out).await,
+        AgentCmd::Pull { server, image } => super::images::pull(c, &server, image, out).await,
         observe => dispatch_observe(c, observe, out).await,
     }
 }
@@ -374,9 +374,9 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             all,
             filter,
             quiet,
-        } => containers::ps(c, &server, all, &filter, quiet, out).await,
+        } => super::ps::ps(c, &server, all, &filter, quiet, out).await,
         AgentCmd::Images { server, all, quiet } => {
-            containers::images(c, &server, all, quiet, out).await
+            super::images::images(c, &server, all, quiet, out).await
         }
         AgentCmd::Inspect { server, target } => containers::inspect(c, &server, target.get()).await,
         AgentCmd::Logs {

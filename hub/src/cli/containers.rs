@@ -1,18 +1,14 @@
 //! `nextdeploy agent ps|inspect|logs|start|stop|restart|kill|stats|events|status|history`.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
-use nextdeploy_shared::docker::{ContainerRow, Event, StatsSample};
-use nextdeploy_shared::protocol::containers::{
-    ContainerRef, ImageRow, ImagesRequest, LogsRequest, PsRequest, PullProgress, PullRequest,
-    StatsRequest, Tail,
-};
+use nextdeploy_shared::docker::{Event, StatsSample};
+use nextdeploy_shared::protocol::containers::{ContainerRef, LogsRequest, StatsRequest, Tail};
 use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
 use nextdeploy_shared::protocol::{Action, Empty, Reply, ReplyType};
-use nextdeploy_shared::time::{human_age, now_unix, parse_point, rfc3339};
+use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
@@ -49,188 +45,6 @@ pub fn size(b: u64) -> String {
         format!("{b}B")
     } else {
         format!("{v:.1}{}", units[i])
-    }
-}
-
-/// `ps`.
-pub async fn ps(
-    c: &mut Client,
-    server: &str,
-    all: bool,
-    filters: &[String],
-    quiet: bool,
-    out: Output,
-) -> anyhow::Result<()> {
-    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .context("--filter takes key=value, e.g. label=env=prod or status=running")?;
-        map.entry(k.to_string()).or_default().push(v.to_string());
-    }
-    let ps = PsRequest {
-        all,
-        filters: Some(map),
-    };
-    let v = c.call(Action::Ps(ps), Some(server)).await?;
-    if out == Output::Json {
-        return output::json(&v);
-    }
-    let rows: Vec<ContainerRow> = serde_json::from_value(v)?;
-    if quiet {
-        for r in &rows {
-            println!("{}", short_id(&r.id));
-        }
-        return Ok(());
-    }
-    let now = now_unix();
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| ps_cells(r, now)).collect();
-    output::table(&PS_HEADER, &cells);
-    Ok(())
-}
-
-/// `docker ps`'s columns.
-const PS_HEADER: [&str; 7] = [
-    "CONTAINER ID",
-    "IMAGE",
-    "COMMAND",
-    "CREATED",
-    "STATUS",
-    "PORTS",
-    "NAMES",
-];
-
-/// How much of a command `ps` shows, as docker truncates it.
-const PS_COMMAND_WIDTH: usize = 20;
-
-/// The 12-character id docker shows.
-fn short_id(id: &str) -> String {
-    id.chars().take(12).collect()
-}
-
-/// One `ps` row as docker prints it.
-fn ps_cells(r: &ContainerRow, now: i64) -> Vec<String> {
-    let mut command: String = r.command.chars().take(PS_COMMAND_WIDTH).collect();
-    if r.command.chars().count() > PS_COMMAND_WIDTH {
-        command.pop();
-        command.push('…');
-    }
-    vec![
-        short_id(&r.id),
-        r.image.clone(),
-        format!("\"{command}\""),
-        format!("{} ago", human_age(now - r.created)),
-        r.status.clone(),
-        r.ports.join(", "),
-        r.name.clone(),
-    ]
-}
-
-/// `images`: as `docker images` (REPOSITORY, TAG, IMAGE ID, CREATED, SIZE).
-pub async fn images(
-    c: &mut Client,
-    server: &str,
-    all: bool,
-    quiet: bool,
-    out: Output,
-) -> anyhow::Result<()> {
-    let v = c
-        .call(Action::Images(ImagesRequest { all }), Some(server))
-        .await?;
-    if out == Output::Json {
-        return output::json(&v);
-    }
-    let rows: Vec<ImageRow> = serde_json::from_value(v)?;
-    let short = |id: &str| {
-        id.trim_start_matches("sha256:")
-            .chars()
-            .take(12)
-            .collect::<String>()
-    };
-    if quiet {
-        for r in &rows {
-            println!("{}", short(&r.id));
-        }
-        return Ok(());
-    }
-    let now = now_unix();
-    let mut cells = Vec::new();
-    for r in &rows {
-        let names = if r.repo_tags.is_empty() {
-            vec!["<none>:<none>".to_string()]
-        } else {
-            r.repo_tags.clone()
-        };
-        for name in names {
-            let (repo, tag) = name.rsplit_once(':').unwrap_or((name.as_str(), "<none>"));
-            cells.push(vec![
-                repo.to_string(),
-                tag.to_string(),
-                short(&r.id),
-                format!("{} ago", human_age(now - r.created_s)),
-                human_bytes(r.size),
-            ]);
-        }
-    }
-    output::table(
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        &cells,
-    );
-    Ok(())
-}
-
-/// Bytes as docker prints sizes (decimal units).
-fn human_bytes(n: i64) -> String {
-    let n = n.max(0) as f64;
-    match n {
-        n if n >= 1e9 => format!("{:.2}GB", n / 1e9),
-        n if n >= 1e6 => format!("{:.1}MB", n / 1e6),
-        n if n >= 1e3 => format!("{:.1}kB", n / 1e3),
-        n => format!("{n}B"),
-    }
-}
-
-/// `pull`: the engine's progress, one line per layer status change, then the id.
-pub async fn pull(c: &mut Client, server: &str, image: String, out: Output) -> anyhow::Result<()> {
-    let mut last: std::collections::HashMap<String, String> = Default::default();
-    let mut pulled = Value::Null;
-    c.stream(
-        Action::Pull(PullRequest { image }),
-        Some(server),
-        None,
-        |r: &Reply| {
-            match r.kind {
-                ReplyType::Progress if out == Output::Table => {
-                    let p: PullProgress =
-                        serde_json::from_value(r.data.clone()).unwrap_or_default();
-                    // One line per status change of a layer, not one per byte count.
-                    if last.get(&p.layer) != Some(&p.status) {
-                        let who = if p.layer.is_empty() {
-                            String::new()
-                        } else {
-                            format!("{}: ", p.layer)
-                        };
-                        println!("{who}{}", p.status);
-                        last.insert(p.layer.clone(), p.status);
-                    }
-                }
-                ReplyType::Result => pulled = r.data.clone(),
-                _ => {}
-            }
-            Ok(())
-        },
-    )
-    .await?;
-    match out {
-        Output::Json => output::json(&pulled),
-        Output::Table => {
-            println!(
-                "pulled {} ({})",
-                pulled["image"].as_str().unwrap_or("?"),
-                pulled["id"].as_str().unwrap_or("?")
-            );
-            Ok(())
-        }
     }
 }
 

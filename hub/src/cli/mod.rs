@@ -6,9 +6,11 @@ pub mod agent_info;
 pub mod client;
 pub mod containers;
 pub mod deploys;
+pub mod images;
 pub mod install;
 pub mod login;
 pub mod output;
+pub mod ps;
 pub mod tokens;
 
 use clap::{Parser, Subcommand};
