@@ -27,10 +27,15 @@ async fn main_async() {
         }
         _ => {
             init_logging("warn");
+            cli::pipe::exit_quietly_on_closed_stdout();
             cli::run(cli).await
         }
     };
     if let Err(e) = result {
+        if cli::pipe::is_closed_stdout(&e) {
+            // The reader of our output went away (`| head`): not an error.
+            std::process::exit(0);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }

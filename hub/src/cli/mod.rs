@@ -9,6 +9,7 @@ pub mod deploys;
 pub mod install;
 pub mod login;
 pub mod output;
+pub mod pipe;
 pub mod tokens;
 
 use clap::{Parser, Subcommand};
