@@ -180,6 +180,7 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
         .filter(|r| r.revoked_at.is_none())
         .map(|r| match svc.registry.get(&r.name) {
             Some(c) => AgentSummary {
+                conflict: svc.registry.conflict(&r.name),
                 online: true,
                 last_seen: Some(rfc3339(
                     c.last_seen.load(std::sync::atomic::Ordering::Relaxed),
@@ -194,6 +195,7 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
                 enrolled_at: rfc3339(r.enrolled_at),
             },
             None => AgentSummary {
+                conflict: svc.registry.conflict(&r.name),
                 online: false,
                 last_seen: r.last_seen.map(rfc3339),
                 version: r.version,

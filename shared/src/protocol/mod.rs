@@ -37,7 +37,7 @@ pub use action::{Action, ActionError, ActionKind, Role, Target, Transport};
 pub use agents::{AgentInfo, AgentSummary, Empty};
 pub use channel::{
     channel_kind, feature, DockerStatus, Downstream, EnrollAnswer, EnrollOutcome, Hello,
-    AGENT_USER, ENROLL_USER_PREFIX,
+    AGENT_USER, ENROLL_USER_PREFIX, KEY_CONFLICT_PREFIX,
 };
 pub use envelope::{RawData, Reply, ReplyType, Request};
 pub use errors::{ErrorBody, ErrorCode};
