@@ -23,7 +23,11 @@ async fn main_async() {
     let result = match cli.command {
         Command::Hub(args) => {
             init_logging("info");
-            nextdeploy_hub::serve::run_hub(args).await
+            let client = nextdeploy_hub::backup::ClientFlags {
+                hub: cli.hub.clone(),
+                token: cli.token.is_some(),
+            };
+            nextdeploy_hub::serve::run_hub(args, client).await
         }
         _ => {
             init_logging("warn");

@@ -193,10 +193,22 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
-/// Run `nextdeploy hub` until SIGINT/SIGTERM.
-pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
+/// Run `nextdeploy hub` until SIGINT/SIGTERM, or its `backup`/`restore`.
+/// `client`: the CLI's `--hub`/`--token`, which only a backup could be
+/// mistaken to use.
+pub async fn run_hub(mut args: HubArgs, client: crate::backup::ClientFlags) -> anyhow::Result<()> {
     if let Some(action) = args.action.take() {
-        let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        let dir = match (args.data_dir.take(), action.data_dir()) {
+            (Some(a), Some(b)) if a != b => bail!(
+                "--data-dir given twice, {} and {}",
+                a.display(),
+                b.display()
+            ),
+            (_, Some(d)) => d.to_path_buf(),
+            (Some(d), None) => d,
+            (None, None) => default_data_dir(),
+        };
+        crate::backup::note_local(action.name(), &dir, &client);
         let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
             .await
             .context("backup task failed")?;
