@@ -2,7 +2,8 @@
 //! `nextdeploy agent install --ssh` against a real OpenSSH sshd on loopback,
 //! with `--no-systemd` and the install rooted in a temp prefix: the agent comes
 //! online; a second run changes nothing; unknown host keys are refused without
-//! `--accept-new-host-key` and changed ones even with it.
+//! `--accept-new-host-key` and changed ones even with it. No `--hub-ssh`:
+//! the hub tells the CLI its SSH address (`whoami`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +32,8 @@ fn install(hub: &Hub, sshd: &Sshd, known_hosts: &Path, prefix: &Path, extra: &[&
         .arg(&sshd.client_key)
         .arg("--known-hosts")
         .arg(known_hosts)
-        .args(["--hub-ssh", &hub.ssh_addr(), "--binary"])
+        // No --hub-ssh: the CLI learns the hub's SSH address from the hub.
+        .arg("--binary")
         .arg(agent_bin().unwrap())
         .args(["--no-systemd", "--name", "pushed", "--labels", "env=test"])
         .arg("--remote-prefix")

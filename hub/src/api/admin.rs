@@ -29,6 +29,9 @@ pub async fn hub_action(
             name: caller.name.clone(),
             role: caller.role,
             hub_fingerprint: svc.host_fingerprint.clone(),
+            ssh_port: svc.ssh_port,
+            ssh_public_address: svc.config.ssh_public_address.clone(),
+            api_public_url: svc.config.api_public_url.clone(),
         })),
         Action::ListAgents(_) => Ok(to_value(list_agents(svc).await?)),
         Action::RevokeAgent(p) => revoke_agent(svc, caller, p).await,
@@ -144,6 +147,9 @@ async fn create_join(
     let mut v = join_token_json(&rec);
     v["token"] = Value::String(secret.expose().clone());
     v["hub_fingerprint"] = Value::String(svc.host_fingerprint.clone());
+    if let Some(a) = &svc.config.ssh_public_address {
+        v["ssh_address"] = Value::String(a.clone());
+    }
     Ok(v)
 }
 

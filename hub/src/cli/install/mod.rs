@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use nextdeploy_shared::labels::{parse_labels, Labels};
-use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg};
+use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg, WhoAmI};
 use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
 
@@ -61,7 +61,8 @@ pub struct InstallArgs {
     /// Run the agent as a supervised background process instead of a systemd unit.
     #[arg(long)]
     pub no_systemd: bool,
-    /// The hub's SSH address as the server reaches it [default: the hub URL's host, port 2222].
+    /// The hub's SSH address as the server reaches it [default: the hub's
+    /// --ssh-public-address, else the hub URL's host with the hub's SSH port].
     #[arg(long)]
     pub hub_ssh: Option<String>,
     /// known_hosts file [default: ~/.ssh/known_hosts].
@@ -100,14 +101,12 @@ fn home() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
 }
 
-fn default_hub_ssh(hub: &str) -> String {
-    let rest = hub.split_once("://").map(|(_, r)| r).unwrap_or(hub);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    let host = match hostport.rsplit_once(':') {
-        Some((h, _)) => h,
-        None => hostport,
-    };
-    format!("{host}:2222")
+/// The hub's SSH address for agents, as the hub tells it (`whoami`): its
+/// public address, else the hub URL's host with its SSH port.
+pub async fn learn_hub_ssh(c: &mut Client, hub: &str) -> anyhow::Result<String> {
+    let me = c.call(Action::Whoami(Empty {}), None).await?;
+    let me: WhoAmI = serde_json::from_value(me).context("the hub's whoami answer")?;
+    Ok(me.agent_ssh_address(hub))
 }
 
 fn step(n: u32, text: &str) {
@@ -126,7 +125,7 @@ struct Plan {
 }
 
 /// Resolve the flags: target, key, binary (must exist), labels, hub SSH address.
-fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
+fn plan(args: &InstallArgs) -> anyhow::Result<Plan> {
     let target = parse_target(&args.ssh)?;
     let identity = args
         .identity
@@ -145,7 +144,8 @@ fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
         );
     }
     let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
-    let hub_ssh = args.hub_ssh.clone().unwrap_or_else(|| default_hub_ssh(hub));
+    // Empty: learnt from the hub once connected (`learn_hub_ssh`).
+    let hub_ssh = args.hub_ssh.clone().unwrap_or_default();
     let check = HostCheck {
         known_hosts: args
             .known_hosts
@@ -167,8 +167,11 @@ fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
 
 /// Run `agent install`.
 pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
-    let p = plan(&args, hub)?;
+    let mut p = plan(&args)?;
     let mut hub_api = Client::connect(hub, token).await?;
+    if p.hub_ssh.is_empty() {
+        p.hub_ssh = learn_hub_ssh(&mut hub_api, hub).await?;
+    }
     let r = connect_ssh(&p).await?;
     let Some((existing, name)) = probe(&r, &mut hub_api, &args, &p).await? else {
         r.close().await;
@@ -461,6 +464,5 @@ mod tests {
             ("root", "example.org", 22)
         );
         assert!(parse_target("@x").is_err());
-        assert_eq!(default_hub_ssh("http://bastion:8080"), "bastion:2222");
     }
 }
