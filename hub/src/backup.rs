@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::cli::output::Output;
 use crate::serve::{HOST_KEY_FILE, STORE_FILE};
 
 /// `nextdeploy hub backup|restore`.
@@ -149,26 +150,37 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError
     move |source| BackupError::Io { what, source }
 }
 
-/// Run a hub action against `data_dir`.
-pub fn run(action: HubAction, data_dir: &Path) -> Result<(), BackupError> {
-    match action {
+/// Run a hub action against `data_dir`; with `--output json` the result is
+/// `{"backup": FILE, "data_dir": DIR}` or `{"restored": FILE, "data_dir": DIR}`.
+pub fn run(action: HubAction, data_dir: &Path, out: Output) -> Result<(), BackupError> {
+    let (text, doc) = match action {
         HubAction::Backup { to, .. } => {
             backup(data_dir, &to)?;
-            println!(
-                "backup of {} written to {} (0600)",
-                data_dir.display(),
-                to.display()
-            );
+            (
+                format!(
+                    "backup of {} written to {} (0600)",
+                    data_dir.display(),
+                    to.display()
+                ),
+                serde_json::json!({ "backup": to, "data_dir": data_dir }),
+            )
         }
         HubAction::Restore { from, .. } => {
             restore(&from, data_dir)?;
-            println!(
-                "restored {} into {}; start the hub with --data-dir {}",
-                from.display(),
-                data_dir.display(),
-                data_dir.display()
-            );
+            (
+                format!(
+                    "restored {} into {}; start the hub with --data-dir {}",
+                    from.display(),
+                    data_dir.display(),
+                    data_dir.display()
+                ),
+                serde_json::json!({ "restored": from, "data_dir": data_dir }),
+            )
         }
+    };
+    match out {
+        Output::Json => println!("{doc:#}"),
+        Output::Table => println!("{text}"),
     }
     Ok(())
 }

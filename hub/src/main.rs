@@ -20,6 +20,7 @@ fn main() {
 
 async fn main_async() {
     let cli = Cli::parse();
+    let out = cli.output;
     let result = match cli.command {
         Command::Hub(args) => {
             init_logging("info");
@@ -27,7 +28,7 @@ async fn main_async() {
                 hub: cli.hub.clone(),
                 token: cli.token.is_some(),
             };
-            nextdeploy_hub::serve::run_hub(args, client).await
+            nextdeploy_hub::serve::run_hub(args, client, out).await
         }
         _ => {
             init_logging("warn");
@@ -40,7 +41,7 @@ async fn main_async() {
             // The reader of our output went away (`| head`): not an error.
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        cli::output::print_error(&e, out);
         std::process::exit(1);
     }
 }

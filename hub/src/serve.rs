@@ -220,6 +220,7 @@ async fn run_action(
     action: crate::backup::HubAction,
     before: Option<PathBuf>,
     client: &crate::backup::ClientFlags,
+    out: crate::cli::output::Output,
 ) -> anyhow::Result<()> {
     let dir = match (before, action.data_dir()) {
         (Some(a), Some(b)) if a != b => bail!(
@@ -232,7 +233,7 @@ async fn run_action(
         (None, None) => default_data_dir(),
     };
     crate::backup::note_local(action.name(), &dir, client);
-    let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
+    let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir, out))
         .await
         .context("backup task failed")?;
     Ok(done?)
@@ -251,10 +252,14 @@ fn default_public(config: &mut HubConfig, ssh: std::net::SocketAddr, http: std::
 
 /// Run `nextdeploy hub` until SIGINT/SIGTERM, or its `backup`/`restore`.
 /// `client`: the CLI's `--hub`/`--token`, which only a backup could be
-/// mistaken to use.
-pub async fn run_hub(mut args: HubArgs, client: crate::backup::ClientFlags) -> anyhow::Result<()> {
+/// mistaken to use; `out`: how `backup`/`restore` print their result.
+pub async fn run_hub(
+    mut args: HubArgs,
+    client: crate::backup::ClientFlags,
+    out: crate::cli::output::Output,
+) -> anyhow::Result<()> {
     if let Some(action) = args.action.take() {
-        return run_action(action, args.data_dir.take(), &client).await;
+        return run_action(action, args.data_dir.take(), &client, out).await;
     }
     let mut config = args.config()?;
     let dir = config.data_dir.clone();

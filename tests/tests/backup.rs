@@ -230,3 +230,59 @@ fn backup_and_restore_take_data_dir_after_the_subcommand_and_say_they_are_local(
     );
     assert!(!f3.exists());
 }
+
+/// `--output json`: `hub backup` and `hub restore` print one document, and a
+/// failure is `{"error": {"code", "message"}}` on stderr.
+#[test]
+fn backup_and_restore_speak_json() {
+    let mut hub = start_hub().unwrap();
+    hub.kill9();
+    let d = hub.data_dir.to_str().unwrap().to_string();
+    let file = hub.dir().join("j.tar");
+    let f = file.to_str().unwrap();
+    let v = hub_cmd(&["hub", "backup", "--to", f, "--data-dir", &d, "-o", "json"])
+        .ok()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v, json!({"backup": f, "data_dir": d}));
+    let into = hub.dir().join("into");
+    let into_s = into.to_str().unwrap();
+    let v = hub_cmd(&[
+        "hub",
+        "restore",
+        "--from",
+        f,
+        "--data-dir",
+        into_s,
+        "-o",
+        "json",
+    ])
+    .ok()
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(v, json!({"restored": f, "data_dir": into_s}));
+    // Again: the target now holds a hub.
+    let out = hub_cmd(&[
+        "hub",
+        "restore",
+        "--from",
+        f,
+        "--data-dir",
+        into_s,
+        "-o",
+        "json",
+    ]);
+    assert!(!out.success());
+    assert!(out.stdout.trim().is_empty(), "{}", out.describe());
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "cli_error", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already holds a hub"),
+        "{err}"
+    );
+}

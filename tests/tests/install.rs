@@ -87,6 +87,14 @@ fn push_install_comes_online_and_second_run_changes_nothing() {
     );
     assert_eq!(hub.agent_list().unwrap().len(), 1);
     wait_online(&hub, &["pushed"], Duration::from_secs(1)).unwrap();
+
+    // --output json: progress on stderr, one document on stdout.
+    let out = install(&hub, &sshd, &kh, &prefix, &["--output", "json"]);
+    let doc = out.clone().ok().unwrap().json().unwrap();
+    assert_eq!(doc["name"], "pushed", "{doc}");
+    assert_eq!(doc["outcome"], "already_online", "{doc}");
+    assert_eq!(doc["hub_ssh"], json!(hub.ssh_addr()), "{doc}");
+    assert!(out.stderr.contains("[2/6]"), "{}", out.describe());
 }
 
 #[test]

@@ -325,3 +325,54 @@ fn join_token_command_names_the_hubs_own_ssh_address() {
         out.describe()
     );
 }
+
+/// `--output json` on `logout`, and errors as `{"error": {"code", "message"}}`
+/// on stderr: the hub's code when the hub refused, `cli_error` otherwise.
+#[test]
+fn logout_and_errors_speak_json() {
+    let hub = start_hub().unwrap();
+    let login = hub
+        .cli(&["login", "--hub", &hub.url(), "--token", &hub.admin_token])
+        .unwrap();
+    assert!(login.success(), "{}", login.describe());
+    let v = hub.cli_json(&["logout"]).unwrap();
+    assert_eq!(v["logged_out"], true, "{v}");
+    assert!(
+        v["removed"].as_str().unwrap().ends_with("login.json"),
+        "{v}"
+    );
+    let v = hub.cli_json(&["logout"]).unwrap();
+    assert_eq!(v, json!({"logged_out": false, "removed": null}));
+
+    // The hub's code: an unknown agent.
+    let out = hub
+        .cli(&["agent", "info", "--server", "nobody", "-o", "json"])
+        .unwrap();
+    assert!(!out.success());
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim())
+        .unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    assert_eq!(err["error"]["code"], "unknown_agent", "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("nobody"),
+        "{err}"
+    );
+    // A viewer may not create tokens: forbidden.
+    let viewer = hub
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "v"])
+        .unwrap();
+    let vt = viewer["token"].as_str().unwrap();
+    let out = hub
+        .cli_as(vt, &["token", "create", "--role", "admin", "-o", "json"])
+        .unwrap();
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "forbidden", "{err}");
+    // No hub to talk to: cli_error.
+    let mut cmd = hub.cli_command(&hub.admin_token).unwrap();
+    cmd.args(["agent", "list", "-o", "json"]).env(
+        "NEXTDEPLOY_HUB",
+        format!("http://127.0.0.1:{}", free_port().unwrap()),
+    );
+    let out = run_bounded(cmd, CLI_TIMEOUT).unwrap();
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "cli_error", "{err}");
+}

@@ -17,7 +17,10 @@ use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg, WhoAm
 use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::client::Client;
+use super::output::{self, Output};
 use remote::{sh_quote, HostCheck, HostKeyVerdict, Remote};
 
 /// The install script, shipped inside the CLI so nothing else is needed.
@@ -109,8 +112,21 @@ pub async fn learn_hub_ssh(c: &mut Client, hub: &str) -> anyhow::Result<String> 
     Ok(me.agent_ssh_address(hub))
 }
 
+/// With `--output json`, progress goes to stderr and stdout holds only the
+/// final JSON document.
+static PROGRESS_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// One line of progress.
+fn say(line: &str) {
+    if PROGRESS_ON_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
 fn step(n: u32, text: &str) {
-    println!("[{n}/6] {text}");
+    say(&format!("[{n}/6] {text}"));
 }
 
 /// The local inputs of an install, resolved from the flags before any network use.
@@ -165,17 +181,38 @@ fn plan(args: &InstallArgs) -> anyhow::Result<Plan> {
     })
 }
 
-/// Run `agent install`.
-pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
+/// Run `agent install`; with `--output json`, progress on stderr and one
+/// document on stdout: `{name, server, hub_ssh, outcome}`, `outcome`
+/// `installed`, `reinstalled` (enrolled before, identity kept) or
+/// `already_online` (nothing done).
+pub async fn run(
+    args: InstallArgs,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    PROGRESS_ON_STDERR.store(out == Output::Json, Ordering::Relaxed);
     let mut p = plan(&args)?;
     let mut hub_api = Client::connect(hub, token).await?;
     if p.hub_ssh.is_empty() {
         p.hub_ssh = learn_hub_ssh(&mut hub_api, hub).await?;
     }
     let r = connect_ssh(&p).await?;
-    let Some((existing, name)) = probe(&r, &mut hub_api, &args, &p).await? else {
-        r.close().await;
-        return Ok(());
+    let report = |name: &str, outcome: &str| match out {
+        Output::Json => output::json(&serde_json::json!({
+            "name": name,
+            "server": p.target.host,
+            "hub_ssh": p.hub_ssh,
+            "outcome": outcome,
+        })),
+        Output::Table => Ok(()),
+    };
+    let (existing, name) = match probe(&r, &mut hub_api, &args, &p).await? {
+        Ok(found) => found,
+        Err(online) => {
+            r.close().await;
+            return report(&online, "already_online");
+        }
     };
     step(
         3,
@@ -196,7 +233,15 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
         .await;
     r.close().await;
     let name = outcome?;
-    wait_online(&mut hub_api, &name, &p.prefix).await
+    wait_online(&mut hub_api, &name, &p.prefix).await?;
+    report(
+        &name,
+        if existing.is_empty() {
+            "installed"
+        } else {
+            "reinstalled"
+        },
+    )
 }
 
 /// Step 1: SSH to the server, checking its key against known_hosts.
@@ -211,20 +256,20 @@ async fn connect_ssh(p: &Plan) -> anyhow::Result<Remote> {
         .context("step 1 (connect over SSH) failed")?;
     let (verdict, fp) = &r.host_key;
     match verdict {
-        HostKeyVerdict::Learned => println!("      host key {fp} recorded in known_hosts"),
-        _ => println!("      host key {fp} matches known_hosts"),
+        HostKeyVerdict::Learned => say(&format!("      host key {fp} recorded in known_hosts")),
+        _ => say(&format!("      host key {fp} matches known_hosts")),
     }
     Ok(r)
 }
 
 /// Step 2: the name the server is already enrolled under ("" if none) and
-/// the name to install as; None when it is installed and online already.
+/// the name to install as; `Err(name)` when it is installed and online already.
 async fn probe(
     r: &Remote,
     hub_api: &mut Client,
     args: &InstallArgs,
     p: &Plan,
-) -> anyhow::Result<Option<(String, String)>> {
+) -> anyhow::Result<Result<(String, String), String>> {
     step(2, "looking for an existing install");
     let conf = format!("{}/etc/nextdeploy/agent.toml", p.prefix);
     let probe = r
@@ -247,15 +292,15 @@ async fn probe(
             bail!("the server is already enrolled as {existing}, not {name}; revoke {existing} and remove {conf} on the server first");
         }
         if agent_online(hub_api, &existing).await? {
-            println!(
+            say(&format!(
                 "{existing} is already installed on {} and online at the hub: nothing to do",
                 p.target.host
-            );
-            return Ok(None);
+            ));
+            return Ok(Err(existing));
         }
-        println!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)");
+        say(&format!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)"));
     }
-    Ok(Some((existing, name)))
+    Ok(Ok((existing, name)))
 }
 
 /// Step 3 (start): a fresh temporary directory on the server.
@@ -277,7 +322,10 @@ async fn wait_online(hub_api: &mut Client, name: &str, prefix: &str) -> anyhow::
     let started = Instant::now();
     while started.elapsed() < ONLINE {
         if agent_online(hub_api, name).await? {
-            println!("{name} is online ({:.1}s)", started.elapsed().as_secs_f64());
+            say(&format!(
+                "{name} is online ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            ));
             return Ok(());
         }
         tokio::time::sleep(ONLINE_POLL).await;
@@ -433,7 +481,7 @@ async fn run_script(
     }
     if let Ok(out) = ran {
         for line in out.stdout.lines() {
-            println!("      {line}");
+            say(&format!("      {line}"));
         }
     }
     Ok(())
