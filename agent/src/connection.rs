@@ -17,9 +17,11 @@ use tracing::{info, warn};
 
 use crate::channel::{self, Ctx};
 use crate::keyfile::KeyFile;
+use nextdeploy_shared::protocol::KEY_CONFLICT_PREFIX;
+
 use crate::limits::{
-    BACKOFF_FLOOR, CONNECT_TIMEOUT, SSH_INACTIVITY_TIMEOUT, SSH_KEEPALIVE_INTERVAL,
-    SSH_KEEPALIVE_MAX,
+    BACKOFF_FLOOR, CONNECT_TIMEOUT, KEY_CONFLICT_BACKOFF, SSH_INACTIVITY_TIMEOUT,
+    SSH_KEEPALIVE_INTERVAL, SSH_KEEPALIVE_MAX,
 };
 use crate::util::lock;
 
@@ -72,7 +74,12 @@ pub struct Handler {
     pin: String,
     mismatch: Arc<Mutex<Option<String>>>,
     ctx: Arc<Ctx>,
+    /// The message of the hub's SSH disconnect, if it sent one.
+    said: Said,
 }
+
+/// Where the hub's disconnect message is kept for [`run`].
+pub type Said = Arc<Mutex<Option<String>>>;
 
 impl client::Handler for Handler {
     type Error = russh::Error;
@@ -108,6 +115,19 @@ impl client::Handler for Handler {
         tokio::spawn(channel::serve(channel, self.ctx.clone()));
         Ok(())
     }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => {
+                *lock(&self.said) = Some(info.message);
+                Ok(())
+            }
+            client::DisconnectReason::Error(e) => Err(e),
+        }
+    }
 }
 
 /// Connect, verify the pin and authenticate as `user` with `key`.
@@ -118,11 +138,24 @@ pub async fn dial(
     user: &str,
     ctx: Arc<Ctx>,
 ) -> Result<client::Handle<Handler>, DialError> {
+    dial_keeping(addr, pin, key, user, ctx, Said::default()).await
+}
+
+/// [`dial`], keeping the hub's disconnect message in `said`.
+async fn dial_keeping(
+    addr: &str,
+    pin: &str,
+    key: Arc<PrivateKey>,
+    user: &str,
+    ctx: Arc<Ctx>,
+    said: Said,
+) -> Result<client::Handle<Handler>, DialError> {
     let mismatch = Arc::new(Mutex::new(None));
     let handler = Handler {
         pin: pin.to_string(),
         mismatch: mismatch.clone(),
         ctx,
+        said,
     };
     let connect = async {
         let socket = tokio::net::TcpStream::connect(addr).await?;
@@ -179,23 +212,26 @@ pub async fn run(
         let started = Instant::now();
         let conn_cancel = shutdown.child_token();
         let user = nextdeploy_shared::protocol::AGENT_USER;
-        let mut dialled = dial(
+        let said = Said::default();
+        let mut dialled = dial_keeping(
             &addr,
             &pin,
             keys.current(),
             user,
             ctx_for(conn_cancel.clone()),
+            said.clone(),
         )
         .await;
         // A rotation whose confirmation was lost: the hub may hold the new key.
         if let (Err(DialError::KeyRefused), Some(pending)) = (&dialled, keys.pending()) {
             info!("the hub refused the current key; trying the key of an unconfirmed rotation");
-            dialled = dial(
+            dialled = dial_keeping(
                 &addr,
                 &pin,
                 pending.clone(),
                 user,
                 ctx_for(conn_cancel.clone()),
+                said.clone(),
             )
             .await;
             if dialled.is_ok() {
@@ -228,7 +264,17 @@ pub async fn run(
         if started.elapsed() >= BACKOFF_RESET_AFTER {
             attempt = 0;
         }
-        let delay = draw_backoff(attempt);
+        let delay = match lock(&said).take() {
+            Some(m) if m.starts_with(KEY_CONFLICT_PREFIX) => {
+                warn!(reason = %m, "the hub refused this connection: another agent is online with this agent's key; stop one of them (each needs its own enrolment)");
+                KEY_CONFLICT_BACKOFF
+            }
+            Some(m) => {
+                info!(reason = %m, "the hub ended the connection");
+                draw_backoff(attempt)
+            }
+            None => draw_backoff(attempt),
+        };
         attempt = attempt.saturating_add(1);
         info!(delay_ms = delay.as_millis() as u64, "reconnecting");
         tokio::select! {

@@ -20,6 +20,14 @@ pub const SSH_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Unanswered SSH keepalives before the hub counts as gone (3 x 15 s = 45 s).
 pub const SSH_KEEPALIVE_MAX: usize = 3;
 
+/// How often an agent started with `--parent-pid` (the hub's `--local-agent`)
+/// checks that its parent is still there: it exits within this much of a
+/// `kill -9` of the hub, so a restarted hub never meets the old agent.
+pub const PARENT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// Backoff after the hub refused the connection because another connection
+/// with this key is online (two agents sharing one key): long, since only an
+/// operator can end that, and every try costs the other agent nothing.
+pub const KEY_CONFLICT_BACKOFF: Duration = Duration::from_secs(60);
 /// Shortest reconnect delay after jitter, so a run of near-zero draws cannot
 /// turn into a busy loop of dials.
 pub const BACKOFF_FLOOR: Duration = Duration::from_millis(50);

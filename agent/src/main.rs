@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use nextdeploy_agent::config::{AgentConfig, DEFAULT_CONFIG};
 use nextdeploy_agent::keyfile::KeyFile;
+use nextdeploy_agent::limits::PARENT_CHECK_INTERVAL;
 use nextdeploy_agent::{enroll, ServeOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -42,6 +44,10 @@ enum Cmd {
         /// The config written by enroll.
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// Exit when the process with this pid is no longer our parent
+        /// (`nextdeploy hub --local-agent` passes its own pid).
+        #[arg(long, hide = true)]
+        parent_pid: Option<u32>,
     },
 }
 
@@ -66,12 +72,61 @@ fn install_signal_handlers(shutdown: CancellationToken) {
     }
 }
 
-async fn run(config: PathBuf) -> anyhow::Result<()> {
+/// Take the lock beside `config` (`<config>.lock`) for the life of the
+/// process: two agents on one config share one key, and the hub would see
+/// them replace each other forever.
+fn lock_config(config: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut name = config.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another nextdeploy-agent is already running with {} (lock {} is held); \
+             two agents with one config share one key: stop the other one first",
+            config.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// Cancel `shutdown` once `parent` is no longer our parent process (it died,
+/// `kill -9` included, and we were re-parented).
+fn watch_parent(parent: u32, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            if std::os::unix::process::parent_id() != parent {
+                warn!(parent, "the parent process is gone; exiting");
+                shutdown.cancel();
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(PARENT_CHECK_INTERVAL) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    });
+}
+
+async fn run(config: PathBuf, parent_pid: Option<u32>) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&config)?;
+    let _lock = lock_config(&config)?;
     let keys = Arc::new(KeyFile::load(&cfg.key_path)?);
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
     let shutdown = CancellationToken::new();
     install_signal_handlers(shutdown.clone());
+    if let Some(parent) = parent_pid {
+        watch_parent(parent, shutdown.clone());
+    }
     let scope = match &cfg.scope_label {
         Some(s) => Some(nextdeploy_shared::labels::Selector::parse(s).map_err(anyhow::Error::msg)?),
         None => None,
@@ -123,7 +178,7 @@ async fn main_async() {
                 config.display()
             );
         }),
-        Cmd::Run { config } => run(config).await,
+        Cmd::Run { config, parent_pid } => run(config, parent_pid).await,
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::cli::output::Output;
 use crate::serve::{HOST_KEY_FILE, STORE_FILE};
 
 /// `nextdeploy hub backup|restore`.
@@ -21,20 +22,48 @@ pub enum HubAction {
         /// The archive to write (must not exist).
         #[arg(long)]
         to: PathBuf,
+        /// The local data dir to back up (also accepted before `backup`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Unpack a backup into an empty (or new) data dir.
     Restore {
         /// The archive written by `hub backup`.
         #[arg(long)]
         from: PathBuf,
+        /// The local data dir to restore into (also accepted before `restore`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
+}
+
+impl HubAction {
+    /// `--data-dir` given after the subcommand.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match self {
+            HubAction::Backup { data_dir, .. } | HubAction::Restore { data_dir, .. } => {
+                data_dir.as_deref()
+            }
+        }
+    }
+
+    /// `backup` or `restore`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            HubAction::Backup { .. } => "backup",
+            HubAction::Restore { .. } => "restore",
+        }
+    }
 }
 
 /// Why a backup or restore failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
     /// The data dir lacks the store or the host key: nothing to back up.
-    #[error("{0} holds no hub store and host key")]
+    #[error(
+        "{0} holds no hub store and host key (hub backup reads the data dir of a hub \
+         on this machine; name it with --data-dir)"
+    )]
     NoHub(PathBuf),
     /// The restore target already holds a hub, which a restore must not overwrite.
     #[error("{0} already holds a hub; restore into an empty directory")]
@@ -66,32 +95,92 @@ pub enum BackupError {
     },
 }
 
+/// The CLI's `--hub` and `--token` (or `NEXTDEPLOY_HUB`/`NEXTDEPLOY_TOKEN`),
+/// which `hub backup|restore` does not use.
+#[derive(Debug, Default)]
+pub struct ClientFlags {
+    /// `--hub`, if given.
+    pub hub: Option<String>,
+    /// Whether `--token` was given.
+    pub token: bool,
+}
+
+/// Whether a hub URL points at this machine.
+fn is_local_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Tell the user, on stderr, that `hub backup|restore` works on the local
+/// data dir `dir`, when they could think it talks to a hub: `--hub`/`--token`
+/// given, or a saved login to a hub on another machine.
+pub fn note_local(what: &str, dir: &Path, client: &ClientFlags) {
+    let used = match (&client.hub, client.token) {
+        (Some(url), _) => Some(format!("--hub {url}")),
+        (None, true) => Some("--token".to_string()),
+        (None, false) => None,
+    };
+    let told = match used {
+        Some(flag) => format!("{flag} is not used"),
+        None => match crate::cli::login::load_saved() {
+            Ok(Some(l)) if !is_local_url(&l.hub) => {
+                format!("the saved login to {} is not used", l.hub)
+            }
+            _ => return,
+        },
+    };
+    eprintln!(
+        "note: `hub {what}` does not talk to a hub: it works on the local data dir {} \
+         ({told}); run it on the hub's machine, with --data-dir naming the hub's data dir",
+        dir.display()
+    );
+}
+
 /// Wrap an I/O error with what was being done.
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BackupError {
     let what = what.into();
     move |source| BackupError::Io { what, source }
 }
 
-/// Run a hub action against `data_dir`.
-pub fn run(action: HubAction, data_dir: &Path) -> Result<(), BackupError> {
-    match action {
-        HubAction::Backup { to } => {
+/// Run a hub action against `data_dir`; with `--output json` the result is
+/// `{"backup": FILE, "data_dir": DIR}` or `{"restored": FILE, "data_dir": DIR}`.
+pub fn run(action: HubAction, data_dir: &Path, out: Output) -> Result<(), BackupError> {
+    let (text, doc) = match action {
+        HubAction::Backup { to, .. } => {
             backup(data_dir, &to)?;
-            println!(
-                "backup of {} written to {} (0600)",
-                data_dir.display(),
-                to.display()
-            );
+            (
+                format!(
+                    "backup of {} written to {} (0600)",
+                    data_dir.display(),
+                    to.display()
+                ),
+                serde_json::json!({ "backup": to, "data_dir": data_dir }),
+            )
         }
-        HubAction::Restore { from } => {
+        HubAction::Restore { from, .. } => {
             restore(&from, data_dir)?;
-            println!(
-                "restored {} into {}; start the hub with --data-dir {}",
-                from.display(),
-                data_dir.display(),
-                data_dir.display()
-            );
+            (
+                format!(
+                    "restored {} into {}; start the hub with --data-dir {}",
+                    from.display(),
+                    data_dir.display(),
+                    data_dir.display()
+                ),
+                serde_json::json!({ "restored": from, "data_dir": data_dir }),
+            )
         }
+    };
+    match out {
+        Output::Json => println!("{doc:#}"),
+        Output::Table => println!("{text}"),
     }
     Ok(())
 }
@@ -231,6 +320,24 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<(), BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_urls_are_told_from_remote_ones() {
+        for u in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:80/x",
+        ] {
+            assert!(is_local_url(u), "{u}");
+        }
+        for u in [
+            "http://bastion:8080",
+            "http://10.0.0.1:8080",
+            "http://[2001:db8::1]:80",
+        ] {
+            assert!(!is_local_url(u), "{u}");
+        }
+    }
 
     #[test]
     fn backup_roundtrip() {

@@ -67,6 +67,10 @@ pub struct HubConfig {
     pub allowed_origins: Vec<String>,
     /// Largest WebSocket message accepted.
     pub max_message_bytes: usize,
+    /// `HOST:PORT` agents dial, told to clients (`whoami`, join tokens).
+    pub ssh_public_address: Option<String>,
+    /// The API's URL as clients reach it, told to clients (`whoami`).
+    pub api_public_url: Option<String>,
 }
 
 impl Default for HubConfig {
@@ -79,6 +83,8 @@ impl Default for HubConfig {
             heartbeat_timeout: nextdeploy_shared::limits::HEARTBEAT_TIMEOUT,
             allowed_origins: Vec::new(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
+            ssh_public_address: None,
+            api_public_url: None,
         }
     }
 }
@@ -93,6 +99,8 @@ pub struct Services {
     pub registry: Registry,
     /// `SHA256:...` of the host key.
     pub host_fingerprint: String,
+    /// The port the SSH server listens on.
+    pub ssh_port: u16,
     /// Root of the shutdown tree.
     pub cancel: CancellationToken,
     /// Every spawned connection task, drained at shutdown.
@@ -126,6 +134,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let svc = Arc::new(Services {
         host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
+        ssh_port: ssh_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         config,
         store,
         registry: Registry::default(),

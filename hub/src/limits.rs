@@ -40,6 +40,20 @@ pub const ACCEPT_QUEUE: usize = 8192;
 /// Shortest re-wait for a heartbeat when answers showed life recently: keeps
 /// the loop from spinning on sub-second remainders.
 pub const HEARTBEAT_RECHECK_MIN: Duration = Duration::from_secs(1);
+
+// --- agents::conflict ---
+
+/// Replacements of one agent's connection by a newer one with the same key
+/// tolerated within [`KEY_FLAP_WINDOW`]. A restart replaces a connection the
+/// hub has not yet seen die once; two agents sharing a key replace each other
+/// every 1-3 s (their backoff), so a fifth replacement in a minute is them.
+pub const KEY_FLAP_MAX_REPLACEMENTS: usize = 4;
+/// The window [`KEY_FLAP_MAX_REPLACEMENTS`] counts over.
+pub const KEY_FLAP_WINDOW: Duration = Duration::from_secs(60);
+/// How long a declared key conflict holds after its last refusal: longer than
+/// the refused agent's backoff (`KEY_CONFLICT_BACKOFF`, 60 s), so its next
+/// try is refused too while the kept agent is online.
+pub const KEY_CONFLICT_HOLD: Duration = Duration::from_secs(600);
 /// How long the hub lingers after an enrolment outcome so the agent can read
 /// it and hang up itself.
 pub const ENROLL_LINGER: Duration = Duration::from_secs(5);

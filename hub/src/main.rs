@@ -20,18 +20,28 @@ fn main() {
 
 async fn main_async() {
     let cli = Cli::parse();
+    let out = cli.output;
     let result = match cli.command {
         Command::Hub(args) => {
             init_logging("info");
-            nextdeploy_hub::serve::run_hub(args).await
+            let client = nextdeploy_hub::backup::ClientFlags {
+                hub: cli.hub.clone(),
+                token: cli.token.is_some(),
+            };
+            nextdeploy_hub::serve::run_hub(args, client, out).await
         }
         _ => {
             init_logging("warn");
+            cli::pipe::exit_quietly_on_closed_stdout();
             cli::run(cli).await
         }
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        if cli::pipe::is_closed_stdout(&e) {
+            // The reader of our output went away (`| head`): not an error.
+            std::process::exit(0);
+        }
+        cli::output::print_error(&e, out);
         std::process::exit(1);
     }
 }

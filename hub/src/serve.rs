@@ -62,6 +62,14 @@ pub struct HubArgs {
     /// Silence after which an agent is marked offline.
     #[arg(long, default_value_t = DurationArg(nextdeploy_shared::limits::HEARTBEAT_TIMEOUT))]
     pub heartbeat_timeout: DurationArg,
+    /// HOST:PORT agents dial to reach this hub, used in join-token commands
+    /// and `agent install` [default: the SSH listen address unless a wildcard].
+    #[arg(long)]
+    pub ssh_public_address: Option<String>,
+    /// The API's URL as clients reach it (http://host:port)
+    /// [default: the HTTP listen address unless a wildcard].
+    #[arg(long)]
+    pub api_public_url: Option<String>,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
@@ -119,7 +127,20 @@ impl HubArgs {
             heartbeat_timeout: self.heartbeat_timeout.0,
             allowed_origins: self.allowed_origins.clone(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
+            ssh_public_address: self.ssh_public_address.clone(),
+            api_public_url: self.api_public_url.clone(),
         };
+        if let Some(a) = &cfg.ssh_public_address {
+            match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                Some((h, Ok(p))) if !h.is_empty() && p != 0 => {}
+                _ => bail!("--ssh-public-address must be HOST:PORT, not {a:?}"),
+            }
+        }
+        if let Some(u) = &cfg.api_public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("--api-public-url must be an http:// or https:// URL, not {u:?}");
+            }
+        }
         if cfg.auth_deadline.is_zero() || cfg.auth_deadline > limits::MAX_AUTH_DEADLINE {
             bail!("--auth-deadline must be between 1s and 10m");
         }
@@ -193,16 +214,54 @@ async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
-/// Run `nextdeploy hub` until SIGINT/SIGTERM.
-pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
-    if let Some(action) = args.action.take() {
-        let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir))
-            .await
-            .context("backup task failed")?;
-        return Ok(done?);
+/// `hub backup|restore`, `--data-dir` given before (`before`) or after the
+/// subcommand.
+async fn run_action(
+    action: crate::backup::HubAction,
+    before: Option<PathBuf>,
+    client: &crate::backup::ClientFlags,
+    out: crate::cli::output::Output,
+) -> anyhow::Result<()> {
+    let dir = match (before, action.data_dir()) {
+        (Some(a), Some(b)) if a != b => bail!(
+            "--data-dir given twice, {} and {}",
+            a.display(),
+            b.display()
+        ),
+        (_, Some(d)) => d.to_path_buf(),
+        (Some(d), None) => d,
+        (None, None) => default_data_dir(),
+    };
+    crate::backup::note_local(action.name(), &dir, client);
+    let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir, out))
+        .await
+        .context("backup task failed")?;
+    Ok(done?)
+}
+
+/// Unless told, the listen addresses are the public ones where they name one
+/// host (a wildcard does not say how clients reach it).
+fn default_public(config: &mut HubConfig, ssh: std::net::SocketAddr, http: std::net::SocketAddr) {
+    if config.ssh_public_address.is_none() && !ssh.ip().is_unspecified() {
+        config.ssh_public_address = Some(ssh.to_string());
     }
-    let config = args.config()?;
+    if config.api_public_url.is_none() && !http.ip().is_unspecified() {
+        config.api_public_url = Some(format!("http://{http}"));
+    }
+}
+
+/// Run `nextdeploy hub` until SIGINT/SIGTERM, or its `backup`/`restore`.
+/// `client`: the CLI's `--hub`/`--token`, which only a backup could be
+/// mistaken to use; `out`: how `backup`/`restore` print their result.
+pub async fn run_hub(
+    mut args: HubArgs,
+    client: crate::backup::ClientFlags,
+    out: crate::cli::output::Output,
+) -> anyhow::Result<()> {
+    if let Some(action) = args.action.take() {
+        return run_action(action, args.data_dir.take(), &client, out).await;
+    }
+    let mut config = args.config()?;
     let dir = config.data_dir.clone();
     prepare_dir(&dir)?;
     let (key, created) = host_key(&dir)?;
@@ -226,6 +285,7 @@ pub async fn run_hub(mut args: HubArgs) -> anyhow::Result<()> {
     let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
     let ssh_addr = ssh.local_addr()?;
     let http_addr = http.local_addr()?;
+    default_public(&mut config, ssh_addr, http_addr);
 
     println!("NextDeploy hub {}", nextdeploy_shared::VERSION);
     println!(

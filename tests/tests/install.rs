@@ -2,7 +2,8 @@
 //! `nextdeploy agent install --ssh` against a real OpenSSH sshd on loopback,
 //! with `--no-systemd` and the install rooted in a temp prefix: the agent comes
 //! online; a second run changes nothing; unknown host keys are refused without
-//! `--accept-new-host-key` and changed ones even with it.
+//! `--accept-new-host-key` and changed ones even with it. No `--hub-ssh`:
+//! the hub tells the CLI its SSH address (`whoami`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,7 +32,8 @@ fn install(hub: &Hub, sshd: &Sshd, known_hosts: &Path, prefix: &Path, extra: &[&
         .arg(&sshd.client_key)
         .arg("--known-hosts")
         .arg(known_hosts)
-        .args(["--hub-ssh", &hub.ssh_addr(), "--binary"])
+        // No --hub-ssh: the CLI learns the hub's SSH address from the hub.
+        .arg("--binary")
         .arg(agent_bin().unwrap())
         .args(["--no-systemd", "--name", "pushed", "--labels", "env=test"])
         .arg("--remote-prefix")
@@ -85,6 +87,14 @@ fn push_install_comes_online_and_second_run_changes_nothing() {
     );
     assert_eq!(hub.agent_list().unwrap().len(), 1);
     wait_online(&hub, &["pushed"], Duration::from_secs(1)).unwrap();
+
+    // --output json: progress on stderr, one document on stdout.
+    let out = install(&hub, &sshd, &kh, &prefix, &["--output", "json"]);
+    let doc = out.clone().ok().unwrap().json().unwrap();
+    assert_eq!(doc["name"], "pushed", "{doc}");
+    assert_eq!(doc["outcome"], "already_online", "{doc}");
+    assert_eq!(doc["hub_ssh"], json!(hub.ssh_addr()), "{doc}");
+    assert!(out.stderr.contains("[2/6]"), "{}", out.describe());
 }
 
 #[test]

@@ -283,3 +283,47 @@ fn local_agent_without_docker_reports_it_unavailable() {
     let config = local_config(&hub);
     stop_hub_and_check_child_gone(&mut hub, &config);
 }
+
+#[test]
+fn local_agent_dies_with_a_killed_hub_and_one_agent_after_restart() {
+    let user = UserEnv::new();
+    let mut hub = start_local_hub(&user, &[]);
+    let name = wait_hint(&hub, 1);
+    wait_one_online(&user, &hub);
+    let config = local_config(&hub);
+    let pid = local_agent_pid(&config);
+    let needle = format!("run --config {}", config.display());
+
+    // kill -9: no chance for the hub to stop its child; the agent notices.
+    let t = Instant::now();
+    hub.kill9();
+    wait_until(
+        "the orphaned local agent to exit",
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || Ok(pids_matching(&needle).is_empty().then_some(())),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: pid {pid} still there: {:?}", pids_matching(&needle)));
+    eprintln!(
+        "local agent gone {:?} after kill -9 of the hub",
+        t.elapsed()
+    );
+
+    // The next start runs one agent, which stays put (no flapping).
+    hub.restart().unwrap();
+    assert_eq!(wait_hint(&hub, 2), name);
+    let a = wait_one_online(&user, &hub);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pids_matching(&needle).len(),
+        1,
+        "{:?}",
+        pids_matching(&needle)
+    );
+    let again = wait_one_online(&user, &hub);
+    assert_eq!(
+        again["address"], a["address"],
+        "the connection changed: {again}"
+    );
+    stop_hub_and_check_child_gone(&mut hub, &config);
+}

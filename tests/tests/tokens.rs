@@ -240,3 +240,139 @@ fn tokens_are_not_readable_from_store_or_log() {
         assert!(!log.contains(s.as_str()), "{label} in the hub log");
     }
 }
+
+/// The hub knows how it is reached: `join-token create` prints the enrol
+/// command with the hub's real SSH port (a random one here), and
+/// `--ssh-public-address` / `--api-public-url` override the listen addresses
+/// in it and in `whoami`; the printed command enrols as it stands.
+#[test]
+fn join_token_command_names_the_hubs_own_ssh_address() {
+    let hub = start_hub().unwrap();
+    let me = hub.cli_json(&["whoami"]).unwrap();
+    assert_eq!(me["ssh_port"], json!(hub.ssh_port), "{me}");
+    assert_eq!(me["ssh_public_address"], json!(hub.ssh_addr()), "{me}");
+    assert_eq!(me["api_public_url"], json!(hub.url()), "{me}");
+
+    let out = hub
+        .cli(&["join-token", "create", "--name", "pub-1"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let want = format!(
+        "nextdeploy-agent enroll --hub {} --token ndj_",
+        hub.ssh_addr()
+    );
+    assert!(out.stdout.contains(&want), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("2222") || hub.ssh_port == 2222,
+        "{}",
+        out.stdout
+    );
+
+    // The printed command, run as printed (with a config path), enrols.
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(&want))
+        .unwrap()
+        .trim();
+    let tok = line.rsplit(' ').next().unwrap();
+    let (_dir, enrolled) = enroll_fresh(&hub, tok);
+    assert!(enrolled.success(), "{}", enrolled.describe());
+
+    // Told explicitly: used in whoami and in the command (JSON too).
+    let pubhub = Hub::start(HubOpts::args([
+        "--ssh-public-address",
+        "bastion.example:2200",
+        "--api-public-url",
+        "https://hub.example",
+    ]))
+    .unwrap();
+    let me = pubhub.cli_json(&["whoami"]).unwrap();
+    assert_eq!(me["ssh_public_address"], "bastion.example:2200", "{me}");
+    assert_eq!(me["api_public_url"], "https://hub.example", "{me}");
+    let v = pubhub
+        .cli_json(&["join-token", "create", "--name", "pub-2"])
+        .unwrap();
+    assert_eq!(v["ssh_address"], "bastion.example:2200", "{v}");
+    assert!(
+        v["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("nextdeploy-agent enroll --hub bastion.example:2200 --token ndj_"),
+        "{v}"
+    );
+    // An explicit --ssh-address still wins.
+    let v = pubhub
+        .cli_json(&[
+            "join-token",
+            "create",
+            "--name",
+            "pub-3",
+            "--ssh-address",
+            "other:1",
+        ])
+        .unwrap();
+    assert_eq!(v["ssh_address"], "other:1", "{v}");
+    // A malformed one is refused at start.
+    let mut cmd = std::process::Command::new(hub_bin().unwrap());
+    cmd.args(["hub", "--ssh-public-address", "nohost", "--data-dir"])
+        .arg(pubhub.dir().join("never"));
+    let out = run_bounded(cmd, CLI_TIMEOUT).unwrap();
+    assert!(
+        !out.success() && out.stderr.contains("HOST:PORT"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// `--output json` on `logout`, and errors as `{"error": {"code", "message"}}`
+/// on stderr: the hub's code when the hub refused, `cli_error` otherwise.
+#[test]
+fn logout_and_errors_speak_json() {
+    let hub = start_hub().unwrap();
+    let login = hub
+        .cli(&["login", "--hub", &hub.url(), "--token", &hub.admin_token])
+        .unwrap();
+    assert!(login.success(), "{}", login.describe());
+    let v = hub.cli_json(&["logout"]).unwrap();
+    assert_eq!(v["logged_out"], true, "{v}");
+    assert!(
+        v["removed"].as_str().unwrap().ends_with("login.json"),
+        "{v}"
+    );
+    let v = hub.cli_json(&["logout"]).unwrap();
+    assert_eq!(v, json!({"logged_out": false, "removed": null}));
+
+    // The hub's code: an unknown agent.
+    let out = hub
+        .cli(&["agent", "info", "--server", "nobody", "-o", "json"])
+        .unwrap();
+    assert!(!out.success());
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim())
+        .unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    assert_eq!(err["error"]["code"], "unknown_agent", "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("nobody"),
+        "{err}"
+    );
+    // A viewer may not create tokens: forbidden.
+    let viewer = hub
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "v"])
+        .unwrap();
+    let vt = viewer["token"].as_str().unwrap();
+    let out = hub
+        .cli_as(vt, &["token", "create", "--role", "admin", "-o", "json"])
+        .unwrap();
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "forbidden", "{err}");
+    // No hub to talk to: cli_error.
+    let mut cmd = hub.cli_command(&hub.admin_token).unwrap();
+    cmd.args(["agent", "list", "-o", "json"]).env(
+        "NEXTDEPLOY_HUB",
+        format!("http://127.0.0.1:{}", free_port().unwrap()),
+    );
+    let out = run_bounded(cmd, CLI_TIMEOUT).unwrap();
+    let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
+    assert_eq!(err["error"]["code"], "cli_error", "{err}");
+}

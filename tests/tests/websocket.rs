@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The WebSocket API: authentication, Origin check, malformed and unknown
-//! messages, size cap; and /health.
+//! messages, size cap, clients leaving without a close frame; and /health.
 
 use std::time::Duration;
 
@@ -145,6 +145,41 @@ async fn oversized_message_is_refused_and_hub_keeps_serving() {
         .unwrap();
     assert_eq!(r["type"], json!("result"), "{r}");
     ws2.close().await;
+}
+
+/// A client that drops its TCP connection without a close frame is routine:
+/// nothing about it in the hub's log at the default level (info), and the
+/// hub keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_without_a_close_frame_is_not_logged_at_info() {
+    let hub = start_hub().unwrap();
+    for i in 0..3 {
+        let mut ws = ws_connect(&hub, Some(&hub.admin_token), None)
+            .await
+            .unwrap();
+        let r = ws
+            .request(&json!({"id": i, "action": "list_agents"}), T)
+            .await
+            .unwrap();
+        assert_eq!(r["type"], json!("result"), "{r}");
+        drop(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = hub.log_text();
+    assert!(
+        !log.contains("client connection error") && !log.contains("went away"),
+        "{}",
+        hub.log_tail()
+    );
+    let mut ws = ws_connect(&hub, Some(&hub.admin_token), None)
+        .await
+        .unwrap();
+    let r = ws
+        .request(&json!({"id": 9, "action": "list_agents"}), T)
+        .await
+        .unwrap();
+    assert_eq!(r["type"], json!("result"), "{r}");
+    ws.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! channel or opens a [`stream::ReplyStream`] on it. With several hubs this is
 //! the seam that will answer "which hub holds agent X"; today it is memory.
 
+pub mod conflict;
 pub mod control;
 pub mod stream;
 
@@ -82,6 +83,8 @@ pub struct Registry {
     pub request_ids: Arc<control::RequestIds>,
     /// Woken on every registration change (tests and waiters).
     pub changed: Notify,
+    /// Replacements per agent, to catch two agents sharing one key.
+    flaps: std::sync::Mutex<conflict::Flaps>,
 }
 
 impl Registry {
@@ -110,13 +113,31 @@ impl Registry {
     }
 
     /// Register a connection. A previous connection of the same agent is
-    /// cancelled: the newest connection with a key wins.
-    pub fn register(&self, conn: Arc<AgentConn>) {
-        let old = self.write().insert(conn.name.clone(), conn);
+    /// cancelled: the newest connection with a key wins, unless the two kept
+    /// replacing each other ([`conflict`]): then the new one is refused and
+    /// the [`conflict::Refusal`] says why.
+    pub fn register(&self, conn: Arc<AgentConn>) -> Result<(), conflict::Refusal> {
+        let mut map = self.write();
+        if let Some(live) = map.get(&conn.name) {
+            let mut flaps = crate::sync::lock_or_recover(&self.flaps);
+            if let Some(refusal) = flaps.judge(&conn.name, live.address, conn.address) {
+                return Err(refusal);
+            }
+        }
+        let old = map.insert(conn.name.clone(), conn);
+        drop(map);
         if let Some(old) = old {
             old.cancel.cancel();
+        } else {
+            crate::sync::lock_or_recover(&self.flaps).prune();
         }
         self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// The key conflict of `name`, while it holds.
+    pub fn conflict(&self, name: &str) -> Option<nextdeploy_shared::protocol::agents::KeyConflict> {
+        crate::sync::lock_or_recover(&self.flaps).conflict(name)
     }
 
     /// Remove `name` if it is still connection `conn_id`.

@@ -32,6 +32,9 @@ pub async fn hub_action(
             name: caller.name.clone(),
             role: caller.role,
             hub_fingerprint: svc.host_fingerprint.clone(),
+            ssh_port: svc.ssh_port,
+            ssh_public_address: svc.config.ssh_public_address.clone(),
+            api_public_url: svc.config.api_public_url.clone(),
         })),
         Action::ListAgents(_) => Ok(to_value(list_agents(svc).await?)),
         Action::RevokeAgent(p) => revoke_agent(svc, caller, p).await,
@@ -153,6 +156,7 @@ async fn create_join(
         info: join_token_info(&rec),
         token: secret.expose().clone(),
         hub_fingerprint: svc.host_fingerprint.clone(),
+        ssh_address: svc.config.ssh_public_address.clone(),
     }))
 }
 
@@ -188,6 +192,7 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
         .filter(|r| r.revoked_at.is_none())
         .map(|r| match svc.registry.get(&r.name) {
             Some(c) => AgentSummary {
+                conflict: svc.registry.conflict(&r.name),
                 online: true,
                 last_seen: Some(rfc3339(
                     c.last_seen.load(std::sync::atomic::Ordering::Relaxed),
@@ -202,6 +207,7 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
                 enrolled_at: rfc3339(r.enrolled_at),
             },
             None => AgentSummary {
+                conflict: svc.registry.conflict(&r.name),
                 online: false,
                 last_seen: r.last_seen.map(rfc3339),
                 version: r.version,

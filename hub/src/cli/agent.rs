@@ -296,7 +296,7 @@ pub async fn run(
     out: Output,
 ) -> anyhow::Result<()> {
     if let AgentCmd::Install(args) = cmd {
-        return super::install::run(args, hub, token).await;
+        return super::install::run(args, hub, token, out).await;
     }
     let mut c = Client::connect(hub, token).await?;
     let r = dispatch(&mut c, cmd, out).await;

@@ -24,10 +24,11 @@ pub async fn list(c: &mut Client, out: Output) -> anyhow::Result<()> {
             vec![
                 a.name.clone(),
                 labels_cell(&json!(a.labels)),
-                if a.online {
-                    "online".into()
-                } else {
-                    "offline".into()
+                match (a.online, a.conflict.is_some()) {
+                    (true, false) => "online".into(),
+                    (true, true) => "online, key conflict".into(),
+                    (false, false) => "offline".into(),
+                    (false, true) => "offline, key conflict".into(),
                 },
                 a.last_seen
                     .clone()

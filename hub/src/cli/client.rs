@@ -156,10 +156,23 @@ impl Client {
 /// An `error` reply as an error for people.
 pub fn error_of(r: &Reply) -> anyhow::Error {
     match serde_json::from_value::<ErrorBody>(r.data.clone()) {
-        Ok(b) => anyhow!("{}", b.message),
+        Ok(b) => anyhow::Error::new(HubError(b)),
         Err(_) => anyhow!("error: {}", r.data),
     }
 }
+
+/// An `error` reply from the hub, kept whole so that `--output json` can
+/// report its code.
+#[derive(Debug)]
+pub struct HubError(pub ErrorBody);
+
+impl std::fmt::Display for HubError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for HubError {}
 
 #[cfg(test)]
 mod tests {

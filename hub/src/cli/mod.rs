@@ -10,6 +10,7 @@ pub mod images;
 pub mod install;
 pub mod login;
 pub mod output;
+pub mod pipe;
 pub mod ps;
 pub mod tokens;
 
@@ -76,15 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
             tokens::login(&hub, token, out).await
         }
-        Command::Logout => {
-            let path = login::login_path()?;
-            match std::fs::remove_file(&path) {
-                Ok(()) => println!("removed {}", path.display()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("not logged in"),
-                Err(e) => return Err(e.into()),
-            }
-            Ok(())
-        }
+        Command::Logout => logout(out),
         Command::Whoami => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             tokens::whoami(&hub, &token, out).await
@@ -104,6 +97,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             tokens::token(cmd, &hub, &token, out).await
+        }
+    }
+}
+
+/// `logout`; JSON: `{"logged_out": bool, "removed": PATH or null}`.
+fn logout(out: Output) -> anyhow::Result<()> {
+    let path = login::login_path()?;
+    let removed = match std::fs::remove_file(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot remove {}", path.display())))
+        }
+    };
+    match out {
+        Output::Json => output::json(&serde_json::json!({
+            "logged_out": removed,
+            "removed": removed.then_some(&path),
+        })),
+        Output::Table if removed => {
+            println!("removed {}", path.display());
+            Ok(())
+        }
+        Output::Table => {
+            println!("not logged in");
+            Ok(())
         }
     }
 }

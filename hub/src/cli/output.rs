@@ -12,6 +12,25 @@ pub enum Output {
     Json,
 }
 
+/// Report a failed command on stderr: `error: ...`, or with `--output json`
+/// one line `{"error": {"code", "message"}}`, `code` the hub's error code
+/// when the hub refused the request (`not_found`, `forbidden`, ...), else
+/// `cli_error` (bad flags, an unreachable hub, a local file).
+pub fn print_error(e: &anyhow::Error, out: Output) {
+    match out {
+        Output::Table => eprintln!("error: {e:#}"),
+        Output::Json => {
+            let code = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<super::client::HubError>())
+                .map(|h| serde_json::to_value(h.0.code).unwrap_or_default())
+                .unwrap_or_else(|| serde_json::Value::from("cli_error"));
+            let doc = serde_json::json!({"error": {"code": code, "message": format!("{e:#}")}});
+            eprintln!("{doc}");
+        }
+    }
+}
+
 /// Print a JSON document.
 pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);

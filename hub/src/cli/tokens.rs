@@ -26,9 +26,11 @@ pub enum JoinTokenCmd {
         /// Lifetime (30m, 1h, 7d).
         #[arg(long, default_value = "1h")]
         ttl: String,
-        /// The hub's SSH address as agents reach it, for the printed command.
-        #[arg(long, default_value = "HUB_HOST:2222")]
-        ssh_address: String,
+        /// The hub's SSH address as agents reach it, for the printed command
+        /// [default: the hub's --ssh-public-address, else the hub URL's host
+        /// with the hub's SSH port].
+        #[arg(long)]
+        ssh_address: Option<String>,
     },
     /// List join tokens (never their secrets).
     List,
@@ -93,6 +95,55 @@ pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> 
     }
 }
 
+/// `join-token create`: the token, and the command to paste on the server.
+async fn create_join_token(
+    c: &mut Client,
+    hub: &str,
+    name: &str,
+    labels: &str,
+    ttl: &str,
+    ssh_address: Option<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    let labels = parse_labels(labels).map_err(anyhow::Error::msg)?;
+    let mut v = c
+        .call(
+            Action::CreateJoinToken(CreateJoinToken {
+                name: name.to_string(),
+                labels: Some(LabelsArg::Map(labels)),
+                ttl_s: Some(ttl_s(ttl)?),
+            }),
+            None,
+        )
+        .await?;
+    let ssh_address = match ssh_address {
+        Some(a) => a,
+        None => super::install::learn_hub_ssh(c, hub).await?,
+    };
+    v["ssh_address"] = Value::String(ssh_address.clone());
+    let tok = v["token"].as_str().unwrap_or_default().to_string();
+    let command = format!("nextdeploy-agent enroll --hub {ssh_address} --token {tok}");
+    v["command"] = Value::String(command.clone());
+    match out {
+        Output::Json => output::json(&v)?,
+        Output::Table => {
+            println!(
+                "Join token for {name} (one use, expires {}):",
+                v["expires_at"].as_str().unwrap_or("?")
+            );
+            println!("  {tok}");
+            println!(
+                "Hub host key: {}",
+                v["hub_fingerprint"].as_str().unwrap_or("?")
+            );
+            println!("On the server, run:");
+            println!("  {command}");
+            println!("  nextdeploy-agent run");
+        }
+    }
+    Ok(())
+}
+
 /// `nextdeploy whoami`.
 pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
@@ -109,6 +160,17 @@ pub async fn whoami(hub: &str, token: &Secret<String>, out: Output) -> anyhow::R
                 (
                     "hub fingerprint",
                     me["hub_fingerprint"].as_str().unwrap_or("").to_string(),
+                ),
+                (
+                    "agents dial",
+                    me["ssh_public_address"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("<hub host>:{}", me["ssh_port"])),
+                ),
+                (
+                    "api url",
+                    me["api_public_url"].as_str().unwrap_or("-").to_string(),
                 ),
             ]);
             Ok(())
@@ -130,39 +192,7 @@ pub async fn join_token(
             labels,
             ttl,
             ssh_address,
-        } => {
-            let labels = parse_labels(&labels).map_err(anyhow::Error::msg)?;
-            let mut v = c
-                .call(
-                    Action::CreateJoinToken(CreateJoinToken {
-                        name: name.clone(),
-                        labels: Some(LabelsArg::Map(labels)),
-                        ttl_s: Some(ttl_s(&ttl)?),
-                    }),
-                    None,
-                )
-                .await?;
-            let tok = v["token"].as_str().unwrap_or_default().to_string();
-            let command = format!("nextdeploy-agent enroll --hub {ssh_address} --token {tok}");
-            v["command"] = Value::String(command.clone());
-            match out {
-                Output::Json => output::json(&v)?,
-                Output::Table => {
-                    println!(
-                        "Join token for {name} (one use, expires {}):",
-                        v["expires_at"].as_str().unwrap_or("?")
-                    );
-                    println!("  {tok}");
-                    println!(
-                        "Hub host key: {}",
-                        v["hub_fingerprint"].as_str().unwrap_or("?")
-                    );
-                    println!("On the server, run:");
-                    println!("  {command}");
-                    println!("  nextdeploy-agent run");
-                }
-            }
-        }
+        } => create_join_token(&mut c, hub, &name, &labels, &ttl, ssh_address, out).await?,
         JoinTokenCmd::List => {
             let v = c.call(Action::ListJoinTokens(Empty {}), None).await?;
             match out {

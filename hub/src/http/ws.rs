@@ -154,14 +154,44 @@ enum Incoming {
     Run(Request, Action),
 }
 
+/// Whether a socket error only says the client left without a close frame
+/// (the TCP connection reset or closed under it).
+fn went_away(e: &axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(ws) = s.downcast_ref::<WsError>() {
+            return match ws {
+                WsError::ConnectionClosed
+                | WsError::AlreadyClosed
+                | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+                WsError::Io(io) => matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::UnexpectedEof
+                ),
+                _ => false,
+            };
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// Parse one socket message into a request the caller may make, or what to
 /// answer instead.
 fn read_message(caller: &Caller, msg: Option<Result<Message, axum::Error>>) -> Incoming {
     let text = match msg {
         None | Some(Ok(Message::Close(_))) => return Incoming::Stop,
         Some(Err(e)) => {
-            // Oversized messages end up here: axum refuses them and closes.
-            info!(error = %e, "client connection error");
+            // A client that just goes away (no close frame) is routine;
+            // oversized messages end up here too: axum refuses them and closes.
+            if went_away(&e) {
+                debug!(error = %e, "client went away without a close frame");
+            } else {
+                info!(error = %e, "client connection error");
+            }
             return Incoming::Stop;
         }
         Some(Ok(Message::Text(t))) => t,

@@ -83,6 +83,10 @@ async fn run_inner(
         .arg("run")
         .arg("--config")
         .arg(&config)
+        // The agent exits when this hub does, `kill -9` included, so a
+        // restarted hub never meets a second agent with the same key.
+        .arg("--parent-pid")
+        .arg(std::process::id().to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -60,6 +60,7 @@ fn services() -> Arc<Services> {
         store: Arc::new(store),
         registry: Default::default(),
         host_fingerprint: String::new(),
+        ssh_port: 0,
         cancel: CancellationToken::new(),
         tracker: TaskTracker::new(),
         started: Instant::now(),

@@ -24,6 +24,7 @@ use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
+use crate::agents::conflict::Refusal;
 use crate::agents::control::{Control, SendError};
 use crate::agents::{AgentConn, NewConn};
 use crate::store::{self, AgentRecord};
@@ -63,6 +64,11 @@ pub enum SessionError {
         /// What came.
         got: ReplyType,
     },
+    /// Another live connection holds this agent's key and the two kept
+    /// replacing each other: this one is refused (the message starts with
+    /// `KEY_CONFLICT_PREFIX`).
+    #[error("{0}")]
+    KeyConflict(String),
     /// The agent's hello or enrolment answer did not parse.
     #[error("malformed {what}: {source}")]
     Malformed {
@@ -238,7 +244,15 @@ async fn bring_online(
     });
     // From here answers go to their waiters from the handler.
     let _ = registered.set(Arc::downgrade(&conn));
-    svc.registry.register(conn.clone());
+    if let Err(Refusal { reason, first }) = svc.registry.register(conn.clone()) {
+        conn.control.close();
+        if first {
+            warn!(%reason, "two agents share one key; refusing the newcomer from now on");
+            svc.telemetry
+                .agent_event(&rec.name, &rec.labels, "conflict");
+        }
+        return Err(SessionError::KeyConflict(reason));
+    }
     let (name, addr, version, host) = (
         rec.name.clone(),
         peer.to_string(),

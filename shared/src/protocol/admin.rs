@@ -41,6 +41,37 @@ pub struct WhoAmI {
     pub role: Role,
     /// The hub's SSH host-key fingerprint, `SHA256:...`.
     pub hub_fingerprint: String,
+    /// The port the hub's SSH server listens on (for agents).
+    pub ssh_port: u16,
+    /// `HOST:PORT` agents dial (`--ssh-public-address`, else the SSH listen
+    /// address unless it is a wildcard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_public_address: Option<String>,
+    /// The API's URL as clients reach it (`--api-public-url`, else the HTTP
+    /// listen address unless it is a wildcard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_public_url: Option<String>,
+}
+
+impl WhoAmI {
+    /// The SSH address agents should dial: the public address, else the host
+    /// of `hub_url` (the URL this client reached the API at) with the hub's
+    /// SSH port.
+    pub fn agent_ssh_address(&self, hub_url: &str) -> String {
+        if let Some(a) = &self.ssh_public_address {
+            return a.clone();
+        }
+        let rest = hub_url.split_once("://").map_or(hub_url, |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or("")),
+            None => authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_string(),
+        };
+        format!("{host}:{}", self.ssh_port)
+    }
 }
 
 /// `create_token`.
@@ -142,6 +173,9 @@ pub struct JoinTokenCreated {
     pub token: String,
     /// `SHA256:...` of the hub's host key.
     pub hub_fingerprint: String,
+    /// Where agents dial the hub (`--ssh-public-address`), when it knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_address: Option<String>,
 }
 
 /// `revoke_token`'s answer.

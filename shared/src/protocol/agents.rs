@@ -128,6 +128,24 @@ pub struct AgentSummary {
     /// Docker availability from its last hello.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<DockerStatus>,
+    /// Set while two agents share this agent's key: their connections kept
+    /// replacing each other, so the hub keeps one and refuses the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<KeyConflict>,
+}
+
+/// Two live connections with one agent key (a copied config, or a second
+/// agent process on one config) kept replacing each other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+pub struct KeyConflict {
+    /// When the hub first refused a connection for it (RFC 3339).
+    pub since: String,
+    /// Where the connection the hub keeps comes from.
+    pub kept: String,
+    /// Where the last refused connection came from.
+    pub refused: String,
+    /// Connections refused so far.
+    pub refusals: u64,
 }
 
 /// `rotate_key`'s answer to the client.

@@ -15,6 +15,12 @@ pub const AGENT_USER: &str = "nextdeploy-agent";
 /// SSH user name prefix for enrolment: `nextdeploy-enroll-<join token id>`.
 pub const ENROLL_USER_PREFIX: &str = "nextdeploy-enroll-";
 
+/// How the hub's SSH disconnect message starts when it refuses a connection
+/// because another live connection holds the same key (two agents sharing
+/// one key, which would otherwise replace each other forever). The agent
+/// logs the message and backs off for longer.
+pub const KEY_CONFLICT_PREFIX: &str = "key conflict:";
+
 /// Channels the hub opens that carry no client request: their first frame is
 /// a [`Downstream::Request`] with one of these names.
 pub mod channel_kind {

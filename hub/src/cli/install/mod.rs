@@ -13,11 +13,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use nextdeploy_shared::labels::{parse_labels, Labels};
-use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg};
+use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg, WhoAmI};
 use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::client::Client;
+use super::output::{self, Output};
 use remote::{sh_quote, HostCheck, HostKeyVerdict, Remote};
 
 /// The install script, shipped inside the CLI so nothing else is needed.
@@ -61,7 +64,8 @@ pub struct InstallArgs {
     /// Run the agent as a supervised background process instead of a systemd unit.
     #[arg(long)]
     pub no_systemd: bool,
-    /// The hub's SSH address as the server reaches it [default: the hub URL's host, port 2222].
+    /// The hub's SSH address as the server reaches it [default: the hub's
+    /// --ssh-public-address, else the hub URL's host with the hub's SSH port].
     #[arg(long)]
     pub hub_ssh: Option<String>,
     /// known_hosts file [default: ~/.ssh/known_hosts].
@@ -100,18 +104,29 @@ fn home() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
 }
 
-fn default_hub_ssh(hub: &str) -> String {
-    let rest = hub.split_once("://").map(|(_, r)| r).unwrap_or(hub);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    let host = match hostport.rsplit_once(':') {
-        Some((h, _)) => h,
-        None => hostport,
-    };
-    format!("{host}:2222")
+/// The hub's SSH address for agents, as the hub tells it (`whoami`): its
+/// public address, else the hub URL's host with its SSH port.
+pub async fn learn_hub_ssh(c: &mut Client, hub: &str) -> anyhow::Result<String> {
+    let me = c.call(Action::Whoami(Empty {}), None).await?;
+    let me: WhoAmI = serde_json::from_value(me).context("the hub's whoami answer")?;
+    Ok(me.agent_ssh_address(hub))
+}
+
+/// With `--output json`, progress goes to stderr and stdout holds only the
+/// final JSON document.
+static PROGRESS_ON_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// One line of progress.
+fn say(line: &str) {
+    if PROGRESS_ON_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
 }
 
 fn step(n: u32, text: &str) {
-    println!("[{n}/6] {text}");
+    say(&format!("[{n}/6] {text}"));
 }
 
 /// The local inputs of an install, resolved from the flags before any network use.
@@ -126,7 +141,7 @@ struct Plan {
 }
 
 /// Resolve the flags: target, key, binary (must exist), labels, hub SSH address.
-fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
+fn plan(args: &InstallArgs) -> anyhow::Result<Plan> {
     let target = parse_target(&args.ssh)?;
     let identity = args
         .identity
@@ -145,7 +160,8 @@ fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
         );
     }
     let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
-    let hub_ssh = args.hub_ssh.clone().unwrap_or_else(|| default_hub_ssh(hub));
+    // Empty: learnt from the hub once connected (`learn_hub_ssh`).
+    let hub_ssh = args.hub_ssh.clone().unwrap_or_default();
     let check = HostCheck {
         known_hosts: args
             .known_hosts
@@ -165,14 +181,38 @@ fn plan(args: &InstallArgs, hub: &str) -> anyhow::Result<Plan> {
     })
 }
 
-/// Run `agent install`.
-pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow::Result<()> {
-    let p = plan(&args, hub)?;
+/// Run `agent install`; with `--output json`, progress on stderr and one
+/// document on stdout: `{name, server, hub_ssh, outcome}`, `outcome`
+/// `installed`, `reinstalled` (enrolled before, identity kept) or
+/// `already_online` (nothing done).
+pub async fn run(
+    args: InstallArgs,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
+    PROGRESS_ON_STDERR.store(out == Output::Json, Ordering::Relaxed);
+    let mut p = plan(&args)?;
     let mut hub_api = Client::connect(hub, token).await?;
+    if p.hub_ssh.is_empty() {
+        p.hub_ssh = learn_hub_ssh(&mut hub_api, hub).await?;
+    }
     let r = connect_ssh(&p).await?;
-    let Some((existing, name)) = probe(&r, &mut hub_api, &args, &p).await? else {
-        r.close().await;
-        return Ok(());
+    let report = |name: &str, outcome: &str| match out {
+        Output::Json => output::json(&serde_json::json!({
+            "name": name,
+            "server": p.target.host,
+            "hub_ssh": p.hub_ssh,
+            "outcome": outcome,
+        })),
+        Output::Table => Ok(()),
+    };
+    let (existing, name) = match probe(&r, &mut hub_api, &args, &p).await? {
+        Ok(found) => found,
+        Err(online) => {
+            r.close().await;
+            return report(&online, "already_online");
+        }
     };
     step(
         3,
@@ -193,7 +233,15 @@ pub async fn run(args: InstallArgs, hub: &str, token: &Secret<String>) -> anyhow
         .await;
     r.close().await;
     let name = outcome?;
-    wait_online(&mut hub_api, &name, &p.prefix).await
+    wait_online(&mut hub_api, &name, &p.prefix).await?;
+    report(
+        &name,
+        if existing.is_empty() {
+            "installed"
+        } else {
+            "reinstalled"
+        },
+    )
 }
 
 /// Step 1: SSH to the server, checking its key against known_hosts.
@@ -208,20 +256,20 @@ async fn connect_ssh(p: &Plan) -> anyhow::Result<Remote> {
         .context("step 1 (connect over SSH) failed")?;
     let (verdict, fp) = &r.host_key;
     match verdict {
-        HostKeyVerdict::Learned => println!("      host key {fp} recorded in known_hosts"),
-        _ => println!("      host key {fp} matches known_hosts"),
+        HostKeyVerdict::Learned => say(&format!("      host key {fp} recorded in known_hosts")),
+        _ => say(&format!("      host key {fp} matches known_hosts")),
     }
     Ok(r)
 }
 
 /// Step 2: the name the server is already enrolled under ("" if none) and
-/// the name to install as; None when it is installed and online already.
+/// the name to install as; `Err(name)` when it is installed and online already.
 async fn probe(
     r: &Remote,
     hub_api: &mut Client,
     args: &InstallArgs,
     p: &Plan,
-) -> anyhow::Result<Option<(String, String)>> {
+) -> anyhow::Result<Result<(String, String), String>> {
     step(2, "looking for an existing install");
     let conf = format!("{}/etc/nextdeploy/agent.toml", p.prefix);
     let probe = r
@@ -244,15 +292,15 @@ async fn probe(
             bail!("the server is already enrolled as {existing}, not {name}; revoke {existing} and remove {conf} on the server first");
         }
         if agent_online(hub_api, &existing).await? {
-            println!(
+            say(&format!(
                 "{existing} is already installed on {} and online at the hub: nothing to do",
                 p.target.host
-            );
-            return Ok(None);
+            ));
+            return Ok(Err(existing));
         }
-        println!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)");
+        say(&format!("      already enrolled as {existing} but not online: reinstalling the binary and restarting it (identity kept)"));
     }
-    Ok(Some((existing, name)))
+    Ok(Ok((existing, name)))
 }
 
 /// Step 3 (start): a fresh temporary directory on the server.
@@ -274,7 +322,10 @@ async fn wait_online(hub_api: &mut Client, name: &str, prefix: &str) -> anyhow::
     let started = Instant::now();
     while started.elapsed() < ONLINE {
         if agent_online(hub_api, name).await? {
-            println!("{name} is online ({:.1}s)", started.elapsed().as_secs_f64());
+            say(&format!(
+                "{name} is online ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            ));
             return Ok(());
         }
         tokio::time::sleep(ONLINE_POLL).await;
@@ -430,7 +481,7 @@ async fn run_script(
     }
     if let Ok(out) = ran {
         for line in out.stdout.lines() {
-            println!("      {line}");
+            say(&format!("      {line}"));
         }
     }
     Ok(())
@@ -461,6 +512,5 @@ mod tests {
             ("root", "example.org", 22)
         );
         assert!(parse_target("@x").is_err());
-        assert_eq!(default_hub_ssh("http://bastion:8080"), "bastion:2222");
     }
 }
