@@ -13,6 +13,7 @@ use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, Pong, RotateKeyCommitted, RotateKeyProof,
 };
 use super::containers::{LifecycleDone, LogChunk};
+use super::deploy::DeployProgress;
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
 use crate::docker::{ContainerRow, Event, StatsSample};
@@ -64,6 +65,8 @@ struct Answers {
     logs: LogChunk,
     stats: Vec<StatsSample>,
     events: Event,
+    /// `progress` replies of `deploy` and `rollback`.
+    deploy_progress: DeployProgress,
 }
 
 /// The NextDeploy WebSocket protocol.
