@@ -55,17 +55,33 @@ pub(super) fn stop_detail(timeout: Option<i32>) -> String {
     )
 }
 
-/// Whether the container holds host ports (published, or the host's
-/// network), so that a second copy cannot run beside it.
-fn holds_host_ports(c: &ContainerInspectResponse) -> bool {
-    let Some(h) = c.host_config.as_ref() else {
-        return false;
-    };
+/// Why a second copy of the container cannot run beside it, if it cannot:
+/// it holds host ports (published, or the host's network) or a fixed address.
+fn overlap_blocker(c: &ContainerInspectResponse) -> Option<&'static str> {
+    let h = c.host_config.as_ref()?;
     let published = h.port_bindings.as_ref().is_some_and(|b| {
         b.values()
             .any(|v| v.as_ref().is_some_and(|v| !v.is_empty()))
     });
-    published || h.publish_all_ports == Some(true) || h.network_mode.as_deref() == Some("host")
+    if published || h.publish_all_ports == Some(true) {
+        return Some("it publishes host ports");
+    }
+    if h.network_mode.as_deref() == Some("host") {
+        return Some("it uses the host's network");
+    }
+    let fixed_ip = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .is_some_and(|n| {
+            n.values().any(|e| {
+                e.ipam_config.as_ref().is_some_and(|i| {
+                    i.ipv4_address.as_deref().is_some_and(|a| !a.is_empty())
+                        || i.ipv6_address.as_deref().is_some_and(|a| !a.is_empty())
+                })
+            })
+        });
+    fixed_ip.then_some("it has a fixed IP address")
 }
 
 impl ContainerDeploy<'_> {
@@ -135,7 +151,11 @@ impl ContainerDeploy<'_> {
 
     /// Step 2 (host ports): create the new container beside the old one, then
     /// swap: the old stops (freeing its ports), the new starts at once.
-    async fn swap_containers(&self, old: &ContainerInspectResponse) -> Result<Swapped, Value> {
+    async fn swap_containers(
+        &self,
+        old: &ContainerInspectResponse,
+        why: &str,
+    ) -> Result<Swapped, Value> {
         let (e, old_id, name) = (&self.deployer.engine, self.old_id, self.name);
         let was_running = old.state.as_ref().and_then(|s| s.running) == Some(true);
         let stop_timeout = stop_timeout_of(old);
@@ -144,7 +164,7 @@ impl ContainerDeploy<'_> {
         self.report(
             "swap",
             "started",
-            json!({ "old_id": old_id, "mode": "stop_then_start", "detail": format!("creating the new container; it starts as soon as the old one has stopped (it publishes host ports); {}", stop_detail(stop_timeout)) }),
+            json!({ "old_id": old_id, "mode": "stop_then_start", "detail": format!("creating the new container; it starts as soon as the old one has stopped ({why}); {}", stop_detail(stop_timeout)) }),
         );
         if let Err(x) = steps::rename(e, old_id, &parked).await {
             self.report("swap", "failed", json!({ "error": x.message }));
@@ -408,13 +428,12 @@ impl Deployer {
             Err(x) => return job.failure("inspect", &x, "failed", None),
         };
         let running = old.state.as_ref().and_then(|s| s.running) == Some(true);
-        let swapped = if running && !holds_host_ports(&old) {
-            match job.overlap(&old).await {
-                Ok(s) => s,
-                Err(failed) => return failed,
-            }
-        } else {
-            let swapped = match job.swap_containers(&old).await {
+        let blocker = match running {
+            true => overlap_blocker(&old),
+            false => Some("the old container is not running"),
+        };
+        let swapped = if let Some(why) = blocker {
+            let swapped = match job.swap_containers(&old, why).await {
                 Ok(s) => s,
                 Err(failed) => return failed,
             };
@@ -422,6 +441,11 @@ impl Deployer {
                 return failed;
             }
             swapped
+        } else {
+            match job.overlap(&old).await {
+                Ok(s) => s,
+                Err(failed) => return failed,
+            }
         };
         job.clean_up(&swapped.new_id).await;
         json!({ "container": name, "from_image": from_image, "to_image": req.image, "outcome": "succeeded", "old_id": old_id, "new_id": swapped.new_id })

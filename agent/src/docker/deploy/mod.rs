@@ -245,6 +245,16 @@ impl Deployer {
                 };
                 if !swapped.contains(&name) {
                     let _ = steps::remove(&self.engine, new).await;
+                    // It may have been stopped and parked at the very end.
+                    let old = j.steps.iter().find_map(|s| {
+                        (s["step"] == "swap" && s["container"] == name)
+                            .then(|| s["old_id"].as_str())
+                            .flatten()
+                    });
+                    if let Some(old) = old {
+                        let _ = steps::rename(&self.engine, old, name).await;
+                        let _ = steps::start(&self.engine, old).await;
+                    }
                     results.push(json!({ "container": name, "outcome": "rolled_back", "failed_step": "agent_restart", "error": "the agent restarted during the deploy" }));
                 }
             }
