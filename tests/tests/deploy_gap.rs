@@ -4,7 +4,8 @@
 //! healthy before the old one stops (Docker's timestamps: the old one
 //! finished after the new one started). One that publishes a host port
 //! stops, then the new one starts at once: the gap is the old one's stop.
-//! Prints `MEASURE deploy_gap_ms ...` lines.
+//! A container with a fixed IP address cannot overlap either. Prints
+//! `MEASURE deploy_gap_ms ...` lines.
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ fn docker_gap_ms(old: &str, new: &str) -> i64 {
 
 #[test]
 fn the_swap_gap_with_and_without_host_ports() {
-    let env = DeployEnv::start("gap").unwrap();
+    let mut env = DeployEnv::start("gap").unwrap();
     let v1 = Fixture::V1.image().unwrap();
     let v2 = Fixture::V2.image().unwrap();
 
@@ -99,5 +100,36 @@ fn the_swap_gap_with_and_without_host_ports() {
         stats.longest_gap < Duration::from_secs(3),
         "downtime {:?}",
         stats.longest_gap
+    );
+
+    // A fixed IP address: stop, then start, on the same address.
+    let net = env
+        .network_with("fixed", &["--subnet", "172.31.251.0/24"])
+        .unwrap();
+    let (fname, _) = env
+        .run("fixed", &v1, &["--network", &net, "--ip", "172.31.251.10"])
+        .unwrap();
+    let run = env
+        .deploy(&["--container", &fname, "--image", &v2])
+        .unwrap();
+    assert!(run.out.success(), "{}\n{}", run.describe(), env.logs());
+    let swap = run
+        .progress()
+        .iter()
+        .find(|p| p["step"] == "swap" && p["status"] == "started")
+        .unwrap();
+    assert_eq!(swap["mode"], "stop_then_start", "{swap}");
+    assert!(
+        swap["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("fixed IP address")),
+        "{swap}"
+    );
+    let now = inspect(&fname).unwrap();
+    assert_eq!(now["Config"]["Image"], v2.as_str());
+    assert_eq!(
+        now["NetworkSettings"]["Networks"][&net]["IPAddress"], "172.31.251.10",
+        "{}",
+        now["NetworkSettings"]
     );
 }
