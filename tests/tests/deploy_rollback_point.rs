@@ -141,3 +141,53 @@ fn a_deploy_without_keep_previous_removes_a_stale_rollback_point() {
         "{list}"
     );
 }
+
+#[test]
+fn a_rollback_to_a_container_that_is_not_healthy_is_undone() {
+    let env = DeployEnv::start("rb-undo").unwrap();
+    let (v1, v2) = (Fixture::V1.image().unwrap(), Fixture::V2.image().unwrap());
+    // A healthcheck only v2 passes (it is the user's: every container keeps it).
+    let (name, _) = env
+        .run(
+            "web",
+            &v1,
+            &[
+                "--health-cmd",
+                "grep -q 'version 2' /www/index.html",
+                "--health-interval",
+                "1s",
+                "--health-retries",
+                "1",
+            ],
+        )
+        .unwrap();
+    let run = env
+        .deploy(&["--container", &name, "--image", &v2, "--keep-previous"])
+        .unwrap();
+    assert!(run.out.success(), "{}\n{}", run.describe(), env.logs());
+    let v2_id = inspect(&name).unwrap()["Id"].as_str().unwrap().to_string();
+    let previous = format!("{name}-nd-previous");
+    let kept_id = inspect(&previous).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = rollback(&env, &name);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(out.stdout.contains("health failed"), "{}", out.describe());
+    assert!(out.stdout.contains("rolled_back"), "{}", out.describe());
+    // As before: v2 runs under the name, v1 is kept, stopped, still the point.
+    let now = inspect(&name).unwrap();
+    assert_eq!(now["Id"], v2_id.as_str());
+    assert_eq!(now["State"]["Running"], true, "{}", now["State"]);
+    let kept = inspect(&previous).unwrap();
+    assert_eq!(kept["Id"], kept_id.as_str());
+    assert_eq!(kept["State"]["Running"], false);
+    let list = env.hub.cli_json(&["deploys", "list"]).unwrap();
+    assert_eq!(list[0]["outcome"]["kind"], "rollback", "{list}");
+    assert_eq!(list[0]["status"], "rolled_back", "{list}");
+    assert_eq!(
+        list[0]["outcome"]["containers"][0]["failed_step"], "health",
+        "{list}"
+    );
+}
