@@ -89,11 +89,15 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         Action::Logs(p) => logs::stream_logs(engine, id, &p, &out).await,
         Action::Stats(p) => stats::serve_stats(engine, &state.sampler, id, &p, &out).await,
         Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,
-        Action::Rollback(p) => state
-            .deployer
-            .rollback(&p.container)
-            .await
-            .map(|v| send_one_shot(&out, id, v)),
+        Action::Rollback(p) => {
+            // From a hub that sends `rollback` as such: a rollback deploy
+            // with an id of its own (hubs now send a `deploy` with `rollback`).
+            let mut req = nextdeploy_shared::protocol::deploy::DeployRequest::new("");
+            req.container = Some(p.container);
+            req.rollback = true;
+            req.deploy_id = Some(format!("rb-{}", now_unix_ms()));
+            state.deployer.deploy(id, &req, &out).await
+        }
         Action::ListAgents(_)
         | Action::Whoami(_)
         | Action::RevokeAgent(_)

@@ -165,3 +165,6 @@ pub const FAILURE_LOG_LINES: usize = 20;
 pub const FAILURE_LOG_WAIT: Duration = Duration::from_secs(5);
 /// Most bytes of a failed container's last logs kept in the outcome.
 pub const FAILURE_LOG_MAX_BYTES: usize = 64 * 1024;
+/// Docker's stop timeout for a container that sets none, in seconds (shown
+/// in deploy progress: "stopping the old container (stop timeout 10 s)").
+pub const DOCKER_DEFAULT_STOP_TIMEOUT_S: i32 = 10;

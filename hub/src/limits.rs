@@ -103,6 +103,13 @@ pub const MAX_PARALLEL_DEPLOYS: u64 = 100;
 pub const DEPLOYS_LIST_DEFAULT: u64 = 50;
 /// Most deploys `deploys_list` returns, bounding one reply's size.
 pub const DEPLOYS_LIST_MAX: u64 = 1000;
+/// Progress steps the hub keeps per running deploy for `deploys_show`
+/// (and `--follow`); pull progress is not kept. A deploy has a few dozen.
+pub const LIVE_STEPS_MAX: usize = 512;
+/// How often `deploys show ID --follow` polls a running deploy.
+pub const DEPLOY_FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// Longest canary health window a fleet deploy may ask for (one hour).
+pub const MAX_CANARY_WAIT_S: u64 = 3600;
 
 // --- api::fleet ---
 /// Look-back of `history` when none is given (one hour).

@@ -153,6 +153,7 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
     let answer = match action {
         Action::Events(p) => return fleet::events(svc, req, p, out).await,
         Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,
+        Action::Rollback(p) => return deploy::rollback(svc, caller, req, p, out).await,
         Action::Ping(_) | Action::Info(_) | Action::Ps(_) | Action::Inspect(_) => {
             return route::routed(svc, req, &action, out).await
         }
@@ -162,7 +163,7 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Rm(_) | Action::Images(_) | Action::Pull(_) => {
             return route::routed(svc, req, &action, out).await
         }
-        Action::Kill(_) | Action::Stats(_) | Action::Rollback(_) | Action::DiagStream(_) => {
+        Action::Kill(_) | Action::Stats(_) | Action::DiagStream(_) => {
             return route::routed(svc, req, &action, out).await
         }
         Action::DeploysList(p) => deploy::list(svc, req, p).await,

@@ -34,6 +34,9 @@ pub enum DeploysCmd {
     Show {
         /// Deploy id.
         id: String,
+        /// Attach to a running deploy: print its steps as they come, until it ends.
+        #[arg(long)]
+        follow: bool,
     },
 }
 
@@ -65,14 +68,96 @@ pub struct DeployArgs {
     /// Keep the old container (stopped) as the rollback point.
     #[arg(long)]
     pub keep_previous: bool,
-    /// Servers deployed at once in a fleet deploy.
+    /// Servers deployed at once in a fleet deploy (1 to 100).
     #[arg(long, default_value_t = 1)]
     pub max_parallel: u32,
+    /// Fleet deploys: go ahead without the offline servers (default: refuse
+    /// the whole deploy, before any change, when one is offline).
+    #[arg(long)]
+    pub skip_offline: bool,
+    /// Fleet deploys: servers matching this selector go first; the rest only
+    /// if they all succeeded.
+    #[arg(long, requires = "selector")]
+    pub canary: Option<String>,
+    /// With --canary: how long each canary must stay healthy before the rest go.
+    #[arg(long, requires = "canary")]
+    pub canary_wait: Option<String>,
 }
 
 struct Progress {
     tty: bool,
     bars: HashMap<String, ProgressBar>,
+    started: std::time::Instant,
+    /// Deploy ids seen, to tell how to follow them if the hub goes away.
+    ids: Vec<String>,
+}
+
+impl Progress {
+    fn new(out: Output) -> Progress {
+        Progress {
+            tty: std::io::stdout().is_terminal() && out == Output::Table,
+            bars: HashMap::new(),
+            started: std::time::Instant::now(),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Replies to request `id` until its result; progress shown as it comes.
+    /// Losing the hub prints how to follow the deploys already started.
+    async fn watch(&mut self, c: &mut Client, id: u64, out: Output) -> anyhow::Result<Value> {
+        loop {
+            let r = match c.next().await {
+                Ok(r) => r,
+                Err(e) => {
+                    for d in &self.ids {
+                        eprintln!("lost the hub during deploy {d}; the deploy goes on without this command: follow it with nextdeploy deploys show {d} --follow");
+                    }
+                    return Err(e);
+                }
+            };
+            if r.id != Some(id) {
+                continue;
+            }
+            match r.kind {
+                ReplyType::Progress => {
+                    if let Some(d) = r.data["deploy_id"].as_str() {
+                        if !self.ids.iter().any(|x| x == d) {
+                            self.ids.push(d.to_string());
+                        }
+                    }
+                    self.show(&r, out)
+                }
+                ReplyType::Result => return Ok(r.data),
+                ReplyType::Error => return Err(error_of(&r)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One human progress line: "[  3.2s] web1 app: swap started: stopping the old container (stop timeout 10 s)".
+fn progress_line(elapsed: f64, server: &str, d: &Value) -> String {
+    let container = d["container"].as_str().unwrap_or("");
+    let step = d["step"].as_str().unwrap_or("");
+    if step == "accepted" {
+        return format!(
+            "[{elapsed:>6.1}s] deploy {} on {server}: {}",
+            s(&d["deploy_id"]),
+            d["detail"].as_str().unwrap_or("recorded")
+        );
+    }
+    let mut line = format!(
+        "[{elapsed:>6.1}s] {server} {container}: {step} {}",
+        d["status"].as_str().unwrap_or("")
+    );
+    if let Some(x) = d["detail"].as_str().filter(|_| step != "pull_progress") {
+        line.push_str(&format!(": {x}"));
+    }
+    // The error itself is in the summary at the end, printed once.
+    if d["error"].is_string() {
+        line.push_str(" (the error is in the summary below)");
+    }
+    line
 }
 
 impl Progress {
@@ -87,6 +172,7 @@ impl Progress {
         let server = r.server.clone().unwrap_or_default();
         let container = d["container"].as_str().unwrap_or("");
         let step = d["step"].as_str().unwrap_or("");
+        let elapsed = self.started.elapsed().as_secs_f64();
         let key = format!("{server}/{container}");
         if step == "pull_progress" {
             if !self.tty {
@@ -119,14 +205,7 @@ impl Progress {
                 b.finish_and_clear();
             }
         }
-        let mut line = format!(
-            "{server} {container}: {step} {}",
-            d["status"].as_str().unwrap_or("")
-        );
-        if let Some(e) = d["error"].as_str() {
-            line.push_str(&format!(": {e}"));
-        }
-        println!("{line}");
+        println!("{}", progress_line(elapsed, &server, d));
     }
 }
 
@@ -164,16 +243,19 @@ fn summarize(doc: &Value) -> (bool, String) {
 /// `agent deploy`.
 pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Result<()> {
     let timeout = parse_duration(&a.health_timeout).map_err(anyhow::Error::msg)?;
-    let payload = DeployRequest {
-        image: a.image,
-        container: a.container,
-        pull: Some(a.pull),
-        health_timeout_s: Some(timeout.as_secs()),
-        keep_previous: a.keep_previous,
-        max_parallel: Some(u64::from(a.max_parallel)),
-        settle_s: None,
-        deploy_id: None,
+    let canary_wait = match &a.canary_wait {
+        Some(w) => Some(parse_duration(w).map_err(anyhow::Error::msg)?.as_secs()),
+        None => None,
     };
+    let mut payload = DeployRequest::new(a.image);
+    payload.container = a.container;
+    payload.pull = Some(a.pull);
+    payload.health_timeout_s = Some(timeout.as_secs());
+    payload.keep_previous = a.keep_previous;
+    payload.max_parallel = Some(u64::from(a.max_parallel));
+    payload.skip_offline = a.skip_offline;
+    payload.canary = a.canary;
+    payload.canary_wait_s = canary_wait;
     let id = c
         .send(
             Action::Deploy(payload),
@@ -181,56 +263,51 @@ pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Resul
             a.selector.as_deref(),
         )
         .await?;
-    let mut p = Progress {
-        tty: std::io::stdout().is_terminal() && out == Output::Table,
-        bars: HashMap::new(),
-    };
-    let doc = loop {
-        let r = c.next().await?;
-        if r.id != Some(id) {
-            continue;
-        }
-        match r.kind {
-            ReplyType::Progress => p.show(&r, out),
-            ReplyType::Result => break r.data,
-            ReplyType::Error => return Err(error_of(&r)),
-            _ => {}
-        }
-    };
+    let doc = Progress::new(out).watch(c, id, out).await?;
     if out == Output::Json {
         println!("{doc}");
     }
     if a.selector.is_some() {
-        let ok = doc["failed"].as_array().is_some_and(|f| f.is_empty());
-        if out == Output::Table {
-            for d in doc["deploys"].as_array().into_iter().flatten() {
-                println!("{}", summarize(d).1);
-            }
-            println!(
-                "updated: {}; failed: {}; not touched: {}",
-                list(&doc["updated"]),
-                list(&doc["failed"]),
-                list(&doc["untouched"])
-            );
-        }
-        if !ok {
-            bail!("the fleet deploy stopped at a failed server");
-        }
-        return Ok(());
+        return fleet_summary(&doc, out);
     }
     let (ok, text) = summarize(&doc);
     if out == Output::Table {
         println!("{text}");
     }
     if !ok {
-        bail!(
-            "deploy {}: {}",
-            doc["outcome"].as_str().unwrap_or("failed"),
-            doc["error"]
-                .as_str()
-                .or_else(|| doc["containers"][0]["error"].as_str())
-                .unwrap_or("see above")
+        // The summary above already says why (table); JSON readers get it here.
+        let outcome = doc["outcome"].as_str().unwrap_or("failed");
+        match out {
+            Output::Table => bail!("deploy {outcome}"),
+            Output::Json => bail!(
+                "deploy {outcome}: {}",
+                doc["error"]
+                    .as_str()
+                    .or_else(|| doc["containers"][0]["error"].as_str())
+                    .unwrap_or("see above")
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The end of a fleet deploy: each server's summary, then who was updated.
+fn fleet_summary(doc: &Value, out: Output) -> anyhow::Result<()> {
+    let ok = doc["failed"].as_array().is_some_and(|f| f.is_empty());
+    if out == Output::Table {
+        for d in doc["deploys"].as_array().into_iter().flatten() {
+            println!("{}", summarize(d).1);
+        }
+        println!(
+            "updated: {}; failed: {}; not touched: {}; skipped (offline): {}",
+            list(&doc["updated"]),
+            list(&doc["failed"]),
+            list(&doc["untouched"]),
+            list(&doc["skipped"])
         );
+    }
+    if !ok {
+        bail!("the fleet deploy stopped at a failed server");
     }
     Ok(())
 }
@@ -244,28 +321,40 @@ fn list(v: &Value) -> String {
     }
 }
 
-/// `agent rollback`.
+/// `agent rollback`: run by the hub and the agent like a deploy (progress,
+/// health wait, a record in `deploys list`).
 pub async fn rollback(
     c: &mut Client,
     server: &str,
     container: &str,
     out: Output,
 ) -> anyhow::Result<()> {
-    let v = c
-        .call(
-            Action::Rollback(ContainerRef {
-                container: container.to_string(),
-            }),
-            Some(server),
-        )
-        .await?;
+    let action = Action::Rollback(ContainerRef {
+        container: container.to_string(),
+    });
+    let id = c.send(action, Some(server), None).await?;
+    let v = Progress::new(out).watch(c, id, out).await?;
+    let res = &v["containers"][0];
+    let ok = v["outcome"] == "succeeded";
     match out {
-        Output::Json => output::json(&v),
-        Output::Table => {
-            println!("{}: rolled back to the previous container; the replaced one is kept as the new rollback point", s(&v["container"]));
-            Ok(())
+        Output::Json => output::json(&v)?,
+        Output::Table if ok => println!(
+            "{}: rolled back from {} to {} (deploy {}); the replaced container is kept as the new rollback point",
+            s(&res["container"]),
+            s(&res["from_image"]),
+            s(&res["to_image"]),
+            s(&v["deploy_id"])
+        ),
+        Output::Table => println!("{}", summarize(&v).1),
+    }
+    if !ok {
+        let outcome = v["outcome"].as_str().unwrap_or("failed");
+        match out {
+            Output::Table => bail!("rollback {outcome}"),
+            Output::Json => bail!("rollback {outcome}: {}", s(&res["error"])),
         }
     }
+    Ok(())
 }
 
 /// `deploys list|show`.
@@ -280,7 +369,8 @@ pub async fn deploys(
         DeploysCmd::List { server, limit } => {
             list_deploys(&mut c, server.as_deref(), limit, out).await
         }
-        DeploysCmd::Show { id } => show_deploy(&mut c, &id, out).await,
+        DeploysCmd::Show { id, follow: false } => show_deploy(&mut c, &id, out).await,
+        DeploysCmd::Show { id, follow: true } => follow_deploy(&mut c, &id, out).await,
     };
     c.close().await;
     r
@@ -371,6 +461,56 @@ async fn show_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<()
         println!("{}", summarize(&doc).1);
     }
     Ok(())
+}
+
+/// `deploys show ID --follow`: the steps so far, then each new one as the
+/// hub relays it, until the deploy is finished; then the summary.
+async fn follow_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<()> {
+    // Steps by what they say: the live list (with the hub's `accepted`) and
+    // the recorded one (the agent's) overlap.
+    let mut printed = std::collections::HashSet::new();
+    let mut t0: Option<i64> = None;
+    loop {
+        let v = c
+            .call(Action::DeploysShow(ById { id: id.to_string() }), None)
+            .await?;
+        let done = !v["finished_at"].is_null();
+        let steps_of = if done {
+            &v["outcome"]["steps"]
+        } else {
+            &v["progress"]
+        };
+        let steps = steps_of.as_array().cloned().unwrap_or_default();
+        for st in steps.iter() {
+            let key = format!(
+                "{} {} {} {}",
+                st["container"], st["step"], st["status"], st["at_ms"]
+            );
+            if !printed.insert(key) {
+                continue;
+            }
+            let at = st["at_ms"].as_i64().unwrap_or(0);
+            let t0 = *t0.get_or_insert(at);
+            match out {
+                Output::Json => println!("{st}"),
+                Output::Table => println!(
+                    "{}",
+                    progress_line((at - t0) as f64 / 1000.0, &s(&v["server"]), st)
+                ),
+            }
+        }
+        if done {
+            let mut doc = v["outcome"].clone();
+            doc["server"] = v["server"].clone();
+            doc["deploy_id"] = v["id"].clone();
+            match out {
+                Output::Json => println!("{v}"),
+                Output::Table => println!("{}", summarize(&doc).1),
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(crate::limits::DEPLOY_FOLLOW_POLL).await;
+    }
 }
 
 /// One line per recorded step, timed from the first step.

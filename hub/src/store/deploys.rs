@@ -62,9 +62,14 @@ pub fn finish(
     outcome: &Value,
     at: i64,
 ) -> StoreResult<bool> {
+    // A rollback learns its image from the agent.
+    let image = outcome
+        .get("image")
+        .and_then(Value::as_str)
+        .filter(|i| !i.is_empty());
     let n = c.execute(
-        "UPDATE deploys SET status = ?2, outcome = ?3, finished_at = COALESCE(finished_at, ?4) WHERE id = ?1",
-        params![id, status, outcome.to_string(), at],
+        "UPDATE deploys SET status = ?2, outcome = ?3, finished_at = COALESCE(finished_at, ?4), image = COALESCE(?5, image) WHERE id = ?1",
+        params![id, status, outcome.to_string(), at, image],
     )?;
     Ok(n == 1)
 }

@@ -226,7 +226,7 @@ impl Action {
             K::DeleteJoinToken | K::RotateKey | K::Events | K::Status | K::History => {
                 Transport::Hub
             }
-            K::Deploy | K::DeploysList | K::DeploysShow => Transport::Hub,
+            K::Deploy | K::Rollback | K::DeploysList | K::DeploysShow => Transport::Hub,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }
@@ -235,7 +235,6 @@ impl Action {
                 Action::Stats(s) if s.stream => Transport::Stream,
                 _ => Transport::OneShot,
             },
-            K::Rollback => Transport::Channel,
             K::Logs | K::DiagStream | K::Pull => Transport::Stream,
             K::RotateKeyCommit => Transport::HubToAgent,
         }

@@ -31,6 +31,68 @@ pub struct DeployRequest {
     /// Set by the hub when it asks the agent; a client's is replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_id: Option<String>,
+    /// Fleet deploys: go ahead without the offline targets (default: refuse
+    /// the whole deploy, before any change, when one is offline).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_offline: bool,
+    /// Fleet deploys: a label selector; its targets are deployed first, and
+    /// the rest only if they all succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+    /// Fleet deploys with `canary`: seconds the canaries must stay healthy
+    /// (running, no restart) after their deploy before the rest go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_wait_s: Option<u64>,
+    /// Set by the hub for `rollback`: swap back to the container the last
+    /// deploy kept (`container` names it; `image` is ignored). Clients send
+    /// the `rollback` action instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+}
+
+impl DeployRequest {
+    /// A request for `image` with every option at its default.
+    pub fn new(image: impl Into<String>) -> DeployRequest {
+        DeployRequest {
+            image: image.into(),
+            container: None,
+            pull: None,
+            health_timeout_s: None,
+            keep_previous: false,
+            max_parallel: None,
+            settle_s: None,
+            deploy_id: None,
+            skip_offline: false,
+            canary: None,
+            canary_wait_s: None,
+            rollback: false,
+        }
+    }
+}
+
+/// One `progress` reply of a deploy (or rollback). Steps: `accepted` (the
+/// hub recorded the deploy; first, before any change), `pull`,
+/// `pull_progress`, `swap`, `health`, `rollback`, `cleanup`, `canary_wait`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DeployProgress {
+    /// The deploy.
+    pub deploy_id: String,
+    /// The container (empty for `accepted` and `canary_wait`).
+    #[serde(default)]
+    pub container: String,
+    /// The step.
+    pub step: String,
+    /// `started`, `done`, `failed`, `progress`.
+    pub status: String,
+    /// When, in Unix milliseconds (agent clock).
+    pub at_ms: i64,
+    /// What is happening, for people: "stopping the old container (stop
+    /// timeout 10 s)", "image present, not pulled".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The step's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// When a deploy pulls its image.

@@ -17,6 +17,7 @@ use super::agents::{
 };
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
+use super::deploy::DeployProgress;
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
 use super::streams::{DiagSummary, HistoryAnswer, StatusRow};
@@ -81,6 +82,8 @@ struct Answers {
     status: Vec<StatusRow>,
     history: HistoryAnswer,
     diag_stream_sink_hub: DiagSummary,
+    /// `progress` replies of `deploy` and `rollback`.
+    deploy_progress: DeployProgress,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.

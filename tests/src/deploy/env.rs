@@ -99,6 +99,17 @@ impl DeployEnv {
         Ok(n)
     }
 
+    /// `docker network create OPTS <prefix>-<role>` (removed on drop).
+    pub fn network_with(&mut self, role: &str, opts: &[&str]) -> Result<String> {
+        let n = self.names.name(role);
+        self.networks.push(n.clone());
+        let mut a = vec!["network", "create"];
+        a.extend(opts);
+        a.push(&n);
+        docker(&a)?;
+        Ok(n)
+    }
+
     /// `docker volume create <prefix>-<role>` (removed on drop).
     pub fn volume(&mut self, role: &str) -> Result<String> {
         let n = self.names.name(role);

@@ -6,6 +6,7 @@
 //! deploy at a time.
 
 mod container;
+mod rollback;
 pub mod spec;
 pub mod steps;
 
@@ -46,6 +47,13 @@ pub struct DeployRequest {
     /// Seconds a container without healthcheck must stay up.
     #[serde(default)]
     pub settle_s: Option<u64>,
+    /// A rollback to the container the last deploy kept, not a deploy.
+    #[serde(default)]
+    pub rollback: bool,
+    /// Seconds the new container must stay healthy after it became so
+    /// (a canary's health window).
+    #[serde(default)]
+    pub watch_s: Option<u64>,
 }
 
 impl DeployRequest {
@@ -59,6 +67,8 @@ impl DeployRequest {
             health_timeout_s: p.health_timeout_s.unwrap_or_else(default_health_timeout),
             keep_previous: p.keep_previous,
             settle_s: p.settle_s,
+            rollback: p.rollback,
+            watch_s: p.canary_wait_s.filter(|s| *s > 0),
         }
     }
 }
@@ -82,6 +92,18 @@ pub struct Journal {
     /// Whether the hub acknowledged the outcome.
     #[serde(default)]
     pub delivered: bool,
+}
+
+/// The rollback point the last deploy of a container kept: the kept
+/// container is only swapped back in while both ids still match.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    /// The kept (stopped) container, `<name>-nd-previous`.
+    kept_id: String,
+    /// The container that replaced it and runs under the name.
+    current_id: String,
+    /// The deploy (or rollback) that kept it.
+    deploy_id: String,
 }
 
 struct Running {
@@ -133,6 +155,33 @@ impl Deployer {
         }
     }
 
+    fn kept_path(&self, name: &str) -> PathBuf {
+        self.dir.join("kept").join(format!("{name}.json"))
+    }
+
+    /// The rollback point recorded for container `name`.
+    fn kept(&self, name: &str) -> Option<Kept> {
+        serde_json::from_slice(&std::fs::read(self.kept_path(name)).ok()?).ok()
+    }
+
+    /// Record (or with `None`, forget) the rollback point of `name`.
+    fn set_kept(&self, name: &str, k: Option<&Kept>) {
+        let path = self.kept_path(name);
+        let Some(k) = k else {
+            let _ = std::fs::remove_file(&path);
+            return;
+        };
+        let _ = std::fs::create_dir_all(self.dir.join("kept"));
+        match serde_json::to_vec(k) {
+            Ok(bytes) => {
+                if let Err(e) = nextdeploy_shared::keys::write_private_atomic(&path, &bytes) {
+                    warn!(error = %e, "cannot record the rollback point");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot encode the rollback point"),
+        }
+    }
+
     fn load(&self, id: &str) -> Option<Journal> {
         serde_json::from_slice(&std::fs::read(self.path(id)).ok()?).ok()
     }
@@ -177,6 +226,38 @@ impl Deployer {
             }
             warn!(deploy = %j.request.deploy_id, "deploy interrupted by an agent restart; rolling back");
             let mut results = Vec::new();
+            // A new container still starting beside the old one (no swap
+            // yet): the old one never stopped; only the new one goes.
+            let swapped: Vec<&str> = j
+                .steps
+                .iter()
+                .filter(|s| s["step"] == "swap" && s["status"] == "done")
+                .filter_map(|s| s["container"].as_str())
+                .collect();
+            for s in j
+                .steps
+                .iter()
+                .filter(|s| s["step"] == "health" && s["status"] == "started")
+            {
+                let (Some(name), Some(new)) = (s["container"].as_str(), s["new_id"].as_str())
+                else {
+                    continue;
+                };
+                if !swapped.contains(&name) {
+                    let _ = steps::remove(&self.engine, new).await;
+                    // It may have been stopped and parked at the very end.
+                    let old = j.steps.iter().find_map(|s| {
+                        (s["step"] == "swap" && s["container"] == name)
+                            .then(|| s["old_id"].as_str())
+                            .flatten()
+                    });
+                    if let Some(old) = old {
+                        let _ = steps::rename(&self.engine, old, name).await;
+                        let _ = steps::start(&self.engine, old).await;
+                    }
+                    results.push(json!({ "container": name, "outcome": "rolled_back", "failed_step": "agent_restart", "error": "the agent restarted during the deploy" }));
+                }
+            }
             for s in j
                 .steps
                 .iter()
@@ -268,6 +349,9 @@ impl Deployer {
     }
 
     async fn start(self: &Arc<Self>, req: DeployRequest) -> Result<Arc<Running>, DockerError> {
+        if req.rollback && req.container.is_none() {
+            return Err(err(ErrorCode::BadRequest, "a rollback names its container"));
+        }
         // Targets: one container, or every container of the image's repository.
         let list = super::containers::list_all(&self.engine, None).await?;
         let rows: Vec<(String, String, String)> = list
@@ -347,9 +431,13 @@ impl Deployer {
         let mut results = Vec::new();
         let mut overall = "succeeded";
         for (id, name, from_image) in &targets {
-            let r = self
-                .deploy_container(&run, &req, id, name, from_image)
-                .await;
+            let r = if req.rollback {
+                self.rollback_container(&run, &req, id, name, from_image)
+                    .await
+            } else {
+                self.deploy_container(&run, &req, id, name, from_image)
+                    .await
+            };
             let failed = r["outcome"] != "succeeded";
             results.push(r);
             if failed {
@@ -364,8 +452,18 @@ impl Deployer {
                 break;
             }
         }
+        // A rollback's image is the one it went back to.
+        let image = match req.rollback {
+            true => results
+                .first()
+                .and_then(|r| r["to_image"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            false => req.image.clone(),
+        };
+        let kind = if req.rollback { "rollback" } else { "deploy" };
         let outcome = json!({
-            "deploy_id": req.deploy_id, "image": req.image, "outcome": overall, "containers": results,
+            "deploy_id": req.deploy_id, "kind": kind, "image": image, "outcome": overall, "containers": results,
             "started_ms": started, "finished_ms": now_unix_ms(),
             "steps": lock(&run.journal).steps.clone(),
         });

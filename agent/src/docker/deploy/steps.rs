@@ -356,6 +356,44 @@ pub async fn wait_healthy(
     }
 }
 
+/// After it became healthy: the container must stay up for `window` (still
+/// running, no restart, not unhealthy), the canary's health window.
+pub async fn watch(engine: &Engine, id: &str, window: Duration) -> Result<(), DockerError> {
+    let started = Instant::now();
+    let first = inspect(engine, id).await?;
+    let started_at = first.state.as_ref().and_then(|s| s.started_at.clone());
+    let restarts = first.restart_count.unwrap_or(0);
+    loop {
+        let c = inspect(engine, id).await?;
+        let st = c.state.clone().unwrap_or_default();
+        if st.running != Some(true) || st.restarting == Some(true) {
+            return Err(DockerError::new(
+                ErrorCode::DockerError,
+                format!(
+                    "the new container stopped during its health window (exit code {})",
+                    st.exit_code.unwrap_or(0)
+                ),
+            ));
+        }
+        if c.restart_count.unwrap_or(0) > restarts || st.started_at != started_at {
+            return Err(DockerError::new(
+                ErrorCode::DockerError,
+                "the new container restarted during its health window",
+            ));
+        }
+        if st.health.and_then(|h| h.status) == Some(HealthStatusEnum::UNHEALTHY) {
+            return Err(DockerError::new(
+                ErrorCode::DockerError,
+                "the new container became unhealthy during its health window",
+            ));
+        }
+        if started.elapsed() >= window {
+            return Ok(());
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
 /// Labels a deploy puts on what it keeps, to find the rollback point.
 pub fn previous_name(name: &str) -> String {
     format!("{name}-nd-previous")
@@ -369,7 +407,11 @@ pub fn filter_matching(
     let want = repository(image);
     list.iter()
         .filter(|(_, name, img)| {
-            repository(img) == want && !name.ends_with("-nd-previous") && !name.contains("-nd-old-")
+            repository(img) == want
+                && !name.ends_with("-nd-previous")
+                && !name.contains("-nd-old-")
+                && !name.contains("-nd-new-")
+                && !name.contains("-nd-rb-")
         })
         .cloned()
         .collect()
