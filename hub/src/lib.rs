@@ -109,6 +109,8 @@ pub struct Services {
     pub started: Instant,
     /// Health snapshots and events pushed by agents.
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// Steps of the deploys this hub relays, while they run.
+    pub live_deploys: api::deploys::LiveSteps,
 }
 
 /// Why the hub stopped with an error.
@@ -142,6 +144,7 @@ pub async fn run(
         tracker: TaskTracker::new(),
         started: Instant::now(),
         telemetry: Arc::new(telemetry::Telemetry::default()),
+        live_deploys: Default::default(),
     });
     let writer = tokio::spawn(
         svc.telemetry

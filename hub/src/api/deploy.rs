@@ -4,16 +4,14 @@
 //! and an agent that finishes while the hub is away reports on reconnect.
 
 use crate::limits::{
-    DEPLOYS_LIST_DEFAULT, DEPLOYS_LIST_MAX, DEPLOY_RETRIES, LIVE_STEPS_MAX, MAX_CANARY_WAIT_S,
-    MAX_IMAGE_LEN, MAX_PARALLEL_DEPLOYS, PROGRESS_QUEUE, RECONNECT_WAIT,
+    DEPLOY_RETRIES, MAX_CANARY_WAIT_S, MAX_IMAGE_LEN, MAX_PARALLEL_DEPLOYS, PROGRESS_QUEUE,
+    RECONNECT_WAIT,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 
 use nextdeploy_shared::labels::Selector;
-use nextdeploy_shared::protocol::admin::ById;
 use nextdeploy_shared::protocol::containers::ContainerRef;
-use nextdeploy_shared::protocol::deploy::{DeployRequest, DeploysList};
+use nextdeploy_shared::protocol::deploy::DeployRequest;
 use nextdeploy_shared::protocol::{ActionKind, Reply, ReplyType, Request};
 use nextdeploy_shared::time::{now_unix, now_unix_ms};
 use serde_json::{json, Value};
@@ -25,23 +23,7 @@ use crate::agents::stream::ReplyStream;
 use crate::agents::AgentConn;
 use crate::store::deploys::DeployRecord;
 use crate::store::{self};
-use crate::sync::lock_or_recover;
 use crate::Services;
-
-/// Progress of the deploys this hub is relaying, by id, for `deploys_show`
-/// of a running deploy (`deploys show ID --follow` polls it).
-static LIVE: LazyLock<Mutex<HashMap<String, Vec<Value>>>> = LazyLock::new(Mutex::default);
-
-fn live_push(id: &str, step: &Value) {
-    if step.get("step").and_then(Value::as_str) == Some("pull_progress") {
-        return;
-    }
-    let mut live = lock_or_recover(&LIVE);
-    let steps = live.entry(id.to_string()).or_default();
-    if steps.len() < LIVE_STEPS_MAX {
-        steps.push(step.clone());
-    }
-}
 
 fn validate(p: &DeployRequest) -> Result<(), ApiError> {
     let image = &p.image;
@@ -113,7 +95,7 @@ pub async fn start(
     // First, before any change: the id, so a client can follow the deploy.
     let accepted = json!({ "deploy_id": id, "container": "", "step": "accepted", "status": "done", "at_ms": now_unix_ms(),
         "detail": format!("recorded; follow it with: nextdeploy deploys show {id} --follow") });
-    live_push(&id, &accepted);
+    svc.live_deploys.push(&id, &accepted);
     let _ = progress.try_send(
         Reply::new(Some(0), ReplyType::Progress, accepted).with_server(conn.name.clone()),
     );
@@ -159,7 +141,7 @@ async fn relay(
         loop {
             match stream.next().await {
                 Some(Ok(r)) if r.kind == ReplyType::Progress => {
-                    live_push(id, &r.data);
+                    svc.live_deploys.push(id, &r.data);
                     let _ = progress.try_send(r.with_server(name.clone()));
                 }
                 Some(Ok(r)) if r.kind == ReplyType::Result => {
@@ -214,7 +196,7 @@ async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<Agen
 }
 
 async fn finish(svc: &Services, id: &str, status: &str, doc: &Value) {
-    lock_or_recover(&LIVE).remove(id);
+    svc.live_deploys.remove(id);
     let (i, st, d) = (id.to_string(), status.to_string(), doc.clone());
     if let Err(e) = store::blocking(&svc.store, move |s| {
         s.finish_deploy(&i, &st, &d, now_unix())
@@ -473,44 +455,4 @@ pub async fn rollback(
         }
     }
     let _ = out.send(Reply::result(Some(req.id), doc)).await;
-}
-
-/// `deploys_show`.
-pub async fn show(svc: &Services, p: ById) -> Result<Value, ApiError> {
-    let id = p.id;
-    let i = id.clone();
-    match store::blocking(&svc.store, move |s| s.deploy(&i)).await? {
-        Some(d) => {
-            let mut v = serde_json::to_value(d).unwrap_or_default();
-            // A running deploy: its steps so far.
-            if let Some(steps) = lock_or_recover(&LIVE).get(&id) {
-                v["progress"] = json!(steps);
-            }
-            Ok(v)
-        }
-        None => Err(ApiError::NotFound(format!("no deploy with id {id}"))),
-    }
-}
-
-/// `deploys_list`.
-pub async fn list(svc: &Services, req: &Request, p: DeploysList) -> Result<Value, ApiError> {
-    let server = req.server.clone();
-    let limit = p
-        .limit
-        .unwrap_or(DEPLOYS_LIST_DEFAULT)
-        .clamp(1, DEPLOYS_LIST_MAX) as u32;
-    let list = store::blocking(&svc.store, move |s| {
-        s.list_deploys(server.as_deref(), limit)
-    })
-    .await?;
-    // The list stays light: no step details.
-    Ok(Value::Array(
-        list.into_iter()
-            .map(|mut d| {
-                let summary = d.outcome.as_ref().map(|o| json!({ "outcome": o.get("outcome"), "kind": o.get("kind"), "error": o.get("error"), "containers": o.get("containers").map(|c| c.as_array().map(|a| a.iter().map(|x| json!({"container": x.get("container"), "outcome": x.get("outcome"), "from_image": x.get("from_image"), "failed_step": x.get("failed_step")})).collect::<Vec<_>>())) }));
-                d.outcome = summary;
-                serde_json::to_value(d).unwrap_or_default()
-            })
-            .collect(),
-    ))
 }

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod deploy;
+pub mod deploys;
 pub mod fanout;
 pub mod fleet;
 pub mod rotate;
@@ -166,8 +167,8 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Kill(_) | Action::Stats(_) | Action::DiagStream(_) => {
             return route::routed(svc, req, &action, out).await
         }
-        Action::DeploysList(p) => deploy::list(svc, req, p).await,
-        Action::DeploysShow(p) => deploy::show(svc, p).await,
+        Action::DeploysList(p) => deploys::list(svc, req, p).await,
+        Action::DeploysShow(p) => deploys::show(svc, p).await,
         Action::Status(_) => fleet::status(svc, req).await,
         Action::History(p) => fleet::history(svc, req, p).await,
         Action::RotateKey(p) => rotate::rotate(svc, caller, req, p).await,

@@ -11,6 +11,7 @@ pub mod install;
 pub mod login;
 pub mod output;
 pub mod pipe;
+pub mod progress;
 pub mod ps;
 pub mod tokens;
 

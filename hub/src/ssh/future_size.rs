@@ -65,6 +65,7 @@ fn services() -> Arc<Services> {
         tracker: TaskTracker::new(),
         started: Instant::now(),
         telemetry: Default::default(),
+        live_deploys: Default::default(),
     })
 }
 

@@ -5,14 +5,14 @@
 //! own key; only the one-time token travels, on stdin), wait until the hub
 //! sees the agent online. Each failure names its step and shows its output.
 
+mod plan;
 pub mod remote;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use clap::Args;
-use nextdeploy_shared::labels::{parse_labels, Labels};
 use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg, WhoAmI};
 use nextdeploy_shared::protocol::{Action, Empty};
 use nextdeploy_shared::secret::Secret;
@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::client::Client;
 use super::output::{self, Output};
-use remote::{sh_quote, HostCheck, HostKeyVerdict, Remote};
+use plan::{plan, Plan};
+use remote::{sh_quote, HostKeyVerdict, Remote};
 
 /// The install script, shipped inside the CLI so nothing else is needed.
 const INSTALL_SCRIPT: &str = include_str!("../../../../deploy/install-agent.sh");
@@ -76,34 +77,6 @@ pub struct InstallArgs {
     pub remote_prefix: Option<String>,
 }
 
-struct Target {
-    user: String,
-    host: String,
-    port: u16,
-}
-
-fn parse_target(s: &str) -> anyhow::Result<Target> {
-    let (user, rest) = match s.split_once('@') {
-        Some((u, r)) => (u.to_string(), r),
-        None => ("root".to_string(), s),
-    };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') || h.starts_with('[') => (
-            h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            p.parse().map_err(|_| anyhow!("bad port in --ssh {s}"))?,
-        ),
-        _ => (rest.to_string(), 22),
-    };
-    if user.is_empty() || host.is_empty() {
-        bail!("--ssh must be [USER@]HOST[:PORT]");
-    }
-    Ok(Target { user, host, port })
-}
-
-fn home() -> PathBuf {
-    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
-}
-
 /// The hub's SSH address for agents, as the hub tells it (`whoami`): its
 /// public address, else the hub URL's host with its SSH port.
 pub async fn learn_hub_ssh(c: &mut Client, hub: &str) -> anyhow::Result<String> {
@@ -127,58 +100,6 @@ fn say(line: &str) {
 
 fn step(n: u32, text: &str) {
     say(&format!("[{n}/6] {text}"));
-}
-
-/// The local inputs of an install, resolved from the flags before any network use.
-struct Plan {
-    target: Target,
-    identity: PathBuf,
-    binary: PathBuf,
-    labels: Labels,
-    hub_ssh: String,
-    check: HostCheck,
-    prefix: String,
-}
-
-/// Resolve the flags: target, key, binary (must exist), labels, hub SSH address.
-fn plan(args: &InstallArgs) -> anyhow::Result<Plan> {
-    let target = parse_target(&args.ssh)?;
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| home().join(".ssh/id_ed25519"));
-    let binary = match &args.binary {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .context("cannot locate this program")?
-            .with_file_name("nextdeploy-agent"),
-    };
-    if !binary.is_file() {
-        bail!(
-            "no agent binary at {} (pass --binary PATH)",
-            binary.display()
-        );
-    }
-    let labels = parse_labels(&args.labels).map_err(anyhow::Error::msg)?;
-    // Empty: learnt from the hub once connected (`learn_hub_ssh`).
-    let hub_ssh = args.hub_ssh.clone().unwrap_or_default();
-    let check = HostCheck {
-        known_hosts: args
-            .known_hosts
-            .clone()
-            .unwrap_or_else(|| home().join(".ssh/known_hosts")),
-        accept_new: args.accept_new_host_key,
-    };
-    let prefix = args.remote_prefix.clone().unwrap_or_default();
-    Ok(Plan {
-        target,
-        identity,
-        binary,
-        labels,
-        hub_ssh,
-        check,
-        prefix,
-    })
 }
 
 /// Run `agent install`; with `--output json`, progress on stderr and one
@@ -497,7 +418,7 @@ async fn agent_online(c: &mut Client, name: &str) -> anyhow::Result<bool> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::plan::parse_target;
 
     #[test]
     fn targets() {
