@@ -164,4 +164,17 @@ fn a_viewer_reads_the_history_but_cannot_deploy() {
             .is_some_and(|s| !s.is_empty()),
         "{shown}"
     );
+    // An id prefix is taken, as docker takes short ids; too short is refused.
+    let by_prefix = env
+        .hub
+        .cli_json_as(&viewer, &["deploys", "show", &id[..8]])
+        .unwrap();
+    assert_eq!(by_prefix["id"], id.as_str(), "{by_prefix}");
+    let out = env
+        .hub
+        .cli_as(&viewer, &["deploys", "show", &id[..2]])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(out.stderr.contains("at least 4"), "{}", out.describe());
 }

@@ -46,11 +46,52 @@ impl LiveSteps {
     }
 }
 
-/// `deploys_show`.
+/// Shortest id prefix `deploys_show` takes, as `docker` takes short ids.
+const MIN_ID_PREFIX: usize = 4;
+
+/// The full id of the one recent deploy whose id starts with `prefix`.
+async fn id_by_prefix(svc: &Services, prefix: &str) -> Result<String, ApiError> {
+    if prefix.len() < MIN_ID_PREFIX {
+        return Err(ApiError::NotFound(format!(
+            "no deploy with id {prefix} (give the id or at least {MIN_ID_PREFIX} of its characters)"
+        )));
+    }
+    let recent = store::blocking(&svc.store, |s| {
+        s.list_deploys(None, DEPLOYS_LIST_MAX as u32)
+    })
+    .await?;
+    let found: Vec<String> = recent
+        .into_iter()
+        .map(|d| d.id)
+        .filter(|id| id.starts_with(prefix))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ApiError::NotFound(format!("no deploy with id {prefix}"))),
+        many => Err(ApiError::Conflict(format!(
+            "{prefix} is the start of {} deploy ids: {}; give more of it",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+/// `deploys_show`: by id or a unique id prefix.
 pub async fn show(svc: &Services, p: ById) -> Result<Value, ApiError> {
-    let id = p.id;
-    let i = id.clone();
-    match store::blocking(&svc.store, move |s| s.deploy(&i)).await? {
+    let i = p.id.clone();
+    let exact = store::blocking(&svc.store, move |s| s.deploy(&i)).await?;
+    let (id, found) = match exact {
+        Some(d) => (p.id, Some(d)),
+        None => {
+            let id = id_by_prefix(svc, &p.id).await?;
+            let i = id.clone();
+            (
+                id,
+                store::blocking(&svc.store, move |s| s.deploy(&i)).await?,
+            )
+        }
+    };
+    match found {
         Some(d) => {
             let mut v = serde_json::to_value(d).unwrap_or_default();
             // A running deploy: its steps so far.
