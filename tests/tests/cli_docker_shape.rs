@@ -182,3 +182,47 @@ fn ping_takes_a_selector_and_info_names_both_targets() {
         out.describe()
     );
 }
+
+#[test]
+fn status_shows_image_and_restarts_and_an_empty_selector_lists_nothing() {
+    let env = DockerEnv::start("shape-status", &[]).unwrap();
+    let c = env.run("web", &[], &["idle"]).unwrap();
+    // The first snapshot comes within the agent's health interval.
+    let mut table = String::new();
+    wait_until_ok(
+        "a status row for the container",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(500),
+        || {
+            let out = env
+                .hub
+                .cli(&["agent", "status", "--server", env.server()])?
+                .ok()?;
+            table = out.stdout;
+            Ok(table.contains(&c.name))
+        },
+    )
+    .unwrap();
+    let header = table.lines().next().unwrap_or("");
+    for col in ["SERVER", "CONTAINER", "IMAGE", "STATE", "RESTARTS"] {
+        assert!(header.contains(col), "status header lacks {col}: {header}");
+    }
+    let row = table.lines().find(|l| l.contains(&c.name)).unwrap();
+    assert!(row.contains(&env.image), "{row}");
+    // A selector matching no agent: an empty listing and success, not an error.
+    let out = env
+        .hub
+        .cli(&["agent", "status", "--selector", "nobody=here"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert!(!out.stdout.contains(&c.name), "{}", out.describe());
+    // An action on it fails, saying so.
+    let out = env
+        .hub
+        .cli(&["agent", "info", "--selector", "nobody=here"])
+        .unwrap()
+        .failed()
+        .unwrap();
+    assert!(out.stderr.contains("matches"), "{}", out.describe());
+}

@@ -327,19 +327,13 @@ pub async fn status(
                     a["docker_error"].as_str().unwrap_or("")
                 )
             } else if a["snapshot_at"].is_null() {
-                "no snapshot yet".to_string()
+                "waiting for the first snapshot".to_string()
             } else {
                 "no containers".to_string()
             };
-            rows.push(vec![
-                name,
-                what,
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]);
+            let mut row = vec![name, what];
+            row.resize(STATUS_HEADER.len(), "-".into());
+            rows.push(row);
             continue;
         }
         for c in cs {
@@ -347,6 +341,7 @@ pub async fn status(
                 name.clone(),
                 "online".into(),
                 c["name"].as_str().unwrap_or("?").into(),
+                c["image"].as_str().unwrap_or("?").into(),
                 c["state"].as_str().unwrap_or("?").into(),
                 c["health"].as_str().unwrap_or("-").into(),
                 c["cpu_percent"]
@@ -357,23 +352,26 @@ pub async fn status(
                     .as_u64()
                     .map(size)
                     .unwrap_or_else(|| "-".into()),
+                c["restarts"].as_i64().unwrap_or(0).to_string(),
             ]);
         }
     }
-    output::table(
-        &[
-            "SERVER",
-            "AGENT",
-            "CONTAINER",
-            "STATE",
-            "HEALTH",
-            "CPU %",
-            "MEM",
-        ],
-        &rows,
-    );
+    output::table(&STATUS_HEADER, &rows);
     Ok(())
 }
+
+/// `status`'s columns: one row per container, or one per agent without any.
+const STATUS_HEADER: [&str; 9] = [
+    "SERVER",
+    "AGENT",
+    "CONTAINER",
+    "IMAGE",
+    "STATE",
+    "HEALTH",
+    "CPU %",
+    "MEM",
+    "RESTARTS",
+];
 
 /// `history`.
 pub async fn history(
