@@ -226,3 +226,21 @@ fn status_shows_image_and_restarts_and_an_empty_selector_lists_nothing() {
         .unwrap();
     assert!(out.stderr.contains("matches"), "{}", out.describe());
 }
+
+#[test]
+fn a_deploys_own_containers_are_never_suggested() {
+    let env = DockerEnv::start("shape-hint", &[]).unwrap();
+    let web = env.run("web", &[], &["idle"]).unwrap();
+    let kept = env.create("web-nd-previous", &[], &["idle"]).unwrap();
+    let typo = format!("{}-nd-previou", web.name);
+    let (code, msg) = env.ws_error("inspect", json!({"container": typo})).unwrap();
+    assert_eq!(code, "no_such_container", "{msg}");
+    assert!(
+        msg.contains(&web.name),
+        "the real container is not suggested: {msg}"
+    );
+    assert!(
+        !msg.contains(&kept.name),
+        "a deploy's own container is suggested: {msg}"
+    );
+}

@@ -91,9 +91,13 @@ pub async fn resolve(engine: &Engine, wanted: &str) -> Result<Target, DockerErro
     match by_prefix.as_slice() {
         [one] => Ok(target(one)),
         [] => {
+            // Deploys' own containers (parked, kept, starting) are never
+            // offered: a user should not act on them by a guessed name.
             let mut names: Vec<(usize, String)> = all
                 .iter()
-                .map(|c| (distance(wanted, &name_of(c)), name_of(c)))
+                .map(name_of)
+                .filter(|n| !is_internal_name(n))
+                .map(|n| (distance(wanted, &n), n))
                 .collect();
             names.sort();
             let close: Vec<String> = names
@@ -169,6 +173,15 @@ fn port_text(p: &PortSummary) -> String {
         (None, Some(public)) => format!("{public}->{}/{proto}", p.private_port),
         (_, None) => format!("{}/{proto}", p.private_port),
     }
+}
+
+/// Marks of the containers a deploy makes for itself (`<name>-nd-old-<id>`,
+/// `<name>-nd-new-<id>`, `<name>-nd-previous`, `<name>-nd-rolledback`).
+const INTERNAL_NAME_MARK: &str = "-nd-";
+
+/// Whether `name` is one of a deploy's own containers.
+pub fn is_internal_name(name: &str) -> bool {
+    name.contains(INTERNAL_NAME_MARK)
 }
 
 /// `ps`: `{all, filters}` with docker's filter syntax (e.g. `{"label": ["k=v"]}`).
@@ -305,6 +318,21 @@ pub async fn apply_lifecycle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deploys_own_containers_are_internal() {
+        for n in [
+            "web-nd-old-1a2b3c4d",
+            "web-nd-new-9f",
+            "web-nd-previous",
+            "web-nd-rolledback",
+        ] {
+            assert!(is_internal_name(n), "{n}");
+        }
+        for n in ["web", "nd-web", "web-ndx"] {
+            assert!(!is_internal_name(n), "{n}");
+        }
+    }
 
     #[test]
     fn edit_distance() {
