@@ -3,6 +3,7 @@
 #
 #   install-agent.sh --hub HOST:PORT --token ndj_... [--binary PATH] [--name N]
 #                    [--labels k=v,...] [--no-systemd] [--prefix DIR]
+#   install-agent.sh --uninstall [--prefix DIR]
 #
 # (the token may come in NEXTDEPLOY_JOIN_TOKEN instead, kept out of argv)
 # * installs the binary as /usr/local/bin/nextdeploy-agent;
@@ -10,19 +11,25 @@
 #   root-equivalent, see the README);
 # * enrols: the agent makes its key pair HERE (the private key never leaves
 #   this machine) and presents the one-time join token to the hub, pinning the
-#   hub's host key the token carries; writes /etc/nextdeploy/agent.toml (0600);
+#   hub's host key the token carries; writes /etc/nextdeploy/agent/agent.toml
+#   (0600; the directory is the agent user's own, 0700);
 # * installs and starts deploy/systemd/nextdeploy-agent.service, or with
 #   --no-systemd a supervised background process (restart with back-off, log
 #   in /var/log/nextdeploy/agent.log, pid file /run/nextdeploy-agent.pid).
 #
 # Already enrolled (agent.toml exists): the identity and config are kept, only
 # the binary is replaced and the agent restarted (this is how to upgrade); the
-# token is not used. On any failure everything this run did is undone.
+# token is not used. An install of the old layout (/etc/nextdeploy/agent.toml)
+# is moved to /etc/nextdeploy/agent/. On any failure everything this run did
+# is undone, on the hub too: a fresh enrolment is withdrawn (the agent proves
+# its key) and the join token can be used again.
 # --name/--labels are checked against what the join token enrols (the hub
 # decides them when it creates the token). --prefix installs under DIR (tests).
+# --uninstall stops the agent and removes its unit, binary, config, key and
+# user; revoke it on the hub as well (nextdeploy agent revoke NAME).
 set -eu
 
-HUB= TOKEN="${NEXTDEPLOY_JOIN_TOKEN:-}" BINARY= NAME= LABELS= NO_SYSTEMD=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
+HUB= TOKEN="${NEXTDEPLOY_JOIN_TOKEN:-}" BINARY= NAME= LABELS= NO_SYSTEMD=0 UNINSTALL=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
 AGENT_USER=nextdeploy-agent
 
 die() { echo "install-agent: error: $*" >&2; exit 1; }
@@ -37,7 +44,8 @@ while [ $# -gt 0 ]; do
     --labels) LABELS="${2:-}"; shift 2 ;;
     --no-systemd) NO_SYSTEMD=1; shift ;;
     --prefix) PREFIX="${2:-}"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --uninstall) UNINSTALL=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -45,14 +53,37 @@ done
 BIN_DIR="$PREFIX/usr/local/bin"
 BIN="$BIN_DIR/nextdeploy-agent"
 SUPERVISOR="$PREFIX/usr/local/lib/nextdeploy/agent-supervise"
-CONF_DIR="$PREFIX/etc/nextdeploy"
+ETC="$PREFIX/etc/nextdeploy"
+CONF_DIR="$ETC/agent"
 CONF="$CONF_DIR/agent.toml"
+OLD_CONF="$ETC/agent.toml"  # layout before 2026-12: shared with the hub's hub.env
 LOG_DIR="$PREFIX/var/log/nextdeploy"
 LOG="$LOG_DIR/agent.log"
 PIDFILE="$PREFIX/run/nextdeploy-agent.pid"
 UNIT_DIR="$PREFIX/etc/systemd/system"
 UNIT="$UNIT_DIR/nextdeploy-agent.service"
 HERE=$(cd "$(dirname "$0")" && pwd)
+
+# ---- uninstall ----------------------------------------------------------------
+if [ "$UNINSTALL" = 1 ]; then
+  name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$CONF" "$OLD_CONF" 2>/dev/null | head -n 1)
+  if [ -d /run/systemd/system ] && [ -z "$PREFIX" ]; then
+    systemctl disable --now nextdeploy-agent >/dev/null 2>&1 || true
+  fi
+  if [ -f "$PIDFILE" ]; then
+    kill -TERM "$(cat "$PIDFILE")" 2>/dev/null || true
+    rm -f "$PIDFILE"
+  fi
+  rm -rf "$UNIT" "$UNIT.d" "$BIN" "$SUPERVISOR" "$CONF_DIR" "$OLD_CONF" "$OLD_CONF.lock" \
+    "$ETC/agent_ed25519" "$ETC/agent_ed25519.pub" "$LOG"
+  [ -d /run/systemd/system ] && [ -z "$PREFIX" ] && systemctl daemon-reload
+  rmdir "$ETC" "$LOG_DIR" "$(dirname "$SUPERVISOR")" 2>/dev/null || true
+  if [ "$(id -u)" = 0 ] && [ -z "$PREFIX" ] && id "$AGENT_USER" >/dev/null 2>&1; then
+    userdel "$AGENT_USER" || say "warning: cannot remove the $AGENT_USER user"
+  fi
+  say "uninstalled${name:+ $name}; revoke it on the hub too: nextdeploy agent revoke ${name:-NAME}"
+  exit 0
+fi
 
 # ---- checks (nothing changed yet) -----------------------------------------
 if [ -z "$BINARY" ]; then
@@ -62,7 +93,7 @@ fi
 [ -n "$BINARY" ] && [ -f "$BINARY" ] || die "no agent binary: pass --binary PATH"
 "$BINARY" --version >/dev/null 2>&1 || die "$BINARY does not run here (wrong architecture?)"
 ENROLLED=0
-[ -f "$CONF" ] && ENROLLED=1
+{ [ -f "$CONF" ] || [ -f "$OLD_CONF" ]; } && ENROLLED=1
 if [ "$ENROLLED" = 0 ]; then
   [ -n "$HUB" ] || die "--hub HOST:PORT is required for a first install"
   [ -n "$TOKEN" ] || die "--token is required for a first install"
@@ -83,9 +114,20 @@ rollback() {
   [ "$rc" = 0 ] && return 0
   echo "install-agent: failed; undoing what this run did" >&2
   printf '%s\n' "$UNDO" | while IFS= read -r step; do
-    [ -n "$step" ] && sh -c "$step" >/dev/null 2>&1 || true
+    case "$step" in
+      "") ;;
+      @withdraw) withdraw ;;
+      *) sh -c "$step" >/dev/null 2>&1 || true ;;
+    esac
   done
   exit "$rc"
+}
+withdraw() { # undo a fresh enrolment on the hub; says what happened
+  if w=$(as_agent "$BIN" withdraw --config "$CONF" 2>&1); then
+    echo "install-agent: $w" >&2
+  else
+    echo "install-agent: could not withdraw the enrolment on the hub ($w); revoke the agent there (nextdeploy agent revoke NAME)" >&2
+  fi
 }
 trap rollback EXIT
 trap 'exit 130' INT TERM
@@ -105,6 +147,15 @@ stop_supervised() {
   fi
 }
 
+# Why a unit did not start: its status line and every journal line naming it
+# since the start, from the whole journal (systemd's own lines about the
+# unit, such as a failed setup step before exec, are not all under -u).
+unit_reason() {
+  echo
+  systemctl status "$1" --no-pager -n 0 2>&1 | sed -n '1,5p'
+  journalctl --no-pager -q --since "$2" 2>/dev/null | grep -F "$1" | tail -n 20
+}
+
 # ---- user -------------------------------------------------------------------
 RUN_AS=""
 if [ "$IS_ROOT" = 1 ]; then
@@ -121,7 +172,7 @@ if [ "$IS_ROOT" = 1 ]; then
       undo "gpasswd -d '$AGENT_USER' docker"
     fi
   else
-    say "warning: no docker group here; the agent will report Docker as unavailable until it can reach the engine"
+    say "warning: no docker group here; the agent will report Docker as unavailable until it can reach the engine (once Docker is installed, run this script again, or usermod -aG docker $AGENT_USER and restart the agent)"
   fi
 fi
 
@@ -132,21 +183,43 @@ cp "$BINARY" "$BIN.nd-new" && chmod 0755 "$BIN.nd-new" && mv -f "$BIN.nd-new" "$
   || die "cannot install $BIN"
 say "installed $BIN ($("$BIN" --version 2>/dev/null || echo '?'))"
 
+# ---- configuration directories -------------------------------------------------
+# /etc/nextdeploy is root's (0755); the agent's files live in agent/ (its
+# user's, 0700) and the hub's in hub/, so neither user can touch the other's.
+as_agent() { if [ -n "$RUN_AS" ]; then setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- "$@"; else "$@"; fi; }
+if [ ! -d "$ETC" ]; then mkdir -p "$ETC"; undo "rmdir '$ETC'"; fi
+if [ "$IS_ROOT" = 1 ]; then
+  old_owner=$(stat -c '%u:%g %a' "$ETC")
+  chown root:root "$ETC" && chmod 0755 "$ETC"
+  undo "chown '${old_owner% *}' '$ETC'; chmod '${old_owner#* }' '$ETC'"
+fi
+if [ ! -d "$CONF_DIR" ]; then mkdir -p "$CONF_DIR"; undo "rm -rf '$CONF_DIR'"; fi
+chmod 0700 "$CONF_DIR"
+[ -n "$RUN_AS" ] && chown "$RUN_AS:$RUN_AS" "$CONF_DIR"
+if [ -f "$OLD_CONF" ] && [ ! -f "$CONF" ]; then
+  # Move the old layout's agent files (config, key, deploy state) into agent/
+  # (on failure: moved back, then the key path put back; the journal runs
+  # backwards).
+  undo "sed -i 's#^key_path = .*#key_path = \"$ETC/agent_ed25519\"#' '$OLD_CONF'"
+  for f in agent.toml agent_ed25519 agent_ed25519.pub deploys; do
+    if [ -e "$ETC/$f" ]; then mv "$ETC/$f" "$CONF_DIR/$f"; undo "mv '$CONF_DIR/$f' '$ETC/$f'"; fi
+  done
+  rm -f "$ETC/agent.toml.lock"
+  sed -i "s#^key_path = \".*\"\$#key_path = \"$CONF_DIR/agent_ed25519\"#" "$CONF"
+  [ -n "$RUN_AS" ] && chown -R "$RUN_AS:$RUN_AS" "$CONF_DIR"
+  say "moved the agent's files from $ETC to $CONF_DIR"
+fi
+
 # ---- enrolment ---------------------------------------------------------------
 if [ "$ENROLLED" = 1 ]; then
   say "already enrolled ($CONF): keeping its identity and config; the token is not used"
 else
-  if [ ! -d "$CONF_DIR" ]; then mkdir -p "$CONF_DIR"; undo "rm -rf '$CONF_DIR'"; fi
-  chmod 0700 "$CONF_DIR"
-  [ -n "$RUN_AS" ] && chown "$RUN_AS:$RUN_AS" "$CONF_DIR"
-  undo "rm -f '$CONF' '$CONF_DIR/agent_ed25519'"
-  if [ -n "$RUN_AS" ]; then
-    out=$(NEXTDEPLOY_JOIN_TOKEN="$TOKEN" setpriv --reuid="$RUN_AS" --regid="$RUN_AS" --init-groups -- \
-      "$BIN" enroll --hub "$HUB" --config "$CONF" 2>&1) || die "enrolment failed: $out"
-  else
-    out=$(NEXTDEPLOY_JOIN_TOKEN="$TOKEN" "$BIN" enroll --hub "$HUB" --config "$CONF" 2>&1) \
-      || die "enrolment failed: $out"
-  fi
+  undo "rm -rf '$CONF' '$CONF_DIR/agent_ed25519' '$CONF_DIR/deploys'"
+  out=$(NEXTDEPLOY_JOIN_TOKEN="$TOKEN" as_agent "$BIN" enroll --hub "$HUB" --config "$CONF" 2>&1) \
+    || die "enrolment failed: $out"
+  # Undone first on failure (the journal runs backwards): the agent proves its
+  # new key to the hub, which forgets the enrolment and frees the join token.
+  undo "@withdraw"
   printf '%s\n' "$out" | sed 's/^/  /'
   got=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$CONF")
   if [ -n "$NAME" ] && [ "$got" != "$NAME" ]; then
@@ -167,10 +240,11 @@ if [ "$NO_SYSTEMD" = 0 ]; then
   undo "systemctl daemon-reload"
   if [ "$was_active" = 0 ]; then undo "systemctl disable --now nextdeploy-agent"; fi
   systemctl enable nextdeploy-agent >/dev/null 2>&1 || die "systemctl enable failed"
-  systemctl restart nextdeploy-agent || die "systemctl restart failed: $(journalctl -u nextdeploy-agent -n 20 --no-pager 2>&1)"
+  since=$(date '+%Y-%m-%d %H:%M:%S')
+  systemctl restart nextdeploy-agent || die "systemctl restart failed: $(unit_reason nextdeploy-agent "$since")"
   sleep 2
   systemctl is-active --quiet nextdeploy-agent \
-    || die "the agent did not stay up: $(journalctl -u nextdeploy-agent -n 20 --no-pager 2>&1)"
+    || die "the agent did not stay up: $(unit_reason nextdeploy-agent "$since")"
   say "started nextdeploy-agent.service (journalctl -u nextdeploy-agent)"
 else
   for d in "$(dirname "$SUPERVISOR")" "$LOG_DIR"; do

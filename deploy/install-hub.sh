@@ -8,13 +8,15 @@
 # * creates the nextdeploy system user; state in /var/lib/nextdeploy (0700,
 #   owned by it): the SQLite store and the SSH host key;
 # * installs and starts deploy/systemd/nextdeploy-hub.service (listen
-#   addresses in /etc/nextdeploy/hub.env), or with --no-systemd a supervised
+#   addresses in /etc/nextdeploy/hub/hub.env, a directory of the nextdeploy
+#   user's, 0700), or with --no-systemd a supervised
 #   background process (log /var/log/nextdeploy/hub.log, pid file
 #   /run/nextdeploy-hub.pid).
 #
 # Upgrading: run it again with the new binary; the store and host key are kept
-# (take a `nextdeploy hub backup --to FILE` first). On failure, everything this
-# run did is undone.
+# (take a `nextdeploy hub backup --to FILE --data-dir /var/lib/nextdeploy`
+# first). An old /etc/nextdeploy/hub.env is moved to /etc/nextdeploy/hub/.
+# On failure, everything this run did is undone.
 set -eu
 
 BINARY= SSH_LISTEN=0.0.0.0:2222 HTTP_LISTEN=0.0.0.0:8080 NO_SYSTEMD=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
@@ -30,7 +32,7 @@ while [ $# -gt 0 ]; do
     --http-listen) HTTP_LISTEN="${2:-}"; shift 2 ;;
     --no-systemd) NO_SYSTEMD=1; shift ;;
     --prefix) PREFIX="${2:-}"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -38,8 +40,10 @@ done
 BIN_DIR="$PREFIX/usr/local/bin"
 BIN="$BIN_DIR/nextdeploy"
 DATA="$PREFIX/var/lib/nextdeploy"
-ENV_DIR="$PREFIX/etc/nextdeploy"
+ETC="$PREFIX/etc/nextdeploy"
+ENV_DIR="$ETC/hub"
 ENV_FILE="$ENV_DIR/hub.env"
+OLD_ENV_FILE="$ETC/hub.env"  # layout before 2026-12: shared with the agent's files
 LOG_DIR="$PREFIX/var/log/nextdeploy"
 LOG="$LOG_DIR/hub.log"
 PIDFILE="$PREFIX/run/nextdeploy-hub.pid"
@@ -74,6 +78,14 @@ trap 'exit 130' INT TERM
 backup() {
   if [ -e "$1" ]; then cp -p "$1" "$1.nd-old"; undo "mv -f '$1.nd-old' '$1'"; else undo "rm -f '$1'"; fi
 }
+# Why a unit did not start: its status line and every journal line naming it
+# since the start, from the whole journal (systemd's own lines about the
+# unit, such as a failed setup step before exec, are not all under -u).
+unit_reason() {
+  echo
+  systemctl status "$1" --no-pager -n 0 2>&1 | sed -n '1,5p'
+  journalctl --no-pager -q --since "$2" 2>/dev/null | grep -F "$1" | tail -n 20
+}
 mkdir_undo() { if [ ! -d "$1" ]; then mkdir -p "$1"; undo "rm -rf '$1'"; fi; }
 
 if ! id "$HUB_USER" >/dev/null 2>&1; then
@@ -88,12 +100,27 @@ backup "$BIN"
 cp "$BINARY" "$BIN.nd-new" && chmod 0755 "$BIN.nd-new" && mv -f "$BIN.nd-new" "$BIN" || die "cannot install $BIN"
 say "installed $BIN ($("$BIN" --version 2>/dev/null || echo '?'))"
 
+FRESH=1
+[ -f "$DATA/nextdeploy.db" ] && FRESH=0
 mkdir_undo "$DATA"
 chown "$HUB_USER:$HUB_USER" "$DATA" && chmod 0700 "$DATA"
-[ -f "$DATA/nextdeploy.db" ] && say "keeping the existing store and host key in $DATA"
+[ "$FRESH" = 0 ] && say "keeping the existing store and host key in $DATA"
+# /etc/nextdeploy is root's (0755); the hub's file lives in hub/ (its user's,
+# 0700), the agent's in agent/, so neither user can touch the other's.
+mkdir_undo "$ETC"
+old_mode=$(stat -c '%u:%g %a' "$ETC")
+chown root:root "$ETC" && chmod 0755 "$ETC"
+undo "chown '${old_mode% *}' '$ETC'; chmod '${old_mode#* }' '$ETC'"
 mkdir_undo "$ENV_DIR"
+chown "$HUB_USER:$HUB_USER" "$ENV_DIR" && chmod 0700 "$ENV_DIR"
+if [ -f "$OLD_ENV_FILE" ]; then
+  cp -p "$OLD_ENV_FILE" "$OLD_ENV_FILE.nd-old" && undo "mv -f '$OLD_ENV_FILE.nd-old' '$OLD_ENV_FILE'"
+  rm -f "$OLD_ENV_FILE"
+  say "moved $OLD_ENV_FILE to $ENV_FILE"
+fi
 backup "$ENV_FILE"
 printf 'NEXTDEPLOY_HUB_ARGS="--ssh-listen %s --http-listen %s"\n' "$SSH_LISTEN" "$HTTP_LISTEN" >"$ENV_FILE"
+chown "$HUB_USER:$HUB_USER" "$ENV_FILE" && chmod 0600 "$ENV_FILE"
 
 if [ "$NO_SYSTEMD" = 0 ]; then
   [ -f "$HERE/systemd/nextdeploy-hub.service" ] || die "$HERE/systemd/nextdeploy-hub.service is missing"
@@ -105,10 +132,11 @@ if [ "$NO_SYSTEMD" = 0 ]; then
   undo "systemctl daemon-reload"
   [ "$was_active" = 0 ] && undo "systemctl disable --now nextdeploy-hub"
   systemctl enable nextdeploy-hub >/dev/null 2>&1 || die "systemctl enable failed"
-  systemctl restart nextdeploy-hub || die "systemctl restart failed"
+  since=$(date '+%Y-%m-%d %H:%M:%S')
+  systemctl restart nextdeploy-hub || die "systemctl restart failed: $(unit_reason nextdeploy-hub "$since")"
   sleep 2
   systemctl is-active --quiet nextdeploy-hub \
-    || die "the hub did not stay up: $(journalctl -u nextdeploy-hub -n 20 --no-pager 2>&1)"
+    || die "the hub did not stay up: $(unit_reason nextdeploy-hub "$since")"
   say "started nextdeploy-hub.service (journalctl -u nextdeploy-hub)"
 else
   mkdir_undo "$LOG_DIR"
@@ -127,6 +155,10 @@ else
 fi
 
 UNDO=""
-rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old"
-[ -f "$DATA/initial-admin-token" ] && say "first admin token: $DATA/initial-admin-token (0600; log in with nextdeploy login)"
+rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old" "$OLD_ENV_FILE.nd-old"
+# Only a first install has a first admin token to show (the hub removes the
+# file once that token has logged in or a second admin token exists).
+if [ "$FRESH" = 1 ] && [ -f "$DATA/initial-admin-token" ]; then
+  say "first admin token: $DATA/initial-admin-token (0600, removed after the first login: nextdeploy login --hub http://HOST:PORT --token \$(cat $DATA/initial-admin-token))"
+fi
 say "done"

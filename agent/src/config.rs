@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
 
 /// Default location of the configuration.
-pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent.toml";
+pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent/agent.toml";
 
 /// What the agent needs to reach its hub.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

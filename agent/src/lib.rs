@@ -8,6 +8,7 @@
 //!
 //! - [`config`]: the TOML config file written by enrolment.
 //! - [`enroll`]: first contact with a join token; writes the config and key.
+//! - [`withdraw`]: undo a recent enrolment with the key (a failed install).
 //! - [`keyfile`]: the private key and its rotation.
 //! - [`connection`]: dial the hub, check its pinned host key, reconnect with backoff.
 //! - [`channel`]: the channels the hub opens: control, enrol, and requests
@@ -45,6 +46,7 @@ pub mod one_shots;
 pub mod state;
 pub mod sysinfo;
 pub mod util;
+pub mod withdraw;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use nextdeploy_agent::config::{AgentConfig, DEFAULT_CONFIG};
 use nextdeploy_agent::keyfile::KeyFile;
 use nextdeploy_agent::limits::PARENT_CHECK_INTERVAL;
-use nextdeploy_agent::{enroll, ServeOptions};
+use nextdeploy_agent::{enroll, withdraw, ServeOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -48,6 +48,13 @@ enum Cmd {
         /// (`nextdeploy hub --local-agent` passes its own pid).
         #[arg(long, hide = true)]
         parent_pid: Option<u32>,
+    },
+    /// Undo this agent's recent enrolment on the hub (an install that failed
+    /// after enrolling); the hub frees the join token. Local files are kept.
+    Withdraw {
+        /// The config written by enroll.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
     },
 }
 
@@ -179,6 +186,7 @@ async fn main_async() {
             );
         }),
         Cmd::Run { config, parent_pid } => run(config, parent_pid).await,
+        Cmd::Withdraw { config } => withdraw::run(&config).await.map(|s| println!("{s}")),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

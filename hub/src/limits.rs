@@ -57,6 +57,10 @@ pub const KEY_CONFLICT_HOLD: Duration = Duration::from_secs(600);
 /// How long the hub lingers after an enrolment outcome so the agent can read
 /// it and hang up itself.
 pub const ENROLL_LINGER: Duration = Duration::from_secs(5);
+/// How long after enrolling an agent may withdraw its enrolment with its key
+/// (`WITHDRAW_USER`): an install script undoes a failed run within seconds;
+/// after this the enrolment can only be revoked by an admin.
+pub const WITHDRAW_WINDOW: Duration = Duration::from_secs(900);
 /// How long the agent has to accept the control channel and say hello: a
 /// healthy agent answers in one round trip; a stuck one must not hold a task.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -27,7 +27,7 @@ use crate::HubConfig;
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 /// Store file in the data dir.
 pub const STORE_FILE: &str = "nextdeploy.db";
-/// The first admin token, for scripts (0600).
+/// The first admin token, for scripts (0600; see [`initial_token`]).
 pub const INITIAL_TOKEN_FILE: &str = "initial-admin-token";
 
 /// Flags of `nextdeploy hub`.
@@ -301,13 +301,7 @@ pub async fn run_hub(
     if first {
         let (_, token) =
             admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
-        let path = dir.join(INITIAL_TOKEN_FILE);
-        keys::write_private_atomic(&path, format!("{}\n", token.expose()).as_bytes())?;
-        println!(
-            "Initial admin token (shown once; also in {}):",
-            path.display()
-        );
-        println!("  {}", token.expose());
+        initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
     }
     let local_http = local_url(http_addr);
     if !args.local_agent {
@@ -315,6 +309,11 @@ pub async fn run_hub(
     }
 
     let shutdown = CancellationToken::new();
+    tokio::spawn(initial_token::retire_when_replaced(
+        store.clone(),
+        dir.join(INITIAL_TOKEN_FILE),
+        shutdown.clone(),
+    ));
     let local_pid = Arc::new(LocalAgentPid::default());
     spawn_signal_handler(shutdown.clone(), local_pid.clone());
     let mut local = None;
@@ -421,4 +420,5 @@ async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Resul
     Ok(())
 }
 
+pub mod initial_token;
 pub mod local;

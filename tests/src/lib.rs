@@ -15,14 +15,17 @@
 //! signals), [`hub`] and [`agent`] (the fixtures), [`ssh`] and [`sshd`]
 //! (OpenSSH), [`http`] and [`ws`] (the hub's HTTP and WebSocket API),
 //! [`procfs`] (probes of other processes), [`docker`] and [`deploy`] (the
-//! Docker and deploy suites' fixtures). The items most suites use are
+//! Docker and deploy suites' fixtures), [`nspawn`] and [`booted`] (a booted systemd for
+//! the install suites). The items most suites use are
 //! re-exported here.
 
 pub mod agent;
+pub mod booted;
 pub mod deploy;
 pub mod docker;
 pub mod http;
 pub mod hub;
+pub mod nspawn;
 pub mod paths;
 pub mod process;
 pub mod procfs;

@@ -66,9 +66,9 @@ fn push_install_comes_online_and_second_run_changes_nothing() {
         kh_text.contains(&format!("[127.0.0.1]:{}", sshd.port)),
         "{kh_text}"
     );
-    let conf = prefix.join("etc/nextdeploy/agent.toml");
+    let conf = prefix.join("etc/nextdeploy/agent/agent.toml");
     let conf_before = std::fs::read(&conf).unwrap();
-    let key_before = std::fs::read(prefix.join("etc/nextdeploy/agent_ed25519")).unwrap();
+    let key_before = std::fs::read(prefix.join("etc/nextdeploy/agent/agent_ed25519")).unwrap();
     let tokens_before = hub.cli_json(&["join-token", "list"]).unwrap();
 
     // Second run: the key is now known (no flag needed) and nothing changes.
@@ -77,7 +77,7 @@ fn push_install_comes_online_and_second_run_changes_nothing() {
     assert!(out.mentions("nothing to do"), "{}", out.describe());
     assert_eq!(std::fs::read(&conf).unwrap(), conf_before);
     assert_eq!(
-        std::fs::read(prefix.join("etc/nextdeploy/agent_ed25519")).unwrap(),
+        std::fs::read(prefix.join("etc/nextdeploy/agent/agent_ed25519")).unwrap(),
         key_before
     );
     assert_eq!(std::fs::read_to_string(&kh).unwrap(), kh_text);

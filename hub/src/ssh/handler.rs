@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::ENROLL_USER_PREFIX;
+use nextdeploy_shared::protocol::{ENROLL_USER_PREFIX, WITHDRAW_USER};
+use nextdeploy_shared::time::now_unix;
 use russh::keys::{Algorithm, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
@@ -18,7 +19,8 @@ use tracing::{debug, info, warn, Instrument};
 use super::session;
 use super::tap::{Tap, TapSlot};
 use super::PreAuthSlot;
-use crate::store::{self, AgentRecord};
+use crate::limits::WITHDRAW_WINDOW;
+use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
 
 /// Who a connection authenticated as.
@@ -26,6 +28,11 @@ use crate::Services;
 pub enum Identity {
     /// An enrolled, unrevoked agent.
     Agent(AgentRecord),
+    /// An agent that withdrew its recent enrolment (no session follows).
+    Withdrawn {
+        /// The name it had.
+        name: String,
+    },
     /// A new key presenting a join token id; it must still prove the secret.
     Enroll {
         /// The join token's id.
@@ -88,9 +95,14 @@ impl SshHandler {
         self.tap.as_mut().filter(|t| t.reads(channel))
     }
 
-    async fn check(&self, user: &str, key: &PublicKey) -> Option<Identity> {
+    /// `verified`: the client proved it holds `key` (only then does a
+    /// withdrawal happen; an offer is only answered).
+    async fn check(&self, user: &str, key: &PublicKey, verified: bool) -> Option<Identity> {
         if key.algorithm() != Algorithm::Ed25519 {
             return None;
+        }
+        if user == WITHDRAW_USER {
+            return self.withdraw(key, verified).await;
         }
         if let Some(token_id) = user.strip_prefix(ENROLL_USER_PREFIX) {
             let id = token_id.to_string();
@@ -116,6 +128,36 @@ impl SshHandler {
         }
         Some(Identity::Agent(rec))
     }
+
+    /// The `WITHDRAW_USER` login: forget the agent holding `key` if it
+    /// enrolled within [`WITHDRAW_WINDOW`] (once the key is proven).
+    async fn withdraw(&self, key: &PublicKey, verified: bool) -> Option<Identity> {
+        let line = keys::public_line(key);
+        let since = now_unix() - WITHDRAW_WINDOW.as_secs() as i64;
+        if !verified {
+            let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line))
+                .await
+                .ok()
+                .flatten()?;
+            let eligible = rec.revoked_at.is_none() && rec.enrolled_at >= since;
+            return eligible.then_some(Identity::Withdrawn { name: rec.name });
+        }
+        let name = store::blocking(&self.svc.store, move |s| s.withdraw_enrolment(&line, since))
+            .await
+            .ok()
+            .flatten()?;
+        let fingerprint = keys::fingerprint(key);
+        info!(%name, %fingerprint, peer = %self.peer, "enrolment withdrawn by the agent");
+        let entry = AuditEntry {
+            at: now_unix(),
+            actor: format!("agent:{name}"),
+            action: "withdraw".into(),
+            target: fingerprint,
+            detail: format!("withdrew its enrolment as {name}; its join token is usable again"),
+        };
+        let _ = store::blocking(&self.svc.store, move |s| s.audit(&entry)).await;
+        Some(Identity::Withdrawn { name })
+    }
 }
 
 impl russh::server::Handler for SshHandler {
@@ -126,7 +168,7 @@ impl russh::server::Handler for SshHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(match self.check(user, offer.public_key).await {
+        Ok(match self.check(user, offer.public_key, false).await {
             Some(_) => Auth::Accept,
             None => Auth::reject(),
         })
@@ -137,7 +179,7 @@ impl russh::server::Handler for SshHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        match self.check(user, key.public_key).await {
+        match self.check(user, key.public_key, true).await {
             Some(identity) => {
                 self.identity = Some(identity);
                 Ok(Auth::Accept)
@@ -156,6 +198,12 @@ impl russh::server::Handler for SshHandler {
         let Some(identity) = self.identity.clone() else {
             return Err(russh::Error::NotAuthenticated);
         };
+        if let Identity::Withdrawn { name } = &identity {
+            // Nothing to serve: the agent hangs up (the handshake deadline
+            // closes the connection if it does not).
+            info!(%name, peer = %self.peer, "withdrawn agent connected; no session");
+            return Ok(());
+        }
         let handle = session.handle();
         let svc = self.svc.clone();
         let peer = self.peer;
@@ -164,6 +212,7 @@ impl russh::server::Handler for SshHandler {
             Identity::Enroll { token_id, .. } => {
                 tracing::info_span!("enroll", token = %token_id, %peer)
             }
+            Identity::Withdrawn { name } => tracing::info_span!("withdrawn", %name, %peer),
         };
         self.svc.tracker.spawn(
             session::run(

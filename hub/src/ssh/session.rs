@@ -97,6 +97,8 @@ pub async fn run(
             ))
             .await
         }
+        // Never started for a withdrawal (see handler::auth_succeeded).
+        Identity::Withdrawn { .. } => Ok("enrolment withdrawn".into()),
     };
     let reason = match outcome {
         Ok(reason) => {

@@ -173,6 +173,11 @@ pub trait Store: Send + Sync + 'static {
     /// Mark an agent revoked; false if there is no such unrevoked agent.
     fn revoke_agent(&self, name: &str, at: i64) -> StoreResult<bool>;
 
+    /// Undo a recent enrolment: delete the unrevoked agent holding
+    /// `public_key` if it enrolled at or after `since` (unix time), and make
+    /// its join token usable again. The agent's name, or `None`.
+    fn withdraw_enrolment(&self, public_key: &str, since: i64) -> StoreResult<Option<String>>;
+
     /// Swap an agent's key in one statement: only if it is unrevoked and
     /// still holds `old_key` (so two rotations cannot both win). False otherwise.
     fn rotate_agent_key(

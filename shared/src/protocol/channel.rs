@@ -15,6 +15,12 @@ pub const AGENT_USER: &str = "nextdeploy-agent";
 /// SSH user name prefix for enrolment: `nextdeploy-enroll-<join token id>`.
 pub const ENROLL_USER_PREFIX: &str = "nextdeploy-enroll-";
 
+/// SSH user name with which an agent withdraws its own recent enrolment (an
+/// install that failed after enrolling): a key accepted under this name has
+/// been forgotten by the hub and its join token is usable again. No session
+/// follows; the agent disconnects.
+pub const WITHDRAW_USER: &str = "nextdeploy-withdraw";
+
 /// How the hub's SSH disconnect message starts when it refuses a connection
 /// because another live connection holds the same key (two agents sharing
 /// one key, which would otherwise replace each other forever). The agent

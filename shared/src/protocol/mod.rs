@@ -38,7 +38,7 @@ pub use agents::{AgentInfo, AgentSummary, Empty};
 pub use channel::{
     channel_kind, feature, ControlOpen, DockerStatus, Downstream, EnrollAnswer, EnrollOpen,
     EnrollOutcome, HeartbeatData, Hello, PushedOutcome, AGENT_USER, ENROLL_USER_PREFIX,
-    KEY_CONFLICT_PREFIX,
+    KEY_CONFLICT_PREFIX, WITHDRAW_USER,
 };
 pub use envelope::{RawData, Reply, ReplyType, Request};
 pub use errors::{ErrorBody, ErrorCode};

@@ -192,12 +192,15 @@ async fn probe(
     p: &Plan,
 ) -> anyhow::Result<Result<(String, String), String>> {
     step(2, "looking for an existing install");
-    let conf = format!("{}/etc/nextdeploy/agent.toml", p.prefix);
+    let conf = format!("{}/etc/nextdeploy/agent/agent.toml", p.prefix);
+    // Before 2026-12 the agent's config sat directly in /etc/nextdeploy.
+    let old = format!("{}/etc/nextdeploy/agent.toml", p.prefix);
     let probe = r
         .run(
             &format!(
-                "if [ -f {c} ]; then sed -n 's/^name = \"\\(.*\\)\"$/\\1/p' {c}; else echo; fi; hostname",
-                c = sh_quote(&conf)
+                "c={c}; [ -f \"$c\" ] || c={o}; if [ -f \"$c\" ]; then sed -n 's/^name = \"\\(.*\\)\"$/\\1/p' \"$c\"; else echo; fi; hostname",
+                c = sh_quote(&conf),
+                o = sh_quote(&old)
             ),
             None,
             QUICK,

@@ -198,6 +198,12 @@ impl Store for SqliteStore {
         })
     }
 
+    fn withdraw_enrolment(&self, public_key: &str, since: i64) -> StoreResult<Option<String>> {
+        let name = self.with(|c| withdraw::withdraw(c, public_key, since))?;
+        self.label_index().take();
+        Ok(name)
+    }
+
     fn rotate_agent_key(
         &self,
         name: &str,
@@ -477,6 +483,7 @@ impl Store for SqliteStore {
 }
 
 mod rows;
+mod withdraw;
 
 #[cfg(test)]
 mod tests;

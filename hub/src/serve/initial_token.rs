@@ -1,0 +1,83 @@
+//! The first admin token's file (`<data-dir>/initial-admin-token`, 0600):
+//! written at the first start for the person installing the hub, and removed
+//! once a second admin token exists (they made their own, or `--local-agent`
+//! saved a CLI login) or the first one is revoked or expired, so the secret
+//! does not stay on disk for good. The token is printed only to a terminal:
+//! under systemd stdout is the journal, which the `adm` group reads.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nextdeploy_shared::keys;
+use nextdeploy_shared::secret::Secret;
+use nextdeploy_shared::time::now_unix;
+use nextdeploy_shared::token;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::store::{self, Role, SharedStore};
+
+/// How often the hub looks for a second admin token while the file exists:
+/// one read of the small api_tokens table, and the file goes within seconds
+/// of the person's own token.
+pub const RETIRE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Write the file and say where it is (and the token itself on a terminal).
+pub fn write(path: &Path, token: &Secret<String>) -> anyhow::Result<()> {
+    keys::write_private_atomic(path, format!("{}\n", token.expose()).as_bytes())?;
+    if std::io::stdout().is_terminal() {
+        println!(
+            "Initial admin token (shown once; also in {} until a second admin token exists):",
+            path.display()
+        );
+        println!("  {}", token.expose());
+    } else {
+        // Not a terminal (a journal, a log file): the secret stays in the file.
+        println!(
+            "Initial admin token written to {} (0600; removed once a second admin token exists)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Remove `path` once the token in it is no longer the only admin token;
+/// returns when it is gone or at shutdown.
+pub async fn retire_when_replaced(store: SharedStore, path: PathBuf, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RETIRE_CHECK_INTERVAL) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return; // gone already (removed by hand, or never written)
+        };
+        let Ok(parsed) = token::parse(&text) else {
+            return;
+        };
+        match replaced(&store, parsed.id).await {
+            Ok(false) => {}
+            Ok(true) => {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => info!(file = %path.display(), "removed the initial admin token file: another admin token exists"),
+                    Err(e) => warn!(file = %path.display(), error = %e, "cannot remove the initial admin token file"),
+                }
+                return;
+            }
+            Err(e) => warn!(error = %e, "cannot check the API tokens"),
+        }
+    }
+}
+
+/// Whether another usable admin token exists, or `initial_id` is unusable.
+async fn replaced(store: &SharedStore, initial_id: String) -> store::StoreResult<bool> {
+    let tokens = store::blocking(store, |s| s.list_api_tokens()).await?;
+    let now = now_unix();
+    let usable = |t: &&crate::store::ApiTokenRecord| {
+        t.role == Role::Admin && t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now)
+    };
+    let initial_usable = tokens.iter().filter(usable).any(|t| t.id == initial_id);
+    let other = tokens.iter().filter(usable).any(|t| t.id != initial_id);
+    Ok(other || !initial_usable)
+}

@@ -1,0 +1,120 @@
+//! The install scripts run as deploy/README.md says, inside a booted
+//! [`Machine`], and probes of what they left: unit pids, process
+//! credentials, file owners and modes, `systemd-analyze security` scores.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::nspawn::{Machine, BIN_DIR, DEPLOY_DIR};
+use crate::paths::workspace_root;
+use crate::process::Output;
+
+/// Bound for one run of an install script (it waits 2 s for the unit to
+/// stay up; the rest is useradd, systemctl and an enrolment).
+pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `install-agent.sh --hub HUB --binary ... ARGS` with the join token in
+/// the environment (kept out of argv, as the README says).
+pub fn install_agent(m: &Machine, hub: &str, token: &str, args: &str) -> Result<Output> {
+    let hub_arg = if hub.is_empty() {
+        String::new()
+    } else {
+        format!("--hub {hub}")
+    };
+    m.sh_timeout(
+        &format!(
+            "NEXTDEPLOY_JOIN_TOKEN='{token}' sh {DEPLOY_DIR}/install-agent.sh {hub_arg} \
+             --binary {BIN_DIR}/nextdeploy-agent {args}"
+        ),
+        INSTALL_TIMEOUT,
+    )
+}
+
+/// `install-hub.sh --binary ... --ssh-listen 127.0.0.1:SSH --http-listen 127.0.0.1:HTTP`.
+pub fn install_hub(m: &Machine, ssh_port: u16, http_port: u16) -> Result<Output> {
+    m.sh_timeout(
+        &format!(
+            "sh {DEPLOY_DIR}/install-hub.sh --binary {BIN_DIR}/nextdeploy \
+             --ssh-listen 127.0.0.1:{ssh_port} --http-listen 127.0.0.1:{http_port}"
+        ),
+        INSTALL_TIMEOUT,
+    )
+}
+
+/// The unit's main pid (in the machine's pid namespace); an error if it is
+/// not running.
+pub fn main_pid(m: &Machine, unit: &str) -> Result<u32> {
+    let pid: u32 = m
+        .sh_ok(&format!("systemctl show -p MainPID --value {unit}"))?
+        .parse()
+        .context("MainPID")?;
+    if pid == 0 {
+        bail!("{unit} is not running: {}", status(m, unit));
+    }
+    Ok(pid)
+}
+
+/// `systemctl status UNIT` (for messages).
+pub fn status(m: &Machine, unit: &str) -> String {
+    m.sh(&format!("systemctl status --no-pager -n 20 {unit}"))
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+}
+
+/// A field of `/proc/PID/status` inside the machine (`Uid`, `CapEff`, ...).
+pub fn proc_field(m: &Machine, pid: u32, field: &str) -> Result<String> {
+    let text = m.sh_ok(&format!("cat /proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| anyhow!("no {field} in /proc/{pid}/status"))
+}
+
+/// `owner:group mode` of a path inside (`stat -c '%U:%G %a'`).
+pub fn owner_mode(m: &Machine, path: &str) -> Result<String> {
+    m.sh_ok(&format!("stat -c '%U:%G %a' {path}"))
+}
+
+/// The machine's `systemd-analyze security UNIT` overall exposure.
+pub fn exposure(m: &Machine, unit: &str) -> Result<f64> {
+    let out = m.sh(&format!("systemd-analyze security --no-pager {unit}"))?;
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .ok_or_else(|| anyhow!("no exposure level: {}", out.describe()))?;
+    figure_after(line, ':').with_context(|| format!("cannot parse {line:?}"))
+}
+
+/// The first number after the last `sep` in `line`.
+fn figure_after(line: &str, sep: char) -> Result<f64> {
+    let rest = line.rsplit(sep).next().unwrap_or_default();
+    let word = rest
+        .split_whitespace()
+        .next()
+        .ok_or_else(|| anyhow!("no figure"))?;
+    Ok(word.trim_end_matches([',', ';', ')']).parse()?)
+}
+
+/// The booted-systemd exposure figure deploy/README.md gives for `which`
+/// (`hub` or `agent`), from its line "booted ...: hub X, agent Y".
+pub fn readme_exposure(which: &str) -> Result<f64> {
+    let path = workspace_root().join("deploy/README.md");
+    let text = std::fs::read_to_string(&path)?;
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let start = joined
+        .find("under a booted systemd")
+        .ok_or_else(|| anyhow!("{} has no 'under a booted systemd' figures", path.display()))?;
+    let rest = &joined[start..];
+    let at = rest
+        .find(&format!("{which} "))
+        .ok_or_else(|| anyhow!("no {which} figure after 'under a booted systemd'"))?;
+    let word = rest[at + which.len() + 1..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    word.trim_end_matches([',', ';', ')'])
+        .parse()
+        .with_context(|| format!("cannot parse the {which} figure {word:?}"))
+}
