@@ -84,13 +84,14 @@ pub fn exposure(m: &Machine, unit: &str) -> Result<f64> {
         .lines()
         .find(|l| l.contains("Overall exposure level"))
         .ok_or_else(|| anyhow!("no exposure level: {}", out.describe()))?;
-    figure_after(line, ':').with_context(|| format!("cannot parse {line:?}"))
+    // "→ Overall exposure level for nextdeploy-agent.service: 1.4 OK :-)"
+    figure_after(line, &format!("{unit}:")).with_context(|| format!("cannot parse {line:?}"))
 }
 
-/// The first number after the last `sep` in `line`.
-fn figure_after(line: &str, sep: char) -> Result<f64> {
-    let rest = line.rsplit(sep).next().unwrap_or_default();
-    let word = rest
+/// The first number after `marker` in `line`.
+fn figure_after(line: &str, marker: &str) -> Result<f64> {
+    let at = line.find(marker).ok_or_else(|| anyhow!("no {marker:?}"))?;
+    let word = line[at + marker.len()..]
         .split_whitespace()
         .next()
         .ok_or_else(|| anyhow!("no figure"))?;
@@ -117,4 +118,57 @@ pub fn readme_exposure(which: &str) -> Result<f64> {
     word.trim_end_matches([',', ';', ')'])
         .parse()
         .with_context(|| format!("cannot parse the {which} figure {word:?}"))
+}
+
+/// `nextdeploy ARGS` inside, as root, against the hub's API on
+/// 127.0.0.1:`http_port` with `token`.
+pub fn cli_inside(m: &Machine, http_port: u16, token: &str, args: &str) -> Result<Output> {
+    m.sh(&format!(
+        "NEXTDEPLOY_HUB=http://127.0.0.1:{http_port} NEXTDEPLOY_TOKEN='{token}' \
+         /usr/local/bin/nextdeploy {args}"
+    ))
+}
+
+/// `script` run by /bin/sh as `user` (its own groups, no privileges).
+pub fn sh_as(m: &Machine, user: &str, script: &str) -> Result<Output> {
+    let quoted = script.replace('\'', r"'\''");
+    m.sh(&format!(
+        "setpriv --reuid={user} --regid={user} --init-groups -- sh -c '{quoted}'"
+    ))
+}
+
+/// Where `user` can read `secret`: files under / (not /proc, /sys, /dev,
+/// or the read-only binaries in /opt) and the journal, as `journal` or paths.
+pub fn secret_readable_by(m: &Machine, user: &str, secret: &str) -> Result<Vec<String>> {
+    let files = sh_as(
+        m,
+        user,
+        &format!(
+            "grep -rlsF -e '{secret}' / --exclude-dir=proc --exclude-dir=sys \
+             --exclude-dir=dev --exclude-dir=opt; true"
+        ),
+    )?
+    .ok()?;
+    let mut found: Vec<String> = files.stdout.lines().map(str::to_string).collect();
+    let journal = sh_as(
+        m,
+        user,
+        &format!("journalctl --no-pager -q -o cat | grep -cF -e '{secret}'; true"),
+    )?
+    .ok()?;
+    if journal.stdout.trim() != "0" {
+        found.push(format!("journal ({} lines)", journal.stdout.trim()));
+    }
+    Ok(found)
+}
+
+/// Whether `user` reads the journal at all (so [`secret_readable_by`]'s
+/// journal check can fail): it sees the line containing `needle`.
+pub fn journal_readable_by(m: &Machine, user: &str, needle: &str) -> Result<bool> {
+    let out = sh_as(
+        m,
+        user,
+        &format!("journalctl --no-pager -q -o cat | grep -cF -e '{needle}'; true"),
+    )?;
+    Ok(out.stdout.trim().parse::<u32>().unwrap_or(0) > 0)
 }

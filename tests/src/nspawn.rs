@@ -188,7 +188,8 @@ impl Machine {
             .args(["-a", "--", "/bin/sh", "-c", script])
             .env_clear()
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LANG", "C.UTF-8");
+            .env("LANG", "C.UTF-8")
+            .env("HOME", "/root");
         run_bounded(cmd, timeout)
     }
 

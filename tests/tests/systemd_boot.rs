@@ -51,6 +51,7 @@ fn assert_hardened_agent(m: &Machine, docker_gid: Option<u32>) {
 fn assert_scores_within_readme(m: &Machine, unit: &str, which: &str) {
     let score = exposure(m, unit).unwrap();
     let bound = readme_exposure(which).unwrap();
+    eprintln!("{unit}: systemd-analyze security {score} (README: {bound})");
     assert!(score <= bound, "{unit}: exposure {score} > README's {bound}");
 }
 
@@ -205,4 +206,107 @@ fn agent_without_docker_group_and_a_failed_install_leaves_nothing() {
         Ok(agent_entry(&hub, "sd-bare")["docker"]["available"] == false)
     })
     .unwrap();
+}
+
+/// The hub's first admin token, as the install left it.
+fn initial_token(m: &Machine) -> String {
+    std::fs::read_to_string(m.path("/var/lib/nextdeploy/initial-admin-token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The base64 body of an OpenSSH private key file inside (its secret part).
+fn key_secret(m: &Machine, path: &str) -> String {
+    let text = std::fs::read_to_string(m.path(path)).unwrap();
+    text.lines().nth(2).unwrap().to_string()
+}
+
+/// A user in `adm` reads the journal but no secret: not `secrets`, not the
+/// files that hold them.
+fn assert_adm_reads_no_secret(m: &Machine, secrets: &[(&str, String)], dirs: &[&str]) {
+    m.sh_ok("id auditor >/dev/null 2>&1 || useradd -M -G adm auditor")
+        .unwrap();
+    assert!(
+        journal_readable_by(m, "auditor", "Host key fingerprint").unwrap(),
+        "a member of adm should read the journal (else the check below proves nothing)"
+    );
+    for (what, secret) in secrets {
+        let found = secret_readable_by(m, "auditor", secret).unwrap();
+        assert!(found.is_empty(), "{what} readable by adm: {found:?}");
+    }
+    for d in dirs {
+        assert!(sh_as(m, "auditor", &format!("ls {d}")).unwrap().failed().is_ok(), "{d}");
+    }
+}
+
+#[test]
+fn hub_install_restart_backup_upgrade_under_systemd() {
+    let m = Machine::boot("hub", MachineOpts::default()).unwrap();
+    let (ssh, http) = (free_port().unwrap(), free_port().unwrap());
+    let out = install_hub(&m, ssh, http).unwrap();
+    assert!(out.success(), "{}\n{}", out.describe(), m.journal());
+    assert!(out.mentions("first admin token"), "{}", out.describe());
+    let token = initial_token(&m);
+    assert!(!out.mentions(&token), "the install printed the token itself");
+
+    let pid = main_pid(&m, HUB).unwrap();
+    let uid = m.sh_ok("id -u nextdeploy").unwrap();
+    assert!(proc_field(&m, pid, "Uid").unwrap().starts_with(&format!("{uid}\t")));
+    assert_eq!(proc_field(&m, pid, "CapEff").unwrap(), "0000000000000000");
+    assert_eq!(proc_field(&m, pid, "NoNewPrivs").unwrap(), "1");
+    assert_eq!(owner_mode(&m, "/var/lib/nextdeploy").unwrap(), "nextdeploy:nextdeploy 700");
+    let loose = m
+        .sh_ok("find /var/lib/nextdeploy -mindepth 1 \\( -type f ! -perm 600 \\) -o \\( -type d ! -perm 700 \\)")
+        .unwrap();
+    assert!(loose.is_empty(), "state files not 0600/0700: {loose}");
+    assert_eq!(owner_mode(&m, "/etc/nextdeploy").unwrap(), "root:root 755");
+    assert_eq!(owner_mode(&m, "/etc/nextdeploy/hub").unwrap(), "nextdeploy:nextdeploy 700");
+    assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);
+    let fp = keyscan_fingerprint(ssh).unwrap();
+    assert_scores_within_readme(&m, HUB, "hub");
+    let host_key = key_secret(&m, "/var/lib/nextdeploy/ssh_host_ed25519_key");
+    assert_adm_reads_no_secret(
+        &m,
+        &[("admin token", token.clone()), ("host key", host_key)],
+        &["/var/lib/nextdeploy", "/etc/nextdeploy/hub"],
+    );
+
+    // restart: same host key.
+    m.sh_ok("systemctl restart nextdeploy-hub").unwrap();
+    assert_ne!(main_pid(&m, HUB).unwrap(), pid);
+    wait_until_ok("hub back", ONLINE, Duration::from_millis(100), || {
+        Ok(http_get(http, "/health", &[]).is_ok_and(|r| r.0 == 200))
+    })
+    .unwrap();
+    assert_eq!(keyscan_fingerprint(ssh).unwrap(), fp);
+
+    // backup while it runs, as the README says.
+    let out = m
+        .sh("nextdeploy hub backup --to /root/hub.tar --data-dir /var/lib/nextdeploy && tar -tf /root/hub.tar")
+        .unwrap();
+    assert!(out.success() && out.mentions("ssh_host_ed25519_key"), "{}", out.describe());
+    assert_eq!(owner_mode(&m, "/root/hub.tar").unwrap(), "root:root 600");
+
+    // a second admin token retires the initial one's file.
+    let mine = cli_inside(&m, http, &token, "token create --role admin --name me --output json")
+        .unwrap()
+        .ok()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mine = mine["token"].as_str().unwrap().to_string();
+    let file = m.path("/var/lib/nextdeploy/initial-admin-token");
+    wait_until_ok("initial-admin-token removed", Duration::from_secs(15), Duration::from_millis(200), || {
+        Ok(!file.exists())
+    })
+    .unwrap();
+
+    // upgrade: store and host key kept, no token shown again.
+    let out = install_hub(&m, ssh, http).unwrap();
+    assert!(out.success(), "{}\n{}", out.describe(), m.journal());
+    assert!(out.mentions("keeping the existing store"), "{}", out.describe());
+    assert!(!out.mentions("first admin token"), "{}", out.describe());
+    assert_eq!(keyscan_fingerprint(ssh).unwrap(), fp);
+    cli_inside(&m, http, &mine, "agent list").unwrap().ok().unwrap();
 }
