@@ -310,3 +310,92 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
     assert_eq!(keyscan_fingerprint(ssh).unwrap(), fp);
     cli_inside(&m, http, &mine, "agent list").unwrap().ok().unwrap();
 }
+
+/// Put a one-host install back into the layout of the scripts before
+/// 2026-12 (everything in /etc/nextdeploy, the agent's user owning it 0700,
+/// units pointing there) and check it runs that way.
+fn make_old_layout(m: &Machine) {
+    m.sh_ok(
+        "set -e; systemctl stop nextdeploy-agent nextdeploy-hub; cd /etc/nextdeploy; \
+         mv agent/* . && rmdir agent; mv hub/hub.env . && rmdir hub; \
+         sed -i 's#^key_path = .*#key_path = \"/etc/nextdeploy/agent_ed25519\"#' agent.toml; \
+         chown -R nextdeploy-agent:nextdeploy-agent /etc/nextdeploy; chmod 0700 /etc/nextdeploy; \
+         cd /etc/systemd/system; \
+         sed -i 's#/etc/nextdeploy/agent/agent.toml#/etc/nextdeploy/agent.toml#; \
+                 s#^ReadWritePaths=/etc/nextdeploy/agent#ReadWritePaths=/etc/nextdeploy#' nextdeploy-agent.service; \
+         sed -i 's#/etc/nextdeploy/hub/hub.env#/etc/nextdeploy/hub.env#' nextdeploy-hub.service; \
+         systemctl daemon-reload; systemctl start nextdeploy-hub nextdeploy-agent",
+    )
+    .unwrap();
+}
+
+fn agent_online_inside(m: &Machine, http: u16, token: &str, name: &str) -> bool {
+    cli_inside(m, http, token, "agent list --output json")
+        .ok()
+        .and_then(|o| o.json().ok())
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .any(|a| a["name"] == name && a["online"] == true)
+}
+
+#[test]
+fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
+    let m = Machine::boot("both", MachineOpts::default()).unwrap();
+    let (ssh, http) = (free_port().unwrap(), free_port().unwrap());
+    install_hub(&m, ssh, http).unwrap().ok().unwrap();
+    let admin = initial_token(&m);
+    let jt = cli_inside(&m, http, &admin, "join-token create --name both --ttl 10m --output json")
+        .unwrap()
+        .ok()
+        .unwrap()
+        .json()
+        .unwrap();
+    let jt = jt["token"].as_str().unwrap().to_string();
+    let out = install_agent(&m, &format!("127.0.0.1:{ssh}"), &jt, "").unwrap();
+    assert!(out.success(), "{}\n{}", out.describe(), m.journal());
+    let online = || wait_until_ok("agent online", ONLINE, Duration::from_millis(200), || {
+        Ok(agent_online_inside(&m, http, &admin, "both"))
+    });
+    online().unwrap();
+
+    // Neither user can touch the other's directory.
+    let check_apart = || {
+        assert_eq!(owner_mode(&m, "/etc/nextdeploy").unwrap(), "root:root 755");
+        assert_eq!(owner_mode(&m, "/etc/nextdeploy/hub").unwrap(), "nextdeploy:nextdeploy 700");
+        assert_eq!(
+            owner_mode(&m, "/etc/nextdeploy/agent").unwrap(),
+            "nextdeploy-agent:nextdeploy-agent 700"
+        );
+        for (user, other) in [("nextdeploy-agent", "hub/hub.env"), ("nextdeploy", "agent/agent.toml")] {
+            let out = sh_as(&m, user, &format!("echo x >>/etc/nextdeploy/{other} || mv /etc/nextdeploy/{} /tmp/x", other.split('/').next().unwrap())).unwrap();
+            assert!(!out.success(), "{user} changed {other}: {}", out.describe());
+        }
+    };
+    check_apart();
+    let key = "/etc/nextdeploy/agent/agent_ed25519";
+    assert_adm_reads_no_secret(
+        &m,
+        &[("agent key", key_secret(&m, key)), ("admin token", admin.clone())],
+        &["/etc/nextdeploy/agent", "/etc/nextdeploy/hub", "/var/lib/nextdeploy"],
+    );
+    let key_before = std::fs::read(m.path(key)).unwrap();
+
+    // An install of the old layout runs, and re-running the scripts moves it.
+    make_old_layout(&m);
+    online().unwrap();
+    let out = install_hub(&m, ssh, http).unwrap();
+    assert!(out.success() && out.mentions("moved"), "{}", out.describe());
+    let out = install_agent(&m, "", "", "").unwrap();
+    assert!(out.success() && out.mentions("moved the agent's files"), "{}", out.describe());
+    assert!(out.mentions("already enrolled"), "{}", out.describe());
+    assert_eq!(std::fs::read(m.path(key)).unwrap(), key_before, "key changed");
+    for gone in ["/etc/nextdeploy/hub.env", "/etc/nextdeploy/agent.toml", "/etc/nextdeploy/agent_ed25519"] {
+        assert!(!m.path(gone).exists(), "{gone} left in the old place");
+    }
+    let conf = std::fs::read_to_string(m.path("/etc/nextdeploy/agent/agent.toml")).unwrap();
+    assert!(conf.contains("key_path = \"/etc/nextdeploy/agent/agent_ed25519\""), "{conf}");
+    check_apart();
+    online().unwrap();
+    assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);
+}
