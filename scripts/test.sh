@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the end-to-end tests need
 # (Docker Engine, OpenSSH client and server, busybox-static, iproute2, python3
-# with websocket-client) on a fresh Debian 12 machine, then builds and tests
-# the whole workspace.
+# with websocket-client, debootstrap and systemd-container) on a fresh Debian 12
+# machine, builds the booted-systemd root once (scripts/systemd-root.sh, cached
+# by content under /var/cache/nextdeploy-tests), then builds and tests the
+# whole workspace.
 # Extra arguments are passed to `cargo test --workspace`.
 #
 # Runs as root (or with passwordless sudo for the install step).
@@ -43,6 +45,10 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # A real registry for the deploy suites' pull policies (started by the tests).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # systemd-analyze verify/security for the unit tests
+# The booted-systemd suite (tests/tests/systemd_boot.rs): a Debian root made by
+# debootstrap, booted by systemd-nspawn; flock, mount and nsenter from util-linux.
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
@@ -90,6 +96,10 @@ if ! docker_ok; then
     done
     log "dockerd is up"
 fi
+
+# --- the booted-systemd root (once per machine; about a minute) --------------
+log "scripts/systemd-root.sh (debootstrap once, then cached)"
+$SUDO scripts/systemd-root.sh >/dev/null
 
 # --- build and test ----------------------------------------------------------
 command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust: https://rustup.rs)"

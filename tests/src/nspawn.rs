@@ -54,7 +54,11 @@ fn build_root() -> Result<PathBuf> {
         .context("building the systemd root (scripts/test.sh installs debootstrap)")?;
     let path = PathBuf::from(out.stdout.trim());
     if !path.join(".complete").is_file() {
-        bail!("{} is not a complete root: {}", path.display(), out.describe());
+        bail!(
+            "{} is not a complete root: {}",
+            path.display(),
+            out.describe()
+        );
     }
     Ok(path)
 }
@@ -103,7 +107,9 @@ impl Machine {
             work.display()
         ));
         mount.arg(&merged);
-        run_bounded(mount, EXEC_TIMEOUT)?.ok().context("overlay mount")?;
+        run_bounded(mount, EXEC_TIMEOUT)?
+            .ok()
+            .context("overlay mount")?;
         let suffix: u32 = rand::random();
         let mut m = Machine {
             name: format!("nd-{tag}-{suffix:08x}"),
@@ -159,9 +165,15 @@ impl Machine {
         // The pid is nspawn's inner child until it execs systemd, which then
         // needs a moment before systemctl can reach it.
         let leader = self.leader;
-        wait_until_ok("systemd as the container's PID 1", BOOT_TIMEOUT, Duration::from_millis(20), || {
-            Ok(fs::read_to_string(format!("/proc/{leader}/comm")).is_ok_and(|c| c.trim() == "systemd"))
-        })
+        wait_until_ok(
+            "systemd as the container's PID 1",
+            BOOT_TIMEOUT,
+            Duration::from_millis(20),
+            || {
+                Ok(fs::read_to_string(format!("/proc/{leader}/comm"))
+                    .is_ok_and(|c| c.trim() == "systemd"))
+            },
+        )
         .with_context(|| self.console())?;
         let secs = BOOT_TIMEOUT.as_secs();
         let out = self.sh(&format!(
@@ -169,7 +181,11 @@ impl Machine {
              timeout {secs} systemctl is-system-running --wait; systemctl --failed --no-legend"
         ))?;
         if !out.stdout.starts_with("running") {
-            bail!("boot did not reach running: {}\n{}", out.describe(), self.console());
+            bail!(
+                "boot did not reach running: {}\n{}",
+                out.describe(),
+                self.console()
+            );
         }
         Ok(())
     }
@@ -187,7 +203,10 @@ impl Machine {
             .arg(self.leader.to_string())
             .args(["-a", "--", "/bin/sh", "-c", script])
             .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("LANG", "C.UTF-8")
             .env("HOME", "/root");
         run_bounded(cmd, timeout)
@@ -205,7 +224,10 @@ impl Machine {
         let _ = self.sh("systemctl reboot");
         let status = self.wait_nspawn_exit()?;
         if status != Some(REBOOT_STATUS) {
-            bail!("nspawn exited with {status:?}, not {REBOOT_STATUS} (reboot)\n{}", self.console());
+            bail!(
+                "nspawn exited with {status:?}, not {REBOOT_STATUS} (reboot)\n{}",
+                self.console()
+            );
         }
         self.nspawn = None;
         self.start()
@@ -248,7 +270,11 @@ fn container_init(nspawn: u32) -> Option<u32> {
         }
         let children =
             fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        queue.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        queue.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
     }
     None
 }

@@ -36,14 +36,19 @@ fn agent_entry(hub: &Hub, name: &str) -> serde_json::Value {
 fn assert_hardened_agent(m: &Machine, docker_gid: Option<u32>) {
     let pid = main_pid(m, AGENT).unwrap();
     let uid = m.sh_ok("id -u nextdeploy-agent").unwrap();
-    assert!(proc_field(m, pid, "Uid").unwrap().starts_with(&format!("{uid}\t")));
+    assert!(proc_field(m, pid, "Uid")
+        .unwrap()
+        .starts_with(&format!("{uid}\t")));
     assert_eq!(proc_field(m, pid, "CapEff").unwrap(), "0000000000000000");
     assert_eq!(proc_field(m, pid, "CapBnd").unwrap(), "0000000000000000");
     assert_eq!(proc_field(m, pid, "NoNewPrivs").unwrap(), "1");
     assert_eq!(proc_field(m, pid, "Seccomp").unwrap(), "2");
     let groups = proc_field(m, pid, "Groups").unwrap();
     match docker_gid {
-        Some(g) => assert!(groups.split_whitespace().any(|x| x == g.to_string()), "{groups}"),
+        Some(g) => assert!(
+            groups.split_whitespace().any(|x| x == g.to_string()),
+            "{groups}"
+        ),
         None => assert!(groups.is_empty() || !groups.contains(' '), "{groups}"),
     }
 }
@@ -52,7 +57,10 @@ fn assert_scores_within_readme(m: &Machine, unit: &str, which: &str) {
     let score = exposure(m, unit).unwrap();
     let bound = readme_exposure(which).unwrap();
     eprintln!("{unit}: systemd-analyze security {score} (README: {bound})");
-    assert!(score <= bound, "{unit}: exposure {score} > README's {bound}");
+    assert!(
+        score <= bound,
+        "{unit}: exposure {score} > README's {bound}"
+    );
 }
 
 #[test]
@@ -67,7 +75,10 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     )
     .unwrap();
     m.sh_ok(&format!("groupadd -g {gid} docker")).unwrap();
-    assert_eq!(owner_mode(&m, "/run/docker.sock").unwrap(), "root:docker 660");
+    assert_eq!(
+        owner_mode(&m, "/run/docker.sock").unwrap(),
+        "root:docker 660"
+    );
 
     let jt = hub.join_token("sd-agent", "env=booted", "10m").unwrap();
     let out = install_agent(&m, &hub.ssh_addr(), &jt.token, "").unwrap();
@@ -75,9 +86,12 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     wait_online(&hub, &["sd-agent"], ONLINE).unwrap();
     assert_hardened_agent(&m, Some(gid));
     // Docker reached through the docker group only (root:docker 0660).
-    wait_until_ok("docker available", ONLINE, Duration::from_millis(200), || {
-        Ok(agent_entry(&hub, "sd-agent")["docker"]["available"] == true)
-    })
+    wait_until_ok(
+        "docker available",
+        ONLINE,
+        Duration::from_millis(200),
+        || Ok(agent_entry(&hub, "sd-agent")["docker"]["available"] == true),
+    )
     .unwrap();
     assert_eq!(owner_mode(&m, "/etc/nextdeploy").unwrap(), "root:root 755");
     assert_eq!(
@@ -108,9 +122,12 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     let pid = main_pid(&m, AGENT).unwrap();
     m.sh_ok("systemctl kill -s KILL nextdeploy-agent").unwrap();
     let t = Instant::now();
-    wait_until_ok("a new agent process", BACK_AFTER_KILL, Duration::from_millis(100), || {
-        Ok(main_pid(&m, AGENT).is_ok_and(|p| p != pid))
-    })
+    wait_until_ok(
+        "a new agent process",
+        BACK_AFTER_KILL,
+        Duration::from_millis(100),
+        || Ok(main_pid(&m, AGENT).is_ok_and(|p| p != pid)),
+    )
     .unwrap();
     wait_online(&hub, &["sd-agent"], ONLINE).unwrap();
     eprintln!("kill -9 -> online again in {:?}", t.elapsed());
@@ -118,7 +135,8 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     // rotate-key under ProtectSystem=strict: the new key is written, proven.
     let key = "/etc/nextdeploy/agent/agent_ed25519";
     let key_before = std::fs::read(m.path(key)).unwrap();
-    hub.cli_json(&["agent", "rotate-key", "--server=sd-agent"]).unwrap();
+    hub.cli_json(&["agent", "rotate-key", "--server=sd-agent"])
+        .unwrap();
     assert_ne!(std::fs::read(m.path(key)).unwrap(), key_before);
     wait_online(&hub, &["sd-agent"], ONLINE).unwrap();
 
@@ -136,7 +154,11 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     );
     let pid = main_pid(&m, AGENT).unwrap();
     let out = install_agent(&m, "", "", "").unwrap();
-    assert!(out.success() && out.mentions("already enrolled"), "{}", out.describe());
+    assert!(
+        out.success() && out.mentions("already enrolled"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(std::fs::read(m.path(conf)).unwrap(), conf_before);
     assert_eq!(std::fs::read(m.path(key)).unwrap(), key_before);
     assert_ne!(main_pid(&m, AGENT).unwrap(), pid);
@@ -145,9 +167,16 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
 
     // uninstall: nothing of it is left; the hub sees it go.
     let out = m
-        .sh(&format!("sh {}/install-agent.sh --uninstall", nextdeploy_tests::nspawn::DEPLOY_DIR))
+        .sh(&format!(
+            "sh {}/install-agent.sh --uninstall",
+            nextdeploy_tests::nspawn::DEPLOY_DIR
+        ))
         .unwrap();
-    assert!(out.success() && out.mentions("revoke"), "{}", out.describe());
+    assert!(
+        out.success() && out.mentions("revoke"),
+        "{}",
+        out.describe()
+    );
     wait_offline(&hub, &["sd-agent"], OFFLINE).unwrap();
     for p in [
         "/etc/nextdeploy",
@@ -194,17 +223,25 @@ fn agent_without_docker_group_and_a_failed_install_leaves_nothing() {
     assert!(m.sh("id nextdeploy-agent").unwrap().failed().is_ok());
     // ... nor on the hub: withdrawn, and the same join token works again.
     assert!(out.mentions("withdrew"), "{}", out.describe());
-    assert!(hub.agent_list().unwrap().is_empty(), "{:?}", hub.agent_list());
+    assert!(
+        hub.agent_list().unwrap().is_empty(),
+        "{:?}",
+        hub.agent_list()
+    );
 
-    m.sh_ok("rm -r /etc/systemd/system/nextdeploy-agent.service.d").unwrap();
+    m.sh_ok("rm -r /etc/systemd/system/nextdeploy-agent.service.d")
+        .unwrap();
     let out = install_agent(&m, &hub.ssh_addr(), &jt.token, "").unwrap();
     assert!(out.success(), "{}\n{}", out.describe(), m.journal());
     assert!(out.mentions("no docker group"), "{}", out.describe());
     wait_online(&hub, &["sd-bare"], ONLINE).unwrap();
     assert_hardened_agent(&m, None);
-    wait_until_ok("docker unavailable", ONLINE, Duration::from_millis(200), || {
-        Ok(agent_entry(&hub, "sd-bare")["docker"]["available"] == false)
-    })
+    wait_until_ok(
+        "docker unavailable",
+        ONLINE,
+        Duration::from_millis(200),
+        || Ok(agent_entry(&hub, "sd-bare")["docker"]["available"] == false),
+    )
     .unwrap();
 }
 
@@ -236,7 +273,13 @@ fn assert_adm_reads_no_secret(m: &Machine, secrets: &[(&str, String)], dirs: &[&
         assert!(found.is_empty(), "{what} readable by adm: {found:?}");
     }
     for d in dirs {
-        assert!(sh_as(m, "auditor", &format!("ls {d}")).unwrap().failed().is_ok(), "{d}");
+        assert!(
+            sh_as(m, "auditor", &format!("ls {d}"))
+                .unwrap()
+                .failed()
+                .is_ok(),
+            "{d}"
+        );
     }
 }
 
@@ -248,20 +291,31 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
     assert!(out.success(), "{}\n{}", out.describe(), m.journal());
     assert!(out.mentions("first admin token"), "{}", out.describe());
     let token = initial_token(&m);
-    assert!(!out.mentions(&token), "the install printed the token itself");
+    assert!(
+        !out.mentions(&token),
+        "the install printed the token itself"
+    );
 
     let pid = main_pid(&m, HUB).unwrap();
     let uid = m.sh_ok("id -u nextdeploy").unwrap();
-    assert!(proc_field(&m, pid, "Uid").unwrap().starts_with(&format!("{uid}\t")));
+    assert!(proc_field(&m, pid, "Uid")
+        .unwrap()
+        .starts_with(&format!("{uid}\t")));
     assert_eq!(proc_field(&m, pid, "CapEff").unwrap(), "0000000000000000");
     assert_eq!(proc_field(&m, pid, "NoNewPrivs").unwrap(), "1");
-    assert_eq!(owner_mode(&m, "/var/lib/nextdeploy").unwrap(), "nextdeploy:nextdeploy 700");
+    assert_eq!(
+        owner_mode(&m, "/var/lib/nextdeploy").unwrap(),
+        "nextdeploy:nextdeploy 700"
+    );
     let loose = m
         .sh_ok("find /var/lib/nextdeploy -mindepth 1 \\( -type f ! -perm 600 \\) -o \\( -type d ! -perm 700 \\)")
         .unwrap();
     assert!(loose.is_empty(), "state files not 0600/0700: {loose}");
     assert_eq!(owner_mode(&m, "/etc/nextdeploy").unwrap(), "root:root 755");
-    assert_eq!(owner_mode(&m, "/etc/nextdeploy/hub").unwrap(), "nextdeploy:nextdeploy 700");
+    assert_eq!(
+        owner_mode(&m, "/etc/nextdeploy/hub").unwrap(),
+        "nextdeploy:nextdeploy 700"
+    );
     assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);
     let fp = keyscan_fingerprint(ssh).unwrap();
     assert_scores_within_readme(&m, HUB, "hub");
@@ -285,30 +339,49 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
     let out = m
         .sh("nextdeploy hub backup --to /root/hub.tar --data-dir /var/lib/nextdeploy && tar -tf /root/hub.tar")
         .unwrap();
-    assert!(out.success() && out.mentions("ssh_host_ed25519_key"), "{}", out.describe());
+    assert!(
+        out.success() && out.mentions("ssh_host_ed25519_key"),
+        "{}",
+        out.describe()
+    );
     assert_eq!(owner_mode(&m, "/root/hub.tar").unwrap(), "root:root 600");
 
     // a second admin token retires the initial one's file.
-    let mine = cli_inside(&m, http, &token, "token create --role admin --name me --output json")
-        .unwrap()
-        .ok()
-        .unwrap()
-        .json()
-        .unwrap();
+    let mine = cli_inside(
+        &m,
+        http,
+        &token,
+        "token create --role admin --name me --output json",
+    )
+    .unwrap()
+    .ok()
+    .unwrap()
+    .json()
+    .unwrap();
     let mine = mine["token"].as_str().unwrap().to_string();
     let file = m.path("/var/lib/nextdeploy/initial-admin-token");
-    wait_until_ok("initial-admin-token removed", Duration::from_secs(15), Duration::from_millis(200), || {
-        Ok(!file.exists())
-    })
+    wait_until_ok(
+        "initial-admin-token removed",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || Ok(!file.exists()),
+    )
     .unwrap();
 
     // upgrade: store and host key kept, no token shown again.
     let out = install_hub(&m, ssh, http).unwrap();
     assert!(out.success(), "{}\n{}", out.describe(), m.journal());
-    assert!(out.mentions("keeping the existing store"), "{}", out.describe());
+    assert!(
+        out.mentions("keeping the existing store"),
+        "{}",
+        out.describe()
+    );
     assert!(!out.mentions("first admin token"), "{}", out.describe());
     assert_eq!(keyscan_fingerprint(ssh).unwrap(), fp);
-    cli_inside(&m, http, &mine, "agent list").unwrap().ok().unwrap();
+    cli_inside(&m, http, &mine, "agent list")
+        .unwrap()
+        .ok()
+        .unwrap();
 }
 
 /// Put a one-host install back into the layout of the scripts before
@@ -345,30 +418,51 @@ fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
     let (ssh, http) = (free_port().unwrap(), free_port().unwrap());
     install_hub(&m, ssh, http).unwrap().ok().unwrap();
     let admin = initial_token(&m);
-    let jt = cli_inside(&m, http, &admin, "join-token create --name both --ttl 10m --output json")
-        .unwrap()
-        .ok()
-        .unwrap()
-        .json()
-        .unwrap();
+    let jt = cli_inside(
+        &m,
+        http,
+        &admin,
+        "join-token create --name both --ttl 10m --output json",
+    )
+    .unwrap()
+    .ok()
+    .unwrap()
+    .json()
+    .unwrap();
     let jt = jt["token"].as_str().unwrap().to_string();
     let out = install_agent(&m, &format!("127.0.0.1:{ssh}"), &jt, "").unwrap();
     assert!(out.success(), "{}\n{}", out.describe(), m.journal());
-    let online = || wait_until_ok("agent online", ONLINE, Duration::from_millis(200), || {
-        Ok(agent_online_inside(&m, http, &admin, "both"))
-    });
+    let online = || {
+        wait_until_ok("agent online", ONLINE, Duration::from_millis(200), || {
+            Ok(agent_online_inside(&m, http, &admin, "both"))
+        })
+    };
     online().unwrap();
 
     // Neither user can touch the other's directory.
     let check_apart = || {
         assert_eq!(owner_mode(&m, "/etc/nextdeploy").unwrap(), "root:root 755");
-        assert_eq!(owner_mode(&m, "/etc/nextdeploy/hub").unwrap(), "nextdeploy:nextdeploy 700");
+        assert_eq!(
+            owner_mode(&m, "/etc/nextdeploy/hub").unwrap(),
+            "nextdeploy:nextdeploy 700"
+        );
         assert_eq!(
             owner_mode(&m, "/etc/nextdeploy/agent").unwrap(),
             "nextdeploy-agent:nextdeploy-agent 700"
         );
-        for (user, other) in [("nextdeploy-agent", "hub/hub.env"), ("nextdeploy", "agent/agent.toml")] {
-            let out = sh_as(&m, user, &format!("echo x >>/etc/nextdeploy/{other} || mv /etc/nextdeploy/{} /tmp/x", other.split('/').next().unwrap())).unwrap();
+        for (user, other) in [
+            ("nextdeploy-agent", "hub/hub.env"),
+            ("nextdeploy", "agent/agent.toml"),
+        ] {
+            let out = sh_as(
+                &m,
+                user,
+                &format!(
+                    "echo x >>/etc/nextdeploy/{other} || mv /etc/nextdeploy/{} /tmp/x",
+                    other.split('/').next().unwrap()
+                ),
+            )
+            .unwrap();
             assert!(!out.success(), "{user} changed {other}: {}", out.describe());
         }
     };
@@ -376,8 +470,15 @@ fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
     let key = "/etc/nextdeploy/agent/agent_ed25519";
     assert_adm_reads_no_secret(
         &m,
-        &[("agent key", key_secret(&m, key)), ("admin token", admin.clone())],
-        &["/etc/nextdeploy/agent", "/etc/nextdeploy/hub", "/var/lib/nextdeploy"],
+        &[
+            ("agent key", key_secret(&m, key)),
+            ("admin token", admin.clone()),
+        ],
+        &[
+            "/etc/nextdeploy/agent",
+            "/etc/nextdeploy/hub",
+            "/var/lib/nextdeploy",
+        ],
     );
     let key_before = std::fs::read(m.path(key)).unwrap();
 
@@ -387,14 +488,29 @@ fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
     let out = install_hub(&m, ssh, http).unwrap();
     assert!(out.success() && out.mentions("moved"), "{}", out.describe());
     let out = install_agent(&m, "", "", "").unwrap();
-    assert!(out.success() && out.mentions("moved the agent's files"), "{}", out.describe());
+    assert!(
+        out.success() && out.mentions("moved the agent's files"),
+        "{}",
+        out.describe()
+    );
     assert!(out.mentions("already enrolled"), "{}", out.describe());
-    assert_eq!(std::fs::read(m.path(key)).unwrap(), key_before, "key changed");
-    for gone in ["/etc/nextdeploy/hub.env", "/etc/nextdeploy/agent.toml", "/etc/nextdeploy/agent_ed25519"] {
+    assert_eq!(
+        std::fs::read(m.path(key)).unwrap(),
+        key_before,
+        "key changed"
+    );
+    for gone in [
+        "/etc/nextdeploy/hub.env",
+        "/etc/nextdeploy/agent.toml",
+        "/etc/nextdeploy/agent_ed25519",
+    ] {
         assert!(!m.path(gone).exists(), "{gone} left in the old place");
     }
     let conf = std::fs::read_to_string(m.path("/etc/nextdeploy/agent/agent.toml")).unwrap();
-    assert!(conf.contains("key_path = \"/etc/nextdeploy/agent/agent_ed25519\""), "{conf}");
+    assert!(
+        conf.contains("key_path = \"/etc/nextdeploy/agent/agent_ed25519\""),
+        "{conf}"
+    );
     check_apart();
     online().unwrap();
     assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);

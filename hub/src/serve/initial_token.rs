@@ -60,8 +60,12 @@ pub async fn retire_when_replaced(store: SharedStore, path: PathBuf, cancel: Can
             Ok(false) => {}
             Ok(true) => {
                 match std::fs::remove_file(&path) {
-                    Ok(()) => info!(file = %path.display(), "removed the initial admin token file: another admin token exists"),
-                    Err(e) => warn!(file = %path.display(), error = %e, "cannot remove the initial admin token file"),
+                    Ok(()) => {
+                        info!(file = %path.display(), "removed the initial admin token file: another admin token exists")
+                    }
+                    Err(e) => {
+                        warn!(file = %path.display(), error = %e, "cannot remove the initial admin token file")
+                    }
                 }
                 return;
             }

@@ -146,3 +146,31 @@ fn api_tokens_and_audit() {
     .unwrap();
     assert_eq!(s.audit_tail(10).unwrap().len(), 1);
 }
+
+#[test]
+fn withdraw_forgets_a_recent_enrolment_and_frees_its_token() {
+    let s = SqliteStore::in_memory().unwrap();
+    join(&s, "t1", "sec", "w1", 1000);
+    s.consume_join_token("t1", "sec", "k1", "f1", 100)
+        .unwrap()
+        .unwrap();
+    // Enrolled before the window: refused, nothing changes.
+    assert_eq!(s.withdraw_enrolment("k1", 101).unwrap(), None);
+    assert!(s.agent_by_key("k1").unwrap().is_some());
+    // Unknown key: nothing.
+    assert_eq!(s.withdraw_enrolment("k2", 0).unwrap(), None);
+    assert_eq!(
+        s.withdraw_enrolment("k1", 100).unwrap().as_deref(),
+        Some("w1")
+    );
+    assert!(s.agent_by_key("k1").unwrap().is_none());
+    assert!(s.agent_labels().unwrap().is_empty());
+    assert_eq!(s.join_token("t1").unwrap().unwrap().used_at, None);
+    // The same token enrols again, with another key.
+    s.consume_join_token("t1", "sec", "k3", "f3", 200)
+        .unwrap()
+        .unwrap();
+    // Revoked agents cannot withdraw.
+    s.revoke_agent("w1", 201).unwrap();
+    assert_eq!(s.withdraw_enrolment("k3", 0).unwrap(), None);
+}

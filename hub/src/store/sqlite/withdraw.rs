@@ -9,7 +9,11 @@ use crate::store::StoreResult;
 /// `since`, and make the join token it used unused again (the token that
 /// names it and was used at the enrolment's second). The agent's name, or
 /// `None` when there is no such agent.
-pub(super) fn withdraw(c: &mut Connection, public_key: &str, since: i64) -> StoreResult<Option<String>> {
+pub(super) fn withdraw(
+    c: &mut Connection,
+    public_key: &str,
+    since: i64,
+) -> StoreResult<Option<String>> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let found: Option<(String, i64)> = tx
         .query_row(
