@@ -283,7 +283,7 @@ impl Drop for Machine {
     fn drop(&mut self) {
         if let Some(p) = self.nspawn.as_ref() {
             let _ = send_signal(p.id(), "TERM");
-            if !matches!(self.wait_nspawn_exit(), Ok(_)) {
+            if self.wait_nspawn_exit().is_err() {
                 // Killing nspawn alone would leave the container running:
                 // SIGKILL to its init ends its whole pid namespace.
                 eprintln!("{}: no orderly power-off; killing it", self.name);
