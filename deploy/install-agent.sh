@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
     --no-systemd) NO_SYSTEMD=1; shift ;;
     --prefix) PREFIX="${2:-}"; shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done

@@ -159,6 +159,6 @@ rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old" "$OLD_ENV_FILE.nd-old"
 # Only a first install has a first admin token to show (the hub removes the
 # file once that token has logged in or a second admin token exists).
 if [ "$FRESH" = 1 ] && [ -f "$DATA/initial-admin-token" ]; then
-  say "first admin token: $DATA/initial-admin-token (0600, removed after the first login: nextdeploy login --hub http://HOST:PORT --token \$(cat $DATA/initial-admin-token))"
+  say "first admin token: $DATA/initial-admin-token (0600, removed once a second admin token exists; nextdeploy login --hub http://HOST:PORT --token \$(cat $DATA/initial-admin-token))"
 fi
 say "done"

@@ -380,6 +380,7 @@ fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
         &[
             ("agent key", key_secret(&m, key)),
             ("admin token", admin.clone()),
+            ("join token", jt.clone()),
         ],
         &[
             "/etc/nextdeploy/agent",
