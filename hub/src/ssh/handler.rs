@@ -13,13 +13,13 @@ use nextdeploy_shared::protocol::{ENROLL_USER_PREFIX, WITHDRAW_USER};
 use nextdeploy_shared::time::now_unix;
 use russh::keys::{Algorithm, PublicKey};
 use russh::server::{Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId};
+use russh::{Channel, ChannelId, Disconnect};
 use tracing::{debug, info, warn, Instrument};
 
 use super::session;
 use super::tap::{Tap, TapSlot};
 use super::PreAuthSlot;
-use crate::limits::WITHDRAW_WINDOW;
+use crate::limits::{ENROLL_LINGER, WITHDRAW_WINDOW};
 use crate::store::{self, AgentRecord, AuditEntry};
 use crate::Services;
 
@@ -199,9 +199,28 @@ impl russh::server::Handler for SshHandler {
             return Err(russh::Error::NotAuthenticated);
         };
         if let Identity::Withdrawn { name } = &identity {
-            // Nothing to serve: the agent hangs up (the handshake deadline
-            // closes the connection if it does not).
+            // Nothing to serve: the agent hangs up; if it does not, the hub
+            // does after ENROLL_LINGER (its key is gone, so it cannot retry).
             info!(%name, peer = %self.peer, "withdrawn agent connected; no session");
+            let handle = session.handle();
+            let span = tracing::info_span!("withdrawn", %name, peer = %self.peer);
+            let cancel = self.svc.cancel.clone();
+            self.svc.tracker.spawn(
+                async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(ENROLL_LINGER) => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                    let _ = handle
+                        .disconnect(
+                            Disconnect::ByApplication,
+                            "enrolment withdrawn".into(),
+                            "en".into(),
+                        )
+                        .await;
+                }
+                .instrument(span),
+            );
             return Ok(());
         }
         let handle = session.handle();
