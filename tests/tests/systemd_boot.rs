@@ -238,6 +238,12 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
         .starts_with(&format!("{uid}\t")));
     assert_eq!(proc_field(&m, pid, "CapEff").unwrap(), "0000000000000000");
     assert_eq!(proc_field(&m, pid, "NoNewPrivs").unwrap(), "1");
+    // PrivateUsers: its user namespace maps only root and itself.
+    let map = m.sh_ok(&format!("cat /proc/{pid}/uid_map")).unwrap();
+    assert!(
+        !map.contains("4294967295"),
+        "not in a private user namespace: {map}"
+    );
     assert_eq!(
         owner_mode(&m, "/var/lib/nextdeploy").unwrap(),
         "nextdeploy:nextdeploy 700"
