@@ -125,7 +125,7 @@ mod tests {
             hub_fingerprint: format!("SHA256:{}", "a".repeat(43)),
             name: "prod-1".into(),
             labels: nextdeploy_shared::labels::parse_labels("env=prod").unwrap(),
-            key_path: "/etc/nextdeploy/agent_ed25519".into(),
+            key_path: "/etc/nextdeploy/agent/agent_ed25519".into(),
             heartbeat_interval_s: 10,
             health_interval_s: 5,
             scope_label: Some("nextdeploy.managed=true".into()),
