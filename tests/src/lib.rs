@@ -21,11 +21,13 @@
 pub mod agent;
 pub mod deploy;
 pub mod docker;
+pub mod doclines;
 pub mod http;
 pub mod hub;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod sandbox;
 pub mod ssh;
 pub mod sshd;
 pub mod ws;
