@@ -16,13 +16,13 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use nextdeploy_tests::docker::{fixture_image, require_docker};
+use nextdeploy_tests::docker::{fixture_image, require_docker, MirroredDockerd};
 use nextdeploy_tests::doclines::{doc_lines, variants, DocLine};
 use nextdeploy_tests::sandbox::Sandbox;
 use nextdeploy_tests::*;
@@ -78,16 +78,13 @@ const LINE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a following command (`logs -f`, `events`, streaming `stats`)
 /// runs before the tour stops it: it must not have failed by then.
 const FOLLOW_WINDOW: Duration = Duration::from_secs(3);
-/// Bound for the hub, the agent, dockerd and the registry to come up.
+/// Bound for the hub and the agent to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// The mirror's address inside the namespace (ports are the namespace's own).
-const MIRROR: &str = "127.0.0.1:5000";
-
-/// The state of the tour: the sandbox, its daemons, the values lines produce.
+/// The state of the tour: the sandbox, its daemons, the values lines produce
+/// (fields drop in order: the daemons before the sandbox they run in).
 struct Tour {
     daemons: Vec<Proc>,
-    docker: Vec<Proc>,
-    docker_host: String,
+    dockerd: MirroredDockerd,
     admin_token: String,
     join_token: String,
     restores: u32,
@@ -95,23 +92,38 @@ struct Tour {
     log: PathBuf,
     home: TempDir,
     work: TempDir,
-    state: TempDir,
     sb: Sandbox,
 }
 
 impl Tour {
+    /// The sandbox and its dockerd, with `myapp:2.1` (the fixture image) on
+    /// the mirror, `web` running (printing ticks), `worker` and `old-web`
+    /// created.
     fn new() -> Result<Tour> {
         let sb = Sandbox::new(
             &[("bastion", "127.0.0.1")],
             &["203.0.113.7/32"],
             &["/etc/nextdeploy", "/var/lib/nextdeploy"],
         )?;
+        let dockerd = MirroredDockerd::start_in(&sb)?;
+        dockerd.publish(&fixture_image()?, "myapp:2.1")?;
+        let net = ["--network", "none"];
+        // `tick` prints a line every 300 ms (for the logs lines); its shell
+        // ignores SIGTERM, so a short stop timeout keeps stops and swaps quick.
+        let web = ["run", "-d", "--name", "web", "--stop-timeout", "2"];
+        dockerd
+            .docker(&[&web[..], &net, &["myapp:2.1", "tick"]].concat())?
+            .ok()?;
+        for name in ["worker", "old-web"] {
+            let create = ["create", "--name", name];
+            dockerd
+                .docker(&[&create[..], &net, &["myapp:2.1"]].concat())?
+                .ok()?;
+        }
         let work = TempDir::new("doc-tour")?;
-        let state = TempDir::new("doc-tour-docker")?;
         Ok(Tour {
             daemons: Vec::new(),
-            docker: Vec::new(),
-            docker_host: format!("unix://{}", state.path().join("docker.sock").display()),
+            dockerd,
             admin_token: String::new(),
             join_token: String::new(),
             restores: 0,
@@ -119,106 +131,13 @@ impl Tour {
             log: work.path().join("tour.log"),
             home: TempDir::new("doc-tour-home")?,
             work,
-            state,
             sb,
         })
     }
 
-    /// `docker -H <private dockerd> args`.
+    /// `docker -H <the tour's dockerd> args`.
     fn docker(&self, args: &[&str]) -> Result<Output> {
-        let mut cmd = Command::new("docker");
-        cmd.arg("-H").arg(&self.docker_host).args(args);
-        run_bounded(cmd, LINE_TIMEOUT)
-    }
-
-    /// A private dockerd and a registry in the namespace; `myapp:2.1` (the
-    /// fixture image) pushed to the registry, which dockerd uses as its
-    /// docker.io mirror; `web` running (printing ticks), `worker` and
-    /// `old-web` created.
-    fn start_docker(&mut self) -> Result<()> {
-        let dir = self.state.path();
-        fs::create_dir_all(dir.join("registry"))?;
-        fs::write(
-            dir.join("registry.yml"),
-            format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {MIRROR}\n",
-                dir.join("registry").display()
-            ),
-        )?;
-        fs::write(
-            dir.join("daemon.json"),
-            format!("{{\"registry-mirrors\": [\"http://{MIRROR}\"]}}\n"),
-        )?;
-        let reg = self.sb.command(
-            "/usr/bin/docker-registry",
-            &["serve", &dir.join("registry.yml").display().to_string()],
-        );
-        self.docker
-            .push(Proc::spawn_logged(reg, &self.log, "registry", None)?);
-        let sock = &self.docker_host["unix://".len()..];
-        let p = |s: &str| dir.join(s).display().to_string();
-        let dockerd = self.sb.command(
-            "dockerd",
-            &[
-                "--config-file",
-                &p("daemon.json"),
-                "-H",
-                &self.docker_host,
-                "--data-root",
-                &p("data"),
-                "--exec-root",
-                &p("exec"),
-                "--pidfile",
-                &p("dockerd.pid"),
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--cgroup-parent",
-                "nextdeploy-test-dockerd",
-            ],
-        );
-        self.docker
-            .push(Proc::spawn_logged(dockerd, &self.log, "dockerd", None)?);
-        wait_until_ok(
-            "the private dockerd",
-            START_TIMEOUT,
-            Duration::from_millis(200),
-            || Ok(Path::new(sock).exists() && self.docker(&["info"])?.success()),
-        )
-        .with_context(|| tail(&self.log, 40))?;
-        self.seed_images()
-    }
-
-    fn seed_images(&mut self) -> Result<()> {
-        let fixture = fixture_image()?;
-        let mut load = Command::new("sh");
-        load.arg("-c").arg(format!(
-            "docker save '{fixture}' | docker -H '{}' load",
-            self.docker_host
-        ));
-        run_bounded(load, LINE_TIMEOUT)?.ok()?;
-        let mirror_tag = format!("{MIRROR}/library/myapp:2.1");
-        self.docker(&["tag", &fixture, "myapp:2.1"])?.ok()?;
-        self.docker(&["tag", &fixture, &mirror_tag])?.ok()?;
-        wait_until_ok(
-            "a push to the mirror",
-            START_TIMEOUT,
-            Duration::from_millis(500),
-            || Ok(self.docker(&["push", &mirror_tag])?.success()),
-        )?;
-        self.docker(&["rmi", &mirror_tag])?.ok()?;
-        let net = ["--network", "none"];
-        // `tick` prints a line every 300 ms (for the logs lines); its shell
-        // ignores SIGTERM, so a short stop timeout keeps stops and swaps quick.
-        let web = ["run", "-d", "--name", "web", "--stop-timeout", "2"];
-        self.docker(&[&web[..], &net, &["myapp:2.1", "tick"]].concat())?
-            .ok()?;
-        for name in ["worker", "old-web"] {
-            self.docker(&[&["create", "--name", name][..], &net, &["myapp:2.1"]].concat())?
-                .ok()?;
-        }
-        Ok(())
+        self.dockerd.docker(args)
     }
 
     /// `script` in the sandbox, as a user's shell would run it.
@@ -231,7 +150,7 @@ impl Tour {
         );
         cmd.env("PATH", path)
             .env("HOME", self.home.path())
-            .env("DOCKER_HOST", &self.docker_host)
+            .env("DOCKER_HOST", &self.dockerd.host)
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("NEXTDEPLOY_HUB")
             .env_remove("NEXTDEPLOY_TOKEN");
@@ -468,7 +387,6 @@ fn every_command_line_of_the_docs_runs_as_written() {
     require_docker().unwrap();
     let lines = doc_lines(&workspace_root()).unwrap();
     let mut tour = Tour::new().unwrap();
-    tour.start_docker().unwrap();
     let mut seen = HashSet::new();
     let mut later = Vec::new();
     let mut skipped = Vec::new();
