@@ -12,6 +12,7 @@ mod dockerd;
 mod env;
 mod fixture;
 mod lock;
+mod mirrored;
 mod parse;
 
 pub use container::{Container, Names};
@@ -21,6 +22,7 @@ pub use fixture::{
     build_image, content_tag, fixture_image, fixture_tag, FIXTURE_APP, FIXTURE_DOCKERFILE,
 };
 pub use lock::{docker_lock, DockerLock, LOCK_FILE};
+pub use mirrored::{MirroredDockerd, MIRROR};
 pub use parse::{
     assert_bytes_eq, b64_decode, bytes_diff, parse_docker_size, parse_rfc3339, unix_secs,
 };
