@@ -159,6 +159,10 @@ rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old" "$OLD_ENV_FILE.nd-old"
 # Only a first install has a first admin token to show (the hub removes the
 # file once that token has logged in or a second admin token exists).
 if [ "$FRESH" = 1 ] && [ -f "$DATA/initial-admin-token" ]; then
-  say "first admin token: $DATA/initial-admin-token (0600, removed once a second admin token exists; nextdeploy login --hub http://HOST:PORT --token \$(cat $DATA/initial-admin-token))"
+  PIN=""
+  if command -v openssl >/dev/null 2>&1 && [ -f "$DATA/api-cert.pem" ]; then
+    PIN="sha256:$(openssl x509 -pubkey -noout -in "$DATA/api-cert.pem" | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
+  fi
+  say "first admin token: $DATA/initial-admin-token (0600, removed once a second admin token exists; nextdeploy login --hub https://HOST:PORT --token \$(cat $DATA/initial-admin-token) --tls-pin ${PIN:-<the API pin the hub logs at start>})"
 fi
 say "done"

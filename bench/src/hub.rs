@@ -100,7 +100,7 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
     let mut child = cmd
         .args(["hub", "--data-dir"])
         .arg(dir)
-        .args(["--ssh-listen", &ssh, "--http-listen", &http])
+        .args(["--ssh-listen", &ssh, "--http-listen", &http, "--plain-http"])
         // Loopback agents all come from 200 addresses: lift the per-address cap.
         .args([
             "--max-handshakes",

@@ -14,6 +14,9 @@ use clap::Subcommand;
 use crate::cli::output::Output;
 use crate::serve::{HOST_KEY_FILE, STORE_FILE};
 
+/// The API's certificate and key, backed up when the hub made them.
+const TLS_FILES: [&str; 2] = [crate::http::tls::CERT_FILE, crate::http::tls::KEY_FILE];
+
 /// `nextdeploy hub backup|restore`.
 #[derive(Debug, Subcommand)]
 pub enum HubAction {
@@ -194,11 +197,21 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<(), BackupError> {
     }
     let key_bytes =
         std::fs::read(&key).map_err(io_err(format!("cannot read {}", key.display())))?;
+    // The API's certificate and key, so that a restored hub keeps its pin.
+    let mut extra = Vec::new();
+    for name in TLS_FILES {
+        let path = data_dir.join(name);
+        if path.is_file() {
+            let bytes =
+                std::fs::read(&path).map_err(io_err(format!("cannot read {}", path.display())))?;
+            extra.push((name, bytes));
+        }
+    }
     // The snapshot goes beside the target, private, and is removed after.
     let snap = to.with_extension("db-snapshot");
     let _ = std::fs::remove_file(&snap);
-    let result =
-        snapshot_store(&db, &snap).and_then(|db_bytes| write_archive(to, &db_bytes, &key_bytes));
+    let result = snapshot_store(&db, &snap)
+        .and_then(|db_bytes| write_archive(to, &db_bytes, &key_bytes, &extra));
     let _ = std::fs::remove_file(&snap);
     result
 }
@@ -216,8 +229,14 @@ fn snapshot_store(db: &Path, snap: &Path) -> Result<Vec<u8>, BackupError> {
     std::fs::read(snap).map_err(io_err(format!("cannot read {}", snap.display())))
 }
 
-/// Write the ustar archive `to` (0600, created new) with both members.
-fn write_archive(to: &Path, db_bytes: &[u8], key_bytes: &[u8]) -> Result<(), BackupError> {
+/// Write the ustar archive `to` (0600, created new): the store, the host
+/// key and the `extra` members.
+fn write_archive(
+    to: &Path,
+    db_bytes: &[u8],
+    key_bytes: &[u8],
+    extra: &[(&str, Vec<u8>)],
+) -> Result<(), BackupError> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -232,6 +251,7 @@ fn write_archive(to: &Path, db_bytes: &[u8], key_bytes: &[u8]) -> Result<(), Bac
     let mut w = std::io::BufWriter::new(file);
     let written = member(&mut w, STORE_FILE, db_bytes)
         .and_then(|()| member(&mut w, HOST_KEY_FILE, key_bytes))
+        .and_then(|()| extra.iter().try_for_each(|(n, b)| member(&mut w, n, b)))
         .and_then(|()| w.write_all(&[0u8; 1024]))
         .and_then(|()| w.into_inner().map_err(|e| e.into_error()))
         .and_then(|f| f.sync_all());
@@ -298,7 +318,9 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<(), BackupError> {
         let size_text = String::from_utf8_lossy(&h[124..136]);
         let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
             .map_err(|_| not_backup("bad member size".into()))?;
-        if size > MAX_BACKUP_MEMBER || (name != STORE_FILE && name != HOST_KEY_FILE) {
+        let known =
+            name == STORE_FILE || name == HOST_KEY_FILE || TLS_FILES.contains(&name.as_str());
+        if size > MAX_BACKUP_MEMBER || !known {
             return Err(not_backup(format!("member {name:?}")));
         }
         let mut data = vec![0u8; size as usize];

@@ -71,6 +71,8 @@ pub struct HubConfig {
     pub ssh_public_address: Option<String>,
     /// The API's URL as clients reach it, told to clients (`whoami`).
     pub api_public_url: Option<String>,
+    /// The API's certificate (None: plain HTTP, `--plain-http`).
+    pub tls: Option<Arc<http::tls::ApiTls>>,
 }
 
 impl Default for HubConfig {
@@ -85,6 +87,7 @@ impl Default for HubConfig {
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
             ssh_public_address: None,
             api_public_url: None,
+            tls: None,
         }
     }
 }
@@ -152,7 +155,8 @@ pub async fn run(
             .run_writer(svc.store.clone(), shutdown.clone()),
     );
     let ssh = tokio::spawn(ssh::serve(ssh_listener, svc.clone(), host_key));
-    let http = tokio::spawn(http::serve(http_listener, svc.clone()));
+    let tls = svc.config.tls.clone();
+    let http = tokio::spawn(http::serve(http_listener, tls, svc.clone()));
     shutdown.cancelled().await;
     let _ = ssh.await;
     // Agent sessions watch child tokens of `shutdown` and disconnect themselves.

@@ -22,6 +22,7 @@ use crate::api::admin;
 use crate::cli::login::{self, Login};
 use crate::store::{sqlite::SqliteStore, Role, SharedStore};
 use crate::HubConfig;
+use api_tls::{api_tls, scheme, spawn_reload_on_hup, ApiEndpoint};
 
 /// Host key file in the data dir.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -40,7 +41,7 @@ pub struct HubArgs {
     /// SSH listen address for agents [default: 0.0.0.0:2222, 127.0.0.1:2222 with --local-agent].
     #[arg(long)]
     pub ssh_listen: Option<String>,
-    /// HTTP listen address for the API [default: 0.0.0.0:8080, 127.0.0.1:8080 with --local-agent].
+    /// HTTPS listen address for the API [default: 0.0.0.0:8080, 127.0.0.1:8080 with --local-agent].
     #[arg(long)]
     pub http_listen: Option<String>,
     /// Also run and enrol an agent for this machine (through the SSH tunnel),
@@ -70,6 +71,21 @@ pub struct HubArgs {
     /// [default: the HTTP listen address unless a wildcard].
     #[arg(long)]
     pub api_public_url: Option<String>,
+    /// Serve the API as plain HTTP, for a TLS-terminating proxy in front
+    /// (warned about unless the address is loopback).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "api_names"])]
+    pub plain_http: bool,
+    /// The API's certificate chain (PEM) instead of the generated one;
+    /// read again on SIGHUP.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Another name (DNS name or IP) for the generated certificate, besides
+    /// this host's name, localhost and the listen address (repeatable).
+    #[arg(long = "api-name")]
+    pub api_names: Vec<String>,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
@@ -129,6 +145,7 @@ impl HubArgs {
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
             ssh_public_address: self.ssh_public_address.clone(),
             api_public_url: self.api_public_url.clone(),
+            tls: None,
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -246,7 +263,7 @@ fn default_public(config: &mut HubConfig, ssh: std::net::SocketAddr, http: std::
         config.ssh_public_address = Some(ssh.to_string());
     }
     if config.api_public_url.is_none() && !http.ip().is_unspecified() {
-        config.api_public_url = Some(format!("http://{http}"));
+        config.api_public_url = Some(format!("{}://{http}", scheme(config)));
     }
 }
 
@@ -285,7 +302,12 @@ pub async fn run_hub(
     let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
     let ssh_addr = ssh.local_addr()?;
     let http_addr = http.local_addr()?;
+    config.tls = api_tls(&args, &dir, http_addr)?;
     default_public(&mut config, ssh_addr, http_addr);
+    let api = ApiEndpoint {
+        url: format!("{}://{}", scheme(&config), loopback(http_addr)),
+        pin: config.tls.as_ref().map(|t| t.pin()),
+    };
 
     println!("NextDeploy hub {}", nextdeploy_shared::VERSION);
     println!(
@@ -295,7 +317,10 @@ pub async fn run_hub(
     );
     println!("SSH listening on {ssh_addr}");
     println!("Host key fingerprint: {fingerprint}");
-    println!("HTTP listening on http://{http_addr}");
+    if let Some(pin) = &api.pin {
+        println!("API certificate pin: {pin}");
+    }
+    println!("HTTP listening on {}://{http_addr}", scheme(&config));
 
     let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
     if first {
@@ -303,9 +328,13 @@ pub async fn run_hub(
             admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
         initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
     }
-    let local_http = local_url(http_addr);
     if !args.local_agent {
-        println!("Next: nextdeploy login --hub {local_http} --token <admin token>");
+        let pin = api.pin.as_ref().map(|p| format!(" --tls-pin {p}"));
+        println!(
+            "Next: nextdeploy login --hub {} --token <admin token>{}",
+            api.url,
+            pin.unwrap_or_default()
+        );
     }
 
     let shutdown = CancellationToken::new();
@@ -316,6 +345,9 @@ pub async fn run_hub(
     ));
     let local_pid = Arc::new(LocalAgentPid::default());
     spawn_signal_handler(shutdown.clone(), local_pid.clone());
+    if let Some(tls) = &config.tls {
+        spawn_reload_on_hup(tls.clone());
+    }
     let mut local = None;
     if args.local_agent {
         let ssh_target = loopback(ssh_addr);
@@ -324,7 +356,7 @@ pub async fn run_hub(
             fingerprint.clone(),
             dir.join("local-agent"),
             ssh_target,
-            local_http,
+            api,
             shutdown.clone(),
             local_pid,
         )));
@@ -343,10 +375,6 @@ fn loopback(addr: std::net::SocketAddr) -> String {
     } else {
         addr.to_string()
     }
-}
-
-fn local_url(addr: std::net::SocketAddr) -> String {
-    format!("http://{}", loopback(addr))
 }
 
 /// Pid of the `--local-agent` child (0: none yet), shared by the task that
@@ -391,9 +419,10 @@ fn spawn_signal_handler(shutdown: CancellationToken, local_pid: Arc<LocalAgentPi
 }
 
 /// Save a CLI login for the local user unless a working one is saved.
-async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Result<()> {
+async fn ensure_local_login(store: &SharedStore, api: &ApiEndpoint) -> anyhow::Result<()> {
+    let hub_url = api.url.as_str();
     if let Ok(Some(saved)) = login::load_saved() {
-        if saved.hub == hub_url {
+        if saved.hub == hub_url && saved.tls_pin == api.pin {
             if let Ok(p) = nextdeploy_shared::token::parse(&saved.token) {
                 let id = p.id.clone();
                 if let Ok(Some(rec)) =
@@ -415,10 +444,12 @@ async fn ensure_local_login(store: &SharedStore, hub_url: &str) -> anyhow::Resul
     let path = login::save(&Login {
         hub: hub_url.to_string(),
         token: token.expose().clone(),
+        tls_pin: api.pin.clone(),
     })?;
     println!("Saved a CLI login for this user in {}", path.display());
     Ok(())
 }
 
+pub mod api_tls;
 pub mod initial_token;
 pub mod local;

@@ -18,6 +18,7 @@
 //! - [`labels`]: `k=v` labels and selectors.
 //! - [`readahead`]: a stream wrapper that serves russh's small reads from one read.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
+//! - [`tls`]: the API certificate pin and the client side of TLS (pin or system roots).
 
 pub mod cipher;
 pub mod docker;
@@ -32,6 +33,7 @@ pub mod readahead;
 pub mod secret;
 pub mod signals;
 pub mod time;
+pub mod tls;
 pub mod token;
 
 /// Version of this build, reported by agents in their hello and by the hub on /health.

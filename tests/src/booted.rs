@@ -121,12 +121,27 @@ pub fn readme_exposure(which: &str) -> Result<f64> {
 }
 
 /// `nextdeploy ARGS` inside, as root, against the hub's API on
-/// 127.0.0.1:`http_port` with `token`.
+/// 127.0.0.1:`http_port` with `token`, trusting the hub's certificate pin.
 pub fn cli_inside(m: &Machine, http_port: u16, token: &str, args: &str) -> Result<Output> {
+    let pin = api_pin(m)?;
     m.sh(&format!(
-        "NEXTDEPLOY_HUB=http://127.0.0.1:{http_port} NEXTDEPLOY_TOKEN='{token}' \
-         /usr/local/bin/nextdeploy {args}"
+        "NEXTDEPLOY_HUB=https://127.0.0.1:{http_port} NEXTDEPLOY_TOKEN='{token}' \
+         NEXTDEPLOY_TLS_PIN={pin} /usr/local/bin/nextdeploy {args}"
     ))
+}
+
+/// The pin of the installed hub's API certificate (read from inside).
+pub fn api_pin(m: &Machine) -> Result<String> {
+    use base64::Engine;
+    let pem = m.sh_ok("cat /var/lib/nextdeploy/api-cert.pem")?;
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+    nextdeploy_shared::tls::spki_pin(&der).map_err(anyhow::Error::msg)
+}
+
+/// `GET /health` of the installed hub over TLS: its status.
+pub fn health_inside(m: &Machine, http_port: u16) -> Result<u16> {
+    Ok(crate::http::https_get(http_port, &api_pin(m)?, "/health", &[])?.0)
 }
 
 /// `script` run by /bin/sh as `user` (its own groups, no privileges).

@@ -37,6 +37,7 @@ impl HttpReply {
 
 async fn exchange(
     port: u16,
+    pin: Option<&str>,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
@@ -44,8 +45,26 @@ async fn exchange(
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .with_context(|| format!("connect to 127.0.0.1:{port}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut sender = match pin {
+        None => {
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            sender
+        }
+        Some(pin) => {
+            let (config, _) =
+                nextdeploy_shared::tls::client_config(Some(pin)).map_err(anyhow::Error::msg)?;
+            let name = rustls::pki_types::ServerName::try_from("localhost")?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .context("TLS handshake with the pinned certificate")?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(conn);
+            sender
+        }
+    };
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -75,13 +94,44 @@ pub fn http_request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpReply> {
-    let what = format!("{method} http://127.0.0.1:{port}{path}");
+    request(port, None, method, path, headers, timeout)
+}
+
+/// `GET path` over TLS to `127.0.0.1:port`, trusting only the certificate
+/// whose key has `pin` (10 s bound): (status, body).
+pub fn https_get(
+    port: u16,
+    pin: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String)> {
+    let r = request(
+        port,
+        Some(pin),
+        Method::GET,
+        path,
+        headers,
+        Duration::from_secs(10),
+    )?;
+    Ok((r.status, r.text()))
+}
+
+fn request(
+    port: u16,
+    pin: Option<&str>,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<HttpReply> {
+    let scheme = if pin.is_some() { "https" } else { "http" };
+    let what = format!("{method} {scheme}://127.0.0.1:{port}{path}");
     let run = || -> Result<HttpReply> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         rt.block_on(async {
-            tokio::time::timeout(timeout, exchange(port, method, path, headers)).await
+            tokio::time::timeout(timeout, exchange(port, pin, method, path, headers)).await
         })
         .map_err(|_| anyhow!("{what}: no answer within {timeout:?}"))?
         .with_context(|| what.clone())

@@ -60,6 +60,9 @@ pub struct Hub {
     pub http_port: u16,
     /// Host-key fingerprint as printed, `SHA256:...`.
     pub fingerprint: String,
+    /// The API certificate's pin as printed (`sha256:<hex>`); None for a
+    /// hub run with `--plain-http`.
+    pub tls_pin: Option<String>,
     /// The first admin API token (from `<data-dir>/initial-admin-token`).
     pub admin_token: String,
     opts: HubOpts,
@@ -102,6 +105,7 @@ impl Hub {
             ssh_port: 0,
             http_port: 0,
             fingerprint: String::new(),
+            tls_pin: None,
             admin_token: String::new(),
             opts,
             child: None,
@@ -180,8 +184,11 @@ impl Hub {
                     if let Some(p) = port_after(&line, "SSH listening on ") {
                         ssh = Some(p);
                     }
-                    if let Some(p) = port_after(&line, "HTTP listening on http://") {
+                    if let Some(p) = port_after(&line, "HTTP listening on ") {
                         http = Some(p);
+                    }
+                    if let Some((_, pin)) = line.split_once("API certificate pin: ") {
+                        self.tls_pin = Some(pin.trim().to_string());
                     }
                     if line.contains("Host key fingerprint:") {
                         fp = fingerprint_in(&line);
@@ -257,14 +264,20 @@ impl Hub {
         format!("127.0.0.1:{}", self.ssh_port)
     }
 
-    /// `http://127.0.0.1:<http port>`.
+    /// `https://127.0.0.1:<http port>` (`http://` with `--plain-http`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        let scheme = if self.tls_pin.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.http_port)
     }
 
-    /// `ws://127.0.0.1:<http port>/ws`.
+    /// `wss://127.0.0.1:<http port>/ws` (`ws://` with `--plain-http`).
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/ws", self.http_port)
+        let scheme = if self.tls_pin.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://127.0.0.1:{}/ws", self.http_port)
     }
 
     /// The last lines of the hub's log.
@@ -286,6 +299,7 @@ impl Hub {
         let mut cmd = Command::new(hub_bin()?);
         cmd.env("NEXTDEPLOY_HUB", self.url())
             .env("NEXTDEPLOY_TOKEN", token)
+            .env("NEXTDEPLOY_TLS_PIN", self.tls_pin.as_deref().unwrap_or(""))
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"));
         Ok(cmd)
@@ -351,7 +365,10 @@ impl Hub {
 
     /// `GET path` on the HTTP port: (status, body).
     pub fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        crate::http::http_get(self.http_port, path, &[])
+        match &self.tls_pin {
+            Some(pin) => crate::http::https_get(self.http_port, pin, path, &[]),
+            None => crate::http::http_get(self.http_port, path, &[]),
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub use agent::{
     agent_enroll, check_enrolled_files, enroll_agent, set_config_key, wait_offline, wait_online,
     Agent,
 };
-pub use http::{http_get, http_request, HttpReply};
+pub use http::{http_get, http_request, https_get, HttpReply};
 pub use hub::{cli, cli_json, start_hub, Hub, HubOpts, JoinToken, CLI_TIMEOUT, HUB_START_TIMEOUT};
 pub use paths::{
     agent_bin, bin, contains_bytes, free_port, hub_bin, read_tree, tail, target_dir,

@@ -34,9 +34,17 @@ pub async fn ws_connect(
         let v = HeaderValue::from_str(o).map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
         req.headers_mut().insert("Origin", v);
     }
+    let connector = match &hub.tls_pin {
+        Some(pin) => {
+            let (config, _) = nextdeploy_shared::tls::client_config(Some(pin))
+                .map_err(|e| tungstenite::Error::Io(std::io::Error::other(e)))?;
+            Some(tokio_tungstenite::Connector::Rustls(config))
+        }
+        None => None,
+    };
     let (stream, _resp) = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(req),
+        tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector),
     )
     .await
     .map_err(|_| tungstenite::Error::Io(std::io::Error::other("websocket connect timed out")))??;

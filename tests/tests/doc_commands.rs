@@ -51,7 +51,7 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/docs.rs runs the websocat example of docs/protocol.md",
     ),
     (
-        "websocat ",
+        "SSL_CERT_FILE=/var/lib/nextdeploy/api-cert.pem websocat ",
         "tests/tests/docs.rs runs the websocat example of docs/protocol.md",
     ),
 ];
@@ -86,6 +86,7 @@ struct Tour {
     daemons: Vec<Proc>,
     dockerd: MirroredDockerd,
     admin_token: String,
+    api_pin: String,
     join_token: String,
     restores: u32,
     failures: Vec<String>,
@@ -125,6 +126,7 @@ impl Tour {
             daemons: Vec::new(),
             dockerd,
             admin_token: String::new(),
+            api_pin: String::new(),
             join_token: String::new(),
             restores: 0,
             failures: Vec::new(),
@@ -279,6 +281,9 @@ impl Tour {
                 let left = START_TIMEOUT.saturating_sub(start.elapsed());
                 match rx.recv_timeout(left) {
                     Ok(line) if line.contains("HTTP listening on") => break,
+                    Ok(line) if line.contains("API certificate pin: ") => {
+                        self.api_pin = line.split_whitespace().last().unwrap_or_default().into();
+                    }
                     Ok(_) => {}
                     Err(_) => bail!("`{cmd}` did not start\n{}", tail(&self.log, 30)),
                 }
@@ -398,6 +403,7 @@ fn every_command_line_of_the_docs_runs_as_written() {
         let text = doc
             .text
             .replace("<admin token>", &tour.admin_token.clone())
+            .replace("<API pin>", &tour.api_pin.clone())
             .replace("<join token>", &tour.join_token.clone());
         for cmd in variants(&text).unwrap() {
             assert!(

@@ -9,6 +9,8 @@ use std::time::Duration;
 use nextdeploy_tests::*;
 
 const DOC_ADDR: &str = "127.0.0.1:8080";
+/// The hub's data dir in the examples (where its certificate is).
+const DOC_DATA_DIR: &str = "/var/lib/nextdeploy";
 
 /// The body of the first ```python block of `markdown`.
 fn python_block(markdown: &str) -> String {
@@ -66,7 +68,9 @@ fn python_example_of_protocol_md_runs() {
     let _agent = enroll_agent(&hub, "doc-1", "env=docs").unwrap();
     wait_online(&hub, &["doc-1"], Duration::from_secs(15)).unwrap();
 
-    let script = script.replace(DOC_ADDR, &format!("127.0.0.1:{}", hub.http_port));
+    let script = script
+        .replace(DOC_ADDR, &format!("127.0.0.1:{}", hub.http_port))
+        .replace(DOC_DATA_DIR, &hub.data_dir.display().to_string());
     let path = hub.dir().join("example.py");
     std::fs::write(&path, &script).unwrap();
     let mut cmd = Command::new("python3");
@@ -104,7 +108,7 @@ fn websocat_block(markdown: &str) -> (String, Vec<String>) {
     let block = &section[start..start + len];
     let line = block
         .lines()
-        .find(|l| l.starts_with("websocat "))
+        .find(|l| l.contains("websocat "))
         .expect("no websocat line")
         .to_string();
     let requests = block
@@ -152,7 +156,9 @@ fn websocat_line_of_protocol_md_runs_as_written() {
 
     // The line as written (only the address changed), the requests typed in,
     // stdin kept open while the answers come.
-    let line = line.replace(DOC_ADDR, &format!("127.0.0.1:{}", hub.http_port));
+    let line = line
+        .replace(DOC_ADDR, &format!("127.0.0.1:{}", hub.http_port))
+        .replace(DOC_DATA_DIR, &hub.data_dir.display().to_string());
     let script = format!("(printf '%s\\n' \"$@\"; sleep 3) | {line}");
     let mut cmd = Command::new("bash");
     cmd.arg("-c")

@@ -257,7 +257,7 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
         owner_mode(&m, "/etc/nextdeploy/hub").unwrap(),
         "nextdeploy:nextdeploy 700"
     );
-    assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);
+    assert_eq!(health_inside(&m, http).unwrap(), 200);
     let fp = keyscan_fingerprint(ssh).unwrap();
     assert_scores_within_readme(&m, HUB, "hub");
     let host_key = key_secret(&m, "/var/lib/nextdeploy/ssh_host_ed25519_key");
@@ -271,7 +271,7 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
     m.sh_ok("systemctl restart nextdeploy-hub").unwrap();
     assert_ne!(main_pid(&m, HUB).unwrap(), pid);
     wait_until_ok("hub back", ONLINE, Duration::from_millis(100), || {
-        Ok(http_get(http, "/health", &[]).is_ok_and(|r| r.0 == 200))
+        Ok(health_inside(&m, http).is_ok_and(|s| s == 200))
     })
     .unwrap();
     assert_eq!(keyscan_fingerprint(ssh).unwrap(), fp);
@@ -427,5 +427,5 @@ fn hub_and_agent_on_one_host_keep_apart_and_old_layout_moves() {
     );
     check_apart();
     online().unwrap();
-    assert_eq!(http_get(http, "/health", &[]).unwrap().0, 200);
+    assert_eq!(health_inside(&m, http).unwrap(), 200);
 }

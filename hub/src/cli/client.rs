@@ -21,33 +21,76 @@ pub struct Client {
     next_id: u64,
 }
 
-/// `http://h:p` -> `ws://h:p/ws`.
+/// `https://h:p` -> `wss://h:p/ws`, `http://` -> `ws://`; a bare `h:p` is
+/// HTTPS (the hub's default).
 pub fn ws_url(hub: &str) -> anyhow::Result<String> {
     let hub = hub.trim_end_matches('/');
-    if let Some(rest) = hub.strip_prefix("http://") {
-        Ok(format!("ws://{rest}/ws"))
-    } else if hub.starts_with("ws://") {
-        Ok(if hub.ends_with("/ws") {
-            hub.to_string()
+    let with_ws = |u: String| {
+        if u.ends_with("/ws") {
+            u
         } else {
-            format!("{hub}/ws")
-        })
-    } else if hub.starts_with("https://") || hub.starts_with("wss://") {
-        bail!("this build speaks plain http to the hub; put the hub behind a TLS-terminating proxy and use an SSH tunnel or VPN for the CLI, or use http://")
+            format!("{u}/ws")
+        }
+    };
+    if let Some(rest) = hub.strip_prefix("https://") {
+        Ok(with_ws(format!("wss://{rest}")))
+    } else if let Some(rest) = hub.strip_prefix("http://") {
+        Ok(with_ws(format!("ws://{rest}")))
+    } else if hub.starts_with("ws://") || hub.starts_with("wss://") {
+        Ok(with_ws(hub.to_string()))
+    } else if hub.contains("://") {
+        bail!(
+            "the hub URL must be https:// (or http:// for a hub run with --plain-http), not {hub}"
+        )
     } else {
-        Ok(format!("ws://{hub}/ws"))
+        Ok(with_ws(format!("wss://{hub}")))
+    }
+}
+
+/// The refusal of a certificate the CLI cannot trust, with what to do.
+fn untrusted(hub: &str, seen: Option<String>, pinned: Option<&str>, e: &str) -> anyhow::Error {
+    let Some(seen) = seen else {
+        return anyhow!("cannot reach the hub at {hub}: {e}");
+    };
+    match pinned {
+        Some(p) => anyhow!(
+            "the hub at {hub} presents a certificate with pin {seen}, not the pinned {p}: \
+             refusing it (a different hub, or its key changed; if the change is expected, \
+             log in again with --tls-pin {seen})"
+        ),
+        None => anyhow!(
+            "the hub at {hub} presents a certificate that no system root vouches for \
+             (self-signed?); its pin is {seen}. If that is the API pin your hub printed at \
+             start, accept it with: nextdeploy login --hub {hub} --token <token> --tls-pin {seen}"
+        ),
     }
 }
 
 impl Client {
-    /// Connect and authenticate.
+    /// Connect and authenticate, trusting the pin in NEXTDEPLOY_TLS_PIN or
+    /// the one saved with this hub's login (else the system's roots).
     pub async fn connect(hub: &str, token: &Secret<String>) -> anyhow::Result<Client> {
+        let pin = super::login::tls_pin_for(hub)?;
+        Client::connect_pinned(hub, token, pin.as_deref()).await
+    }
+
+    /// Connect and authenticate, trusting `pin` (else the system's roots).
+    pub async fn connect_pinned(
+        hub: &str,
+        token: &Secret<String>,
+        pin: Option<&str>,
+    ) -> anyhow::Result<Client> {
         let url = ws_url(hub)?;
+        let (tls, seen) = nextdeploy_shared::tls::client_config(pin).map_err(anyhow::Error::msg)?;
         let mut request = url.as_str().into_client_request().context("bad hub URL")?;
         let auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| anyhow!("the token holds characters that cannot go in a header"))?;
         request.headers_mut().insert("Authorization", auth);
-        let connect = tokio_tungstenite::connect_async_with_config(request, None, false);
+        let connector = url
+            .starts_with("wss://")
+            .then(|| tokio_tungstenite::Connector::Rustls(tls));
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
         let (ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Err(_) => bail!("cannot reach the hub at {hub}: timed out"),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
@@ -62,7 +105,16 @@ impl Client {
                     s => bail!("the hub answered HTTP {s}: {body}"),
                 }
             }
-            Ok(Err(e)) => bail!("cannot reach the hub at {hub}: {e}"),
+            Ok(Err(e)) => {
+                let seen = seen.lock().ok().and_then(|s| s.clone());
+                let tls_refused = matches!(e, tokio_tungstenite::tungstenite::Error::Tls(_))
+                    || e.to_string().contains("certificate");
+                return Err(if tls_refused {
+                    untrusted(hub, seen, pin, &e.to_string())
+                } else {
+                    anyhow!("cannot reach the hub at {hub}: {e}")
+                });
+            }
             Ok(Ok(x)) => x,
         };
         Ok(Client { ws, next_id: 1 })

@@ -14,6 +14,26 @@ pub struct Login {
     pub hub: String,
     /// API token.
     pub token: String,
+    /// The API certificate's pin (`sha256:<hex>`), for a hub whose
+    /// certificate no system root vouches for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin: Option<String>,
+}
+
+/// The pin to trust for `hub`: NEXTDEPLOY_TLS_PIN, else the one saved with
+/// this hub's login, else none (the system's roots).
+pub fn tls_pin_for(hub: &str) -> anyhow::Result<Option<String>> {
+    if let Some(p) = std::env::var("NEXTDEPLOY_TLS_PIN")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return nextdeploy_shared::tls::parse_pin(&p)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("NEXTDEPLOY_TLS_PIN: {e}"));
+    }
+    Ok(load_saved()?
+        .filter(|l| l.hub.trim_end_matches('/') == hub.trim_end_matches('/'))
+        .and_then(|l| l.tls_pin))
 }
 
 /// The directory of the CLI's configuration.

@@ -24,7 +24,8 @@ use output::Output;
 #[derive(Debug, Parser)]
 #[command(name = "nextdeploy", version, about)]
 pub struct Cli {
-    /// Hub URL (http://host:port); overrides the saved login.
+    /// Hub URL (https://host:port, or http:// for a hub run with
+    /// --plain-http); overrides the saved login.
     #[arg(long, global = true, env = "NEXTDEPLOY_HUB")]
     pub hub: Option<String>,
     /// API token; overrides the saved login.
@@ -45,7 +46,12 @@ pub enum Command {
     Hub(HubArgs),
     /// Save the hub URL and token (--hub, --token) for later commands
     /// (~/.config/nextdeploy/login.json, 0600).
-    Login,
+    Login {
+        /// The hub's API pin (sha256:<hex>, printed by the hub at start), for
+        /// a certificate no system root vouches for (the hub's own, by default).
+        #[arg(long)]
+        tls_pin: Option<String>,
+    },
     /// Forget the saved login.
     Logout,
     /// Show who the token is and which hub it talks to.
@@ -69,14 +75,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.output;
     match cli.command {
         Command::Hub(_) => unreachable_hub(),
-        Command::Login => {
+        Command::Login { tls_pin } => {
             let hub = cli
                 .hub
                 .ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
             let token = cli
                 .token
                 .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
-            tokens::login(&hub, token, out).await
+            tokens::login(&hub, token, tls_pin, out).await
         }
         Command::Logout => logout(out),
         Command::Whoami => {

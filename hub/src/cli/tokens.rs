@@ -71,15 +71,26 @@ fn ttl_s(text: &str) -> anyhow::Result<u64> {
         .map_err(anyhow::Error::msg)
 }
 
-/// `nextdeploy login`: check the token against the hub, then save it.
-pub async fn login(hub: &str, token: String, out: Output) -> anyhow::Result<()> {
+/// `nextdeploy login`: check the token (and the pin) against the hub, then
+/// save both.
+pub async fn login(
+    hub: &str,
+    token: String,
+    tls_pin: Option<String>,
+    out: Output,
+) -> anyhow::Result<()> {
     let secret = Secret::new(token.trim().to_string());
-    let mut c = Client::connect(hub, &secret).await?;
+    let tls_pin = match tls_pin {
+        Some(p) => Some(nextdeploy_shared::tls::parse_pin(&p).map_err(anyhow::Error::msg)?),
+        None => login::tls_pin_for(hub)?,
+    };
+    let mut c = Client::connect_pinned(hub, &secret, tls_pin.as_deref()).await?;
     let me = c.call(Action::Whoami(Empty {}), None).await?;
     c.close().await;
     let path = login::save(&Login {
         hub: hub.to_string(),
         token: secret.expose().clone(),
+        tls_pin,
     })?;
     match out {
         Output::Json => output::json(&json!({ "hub": hub, "saved_to": path, "whoami": me })),

@@ -1,5 +1,7 @@
-//! HTTP side of the hub (axum): `/ws` (the WebSocket API) and `/health`.
+//! HTTP side of the hub (axum): `/ws` (the WebSocket API) and `/health`,
+//! over TLS ([`tls`]) unless the operator chose `--plain-http`.
 
+pub mod tls;
 pub mod ws;
 
 use std::sync::Arc;
@@ -23,10 +25,22 @@ pub fn router(svc: Arc<Services>) -> Router {
         .with_state(svc)
 }
 
-/// Serve HTTP until shutdown.
-pub async fn serve(listener: TcpListener, svc: Arc<Services>) -> std::io::Result<()> {
+/// Serve HTTPS (or, without `tls`, plain HTTP) until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<tls::ApiTls>>,
+    svc: Arc<Services>,
+) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
     let cancel = svc.cancel.clone();
+    if let Some(tls) = tls {
+        let listener = tls::TlsListener::spawn(listener, tls, cancel.clone());
+        axum::serve(listener, router(svc))
+            .with_graceful_shutdown(async move { cancel.cancelled().await })
+            .await?;
+        tracing::info!("HTTPS listener stopped");
+        return Ok(());
+    }
     // Replies are small and latency-bound: no Nagle delay on client sockets.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

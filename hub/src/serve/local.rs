@@ -43,7 +43,7 @@ pub async fn run(
     fingerprint: String,
     dir: PathBuf,
     ssh_target: String,
-    hub_url: String,
+    api: super::ApiEndpoint,
     shutdown: CancellationToken,
     pid: Arc<LocalAgentPid>,
 ) {
@@ -52,7 +52,7 @@ pub async fn run(
         &fingerprint,
         &dir,
         &ssh_target,
-        &hub_url,
+        &api,
         &shutdown,
         &pid,
     )
@@ -68,11 +68,11 @@ async fn run_inner(
     fingerprint: &str,
     dir: &Path,
     ssh_target: &str,
-    hub_url: &str,
+    api: &super::ApiEndpoint,
     shutdown: &CancellationToken,
     pid: &LocalAgentPid,
 ) -> anyhow::Result<()> {
-    ensure_local_login(store, hub_url).await?;
+    ensure_local_login(store, api).await?;
     let bin = agent_binary();
     let config = dir.join("agent.toml");
     prepare_dir(dir)?;
