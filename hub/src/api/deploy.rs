@@ -11,10 +11,13 @@ use std::sync::Arc;
 
 use nextdeploy_shared::labels::Selector;
 use nextdeploy_shared::protocol::containers::ContainerRef;
-use nextdeploy_shared::protocol::deploy::DeployRequest;
-use nextdeploy_shared::protocol::{ActionKind, Reply, ReplyType, Request};
+use nextdeploy_shared::protocol::deploy::{
+    DeployOutcome, DeployProgress, DeployRequest, FleetOutcome, Outcome,
+};
+use nextdeploy_shared::protocol::{ActionKind, ErrorBody, ErrorCode, Reply, ReplyType, Request};
 use nextdeploy_shared::time::{now_unix, now_unix_ms};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::route::{resolve, Target};
@@ -58,15 +61,23 @@ fn validate(p: &DeployRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Start a deploy on one agent; progress goes to `progress`, the final
-/// document (outcome or error) to the returned receiver.
+/// A typed answer as JSON (these types always serialize).
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// Start a deploy on one agent; progress goes to `progress`, the outcome to
+/// the returned receiver. Once the record is inserted, the rest runs in a
+/// task of its own: a client that goes away (or cancels, or is dropped
+/// mid-call) leaves no record half-done: either none, or one that the relay
+/// finishes.
 pub async fn start(
     svc: &Arc<Services>,
     caller: &Caller,
     conn: Arc<AgentConn>,
     payload: &DeployRequest,
     progress: mpsc::Sender<Reply>,
-) -> Result<oneshot::Receiver<Value>, ApiError> {
+) -> Result<oneshot::Receiver<DeployOutcome>, ApiError> {
     let id = format!(
         "{}{}",
         nextdeploy_shared::token::new_id(),
@@ -87,29 +98,50 @@ pub async fn start(
         finished_at: None,
         outcome: None,
     };
-    let r = rec.clone();
-    store::blocking(&svc.store, move |s| s.insert_deploy(&r)).await?;
     let mut body = payload.clone();
     body.deploy_id = Some(id.clone());
-    let body = serde_json::to_value(body).unwrap_or_default();
-    // First, before any change: the id, so a client can follow the deploy.
-    let accepted = json!({ "deploy_id": id, "container": "", "step": "accepted", "status": "done", "at_ms": now_unix_ms(),
-        "detail": format!("recorded; follow it with: nextdeploy deploys show {id} --follow") });
-    svc.live_deploys.push(&id, &accepted);
-    let _ = progress.try_send(
-        Reply::new(Some(0), ReplyType::Progress, accepted).with_server(conn.name.clone()),
-    );
+    let body = to_value(&body);
     let (done_tx, done_rx) = oneshot::channel();
+    let (recorded_tx, recorded_rx) = oneshot::channel();
     let svc = svc.clone();
     tokio::spawn(async move {
+        if let Err(e) = store::blocking(&svc.store, move |s| s.insert_deploy(&rec)).await {
+            let _ = recorded_tx.send(Err(ApiError::from(e)));
+            return;
+        }
+        // First, before any change: the id, so a client can follow the deploy.
+        let accepted = DeployProgress {
+            deploy_id: id.clone(),
+            step: "accepted".into(),
+            status: "done".into(),
+            at_ms: now_unix_ms(),
+            ..DeployProgress::detail(format!(
+                "recorded; follow it with: nextdeploy deploys show {id} --follow"
+            ))
+        };
+        svc.live_deploys.push(&id, &accepted);
         let server = conn.name.clone();
-        let final_doc = relay(&svc, &conn, &id, body, &progress).await;
-        let mut doc = final_doc;
-        doc["deploy_id"] = json!(id);
-        doc["server"] = json!(server);
+        let reply = Reply::new(Some(0), ReplyType::Progress, to_value(&accepted));
+        let _ = progress.try_send(reply.with_server(server.clone()));
+        let _ = recorded_tx.send(Ok(()));
+        let mut doc = relay(&svc, &conn, &id, body, &progress).await;
+        doc.deploy_id = id;
+        doc.server = Some(server);
         let _ = done_tx.send(doc);
     });
-    Ok(done_rx)
+    match recorded_rx.await {
+        Ok(Ok(())) => Ok(done_rx),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::Conflict("the deploy task ended".into())),
+    }
+}
+
+/// An agent's `error` reply as a failed outcome.
+fn refused(data: Value) -> DeployOutcome {
+    match serde_json::from_value::<ErrorBody>(data) {
+        Ok(e) => DeployOutcome::failed(e.message, Some(e.code)),
+        Err(_) => DeployOutcome::failed("the agent refused the deploy", None),
+    }
 }
 
 async fn relay(
@@ -118,51 +150,46 @@ async fn relay(
     id: &str,
     body: Value,
     progress: &mpsc::Sender<Reply>,
-) -> Value {
+) -> DeployOutcome {
     let name = conn.name.clone();
     let mut current = svc.registry.get(&name);
     let mut conn_id = conn.conn_id;
     for attempt in 0..=DEPLOY_RETRIES {
         let Some(agent) = current.take() else { break };
-        let mut stream = match ReplyStream::open(&agent, 0, ActionKind::Deploy.name(), body.clone())
-            .await
-        {
-            Ok(s) => s,
-            Err(e) if attempt == 0 => {
-                let doc = json!({ "outcome": "failed", "error": e.to_string(), "code": e.code() });
-                finish(svc, id, "failed", &doc).await;
-                return doc;
-            }
-            Err(_) => {
-                current = wait_back(svc, &name, conn_id).await;
-                continue;
-            }
-        };
+        let mut stream =
+            match ReplyStream::open(&agent, 0, ActionKind::Deploy.name(), body.clone()).await {
+                Ok(s) => s,
+                Err(e) if attempt == 0 => {
+                    let doc = DeployOutcome::failed(e.to_string(), Some(e.code()));
+                    finish(svc, id, &doc).await;
+                    return doc;
+                }
+                Err(_) => {
+                    current = wait_back(svc, &name, conn_id).await;
+                    continue;
+                }
+            };
         loop {
             match stream.next().await {
                 Some(Ok(r)) if r.kind == ReplyType::Progress => {
-                    svc.live_deploys.push(id, &r.data);
+                    if let Ok(step) = serde_json::from_value::<DeployProgress>(r.data.clone()) {
+                        svc.live_deploys.push(id, &step);
+                    }
                     let _ = progress.try_send(r.with_server(name.clone()));
                 }
                 Some(Ok(r)) if r.kind == ReplyType::Result => {
-                    let status = r
-                        .data
-                        .get("outcome")
-                        .and_then(Value::as_str)
-                        .unwrap_or("failed")
-                        .to_string();
-                    finish(svc, id, &status, &r.data).await;
-                    return r.data;
+                    let doc = serde_json::from_value::<DeployOutcome>(r.data).unwrap_or_else(|e| {
+                        DeployOutcome::failed(
+                            format!("the agent's outcome is unreadable: {e}"),
+                            Some(ErrorCode::AgentError),
+                        )
+                    });
+                    finish(svc, id, &doc).await;
+                    return doc;
                 }
                 Some(Ok(r)) if r.kind == ReplyType::Error => {
-                    let msg = r
-                        .data
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("the agent refused the deploy");
-                    let doc =
-                        json!({ "outcome": "failed", "error": msg, "code": r.data.get("code") });
-                    finish(svc, id, "failed", &doc).await;
+                    let doc = refused(r.data);
+                    finish(svc, id, &doc).await;
                     return doc;
                 }
                 Some(Ok(_)) => {}
@@ -178,7 +205,13 @@ async fn relay(
         tracing::info!(deploy = id, agent = %name, "lost the agent during a deploy; waiting for it to reconnect");
         current = wait_back(svc, &name, conn_id).await;
     }
-    json!({ "outcome": "unknown", "error": format!("lost agent {name} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})") })
+    DeployOutcome {
+        outcome: Outcome::Unknown,
+        ..DeployOutcome::failed(
+            format!("lost agent {name} during the deploy; the agent finishes it on its own and reports the outcome when it reconnects (nextdeploy deploys show {id})"),
+            None,
+        )
+    }
 }
 
 /// The agent's next connection (not `old_conn`), if it comes back in time.
@@ -195,31 +228,23 @@ async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<Agen
     }
 }
 
-async fn finish(svc: &Services, id: &str, status: &str, doc: &Value) {
+async fn finish(svc: &Services, id: &str, doc: &DeployOutcome) {
     svc.live_deploys.remove(id);
-    let (i, st, d) = (id.to_string(), status.to_string(), doc.clone());
-    if let Err(e) = store::blocking(&svc.store, move |s| {
-        s.finish_deploy(&i, &st, &d, now_unix())
-    })
-    .await
+    let (i, st, d) = (id.to_string(), doc.outcome.as_str(), doc.clone());
+    if let Err(e) =
+        store::blocking(&svc.store, move |s| s.finish_deploy(&i, st, &d, now_unix())).await
     {
         tracing::warn!(error = %e, deploy = id, "cannot record the deploy outcome");
     }
 }
 
 /// Record an outcome an agent pushed on its control channel.
-pub async fn record_pushed(svc: &Services, outcome: &Value) -> Option<String> {
-    let id = outcome
-        .get("deploy_id")
-        .and_then(Value::as_str)?
-        .to_string();
-    let status = outcome
-        .get("outcome")
-        .and_then(Value::as_str)
-        .unwrap_or("failed")
-        .to_string();
-    finish(svc, &id, &status, outcome).await;
-    Some(id)
+pub async fn record_pushed(svc: &Services, outcome: &DeployOutcome) -> Option<String> {
+    if outcome.deploy_id.is_empty() {
+        return None;
+    }
+    finish(svc, &outcome.deploy_id, outcome).await;
+    Some(outcome.deploy_id.clone())
 }
 
 /// Who a deploy goes to, in order: phases (the canaries, then the rest; or
@@ -305,27 +330,43 @@ pub async fn deploy(
             return;
         }
     };
-    let mut docs = run_plan(svc, caller, req.id, &payload, &plan, out).await;
-    let result = if req.selector.is_none() && docs.len() == 1 {
-        docs.remove(0).1
+    let fleet = req.selector.is_some();
+    let mut docs = run_plan(svc, caller, (req.id, fleet), &payload, &plan, out).await;
+    let result = if !fleet && docs.len() == 1 {
+        to_value(&docs.remove(0).1)
     } else {
-        let (mut updated, mut failed, mut untouched, mut deploys) =
-            (vec![], vec![], vec![], vec![]);
+        let mut fleet = FleetOutcome {
+            skipped: plan.skipped,
+            canaries: plan.canaries,
+            ..FleetOutcome::default()
+        };
         for (name, doc) in docs {
-            match doc.get("outcome").and_then(Value::as_str) {
-                Some("succeeded") => updated.push(name),
-                Some("untouched") => {
-                    untouched.push(name);
+            match doc.outcome {
+                Outcome::Succeeded => fleet.updated.push(name),
+                Outcome::Untouched => {
+                    fleet.untouched.push(name);
                     continue;
                 }
-                _ => failed.push(name),
+                _ => fleet.failed.push(name),
             }
-            deploys.push(doc);
+            fleet.deploys.push(doc);
         }
-        json!({ "updated": updated, "failed": failed, "untouched": untouched, "skipped": plan.skipped,
-                "canaries": plan.canaries, "deploys": deploys })
+        to_value(&fleet)
     };
     let _ = out.send(Reply::result(Some(req.id), result)).await;
+}
+
+/// A fleet deploy's step for one server whose deploy ended: its outcome, so
+/// a client knows which servers are still running theirs.
+fn finished_step(doc: &DeployOutcome, server: &str, id: u64) -> Reply {
+    let step = DeployProgress {
+        deploy_id: doc.deploy_id.clone(),
+        step: "finished".into(),
+        status: doc.outcome.as_str().into(),
+        at_ms: now_unix_ms(),
+        ..DeployProgress::default()
+    };
+    Reply::new(Some(id), ReplyType::Progress, to_value(&step)).with_server(server.to_string())
 }
 
 /// Deploy the plan's phases in batches; (server, outcome) in order, with
@@ -333,14 +374,18 @@ pub async fn deploy(
 async fn run_plan(
     svc: &Arc<Services>,
     caller: &Caller,
-    id: u64,
+    (id, fleet): (u64, bool),
     payload: &DeployRequest,
     plan: &Plan,
     out: &ReplySink,
-) -> Vec<(String, Value)> {
+) -> Vec<(String, DeployOutcome)> {
     let max_parallel = payload.max_parallel.unwrap_or(1) as usize;
     let (ptx, mut prx) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
-    let mut docs: Vec<(String, Value)> = Vec::new();
+    let mut docs: Vec<(String, DeployOutcome)> = Vec::new();
+    let untouched = || DeployOutcome {
+        outcome: Outcome::Untouched,
+        ..DeployOutcome::default()
+    };
     let mut stop = false;
     for (phase, conns) in plan.phases.iter().enumerate() {
         // What the agent gets: no fleet fields; the health window for canaries.
@@ -353,11 +398,7 @@ async fn run_plan(
         }
         for batch in conns.chunks(max_parallel.max(1)) {
             if stop {
-                docs.extend(
-                    batch
-                        .iter()
-                        .map(|c| (c.name.clone(), json!({ "outcome": "untouched" }))),
-                );
+                docs.extend(batch.iter().map(|c| (c.name.clone(), untouched())));
                 continue;
             }
             let mut waits = Vec::new();
@@ -366,39 +407,47 @@ async fn run_plan(
                     Ok(rx) => waits.push((conn.name.clone(), rx)),
                     Err(e) => docs.push((
                         conn.name.clone(),
-                        json!({ "server": conn.name, "outcome": "failed", "error": e.to_string() }),
+                        DeployOutcome {
+                            server: Some(conn.name.clone()),
+                            ..DeployOutcome::failed(e.to_string(), Some(e.code()))
+                        },
                     )),
                 }
             }
             for (name, mut rx) in waits {
                 let doc = loop {
                     tokio::select! {
-                        d = &mut rx => break d.unwrap_or_else(|_| json!({ "outcome": "unknown", "error": "the deploy task ended" })),
+                        d = &mut rx => break d.unwrap_or_else(|_| task_ended("deploy")),
                         Some(mut p) = prx.recv() => {
                             p.id = Some(id);
                             let _ = out.send(p).await;
                         }
                     }
                 };
+                while let Ok(mut p) = prx.try_recv() {
+                    p.id = Some(id);
+                    let _ = out.send(p).await;
+                }
+                if fleet {
+                    let _ = out.send(finished_step(&doc, &name, id)).await;
+                }
                 docs.push((name, doc));
             }
             while let Ok(mut p) = prx.try_recv() {
                 p.id = Some(id);
                 let _ = out.send(p).await;
             }
-            stop = docs.iter().any(|(_, d)| {
-                !matches!(
-                    d.get("outcome").and_then(Value::as_str),
-                    Some("succeeded") | Some("untouched")
-                )
-            });
+            stop = docs
+                .iter()
+                .any(|(_, d)| !matches!(d.outcome, Outcome::Succeeded | Outcome::Untouched));
         }
     }
     docs
 }
 
-/// `rollback`: swap a container back to the one its last deploy kept, run
-/// by the agent as a deploy (progress, health wait, a record in the history).
+/// `rollback`: undo the last deploy of a container (the kept container
+/// swapped back, else the recorded previous version deployed again), run by
+/// the agent as a deploy (progress, health wait, a record in the history).
 pub async fn rollback(
     svc: &Arc<Services>,
     caller: &Caller,
@@ -436,7 +485,7 @@ pub async fn rollback(
     };
     let mut doc = loop {
         tokio::select! {
-            d = &mut rx => break d.unwrap_or_else(|_| json!({ "outcome": "unknown", "error": "the rollback task ended" })),
+            d = &mut rx => break d.unwrap_or_else(|_| task_ended("rollback")),
             Some(mut p) = prx.recv() => {
                 p.id = Some(req.id);
                 let _ = out.send(p).await;
@@ -448,11 +497,18 @@ pub async fn rollback(
         let _ = out.send(p).await;
     }
     // The fields `rollback` answered before it ran as a deploy.
-    let c = doc["containers"][0].clone();
-    for k in ["container", "now_running", "kept_as_previous"] {
-        if let Some(v) = c.get(k) {
-            doc[k] = v.clone();
-        }
+    if let Some(c) = doc.containers.first() {
+        doc.container = Some(c.container.clone());
+        doc.now_running = c.new_id.clone();
     }
-    let _ = out.send(Reply::result(Some(req.id), doc)).await;
+    let _ = out.send(Reply::result(Some(req.id), to_value(&doc))).await;
+}
+
+/// The outcome when the task that relays a deploy ended without one (it
+/// panicked: the record says `running` until the agent's pushed outcome).
+fn task_ended(what: &str) -> DeployOutcome {
+    DeployOutcome {
+        outcome: Outcome::Unknown,
+        ..DeployOutcome::failed(format!("the {what} task ended"), None)
+    }
 }
