@@ -3,12 +3,14 @@
 //! With one of two agents offline the deploy is refused, naming it, and
 //! nothing changes; with `--skip-offline` the online one is updated.
 //! `--max-parallel 0` is refused. `--canary SELECTOR` deploys those targets
-//! first (and watches them for `--canary-wait`), the rest after.
+//! first (and watches them for `--canary-wait`), the rest after. Ctrl-C
+//! names the deploys still running and the hub finishes them.
 
 use std::time::Duration;
 
 use nextdeploy_tests::agent::{wait_offline, wait_online};
 use nextdeploy_tests::deploy::{deploy_as, inspect, DeployEnv, Fixture};
+use nextdeploy_tests::process::{send_signal, Streamer};
 
 /// Two agents (fr-a1 `role=web`, fr-a2 `role=web,ring=canary`), each seeing
 /// one v1 container: (agent, container name, container id).
@@ -141,4 +143,81 @@ fn canaries_go_first_and_the_rest_after() {
         "{}",
         run.describe()
     );
+}
+
+/// Ctrl-C during a fleet rollout: the CLI says which deploy still runs on
+/// which server and how to follow each, and exits 130; the hub finishes
+/// every deploy already started (recorded `succeeded`, the containers on v2).
+#[test]
+fn ctrl_c_names_what_still_runs_where_and_the_hub_finishes_it() {
+    let mut env = DeployEnv::start("fr-int").unwrap();
+    let v2 = Fixture::V2.image().unwrap();
+    let c = two_agents(&mut env);
+    wait_online(&env.hub, &["fr-a1", "fr-a2"], Duration::from_secs(20)).unwrap();
+    // No healthcheck: each new container must stay up 5 s (the settle
+    // window), the slow health gate during which the CLI is interrupted.
+    let mut cmd = env.hub.cli_command(&env.hub.admin_token).unwrap();
+    cmd.args([
+        "agent",
+        "deploy",
+        "--selector",
+        "role=web",
+        "--image",
+        &v2,
+        "--max-parallel",
+        "2",
+    ]);
+    let mut cli = Streamer::spawn(cmd).unwrap();
+    let mut ids = Vec::new();
+    for agent in ["fr-a1", "fr-a2"] {
+        let line = cli
+            .wait_line(
+                &format!("{agent}'s accepted line"),
+                Duration::from_secs(20),
+                |l| l.text().contains(&format!(" on {agent}: recorded")),
+            )
+            .unwrap()
+            .text();
+        let id = line
+            .split("] deploy ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        ids.push((agent, id));
+    }
+    for agent in ["fr-a1", "fr-a2"] {
+        cli.wait_line(
+            &format!("{agent}'s health wait"),
+            Duration::from_secs(30),
+            |l| l.text().contains(agent) && l.text().contains("health started"),
+        )
+        .unwrap();
+    }
+    send_signal(cli.pid().unwrap(), "INT").unwrap();
+    let status = nextdeploy_tests::wait_until(
+        "the CLI to exit after Ctrl-C",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || Ok(cli.exit_status()),
+    )
+    .unwrap();
+    assert_eq!(status.code(), Some(130), "{}", cli.describe());
+    let err = cli.stderr_text();
+    for (agent, id) in &ids {
+        let want = format!(
+            "{agent}: deploy {id} still finishing; follow it with: nextdeploy deploys show {id} --follow"
+        );
+        assert!(err.contains(&want), "no {want:?} in\n{}", cli.describe());
+    }
+    // The hub carries both deploys to their end.
+    for (_, id) in &ids {
+        let shown = env
+            .wait_status(id, "succeeded", Duration::from_secs(40))
+            .unwrap();
+        assert_eq!(shown["outcome"]["outcome"], "succeeded", "{shown}");
+    }
+    for (_, name, _) in &c {
+        assert_eq!(inspect(name).unwrap()["Config"]["Image"], v2.as_str());
+    }
 }

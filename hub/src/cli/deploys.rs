@@ -212,8 +212,9 @@ pub async fn rollback(
     });
     let id = c.send(action, Some(server), None).await?;
     let v = Progress::new(out).watch(c, id, out).await?;
+    // JSON: one document per line, the outcome last, as `agent deploy`.
     if out == Output::Json {
-        output::json(&v)?;
+        println!("{v}");
     }
     let doc: DeployOutcome = typed(v)?;
     let ok = doc.outcome == Outcome::Succeeded;

@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(b.kind, Some(DeployKind::Deploy));
         assert_eq!(b.containers[0].failed_step.as_deref(), Some("health"));
         assert_eq!(b.containers[0].code, None, "an unknown code reads as none");
-        assert_eq!(oa.code, Some(nextdeploy_shared::protocol::ErrorCode::AgentOffline));
+        assert_eq!(
+            oa.code,
+            Some(nextdeploy_shared::protocol::ErrorCode::AgentOffline)
+        );
         assert_eq!(b.steps[0].old_id.as_deref(), Some("o"));
         let e = a.entry();
         assert_eq!(e.created_at, "2026-11-25T09:46:40Z");
