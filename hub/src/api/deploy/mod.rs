@@ -41,13 +41,15 @@ fn to_value<T: Serialize>(v: &T) -> Value {
 /// the returned receiver. Once the record is inserted, the rest runs in a
 /// task of its own: a client that goes away (or cancels, or is dropped
 /// mid-call) leaves no record half-done: either none, or one that the relay
-/// finishes.
+/// finishes. With `announce_end` (fleet deploys), a `finished` step goes to
+/// `progress` as soon as this deploy ends, so a client knows which servers
+/// are still running theirs.
 pub async fn start(
     svc: &Arc<Services>,
     caller: &Caller,
     conn: Arc<AgentConn>,
     payload: &DeployRequest,
-    progress: mpsc::Sender<Reply>,
+    (progress, announce_end): (mpsc::Sender<Reply>, bool),
 ) -> Result<oneshot::Receiver<DeployOutcome>, ApiError> {
     let id = format!(
         "{}{}",
@@ -98,6 +100,11 @@ pub async fn start(
         let mut doc = relay(&svc, &conn, &id, body, &progress).await;
         doc.deploy_id = id;
         doc.server = Some(server);
+        if announce_end {
+            // Waits for room (the consumer drains while it waits for us);
+            // fails at once if the request is gone.
+            let _ = progress.send(finished_step(&doc)).await;
+        }
         let _ = done_tx.send(doc);
     });
     match recorded_rx.await {
@@ -263,7 +270,7 @@ pub async fn deploy(
 
 /// A fleet deploy's step for one server whose deploy ended: its outcome, so
 /// a client knows which servers are still running theirs.
-fn finished_step(doc: &DeployOutcome, server: &str, id: u64) -> Reply {
+fn finished_step(doc: &DeployOutcome) -> Reply {
     let step = DeployProgress {
         deploy_id: doc.deploy_id.clone(),
         step: "finished".into(),
@@ -271,7 +278,8 @@ fn finished_step(doc: &DeployOutcome, server: &str, id: u64) -> Reply {
         at_ms: now_unix_ms(),
         ..DeployProgress::default()
     };
-    Reply::new(Some(id), ReplyType::Progress, to_value(&step)).with_server(server.to_string())
+    let server = doc.server.clone().unwrap_or_default();
+    Reply::new(Some(0), ReplyType::Progress, to_value(&step)).with_server(server)
 }
 
 /// Deploy the plan's phases in batches; (server, outcome) in order, with
@@ -308,7 +316,8 @@ async fn run_plan(
             }
             let mut waits = Vec::new();
             for conn in batch {
-                match start(svc, caller, conn.clone(), &body, ptx.clone()).await {
+                let feed = (ptx.clone(), fleet);
+                match start(svc, caller, conn.clone(), &body, feed).await {
                     Ok(rx) => waits.push((conn.name.clone(), rx)),
                     Err(e) => docs.push((
                         conn.name.clone(),
@@ -329,13 +338,6 @@ async fn run_plan(
                         }
                     }
                 };
-                while let Ok(mut p) = prx.try_recv() {
-                    p.id = Some(id);
-                    let _ = out.send(p).await;
-                }
-                if fleet {
-                    let _ = out.send(finished_step(&doc, &name, id)).await;
-                }
                 docs.push((name, doc));
             }
             while let Ok(mut p) = prx.try_recv() {
@@ -381,7 +383,7 @@ pub async fn rollback(
         }
     };
     let (ptx, mut prx) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
-    let mut rx = match start(svc, caller, conn, &payload, ptx).await {
+    let mut rx = match start(svc, caller, conn, &payload, (ptx, false)).await {
         Ok(rx) => rx,
         Err(e) => {
             let _ = out.send(e.reply(req.id)).await;
