@@ -455,3 +455,42 @@ pub struct DeploysList {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record from a hub that sent Unix seconds still reads, as RFC 3339.
+    #[test]
+    fn an_entry_with_unix_times_reads_as_rfc3339() {
+        let old = r#"{"id":"a","actor":"op","server":"s","container":null,"image":"app:1",
+            "status":"running","created_at":1795600000,"finished_at":null,"outcome":null}"#;
+        let e: DeployEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.created_at, "2026-11-25T09:46:40Z");
+        assert_eq!(e.finished_at, None);
+        let new = serde_json::to_value(&e).unwrap();
+        let back: DeployEntry = serde_json::from_value(new).unwrap();
+        assert_eq!(back, e);
+    }
+
+    /// The outcome keeps its wire shape: no nulls for absent fields.
+    #[test]
+    fn an_outcome_leaves_absent_fields_out() {
+        let o = DeployOutcome {
+            deploy_id: "d".into(),
+            outcome: Outcome::RolledBack,
+            containers: vec![ContainerOutcome {
+                container: "web".into(),
+                outcome: Outcome::RolledBack,
+                failed_step: Some("health".into()),
+                ..ContainerOutcome::default()
+            }],
+            ..DeployOutcome::default()
+        };
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(v["outcome"], "rolled_back");
+        assert!(v.get("error").is_none() && v.get("steps").is_none(), "{v}");
+        assert!(v["containers"][0].get("logs_tail").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<DeployOutcome>(v).unwrap(), o);
+    }
+}

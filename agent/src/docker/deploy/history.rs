@@ -88,3 +88,66 @@ impl Deployer {
         self.set_versions(name, &all);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker::Engine;
+    use std::sync::Arc;
+
+    fn deployer(tag: &str) -> (Arc<Deployer>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("nd-history-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (push, _) = tokio::sync::broadcast::channel(1);
+        let d = Deployer::new(Arc::new(Engine::new(None)), dir.clone(), push);
+        (d, dir)
+    }
+
+    fn version(n: usize) -> Version {
+        Version {
+            image: format!("app:{n}"),
+            image_id: format!("sha256:{n}"),
+            config: ContainerInspectResponse::default(),
+            replaced_by: format!("c{}", n + 1),
+            deploy_id: format!("d{n}"),
+        }
+    }
+
+    #[test]
+    fn the_newest_versions_are_kept_and_a_rollback_takes_one_off() {
+        let (d, dir) = deployer("trim");
+        for n in 0..MAX_VERSIONS + 2 {
+            d.record_replaced("web", version(n));
+        }
+        let all = d.versions("web");
+        assert_eq!(all.len(), MAX_VERSIONS);
+        assert_eq!(all[0].image, "app:2", "the oldest two went");
+        let newest = MAX_VERSIONS + 1;
+        // Not the container the newest deploy left: nothing changes.
+        d.went_back("web", "someone-else", "r1");
+        assert_eq!(d.versions("web").len(), MAX_VERSIONS);
+        // The rollback from it: the newest goes, the one before now points
+        // at the container the rollback started.
+        d.went_back("web", &format!("c{}", newest + 1), "r1");
+        let all = d.versions("web");
+        assert_eq!(all.len(), MAX_VERSIONS - 1);
+        assert_eq!(all.last().map(|v| v.replaced_by.as_str()), Some("r1"));
+        assert_eq!(
+            all.last().map(|v| v.image.as_str()),
+            Some(format!("app:{}", newest - 1).as_str())
+        );
+        // Other containers have their own history.
+        assert!(d.versions("db").is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_last_rollback_empties_the_history() {
+        let (d, dir) = deployer("empty");
+        d.record_replaced("web", version(1));
+        d.went_back("web", "c2", "r");
+        assert!(d.versions("web").is_empty());
+        assert!(!dir.join("history").join("web.json").exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
