@@ -4,6 +4,13 @@
 //! yet acknowledged by the hub are pushed again on every connection. A deploy
 //! id seen twice is never applied twice, and one container has at most one
 //! deploy at a time.
+//!
+//! Layout: this file (`Deployer`: journal, start or attach, `execute`),
+//! `container.rs` (one container's deploy), `swap.rs` (overlap or
+//! stop-then-start, putting the old one back), `rollback.rs`, `history.rs`
+//! (the versions deploys replaced, for rollback), `recover.rs` (after a
+//! restart), `steps.rs` (the Docker calls), `spec.rs` (the new container's
+//! configuration).
 
 mod container;
 mod history;
