@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use nextdeploy_tests::deploy::{
-    env_of, exists, free_port, http_body, image_id, inspect, label_of, median, step_secs,
-    wait_http, DeployEnv, Fixture, PortPoller,
+    env_of, exists, free_port, http_body, image_id, inspect, is_rfc3339, label_of, median,
+    step_secs, wait_http, DeployEnv, Fixture, PortPoller,
 };
 use nextdeploy_tests::docker::docker;
 use nextdeploy_tests::TempDir;
@@ -216,7 +216,8 @@ fn v1_to_v2_keeps_the_users_configuration_and_takes_the_new_images_defaults() {
         first["actor"].as_str().is_some_and(|a| !a.is_empty()),
         "{first}"
     );
-    assert!(first["finished_at"].as_i64().is_some(), "{first}");
+    assert!(is_rfc3339(&first["finished_at"]), "{first}");
+    assert!(is_rfc3339(&first["created_at"]), "{first}");
     assert_eq!(first["outcome"]["outcome"], "succeeded", "{first}");
     let shown = env.show(&id).unwrap();
     assert_eq!(shown["status"], "succeeded", "{shown}");

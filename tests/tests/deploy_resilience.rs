@@ -93,7 +93,10 @@ fn killing_the_hub_mid_deploy_the_restarted_hub_gets_the_outcome() {
         .wait_status(&id, "succeeded", Duration::from_secs(30))
         .unwrap();
     assert_eq!(shown["outcome"]["outcome"], "succeeded", "{shown}");
-    assert!(shown["finished_at"].as_i64().is_some(), "{shown}");
+    assert!(
+        nextdeploy_tests::deploy::is_rfc3339(&shown["finished_at"]),
+        "{shown}"
+    );
     assert!(
         shown["outcome"]["steps"].as_array().is_some_and(|s| s
             .iter()

@@ -2,12 +2,12 @@
 //! record with its steps, and a running deploy's steps so far).
 
 use nextdeploy_shared::protocol::admin::ById;
-use nextdeploy_shared::protocol::deploy::DeploysList;
+use nextdeploy_shared::protocol::deploy::{ContainerOutcome, DeployProgress, DeploysList};
 use nextdeploy_shared::protocol::Request;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::ApiError;
 use crate::limits::{DEPLOYS_LIST_DEFAULT, DEPLOYS_LIST_MAX, LIVE_STEPS_MAX};
@@ -19,13 +19,13 @@ use crate::Services;
 /// of a running deploy (`deploys show ID --follow` polls it). Owned by
 /// [`Services`]; an entry lives from the deploy's start to its outcome.
 #[derive(Debug, Default)]
-pub struct LiveSteps(Mutex<HashMap<String, Vec<Value>>>);
+pub struct LiveSteps(Mutex<HashMap<String, Vec<DeployProgress>>>);
 
 impl LiveSteps {
     /// Record a progress step of deploy `id` (byte counts of a pull are not
     /// kept; at most [`LIVE_STEPS_MAX`] steps per deploy).
-    pub fn push(&self, id: &str, step: &Value) {
-        if step.get("step").and_then(Value::as_str) == Some("pull_progress") {
+    pub fn push(&self, id: &str, step: &DeployProgress) {
+        if step.step == "pull_progress" {
             return;
         }
         let mut live = lock_or_recover(&self.0);
@@ -41,7 +41,7 @@ impl LiveSteps {
     }
 
     /// The steps so far of a running deploy.
-    pub fn steps(&self, id: &str) -> Option<Vec<Value>> {
+    pub fn steps(&self, id: &str) -> Option<Vec<DeployProgress>> {
         lock_or_recover(&self.0).get(id).cloned()
     }
 }
@@ -93,12 +93,10 @@ pub async fn show(svc: &Services, p: ById) -> Result<Value, ApiError> {
     };
     match found {
         Some(d) => {
-            let mut v = serde_json::to_value(d).unwrap_or_default();
+            let mut entry = d.entry();
             // A running deploy: its steps so far.
-            if let Some(steps) = svc.live_deploys.steps(&id) {
-                v["progress"] = json!(steps);
-            }
-            Ok(v)
+            entry.progress = svc.live_deploys.steps(&id);
+            Ok(serde_json::to_value(entry).unwrap_or_default())
         }
         None => Err(ApiError::NotFound(format!("no deploy with id {id}"))),
     }
@@ -115,14 +113,30 @@ pub async fn list(svc: &Services, req: &Request, p: DeploysList) -> Result<Value
         s.list_deploys(server.as_deref(), limit)
     })
     .await?;
-    // The list stays light: no step details.
-    Ok(Value::Array(
-        list.into_iter()
-            .map(|mut d| {
-                let summary = d.outcome.as_ref().map(|o| json!({ "outcome": o.get("outcome"), "kind": o.get("kind"), "error": o.get("error"), "containers": o.get("containers").map(|c| c.as_array().map(|a| a.iter().map(|x| json!({"container": x.get("container"), "outcome": x.get("outcome"), "from_image": x.get("from_image"), "failed_step": x.get("failed_step")})).collect::<Vec<_>>())) }));
-                d.outcome = summary;
-                serde_json::to_value(d).unwrap_or_default()
-            })
-            .collect(),
-    ))
+    // The list stays light: no steps, logs or container ids.
+    let entries: Vec<_> = list
+        .into_iter()
+        .map(|d| {
+            let mut e = d.entry();
+            if let Some(o) = &mut e.outcome {
+                o.steps.clear();
+                o.containers = o.containers.iter().map(light).collect();
+            }
+            e
+        })
+        .collect();
+    Ok(serde_json::to_value(entries).unwrap_or_default())
+}
+
+/// A container's outcome as `deploys_list` shows it.
+fn light(c: &ContainerOutcome) -> ContainerOutcome {
+    ContainerOutcome {
+        container: c.container.clone(),
+        from_image: c.from_image.clone(),
+        to_image: c.to_image.clone(),
+        outcome: c.outcome,
+        failed_step: c.failed_step.clone(),
+        rollback_via: c.rollback_via,
+        ..ContainerOutcome::default()
+    }
 }

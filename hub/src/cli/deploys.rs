@@ -4,16 +4,19 @@ use anyhow::bail;
 use clap::Subcommand;
 use nextdeploy_shared::protocol::admin::ById;
 use nextdeploy_shared::protocol::containers::ContainerRef;
-use nextdeploy_shared::protocol::deploy::{DeployRequest, DeploysList, PullPolicy};
+use nextdeploy_shared::protocol::deploy::{
+    DeployEntry, DeployOutcome, DeployRequest, DeploysList, FleetOutcome, Outcome, PullPolicy,
+    RollbackVia,
+};
 use nextdeploy_shared::protocol::{Action, ReplyType};
 use nextdeploy_shared::secret::Secret;
-use nextdeploy_shared::time::{parse_duration, rfc3339};
+use nextdeploy_shared::time::parse_duration;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::{error_of, Client};
 use super::output::{self, Output};
 use super::progress::{progress_line, Progress};
-use super::tokens::s;
 
 /// `nextdeploy deploys ...`
 #[derive(Debug, Subcommand)]
@@ -81,35 +84,41 @@ pub struct DeployArgs {
     pub canary_wait: Option<String>,
 }
 
-fn summarize(doc: &Value) -> (bool, String) {
-    let outcome = doc["outcome"].as_str().unwrap_or("unknown");
+/// A hub answer as its type.
+fn typed<T: DeserializeOwned>(v: Value) -> anyhow::Result<T> {
+    serde_json::from_value(v).map_err(|e| anyhow::anyhow!("unexpected answer from the hub: {e}"))
+}
+
+fn summarize(doc: &DeployOutcome) -> (bool, String) {
+    let outcome = doc.outcome.as_str();
     let mut text = format!(
         "deploy {} on {}: {outcome}",
-        s(&doc["deploy_id"]),
-        s(&doc["server"])
+        doc.deploy_id,
+        doc.server.as_deref().unwrap_or("-")
     );
-    for c in doc["containers"].as_array().into_iter().flatten() {
+    for c in &doc.containers {
         text.push_str(&format!(
             "\n  {}: {} -> {}: {}",
-            s(&c["container"]),
-            s(&c["from_image"]),
-            s(&c["to_image"]),
-            s(&c["outcome"])
+            c.container,
+            c.from_image,
+            c.to_image,
+            c.outcome.as_str()
         ));
-        if let Some(step) = c["failed_step"].as_str() {
-            text.push_str(&format!(" (step {step}: {})", s(&c["error"])));
+        if let Some(step) = &c.failed_step {
+            let error = c.error.as_deref().unwrap_or("-");
+            text.push_str(&format!(" (step {step}: {error})"));
         }
-        if let Some(logs) = c["logs_tail"].as_str().filter(|l| !l.is_empty()) {
+        if let Some(logs) = c.logs_tail.as_deref().filter(|l| !l.is_empty()) {
             text.push_str("\n  last log lines of the new container:");
             for l in logs.lines() {
                 text.push_str(&format!("\n    {l}"));
             }
         }
     }
-    if let Some(e) = doc["error"].as_str() {
+    if let Some(e) = &doc.error {
         text.push_str(&format!("\n  {e}"));
     }
-    (outcome == "succeeded", text)
+    (doc.outcome == Outcome::Succeeded, text)
 }
 
 /// `agent deploy`.
@@ -140,23 +149,21 @@ pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Resul
         println!("{doc}");
     }
     if a.selector.is_some() {
-        return fleet_summary(&doc, out);
+        return fleet_summary(&typed(doc)?, out);
     }
+    let doc: DeployOutcome = typed(doc)?;
     let (ok, text) = summarize(&doc);
     if out == Output::Table {
         println!("{text}");
     }
     if !ok {
         // The summary above already says why (table); JSON readers get it here.
-        let outcome = doc["outcome"].as_str().unwrap_or("failed");
+        let outcome = doc.outcome.as_str();
         match out {
             Output::Table => bail!("deploy {outcome}"),
             Output::Json => bail!(
                 "deploy {outcome}: {}",
-                doc["error"]
-                    .as_str()
-                    .or_else(|| doc["containers"][0]["error"].as_str())
-                    .unwrap_or("see above")
+                doc.first_error().unwrap_or("see above")
             ),
         }
     }
@@ -164,18 +171,18 @@ pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Resul
 }
 
 /// The end of a fleet deploy: each server's summary, then who was updated.
-fn fleet_summary(doc: &Value, out: Output) -> anyhow::Result<()> {
-    let ok = doc["failed"].as_array().is_some_and(|f| f.is_empty());
+fn fleet_summary(doc: &FleetOutcome, out: Output) -> anyhow::Result<()> {
+    let ok = doc.failed.is_empty();
     if out == Output::Table {
-        for d in doc["deploys"].as_array().into_iter().flatten() {
+        for d in &doc.deploys {
             println!("{}", summarize(d).1);
         }
         println!(
             "updated: {}; failed: {}; not touched: {}; skipped (offline): {}",
-            list(&doc["updated"]),
-            list(&doc["failed"]),
-            list(&doc["untouched"]),
-            list(&doc["skipped"])
+            list(&doc.updated),
+            list(&doc.failed),
+            list(&doc.untouched),
+            list(&doc.skipped)
         );
     }
     if !ok {
@@ -184,8 +191,7 @@ fn fleet_summary(doc: &Value, out: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list(v: &Value) -> String {
-    let items: Vec<String> = v.as_array().into_iter().flatten().map(s).collect();
+fn list(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()
     } else {
@@ -206,24 +212,36 @@ pub async fn rollback(
     });
     let id = c.send(action, Some(server), None).await?;
     let v = Progress::new(out).watch(c, id, out).await?;
-    let res = &v["containers"][0];
-    let ok = v["outcome"] == "succeeded";
-    match out {
-        Output::Json => output::json(&v)?,
-        Output::Table if ok => println!(
-            "{}: rolled back from {} to {} (deploy {}); the replaced container is kept as the new rollback point",
-            s(&res["container"]),
-            s(&res["from_image"]),
-            s(&res["to_image"]),
-            s(&v["deploy_id"])
-        ),
-        Output::Table => println!("{}", summarize(&v).1),
+    // JSON: one document per line, the outcome last, as `agent deploy`.
+    if out == Output::Json {
+        println!("{v}");
+    }
+    let doc: DeployOutcome = typed(v)?;
+    let ok = doc.outcome == Outcome::Succeeded;
+    match (out, doc.containers.first()) {
+        (Output::Table, Some(res)) if ok => {
+            let how = match res.rollback_via {
+                Some(RollbackVia::KeptContainer) => {
+                    "the kept container swapped back in".to_string()
+                }
+                _ => format!(
+                    "redeployed the version deploy {} replaced",
+                    res.undid_deploy.as_deref().unwrap_or("-")
+                ),
+            };
+            println!(
+                "{}: rolled back from {} to {} (deploy {}); {how}",
+                res.container, res.from_image, res.to_image, doc.deploy_id
+            )
+        }
+        (Output::Table, _) => println!("{}", summarize(&doc).1),
+        (Output::Json, _) => {}
     }
     if !ok {
-        let outcome = v["outcome"].as_str().unwrap_or("failed");
+        let outcome = doc.outcome.as_str();
         match out {
             Output::Table => bail!("rollback {outcome}"),
-            Output::Json => bail!("rollback {outcome}: {}", s(&res["error"])),
+            Output::Json => bail!("rollback {outcome}: {}", doc.first_error().unwrap_or("-")),
         }
     }
     Ok(())
@@ -272,19 +290,18 @@ async fn list_deploys(
     if out == Output::Json {
         return output::json(&v);
     }
-    let rows: Vec<Vec<String>> = v
-        .as_array()
+    let entries: Vec<DeployEntry> = typed(v)?;
+    let rows: Vec<Vec<String>> = entries
         .into_iter()
-        .flatten()
         .map(|d| {
             vec![
-                s(&d["id"]),
-                rfc3339(d["created_at"].as_i64().unwrap_or(0)),
-                s(&d["server"]),
-                d["container"].as_str().unwrap_or("(by repository)").into(),
-                s(&d["image"]),
-                s(&d["status"]),
-                s(&d["actor"]),
+                d.id,
+                d.created_at,
+                d.server,
+                d.container.unwrap_or_else(|| "(by repository)".into()),
+                d.image,
+                d.status,
+                d.actor,
             ]
         })
         .collect();
@@ -303,6 +320,14 @@ async fn list_deploys(
     Ok(())
 }
 
+/// The outcome of a finished record, with the record's id and server.
+fn outcome_of(v: &DeployEntry) -> Option<DeployOutcome> {
+    let mut doc = v.outcome.clone()?;
+    doc.server = Some(v.server.clone());
+    doc.deploy_id = v.id.clone();
+    Some(doc)
+}
+
 /// `deploys show`: the deploy's fields, its timed steps and the summary line.
 async fn show_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<()> {
     let v = c
@@ -311,25 +336,21 @@ async fn show_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<()
     if out == Output::Json {
         return output::json(&v);
     }
+    let v: DeployEntry = typed(v)?;
     output::pairs(&[
-        ("id", s(&v["id"])),
-        ("by", s(&v["actor"])),
-        ("server", s(&v["server"])),
-        ("image", s(&v["image"])),
-        ("status", s(&v["status"])),
-        ("started", rfc3339(v["created_at"].as_i64().unwrap_or(0))),
+        ("id", v.id.clone()),
+        ("by", v.actor.clone()),
+        ("server", v.server.clone()),
+        ("image", v.image.clone()),
+        ("status", v.status.clone()),
+        ("started", v.created_at.clone()),
         (
             "finished",
-            v["finished_at"]
-                .as_i64()
-                .map(rfc3339)
-                .unwrap_or_else(|| "-".into()),
+            v.finished_at.clone().unwrap_or_else(|| "-".into()),
         ),
     ]);
-    print_steps(&v);
-    if !v["outcome"].is_null() {
-        let mut doc = v["outcome"].clone();
-        doc["server"] = v["server"].clone();
+    if let Some(doc) = outcome_of(&v) {
+        print_steps(&doc);
         println!("{}", summarize(&doc).1);
     }
     Ok(())
@@ -343,41 +364,35 @@ async fn follow_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<
     let mut printed = std::collections::HashSet::new();
     let mut t0: Option<i64> = None;
     loop {
-        let v = c
+        let raw = c
             .call(Action::DeploysShow(ById { id: id.to_string() }), None)
             .await?;
-        let done = !v["finished_at"].is_null();
-        let steps_of = if done {
-            &v["outcome"]["steps"]
-        } else {
-            &v["progress"]
+        let v: DeployEntry = typed(raw.clone())?;
+        let done = v.finished_at.is_some();
+        let steps = match (done, &v.outcome, &v.progress) {
+            (true, Some(o), _) => o.steps.clone(),
+            (false, _, Some(p)) => p.clone(),
+            _ => Vec::new(),
         };
-        let steps = steps_of.as_array().cloned().unwrap_or_default();
-        for st in steps.iter() {
-            let key = format!(
-                "{} {} {} {}",
-                st["container"], st["step"], st["status"], st["at_ms"]
-            );
+        for st in &steps {
+            let key = format!("{} {} {} {}", st.container, st.step, st.status, st.at_ms);
             if !printed.insert(key) {
                 continue;
             }
-            let at = st["at_ms"].as_i64().unwrap_or(0);
-            let t0 = *t0.get_or_insert(at);
+            let t0 = *t0.get_or_insert(st.at_ms);
             match out {
-                Output::Json => println!("{st}"),
+                Output::Json => println!("{}", serde_json::to_value(st)?),
                 Output::Table => println!(
                     "{}",
-                    progress_line((at - t0) as f64 / 1000.0, &s(&v["server"]), st)
+                    progress_line((st.at_ms - t0) as f64 / 1000.0, &v.server, st)
                 ),
             }
         }
         if done {
-            let mut doc = v["outcome"].clone();
-            doc["server"] = v["server"].clone();
-            doc["deploy_id"] = v["id"].clone();
-            match out {
-                Output::Json => println!("{v}"),
-                Output::Table => println!("{}", summarize(&doc).1),
+            match (out, outcome_of(&v)) {
+                (Output::Json, _) => println!("{raw}"),
+                (Output::Table, Some(doc)) => println!("{}", summarize(&doc).1),
+                (Output::Table, None) => println!("deploy {}: {}", v.id, v.status),
             }
             return Ok(());
         }
@@ -386,21 +401,17 @@ async fn follow_deploy(c: &mut Client, id: &str, out: Output) -> anyhow::Result<
 }
 
 /// One line per recorded step, timed from the first step.
-fn print_steps(v: &Value) {
-    let steps = v["outcome"]["steps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let t0 = steps.first().and_then(|x| x["at_ms"].as_i64()).unwrap_or(0);
-    for st in steps {
+fn print_steps(doc: &DeployOutcome) {
+    let t0 = doc.steps.first().map(|x| x.at_ms).unwrap_or(0);
+    for st in &doc.steps {
         println!(
             "  +{:>7.3}s {} {} {}{}",
-            (st["at_ms"].as_i64().unwrap_or(0) - t0) as f64 / 1000.0,
-            s(&st["container"]),
-            s(&st["step"]),
-            s(&st["status"]),
-            st["error"]
-                .as_str()
+            (st.at_ms - t0) as f64 / 1000.0,
+            st.container,
+            st.step,
+            st.status,
+            st.error
+                .as_deref()
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default()
         );

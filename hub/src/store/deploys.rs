@@ -1,8 +1,10 @@
 //! Deploy history: who deployed what where, every step, the outcome.
+//! Times are stored as Unix seconds (every record ever written is) and
+//! leave the hub as RFC 3339 ([`DeployRecord::entry`]).
 
+use nextdeploy_shared::protocol::deploy::{DeployEntry, DeployOutcome};
+use nextdeploy_shared::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
-use serde_json::Value;
 
 use super::StoreResult;
 
@@ -23,7 +25,7 @@ CREATE INDEX deploys_by_server ON deploys (server, created_at);
 "#;
 
 /// One deploy.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct DeployRecord {
     /// Id chosen by the hub.
     pub id: String,
@@ -41,8 +43,26 @@ pub struct DeployRecord {
     pub created_at: i64,
     /// Unix time.
     pub finished_at: Option<i64>,
-    /// The agent's outcome document (containers, steps with timings, errors).
-    pub outcome: Option<Value>,
+    /// The agent's outcome (containers, steps with timings, errors).
+    pub outcome: Option<DeployOutcome>,
+}
+
+impl DeployRecord {
+    /// The record as `deploys_list` and `deploys_show` answer it.
+    pub fn entry(self) -> DeployEntry {
+        DeployEntry {
+            id: self.id,
+            actor: self.actor,
+            server: self.server,
+            container: self.container,
+            image: self.image,
+            status: self.status,
+            created_at: rfc3339(self.created_at),
+            finished_at: self.finished_at.map(rfc3339),
+            outcome: self.outcome,
+            progress: None,
+        }
+    }
 }
 
 /// Insert a new, running deploy.
@@ -59,17 +79,15 @@ pub fn finish(
     c: &Connection,
     id: &str,
     status: &str,
-    outcome: &Value,
+    outcome: &DeployOutcome,
     at: i64,
 ) -> StoreResult<bool> {
     // A rollback learns its image from the agent.
-    let image = outcome
-        .get("image")
-        .and_then(Value::as_str)
-        .filter(|i| !i.is_empty());
+    let image = outcome.image.as_deref().filter(|i| !i.is_empty());
+    let text = serde_json::to_string(outcome).unwrap_or_default();
     let n = c.execute(
         "UPDATE deploys SET status = ?2, outcome = ?3, finished_at = COALESCE(finished_at, ?4), image = COALESCE(?5, image) WHERE id = ?1",
-        params![id, status, outcome.to_string(), at, image],
+        params![id, status, text, at, image],
     )?;
     Ok(n == 1)
 }
@@ -94,6 +112,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeployRecord> {
         status: r.get(5)?,
         created_at: r.get(6)?,
         finished_at: r.get(7)?,
+        // Every field of an outcome has a default: older records load.
         outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
     })
 }
@@ -117,4 +136,54 @@ pub fn get(c: &Connection, id: &str) -> StoreResult<Option<DeployRecord>> {
         row,
     )
     .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nextdeploy_shared::protocol::deploy::{DeployKind, Outcome};
+
+    /// A record written before the outcome was typed (a hub failure without
+    /// kind or times, an agent outcome with nulls) loads, and its times
+    /// leave as RFC 3339.
+    #[test]
+    fn old_records_load_and_times_leave_as_rfc3339() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        let old = [
+            (
+                "a",
+                r#"{"outcome":"failed","error":"agent offline","code":"agent_offline"}"#,
+            ),
+            (
+                "b",
+                r#"{"deploy_id":"b","kind":"deploy","image":"app:2","outcome":"rolled_back","containers":[{"container":"web","from_image":"app:1","to_image":"app:2","outcome":"rolled_back","failed_step":"health","error":"unhealthy","code":"no_such_code","logs_tail":null}],"started_ms":1,"finished_ms":2,"steps":[{"deploy_id":"b","container":"web","step":"swap","status":"done","at_ms":1,"old_id":"o","new_id":"n","detail":"x"}]}"#,
+            ),
+        ];
+        for (id, o) in old {
+            c.execute(
+                "INSERT INTO deploys (id, actor, server, image, status, created_at, finished_at, outcome) VALUES (?1, 'op', 's', 'app:2', 'failed', 1795600000, 1795600001, ?2)",
+                params![id, o],
+            )
+            .unwrap();
+        }
+        let a = get(&c, "a").unwrap().unwrap();
+        let oa = a.outcome.clone().unwrap();
+        assert_eq!(oa.outcome, Outcome::Failed);
+        assert_eq!(oa.kind, None);
+        let b = get(&c, "b").unwrap().unwrap().outcome.unwrap();
+        assert_eq!(b.kind, Some(DeployKind::Deploy));
+        assert_eq!(b.containers[0].failed_step.as_deref(), Some("health"));
+        assert_eq!(b.containers[0].code, None, "an unknown code reads as none");
+        assert_eq!(
+            oa.code,
+            Some(nextdeploy_shared::protocol::ErrorCode::AgentOffline)
+        );
+        assert_eq!(b.steps[0].old_id.as_deref(), Some("o"));
+        let e = a.entry();
+        assert_eq!(e.created_at, "2026-11-25T09:46:40Z");
+        assert_eq!(e.finished_at.as_deref(), Some("2026-11-25T09:46:41Z"));
+        let wire = serde_json::to_value(&e).unwrap();
+        assert_eq!(wire["created_at"], "2026-11-25T09:46:40Z");
+    }
 }

@@ -241,7 +241,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
         status: &str,
-        outcome: &serde_json::Value,
+        outcome: &nextdeploy_shared::protocol::deploy::DeployOutcome,
         at: i64,
     ) -> StoreResult<bool>;
     /// Change an unfinished deploy's status.

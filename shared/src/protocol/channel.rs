@@ -72,8 +72,8 @@ pub struct HeartbeatData {
 /// the outcome of a deploy that finished while the hub was away.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PushedOutcome {
-    /// The deploy's outcome document, as `deploy` answers it.
-    pub deploy_outcome: Value,
+    /// The deploy's outcome, as `deploy` answers it.
+    pub deploy_outcome: super::deploy::DeployOutcome,
 }
 
 /// Hub -> agent frames on a channel.

@@ -17,7 +17,7 @@ use super::agents::{
 };
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
-use super::deploy::DeployProgress;
+use super::deploy::{DeployEntry, DeployOutcome, DeployProgress, FleetOutcome};
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
 use super::streams::{DiagSummary, HistoryAnswer, StatusRow};
@@ -84,6 +84,12 @@ struct Answers {
     diag_stream_sink_hub: DiagSummary,
     /// `progress` replies of `deploy` and `rollback`.
     deploy_progress: DeployProgress,
+    /// `deploy` to one server, `rollback`.
+    deploy: DeployOutcome,
+    /// `deploy` with a selector.
+    deploy_fleet: FleetOutcome,
+    deploys_list: Vec<DeployEntry>,
+    deploys_show: DeployEntry,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.

@@ -131,6 +131,12 @@ impl Fixture {
     }
 }
 
+/// Whether a deploy record's time field is an RFC 3339 string (UTC).
+pub fn is_rfc3339(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|t| t.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(t).is_ok())
+}
+
 /// `docker image inspect --format {{.Id}}`.
 pub fn image_id(image: &str) -> Result<String> {
     docker(&["image", "inspect", "--format", "{{.Id}}", image])

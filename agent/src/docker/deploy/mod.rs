@@ -4,20 +4,33 @@
 //! yet acknowledged by the hub are pushed again on every connection. A deploy
 //! id seen twice is never applied twice, and one container has at most one
 //! deploy at a time.
+//!
+//! Layout: this file (`Deployer`: journal, start or attach, `execute`),
+//! `container.rs` (one container's deploy), `swap.rs` (overlap or
+//! stop-then-start, putting the old one back), `rollback.rs`, `history.rs`
+//! (the versions deploys replaced, for rollback), `recover.rs` (after a
+//! restart), `steps.rs` (the Docker calls), `spec.rs` (the new container's
+//! configuration).
 
 mod container;
+mod history;
+mod recover;
 mod rollback;
 pub mod spec;
 pub mod steps;
+mod swap;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use nextdeploy_shared::protocol::{self, ErrorCode, Reply, ReplyType};
+use nextdeploy_shared::protocol::deploy::{
+    ContainerOutcome, DeployKind, DeployOutcome, DeployProgress, Outcome,
+};
+use nextdeploy_shared::protocol::{self, ErrorCode, PushedOutcome, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix_ms;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
@@ -86,9 +99,9 @@ pub struct Journal {
     /// The request.
     pub request: DeployRequest,
     /// Every progress event so far.
-    pub steps: Vec<Value>,
+    pub steps: Vec<DeployProgress>,
     /// Set when finished.
-    pub outcome: Option<Value>,
+    pub outcome: Option<DeployOutcome>,
     /// Whether the hub acknowledged the outcome.
     #[serde(default)]
     pub delivered: bool,
@@ -194,10 +207,7 @@ impl Deployer {
         rd.filter_map(|e| e.ok())
             .filter_map(|e| serde_json::from_slice::<Journal>(&std::fs::read(e.path()).ok()?).ok())
             .filter(|j| !j.delivered)
-            .filter_map(|j| {
-                j.outcome
-                    .map(|o| Reply::new(Some(0), ReplyType::Result, json!({ "deploy_outcome": o })))
-            })
+            .filter_map(|j| j.outcome.map(pushed))
             .collect()
     }
 
@@ -205,80 +215,6 @@ impl Deployer {
     pub fn acknowledged(&self, id: &str) {
         if let Some(mut j) = self.load(id) {
             j.delivered = true;
-            self.save(&j);
-        }
-    }
-
-    /// Finish deploys interrupted by an agent restart: put the old container back.
-    pub async fn recover(self: &Arc<Self>) {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in rd.filter_map(|e| e.ok()) {
-            let Some(mut j) = std::fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Journal>(&b).ok())
-            else {
-                continue;
-            };
-            if j.outcome.is_some() {
-                continue;
-            }
-            warn!(deploy = %j.request.deploy_id, "deploy interrupted by an agent restart; rolling back");
-            let mut results = Vec::new();
-            // A new container still starting beside the old one (no swap
-            // yet): the old one never stopped; only the new one goes.
-            let swapped: Vec<&str> = j
-                .steps
-                .iter()
-                .filter(|s| s["step"] == "swap" && s["status"] == "done")
-                .filter_map(|s| s["container"].as_str())
-                .collect();
-            for s in j
-                .steps
-                .iter()
-                .filter(|s| s["step"] == "health" && s["status"] == "started")
-            {
-                let (Some(name), Some(new)) = (s["container"].as_str(), s["new_id"].as_str())
-                else {
-                    continue;
-                };
-                if !swapped.contains(&name) {
-                    let _ = steps::remove(&self.engine, new).await;
-                    // It may have been stopped and parked at the very end.
-                    let old = j.steps.iter().find_map(|s| {
-                        (s["step"] == "swap" && s["container"] == name)
-                            .then(|| s["old_id"].as_str())
-                            .flatten()
-                    });
-                    if let Some(old) = old {
-                        let _ = steps::rename(&self.engine, old, name).await;
-                        let _ = steps::start(&self.engine, old).await;
-                    }
-                    results.push(json!({ "container": name, "outcome": "rolled_back", "failed_step": "agent_restart", "error": "the agent restarted during the deploy" }));
-                }
-            }
-            for s in j
-                .steps
-                .iter()
-                .filter(|s| s["step"] == "swap" && s["status"] == "done")
-            {
-                let (Some(name), Some(old), Some(new)) = (
-                    s["container"].as_str(),
-                    s["old_id"].as_str(),
-                    s["new_id"].as_str(),
-                ) else {
-                    continue;
-                };
-                let _ = steps::remove(&self.engine, new).await;
-                let _ = steps::rename(&self.engine, old, name).await;
-                let ok = steps::start(&self.engine, old).await.is_ok();
-                results.push(json!({ "container": name, "outcome": if ok { "rolled_back" } else { "failed" }, "failed_step": "agent_restart", "error": "the agent restarted during the deploy" }));
-            }
-            j.outcome = Some(json!({
-                "deploy_id": j.request.deploy_id, "outcome": "rolled_back", "containers": results,
-                "error": "the agent restarted during the deploy", "finished_ms": now_unix_ms(), "steps": j.steps,
-            }));
             self.save(&j);
         }
     }
@@ -306,7 +242,7 @@ impl Deployer {
         // Seen before: finished (answer its outcome) or running (attach).
         if let Some(j) = self.load(&req.deploy_id) {
             if let Some(outcome) = j.outcome {
-                let _ = out.send(Reply::result(id, outcome)).await;
+                let _ = out.send(Reply::result(id, to_value(&outcome))).await;
                 let _ = out.send(Reply::end(id)).await;
                 return Ok(());
             }
@@ -322,7 +258,7 @@ impl Deployer {
         };
         for s in backlog {
             if out
-                .send(Reply::new(id, ReplyType::Progress, s))
+                .send(Reply::new(id, ReplyType::Progress, to_value(&s)))
                 .await
                 .is_err()
             {
@@ -410,12 +346,13 @@ impl Deployer {
         Ok(run)
     }
 
-    fn record_event(&self, run: &Running, v: Value) {
+    fn record_event(&self, run: &Running, p: DeployProgress) {
         // Journal and broadcast under one lock, so a watcher that attaches
         // (backlog + subscription under the same lock) sees each event once.
         let mut j = lock(&run.journal);
-        if v.get("step").and_then(Value::as_str) != Some("pull_progress") {
-            j.steps.push(v.clone());
+        let v = to_value(&p);
+        if p.step != "pull_progress" {
+            j.steps.push(p);
             self.save(&j);
         }
         let _ = run
@@ -428,8 +365,8 @@ impl Deployer {
         let req = lock(&run.journal).request.clone();
         let started = now_unix_ms();
         info!(deploy = %req.deploy_id, image = %req.image, containers = targets.len(), "deploy started");
-        let mut results = Vec::new();
-        let mut overall = "succeeded";
+        let mut results: Vec<ContainerOutcome> = Vec::new();
+        let mut overall = Outcome::Succeeded;
         for (id, name, from_image) in &targets {
             let r = if req.rollback {
                 self.rollback_container(&run, &req, id, name, from_image)
@@ -438,16 +375,13 @@ impl Deployer {
                 self.deploy_container(&run, &req, id, name, from_image)
                     .await
             };
-            let failed = r["outcome"] != "succeeded";
+            let failed = r.outcome != Outcome::Succeeded;
+            let rolled_back = r.outcome == Outcome::RolledBack;
             results.push(r);
             if failed {
-                overall = if results
-                    .last()
-                    .is_some_and(|r| r["outcome"] == "rolled_back")
-                {
-                    "rolled_back"
-                } else {
-                    "failed"
+                overall = match rolled_back {
+                    true => Outcome::RolledBack,
+                    false => Outcome::Failed,
                 };
                 break;
             }
@@ -456,23 +390,30 @@ impl Deployer {
         let image = match req.rollback {
             true => results
                 .first()
-                .and_then(|r| r["to_image"].as_str())
-                .unwrap_or_default()
-                .to_string(),
+                .map(|r| r.to_image.clone())
+                .unwrap_or_default(),
             false => req.image.clone(),
         };
-        let kind = if req.rollback { "rollback" } else { "deploy" };
-        let outcome = json!({
-            "deploy_id": req.deploy_id, "kind": kind, "image": image, "outcome": overall, "containers": results,
-            "started_ms": started, "finished_ms": now_unix_ms(),
-            "steps": lock(&run.journal).steps.clone(),
-        });
+        let outcome = DeployOutcome {
+            deploy_id: req.deploy_id.clone(),
+            kind: Some(match req.rollback {
+                true => DeployKind::Rollback,
+                false => DeployKind::Deploy,
+            }),
+            image: Some(image),
+            outcome: overall,
+            containers: results,
+            started_ms: Some(started),
+            finished_ms: Some(now_unix_ms()),
+            steps: lock(&run.journal).steps.clone(),
+            ..DeployOutcome::default()
+        };
         {
             let mut j = lock(&run.journal);
             j.outcome = Some(outcome.clone());
             self.save(&j);
         }
-        info!(deploy = %req.deploy_id, outcome = overall, "deploy finished");
+        info!(deploy = %req.deploy_id, outcome = overall.as_str(), "deploy finished");
         {
             let mut busy = lock(&self.busy);
             for t in &targets {
@@ -482,12 +423,19 @@ impl Deployer {
         lock(&self.running).remove(&req.deploy_id);
         let _ = run
             .progress
-            .send(Reply::new(Some(0), ReplyType::Result, outcome.clone()));
+            .send(Reply::new(Some(0), ReplyType::Result, to_value(&outcome)));
         // Also to the hub's history, whether or not anyone is still watching.
-        let _ = self.push.send(Reply::new(
-            Some(0),
-            ReplyType::Result,
-            json!({ "deploy_outcome": outcome }),
-        ));
+        let _ = self.push.send(pushed(outcome));
     }
+}
+
+/// A typed document as JSON (these types always serialize).
+fn to_value<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+/// An outcome as the agent pushes it on its control channel.
+fn pushed(deploy_outcome: DeployOutcome) -> Reply {
+    let data = to_value(&PushedOutcome { deploy_outcome });
+    Reply::new(Some(0), ReplyType::Result, data)
 }

@@ -445,7 +445,7 @@ impl Store for SqliteStore {
         &self,
         id: &str,
         status: &str,
-        outcome: &serde_json::Value,
+        outcome: &nextdeploy_shared::protocol::deploy::DeployOutcome,
         at: i64,
     ) -> StoreResult<bool> {
         self.with(|c| super::deploys::finish(c, id, status, outcome, at))

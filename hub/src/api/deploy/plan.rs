@@ -1,0 +1,117 @@
+//! A deploy's plan, before any change: the request checked, every target
+//! online (unless `skip_offline`), canaries first.
+
+use std::sync::Arc;
+
+use nextdeploy_shared::labels::Selector;
+use nextdeploy_shared::protocol::deploy::DeployRequest;
+use nextdeploy_shared::protocol::Request;
+
+use crate::agents::AgentConn;
+use crate::api::route::{resolve, Target};
+use crate::api::ApiError;
+use crate::limits::{MAX_CANARY_WAIT_S, MAX_IMAGE_LEN, MAX_PARALLEL_DEPLOYS};
+use crate::Services;
+
+fn validate(p: &DeployRequest) -> Result<(), ApiError> {
+    let image = &p.image;
+    if image.is_empty() || image.len() > MAX_IMAGE_LEN || image.chars().any(char::is_whitespace) {
+        return Err(ApiError::BadRequest(
+            "payload.image (e.g. myapp:2.1) is required".into(),
+        ));
+    }
+    if p.rollback {
+        return Err(ApiError::BadRequest(
+            "payload.rollback is set by the hub: send the rollback action".into(),
+        ));
+    }
+    if let Some(n) = p
+        .max_parallel
+        .filter(|n| !(1..=MAX_PARALLEL_DEPLOYS).contains(n))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "max_parallel must be 1 to {MAX_PARALLEL_DEPLOYS} (got {n}): it is how many servers are updated at once"
+        )));
+    }
+    if p.canary_wait_s.is_some_and(|w| w > MAX_CANARY_WAIT_S) {
+        return Err(ApiError::BadRequest(format!(
+            "canary_wait_s is at most {MAX_CANARY_WAIT_S}"
+        )));
+    }
+    if p.canary_wait_s.is_some() && p.canary.is_none() {
+        return Err(ApiError::BadRequest(
+            "canary_wait_s needs canary (a selector)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Who a deploy goes to, in order: phases (the canaries, then the rest; or
+/// one phase), each deployed in batches of `max_parallel`.
+pub(super) struct Plan {
+    pub(super) phases: Vec<Vec<Arc<AgentConn>>>,
+    pub(super) canaries: Vec<String>,
+    pub(super) skipped: Vec<String>,
+}
+
+/// Check the request and its targets before any change: every target online
+/// (unless `skip_offline`), the canary selector matching some of them.
+pub(super) async fn plan(
+    svc: &Services,
+    req: &Request,
+    payload: &DeployRequest,
+) -> Result<Plan, ApiError> {
+    validate(payload)?;
+    let targets = resolve(svc, req).await?;
+    let mut online = Vec::new();
+    let mut offline = Vec::new();
+    for t in targets {
+        match t {
+            Target::Online(c) => online.push(c),
+            Target::Offline { name, message } => offline.push((name, message)),
+        }
+    }
+    if !offline.is_empty() && !payload.skip_offline {
+        let list: Vec<String> = offline.iter().map(|(_, m)| m.clone()).collect();
+        return Err(ApiError::AgentOffline(format!(
+            "refusing the deploy before any change: {} of {} targets offline: {}; deploy to the online ones with --skip-offline",
+            offline.len(),
+            offline.len() + online.len(),
+            list.join("; ")
+        )));
+    }
+    if online.is_empty() {
+        return Err(ApiError::AgentOffline(
+            "every target is offline; nothing to deploy".into(),
+        ));
+    }
+    online.sort_by(|a, b| a.name.cmp(&b.name));
+    let skipped = offline.into_iter().map(|(n, _)| n).collect();
+    let Some(sel) = &payload.canary else {
+        return Ok(Plan {
+            phases: vec![online],
+            canaries: Vec::new(),
+            skipped,
+        });
+    };
+    if req.selector.is_none() {
+        return Err(ApiError::BadRequest(
+            "canary is for fleet deploys (with a selector)".into(),
+        ));
+    }
+    let selector =
+        Selector::parse(sel).map_err(|m| ApiError::BadRequest(format!("bad canary: {m}")))?;
+    let (canaries, rest): (Vec<_>, Vec<_>) = online
+        .into_iter()
+        .partition(|c| selector.matches(&c.labels));
+    if canaries.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "canary {sel:?} matches none of the online targets"
+        )));
+    }
+    Ok(Plan {
+        canaries: canaries.iter().map(|c| c.name.clone()).collect(),
+        phases: vec![canaries, rest],
+        skipped,
+    })
+}
