@@ -49,7 +49,7 @@ impl Client {
         request.headers_mut().insert("Authorization", auth);
         let connect = tokio_tungstenite::connect_async_with_config(request, None, false);
         let (ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Err(_) => bail!("cannot reach the hub at {hub}: timed out"),
+            Err(_) => return Err(ConnectError::Unreachable(format!("{hub}: timed out")).into()),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
                 let body = resp
                     .body()
@@ -57,12 +57,14 @@ impl Client {
                     .map(|b| String::from_utf8_lossy(b).trim().to_string())
                     .unwrap_or_default();
                 match resp.status().as_u16() {
-                    401 => bail!("the hub refused the token: {body}"),
-                    403 => bail!("the hub refused the connection: {body}"),
+                    401 => return Err(ConnectError::Refused(format!("the token: {body}")).into()),
+                    403 => {
+                        return Err(ConnectError::Refused(format!("the connection: {body}")).into())
+                    }
                     s => bail!("the hub answered HTTP {s}: {body}"),
                 }
             }
-            Ok(Err(e)) => bail!("cannot reach the hub at {hub}: {e}"),
+            Ok(Err(e)) => return Err(ConnectError::Unreachable(format!("{hub}: {e}")).into()),
             Ok(Ok(x)) => x,
         };
         Ok(Client { ws, next_id: 1 })
@@ -103,7 +105,18 @@ impl Client {
 
     /// A one-shot request: its `result` data, or its error as an error.
     pub async fn call(&mut self, action: Action, server: Option<&str>) -> anyhow::Result<Value> {
-        let id = self.send(action, server, None).await?;
+        self.call_to(action, server, None).await
+    }
+
+    /// [`Client::call`] with a selector: for actions the hub answers itself
+    /// with one `result` for every matching agent (`status`).
+    pub async fn call_to(
+        &mut self,
+        action: Action,
+        server: Option<&str>,
+        selector: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let id = self.send(action, server, selector).await?;
         loop {
             let r = self.next().await?;
             if r.id != Some(id) {
@@ -159,6 +172,17 @@ pub fn error_of(r: &Reply) -> anyhow::Error {
         Ok(b) => anyhow::Error::new(HubError(b)),
         Err(_) => anyhow!("error: {}", r.data),
     }
+}
+
+/// Why [`Client::connect`] failed, told apart for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No WebSocket came up: nothing listens, a timeout, DNS.
+    #[error("cannot reach the hub at {0}")]
+    Unreachable(String),
+    /// The hub answered 401 or 403.
+    #[error("the hub refused {0}")]
+    Refused(String),
 }
 
 /// An `error` reply from the hub, kept whole so that `--output json` can

@@ -8,10 +8,11 @@ use nextdeploy_shared::docker::{Event, StatsSample};
 use nextdeploy_shared::protocol::containers::{ContainerRef, LogsRequest, StatsRequest, Tail};
 use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
 use nextdeploy_shared::protocol::{Action, Empty, Reply, ReplyType};
-use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
+use nextdeploy_shared::time::{human_age, now_unix, parse_point, parse_rfc3339, rfc3339};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
+use super::exit::Usage;
 use super::output::{self, Output};
 
 /// Print one NDJSON line.
@@ -82,13 +83,15 @@ pub async fn logs(
 ) -> anyhow::Result<()> {
     let now = now_unix();
     let point = |p: Option<&str>| -> anyhow::Result<Option<i64>> {
-        p.map(|t| parse_point(t, now).map_err(anyhow::Error::msg))
+        p.map(|t| parse_point(t, now).map_err(|m| Usage(m).into()))
             .transpose()
     };
     let tail = match a.tail {
         None | Some("all") => Tail::All,
-        Some(n) => Tail::Lines(n.parse::<u64>().with_context(|| {
-            format!("--tail {n}: give a number of lines from the end (0 or more), or all")
+        Some(n) => Tail::Lines(n.parse::<u64>().map_err(|_| {
+            Usage(format!(
+                "--tail {n}: give a number of lines from the end (0 or more), or all"
+            ))
         })?),
     };
     let logs = LogsRequest {
@@ -131,6 +134,17 @@ pub async fn lifecycle(
 ) -> anyhow::Result<()> {
     // As docker: each container in turn, each failure reported, and a
     // failure status when any failed.
+    // One container: its error as it is, so that the exit code tells why.
+    if let [container] = containers {
+        let v = c.call(action(container.clone()), Some(server)).await?;
+        return match out {
+            Output::Json => output::json(&v),
+            Output::Table => {
+                println!("{}", v["name"].as_str().unwrap_or(container));
+                Ok(())
+            }
+        };
+    }
     let mut failed = Vec::new();
     let mut done = Vec::new();
     for container in containers {
@@ -148,15 +162,10 @@ pub async fn lifecycle(
         }
     }
     if out == Output::Json {
-        if containers.len() == 1 && failed.is_empty() {
-            output::json(&done[0])?;
-        } else {
-            output::json(&Value::Array(done))?;
-        }
+        output::json(&Value::Array(done))?;
     }
     match failed.len() {
         0 => Ok(()),
-        1 if containers.len() == 1 => bail!("{} failed", failed[0]),
         _ => bail!(
             "failed for {} of {}: {}",
             failed.len(),
@@ -247,6 +256,7 @@ pub async fn events(
     container: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
+    say_if_waiting(c, server, selector).await?;
     let payload = EventsRequest {
         container: container.map(str::to_string),
     };
@@ -292,6 +302,34 @@ pub async fn events(
     }
 }
 
+/// Before `events` streams: when no agent it watches is online, say on
+/// stderr that it waits for them (their events stream once they connect).
+/// An unknown `server` fails here, as `status` does.
+async fn say_if_waiting(
+    c: &mut Client,
+    server: Option<&str>,
+    selector: Option<&str>,
+) -> anyhow::Result<()> {
+    let v = c
+        .call_to(Action::Status(Empty {}), server, selector)
+        .await?;
+    let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
+    if rows.iter().any(|a| a["online"].as_bool() == Some(true)) {
+        return Ok(());
+    }
+    match (server, selector) {
+        (Some(s), _) => eprintln!("agent {s} is offline; waiting for it to come online"),
+        (None, Some(sel)) if rows.is_empty() => {
+            eprintln!("no agent matches {sel:?}; waiting for matching agents to come online")
+        }
+        (None, Some(sel)) => eprintln!(
+            "no agent matching {sel:?} is online; waiting for matching agents to come online"
+        ),
+        (None, None) => eprintln!("no agent is online; waiting for agents to come online"),
+    }
+    Ok(())
+}
+
 /// `status`: the fleet at a glance.
 pub async fn status(
     c: &mut Client,
@@ -299,20 +337,13 @@ pub async fn status(
     selector: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    let id = c.send(Action::Status(Empty {}), server, selector).await?;
-    let v = loop {
-        let r = c.next().await?;
-        if r.id == Some(id) {
-            match r.kind {
-                ReplyType::Result => break r.data,
-                ReplyType::Error => return Err(error_of(&r)),
-                _ => {}
-            }
-        }
-    };
+    let v = c
+        .call_to(Action::Status(Empty {}), server, selector)
+        .await?;
     if out == Output::Json {
         return output::json(&v);
     }
+    let now = now_unix();
     let mut rows = Vec::new();
     for a in v.as_array().into_iter().flatten() {
         let name = a["server"].as_str().unwrap_or("?").to_string();
@@ -353,6 +384,7 @@ pub async fn status(
                     .map(size)
                     .unwrap_or_else(|| "-".into()),
                 c["restarts"].as_i64().unwrap_or(0).to_string(),
+                uptime(&c["started_at"], now),
             ]);
         }
     }
@@ -360,8 +392,18 @@ pub async fn status(
     Ok(())
 }
 
+/// How long a container has run, from its `started_at`: `5m`, or `-` when
+/// it is not running (or its agent predates the field).
+fn uptime(started_at: &Value, now: i64) -> String {
+    started_at
+        .as_str()
+        .and_then(parse_rfc3339)
+        .map(|t| human_age(now - t))
+        .unwrap_or_else(|| "-".into())
+}
+
 /// `status`'s columns: one row per container, or one per agent without any.
-const STATUS_HEADER: [&str; 9] = [
+const STATUS_HEADER: [&str; 10] = [
     "SERVER",
     "AGENT",
     "CONTAINER",
@@ -371,6 +413,7 @@ const STATUS_HEADER: [&str; 9] = [
     "CPU %",
     "MEM",
     "RESTARTS",
+    "UPTIME",
 ];
 
 /// `history`.
@@ -382,11 +425,6 @@ pub async fn history(
     resolution: Option<&str>,
     out: Output,
 ) -> anyhow::Result<()> {
-    if let Some(r) = resolution {
-        if !["5s", "1m", "15m"].contains(&r) {
-            bail!("--resolution takes 5s, 1m or 15m");
-        }
-    }
     let payload = HistoryRequest {
         container: container.to_string(),
         since: Some(Since::Text(since.to_string())),
@@ -403,7 +441,7 @@ pub async fn history(
         .flatten()
         .map(|p| {
             vec![
-                rfc3339(p["t"].as_i64().unwrap_or(0)),
+                rfc3339(p["t_s"].as_i64().unwrap_or(0)),
                 p["cpu_avg"]
                     .as_f64()
                     .map(|c| format!("{c:.1}%"))
