@@ -140,7 +140,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
     assert_eq!(hist["resolution_s"], 5, "{hist}");
     for p in points(&hist) {
         for k in [
-            "t",
+            "t_s",
             "samples",
             "mem_avg",
             "mem_max",

@@ -1,5 +1,6 @@
 //! The client subcommands of `nextdeploy`: one file per group, output in
-//! [`output`], the WebSocket client in [`client`], the saved login in [`login`].
+//! [`output`], exit codes in [`exit`], the WebSocket client in [`client`],
+//! the saved login in [`login`].
 
 pub mod agent;
 pub mod agent_info;
