@@ -415,10 +415,10 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             container,
         } => {
             let (server, selector) = (server.as_deref(), selector.as_deref());
-            containers::events(c, server, selector, container.as_deref(), out).await
+            super::fleet::events(c, server, selector, container.as_deref(), out).await
         }
         AgentCmd::Status { server, selector } => {
-            containers::status(c, server.as_deref(), selector.as_deref(), out).await
+            super::fleet::status(c, server.as_deref(), selector.as_deref(), out).await
         }
         AgentCmd::History {
             server,
@@ -427,7 +427,7 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             resolution,
         } => {
             let resolution = resolution.as_deref();
-            containers::history(c, &server, &container, &since, resolution, out).await
+            super::fleet::history(c, &server, &container, &since, resolution, out).await
         }
         other => anyhow::bail!("not an observe subcommand: {other:?}"),
     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod containers;
 pub mod deploys;
 pub mod exit;
+pub mod fleet;
 pub mod images;
 pub mod install;
 pub mod login;
