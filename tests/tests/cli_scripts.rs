@@ -149,9 +149,25 @@ fn events_wait_for_agents_to_come_online_and_ctrl_c_exits_130() {
         .cli_json(&["agent", "status", "--selector", "nobody=here"])
         .unwrap();
     assert_eq!(v, json!([]));
-    // An unknown server: not a wait, a failure (3).
-    let out = hub.cli(&["agent", "events", "--server", "nobody"]).unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", out.describe());
+    // An unknown server: not a wait, a failure (3), with the same code
+    // from each of the hub's own views.
+    for args in [
+        &["agent", "events", "--server", "nobody"][..],
+        &["agent", "status", "--server", "nobody"],
+        &[
+            "agent",
+            "history",
+            "--server",
+            "nobody",
+            "--container",
+            "web",
+        ],
+    ] {
+        let out = hub.cli(&[args, &["-o", "json"]].concat()).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{}", out.describe());
+        let err: Value = serde_json::from_str(out.stderr.trim()).unwrap();
+        assert_eq!(err["error"]["code"], "unknown_agent", "{err}");
+    }
 }
 
 /// Every field of `v` (recursively) that holds a time: RFC 3339 text, or a

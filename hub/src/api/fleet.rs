@@ -52,7 +52,7 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
     }
     if let Some(name) = &req.server {
         if out.is_empty() {
-            return Err(ApiError::NotFound(format!(
+            return Err(ApiError::UnknownAgent(format!(
                 "no agent named {name:?} is enrolled"
             )));
         }
@@ -87,6 +87,17 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
     let since = now_unix() - since_s;
     let a = agent.clone();
     let known = store::blocking(&svc.store, move |s| s.health_containers(&a)).await?;
+    if known.is_empty() {
+        let a = agent.clone();
+        if store::blocking(&svc.store, move |s| s.agent_by_name(&a))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::UnknownAgent(format!(
+                "no agent named {agent:?} is enrolled"
+            )));
+        }
+    }
     let container = history_name(svc, &agent, &p.container, &known)?;
     let (a, c) = (agent.clone(), container.clone());
     let points = store::blocking(&svc.store, move |s| s.health_history(&a, &c, res, since)).await?;
