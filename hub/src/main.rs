@@ -1,6 +1,8 @@
 //! `nextdeploy`: the hub (`nextdeploy hub`) and the CLI (every other subcommand).
 
 use clap::Parser;
+use nextdeploy_hub::cli::agent::AgentCmd;
+use nextdeploy_hub::cli::exit::{self, Ran};
 use nextdeploy_hub::cli::{self, Cli, Command};
 
 fn init_logging(default: &str) {
@@ -21,6 +23,10 @@ fn main() {
 async fn main_async() {
     let cli = Cli::parse();
     let out = cli.output;
+    let ran = match &cli.command {
+        Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. }) => Ran::Deploy,
+        _ => Ran::Other,
+    };
     let result = match cli.command {
         Command::Hub(args) => {
             init_logging("info");
@@ -33,15 +39,19 @@ async fn main_async() {
         _ => {
             init_logging("warn");
             cli::pipe::exit_quietly_on_closed_stdout();
-            cli::run(cli).await
+            tokio::select! {
+                r = cli::run(cli) => r,
+                // The hub drops the connection's requests when it closes.
+                _ = tokio::signal::ctrl_c() => std::process::exit(exit::INTERRUPTED),
+            }
         }
     };
     if let Err(e) = result {
         if cli::pipe::is_closed_stdout(&e) {
             // The reader of our output went away (`| head`): not an error.
-            std::process::exit(0);
+            std::process::exit(exit::OK);
         }
         cli::output::print_error(&e, out);
-        std::process::exit(1);
+        std::process::exit(exit::for_error(&e, ran));
     }
 }

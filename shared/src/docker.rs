@@ -21,8 +21,9 @@ pub struct ContainerRow {
     /// `healthy`, `unhealthy`, `starting`, or none without a healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
-    /// Unix time of creation.
-    pub created: i64,
+    /// When it was created (RFC 3339; older agents sent Unix seconds).
+    #[serde(deserialize_with = "crate::time::de_rfc3339")]
+    pub created: String,
     /// Container labels.
     #[serde(default)]
     pub labels: Labels,
@@ -80,6 +81,13 @@ pub struct ContainerHealth {
     pub health: Option<String>,
     /// Docker's restart count.
     pub restarts: i64,
+    /// When its current run started (RFC 3339); running containers only.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::time::de_rfc3339_opt"
+    )]
+    pub started_at: Option<String>,
     /// CPU percent over the last interval (running containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
@@ -110,7 +118,8 @@ pub const STATS_FROM_ENGINE: &str = "engine";
 /// What the agent pushes every health interval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct HealthSnapshot {
-    /// Unix time of the sweep.
+    /// Unix time of the sweep (`at_s` on the wire; older agents sent `at`).
+    #[serde(rename = "at_s", alias = "at")]
     pub at: i64,
     /// Whether the engine answered.
     pub docker_available: bool,

@@ -122,6 +122,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration {text:?} is too large"))
 }
 
+/// A time as the wire carries it: RFC 3339 text, or Unix seconds as older
+/// peers and stored records wrote it.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum WireTime {
+    /// RFC 3339.
+    Text(String),
+    /// Unix seconds (legacy).
+    Unix(i64),
+}
+
+impl WireTime {
+    fn into_rfc3339<E: serde::de::Error>(self) -> Result<String, E> {
+        match self {
+            WireTime::Text(t) => parse_rfc3339(&t)
+                .map(rfc3339)
+                .ok_or_else(|| E::custom(format!("{t:?} is not an RFC 3339 time"))),
+            WireTime::Unix(n) => Ok(rfc3339(n)),
+        }
+    }
+}
+
+/// Serde `deserialize_with` for a time field written as RFC 3339: reads RFC
+/// 3339 text or a legacy integer of Unix seconds, and gives RFC 3339 in UTC.
+pub fn de_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    <WireTime as serde::Deserialize>::deserialize(d)?.into_rfc3339()
+}
+
+/// [`de_rfc3339`] for an optional field (`null` or absent: `None`).
+pub fn de_rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <Option<WireTime> as serde::Deserialize>::deserialize(d)?
+        .map(WireTime::into_rfc3339)
+        .transpose()
+}
+
 /// Human rendering of an age in seconds: `12s`, `5m`, `3h`, `2d`.
 pub fn human_age(secs: i64) -> String {
     let s = secs.max(0);
@@ -156,6 +191,25 @@ mod tests {
         assert_eq!(parse_point("10m", 1000), Ok(400));
         assert_eq!(parse_point("1795600000", 0), Ok(1_795_600_000));
         assert!(parse_point("yesterday", 0).is_err());
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Stamped {
+        #[serde(deserialize_with = "de_rfc3339")]
+        at: String,
+        #[serde(default, deserialize_with = "de_rfc3339_opt")]
+        until: Option<String>,
+    }
+
+    #[test]
+    fn reads_rfc3339_or_legacy_unix() {
+        let v: Stamped = serde_json::from_str(r#"{"at": 1795600000}"#).unwrap();
+        assert_eq!((v.at.as_str(), v.until), ("2026-11-25T09:46:40Z", None));
+        let v: Stamped =
+            serde_json::from_str(r#"{"at": "2026-11-25T10:46:40+01:00", "until": 0}"#).unwrap();
+        assert_eq!(v.at, "2026-11-25T09:46:40Z");
+        assert_eq!(v.until.as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert!(serde_json::from_str::<Stamped>(r#"{"at": "soon"}"#).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use nextdeploy_tests::docker::*;
 use nextdeploy_tests::json;
+use serde_json::Value;
 
 #[test]
 fn positional_containers_short_flags_and_docker_columns() {
@@ -204,11 +205,43 @@ fn status_shows_image_and_restarts_and_an_empty_selector_lists_nothing() {
     )
     .unwrap();
     let header = table.lines().next().unwrap_or("");
-    for col in ["SERVER", "CONTAINER", "IMAGE", "STATE", "RESTARTS"] {
+    for col in [
+        "SERVER",
+        "CONTAINER",
+        "IMAGE",
+        "STATE",
+        "RESTARTS",
+        "UPTIME",
+    ] {
         assert!(header.contains(col), "status header lacks {col}: {header}");
     }
     let row = table.lines().find(|l| l.contains(&c.name)).unwrap();
     assert!(row.contains(&env.image), "{row}");
+    // UPTIME, the last column: an age such as 3s or 2m.
+    let uptime = row.split_whitespace().last().unwrap_or("");
+    assert!(
+        uptime.len() >= 2
+            && uptime[..uptime.len() - 1]
+                .chars()
+                .all(|ch| ch.is_ascii_digit())
+            && uptime.ends_with(['s', 'm', 'h', 'd']),
+        "{row}"
+    );
+    // JSON: the start time, RFC 3339, as docker inspect has it.
+    let v = env
+        .hub
+        .cli_json(&["agent", "status", "--server", env.server()])
+        .unwrap();
+    let ours = v[0]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == json!(c.name))
+        .unwrap()
+        .clone();
+    let started = parse_rfc3339(ours["started_at"].as_str().unwrap_or("")).unwrap();
+    let docker_started = parse_rfc3339(&c.inspect("{{.State.StartedAt}}").unwrap()).unwrap();
+    assert!((started - docker_started).abs() < 1.5, "{ours}");
     // A selector matching no agent: an empty listing and success, not an error.
     let out = env
         .hub
@@ -243,4 +276,113 @@ fn a_deploys_own_containers_are_never_suggested() {
         !msg.contains(&kept.name),
         "a deploy's own container is suggested: {msg}"
     );
+}
+
+/// Containers whose ids start with the same hex digit: created until two of
+/// this test's share one (17 make it certain).
+fn two_with_one_first_digit(env: &DockerEnv) -> (Vec<Container>, String) {
+    let mut made: Vec<Container> = Vec::new();
+    for i in 0..17 {
+        let c = env.create(&format!("twin{i}"), &[], &["idle"]).unwrap();
+        let digit = c.id[..1].to_string();
+        made.push(c);
+        if made.iter().filter(|m| m.id.starts_with(&digit)).count() == 2 {
+            return (made, digit);
+        }
+    }
+    unreachable!("17 ids over 16 digits always share one")
+}
+
+#[test]
+fn a_container_is_its_name_its_id_or_a_unique_id_prefix_everywhere() {
+    let env = DockerEnv::start("shape-ids", &[("health_interval_s", "1")]).unwrap();
+    let c = env.run("web", &[], &["idle"]).unwrap();
+    let prefix = &c.id[..12];
+    // history: answered by the hub from its store, by name, id or prefix.
+    for key in [c.name.as_str(), c.id.as_str(), prefix] {
+        let mut last = Value::Null;
+        wait_until_ok(
+            "history by name, id and prefix",
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_millis(500),
+            || {
+                let out = env.agent_cli("history", &["--container", key, "-o", "json"])?;
+                last = if out.success() {
+                    out.json()?
+                } else {
+                    json!(out.stderr)
+                };
+                Ok(last["points"].as_array().is_some_and(|p| !p.is_empty()))
+            },
+        )
+        .unwrap_or_else(|e| panic!("{key}: {e:#}: {last}"));
+        assert_eq!(last["container"], json!(c.name), "{key}: {last}");
+    }
+    // The agent's actions, by full id and by prefix.
+    let doc = env.agent_json("inspect", &[prefix]).unwrap();
+    assert_eq!(doc["Id"], json!(c.id));
+    env.agent_cli("logs", &[prefix, "-n", "1"])
+        .unwrap()
+        .ok()
+        .unwrap();
+    let s = env.agent_json("stats", &[prefix, "--no-stream"]).unwrap();
+    assert_eq!(s[0]["name"], json!(c.name), "{s}");
+    // events --container by prefix (the hub's filter): a kill by prefix is
+    // seen; repeated until the stream has subscribed.
+    let mut ev = env
+        .agent_stream("events", &["--container", prefix, "-o", "json"])
+        .unwrap();
+    wait_until_ok(
+        "a die event for the container named by prefix",
+        std::time::Duration::from_secs(30),
+        std::time::Duration::from_millis(10),
+        || {
+            env.agent_cli("start", &[prefix])?.ok()?;
+            env.agent_cli("kill", &[prefix])?.ok()?;
+            let wait = std::time::Duration::from_secs(2);
+            Ok(ev
+                .wait_json("die", wait, |v| {
+                    v["action"] == "die" && v["container_id"] == json!(c.id)
+                })
+                .is_ok())
+        },
+    )
+    .unwrap();
+    env.agent_cli("start", &[prefix]).unwrap().ok().unwrap();
+    assert_eq!(c.state().unwrap(), "running");
+    env.agent_cli("stop", &["-t", "1", &c.id])
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(c.state().unwrap(), "exited");
+
+    // A prefix matching two: refused, both named, "not found" (3), by the
+    // agent (inspect) and by the hub (history) alike.
+    let (twins, digit) = two_with_one_first_digit(&env);
+    let pair: Vec<&str> = twins
+        .iter()
+        .filter(|t| t.id.starts_with(&digit))
+        .map(|t| t.name.as_str())
+        .collect();
+    let out = env.agent_cli("inspect", &[&digit]).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", out.describe());
+    assert!(
+        pair.iter().all(|n| out.stderr.contains(n)),
+        "{}",
+        out.describe()
+    );
+    let mut last = String::new();
+    wait_until_ok(
+        "history refusing an ambiguous prefix",
+        std::time::Duration::from_secs(15),
+        std::time::Duration::from_millis(300),
+        || {
+            let out = env.agent_cli("history", &["--container", &digit, "-o", "json"])?;
+            last = out.describe();
+            Ok(out.status.code() == Some(3)
+                && out.stderr.contains("ambiguous_container")
+                && pair.iter().all(|n| out.stderr.contains(n)))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n{last}"));
 }

@@ -140,7 +140,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
     assert_eq!(hist["resolution_s"], 5, "{hist}");
     for p in points(&hist) {
         for k in [
-            "t",
+            "t_s",
             "samples",
             "mem_avg",
             "mem_max",
@@ -152,7 +152,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
             assert!(p[k].is_number(), "{k} in {p}");
         }
         assert_eq!(p["state"], "running", "{p}");
-        assert!(p["t"].as_i64().unwrap() % 5 == 0, "{p}");
+        assert!(p["t_s"].as_i64().unwrap() % 5 == 0, "{p}");
         assert!(p["samples"].as_i64().unwrap() >= 1, "{p}");
     }
     let hc_hist = history(&env, &hc.name, "5s");
@@ -169,7 +169,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
     std::thread::sleep(Duration::from_millis(1500));
     let before: BTreeMap<i64, i64> = points(&history(&env, &burn.name, "5s"))
         .iter()
-        .map(|p| (p["t"].as_i64().unwrap(), p["samples"].as_i64().unwrap()))
+        .map(|p| (p["t_s"].as_i64().unwrap(), p["samples"].as_i64().unwrap()))
         .collect();
     // Let whatever the hub had queued at that moment reach the store.
     std::thread::sleep(Duration::from_millis(1500));
@@ -177,7 +177,7 @@ fn status_and_history_from_the_hub_survive_a_hub_restart() {
     env.hub.restart().unwrap();
     let after: BTreeMap<i64, i64> = points(&history(&env, &burn.name, "5s"))
         .iter()
-        .map(|p| (p["t"].as_i64().unwrap(), p["samples"].as_i64().unwrap()))
+        .map(|p| (p["t_s"].as_i64().unwrap(), p["samples"].as_i64().unwrap()))
         .collect();
     for (t, n) in &before {
         let got = after.get(t).copied();

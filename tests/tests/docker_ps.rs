@@ -85,7 +85,7 @@ fn ps_lists_what_docker_ps_lists() {
         );
         let created = docker(&["inspect", "--format", "{{.Created}}", id]).unwrap();
         let created = parse_rfc3339(&created).unwrap();
-        let ours_created = r["created"].as_f64().unwrap();
+        let ours_created = parse_rfc3339(r["created"].as_str().unwrap()).unwrap();
         assert!(
             (ours_created - created).abs() < 1.5,
             "created of {id}: ours {ours_created}, docker {created}"

@@ -11,6 +11,7 @@ use bollard::query_parameters::{
 use nextdeploy_shared::docker::ContainerRow;
 use nextdeploy_shared::protocol::containers::{LifecycleDone, PsRequest};
 use nextdeploy_shared::protocol::ErrorCode;
+use nextdeploy_shared::time::rfc3339;
 use serde_json::Value;
 
 use super::{DockerError, Engine};
@@ -150,7 +151,7 @@ pub fn to_row(c: &ContainerSummary) -> ContainerRow {
         state: c.state.map(|s| s.to_string()).unwrap_or_default(),
         health: health_of_status(&status),
         status,
-        created: c.created.unwrap_or(0),
+        created: rfc3339(c.created.unwrap_or(0)),
         labels: c.labels.clone().unwrap_or_default().into_iter().collect(),
         command: c.command.clone().unwrap_or_default(),
         ports: c.ports.iter().flatten().map(port_text).collect(),

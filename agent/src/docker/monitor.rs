@@ -15,7 +15,7 @@ use nextdeploy_shared::docker::{
     STATS_FROM_KERNEL,
 };
 use nextdeploy_shared::protocol::{Reply, ReplyType};
-use nextdeploy_shared::time::now_unix;
+use nextdeploy_shared::time::{now_unix, parse_rfc3339, rfc3339};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,8 @@ pub struct Known {
     kernel: bool,
     /// Docker's restart count.
     restarts: i64,
+    /// When the current run started (RFC 3339), while running.
+    started_at: Option<String>,
     /// The init process (0 when not running).
     pid: u32,
     /// Whether the container has a network namespace of its own.
@@ -75,11 +77,19 @@ async fn inspect(engine: &Engine, r: &ContainerRow) -> Option<Known> {
         .as_ref()
         .and_then(|h| h.network_mode.as_deref())
         .unwrap_or("");
+    let started_at = i
+        .state
+        .as_ref()
+        .filter(|s| s.running == Some(true))
+        .and_then(|s| s.started_at.as_deref())
+        .and_then(parse_rfc3339)
+        .map(rfc3339);
     Some(Known {
         status: r.status.clone(),
         state: r.state.clone(),
         kernel: false,
         restarts: i.restart_count.unwrap_or(0),
+        started_at,
         pid: i
             .state
             .as_ref()
@@ -239,6 +249,7 @@ fn build_health(
             state: r.state.clone(),
             health: r.health.clone(),
             restarts: k.restarts,
+            started_at: k.started_at.clone().filter(|_| r.state == "running"),
             ..Default::default()
         };
         if let Some(x) = from_kernel.get(&r.id) {

@@ -24,6 +24,7 @@ fn synthetic(name: &str, n: usize) -> HealthSnapshot {
                 state: "running".into(),
                 health: Some("healthy".into()),
                 restarts: 0,
+                started_at: None,
                 cpu_percent: Some(rng.random_range(0.0..50.0)),
                 mem_usage: rng.random_range(10_000_000..500_000_000),
                 mem_limit: 2_000_000_000,

@@ -52,7 +52,7 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
     }
     if let Some(name) = &req.server {
         if out.is_empty() {
-            return Err(ApiError::NotFound(format!(
+            return Err(ApiError::UnknownAgent(format!(
                 "no agent named {name:?} is enrolled"
             )));
         }
@@ -66,7 +66,6 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
         .server
         .clone()
         .ok_or_else(|| ApiError::BadRequest("history needs server".into()))?;
-    let container = p.container;
     let since_s = match p.since {
         Some(Since::Text(s)) => parse_duration(&s).map_err(ApiError::BadRequest)?.as_secs() as i64,
         Some(Since::Seconds(n)) => n,
@@ -86,22 +85,22 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
         None => 900,
     };
     let since = now_unix() - since_s;
-    let (a, c) = (agent.clone(), container.clone());
-    let points = store::blocking(&svc.store, move |s| s.health_history(&a, &c, res, since)).await?;
-    if points.is_empty() {
+    let a = agent.clone();
+    let known = store::blocking(&svc.store, move |s| s.health_containers(&a)).await?;
+    if known.is_empty() {
         let a = agent.clone();
-        let known = store::blocking(&svc.store, move |s| s.health_containers(&a)).await?;
-        if !known.contains(&container) {
-            return Err(ApiError::NotFound(format!(
-                "no history for container {container:?} on {agent} (containers with history: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+        if store::blocking(&svc.store, move |s| s.agent_by_name(&a))
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::UnknownAgent(format!(
+                "no agent named {agent:?} is enrolled"
             )));
         }
     }
+    let container = history_name(svc, &agent, &p.container, &known)?;
+    let (a, c) = (agent.clone(), container.clone());
+    let points = store::blocking(&svc.store, move |s| s.health_history(&a, &c, res, since)).await?;
     let answer = HistoryAnswer {
         server: agent,
         container,
@@ -109,6 +108,45 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
         points,
     };
     Ok(serde_json::to_value(answer).unwrap_or_default())
+}
+
+/// The series `history` reads for `wanted`, resolved as the agent resolves a
+/// container for its own actions: a name (here, one with history), else a
+/// full id or unique id prefix of a container in the agent's latest snapshot.
+fn history_name(
+    svc: &Services,
+    agent: &str,
+    wanted: &str,
+    known: &[String],
+) -> Result<String, ApiError> {
+    let wanted = wanted.trim_start_matches('/');
+    if known.iter().any(|k| k == wanted) {
+        return Ok(wanted.to_string());
+    }
+    let snap = svc.registry.get(agent).and_then(|c| c.latest_health());
+    let mut by_id: Vec<&str> = snap
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter(|c| !wanted.is_empty() && c.id.starts_with(wanted))
+        .map(|c| c.name.as_str())
+        .collect();
+    by_id.dedup();
+    match by_id.as_slice() {
+        [one] if known.iter().any(|k| k == one) => Ok(one.to_string()),
+        [_, _, ..] => Err(ApiError::AmbiguousContainer(format!(
+            "id prefix {wanted} matches {} containers ({}); give more characters or the name",
+            by_id.len(),
+            by_id.join(", ")
+        ))),
+        _ => Err(ApiError::NoSuchContainer(format!(
+            "no history for container {wanted:?} on {agent} (containers with history: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))),
+    }
 }
 
 /// `events`: stream every matching event until cancelled. Filters: `server`,

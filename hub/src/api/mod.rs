@@ -58,6 +58,12 @@ pub enum ApiError {
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
+    /// No container by that name, id or id prefix.
+    #[error("{0}")]
+    NoSuchContainer(String),
+    /// An id prefix matching several containers.
+    #[error("{0}")]
+    AmbiguousContainer(String),
     /// Conflicts with current state.
     #[error("{0}")]
     Conflict(String),
@@ -77,6 +83,8 @@ impl ApiError {
             ApiError::UnknownAgent(_) => ErrorCode::UnknownAgent,
             ApiError::AgentOffline(_) => ErrorCode::AgentOffline,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::NoSuchContainer(_) => ErrorCode::NoSuchContainer,
+            ApiError::AmbiguousContainer(_) => ErrorCode::AmbiguousContainer,
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
             ApiError::Store(_) => ErrorCode::Internal,
         }

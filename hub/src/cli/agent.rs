@@ -90,7 +90,7 @@ pub enum AgentCmd {
         /// Keep streaming new output.
         #[arg(long, short = 'f')]
         follow: bool,
-        /// Lines from the end (a number or all).
+        /// Lines from the end: a number, or all (the default).
         #[arg(long, short = 'n', allow_hyphen_values = true)]
         tail: Option<String>,
         /// Since a time: 10m, Unix seconds or RFC 3339.
@@ -185,14 +185,15 @@ pub enum AgentCmd {
         /// Agent name.
         #[arg(long)]
         server: String,
-        /// Container name.
+        /// Container: name, full id or unique id prefix.
         #[arg(long)]
         container: String,
         /// How far back: 1h, 24h, 30d.
         #[arg(long, default_value = "1h")]
         since: String,
-        /// 5s, 1m or 15m (default: by --since).
-        #[arg(long)]
+        /// Seconds per point: 5s (kept 1h), 1m (kept 24h) or 15m (kept 30d);
+        /// default: the finest that covers --since.
+        #[arg(long, value_parser = ["5s", "1m", "15m"])]
         resolution: Option<String>,
     },
 }
@@ -283,8 +284,9 @@ pub struct KillArgs {
     pub server: String,
     #[command(flatten)]
     pub targets: SomeContainers,
-    /// Signal, e.g. SIGTERM or HUP (default SIGKILL).
-    #[arg(long, short = 's')]
+    /// Signal by name, with or without SIG (KILL, TERM, INT, HUP, QUIT, USR1,
+    /// USR2, ...), or number; default KILL.
+    #[arg(long, short = 's', value_name = "SIGNAL")]
     pub signal: Option<String>,
 }
 
@@ -413,10 +415,10 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             container,
         } => {
             let (server, selector) = (server.as_deref(), selector.as_deref());
-            containers::events(c, server, selector, container.as_deref(), out).await
+            super::fleet::events(c, server, selector, container.as_deref(), out).await
         }
         AgentCmd::Status { server, selector } => {
-            containers::status(c, server.as_deref(), selector.as_deref(), out).await
+            super::fleet::status(c, server.as_deref(), selector.as_deref(), out).await
         }
         AgentCmd::History {
             server,
@@ -425,7 +427,7 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             resolution,
         } => {
             let resolution = resolution.as_deref();
-            containers::history(c, &server, &container, &since, resolution, out).await
+            super::fleet::history(c, &server, &container, &since, resolution, out).await
         }
         other => anyhow::bail!("not an observe subcommand: {other:?}"),
     }

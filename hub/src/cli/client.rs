@@ -48,22 +48,19 @@ pub fn ws_url(hub: &str) -> anyhow::Result<String> {
 }
 
 /// The refusal of a certificate the CLI cannot trust, with what to do.
-fn untrusted(hub: &str, seen: Option<String>, pinned: Option<&str>, e: &str) -> anyhow::Error {
-    let Some(seen) = seen else {
-        return anyhow!("cannot reach the hub at {hub}: {e}");
-    };
-    match pinned {
-        Some(p) => anyhow!(
+fn untrusted(hub: &str, seen: &str, pinned: Option<&str>) -> ConnectError {
+    ConnectError::Untrusted(match pinned {
+        Some(p) => format!(
             "the hub at {hub} presents a certificate with pin {seen}, not the pinned {p}: \
              refusing it (a different hub, or its key changed; if the change is expected, \
              log in again with --tls-pin {seen})"
         ),
-        None => anyhow!(
+        None => format!(
             "the hub at {hub} presents a certificate that no system root vouches for \
              (self-signed?); its pin is {seen}. If that is the API pin your hub printed at \
              start, accept it with: nextdeploy login --hub {hub} --token <token> --tls-pin {seen}"
         ),
-    }
+    })
 }
 
 impl Client {
@@ -92,7 +89,7 @@ impl Client {
         let connect =
             tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
         let (ws, _) = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Err(_) => bail!("cannot reach the hub at {hub}: timed out"),
+            Err(_) => return Err(ConnectError::Unreachable(format!("{hub}: timed out")).into()),
             Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
                 let body = resp
                     .body()
@@ -100,8 +97,10 @@ impl Client {
                     .map(|b| String::from_utf8_lossy(b).trim().to_string())
                     .unwrap_or_default();
                 match resp.status().as_u16() {
-                    401 => bail!("the hub refused the token: {body}"),
-                    403 => bail!("the hub refused the connection: {body}"),
+                    401 => return Err(ConnectError::Refused(format!("the token: {body}")).into()),
+                    403 => {
+                        return Err(ConnectError::Refused(format!("the connection: {body}")).into())
+                    }
                     s => bail!("the hub answered HTTP {s}: {body}"),
                 }
             }
@@ -109,10 +108,9 @@ impl Client {
                 let seen = seen.lock().ok().and_then(|s| s.clone());
                 let tls_refused = matches!(e, tokio_tungstenite::tungstenite::Error::Tls(_))
                     || e.to_string().contains("certificate");
-                return Err(if tls_refused {
-                    untrusted(hub, seen, pin, &e.to_string())
-                } else {
-                    anyhow!("cannot reach the hub at {hub}: {e}")
+                return Err(match (tls_refused, seen) {
+                    (true, Some(seen)) => untrusted(hub, &seen, pin).into(),
+                    _ => ConnectError::Unreachable(format!("{hub}: {e}")).into(),
                 });
             }
             Ok(Ok(x)) => x,
@@ -155,7 +153,18 @@ impl Client {
 
     /// A one-shot request: its `result` data, or its error as an error.
     pub async fn call(&mut self, action: Action, server: Option<&str>) -> anyhow::Result<Value> {
-        let id = self.send(action, server, None).await?;
+        self.call_to(action, server, None).await
+    }
+
+    /// [`Client::call`] with a selector: for actions the hub answers itself
+    /// with one `result` for every matching agent (`status`).
+    pub async fn call_to(
+        &mut self,
+        action: Action,
+        server: Option<&str>,
+        selector: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        let id = self.send(action, server, selector).await?;
         loop {
             let r = self.next().await?;
             if r.id != Some(id) {
@@ -211,6 +220,20 @@ pub fn error_of(r: &Reply) -> anyhow::Error {
         Ok(b) => anyhow::Error::new(HubError(b)),
         Err(_) => anyhow!("error: {}", r.data),
     }
+}
+
+/// Why [`Client::connect`] failed, told apart for the exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No WebSocket came up: nothing listens, a timeout, DNS.
+    #[error("cannot reach the hub at {0}")]
+    Unreachable(String),
+    /// The hub answered 401 or 403.
+    #[error("the hub refused {0}")]
+    Refused(String),
+    /// The hub's certificate is not the pinned one, or no root vouches for it.
+    #[error("{0}")]
+    Untrusted(String),
 }
 
 /// An `error` reply from the hub, kept whole so that `--output json` can

@@ -1,21 +1,22 @@
-//! `nextdeploy agent ps|inspect|logs|start|stop|restart|kill|stats|events|status|history`.
+//! `nextdeploy agent inspect|logs|start|stop|restart|kill|rm|stats`; `ps` in
+//! [`super::ps`], `events|status|history` in [`super::fleet`].
 
 use std::io::{IsTerminal, Write};
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
-use nextdeploy_shared::docker::{Event, StatsSample};
+use nextdeploy_shared::docker::StatsSample;
 use nextdeploy_shared::protocol::containers::{ContainerRef, LogsRequest, StatsRequest, Tail};
-use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
-use nextdeploy_shared::protocol::{Action, Empty, Reply, ReplyType};
-use nextdeploy_shared::time::{now_unix, parse_point, rfc3339};
+use nextdeploy_shared::protocol::{Action, Reply, ReplyType};
+use nextdeploy_shared::time::{now_unix, parse_point};
 use serde_json::{json, Value};
 
-use super::client::{error_of, Client};
+use super::client::Client;
+use super::exit::Usage;
 use super::output::{self, Output};
 
 /// Print one NDJSON line.
-fn ndjson(v: &Value) -> anyhow::Result<()> {
+pub fn ndjson(v: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, v)?;
     out.write_all(b"\n")?;
@@ -82,13 +83,15 @@ pub async fn logs(
 ) -> anyhow::Result<()> {
     let now = now_unix();
     let point = |p: Option<&str>| -> anyhow::Result<Option<i64>> {
-        p.map(|t| parse_point(t, now).map_err(anyhow::Error::msg))
+        p.map(|t| parse_point(t, now).map_err(|m| Usage(m).into()))
             .transpose()
     };
     let tail = match a.tail {
         None | Some("all") => Tail::All,
-        Some(n) => Tail::Lines(n.parse::<u64>().with_context(|| {
-            format!("--tail {n}: give a number of lines from the end (0 or more), or all")
+        Some(n) => Tail::Lines(n.parse::<u64>().map_err(|_| {
+            Usage(format!(
+                "--tail {n}: give a number of lines from the end (0 or more), or all"
+            ))
         })?),
     };
     let logs = LogsRequest {
@@ -131,6 +134,17 @@ pub async fn lifecycle(
 ) -> anyhow::Result<()> {
     // As docker: each container in turn, each failure reported, and a
     // failure status when any failed.
+    // One container: its error as it is, so that the exit code tells why.
+    if let [container] = containers {
+        let v = c.call(action(container.clone()), Some(server)).await?;
+        return match out {
+            Output::Json => output::json(&v),
+            Output::Table => {
+                println!("{}", v["name"].as_str().unwrap_or(container));
+                Ok(())
+            }
+        };
+    }
     let mut failed = Vec::new();
     let mut done = Vec::new();
     for container in containers {
@@ -148,15 +162,10 @@ pub async fn lifecycle(
         }
     }
     if out == Output::Json {
-        if containers.len() == 1 && failed.is_empty() {
-            output::json(&done[0])?;
-        } else {
-            output::json(&Value::Array(done))?;
-        }
+        output::json(&Value::Array(done))?;
     }
     match failed.len() {
         0 => Ok(()),
-        1 if containers.len() == 1 => bail!("{} failed", failed[0]),
         _ => bail!(
             "failed for {} of {}: {}",
             failed.len(),
@@ -237,194 +246,4 @@ pub async fn stats(
         }
     })
     .await
-}
-
-/// `events`: live, until interrupted.
-pub async fn events(
-    c: &mut Client,
-    server: Option<&str>,
-    selector: Option<&str>,
-    container: Option<&str>,
-    out: Output,
-) -> anyhow::Result<()> {
-    let payload = EventsRequest {
-        container: container.map(str::to_string),
-    };
-    let id = c.send(Action::Events(payload), server, selector).await?;
-    loop {
-        let r = c.next().await?;
-        if r.id != Some(id) {
-            continue;
-        }
-        match r.kind {
-            ReplyType::Event => {
-                if out == Output::Json {
-                    let mut v = r.data.clone();
-                    v["server"] = json!(r.server);
-                    ndjson(&v)?;
-                    continue;
-                }
-                let e: Event = serde_json::from_value(r.data.clone()).unwrap_or_default();
-                let mut detail = Vec::new();
-                if let Some(code) = e.exit_code {
-                    detail.push(format!("exitCode={code}"));
-                }
-                if let Some(h) = &e.health {
-                    detail.push(format!("health={h}"));
-                }
-                if let Some(s) = &e.signal {
-                    detail.push(format!("signal={s}"));
-                }
-                println!(
-                    "{} {} {} {} {} {}",
-                    rfc3339(e.time_ms / 1000),
-                    r.server.as_deref().unwrap_or("-"),
-                    e.kind,
-                    e.action,
-                    e.container.as_deref().unwrap_or("-"),
-                    detail.join(" ")
-                );
-            }
-            ReplyType::Error => return Err(error_of(&r)),
-            ReplyType::End => return Ok(()),
-            _ => {}
-        }
-    }
-}
-
-/// `status`: the fleet at a glance.
-pub async fn status(
-    c: &mut Client,
-    server: Option<&str>,
-    selector: Option<&str>,
-    out: Output,
-) -> anyhow::Result<()> {
-    let id = c.send(Action::Status(Empty {}), server, selector).await?;
-    let v = loop {
-        let r = c.next().await?;
-        if r.id == Some(id) {
-            match r.kind {
-                ReplyType::Result => break r.data,
-                ReplyType::Error => return Err(error_of(&r)),
-                _ => {}
-            }
-        }
-    };
-    if out == Output::Json {
-        return output::json(&v);
-    }
-    let mut rows = Vec::new();
-    for a in v.as_array().into_iter().flatten() {
-        let name = a["server"].as_str().unwrap_or("?").to_string();
-        let online = a["online"].as_bool() == Some(true);
-        let cs = a["containers"].as_array().cloned().unwrap_or_default();
-        if !online || cs.is_empty() {
-            let what = if !online {
-                "offline".to_string()
-            } else if a["docker_available"].as_bool() == Some(false) {
-                format!(
-                    "docker unavailable: {}",
-                    a["docker_error"].as_str().unwrap_or("")
-                )
-            } else if a["snapshot_at"].is_null() {
-                "waiting for the first snapshot".to_string()
-            } else {
-                "no containers".to_string()
-            };
-            let mut row = vec![name, what];
-            row.resize(STATUS_HEADER.len(), "-".into());
-            rows.push(row);
-            continue;
-        }
-        for c in cs {
-            rows.push(vec![
-                name.clone(),
-                "online".into(),
-                c["name"].as_str().unwrap_or("?").into(),
-                c["image"].as_str().unwrap_or("?").into(),
-                c["state"].as_str().unwrap_or("?").into(),
-                c["health"].as_str().unwrap_or("-").into(),
-                c["cpu_percent"]
-                    .as_f64()
-                    .map(|p| format!("{p:.1}%"))
-                    .unwrap_or_else(|| "-".into()),
-                c["mem_usage"]
-                    .as_u64()
-                    .map(size)
-                    .unwrap_or_else(|| "-".into()),
-                c["restarts"].as_i64().unwrap_or(0).to_string(),
-            ]);
-        }
-    }
-    output::table(&STATUS_HEADER, &rows);
-    Ok(())
-}
-
-/// `status`'s columns: one row per container, or one per agent without any.
-const STATUS_HEADER: [&str; 9] = [
-    "SERVER",
-    "AGENT",
-    "CONTAINER",
-    "IMAGE",
-    "STATE",
-    "HEALTH",
-    "CPU %",
-    "MEM",
-    "RESTARTS",
-];
-
-/// `history`.
-pub async fn history(
-    c: &mut Client,
-    server: &str,
-    container: &str,
-    since: &str,
-    resolution: Option<&str>,
-    out: Output,
-) -> anyhow::Result<()> {
-    if let Some(r) = resolution {
-        if !["5s", "1m", "15m"].contains(&r) {
-            bail!("--resolution takes 5s, 1m or 15m");
-        }
-    }
-    let payload = HistoryRequest {
-        container: container.to_string(),
-        since: Some(Since::Text(since.to_string())),
-        since_s: None,
-        resolution: resolution.map(str::to_string),
-    };
-    let v = c.call(Action::History(payload), Some(server)).await?;
-    if out == Output::Json {
-        return output::json(&v);
-    }
-    let rows: Vec<Vec<String>> = v["points"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            vec![
-                rfc3339(p["t"].as_i64().unwrap_or(0)),
-                p["cpu_avg"]
-                    .as_f64()
-                    .map(|c| format!("{c:.1}%"))
-                    .unwrap_or_else(|| "-".into()),
-                p["cpu_max"]
-                    .as_f64()
-                    .map(|c| format!("{c:.1}%"))
-                    .unwrap_or_else(|| "-".into()),
-                size(p["mem_avg"].as_u64().unwrap_or(0)),
-                size(p["mem_max"].as_u64().unwrap_or(0)),
-                p["state"].as_str().unwrap_or("?").into(),
-                p["health"].as_str().unwrap_or("-").into(),
-                p["restarts"].to_string(),
-            ]
-        })
-        .collect();
-    output::table(
-        &[
-            "TIME", "CPU AVG", "CPU MAX", "MEM AVG", "MEM MAX", "STATE", "HEALTH", "RESTARTS",
-        ],
-        &rows,
-    );
-    Ok(())
 }

@@ -1,11 +1,14 @@
 //! The client subcommands of `nextdeploy`: one file per group, output in
-//! [`output`], the WebSocket client in [`client`], the saved login in [`login`].
+//! [`output`], exit codes in [`exit`], the WebSocket client in [`client`],
+//! the saved login in [`login`].
 
 pub mod agent;
 pub mod agent_info;
 pub mod client;
 pub mod containers;
 pub mod deploys;
+pub mod exit;
+pub mod fleet;
 pub mod images;
 pub mod install;
 pub mod login;
@@ -31,8 +34,15 @@ pub struct Cli {
     /// API token; overrides the saved login.
     #[arg(long, global = true, env = "NEXTDEPLOY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Output format.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    /// Output format: aligned columns, or JSON for scripts.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        value_name = "table|json",
+        default_value_t = Output::Table
+    )]
     pub output: Output,
     /// What to do.
     #[command(subcommand)]
@@ -56,7 +66,8 @@ pub enum Command {
     Logout,
     /// Show who the token is and which hub it talks to.
     Whoami,
-    /// Agents: list, ping, info, revoke.
+    /// Agents and their containers: list, ping, info, ps, logs, start/stop, deploy,
+    /// stats, events, status, history (`agent --help` lists them all).
     #[command(subcommand)]
     Agent(agent::AgentCmd),
     /// One-time join tokens for enrolling agents.
@@ -78,10 +89,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login { tls_pin } => {
             let hub = cli
                 .hub
-                .ok_or_else(|| anyhow::anyhow!("--hub URL is required"))?;
+                .ok_or_else(|| exit::Usage("login needs --hub URL".into()))?;
             let token = cli
                 .token
-                .ok_or_else(|| anyhow::anyhow!("--token TOKEN is required"))?;
+                .ok_or_else(|| exit::Usage("login needs --token TOKEN".into()))?;
             tokens::login(&hub, token, tls_pin, out).await
         }
         Command::Logout => logout(out),
@@ -146,5 +157,63 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand (walked from clap's tree, so a new one is covered)
+    /// and every argument it takes has a description, and an argument with
+    /// a fixed set of values lists them in its help.
+    #[test]
+    fn every_command_and_argument_says_what_it_does() {
+        fn walk(cmd: &mut clap::Command, path: &str, missing: &mut Vec<String>) {
+            let help = cmd.render_long_help().to_string();
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path}: argument {id} has no help"));
+                }
+                for v in a.get_possible_values().iter().filter(|v| !v.is_hide_set()) {
+                    if !help.contains(v.get_name()) {
+                        missing.push(format!("{path}: {id} does not list {}", v.get_name()));
+                    }
+                }
+            }
+            for sub in cmd.get_subcommands_mut() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{p}: no description"));
+                }
+                walk(sub, &p, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&mut cmd, "nextdeploy", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+        let agent = cmd
+            .find_subcommand_mut("agent")
+            .map(|a| a.render_help().to_string())
+            .unwrap_or_default();
+        for sub in [
+            "list", "ps", "logs", "deploy", "status", "history", "events",
+        ] {
+            assert!(agent.contains(&format!("  {sub} ")), "{agent}");
+        }
+        assert!(cmd
+            .render_help()
+            .to_string()
+            .contains("--output <table|json>"));
+        let create = cmd
+            .find_subcommand_mut("token")
+            .and_then(|t| t.find_subcommand_mut("create"))
+            .map(|c| c.render_help().to_string())
+            .unwrap_or_default();
+        assert!(
+            create.contains("--role <admin|operator|viewer>"),
+            "{create}"
+        );
     }
 }

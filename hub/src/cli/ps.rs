@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
 use nextdeploy_shared::docker::ContainerRow;
 use nextdeploy_shared::protocol::containers::PsRequest;
 use nextdeploy_shared::protocol::Action;
-use nextdeploy_shared::time::{human_age, now_unix};
+use nextdeploy_shared::time::{human_age, now_unix, parse_rfc3339};
 
 use super::client::Client;
+use super::exit::Usage;
 use super::output::{self, Output};
 
 /// `ps`.
@@ -22,9 +22,11 @@ pub async fn ps(
 ) -> anyhow::Result<()> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .context("--filter takes key=value, e.g. label=env=prod or status=running")?;
+        let (k, v) = f.split_once('=').ok_or_else(|| {
+            Usage(format!(
+                "--filter {f}: give key=value, e.g. label=env=prod or status=running"
+            ))
+        })?;
         map.entry(k.to_string()).or_default().push(v.to_string());
     }
     let ps = PsRequest {
@@ -78,7 +80,9 @@ fn ps_cells(r: &ContainerRow, now: i64) -> Vec<String> {
         short_id(&r.id),
         r.image.clone(),
         format!("\"{command}\""),
-        format!("{} ago", human_age(now - r.created)),
+        parse_rfc3339(&r.created)
+            .map(|t| format!("{} ago", human_age(now - t)))
+            .unwrap_or_else(|| "-".into()),
         r.status.clone(),
         r.ports.join(", "),
         r.name.clone(),

@@ -5,7 +5,7 @@ use nextdeploy_shared::labels::{format_labels, parse_labels};
 use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, CreateToken, LabelsArg};
 use nextdeploy_shared::protocol::{Action, Empty, Role};
 use nextdeploy_shared::secret::Secret;
-use nextdeploy_shared::time::parse_duration;
+use nextdeploy_shared::time::{parse_duration, parse_rfc3339};
 use serde_json::{json, Value};
 
 use super::client::Client;
@@ -46,8 +46,9 @@ pub enum JoinTokenCmd {
 pub enum TokenCmd {
     /// Create an API token.
     Create {
-        /// admin, operator or viewer.
-        #[arg(long)]
+        /// What the token may do: admin (everything), operator (act on containers, deploy)
+        /// or viewer (read only).
+        #[arg(long, value_name = "admin|operator|viewer", value_parser = ["admin", "operator", "viewer"])]
         role: String,
         /// A name for people (shown in the audit log).
         #[arg(long, default_value = "unnamed")]
@@ -299,17 +300,31 @@ pub async fn token(
                                 .map(|t| {
                                     let state = if !t["revoked_at"].is_null() {
                                         "revoked"
-                                    } else if t["expires_at"].as_i64().is_some_and(|e| e <= now) {
+                                    } else if t["expires_at"]
+                                        .as_str()
+                                        .and_then(parse_rfc3339)
+                                        .is_some_and(|e| e <= now)
+                                    {
                                         "expired"
                                     } else {
                                         "active"
                                     };
-                                    vec![s(&t["id"]), s(&t["name"]), s(&t["role"]), state.into()]
+                                    vec![
+                                        s(&t["id"]),
+                                        s(&t["name"]),
+                                        s(&t["role"]),
+                                        state.into(),
+                                        s(&t["created_at"]),
+                                        s(&t["expires_at"]),
+                                    ]
                                 })
                                 .collect()
                         })
                         .unwrap_or_default();
-                    output::table(&["ID", "NAME", "ROLE", "STATE"], &rows);
+                    output::table(
+                        &["ID", "NAME", "ROLE", "STATE", "CREATED", "EXPIRES"],
+                        &rows,
+                    );
                 }
             }
         }

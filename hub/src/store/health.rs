@@ -157,7 +157,7 @@ pub fn query(
         let mem_max: i64 = r.get(5)?;
         let cpu_n: i64 = r.get(12)?;
         Ok(HistoryPoint {
-            t: r.get(0)?,
+            t_s: r.get(0)?,
             samples: n,
             cpu_avg: (cpu_n > 0).then(|| cpu_sum as f64 / cpu_n as f64 / 100.0),
             cpu_max: (cpu_n > 0).then(|| cpu_max as f64 / 100.0),

@@ -36,6 +36,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 use nextdeploy_shared::protocol::admin::ApiTokenInfo;
 /// Roles of API tokens: defined with the actions that need them.
 pub use nextdeploy_shared::protocol::Role;
+use nextdeploy_shared::time::rfc3339;
 
 /// An enrolled agent.
 #[derive(Debug, Clone, Serialize)]
@@ -111,9 +112,9 @@ impl ApiTokenRecord {
             id: self.id.clone(),
             name: self.name.clone(),
             role: self.role,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
+            created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at.map(rfc3339),
+            revoked_at: self.revoked_at.map(rfc3339),
         }
     }
 }

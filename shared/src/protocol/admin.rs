@@ -121,12 +121,15 @@ pub struct ApiTokenInfo {
     pub name: String,
     /// What it may do.
     pub role: Role,
-    /// Unix time created.
-    pub created_at: i64,
-    /// Unix time it expires, if ever.
-    pub expires_at: Option<i64>,
-    /// Unix time revoked.
-    pub revoked_at: Option<i64>,
+    /// When it was created (RFC 3339).
+    #[serde(deserialize_with = "crate::time::de_rfc3339")]
+    pub created_at: String,
+    /// When it expires (RFC 3339), if ever.
+    #[serde(default, deserialize_with = "crate::time::de_rfc3339_opt")]
+    pub expires_at: Option<String>,
+    /// When it was revoked (RFC 3339).
+    #[serde(default, deserialize_with = "crate::time::de_rfc3339_opt")]
+    pub revoked_at: Option<String>,
 }
 
 /// `create_token`'s answer: the record and the token, shown once.

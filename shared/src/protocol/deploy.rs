@@ -366,10 +366,10 @@ pub struct DeployEntry {
     pub status: String,
     /// When the hub recorded it, RFC 3339 UTC (a hub before 0.x sent Unix
     /// seconds; both are read).
-    #[serde(deserialize_with = "rfc3339_or_unix")]
+    #[serde(deserialize_with = "crate::time::de_rfc3339")]
     pub created_at: String,
     /// When it ended, RFC 3339 UTC.
-    #[serde(default, deserialize_with = "opt_rfc3339_or_unix")]
+    #[serde(default, deserialize_with = "crate::time::de_rfc3339_opt")]
     pub finished_at: Option<String>,
     /// The agent's outcome.
     pub outcome: Option<DeployOutcome>,
@@ -383,32 +383,6 @@ pub struct DeployEntry {
 fn lenient_code<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ErrorCode>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(v.and_then(|v| serde_json::from_value(v).ok()))
-}
-
-/// A time as RFC 3339, or (a hub from before the change) Unix seconds.
-/// Private: the shared helper may replace it.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TimeOnWire {
-    Text(String),
-    Unix(i64),
-}
-
-impl TimeOnWire {
-    fn text(self) -> String {
-        match self {
-            TimeOnWire::Text(t) => t,
-            TimeOnWire::Unix(u) => crate::time::rfc3339(u),
-        }
-    }
-}
-
-fn rfc3339_or_unix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    TimeOnWire::deserialize(d).map(TimeOnWire::text)
-}
-
-fn opt_rfc3339_or_unix<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Option::<TimeOnWire>::deserialize(d).map(|t| t.map(TimeOnWire::text))
 }
 
 /// When a deploy pulls its image.

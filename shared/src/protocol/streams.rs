@@ -19,7 +19,8 @@ pub struct EventsRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRequest {
-    /// The container's name.
+    /// The container: name, full id or unique id prefix (the id as the
+    /// agent's latest snapshot knows it).
     pub container: String,
     /// How far back: `1h`-style text or seconds (default one hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,8 +107,9 @@ pub struct HistoryAnswer {
 /// One point of a container's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HistoryPoint {
-    /// Bucket start, Unix seconds.
-    pub t: i64,
+    /// Bucket start, Unix seconds (`t` before the `_s` rule; still read).
+    #[serde(alias = "t")]
+    pub t_s: i64,
     /// Samples in the bucket.
     pub samples: i64,
     /// Mean CPU percent (none when no sample in the bucket had a CPU figure).
