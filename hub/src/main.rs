@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use nextdeploy_hub::cli::agent::AgentCmd;
-use nextdeploy_hub::cli::exit::{self, Ran};
+use nextdeploy_hub::cli::exit;
 use nextdeploy_hub::cli::{self, Cli, Command};
 
 fn init_logging(default: &str) {
@@ -23,10 +23,12 @@ fn main() {
 async fn main_async() {
     let cli = Cli::parse();
     let out = cli.output;
-    let ran = match &cli.command {
-        Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. }) => Ran::Deploy,
-        _ => Ran::Other,
-    };
+    // A deploy answers Ctrl-C itself (cli/progress.rs): it says what is
+    // still finishing on which server before it exits.
+    let deploy = matches!(
+        &cli.command,
+        Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. })
+    );
     let result = match cli.command {
         Command::Hub(args) => {
             init_logging("info");
@@ -39,10 +41,14 @@ async fn main_async() {
         _ => {
             init_logging("warn");
             cli::pipe::exit_quietly_on_closed_stdout();
-            tokio::select! {
-                r = cli::run(cli) => r,
-                // The hub drops the connection's requests when it closes.
-                _ = tokio::signal::ctrl_c() => std::process::exit(exit::INTERRUPTED),
+            if deploy {
+                cli::run(cli).await
+            } else {
+                tokio::select! {
+                    r = cli::run(cli) => r,
+                    // The hub drops the connection's requests when it closes.
+                    _ = tokio::signal::ctrl_c() => std::process::exit(exit::INTERRUPTED),
+                }
             }
         }
     };
@@ -52,6 +58,6 @@ async fn main_async() {
             std::process::exit(exit::OK);
         }
         cli::output::print_error(&e, out);
-        std::process::exit(exit::for_error(&e, ran));
+        std::process::exit(exit::for_error(&e));
     }
 }

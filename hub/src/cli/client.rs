@@ -257,7 +257,9 @@ mod tests {
     fn urls() {
         assert_eq!(ws_url("http://h:8080").unwrap(), "ws://h:8080/ws");
         assert_eq!(ws_url("http://h:8080/").unwrap(), "ws://h:8080/ws");
-        assert_eq!(ws_url("h:8080").unwrap(), "ws://h:8080/ws");
-        assert!(ws_url("https://h").is_err());
+        assert_eq!(ws_url("h:8080").unwrap(), "wss://h:8080/ws");
+        assert_eq!(ws_url("https://h:8080/").unwrap(), "wss://h:8080/ws");
+        assert_eq!(ws_url("wss://h:8080/ws").unwrap(), "wss://h:8080/ws");
+        assert!(ws_url("ftp://h").is_err());
     }
 }

@@ -1,6 +1,5 @@
 //! `nextdeploy agent deploy|rollback` and `nextdeploy deploys list|show`.
 
-use anyhow::bail;
 use clap::Subcommand;
 use nextdeploy_shared::protocol::admin::ById;
 use nextdeploy_shared::protocol::containers::ContainerRef;
@@ -15,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::{error_of, Client};
+use super::exit::DeployFailed;
 use super::output::{self, Output};
 use super::progress::{progress_line, Progress};
 
@@ -59,8 +59,8 @@ pub struct DeployArgs {
     /// The container to update (default: every container of the image's repository).
     #[arg(long)]
     pub container: Option<String>,
-    /// always, missing or never.
-    #[arg(long, default_value = "missing")]
+    /// When to pull the image: always, missing (only if absent) or never.
+    #[arg(long, default_value = "missing", value_name = "always|missing|never")]
     pub pull: PullPolicy,
     /// How long the new container may take to become healthy.
     #[arg(long, default_value = "300s")]
@@ -159,13 +159,14 @@ pub async fn deploy(c: &mut Client, a: DeployArgs, out: Output) -> anyhow::Resul
     if !ok {
         // The summary above already says why (table); JSON readers get it here.
         let outcome = doc.outcome.as_str();
-        match out {
-            Output::Table => bail!("deploy {outcome}"),
-            Output::Json => bail!(
+        return match out {
+            Output::Table => Err(DeployFailed(format!("deploy {outcome}")).into()),
+            Output::Json => Err(DeployFailed(format!(
                 "deploy {outcome}: {}",
                 doc.first_error().unwrap_or("see above")
-            ),
-        }
+            ))
+            .into()),
+        };
     }
     Ok(())
 }
@@ -186,7 +187,7 @@ fn fleet_summary(doc: &FleetOutcome, out: Output) -> anyhow::Result<()> {
         );
     }
     if !ok {
-        bail!("the fleet deploy stopped at a failed server");
+        return Err(DeployFailed("the fleet deploy stopped at a failed server".into()).into());
     }
     Ok(())
 }
@@ -239,10 +240,14 @@ pub async fn rollback(
     }
     if !ok {
         let outcome = doc.outcome.as_str();
-        match out {
-            Output::Table => bail!("rollback {outcome}"),
-            Output::Json => bail!("rollback {outcome}: {}", doc.first_error().unwrap_or("-")),
-        }
+        return match out {
+            Output::Table => Err(DeployFailed(format!("rollback {outcome}")).into()),
+            Output::Json => Err(DeployFailed(format!(
+                "rollback {outcome}: {}",
+                doc.first_error().unwrap_or("-")
+            ))
+            .into()),
+        };
     }
     Ok(())
 }

@@ -73,20 +73,8 @@ pub struct Usage(pub String);
 #[error("{0}")]
 pub struct DeployFailed(pub String);
 
-/// What a failed command was, for [`for_error`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ran {
-    /// `agent deploy` or `agent rollback`.
-    Deploy,
-    /// Anything else.
-    Other,
-}
-
 /// The exit code of a failed command: by the first typed error in its chain.
-/// A deploy's own failure (its summary already printed) is told by what
-/// cli/deploys.rs says, "deploy rolled_back", "rollback failed: ...", "the
-/// fleet deploy stopped ...", until it returns [`DeployFailed`].
-pub fn for_error(e: &anyhow::Error, ran: Ran) -> i32 {
+pub fn for_error(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {
         if let Some(h) = cause.downcast_ref::<HubError>() {
             return for_code(h.0.code);
@@ -104,15 +92,7 @@ pub fn for_error(e: &anyhow::Error, ran: Ran) -> i32 {
             return DEPLOY_FAILED;
         }
     }
-    let text = e.to_string();
-    let deploy_outcome = ["deploy ", "rollback ", "the fleet deploy stopped"]
-        .iter()
-        .any(|p| text.starts_with(p));
-    if ran == Ran::Deploy && deploy_outcome {
-        DEPLOY_FAILED
-    } else {
-        OTHER
-    }
+    OTHER
 }
 
 #[cfg(test)]
@@ -129,19 +109,18 @@ mod tests {
 
     #[test]
     fn maps_each_kind_once() {
-        assert_eq!(for_error(&hub(ErrorCode::UnknownAgent), Ran::Other), 3);
-        assert_eq!(for_error(&hub(ErrorCode::Forbidden), Ran::Deploy), 4);
-        assert_eq!(for_error(&hub(ErrorCode::AgentOffline), Ran::Other), 5);
+        assert_eq!(for_error(&hub(ErrorCode::UnknownAgent)), 3);
+        assert_eq!(for_error(&hub(ErrorCode::Forbidden)), 4);
+        assert_eq!(for_error(&hub(ErrorCode::AgentOffline)), 5);
         let timeout = hub(ErrorCode::Timeout).context("ping");
-        assert_eq!(for_error(&timeout, Ran::Other), 6);
+        assert_eq!(for_error(&timeout), 6);
         let refused = anyhow::Error::new(ConnectError::Refused("x".into()));
-        assert_eq!(for_error(&refused, Ran::Other), FORBIDDEN);
+        assert_eq!(for_error(&refused), FORBIDDEN);
         let usage = anyhow::Error::new(Usage("--tail -5".into()));
-        assert_eq!(for_error(&usage, Ran::Other), USAGE);
-        let rolled = anyhow::anyhow!("deploy rolled_back");
-        assert_eq!(for_error(&rolled, Ran::Deploy), DEPLOY_FAILED);
-        assert_eq!(for_error(&rolled, Ran::Other), OTHER);
+        assert_eq!(for_error(&usage), USAGE);
+        let rolled = anyhow::Error::new(DeployFailed("deploy rolled_back".into()));
+        assert_eq!(for_error(&rolled.context("prod-1")), DEPLOY_FAILED);
         let bad_flag = anyhow::anyhow!("invalid duration \"x\"");
-        assert_eq!(for_error(&bad_flag, Ran::Deploy), OTHER);
+        assert_eq!(for_error(&bad_flag), OTHER);
     }
 }
