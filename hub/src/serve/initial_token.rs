@@ -114,3 +114,27 @@ async fn replaced(store: &SharedStore, initial_id: String) -> store::StoreResult
     let other = tokens.iter().filter(usable).any(|t| t.id != initial_id);
     Ok(other || !initial_usable)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_token_in_the_file_removes_it() {
+        let dir = std::env::temp_dir().join(format!("nd-initial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(crate::serve::INITIAL_TOKEN_FILE);
+        let (id, text) = token::new_api_token();
+        std::fs::write(&path, format!("{}\n", text.expose())).unwrap();
+        let (other, _) = token::new_api_token();
+        // Another token that took the name, and the right id under another name.
+        retire_on_first_use(&dir, &other, INITIAL_TOKEN_NAME);
+        retire_on_first_use(&dir, &id, "me");
+        assert!(path.exists());
+        retire_on_first_use(&dir, &id, INITIAL_TOKEN_NAME);
+        assert!(!path.exists());
+        // Gone already: nothing to do, no panic.
+        retire_on_first_use(&dir, &id, INITIAL_TOKEN_NAME);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
