@@ -109,7 +109,18 @@ async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket
                 Err(RecvError::Closed) => { announced = false; continue }
             },
             Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()) => {
-                break Some(TokenEnd::Expired)
+                // Checked against the wall clock the expiry is written in:
+                // the timer runs on the monotonic clock, and tokio caps a
+                // far deadline (a 10-year token) at about two years.
+                match client.caller.time_left() {
+                    Some(left) if !left.is_zero() => {
+                        if let Some(sleep) = expiry.as_mut().as_pin_mut() {
+                            sleep.reset(tokio::time::Instant::now() + left);
+                        }
+                        continue;
+                    }
+                    _ => break Some(TokenEnd::Expired),
+                }
             }
             _ = &mut send_task => { send_done = true; break None }
             m = source.next() => m,
