@@ -20,7 +20,7 @@ use nextdeploy_shared::protocol::admin::Cancelled;
 use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, Request};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
@@ -39,6 +39,9 @@ pub async fn upgrade(
     if !super::origin_allowed(&headers, &svc.config.allowed_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
+    // Subscribed before the token is checked: a revocation made between the
+    // check and the end of the upgrade still reaches the connection.
+    let revocations = svc.store.revocations();
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -63,7 +66,9 @@ pub async fn upgrade(
     let span = tracing::info_span!("ws", token = %caller.name, role = caller.role.as_str());
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve_client(svc, Arc::new(caller), socket).instrument(span))
+        .on_upgrade(move |socket| {
+            serve_client(svc, Arc::new(caller), revocations, socket).instrument(span)
+        })
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
@@ -71,10 +76,13 @@ type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
 /// Serve one upgraded client until it hangs up, its writer fails, its token
 /// is revoked or expires, or the hub shuts down.
-async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
+async fn serve_client(
+    svc: Arc<Services>,
+    caller: Arc<Caller>,
+    mut revocations: broadcast::Receiver<String>,
+    socket: WebSocket,
+) {
     debug!("client connected");
-    // Subscribed before the first read: a revocation from now on is seen.
-    let mut revocations = svc.store.revocations();
     let expiry = caller.time_left().map(tokio::time::sleep);
     let (sink, mut source) = socket.split();
     let (tx, rx) = mpsc::channel::<Reply>(CLIENT_SEND_QUEUE);
