@@ -325,7 +325,8 @@ pub async fn run_hub(
     let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
     if first {
         let (_, token) =
-            admin::create_api_token(&store, "initial-admin", Role::Admin, None).await?;
+            admin::create_api_token(&store, initial_token::INITIAL_TOKEN_NAME, Role::Admin, None)
+                .await?;
         initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
     }
     if !args.local_agent {

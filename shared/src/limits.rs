@@ -44,6 +44,11 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// A connection that stayed up this long resets the backoff.
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
 
+/// Lifetime of an API token created without one (`ttl_s` absent, no
+/// `no_expiry`): a token forgotten in a CI secret or a laptop stops working
+/// within a quarter; a token meant to last is asked for explicitly.
+pub const API_TOKEN_DEFAULT_TTL: Duration = Duration::from_secs(90 * 86_400);
+
 /// Default lifetime of a join token.
 pub const JOIN_TOKEN_DEFAULT_TTL: Duration = Duration::from_secs(3600);
 

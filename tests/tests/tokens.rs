@@ -376,3 +376,90 @@ fn logout_and_errors_speak_json() {
     let err: serde_json::Value = serde_json::from_str(out.stderr.trim()).unwrap();
     assert_eq!(err["error"]["code"], "cli_error", "{err}");
 }
+
+fn token_id(token: &str) -> String {
+    token.split('_').nth(1).unwrap().to_string()
+}
+
+#[test]
+fn api_tokens_expire_in_90_days_unless_never_and_the_audit_log_names_the_token_id() {
+    let hub = start_hub().unwrap();
+    let day = 86_400i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let dflt = hub
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "d"])
+        .unwrap();
+    let exp = chrono::DateTime::parse_from_rfc3339(dflt["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert!(
+        (exp - (now + 90 * day)).abs() <= 60,
+        "default expiry is not 90 days away: {dflt}"
+    );
+    let never = hub
+        .cli_json(&[
+            "token", "create", "--role", "viewer", "--name", "n", "--ttl", "never",
+        ])
+        .unwrap();
+    assert!(never["expires_at"].is_null(), "{never}");
+    let week = hub
+        .cli_json(&[
+            "token", "create", "--role", "viewer", "--name", "w", "--ttl", "7d",
+        ])
+        .unwrap();
+    let exp = chrono::DateTime::parse_from_rfc3339(week["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    assert!((exp - (now + 7 * day)).abs() <= 60, "{week}");
+    // Both at once is refused, not guessed.
+    let both = json!({"id": 1, "action": "create_token",
+                      "payload": {"role": "viewer", "ttl_s": 60, "no_expiry": true}});
+    let r = ws_request(&hub, &hub.admin_token, both).unwrap();
+    assert_eq!(r["data"]["code"], "bad_request", "{r}");
+
+    // Two admin tokens with one name: the audit log tells them apart.
+    let ops: Vec<String> = (0..2)
+        .map(|_| {
+            hub.cli_json(&["token", "create", "--role", "admin", "--name", "ops"])
+                .unwrap()["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut made = Vec::new();
+    for t in &ops {
+        let v = hub
+            .cli_json_as(t, &["token", "create", "--role", "viewer", "--name", "x"])
+            .unwrap();
+        made.push(v["id"].as_str().unwrap().to_string());
+    }
+    let db = rusqlite::Connection::open_with_flags(
+        hub.data_dir.join("nextdeploy.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let by = |target: &str| -> (String, Option<String>) {
+        db.query_row(
+            "SELECT actor, actor_token FROM audit WHERE action = 'create_token' AND target = ?1",
+            [target],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    for (t, target) in ops.iter().zip(&made) {
+        assert_eq!(by(target), ("ops".to_string(), Some(token_id(t))));
+    }
+    // The first admin's own actions carry its id too.
+    let first = by(dflt["id"].as_str().unwrap());
+    assert_eq!(
+        first,
+        (
+            "initial-admin".to_string(),
+            Some(token_id(&hub.admin_token))
+        )
+    );
+}

@@ -4,7 +4,7 @@ use crate::limits::{MAX_TOKEN_NAME_LEN, MAX_TTL_S};
 use std::time::Duration;
 
 use nextdeploy_shared::labels::{format_labels, parse_labels, validate_name, Labels};
-use nextdeploy_shared::limits::JOIN_TOKEN_DEFAULT_TTL;
+use nextdeploy_shared::limits::{API_TOKEN_DEFAULT_TTL, JOIN_TOKEN_DEFAULT_TTL};
 use nextdeploy_shared::protocol::admin::{
     ById, CreateJoinToken, CreateToken, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
     LabelsArg, TokenCreated, TokenRevoked, WhoAmI,
@@ -107,7 +107,16 @@ async fn create_token(svc: &Services, caller: &Caller, p: CreateToken) -> Result
             "token name must be 1 to {MAX_TOKEN_NAME_LEN} characters"
         )));
     }
-    let ttl = ttl_arg(p.ttl_s)?;
+    let ttl = match (p.ttl_s, p.no_expiry) {
+        (Some(_), true) => {
+            return Err(ApiError::BadRequest(
+                "give payload.ttl_s or payload.no_expiry, not both".into(),
+            ))
+        }
+        (None, true) => None,
+        (None, false) => Some(API_TOKEN_DEFAULT_TTL),
+        (ttl_s, false) => ttl_arg(ttl_s)?,
+    };
     let role = p.role;
     let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
     let what = format!("{name} ({})", role.as_str());
@@ -278,7 +287,14 @@ pub async fn create_join_token(
     Ok((rec, text))
 }
 
-async fn audit(svc: &Services, caller: &Caller, action: &str, target: &str, detail: &str) {
+/// Append to the audit log an action `caller` made: its token's name and id.
+pub(super) async fn audit(
+    svc: &Services,
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    detail: &str,
+) {
     let entry = AuditEntry {
         at: now_unix(),
         actor: caller.name.clone(),
@@ -286,7 +302,9 @@ async fn audit(svc: &Services, caller: &Caller, action: &str, target: &str, deta
         target: target.into(),
         detail: detail.into(),
     };
-    if let Err(e) = store::blocking(&svc.store, move |s| s.audit(&entry)).await {
+    let token = caller.token_id.clone();
+    let write = move |s: &dyn store::Store| s.audit_by_token(&entry, Some(&token));
+    if let Err(e) = store::blocking(&svc.store, write).await {
         tracing::warn!(error = %e, "audit write failed");
     }
 }

@@ -1,5 +1,7 @@
 //! Bearer-token authentication of API clients.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use nextdeploy_shared::time::now_unix;
 use nextdeploy_shared::token::{self, verify_secret, API_PREFIX};
 
@@ -15,6 +17,46 @@ pub struct Caller {
     pub name: String,
     /// What it may do.
     pub role: Role,
+    /// When the token expires (Unix seconds); None: never.
+    pub expires_at: Option<i64>,
+}
+
+impl Caller {
+    /// How long the token has left: zero once expired, None if it never expires.
+    pub fn time_left(&self) -> Option<Duration> {
+        let at = UNIX_EPOCH + Duration::from_secs(self.expires_at?.max(0) as u64);
+        Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+/// Why an open connection's token stopped being valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEnd {
+    /// An admin revoked it.
+    Revoked,
+    /// Its expiry time passed.
+    Expired,
+}
+
+impl TokenEnd {
+    /// The close frame's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TokenEnd::Revoked => "token revoked",
+            TokenEnd::Expired => "token expired",
+        }
+    }
+}
+
+/// Whether the caller's token has been revoked, read from the store (for a
+/// connection that missed revocation announcements). A store failure counts
+/// as revoked: the connection cannot show its token is still good.
+pub async fn revoked_in_store(svc: &Services, caller: &Caller) -> bool {
+    let id = caller.token_id.clone();
+    match store::blocking(&svc.store, move |s| s.api_token(&id)).await {
+        Ok(Some(rec)) => rec.revoked_at.is_some(),
+        Ok(None) | Err(_) => true,
+    }
 }
 
 /// Why a token was refused. Unknown id and wrong secret are deliberately one case.
@@ -64,5 +106,6 @@ pub async fn authenticate(svc: &Services, bearer: Option<&str>) -> Result<Caller
         token_id: rec.id,
         name: rec.name,
         role: rec.role,
+        expires_at: rec.expires_at,
     })
 }

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod deploys;
 pub mod fanout;
 pub mod fleet;
+pub mod redact;
 pub mod rotate;
 pub mod route;
 
@@ -18,7 +19,7 @@ use nextdeploy_shared::protocol::{Action, ActionKind, ErrorCode, Reply, Request,
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::StoreError;
+use crate::store::{Role, StoreError};
 use crate::Services;
 
 pub use auth::Caller;
@@ -163,6 +164,9 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Events(p) => return fleet::events(svc, req, p, out).await,
         Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,
         Action::Rollback(p) => return deploy::rollback(svc, caller, req, p, out).await,
+        Action::Inspect(_) if caller.role < Role::Operator => {
+            return redact::routed_for_viewer(svc, req, &action, out).await
+        }
         Action::Ping(_) | Action::Info(_) | Action::Ps(_) | Action::Inspect(_) => {
             return route::routed(svc, req, &action, out).await
         }

@@ -11,7 +11,6 @@ use crate::limits::ROTATE_STEP_TIMEOUT;
 use nextdeploy_shared::keys;
 use nextdeploy_shared::protocol::agents::{KeyRotated, RotateKey, RotateKeyCommit, RotateKeyProof};
 use nextdeploy_shared::protocol::{Action, ReplyType, Request};
-use nextdeploy_shared::time::now_unix;
 use russh::keys::ssh_key::SshSig;
 use russh::keys::Algorithm;
 use serde_json::Value;
@@ -19,7 +18,7 @@ use serde_json::Value;
 use super::{ApiError, Caller};
 use crate::agents::stream::ReplyStream;
 use crate::agents::AgentConn;
-use crate::store::{self, AuditEntry};
+use crate::store;
 use crate::Services;
 
 /// The SSHSIG namespace of rotation proofs (the agent signs with the same).
@@ -125,16 +124,8 @@ pub async fn rotate(
         .await
         .map_err(|e| tracing::warn!(error = %e, "rotation confirmation not acknowledged"))
         .is_ok();
-    let entry = AuditEntry {
-        at: now_unix(),
-        actor: caller.name.clone(),
-        action: "rotate_key".into(),
-        target: name.clone(),
-        detail: format!("{} -> {new_fp}", rec.fingerprint),
-    };
-    if let Err(e) = store::blocking(&svc.store, move |s| s.audit(&entry)).await {
-        tracing::warn!(error = %e, "audit write failed");
-    }
+    let detail = format!("{} -> {new_fp}", rec.fingerprint);
+    super::admin::audit(svc, caller, "rotate_key", &name, &detail).await;
     tracing::info!(agent = %name, old = %rec.fingerprint, new = %new_fp, "agent key rotated");
     let rotated = KeyRotated {
         name,

@@ -151,7 +151,7 @@ pub async fn ping_selector(
                 }
                 Err(e) => {
                     if out == Output::Table {
-                        println!("{server}: seq={seq} {e}");
+                        println!("{server}: seq={seq} {}", output::printable(&e.to_string()));
                     }
                     failures.insert(server, e);
                 }
@@ -225,7 +225,7 @@ pub async fn info(
         }
     }
     for f in &failures {
-        eprintln!("error: {f}");
+        eprintln!("error: {}", output::printable(&f.to_string()));
     }
     if !failures.is_empty() {
         bail!("{} agent(s) did not answer", failures.len());

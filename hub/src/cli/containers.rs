@@ -156,7 +156,10 @@ pub async fn lifecycle(
                 done.push(v);
             }
             Err(e) => {
-                eprintln!("Error: {container}: {e:#}");
+                eprintln!(
+                    "Error: {container}: {}",
+                    output::printable(&format!("{e:#}"))
+                );
                 failed.push(container.clone());
             }
         }

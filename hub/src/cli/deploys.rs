@@ -105,18 +105,18 @@ fn summarize(doc: &DeployOutcome) -> (bool, String) {
             c.outcome.as_str()
         ));
         if let Some(step) = &c.failed_step {
-            let error = c.error.as_deref().unwrap_or("-");
+            let error = output::printable(c.error.as_deref().unwrap_or("-"));
             text.push_str(&format!(" (step {step}: {error})"));
         }
         if let Some(logs) = c.logs_tail.as_deref().filter(|l| !l.is_empty()) {
             text.push_str("\n  last log lines of the new container:");
             for l in logs.lines() {
-                text.push_str(&format!("\n    {l}"));
+                text.push_str(&format!("\n    {}", output::printable(l)));
             }
         }
     }
     if let Some(e) = &doc.error {
-        text.push_str(&format!("\n  {e}"));
+        text.push_str(&format!("\n  {}", output::printable(e)));
     }
     (doc.outcome == Outcome::Succeeded, text)
 }

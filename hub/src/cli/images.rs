@@ -93,7 +93,7 @@ pub async fn pull(c: &mut Client, server: &str, image: String, out: Output) -> a
                         } else {
                             format!("{}: ", p.layer)
                         };
-                        println!("{who}{}", p.status);
+                        println!("{}", output::printable(&format!("{who}{}", p.status)));
                         last.insert(p.layer.clone(), p.status);
                     }
                 }

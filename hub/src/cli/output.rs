@@ -1,4 +1,9 @@
-//! Table and JSON output.
+//! Table and JSON output. Every string a table shows passes through
+//! [`printable`]: hostnames, versions, labels, container names and error
+//! texts come from agents, and an escape sequence in one could rewrite the
+//! operator's terminal (JSON output escapes control characters itself).
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 
@@ -18,7 +23,7 @@ pub enum Output {
 /// `cli_error` (bad flags, an unreachable hub, a local file).
 pub fn print_error(e: &anyhow::Error, out: Output) {
     match out {
-        Output::Table => eprintln!("error: {e:#}"),
+        Output::Table => eprintln!("error: {}", printable(&format!("{e:#}"))),
         Output::Json => {
             let code = e
                 .chain()
@@ -37,10 +42,32 @@ pub fn json<T: Serialize>(v: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `text` with every control character (C0, DEL, C1: ESC, CR, BEL, ...)
+/// written as a visible escape (`\u{1b}`) instead, so printing it cannot
+/// move the cursor, recolour or retitle the terminal. Borrowed when clean.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Print rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| printable(cell)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if i < widths.len() {
                 widths[i] = widths[i].max(cell.chars().count());
@@ -59,8 +86,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
         println!("{}", s.trim_end());
     };
     line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
+    for row in &rows {
+        line(row.iter().map(|c| c.as_ref()).collect());
     }
 }
 
@@ -68,6 +95,24 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
 pub fn pairs(items: &[(&str, String)]) {
     let w = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in items {
-        println!("{:<w$}  {v}", format!("{k}:"), w = w + 1);
+        println!("{:<w$}  {}", format!("{k}:"), printable(v), w = w + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_become_visible_escapes() {
+        assert_eq!(printable("web-1 (Ubuntu 24.04)"), "web-1 (Ubuntu 24.04)");
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(
+            printable("evil\u{1b}]0;owned\u{7}\u{1b}[2J\r\n\u{7f}\u{9b}x"),
+            "evil\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}\\u{a}\\u{7f}\\u{9b}x"
+        );
+        assert!(!printable("a\u{1b}b").chars().any(char::is_control));
+        // Printable non-ASCII stays as it is.
+        assert_eq!(printable("héllo ✓"), "héllo ✓");
     }
 }

@@ -153,7 +153,7 @@ pub(super) fn progress_line(elapsed: f64, server: &str, d: &DeployProgress) -> S
         d.status
     );
     if let Some(x) = d.detail.as_deref().filter(|_| step != "pull_progress") {
-        line.push_str(&format!(": {x}"));
+        line.push_str(&format!(": {}", super::output::printable(x)));
     }
     // The error itself is in the summary at the end, printed once.
     if d.error.is_some() {

@@ -53,7 +53,8 @@ pub enum TokenCmd {
         /// A name for people (shown in the audit log).
         #[arg(long, default_value = "unnamed")]
         name: String,
-        /// Lifetime (e.g. 30d); none means until revoked.
+        /// Lifetime (e.g. 12h, 30d), or `never` for a token valid until
+        /// revoked [default: 90d].
         #[arg(long)]
         ttl: Option<String>,
     },
@@ -267,11 +268,16 @@ pub async fn token(
         TokenCmd::Create { role, name, ttl } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin, operator or viewer"))?;
-            let ttl_s = ttl.as_deref().map(ttl_s).transpose()?;
+            let no_expiry = ttl.as_deref() == Some("never");
+            let ttl_s = match ttl.as_deref() {
+                None | Some("never") => None,
+                Some(t) => Some(ttl_s(t)?),
+            };
             let create = CreateToken {
                 role,
                 name: Some(name),
                 ttl_s,
+                no_expiry,
             };
             let v = c.call(Action::CreateToken(create), None).await?;
             match out {

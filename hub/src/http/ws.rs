@@ -6,23 +6,27 @@
 use crate::limits::SEND_BATCH_BYTES;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::OptionFuture;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use nextdeploy_shared::protocol::admin::Cancelled;
 use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, Request};
 use serde_json::Value;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
+use crate::api::auth::TokenEnd;
 use crate::api::{self, auth, Caller};
+use crate::serve::initial_token;
 use crate::sync::lock_or_recover;
 use crate::Services;
 
@@ -35,6 +39,9 @@ pub async fn upgrade(
     if !super::origin_allowed(&headers, &svc.config.allowed_origins) {
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
+    // Subscribed before the token is checked: a revocation made between the
+    // check and the end of the upgrade still reaches the connection.
+    let revocations = svc.store.revocations();
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -54,24 +61,34 @@ pub async fn upgrade(
                 .into_response()
         }
     };
+    initial_token::retire_on_first_use(&svc.config.data_dir, &caller.token_id, &caller.name);
     let max = svc.config.max_message_bytes;
     let span = tracing::info_span!("ws", token = %caller.name, role = caller.role.as_str());
     ws.max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve_client(svc, Arc::new(caller), socket).instrument(span))
+        .on_upgrade(move |socket| {
+            serve_client(svc, Arc::new(caller), revocations, socket).instrument(span)
+        })
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
 type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
-/// Serve one upgraded client until it hangs up, its writer fails, or the hub
-/// shuts down.
-async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket) {
+/// Serve one upgraded client until it hangs up, its writer fails, its token
+/// is revoked or expires, or the hub shuts down.
+async fn serve_client(
+    svc: Arc<Services>,
+    caller: Arc<Caller>,
+    mut revocations: broadcast::Receiver<String>,
+    socket: WebSocket,
+) {
     debug!("client connected");
+    let expiry = caller.time_left().map(tokio::time::sleep);
     let (sink, mut source) = socket.split();
     let (tx, rx) = mpsc::channel::<Reply>(CLIENT_SEND_QUEUE);
     let cancel = svc.cancel.child_token();
-    let mut send_task = tokio::spawn(write_replies(sink, rx, cancel.clone()));
+    let close = Arc::new(OnceLock::new());
+    let mut send_task = tokio::spawn(write_replies(sink, rx, cancel.clone(), close.clone()));
     let client = Client {
         svc,
         caller,
@@ -80,15 +97,44 @@ async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket
         cancel,
         tx,
     };
-    let mut send_done = false;
-    loop {
+    tokio::pin!(expiry);
+    let (mut send_done, mut announced) = (false, true);
+    let ended = loop {
+        // Biased: the token's end is seen before any message read after it,
+        // so no request on a revoked or expired token is served.
         let msg = tokio::select! {
+            biased;
+            _ = client.cancel.cancelled() => break None,
+            r = revocations.recv(), if announced => match r {
+                Ok(id) if id == client.caller.token_id => break Some(TokenEnd::Revoked),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => {
+                    match auth::revoked_in_store(&client.svc, &client.caller).await {
+                        true => break Some(TokenEnd::Revoked),
+                        false => continue,
+                    }
+                }
+                Err(RecvError::Closed) => { announced = false; continue }
+            },
+            Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()) => {
+                // Checked against the wall clock the expiry is written in:
+                // the timer runs on the monotonic clock, and tokio caps a
+                // far deadline (a 10-year token) at about two years.
+                match client.caller.time_left() {
+                    Some(left) if !left.is_zero() => {
+                        if let Some(sleep) = expiry.as_mut().as_pin_mut() {
+                            sleep.reset(tokio::time::Instant::now() + left);
+                        }
+                        continue;
+                    }
+                    _ => break Some(TokenEnd::Expired),
+                }
+            }
+            _ = &mut send_task => { send_done = true; break None }
             m = source.next() => m,
-            _ = &mut send_task => { send_done = true; break }
-            _ = client.cancel.cancelled() => break,
         };
         let answer = match read_message(&client.caller, msg) {
-            Incoming::Stop => break,
+            Incoming::Stop => break None,
             Incoming::Skip => continue,
             Incoming::Answer(reply) => reply,
             Incoming::Run(req, Action::Cancel(c)) => cancel_request(&client.inflight, req.id, c.id),
@@ -98,6 +144,16 @@ async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket
             },
         };
         let _ = client.tx.send(answer).await;
+    };
+    if let Some(end) = ended {
+        info!(
+            reason = end.reason(),
+            "closing the connection: its token is no longer valid"
+        );
+        let _ = close.set(CloseFrame {
+            code: close_code::POLICY,
+            reason: end.reason().into(),
+        });
     }
     client.cancel.cancel();
     drop(client);
@@ -108,11 +164,13 @@ async fn serve_client(svc: Arc<Services>, caller: Arc<Caller>, socket: WebSocket
 }
 
 /// Drain the client's queue into the socket until the queue closes, the
-/// socket fails or `cancel` fires; then close the socket.
+/// socket fails or `cancel` fires; then close the socket, with the frame in
+/// `close` if one was set.
 async fn write_replies(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Reply>,
     cancel: CancellationToken,
+    close: Arc<OnceLock<CloseFrame>>,
 ) {
     'outer: loop {
         let first = tokio::select! {
@@ -139,7 +197,7 @@ async fn write_replies(
             break;
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    let _ = sink.send(Message::Close(close.get().cloned())).await;
 }
 
 /// What the reader does with one incoming message.

@@ -25,6 +25,9 @@ pub enum StoreError {
     /// A unique name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A file of the store could not be created or protected.
+    #[error("store file: {0}")]
+    Io(String),
     /// The blocking task failed.
     #[error("store task failed: {0}")]
     Task(String),
@@ -214,13 +217,21 @@ pub trait Store: Send + Sync + 'static {
     fn api_token(&self, id: &str) -> StoreResult<Option<ApiTokenRecord>>;
     /// All API tokens, newest first.
     fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>>;
-    /// Revoke an API token; false if none or already revoked.
+    /// Revoke an API token; false if none or already revoked. A revocation
+    /// is announced to every [`Store::revocations`] receiver.
     fn revoke_api_token(&self, id: &str, at: i64) -> StoreResult<bool>;
+    /// The ids of API tokens revoked from now on, for connections opened
+    /// with them (the store announces them: with several hubs on one store
+    /// a revocation made on any hub must reach every hub).
+    fn revocations(&self) -> tokio::sync::broadcast::Receiver<String>;
     /// Number of API tokens ever created (0 means a fresh store).
     fn api_token_count(&self) -> StoreResult<u64>;
 
-    /// Append to the audit log.
+    /// Append to the audit log (an agent's or the hub's own action).
     fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    /// Append to the audit log an action made with API token `token_id`
+    /// (the entry's actor is the token's name, which is not unique).
+    fn audit_by_token(&self, entry: &AuditEntry, token_id: Option<&str>) -> StoreResult<()>;
     /// Record health snapshots (agent name, snapshot) in the history tiers.
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()>;
     /// Drop history past retention.

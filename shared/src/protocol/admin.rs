@@ -83,9 +83,13 @@ pub struct CreateToken {
     /// 1 to 64 characters (default `unnamed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Lifetime in seconds; none for no expiry.
+    /// Lifetime in seconds; absent: 90 days, unless `no_expiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_s: Option<u64>,
+    /// True: the token never expires (valid until revoked); `ttl_s` must
+    /// then be absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_expiry: bool,
 }
 
 /// `create_join_token`.

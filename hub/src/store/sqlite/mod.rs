@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::verify_secret;
 use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::broadcast;
 
 use nextdeploy_shared::docker::HealthSnapshot;
 
@@ -18,52 +19,11 @@ use super::{
 };
 use rows::{agent_row, api_row, join_row, labels_from, labels_to, AGENT_COLS, API_COLS, JOIN_COLS};
 
-/// Schema versions, applied in order; index + 1 is the `user_version` after it.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE agents (
-    name         TEXT PRIMARY KEY,
-    public_key   TEXT NOT NULL UNIQUE,
-    fingerprint  TEXT NOT NULL,
-    labels       TEXT NOT NULL,
-    enrolled_at  INTEGER NOT NULL,
-    last_seen    INTEGER,
-    last_address TEXT,
-    version      TEXT,
-    hostname     TEXT,
-    revoked_at   INTEGER
-);
-CREATE TABLE join_tokens (
-    id          TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    labels      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    used_at     INTEGER,
-    created_by  TEXT NOT NULL
-);
-CREATE TABLE api_tokens (
-    id          TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    role        TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    expires_at  INTEGER,
-    revoked_at  INTEGER
-);
-CREATE TABLE audit (
-    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
-    at     INTEGER NOT NULL,
-    actor  TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-"#,
-    super::health::SCHEMA,
-    super::deploys::SCHEMA,
-];
+/// Revocations waiting for each open connection: one that falls this far
+/// behind re-reads its token from the store (see `Lagged` in `http/ws.rs`),
+/// so any depth is correct; 64 absorbs a cleanup script revoking a batch
+/// without those reads.
+pub const REVOCATION_QUEUE: usize = 64;
 
 /// Unrevoked agents' names and labels (see [`Store::agent_labels`]).
 type LabelIndex = Arc<Vec<(String, Labels)>>;
@@ -75,13 +35,20 @@ pub struct SqliteStore {
     /// Loaded on first use, dropped by every change of who is enrolled; read
     /// and dropped under the connection's lock, so it never outlives a change.
     labels: Mutex<Option<LabelIndex>>,
+    /// Ids of API tokens revoked through this store (see [`Store::revocations`]).
+    revoked: broadcast::Sender<String>,
 }
 
 impl SqliteStore {
     /// Open (creating if needed) the database at `path` and migrate it.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        files::create_private(path)?;
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let store = Self::init(conn)?;
+        // WAL mode made the -wal and -shm files (with the database's mode,
+        // as SQLite does); older stores' may predate that.
+        files::make_private(path)?;
+        Ok(store)
     }
 
     /// An in-memory store, for unit tests.
@@ -95,7 +62,11 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        for (i, sql) in schema::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(version.max(0) as usize)
+        {
             let tx = conn.unchecked_transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -105,6 +76,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             series: Mutex::new(Default::default()),
             labels: Mutex::new(None),
+            revoked: broadcast::channel(REVOCATION_QUEUE).0,
         })
     }
 
@@ -389,12 +361,21 @@ impl Store for SqliteStore {
     }
 
     fn revoke_api_token(&self, id: &str, at: i64) -> StoreResult<bool> {
-        self.with(|c| {
+        let revoked = self.with(|c| {
             Ok(c.execute(
                 "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
                 params![id, at],
             )? == 1)
-        })
+        })?;
+        if revoked {
+            // No subscriber (no open connection) is not an error.
+            let _ = self.revoked.send(id.to_string());
+        }
+        Ok(revoked)
+    }
+
+    fn revocations(&self) -> broadcast::Receiver<String> {
+        self.revoked.subscribe()
     }
 
     fn api_token_count(&self) -> StoreResult<u64> {
@@ -405,10 +386,15 @@ impl Store for SqliteStore {
     }
 
     fn audit(&self, e: &AuditEntry) -> StoreResult<()> {
+        self.audit_by_token(e, None)
+    }
+
+    fn audit_by_token(&self, e: &AuditEntry, token_id: Option<&str>) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.at, e.actor, e.action, e.target, e.detail],
+                "INSERT INTO audit (at, actor, action, target, detail, actor_token) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.at, e.actor, e.action, e.target, e.detail, token_id],
             )?;
             Ok(())
         })
@@ -482,7 +468,9 @@ impl Store for SqliteStore {
     }
 }
 
+mod files;
 mod rows;
+mod schema;
 mod withdraw;
 
 #[cfg(test)]

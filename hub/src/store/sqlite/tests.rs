@@ -134,8 +134,12 @@ fn api_tokens_and_audit() {
     })
     .unwrap();
     assert_eq!(s.api_token("i").unwrap().unwrap().role, Role::Operator);
+    let mut revocations = s.revocations();
     assert!(s.revoke_api_token("i", 2).unwrap());
     assert!(!s.revoke_api_token("i", 3).unwrap());
+    // Announced once: the second call revoked nothing.
+    assert_eq!(revocations.try_recv().unwrap(), "i");
+    assert!(revocations.try_recv().is_err());
     s.audit(&AuditEntry {
         at: 1,
         actor: "a".into(),

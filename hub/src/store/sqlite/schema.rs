@@ -1,0 +1,51 @@
+//! The schema: migrations applied in order at open, tracked in `user_version`.
+
+/// Schema versions, applied in order; index + 1 is the `user_version` after it.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE agents (
+    name         TEXT PRIMARY KEY,
+    public_key   TEXT NOT NULL UNIQUE,
+    fingerprint  TEXT NOT NULL,
+    labels       TEXT NOT NULL,
+    enrolled_at  INTEGER NOT NULL,
+    last_seen    INTEGER,
+    last_address TEXT,
+    version      TEXT,
+    hostname     TEXT,
+    revoked_at   INTEGER
+);
+CREATE TABLE join_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE api_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER
+);
+CREATE TABLE audit (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"#,
+    crate::store::health::SCHEMA,
+    crate::store::deploys::SCHEMA,
+    // The API token an audited action was made with: names are not unique,
+    // ids are (NULL for agents and the hub itself).
+    "ALTER TABLE audit ADD COLUMN actor_token TEXT;",
+];
