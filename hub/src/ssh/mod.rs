@@ -4,6 +4,8 @@
 //!   connections wait in a bounded queue for one of a capped number of
 //!   handshake slots, with a cap per source address and an absolute
 //!   authentication deadline from the accept ([`deadline`]).
+//! - [`algorithms`]: the key exchanges, ciphers, MACs and host keys offered:
+//!   only what agents and OpenSSH clients need.
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
 //!   every channel, request and forwarding refused; it also reads the control
 //!   channel, through [`tap`].
@@ -13,6 +15,7 @@
 //!   (hello, heartbeats) and registration, or the enrolment exchange.
 
 pub mod acceptor;
+pub mod algorithms;
 pub mod deadline;
 pub mod enrol;
 pub mod handler;
@@ -60,6 +63,7 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
         // OpenSSH's; both read up to 256 KiB): a streamed 64 KiB log chunk
         // is one packet instead of three.
         maximum_packet_size: MAX_PACKET,
+        preferred: algorithms::preferred(),
         ..Default::default()
     }
 }
