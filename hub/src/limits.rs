@@ -37,6 +37,15 @@ pub const ACCEPT_QUEUE: usize = 8192;
 
 // --- ssh::session ---
 
+/// Connections that authenticated and have not registered (said hello, or
+/// finished enrolling) at once. A healthy agent stays in that state for one
+/// round trip, so even a reconnect storm through all
+/// [`DEFAULT_MAX_HANDSHAKES`] slots keeps far fewer there; only a holder of
+/// an enrolled key or a join token id can fill it, and then each further
+/// session is refused at once instead of holding a task for
+/// [`HELLO_TIMEOUT`]. Four times the handshake slots.
+pub const MAX_UNREGISTERED: usize = 4 * DEFAULT_MAX_HANDSHAKES;
+
 /// Shortest re-wait for a heartbeat when answers showed life recently: keeps
 /// the loop from spinning on sub-second remainders.
 pub const HEARTBEAT_RECHECK_MIN: Duration = Duration::from_secs(1);
@@ -61,9 +70,17 @@ pub const ENROLL_LINGER: Duration = Duration::from_secs(5);
 /// (`WITHDRAW_USER`): an install script undoes a failed run within seconds;
 /// after this the enrolment can only be revoked by an admin.
 pub const WITHDRAW_WINDOW: Duration = Duration::from_secs(900);
-/// How long the agent has to accept the control channel and say hello: a
-/// healthy agent answers in one round trip; a stuck one must not hold a task.
+/// How long an authenticated agent has, in all, to accept the control
+/// channel and say hello: a healthy agent answers in two round trips; a
+/// silent one must not hold a task and a [`MAX_UNREGISTERED`] place.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long used and expired join tokens are kept before they are deleted:
+/// they enrol nothing, and only tell an admin (`join-token list`) why an
+/// install failed, which a week covers; the audit log keeps each enrolment.
+pub const JOIN_TOKEN_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// How often join tokens past [`JOIN_TOKEN_RETENTION`] are pruned: hourly
+/// keeps a table of a few hundred rows near its bound for one cheap scan.
+pub const JOIN_TOKEN_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long an enrolling agent has to present its secret: it has it at hand,
 /// so this only bounds a peer that went silent.
 pub const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);

@@ -106,13 +106,15 @@ impl SshHandler {
         }
         if let Some(token_id) = user.strip_prefix(ENROLL_USER_PREFIX) {
             let id = token_id.to_string();
-            // Only the id is checked here. Used or expired tokens still get a
-            // conversation, so the agent learns the reason; the hub tells it
-            // only after the secret checks out (see session::enroll).
+            // A used, expired or deleted token authenticates nothing: no
+            // conversation, no task, for a stranger who learnt an old id.
+            // (A wrong secret is only found out in session::enroll.)
+            let now = now_unix();
             store::blocking(&self.svc.store, move |s| s.join_token(&id))
                 .await
                 .ok()
-                .flatten()?;
+                .flatten()
+                .filter(|t| t.used_at.is_none() && t.expires_at > now)?;
             return Some(Identity::Enroll {
                 token_id: token_id.to_string(),
                 key: key.clone(),

@@ -9,6 +9,7 @@
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
 //!   every channel, request and forwarding refused; it also reads the control
 //!   channel, through [`tap`].
+//! - [`prune`]: used and expired join tokens deleted after a retention.
 //! - [`tap`]: the control channel read in the session's own task: answers
 //!   straight to their waiters, the rest queued for the connection's task.
 //! - [`session`]: one task per authenticated connection: the control channel
@@ -19,6 +20,7 @@ pub mod algorithms;
 pub mod deadline;
 pub mod enrol;
 pub mod handler;
+pub mod prune;
 pub mod session;
 pub mod tap;
 
@@ -103,6 +105,8 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
     let slots = Arc::new(Semaphore::new(svc.config.max_handshakes));
     let queue = Arc::new(Semaphore::new(ACCEPT_QUEUE));
     let per_ip = Arc::new(PerIp::default());
+    let span = info_span!("join-token-prune");
+    svc.tracker.spawn(prune::run(svc.clone()).instrument(span));
     let mut accepted = match acceptor::start(listener, queue, svc.cancel.clone()) {
         Ok(r) => r,
         Err(e) => {
