@@ -26,6 +26,28 @@ pub const MAX_AUTH_ATTEMPTS: usize = 3;
 /// The largest channel packet the hub asks agents to send: a streamed 64 KiB
 /// log chunk fits one packet, and both sides read up to 256 KiB.
 pub const MAX_PACKET: u32 = 128 * 1024;
+/// Penalty a source earns when a key is refused on one of its connections
+/// (OpenSSH's `PerSourcePenalties authfail`, 5 s): an agent needs one try.
+pub const AUTH_FAIL_PENALTY: Duration = Duration::from_secs(5);
+/// Penalty a source earns when one of its connections runs out the
+/// authentication deadline (OpenSSH's `grace-exceeded`, 10 s): a real client
+/// authenticates in milliseconds or gives up.
+pub const DEADLINE_PENALTY: Duration = Duration::from_secs(10);
+/// Penalty that must build up before a source is refused (OpenSSH's `min`,
+/// 15 s): a typo or two and a timed-out dial are forgiven, a flood is not.
+pub const PENALTY_MIN: Duration = Duration::from_secs(15);
+/// Longest penalty (OpenSSH's `max`, 10 min): a source behind a shared
+/// address is not locked out for long.
+pub const PENALTY_MAX: Duration = Duration::from_secs(600);
+/// How long a source from which a connection authenticated is never
+/// penalised: longer than agents' longest backoff, so a NAT address full of
+/// agents stays trusted between their reconnects.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(3600);
+/// Penalised and trusted sources tracked, each (OpenSSH's `max-sources`,
+/// 65536): about 100 bytes each, so a few MB at most; past it expired
+/// entries are dropped, and if all are live new penalties are skipped
+/// (the caps still hold).
+pub const MAX_TRACKED_SOURCES: usize = 65_536;
 /// Accepted connections that may wait for a handshake slot. Waiting costs a
 /// socket and a small task (well under 1 KiB) but no SSH state, and the
 /// authentication deadline runs from the accept, so a connection that waits
@@ -174,6 +196,16 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
 /// Default of `--max-handshakes-per-ip`: one address cannot take every slot,
 /// while a NAT with many agents still gets a fair share.
 pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 64;
+/// Default of `--max-handshakes-per-prefix`: half the handshake slots, so
+/// one network (a /24, a /64) never holds more than half of them; twice the
+/// per-address cap, so an office or a NAT pool still gets its share.
+pub const DEFAULT_MAX_HANDSHAKES_PER_PREFIX: usize = DEFAULT_MAX_HANDSHAKES / 2;
+/// Default of `--source-prefix-v4`: a /24 is the smallest block routed on
+/// the Internet, so what one party usually holds.
+pub const DEFAULT_SOURCE_PREFIX_V4: u8 = 24;
+/// Default of `--source-prefix-v6`: a /64 is one subnet, handed whole to a
+/// single host or customer.
+pub const DEFAULT_SOURCE_PREFIX_V6: u8 = 64;
 /// Shortest `--heartbeat-timeout`: below it, one late heartbeat (sent every
 /// third of the timeout) would mark a healthy agent offline.
 pub const MIN_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -2,13 +2,17 @@
 //! The hub's SSH server offers only what agents need (ssh-audit finds
 //! nothing but curve25519's post-quantum note), cuts authenticated sessions
 //! that never say hello, cuts them on revocation before their hello, and
-//! refuses used or expired join-token ids at authentication.
+//! refuses used or expired join-token ids at authentication, caps
+//! handshakes per source prefix and penalises sources that time out.
 
+use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nextdeploy_shared::protocol::{AGENT_USER, ENROLL_USER_PREFIX};
 use nextdeploy_tests::*;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// The hub's `HELLO_TIMEOUT`: an authenticated agent has this long, in all,
 /// to accept the control channel and say hello.
@@ -196,5 +200,125 @@ fn used_or_expired_join_token_id_authenticates_nothing() {
     assert!(
         login(&deleted.id).is_none(),
         "a deleted join token id authenticated"
+    );
+}
+
+/// The hub's default `--max-handshakes-per-ip`.
+const PER_IP: usize = 64;
+/// The hub's default `--max-handshakes-per-prefix`.
+const PER_PREFIX: usize = 128;
+/// How long a real agent usually takes from start to online here.
+const AGENT_USUAL: Duration = Duration::from_secs(5);
+/// How long the hub has to answer (banner) or close a new connection.
+const FIRST_WORD: Duration = Duration::from_secs(5);
+
+/// `n` TCP connections to the hub from `from`, saying nothing.
+async fn idle_from(port: u16, from: [u8; 4], n: usize) -> Vec<TcpStream> {
+    let to: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind((from, 0).into()).unwrap();
+        let s = tokio::time::timeout(FIRST_WORD, sock.connect(to))
+            .await
+            .unwrap_or_else(|_| panic!("connect #{i} from {from:?} timed out"))
+            .unwrap_or_else(|e| panic!("connect #{i} from {from:?}: {e}"));
+        conns.push(s);
+    }
+    conns
+}
+
+/// Whether the hub served the connection (sent its SSH banner) rather than
+/// closing it at accept.
+async fn served(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(FIRST_WORD, s.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => buf.starts_with(b"SSH-2.0-"),
+        Ok(_) => false,
+        Err(_) => panic!("the hub neither served nor closed a connection in {FIRST_WORD:?}"),
+    }
+}
+
+/// Start `agent` and return how long it took to come online.
+fn time_online(hub: &Hub, agent: &mut Agent) -> Duration {
+    let start = Instant::now();
+    agent.start().unwrap();
+    wait_online(hub, &[&agent.name], AGENT_USUAL * 2).unwrap();
+    start.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_prefix_do_not_keep_an_agent_out() {
+    let hub = start_hub().unwrap();
+    let jt = hub.join_token("outsider", "env=dev", "1h").unwrap();
+    let mut agent = Agent::enroll(&hub, "outsider", &jt.token).unwrap();
+
+    // 64 idle connections from each of four addresses of 127.0.5.0/24: the
+    // first two addresses fill the prefix's 128 places, the rest is closed.
+    let mut idle = vec![];
+    for host in 2..=5 {
+        idle.extend(idle_from(hub.ssh_port, [127, 0, 5, host], PER_IP).await);
+    }
+    let mut kept = 0;
+    for s in &mut idle {
+        kept += usize::from(served(s).await);
+    }
+    assert_eq!(kept, PER_PREFIX, "connections served from one /24");
+
+    // The agent (127.0.0.1, another /24) comes online in its usual time.
+    let took = tokio::task::block_in_place(|| time_online(&hub, &mut agent));
+    eprintln!("agent online in {took:?} beside {kept} idle connections from one /24");
+    assert!(took < AGENT_USUAL, "agent online only after {took:?}");
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_that_time_out_are_penalised_authenticated_ones_never() {
+    let hub = Hub::start(HubOpts::args(["--auth-deadline", "2s"])).unwrap();
+    let jt = hub.join_token("neighbour", "env=dev", "1h").unwrap();
+    let mut agent = Agent::enroll(&hub, "neighbour", &jt.token).unwrap();
+    let took = tokio::task::block_in_place(|| time_online(&hub, &mut agent));
+    assert!(took < AGENT_USUAL, "agent online only after {took:?}");
+
+    // Two idle connections from 127.0.6.2 run out the deadline: 20 s of
+    // penalty, over the 15 s minimum. The same from 127.0.0.1, where an
+    // agent authenticated, costs nothing.
+    let mut idle = idle_from(hub.ssh_port, [127, 0, 6, 2], 2).await;
+    idle.extend(idle_from(hub.ssh_port, [127, 0, 0, 1], 2).await);
+    for s in &mut idle {
+        assert!(served(s).await, "an idle connection was not served");
+    }
+    for s in &mut idle {
+        let mut buf = [0u8; 256];
+        let end = tokio::time::Instant::now() + Duration::from_secs(2) + SLACK;
+        loop {
+            match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+                Err(_) => panic!("an idle connection outlived the 2 s deadline"),
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    let mut again = idle_from(hub.ssh_port, [127, 0, 6, 2], 1).await;
+    assert!(
+        !served(&mut again[0]).await,
+        "a penalised source was served"
+    );
+    let mut other = idle_from(hub.ssh_port, [127, 0, 6, 3], 1).await;
+    assert!(
+        served(&mut other[0]).await,
+        "its neighbour address was refused"
+    );
+    let mut trusted = idle_from(hub.ssh_port, [127, 0, 0, 1], 1).await;
+    assert!(
+        served(&mut trusted[0]).await,
+        "the agents' address was penalised"
+    );
+    assert!(
+        hub.agent_entry("neighbour")
+            .unwrap()
+            .is_some_and(|a| a["online"] == json!(true)),
+        "the agent went offline"
     );
 }
