@@ -12,6 +12,7 @@
 //!   every channel, request and forwarding refused; it also reads the control
 //!   channel, through [`tap`].
 //! - [`prune`]: used and expired join tokens deleted after a retention.
+//! - [`recheck`]: the key checked again after the hello.
 //! - [`tap`]: the control channel read in the session's own task: answers
 //!   straight to their waiters, the rest queued for the connection's task.
 //! - [`session`]: one task per authenticated connection: the control channel
@@ -23,6 +24,7 @@ pub mod deadline;
 pub mod enrol;
 pub mod handler;
 pub mod prune;
+pub mod recheck;
 pub mod session;
 pub mod sources;
 pub mod tap;

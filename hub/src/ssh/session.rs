@@ -244,9 +244,9 @@ async fn bring_online(
         g = tokio::time::timeout(HELLO_TIMEOUT, greeting) => {
             g.map_err(|_| SessionError::Silent(HELLO_TIMEOUT))??
         }
-        _ = cancel.cancelled() => return Err(cut_reason(svc)),
+        _ = cancel.cancelled() => return Err(super::recheck::cut_reason(svc)),
     };
-    still_enrolled(svc, &rec).await?;
+    super::recheck::still_enrolled(svc, &rec).await?;
     let now = now_unix();
     let control = Control::new(
         write,
@@ -308,33 +308,6 @@ async fn greet(
     let (inbox, write) = open_control(handle, slot, registered, payload).await?;
     let hello = read_hello(&inbox).await?;
     Ok((inbox, write, hello))
-}
-
-/// Why an unregistered connection was cut.
-fn cut_reason(svc: &Services) -> SessionError {
-    if svc.cancel.is_cancelled() {
-        SessionError::ShuttingDown
-    } else {
-        SessionError::Revoked
-    }
-}
-
-/// The key checked again after the hello: it may have been revoked or
-/// rotated since the connection authenticated.
-async fn still_enrolled(svc: &Services, rec: &AgentRecord) -> Result<(), SessionError> {
-    let line = rec.public_key.clone();
-    let now = store::blocking(&svc.store, move |s| s.agent_by_key(&line)).await;
-    match now {
-        Ok(Some(r)) if r.revoked_at.is_none() && r.name == rec.name => Ok(()),
-        Ok(_) => {
-            info!("key revoked or replaced after authentication; refusing the hello");
-            Err(SessionError::Revoked)
-        }
-        Err(e) => {
-            warn!(error = %e, "cannot check the key again; refusing the hello");
-            Err(SessionError::Revoked)
-        }
-    }
 }
 
 /// The agent's first word on the control channel, which must be its hello.
