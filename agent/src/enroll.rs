@@ -69,7 +69,7 @@ pub async fn run(
         .await
         .map_err(|e| match e {
             DialError::KeyRefused => anyhow::anyhow!(
-                "the hub does not know this join token (wrong hub, deleted or forged token)"
+                "the hub refused this join token: it is used, expired, deleted or forged (or this is the wrong hub)"
             ),
             other => other.into(),
         })?;

@@ -101,11 +101,14 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
         .args(["hub", "--data-dir"])
         .arg(dir)
         .args(["--ssh-listen", &ssh, "--http-listen", &http, "--plain-http"])
-        // Loopback agents all come from 200 addresses: lift the per-address cap.
+        // Loopback agents all come from 200 addresses of 127.0.0.0/24:
+        // lift the per-address and per-prefix caps.
         .args([
             "--max-handshakes",
             "1024",
             "--max-handshakes-per-ip",
+            "1024",
+            "--max-handshakes-per-prefix",
             "1024",
         ])
         .env("RUST_LOG", log_filter())

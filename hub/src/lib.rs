@@ -61,6 +61,12 @@ pub struct HubConfig {
     pub max_handshakes: usize,
     /// Connections allowed in handshake at once from one address.
     pub max_handshakes_per_ip: usize,
+    /// Connections allowed in handshake at once from one source prefix.
+    pub max_handshakes_per_prefix: usize,
+    /// IPv4 prefix length of one source prefix.
+    pub source_prefix_v4: u8,
+    /// IPv6 prefix length of one source prefix.
+    pub source_prefix_v6: u8,
     /// Silence after which an agent is marked offline.
     pub heartbeat_timeout: Duration,
     /// Extra origins allowed on WebSocket upgrades (besides the hub's own).
@@ -82,6 +88,9 @@ impl Default for HubConfig {
             auth_deadline: limits::DEFAULT_AUTH_DEADLINE,
             max_handshakes: limits::DEFAULT_MAX_HANDSHAKES,
             max_handshakes_per_ip: limits::DEFAULT_MAX_HANDSHAKES_PER_IP,
+            max_handshakes_per_prefix: limits::DEFAULT_MAX_HANDSHAKES_PER_PREFIX,
+            source_prefix_v4: limits::DEFAULT_SOURCE_PREFIX_V4,
+            source_prefix_v6: limits::DEFAULT_SOURCE_PREFIX_V6,
             heartbeat_timeout: nextdeploy_shared::limits::HEARTBEAT_TIMEOUT,
             allowed_origins: Vec::new(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,

@@ -26,6 +26,28 @@ pub const MAX_AUTH_ATTEMPTS: usize = 3;
 /// The largest channel packet the hub asks agents to send: a streamed 64 KiB
 /// log chunk fits one packet, and both sides read up to 256 KiB.
 pub const MAX_PACKET: u32 = 128 * 1024;
+/// Penalty a source earns when a key is refused on one of its connections
+/// (OpenSSH's `PerSourcePenalties authfail`, 5 s): an agent needs one try.
+pub const AUTH_FAIL_PENALTY: Duration = Duration::from_secs(5);
+/// Penalty a source earns when one of its connections runs out the
+/// authentication deadline (OpenSSH's `grace-exceeded`, 10 s): a real client
+/// authenticates in milliseconds or gives up.
+pub const DEADLINE_PENALTY: Duration = Duration::from_secs(10);
+/// Penalty that must build up before a source is refused (OpenSSH's `min`,
+/// 15 s): a typo or two and a timed-out dial are forgiven, a flood is not.
+pub const PENALTY_MIN: Duration = Duration::from_secs(15);
+/// Longest penalty (OpenSSH's `max`, 10 min): a source behind a shared
+/// address is not locked out for long.
+pub const PENALTY_MAX: Duration = Duration::from_secs(600);
+/// How long a source from which a connection authenticated is never
+/// penalised: longer than agents' longest backoff, so a NAT address full of
+/// agents stays trusted between their reconnects.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(3600);
+/// Penalised and trusted sources tracked, each (OpenSSH's `max-sources`,
+/// 65536): about 100 bytes each, so a few MB at most; past it expired
+/// entries are dropped, and if all are live new penalties are skipped
+/// (the caps still hold).
+pub const MAX_TRACKED_SOURCES: usize = 65_536;
 /// Accepted connections that may wait for a handshake slot. Waiting costs a
 /// socket and a small task (well under 1 KiB) but no SSH state, and the
 /// authentication deadline runs from the accept, so a connection that waits
@@ -36,6 +58,15 @@ pub const MAX_PACKET: u32 = 128 * 1024;
 pub const ACCEPT_QUEUE: usize = 8192;
 
 // --- ssh::session ---
+
+/// Connections that authenticated and have not registered (said hello, or
+/// finished enrolling) at once. A healthy agent stays in that state for one
+/// round trip, so even a reconnect storm through all
+/// [`DEFAULT_MAX_HANDSHAKES`] slots keeps far fewer there; only a holder of
+/// an enrolled key or a join token id can fill it, and then each further
+/// session is refused at once instead of holding a task for
+/// [`HELLO_TIMEOUT`]. Four times the handshake slots.
+pub const MAX_UNREGISTERED: usize = 4 * DEFAULT_MAX_HANDSHAKES;
 
 /// Shortest re-wait for a heartbeat when answers showed life recently: keeps
 /// the loop from spinning on sub-second remainders.
@@ -61,9 +92,17 @@ pub const ENROLL_LINGER: Duration = Duration::from_secs(5);
 /// (`WITHDRAW_USER`): an install script undoes a failed run within seconds;
 /// after this the enrolment can only be revoked by an admin.
 pub const WITHDRAW_WINDOW: Duration = Duration::from_secs(900);
-/// How long the agent has to accept the control channel and say hello: a
-/// healthy agent answers in one round trip; a stuck one must not hold a task.
+/// How long an authenticated agent has, in all, to accept the control
+/// channel and say hello: a healthy agent answers in two round trips; a
+/// silent one must not hold a task and a [`MAX_UNREGISTERED`] place.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long used and expired join tokens are kept before they are deleted:
+/// they enrol nothing, and only tell an admin (`join-token list`) why an
+/// install failed, which a week covers; the audit log keeps each enrolment.
+pub const JOIN_TOKEN_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// How often join tokens past [`JOIN_TOKEN_RETENTION`] are pruned: hourly
+/// keeps a table of a few hundred rows near its bound for one cheap scan.
+pub const JOIN_TOKEN_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long an enrolling agent has to present its secret: it has it at hand,
 /// so this only bounds a peer that went silent.
 pub const ENROLL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -157,6 +196,16 @@ pub const DEFAULT_MAX_HANDSHAKES: usize = 256;
 /// Default of `--max-handshakes-per-ip`: one address cannot take every slot,
 /// while a NAT with many agents still gets a fair share.
 pub const DEFAULT_MAX_HANDSHAKES_PER_IP: usize = 64;
+/// Default of `--max-handshakes-per-prefix`: half the handshake slots, so
+/// one network (a /24, a /64) never holds more than half of them; twice the
+/// per-address cap, so an office or a NAT pool still gets its share.
+pub const DEFAULT_MAX_HANDSHAKES_PER_PREFIX: usize = DEFAULT_MAX_HANDSHAKES / 2;
+/// Default of `--source-prefix-v4`: a /24 is the smallest block routed on
+/// the Internet, so what one party usually holds.
+pub const DEFAULT_SOURCE_PREFIX_V4: u8 = 24;
+/// Default of `--source-prefix-v6`: a /64 is one subnet, handed whole to a
+/// single host or customer.
+pub const DEFAULT_SOURCE_PREFIX_V6: u8 = 64;
 /// Shortest `--heartbeat-timeout`: below it, one late heartbeat (sent every
 /// third of the timeout) would mark a healthy agent offline.
 pub const MIN_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -60,6 +60,15 @@ pub struct HubArgs {
     /// SSH connections allowed in handshake at once from one address.
     #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES_PER_IP)]
     pub max_handshakes_per_ip: usize,
+    /// SSH connections allowed in handshake at once from one source prefix.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES_PER_PREFIX)]
+    pub max_handshakes_per_prefix: usize,
+    /// IPv4 prefix length grouping sources for --max-handshakes-per-prefix.
+    #[arg(long, default_value_t = limits::DEFAULT_SOURCE_PREFIX_V4)]
+    pub source_prefix_v4: u8,
+    /// IPv6 prefix length grouping sources (and penalising them).
+    #[arg(long, default_value_t = limits::DEFAULT_SOURCE_PREFIX_V6)]
+    pub source_prefix_v6: u8,
     /// Silence after which an agent is marked offline.
     #[arg(long, default_value_t = DurationArg(nextdeploy_shared::limits::HEARTBEAT_TIMEOUT))]
     pub heartbeat_timeout: DurationArg,
@@ -140,6 +149,9 @@ impl HubArgs {
             auth_deadline: self.auth_deadline.0,
             max_handshakes: self.max_handshakes,
             max_handshakes_per_ip: self.max_handshakes_per_ip,
+            max_handshakes_per_prefix: self.max_handshakes_per_prefix,
+            source_prefix_v4: self.source_prefix_v4,
+            source_prefix_v6: self.source_prefix_v6,
             heartbeat_timeout: self.heartbeat_timeout.0,
             allowed_origins: self.allowed_origins.clone(),
             max_message_bytes: nextdeploy_shared::limits::MAX_FRAME_LEN,
@@ -161,8 +173,14 @@ impl HubArgs {
         if cfg.auth_deadline.is_zero() || cfg.auth_deadline > limits::MAX_AUTH_DEADLINE {
             bail!("--auth-deadline must be between 1s and 10m");
         }
-        if cfg.max_handshakes == 0 || cfg.max_handshakes_per_ip == 0 {
-            bail!("--max-handshakes and --max-handshakes-per-ip must be at least 1");
+        if cfg.max_handshakes == 0
+            || cfg.max_handshakes_per_ip == 0
+            || cfg.max_handshakes_per_prefix == 0
+        {
+            bail!("--max-handshakes, --max-handshakes-per-ip and --max-handshakes-per-prefix must be at least 1");
+        }
+        if cfg.source_prefix_v4 > 32 || cfg.source_prefix_v6 > 128 {
+            bail!("--source-prefix-v4 must be at most 32 and --source-prefix-v6 at most 128");
         }
         if cfg.heartbeat_timeout < limits::MIN_HEARTBEAT_TIMEOUT {
             bail!("--heartbeat-timeout must be at least 5s");

@@ -51,5 +51,5 @@ pub use process::{
 };
 pub use procfs::{cpu_time, pids_matching, rss_bytes, tcp_connections_of};
 pub use serde_json::json;
-pub use ssh::{keyscan_fingerprint, ssh_keygen, ssh_with_key};
+pub use ssh::{keyscan_fingerprint, ssh_keygen, ssh_with_key, SilentClient};
 pub use ws::{ws_connect, ws_refusal_status, ws_request, Ws, WsEvent};

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
@@ -76,4 +77,71 @@ pub fn keyscan_fingerprint(port: u16) -> Result<String> {
     let out = run_bounded(keygen, Duration::from_secs(10))?.ok()?;
     fingerprint_in(&out.stdout)
         .ok_or_else(|| anyhow!("no SHA256: in ssh-keygen output: {}", out.stdout))
+}
+
+/// A russh client that logs in with a key and then says nothing: it accepts
+/// the channels the hub opens and never writes on them (no hello). It runs on
+/// a runtime of its own, so the connection lives while the test thread waits.
+pub struct SilentClient {
+    handle: russh::client::Handle<Silent>,
+    rt: tokio::runtime::Runtime,
+}
+
+/// Trusts any host key (the hub under test is ours) and accepts channels.
+pub struct Silent;
+
+impl russh::client::Handler for Silent {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// How long connecting and authenticating a [`SilentClient`] may take.
+const SILENT_LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl SilentClient {
+    /// Log in to `addr` as `user` with the OpenSSH private key at `key`.
+    /// `Ok(None)`: the hub refused the key (authentication failure).
+    pub fn login(addr: &str, key: &Path, user: &str) -> Result<Option<SilentClient>> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let key = Arc::new(russh::keys::load_secret_key(key, None)?);
+        let config = Arc::new(russh::client::Config::default());
+        let login = async {
+            let mut handle = russh::client::connect(config, addr, Silent).await?;
+            let key = russh::keys::PrivateKeyWithHashAlg::new(key, None);
+            let auth = handle.authenticate_publickey(user, key).await?;
+            anyhow::Ok((handle, auth.success()))
+        };
+        let (handle, ok) = rt
+            .block_on(async { tokio::time::timeout(SILENT_LOGIN_TIMEOUT, login).await })
+            .map_err(|_| anyhow!("login to {addr} took over {SILENT_LOGIN_TIMEOUT:?}"))??;
+        Ok(ok.then_some(SilentClient { handle, rt }))
+    }
+
+    /// Whether the hub has closed the connection.
+    pub fn is_closed(&self) -> bool {
+        let _enter = self.rt.enter();
+        self.handle.is_closed()
+    }
+
+    /// Wait up to `within` for the hub to close the connection; how long it
+    /// took, or `None` if it is still open.
+    pub fn wait_closed(&self, within: Duration) -> Option<Duration> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if self.is_closed() {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
 }

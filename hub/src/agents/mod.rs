@@ -5,6 +5,7 @@
 
 pub mod conflict;
 pub mod control;
+pub mod pending;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -85,6 +86,8 @@ pub struct Registry {
     pub changed: Notify,
     /// Replacements per agent, to catch two agents sharing one key.
     flaps: std::sync::Mutex<conflict::Flaps>,
+    /// Authenticated connections not registered yet (capped; cut by [`Registry::kick`]).
+    pub pending: Arc<pending::Pending>,
 }
 
 impl Registry {
@@ -174,8 +177,14 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Cut the connection of `name`, if any.
+    /// Cut every connection of `name`: the registered one, if any, and those
+    /// that authenticated and have not registered yet. Whether one was
+    /// registered (online).
     pub fn kick(&self, name: &str) -> bool {
+        let cut = self.pending.cut(name);
+        if cut > 0 {
+            tracing::info!(agent = name, cut, "cut unregistered connections");
+        }
         match self.get(name) {
             Some(c) => {
                 c.cancel.cancel();

@@ -30,7 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use super::deadline::DeadlineStream;
 use super::handler::SshHandler;
-use super::{server_config, PerIp, PerIpSlot, PreAuthSlot};
+use super::sources::Sources;
+use super::{server_config, source_limits, PreAuthSlot};
 use crate::store::sqlite::SqliteStore;
 use crate::{HubConfig, Services};
 
@@ -73,12 +74,11 @@ fn handler(svc: Arc<Services>, peer: SocketAddr, authenticated: Arc<AtomicBool>)
     let permit = Arc::new(Semaphore::new(1))
         .try_acquire_owned()
         .expect("a free slot");
+    let table = Sources::new(source_limits(&HubConfig::default()));
     let slot = PreAuthSlot {
         _permit: permit,
-        _ip: PerIpSlot {
-            ip: peer.ip(),
-            table: Arc::new(PerIp::default()),
-        },
+        source: table.admit(peer.ip(), Instant::now()).expect("admitted"),
+        failed: Default::default(),
     };
     SshHandler::new(svc, peer, slot, authenticated)
 }

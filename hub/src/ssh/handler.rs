@@ -75,7 +75,13 @@ impl SshHandler {
         }
     }
 
-    /// Who `key` may log in as under `user`, if anyone.
+    /// A key was refused: the source earns a penalty if nothing authenticates.
+    fn auth_failed(&self) {
+        if let Some(slot) = &self.slot {
+            slot.auth_failed();
+        }
+    }
+
     /// EOF or close from the agent: the end of the control channel, if it
     /// is that one.
     async fn channel_ended(&mut self, channel: ChannelId) {
@@ -106,13 +112,15 @@ impl SshHandler {
         }
         if let Some(token_id) = user.strip_prefix(ENROLL_USER_PREFIX) {
             let id = token_id.to_string();
-            // Only the id is checked here. Used or expired tokens still get a
-            // conversation, so the agent learns the reason; the hub tells it
-            // only after the secret checks out (see session::enroll).
+            // A used, expired or deleted token authenticates nothing: no
+            // conversation, no task, for a stranger who learnt an old id.
+            // (A wrong secret is only found out in session::enroll.)
+            let now = now_unix();
             store::blocking(&self.svc.store, move |s| s.join_token(&id))
                 .await
                 .ok()
-                .flatten()?;
+                .flatten()
+                .filter(|t| t.used_at.is_none() && t.expires_at > now)?;
             return Some(Identity::Enroll {
                 token_id: token_id.to_string(),
                 key: key.clone(),
@@ -170,7 +178,10 @@ impl russh::server::Handler for SshHandler {
     ) -> Result<Auth, Self::Error> {
         Ok(match self.check(user, offer.public_key, false).await {
             Some(_) => Auth::Accept,
-            None => Auth::reject(),
+            None => {
+                self.auth_failed();
+                Auth::reject()
+            }
         })
     }
 
@@ -186,6 +197,7 @@ impl russh::server::Handler for SshHandler {
             }
             None => {
                 info!(fingerprint = %keys::fingerprint(key.public_key), "refused key");
+                self.auth_failed();
                 Ok(Auth::reject())
             }
         }
@@ -193,8 +205,11 @@ impl russh::server::Handler for SshHandler {
 
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         self.authenticated.store(true, Ordering::Release);
-        // Authenticated connections no longer count against the handshake caps.
-        self.slot = None;
+        // Authenticated connections no longer count against the handshake
+        // caps, and their source is never penalised.
+        if let Some(slot) = self.slot.take() {
+            slot.authenticated();
+        }
         let Some(identity) = self.identity.clone() else {
             return Err(russh::Error::NotAuthenticated);
         };

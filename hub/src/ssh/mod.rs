@@ -4,19 +4,29 @@
 //!   connections wait in a bounded queue for one of a capped number of
 //!   handshake slots, with a cap per source address and an absolute
 //!   authentication deadline from the accept ([`deadline`]).
+//! - [`algorithms`]: the key exchanges, ciphers, MACs and host keys offered:
+//!   only what agents and OpenSSH clients need.
+//! - [`sources`]: caps per source address and prefix, and penalties for
+//!   sources whose connections fail authentication or time out.
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
 //!   every channel, request and forwarding refused; it also reads the control
 //!   channel, through [`tap`].
+//! - [`prune`]: used and expired join tokens deleted after a retention.
+//! - [`recheck`]: the key checked again after the hello.
 //! - [`tap`]: the control channel read in the session's own task: answers
 //!   straight to their waiters, the rest queued for the connection's task.
 //! - [`session`]: one task per authenticated connection: the control channel
 //!   (hello, heartbeats) and registration, or the enrolment exchange.
 
 pub mod acceptor;
+pub mod algorithms;
 pub mod deadline;
 pub mod enrol;
 pub mod handler;
+pub mod prune;
+pub mod recheck;
 pub mod session;
+pub mod sources;
 pub mod tap;
 
 #[cfg(test)]
@@ -26,11 +36,9 @@ use crate::limits::{
     ACCEPT_QUEUE, INACTIVITY_TIMEOUT, KEEPALIVE_INTERVAL, KEEPALIVE_MAX, MAX_AUTH_ATTEMPTS,
     MAX_PACKET,
 };
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet};
@@ -60,36 +68,51 @@ pub fn server_config(host_key: PrivateKey) -> russh::server::Config {
         // OpenSSH's; both read up to 256 KiB): a streamed 64 KiB log chunk
         // is one packet instead of three.
         maximum_packet_size: MAX_PACKET,
+        preferred: algorithms::preferred(),
         ..Default::default()
     }
 }
 
-/// Counts connections in handshake per source address.
-#[derive(Default)]
-struct PerIp(Mutex<HashMap<IpAddr, usize>>);
-
 /// Held while a connection is unauthenticated: its handshake slot and its
-/// place in the per-address count.
+/// place in its source's counts.
 pub struct PreAuthSlot {
     _permit: tokio::sync::OwnedSemaphorePermit,
-    _ip: PerIpSlot,
+    source: sources::SourceSlot,
+    /// Set when a key was refused on this connection.
+    failed: Arc<AtomicBool>,
 }
 
-/// One unauthenticated connection from `ip`, counted until dropped.
-struct PerIpSlot {
-    ip: IpAddr,
-    table: Arc<PerIp>,
+impl PreAuthSlot {
+    /// A key was refused on this connection.
+    pub fn auth_failed(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// The connection authenticated: its source is trusted from now on.
+    pub fn authenticated(&self) {
+        let (table, ip) = (self.source.table(), self.source.ip());
+        table.authenticated(ip, Instant::now());
+    }
 }
 
-impl Drop for PerIpSlot {
-    fn drop(&mut self) {
-        let mut map = crate::sync::lock_or_recover(&self.table.0);
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
+/// The source limits from the hub's configuration.
+fn source_limits(config: &crate::HubConfig) -> sources::SourceLimits {
+    sources::SourceLimits {
+        per_ip: config.max_handshakes_per_ip,
+        per_prefix: config.max_handshakes_per_prefix,
+        v4_prefix: config.source_prefix_v4,
+        v6_prefix: config.source_prefix_v6,
+    }
+}
+
+/// What a connection that ended unauthenticated counts against its source.
+fn offence(failed: bool, opened: Instant, deadline: Duration) -> Option<sources::Offence> {
+    if failed {
+        Some(sources::Offence::AuthFailed)
+    } else if opened.elapsed() >= deadline {
+        Some(sources::Offence::DeadlineExceeded)
+    } else {
+        None
     }
 }
 
@@ -98,7 +121,9 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
     let config = Arc::new(server_config(host_key));
     let slots = Arc::new(Semaphore::new(svc.config.max_handshakes));
     let queue = Arc::new(Semaphore::new(ACCEPT_QUEUE));
-    let per_ip = Arc::new(PerIp::default());
+    let sources = sources::Sources::new(source_limits(&svc.config));
+    let span = info_span!("join-token-prune");
+    svc.tracker.spawn(prune::run(svc.clone()).instrument(span));
     let mut accepted = match acceptor::start(listener, queue, svc.cancel.clone()) {
         Ok(r) => r,
         Err(e) => {
@@ -116,26 +141,23 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
             _ = svc.cancel.cancelled() => break,
         };
         let ip = peer.ip();
-        {
-            let mut map = crate::sync::lock_or_recover(&per_ip.0);
-            let n = map.entry(ip).or_insert(0);
-            if *n >= svc.config.max_handshakes_per_ip {
-                debug!(%peer, "too many connections in handshake from this address; closing");
+        let opened = Instant::now();
+        // Counted from here until authenticated or closed, whichever path ends it.
+        let source = match sources.admit(ip, opened) {
+            Ok(slot) => slot,
+            Err(why) => {
+                debug!(%peer, %why, "closing at accept");
                 continue;
             }
-            *n += 1;
-        }
-        // Counted from here until authenticated or closed, whichever path ends it.
-        let ip_slot = PerIpSlot {
-            ip,
-            table: per_ip.clone(),
         };
+        let failed = Arc::new(AtomicBool::new(false));
         let _ = socket.set_nodelay(true);
         let authenticated = Arc::new(AtomicBool::new(false));
         // The deadline starts now: time spent waiting for a slot counts.
         let stream =
             deadline::DeadlineStream::new(socket, svc.config.auth_deadline, authenticated.clone());
         let (svc2, config, slots) = (svc.clone(), config.clone(), slots.clone());
+        let (table, authed) = (sources.clone(), authenticated.clone());
         let span = info_span!("ssh", %peer);
         svc.tracker.spawn(
             async move {
@@ -154,8 +176,10 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
                 drop(queued);
                 let slot = PreAuthSlot {
                     _permit: permit,
-                    _ip: ip_slot,
+                    source,
+                    failed: failed.clone(),
                 };
+                let deadline = svc2.config.auth_deadline;
                 let handler = handler::SshHandler::new(svc2, peer, slot, authenticated);
                 match russh::server::run_stream(config, stream, handler).await {
                     Ok(session) => {
@@ -164,6 +188,11 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
                         }
                     }
                     Err(e) => debug!(error = %e, "handshake failed"),
+                }
+                if !authed.load(Ordering::Acquire) {
+                    if let Some(o) = offence(failed.load(Ordering::Acquire), opened, deadline) {
+                        table.penalise(ip, o, Instant::now());
+                    }
                 }
             }
             .instrument(span),

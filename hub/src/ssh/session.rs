@@ -69,6 +69,15 @@ pub enum SessionError {
     /// `KEY_CONFLICT_PREFIX`).
     #[error("{0}")]
     KeyConflict(String),
+    /// Too many authenticated connections are waiting to register.
+    #[error(transparent)]
+    Busy(#[from] crate::agents::pending::Full),
+    /// The agent was revoked (or its key rotated) after it authenticated.
+    #[error("the agent's key is no longer enrolled")]
+    Revoked,
+    /// The hub is shutting down.
+    #[error("hub shutting down")]
+    ShuttingDown,
     /// The agent's hello or enrolment answer did not parse.
     #[error("malformed {what}: {source}")]
     Malformed {
@@ -92,10 +101,15 @@ pub async fn run(
         // Boxed: an enrolment is rare and short, and inline its state would
         // sit in every connected agent's task.
         Identity::Enroll { token_id, key } => {
-            Box::pin(super::enrol::serve_enrolment(
-                &svc, &handle, &token_id, &key,
-            ))
-            .await
+            match svc.registry.pending.enter(None, svc.cancel.child_token()) {
+                Ok(_waiting) => {
+                    Box::pin(super::enrol::serve_enrolment(
+                        &svc, &handle, &token_id, &key,
+                    ))
+                    .await
+                }
+                Err(full) => Err(full.into()),
+            }
         }
         // Never started for a withdrawal (see handler::auth_succeeded).
         Identity::Withdrawn { .. } => Ok("enrolment withdrawn".into()),
@@ -206,7 +220,10 @@ async fn serve_agent(
     Ok(reason)
 }
 
-/// Open the control channel, wait for the hello, and register the agent.
+/// Open the control channel, wait for the hello, check the key again and
+/// register the agent. Until registered the connection is counted in
+/// [`crate::agents::pending`], where a revocation finds it, and the whole
+/// greeting is bounded by [`HELLO_TIMEOUT`].
 async fn bring_online(
     svc: &Arc<Services>,
     handle: &Handle,
@@ -214,20 +231,22 @@ async fn bring_online(
     peer: SocketAddr,
     slot: TapSlot,
 ) -> Result<(Arc<AgentConn>, Reader), SessionError> {
-    // Tell the agent how often to heartbeat: three beats per timeout, so one
-    // lost beat never marks a healthy agent offline.
-    let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
+    // The connection's own token from the start: a revocation between the
+    // key check below and the registration cancels the registered connection.
+    let cancel = svc.cancel.child_token();
+    let _waiting = svc
+        .registry
+        .pending
+        .enter(Some(&rec.name), cancel.clone())?;
     let registered = Arc::new(OnceLock::new());
-    let (inbox, write) = open_control(
-        handle,
-        slot,
-        registered.clone(),
-        to_payload(ControlOpen {
-            heartbeat_interval_s: Some(beat),
-        }),
-    )
-    .await?;
-    let hello = read_hello(&inbox).await?;
+    let greeting = greet(svc, handle, slot, registered.clone());
+    let (inbox, write, hello) = tokio::select! {
+        g = tokio::time::timeout(HELLO_TIMEOUT, greeting) => {
+            g.map_err(|_| SessionError::Silent(HELLO_TIMEOUT))??
+        }
+        _ = cancel.cancelled() => return Err(super::recheck::cut_reason(svc)),
+    };
+    super::recheck::still_enrolled(svc, &rec).await?;
     let now = now_unix();
     let control = Control::new(
         write,
@@ -242,7 +261,7 @@ async fn bring_online(
         hello: hello.clone(),
         address: peer,
         now,
-        cancel: svc.cancel.child_token(),
+        cancel,
     });
     // From here answers go to their waiters from the handler.
     let _ = registered.set(Arc::downgrade(&conn));
@@ -271,6 +290,24 @@ async fn bring_online(
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
     svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
     Ok((conn, inbox))
+}
+
+/// Open the control channel and read the hello on it.
+async fn greet(
+    svc: &Services,
+    handle: &Handle,
+    slot: TapSlot,
+    registered: Arc<OnceLock<Weak<AgentConn>>>,
+) -> Result<(Reader, ChannelWriteHalf<Msg>, Hello), SessionError> {
+    // Tell the agent how often to heartbeat: three beats per timeout, so one
+    // lost beat never marks a healthy agent offline.
+    let beat = (svc.config.heartbeat_timeout.as_secs() / 3).max(1);
+    let payload = to_payload(ControlOpen {
+        heartbeat_interval_s: Some(beat),
+    });
+    let (inbox, write) = open_control(handle, slot, registered, payload).await?;
+    let hello = read_hello(&inbox).await?;
+    Ok((inbox, write, hello))
 }
 
 /// The agent's first word on the control channel, which must be its hello.
