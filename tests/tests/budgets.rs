@@ -150,6 +150,7 @@ fn viewers_following_logs_everywhere_cannot_make_an_operators_stop_busy() {
     rt.block_on(async {
         // 8 viewer connections, 64 follows each, half on each agent: 256 per
         // agent, more than the viewers' share of 192.
+        let t0 = Instant::now();
         let mut conns = Vec::new();
         for _ in 0..VIEWER_CONNS {
             let mut ws = ws_connect(hub, Some(&viewer), None).await.unwrap();
@@ -179,6 +180,7 @@ fn viewers_following_logs_everywhere_cannot_make_an_operators_stop_busy() {
                 }
             }
         }
+        eprintln!("viewer follows: {open:?} open, {refused:?} refused in {:?}", t0.elapsed());
         for (server, _) in &servers {
             assert_eq!(
                 open.get(*server),
@@ -227,6 +229,7 @@ fn viewers_following_logs_everywhere_cannot_make_an_operators_stop_busy() {
                 )
                 .unwrap();
             let took = started.elapsed();
+            eprintln!("operator stop on {server}: {took:?} (CLI process included)");
             assert!(out.success(), "{}\n{}", out.describe(), fleet.logs());
             assert!(
                 took < STOP_WITHIN,
