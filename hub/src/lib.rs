@@ -79,6 +79,8 @@ pub struct HubConfig {
     pub api_public_url: Option<String>,
     /// The API's certificate (None: plain HTTP, `--plain-http`).
     pub tls: Option<Arc<http::tls::ApiTls>>,
+    /// WebSocket connections one API token may hold open at once.
+    pub max_connections_per_token: usize,
 }
 
 impl Default for HubConfig {
@@ -97,6 +99,7 @@ impl Default for HubConfig {
             ssh_public_address: None,
             api_public_url: None,
             tls: None,
+            max_connections_per_token: limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Services {
     pub telemetry: Arc<telemetry::Telemetry>,
     /// Steps of the deploys this hub relays, while they run.
     pub live_deploys: api::deploys::LiveSteps,
+    /// Open WebSocket connections per API token, capped.
+    pub ws_connections: Arc<http::conns::PerToken>,
 }
 
 /// Why the hub stopped with an error.
@@ -147,6 +152,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let svc = Arc::new(Services {
+        ws_connections: http::conns::PerToken::new(config.max_connections_per_token),
         host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
         ssh_port: ssh_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         config,

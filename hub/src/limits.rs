@@ -265,3 +265,21 @@ pub const CLIENT_SEND_QUEUE: usize = 256;
 // tests/ (which does not depend on the hub) still reads the queue's size from
 // shared; the two must agree.
 const _: () = assert!(CLIENT_SEND_QUEUE == nextdeploy_shared::limits::CLIENT_SEND_QUEUE);
+
+// --- http::conns and agents::slots (budgets one role cannot exhaust for another) ---
+
+/// Default of `--max-connections-per-token`: WebSocket connections one API
+/// token may hold open at once. A CLI uses one per command and a dashboard a
+/// few; 32 covers a script running commands in parallel, while one leaked or
+/// looping token cannot hold thousands of connections (each up to
+/// [`MAX_REQUESTS_PER_CLIENT`] requests) against everyone else.
+pub const DEFAULT_MAX_CONNECTIONS_PER_TOKEN: usize = 32;
+/// Stream slots of one agent that requests made with viewer tokens may hold
+/// together: three quarters of
+/// [`MAX_STREAMS_PER_AGENT`](nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT),
+/// so viewers following logs and stats across a fleet still leave 64 slots
+/// on every agent to operators and admins (`stop`, `deploy`), which draw from
+/// the whole pool.
+pub const VIEWER_STREAMS_PER_AGENT: usize =
+    nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT / 4 * 3;
+const _: () = assert!(VIEWER_STREAMS_PER_AGENT < nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT);

@@ -63,6 +63,9 @@ pub struct HubArgs {
     /// SSH connections allowed in handshake at once from one source prefix.
     #[arg(long, default_value_t = limits::DEFAULT_MAX_HANDSHAKES_PER_PREFIX)]
     pub max_handshakes_per_prefix: usize,
+    /// WebSocket connections one API token may hold open at once.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN)]
+    pub max_connections_per_token: usize,
     /// IPv4 prefix length grouping sources for --max-handshakes-per-prefix.
     #[arg(long, default_value_t = limits::DEFAULT_SOURCE_PREFIX_V4)]
     pub source_prefix_v4: u8,
@@ -158,6 +161,7 @@ impl HubArgs {
             ssh_public_address: self.ssh_public_address.clone(),
             api_public_url: self.api_public_url.clone(),
             tls: None,
+            max_connections_per_token: self.max_connections_per_token,
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -178,6 +182,9 @@ impl HubArgs {
             || cfg.max_handshakes_per_prefix == 0
         {
             bail!("--max-handshakes, --max-handshakes-per-ip and --max-handshakes-per-prefix must be at least 1");
+        }
+        if cfg.max_connections_per_token == 0 {
+            bail!("--max-connections-per-token must be at least 1");
         }
         if cfg.source_prefix_v4 > 32 || cfg.source_prefix_v6 > 128 {
             bail!("--source-prefix-v4 must be at most 32 and --source-prefix-v6 at most 128");

@@ -28,8 +28,9 @@ use nextdeploy_shared::protocol::{Downstream, Reply, ReplyType};
 use russh::server::Msg;
 use russh::ChannelWriteHalf;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot};
 
+use super::slots::Slot;
 use super::stream::StreamError;
 
 /// Request ids on control channels: unique across the hub (one counter in
@@ -157,7 +158,7 @@ impl Control {
         id: u64,
         frame: Bytes,
         waiter: Waiter,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Result<Asked, StreamError> {
         match self.map().as_mut() {
             Some(m) => m.insert(id, waiter),
@@ -167,7 +168,7 @@ impl Control {
             control: self.clone(),
             id,
             answered: false,
-            _permit: permit,
+            slot: Some(slot),
         };
         self.send_frame(frame)
             .await
@@ -176,13 +177,13 @@ impl Control {
     }
 
     /// Send a one-shot request; the answer arrives on the returned [`Pending`].
-    /// `permit` is the agent's stream slot, held until the answer or the end.
+    /// `slot` is the agent's stream slot, held until the answer or the end.
     pub async fn send_request(
         self: &Arc<Self>,
         agent: &str,
         action: &str,
         payload: Value,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Result<Pending, StreamError> {
         let id = self.ids.next();
         let frame = frame::encode(&Downstream::Request {
@@ -193,7 +194,7 @@ impl Control {
         .map_err(|e| StreamError::Open(agent.to_string(), e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         let asked = self
-            .ask(agent, id, frame.into(), Waiter::One(tx), permit)
+            .ask(agent, id, frame.into(), Waiter::One(tx), slot)
             .await?;
         Ok(Pending { asked, rx })
     }
@@ -207,9 +208,9 @@ impl Control {
         frame: Bytes,
         to: PartSender,
         idx: usize,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Result<Asked, StreamError> {
-        self.ask(agent, id, frame, Waiter::Part(to, idx), permit)
+        self.ask(agent, id, frame, Waiter::Part(to, idx), slot)
             .await
     }
 }
@@ -220,7 +221,8 @@ pub struct Asked {
     control: Arc<Control>,
     id: u64,
     answered: bool,
-    _permit: OwnedSemaphorePermit,
+    /// The agent's stream slot; `None` only once handed to the cancel.
+    slot: Option<Slot>,
 }
 
 impl Asked {
@@ -244,10 +246,15 @@ impl Drop for Asked {
         if !waiting {
             return;
         }
-        let (control, id) = (self.control.clone(), self.id);
+        // The slot is held until the cancel is written: the writer is one
+        // queue, so the request that takes the slot next reaches the agent
+        // after the cancel, and the agent (which caps its one-shots at
+        // MAX_STREAMS_PER_AGENT too) never counts more than the hub allows.
+        let (control, id, slot) = (self.control.clone(), self.id, self.slot.take());
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 let _ = control.send(&Downstream::Cancel { id }).await;
+                drop(slot);
             });
         }
     }

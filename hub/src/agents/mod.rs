@@ -6,6 +6,7 @@
 pub mod conflict;
 pub mod control;
 pub mod pending;
+pub mod slots;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -15,9 +16,8 @@ use std::sync::{Arc, RwLock};
 
 use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
-use nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT;
 use nextdeploy_shared::protocol::Hello;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// One connected agent.
@@ -40,8 +40,8 @@ pub struct AgentConn {
     pub connected_at: i64,
     /// Unix time of the last frame from the agent.
     pub last_seen: AtomicI64,
-    /// Stream slots; each open request holds one.
-    pub streams: Arc<Semaphore>,
+    /// Stream slots; each open request holds one, viewers within their share.
+    pub slots: slots::Slots,
     /// Cancelled to cut the connection (revocation, replacement, shutdown).
     pub cancel: CancellationToken,
     /// The latest health snapshot the agent pushed.
@@ -97,7 +97,7 @@ impl Registry {
     }
 
     /// Build a connection record with a fresh connection id and stream
-    /// semaphore.
+    /// slots.
     pub fn new_conn(&self, parts: NewConn) -> Arc<AgentConn> {
         Arc::new(AgentConn {
             name: parts.name,
@@ -109,7 +109,7 @@ impl Registry {
             address: parts.address,
             connected_at: parts.now,
             last_seen: AtomicI64::new(parts.now),
-            streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
+            slots: slots::Slots::default(),
             cancel: parts.cancel,
             health: std::sync::Mutex::new(None),
         })

@@ -10,20 +10,24 @@
 //! Dropping a [`ReplyStream`] closes the channel, which cancels the work on
 //! the agent.
 
-use crate::limits::STREAM_OPEN_TIMEOUT;
+use crate::limits::{STREAM_OPEN_TIMEOUT, VIEWER_STREAMS_PER_AGENT};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use nextdeploy_shared::frame::{self, Decoder};
-use nextdeploy_shared::limits::{CREDIT_BATCH, MAX_FRAME_LEN, STREAM_WINDOW};
+use nextdeploy_shared::limits::{
+    CREDIT_BATCH, MAX_FRAME_LEN, MAX_STREAMS_PER_AGENT, STREAM_WINDOW,
+};
 use nextdeploy_shared::protocol::{Downstream, ErrorCode, Reply, ReplyType};
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelWriteHalf};
 use serde_json::Value;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::slots::{Full, Slot};
 use super::AgentConn;
+use crate::store::Role;
 
 /// Why a stream could not be opened or ended badly.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,13 @@ pub enum StreamError {
     /// All stream slots of the agent are taken.
     #[error("agent {0} has too many open requests; try again later")]
     Busy(String),
+    /// The share of the agent's stream slots viewers may hold is taken.
+    #[error(
+        "agent {0}: the viewer share of its stream slots ({VIEWER_STREAMS_PER_AGENT} of \
+         {MAX_STREAMS_PER_AGENT}) is full; close a stream or try again later \
+         (operator and admin requests still run)"
+    )]
+    ViewerShare(String),
     /// The SSH channel could not be opened.
     #[error("agent {0} did not accept a channel: {1}")]
     Open(String, String),
@@ -43,10 +54,19 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// A slot on `agent` for a request made with a token of `role`, or the
+    /// `busy` error naming the budget that is full.
+    pub fn take_slot(agent: &AgentConn, role: Role) -> Result<Slot, StreamError> {
+        agent.slots.take(role).map_err(|full| match full {
+            Full::Agent => StreamError::Busy(agent.name.clone()),
+            Full::ViewerShare => StreamError::ViewerShare(agent.name.clone()),
+        })
+    }
+
     /// The error code clients see.
     pub fn code(&self) -> ErrorCode {
         match self {
-            StreamError::Busy(_) => ErrorCode::Busy,
+            StreamError::Busy(_) | StreamError::ViewerShare(_) => ErrorCode::Busy,
             StreamError::Protocol(..) => ErrorCode::AgentError,
             StreamError::Open(..) | StreamError::Closed(_) => ErrorCode::AgentOffline,
         }
@@ -63,23 +83,21 @@ pub struct ReplyStream {
     to_credit: usize,
     pump: JoinHandle<()>,
     finished: bool,
-    _permit: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl ReplyStream {
-    /// Open a channel on `agent` and send it the request.
+    /// Open a channel on `agent` and send it the request, made with a token
+    /// of `role` (whose budget of the agent's slots it draws from).
     pub async fn open(
         agent: &AgentConn,
+        role: Role,
         id: u64,
         action: &str,
         payload: Value,
     ) -> Result<ReplyStream, StreamError> {
         let name = agent.name.clone();
-        let permit = agent
-            .streams
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| StreamError::Busy(name.clone()))?;
+        let slot = StreamError::take_slot(agent, role)?;
         let channel =
             tokio::time::timeout(STREAM_OPEN_TIMEOUT, agent.handle.channel_open_session())
                 .await
@@ -107,7 +125,7 @@ impl ReplyStream {
             to_credit: 0,
             pump,
             finished: false,
-            _permit: permit,
+            _slot: slot,
         })
     }
 

@@ -28,6 +28,7 @@ use super::ReplySink;
 use crate::agents::control::{Asked, PartSender};
 use crate::agents::stream::StreamError;
 use crate::agents::AgentConn;
+use crate::store::Role;
 
 /// Where one agent's part stands.
 enum Part {
@@ -62,6 +63,7 @@ pub async fn ask_all(
         out,
         limit: how.limit,
         ping: how.ping,
+        role: how.role,
         parts: Vec::with_capacity(conns.len()),
         started: Vec::with_capacity(conns.len()),
         waiting: 0,
@@ -89,6 +91,8 @@ struct FanOut<'a> {
     out: &'a ReplySink,
     limit: Duration,
     ping: bool,
+    /// The caller's role: which budget of each agent's slots the parts use.
+    role: Role,
     /// Where each agent's part stands, by index in `conns`.
     parts: Vec<Part>,
     /// When each part's request went out.
@@ -141,10 +145,13 @@ impl<'a> FanOut<'a> {
         let conns = self.conns;
         for (idx, conn) in conns.iter().enumerate() {
             self.started.push(Instant::now());
-            let Ok(permit) = conn.streams.clone().try_acquire_owned() else {
-                self.parts.push(Part::Done);
-                self.fail(idx, StreamError::Busy(conn.name.clone())).await?;
-                continue;
+            let slot = match StreamError::take_slot(conn, self.role) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.parts.push(Part::Done);
+                    self.fail(idx, e).await?;
+                    continue;
+                }
             };
             self.parts.push(Part::Sending);
             self.waiting += 1;
@@ -155,7 +162,7 @@ impl<'a> FanOut<'a> {
             let mut send: Write<'a> = Box::pin(tokio::task::unconstrained(async move {
                 let r = conn
                     .control
-                    .ask_part(&conn.name, wire_id, frame, tx, idx, permit);
+                    .ask_part(&conn.name, wire_id, frame, tx, idx, slot);
                 (idx, r.await)
             }));
             // Nearly always written at once; one that waits goes on in the

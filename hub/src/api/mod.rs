@@ -168,16 +168,16 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
             return redact::routed_for_viewer(svc, req, &action, out).await
         }
         Action::Ping(_) | Action::Info(_) | Action::Ps(_) | Action::Inspect(_) => {
-            return route::routed(svc, req, &action, out).await
+            return route::routed(svc, caller.role, req, &action, out).await
         }
         Action::Logs(_) | Action::Start(_) | Action::Stop(_) | Action::Restart(_) => {
-            return route::routed(svc, req, &action, out).await
+            return route::routed(svc, caller.role, req, &action, out).await
         }
         Action::Rm(_) | Action::Images(_) | Action::Pull(_) => {
-            return route::routed(svc, req, &action, out).await
+            return route::routed(svc, caller.role, req, &action, out).await
         }
         Action::Kill(_) | Action::Stats(_) | Action::DiagStream(_) => {
-            return route::routed(svc, req, &action, out).await
+            return route::routed(svc, caller.role, req, &action, out).await
         }
         Action::DeploysList(p) => deploys::list(svc, req, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,

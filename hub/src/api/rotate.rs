@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::{ApiError, Caller};
 use crate::agents::stream::ReplyStream;
 use crate::agents::AgentConn;
-use crate::store;
+use crate::store::{self, Role};
 use crate::Services;
 
 /// The SSHSIG namespace of rotation proofs (the agent signs with the same).
@@ -29,7 +29,8 @@ async fn ask(conn: &AgentConn, action: Action) -> Result<Value, ApiError> {
     let (what, payload) = action.into_parts();
     let fail = |m: String| ApiError::Conflict(format!("agent {}: {what} failed: {m}", conn.name));
     let work = async {
-        let mut s = ReplyStream::open(conn, 0, what, payload)
+        // Only admins rotate keys.
+        let mut s = ReplyStream::open(conn, Role::Admin, 0, what, payload)
             .await
             .map_err(|e| fail(e.to_string()))?;
         while let Some(r) = s.next().await {

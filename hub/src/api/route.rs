@@ -17,7 +17,7 @@ use tracing::debug;
 use super::{ApiError, ReplySink};
 use crate::agents::stream::{ReplyStream, StreamError};
 use crate::agents::AgentConn;
-use crate::store::{self, AgentRecord};
+use crate::store::{self, AgentRecord, Role};
 use crate::Services;
 
 /// One resolved target: online (with its connection) or not (with the reason).
@@ -139,7 +139,15 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
 /// one `server` gets that agent's replies as they are; a `selector` fan-out
 /// gets every agent's replies tagged with `server` (an `error` carrying a
 /// `server` ends only that agent's part) and then one final `end`.
-pub async fn routed(svc: &Arc<Services>, req: &Request, action: &Action, out: &ReplySink) {
+/// `role` is the caller's: which budget of each agent's stream slots the
+/// request draws from ([`crate::agents::slots`]).
+pub async fn routed(
+    svc: &Arc<Services>,
+    role: Role,
+    req: &Request,
+    action: &Action,
+    out: &ReplySink,
+) {
     let id = req.id;
     let t0 = Instant::now();
     let targets = match resolve(svc, req).await {
@@ -149,7 +157,7 @@ pub async fn routed(svc: &Arc<Services>, req: &Request, action: &Action, out: &R
             return;
         }
     };
-    let how = How::of(action);
+    let how = How::of(action, role);
     if req.selector.is_none() {
         for t in targets {
             relay(t, req, how, out, false).await;
@@ -205,10 +213,12 @@ pub struct How {
     pub ping: bool,
     /// How long an agent has to answer a one-shot request.
     pub limit: std::time::Duration,
+    /// The caller's role, for the agents' slot budgets.
+    pub role: Role,
 }
 
 impl How {
-    fn of(action: &Action) -> How {
+    fn of(action: &Action, role: Role) -> How {
         // A stop or restart may legitimately take its grace period.
         let grace = match action {
             Action::Stop(s) | Action::Restart(s) => s
@@ -224,6 +234,7 @@ impl How {
             sink_at_hub: matches!(action, Action::DiagStream(d) if d.sink == Some(DiagSink::Hub)),
             ping: matches!(action, Action::Ping(_)),
             limit: REQUEST_TIMEOUT + std::time::Duration::from_secs(grace),
+            role,
         }
     }
 }
@@ -251,7 +262,7 @@ async fn relay(target: Target, req: &Request, how: How, out: &ReplySink, fanout:
         )
     };
     if conn.control.takes_requests() && how.control {
-        let reply = match one_shot_on_control(&conn, req, limit).await {
+        let reply = match one_shot_on_control(&conn, how.role, req, limit).await {
             Ok(r) => r,
             Err(None) => timed_out(),
             Err(Some(e)) => Reply::error(Some(id), e.code(), e.to_string()),
@@ -259,15 +270,16 @@ async fn relay(target: Target, req: &Request, how: How, out: &ReplySink, fanout:
         let _ = out.send(finish(reply, id, &name, how.ping, started)).await;
         return;
     }
-    let mut stream = match ReplyStream::open(&conn, id, &req.action, req.payload.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = out
-                .send(Reply::error(Some(id), e.code(), e.to_string()).with_server(name))
-                .await;
-            return;
-        }
-    };
+    let mut stream =
+        match ReplyStream::open(&conn, how.role, id, &req.action, req.payload.clone()).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = out
+                    .send(Reply::error(Some(id), e.code(), e.to_string()).with_server(name))
+                    .await;
+                return;
+            }
+        };
     if how.sink_at_hub {
         let reply = sink_at_hub(&mut stream, id, &name, started).await;
         let _ = out.send(reply).await;
@@ -348,17 +360,14 @@ async fn sink_at_hub(stream: &mut ReplyStream, id: u64, name: &str, started: Ins
 /// on timeout, or why it could not be asked.
 async fn one_shot_on_control(
     conn: &Arc<AgentConn>,
+    role: Role,
     req: &Request,
     limit: std::time::Duration,
 ) -> Result<Reply, Option<StreamError>> {
-    let permit = conn
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Some(StreamError::Busy(conn.name.clone())))?;
+    let slot = StreamError::take_slot(conn, role).map_err(Some)?;
     let mut pending = conn
         .control
-        .send_request(&conn.name, &req.action, req.payload.clone(), permit)
+        .send_request(&conn.name, &req.action, req.payload.clone(), slot)
         .await
         .map_err(Some)?;
     match tokio::time::timeout(limit, pending.answer()).await {

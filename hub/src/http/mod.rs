@@ -1,6 +1,7 @@
 //! HTTP side of the hub (axum): `/ws` (the WebSocket API) and `/health`,
 //! over TLS ([`tls`]) unless the operator chose `--plain-http`.
 
+pub mod conns;
 pub mod tls;
 pub mod ws;
 

@@ -61,13 +61,31 @@ pub async fn upgrade(
                 .into_response()
         }
     };
+    let Some(place) = svc.ws_connections.try_open(&caller.token_id) else {
+        let max = svc.ws_connections.max();
+        info!(token = %caller.name, max, "refused a WebSocket connection: the token is at its cap");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many connections: this token already holds {max} open WebSocket \
+                 connections (--max-connections-per-token); close one first\n"
+            ),
+        )
+            .into_response();
+    };
     initial_token::retire_on_first_use(&svc.config.data_dir, &caller.token_id, &caller.name);
     let max = svc.config.max_message_bytes;
     let span = tracing::info_span!("ws", token = %caller.name, role = caller.role.as_str());
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| {
-            serve_client(svc, Arc::new(caller), revocations, socket).instrument(span)
+            // The place is given back when the connection ends, however it
+            // ends (or with this closure, if the upgrade never completes).
+            async move {
+                serve_client(svc, Arc::new(caller), revocations, socket).await;
+                drop(place);
+            }
+            .instrument(span)
         })
 }
 

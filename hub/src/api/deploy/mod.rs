@@ -29,7 +29,7 @@ use super::{ApiError, Caller, ReplySink};
 use crate::agents::stream::ReplyStream;
 use crate::agents::AgentConn;
 use crate::store::deploys::DeployRecord;
-use crate::store::{self};
+use crate::store::{self, Role};
 use crate::Services;
 
 /// A typed answer as JSON (these types always serialize).
@@ -134,19 +134,26 @@ async fn relay(
     let mut conn_id = conn.conn_id;
     for attempt in 0..=DEPLOY_RETRIES {
         let Some(agent) = current.take() else { break };
-        let mut stream =
-            match ReplyStream::open(&agent, 0, ActionKind::Deploy.name(), body.clone()).await {
-                Ok(s) => s,
-                Err(e) if attempt == 0 => {
-                    let doc = DeployOutcome::failed(e.to_string(), Some(e.code()));
-                    finish(svc, id, &doc).await;
-                    return doc;
-                }
-                Err(_) => {
-                    current = wait_back(svc, &name, conn_id).await;
-                    continue;
-                }
-            };
+        // Only operators and admins deploy, and they share one budget.
+        let opened = ReplyStream::open(
+            &agent,
+            Role::Operator,
+            0,
+            ActionKind::Deploy.name(),
+            body.clone(),
+        );
+        let mut stream = match opened.await {
+            Ok(s) => s,
+            Err(e) if attempt == 0 => {
+                let doc = DeployOutcome::failed(e.to_string(), Some(e.code()));
+                finish(svc, id, &doc).await;
+                return doc;
+            }
+            Err(_) => {
+                current = wait_back(svc, &name, conn_id).await;
+                continue;
+            }
+        };
         loop {
             match stream.next().await {
                 Some(Ok(r)) if r.kind == ReplyType::Progress => {
