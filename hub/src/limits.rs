@@ -239,8 +239,10 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 // --- backup ---
 
-/// Largest member we restore (a store bigger than this is not ours).
-pub const MAX_BACKUP_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
+/// Largest store a restore accepts (16 GiB; streamed to disk, never held in
+/// memory): history is pruned to its retention, so a hub's store stays far
+/// below; a bigger claim is not ours.
+pub const MAX_BACKUP_MEMBER: u64 = 16 * 1024 * 1024 * 1024;
 /// How long SQLite waits on a locked store while a backup snapshots it: the
 /// running hub's writes are short, so ten seconds means something is stuck.
 pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -265,3 +267,7 @@ pub const CLIENT_SEND_QUEUE: usize = 256;
 // tests/ (which does not depend on the hub) still reads the queue's size from
 // shared; the two must agree.
 const _: () = assert!(CLIENT_SEND_QUEUE == nextdeploy_shared::limits::CLIENT_SEND_QUEUE);
+
+/// Largest host key, certificate or TLS key a restore accepts (1 MiB): they
+/// are a few KiB; a bigger claim is not ours.
+pub const MAX_BACKUP_KEY_MEMBER: u64 = 1024 * 1024;
