@@ -289,8 +289,8 @@ fn backup_and_restore_speak_json() {
 
 /// An archive whose member header claims more than a restore accepts (a
 /// 20 GiB store in a 1.5 KiB file) is refused from the header, with a clear
-/// error, and the data dir is left empty (before the bound was checked first
-/// and stated, a 20 GiB buffer was allocated).
+/// error, and the data dir is left empty: the claim is checked before any
+/// buffer or file is made.
 #[test]
 fn oversize_member_claims_are_refused_and_nothing_is_written() {
     let dir = TempDir::new("backup-claims").unwrap();

@@ -140,6 +140,16 @@ async fn serve(
     }
 }
 
+/// A CLI deploy in the background, stopped (and reaped) on drop.
+struct Cli(std::process::Child);
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A connected simulated agent: its pushes and what it saw.
 struct Connected {
     _handle: client::Handle<Sim>,
@@ -234,13 +244,13 @@ async fn pushed_outcomes_only_land_on_the_agents_unfinished_deploys() {
         ]);
         cmd.stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        cmd.spawn().unwrap()
+        Cli(cmd.spawn().unwrap())
     };
-    let mut c1 = deploy("sim1");
+    let c1 = deploy("sim1");
     let Seen::Deploy(d1) = sim1.next().await else {
         panic!("no deploy reached sim1")
     };
-    let mut c2 = deploy("sim2");
+    let c2 = deploy("sim2");
     let Seen::Deploy(d2) = sim2.next().await else {
         panic!("no deploy reached sim2")
     };
@@ -253,7 +263,7 @@ async fn pushed_outcomes_only_land_on_the_agents_unfinished_deploys() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = c1.kill();
+    drop(c1);
     let finished = deploy_record(&hub, &d1);
     let running = deploy_record(&hub, &d2);
     assert_eq!(running["status"], "running", "{running}");
@@ -269,6 +279,5 @@ async fn pushed_outcomes_only_land_on_the_agents_unfinished_deploys() {
     // The owner's push of its unfinished deploy lands.
     sim2.push_outcome(&d2, Outcome::Succeeded).await;
     assert_eq!(deploy_record(&hub, &d2)["status"], "succeeded");
-    let _ = c2.kill();
-    let _ = c2.wait();
+    drop(c2);
 }
