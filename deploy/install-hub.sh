@@ -10,8 +10,9 @@
 # * installs and starts deploy/systemd/nextdeploy-hub.service (listen
 #   addresses in /etc/nextdeploy/hub/hub.env, a directory of the nextdeploy
 #   user's, 0700), or with --no-systemd a supervised
-#   background process (log /var/log/nextdeploy/hub.log, pid file
-#   /run/nextdeploy-hub.pid).
+#   background process (log /var/log/nextdeploy/hub.log, 0600, pid file
+#   /run/nextdeploy-hub.pid). The first admin token is written only to
+#   /var/lib/nextdeploy/initial-admin-token (0600), never to a log.
 #
 # Upgrading: run it again with the new binary; the store and host key are kept
 # (take a `nextdeploy hub backup --to FILE --data-dir /var/lib/nextdeploy`
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --http-listen) HTTP_LISTEN="${2:-}"; shift 2 ;;
     --no-systemd) NO_SYSTEMD=1; shift ;;
     --prefix) PREFIX="${2:-}"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -145,7 +146,9 @@ else
     pid=$(cat "$PIDFILE"); kill -TERM "$pid" 2>/dev/null || true
     i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
   fi
-  touch "$LOG"
+  # The log is root's and 0600 (also one an older version left readable):
+  # the hub's output is for the administrator only.
+  (umask 077 && : >>"$LOG") && chmod 0600 "$LOG" || die "cannot create $LOG"
   setsid sh -c "delay=1; while :; do setpriv --reuid=$HUB_USER --regid=$HUB_USER --init-groups -- '$BIN' hub --data-dir '$DATA' --ssh-listen '$SSH_LISTEN' --http-listen '$HTTP_LISTEN' >>'$LOG' 2>&1 && exit 0; sleep \$delay; delay=\$((delay*2)); [ \$delay -gt 60 ] && delay=60; done" </dev/null >/dev/null 2>&1 &
   echo $! >"$PIDFILE"
   undo "kill -TERM \$(cat '$PIDFILE') 2>/dev/null; rm -f '$PIDFILE'"
@@ -158,6 +161,11 @@ UNDO=""
 rm -f "$BIN.nd-old" "$UNIT.nd-old" "$ENV_FILE.nd-old" "$OLD_ENV_FILE.nd-old"
 # Only a first install has a first admin token to show (the hub removes the
 # file once that token has logged in or a second admin token exists).
+# The token itself never reaches the log or the journal: the hub prints it
+# only to a terminal, and here it says only where the file is.
+if [ "$FRESH" = 1 ]; then
+  i=0; while [ ! -f "$DATA/initial-admin-token" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+fi
 if [ "$FRESH" = 1 ] && [ -f "$DATA/initial-admin-token" ]; then
   PIN=""
   if command -v openssl >/dev/null 2>&1 && [ -f "$DATA/api-cert.pem" ]; then

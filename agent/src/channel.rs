@@ -208,7 +208,11 @@ async fn serve_control(
             },
             d = read_down(&mut read, &mut dec) => match d {
                 Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
-                Some(Downstream::Ack { deploy_id }) => ctx.state.deployer.acknowledged(&deploy_id),
+                Some(Downstream::Ack { deploy_id }) => {
+                    if let Err(e) = ctx.state.deployer.acknowledged(&deploy_id) {
+                        warn!(error = %e, "refused the hub's acknowledgement");
+                    }
+                }
                 Some(Downstream::Request { id, action, payload }) => {
                     if let Some(refusal) = one_shots.start(id, action, payload) {
                         if send(write, &refusal).await.is_err() {

@@ -168,3 +168,7 @@ pub const FAILURE_LOG_MAX_BYTES: usize = 64 * 1024;
 /// Docker's stop timeout for a container that sets none, in seconds (shown
 /// in deploy progress: "stopping the old container (stop timeout 10 s)").
 pub const DOCKER_DEFAULT_STOP_TIMEOUT_S: i32 = 10;
+/// Longest deploy id the agent accepts (it names a journal file). The hub's
+/// ids are 24 hex digits; 128 leaves room and stays far below a file name's
+/// 255 bytes.
+pub const MAX_DEPLOY_ID_LEN: usize = 128;

@@ -5,8 +5,10 @@
 //! which the agents would refuse the restored hub. `tar -xf FILE -C DIR`
 //! restores it as well.
 
-use crate::limits::MAX_BACKUP_MEMBER;
-use std::io::{Read, Write};
+mod restore;
+pub use restore::restore;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -207,13 +209,40 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<(), BackupError> {
             extra.push((name, bytes));
         }
     }
-    // The snapshot goes beside the target, private, and is removed after.
-    let snap = to.with_extension("db-snapshot");
-    let _ = std::fs::remove_file(&snap);
+    // The snapshot goes to a private folder beside the target, removed
+    // however this ends (dropping it removes it).
+    let (dir, snap) = private_snapshot(to)?;
     let result = snapshot_store(&db, &snap)
         .and_then(|db_bytes| write_archive(to, &db_bytes, &key_bytes, &extra));
-    let _ = std::fs::remove_file(&snap);
+    drop(dir);
     result
+}
+
+/// A new folder (0700, random name) beside `to` and in it an empty file
+/// (0600) for the store's snapshot: no one else can read the copy, nor plant
+/// a link where it is written.
+fn private_snapshot(to: &Path) -> Result<(tempfile::TempDir, PathBuf), BackupError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let parent = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix(".nextdeploy-backup-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(io_err(format!(
+            "cannot create a private folder in {}",
+            parent.display()
+        )))?;
+    let snap = dir.path().join(STORE_FILE);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&snap)
+        .map_err(io_err(format!("cannot create {}", snap.display())))?;
+    Ok((dir, snap))
 }
 
 /// A consistent copy of the store at `db`, through `VACUUM INTO` at `snap`.
@@ -289,56 +318,6 @@ fn member(w: &mut impl Write, name: &str, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Unpack the store and host key into `data_dir` (created 0700; it must not
-/// already hold a store).
-pub fn restore(from: &Path, data_dir: &Path) -> Result<(), BackupError> {
-    use std::os::unix::fs::PermissionsExt;
-    if data_dir.join(STORE_FILE).exists() || data_dir.join(HOST_KEY_FILE).exists() {
-        return Err(BackupError::NotEmpty(data_dir.to_path_buf()));
-    }
-    let not_backup = |why: String| BackupError::NotBackup {
-        path: from.to_path_buf(),
-        why,
-    };
-    let mut f =
-        std::fs::File::open(from).map_err(io_err(format!("cannot open {}", from.display())))?;
-    let preparing = format!("cannot prepare {}", data_dir.display());
-    std::fs::create_dir_all(data_dir).map_err(io_err(preparing.clone()))?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io_err(preparing))?;
-    let mut seen = Vec::new();
-    loop {
-        let mut h = [0u8; 512];
-        f.read_exact(&mut h).map_err(io_err("truncated backup"))?;
-        if h.iter().all(|b| *b == 0) {
-            break;
-        }
-        let name_end = h[..100].iter().position(|b| *b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&h[..name_end]).into_owned();
-        let size_text = String::from_utf8_lossy(&h[124..136]);
-        let size = u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-            .map_err(|_| not_backup("bad member size".into()))?;
-        let known =
-            name == STORE_FILE || name == HOST_KEY_FILE || TLS_FILES.contains(&name.as_str());
-        if size > MAX_BACKUP_MEMBER || !known {
-            return Err(not_backup(format!("member {name:?}")));
-        }
-        let mut data = vec![0u8; size as usize];
-        f.read_exact(&mut data)
-            .map_err(io_err("truncated backup"))?;
-        let pad = (512 - size % 512) % 512;
-        std::io::copy(&mut (&mut f).take(pad), &mut std::io::sink())
-            .map_err(io_err("truncated backup"))?;
-        nextdeploy_shared::keys::write_private_atomic(&data_dir.join(&name), &data)
-            .map_err(io_err(format!("cannot write {name}")))?;
-        seen.push(name);
-    }
-    if !seen.iter().any(|n| n == STORE_FILE) || !seen.iter().any(|n| n == HOST_KEY_FILE) {
-        return Err(not_backup("it lacks the store or the host key".into()));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +368,40 @@ mod tests {
         let x: i64 = c.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(x, 42);
         assert!(restore(&file, &dst).is_err(), "must not overwrite");
+        let left: Vec<_> = std::fs::read_dir(&base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left.len(),
+            3,
+            "no snapshot left beside the archive: {left:?}"
+        );
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// The snapshot's folder is 0700, its file 0600, and both are gone
+    /// once dropped.
+    #[test]
+    fn the_snapshot_is_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let (dir, snap) = private_snapshot(&base.path().join("b.tar")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&snap), 0o600);
+        assert_eq!(snap.parent(), Some(dir.path()));
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+        // A failed backup (the target exists) leaves nothing either.
+        let src = base.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        rusqlite::Connection::open(src.join(STORE_FILE)).unwrap();
+        std::fs::write(src.join(HOST_KEY_FILE), b"KEY").unwrap();
+        std::fs::write(base.path().join("b.tar"), b"x").unwrap();
+        assert!(backup(&src, &base.path().join("b.tar")).is_err());
+        let left = std::fs::read_dir(base.path()).unwrap().count();
+        assert_eq!(left, 2, "only src and b.tar");
     }
 }

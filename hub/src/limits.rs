@@ -239,8 +239,10 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(300);
 
 // --- backup ---
 
-/// Largest member we restore (a store bigger than this is not ours).
-pub const MAX_BACKUP_MEMBER: u64 = 64 * 1024 * 1024 * 1024;
+/// Largest store a restore accepts (16 GiB; streamed to disk, never held in
+/// memory): history is pruned to its retention, so a hub's store stays far
+/// below; a bigger claim is not ours.
+pub const MAX_BACKUP_MEMBER: u64 = 16 * 1024 * 1024 * 1024;
 /// How long SQLite waits on a locked store while a backup snapshots it: the
 /// running hub's writes are short, so ten seconds means something is stuck.
 pub const BACKUP_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -283,3 +285,9 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_TOKEN: usize = 32;
 pub const VIEWER_STREAMS_PER_AGENT: usize =
     nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT / 4 * 3;
 const _: () = assert!(VIEWER_STREAMS_PER_AGENT < nextdeploy_shared::limits::MAX_STREAMS_PER_AGENT);
+
+// --- backup (restore) ---
+
+/// Largest host key, certificate or TLS key a restore accepts (1 MiB): they
+/// are a few KiB; a bigger claim is not ours.
+pub const MAX_BACKUP_KEY_MEMBER: u64 = 1024 * 1024;

@@ -286,3 +286,39 @@ fn backup_and_restore_speak_json() {
         "{err}"
     );
 }
+
+/// An archive whose member header claims more than a restore accepts (a
+/// 20 GiB store in a 1.5 KiB file) is refused from the header, with a clear
+/// error, and the data dir is left empty: the claim is checked before any
+/// buffer or file is made.
+#[test]
+fn oversize_member_claims_are_refused_and_nothing_is_written() {
+    let dir = TempDir::new("backup-claims").unwrap();
+    let mut h = [0u8; 512];
+    h[..13].copy_from_slice(b"nextdeploy.db");
+    h[124..136].copy_from_slice(format!("{:012o}", 20u64 << 30).as_bytes());
+    h[257..263].copy_from_slice(b"ustar\0");
+    let archive = dir.path().join("claims.tar");
+    std::fs::write(&archive, [&h[..], &[0u8; 1024][..]].concat()).unwrap();
+    let into = dir.path().join("into");
+    let out = hub_cmd(&[
+        "hub",
+        "restore",
+        "--from",
+        archive.to_str().unwrap(),
+        "--data-dir",
+        into.to_str().unwrap(),
+    ]);
+    assert!(!out.success(), "{}", out.describe());
+    assert!(
+        out.mentions("not a NextDeploy hub backup")
+            && out.mentions("claims 21474836480 bytes, more than the 17179869184"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        std::fs::read_dir(&into).unwrap().count(),
+        0,
+        "wrote something"
+    );
+}

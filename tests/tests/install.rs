@@ -145,3 +145,63 @@ fn unknown_host_key_is_refused_and_changed_key_always() {
         "no join token should have been made"
     );
 }
+
+/// `ssh-keygen` (real OpenSSH) run with `args`; it must succeed.
+fn ssh_keygen(args: &[&str]) {
+    let out = std::process::Command::new("ssh-keygen")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh-keygen {args:?}: {out:?}");
+}
+
+/// A known_hosts that records for the server only a key of another algorithm
+/// (ECDSA) refuses it as changed, also when the entry is hashed
+/// (`ssh-keygen -H`); an entry for the host without the port is another
+/// host; an unparsable file is refused, naming the file and line, never
+/// taken for an empty one.
+#[test]
+fn other_algorithm_hashed_entries_and_bad_files_are_refused() {
+    let hub = start_hub().unwrap();
+    let sshd = Sshd::start().unwrap();
+    let work = TempDir::new("hostkey-forms").unwrap();
+    let prefix = work.path().join("root");
+    std::fs::create_dir_all(&prefix).unwrap();
+    let _guard = Installed(prefix.clone());
+    let kh = work.path().join("known_hosts");
+    let ecdsa = work.path().join("ecdsa");
+    ssh_keygen(&["-q", "-t", "ecdsa", "-N", "", "-f", ecdsa.to_str().unwrap()]);
+    let ecdsa_pub = std::fs::read_to_string(ecdsa.with_extension("pub")).unwrap();
+    let other: Vec<&str> = ecdsa_pub.split_whitespace().take(2).collect();
+    let other = other.join(" ");
+    let refused = |extra: &[&str], needles: &[&str]| {
+        let before = std::fs::read(&kh).unwrap();
+        let out = install(&hub, &sshd, &kh, &prefix, extra);
+        assert!(!out.success(), "{}", out.describe());
+        for n in needles {
+            assert!(out.mentions(n), "{n:?} in {}", out.describe());
+        }
+        assert_eq!(std::fs::read(&kh).unwrap(), before, "known_hosts changed");
+        assert!(!prefix.join("etc").exists(), "something was installed");
+    };
+
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {other}\n", sshd.port)).unwrap();
+    refused(&["--accept-new-host-key"], &["CHANGED", "line 1"]);
+
+    ssh_keygen(&["-q", "-H", "-f", kh.to_str().unwrap()]);
+    assert!(std::fs::read_to_string(&kh).unwrap().starts_with("|1|"));
+    refused(&["--accept-new-host-key"], &["CHANGED", "line 1"]);
+
+    // The host on port 22 is not the host on this port.
+    std::fs::write(&kh, format!("127.0.0.1 {other}\n")).unwrap();
+    refused(&[], &["not in", "--accept-new-host-key"]);
+
+    let bad = format!(
+        "# mine\n[127.0.0.1]:{} ssh-ed25519 AAAA-not-base64\n",
+        sshd.port
+    );
+    std::fs::write(&kh, bad).unwrap();
+    let line = format!("{} line 2", kh.display());
+    refused(&["--accept-new-host-key"], &[&line, "refusing"]);
+    assert!(hub.agent_list().unwrap().is_empty());
+}

@@ -421,7 +421,8 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
     match reply.kind {
         ReplyType::Result => {
             let pushed: PushedOutcome = serde_json::from_value(reply.data).ok()?;
-            return crate::api::deploy::record_pushed(svc, &pushed.deploy_outcome).await;
+            return crate::api::deploy::record_pushed(svc, &conn.name, &pushed.deploy_outcome)
+                .await;
         }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
             Ok(snap) => {

@@ -75,19 +75,25 @@ pub fn insert(c: &Connection, d: &DeployRecord) -> StoreResult<()> {
 }
 
 /// Record the outcome (idempotent: a repeated report changes nothing new).
+/// An outcome an agent pushed on its own (`pushed_by`: that agent) only
+/// updates a deploy of that agent that has no final outcome yet: an agent
+/// cannot rewrite another server's history, nor a finished record. Returns
+/// whether a record changed.
 pub fn finish(
     c: &Connection,
     id: &str,
     status: &str,
     outcome: &DeployOutcome,
     at: i64,
+    pushed_by: Option<&str>,
 ) -> StoreResult<bool> {
     // A rollback learns its image from the agent.
     let image = outcome.image.as_deref().filter(|i| !i.is_empty());
     let text = serde_json::to_string(outcome).unwrap_or_default();
     let n = c.execute(
-        "UPDATE deploys SET status = ?2, outcome = ?3, finished_at = COALESCE(finished_at, ?4), image = COALESCE(?5, image) WHERE id = ?1",
-        params![id, status, text, at, image],
+        "UPDATE deploys SET status = ?2, outcome = ?3, finished_at = COALESCE(finished_at, ?4), image = COALESCE(?5, image) \
+         WHERE id = ?1 AND (?6 IS NULL OR (server = ?6 AND finished_at IS NULL))",
+        params![id, status, text, at, image, pushed_by],
     )?;
     Ok(n == 1)
 }
@@ -185,5 +191,56 @@ mod tests {
         assert_eq!(e.finished_at.as_deref(), Some("2026-11-25T09:46:41Z"));
         let wire = serde_json::to_value(&e).unwrap();
         assert_eq!(wire["created_at"], "2026-11-25T09:46:40Z");
+    }
+
+    fn running(id: &str, server: &str) -> DeployRecord {
+        DeployRecord {
+            id: id.into(),
+            actor: "op".into(),
+            server: server.into(),
+            container: Some("web".into()),
+            image: "app:2".into(),
+            status: "running".into(),
+            created_at: 1,
+            finished_at: None,
+            outcome: None,
+        }
+    }
+
+    fn outcome(id: &str, o: Outcome) -> DeployOutcome {
+        DeployOutcome {
+            deploy_id: id.into(),
+            outcome: o,
+            ..DeployOutcome::default()
+        }
+    }
+
+    /// An agent's pushed outcome lands only on its own unfinished deploy
+    /// (also one left `unknown` by a lost link); another server's deploy and
+    /// a finished one stay as they are. The hub's own relay is not limited.
+    #[test]
+    fn a_pushed_outcome_lands_only_on_the_agents_unfinished_deploy() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        insert(&c, &running("d1", "a")).unwrap();
+        set_status(&c, "d1", "unknown").unwrap();
+        let ok = outcome("d1", Outcome::Succeeded);
+        let forged = outcome("d1", Outcome::Failed);
+        assert!(!finish(&c, "d1", "failed", &forged, 5, Some("b")).unwrap());
+        let d = get(&c, "d1").unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.finished_at), ("unknown", None));
+        assert!(d.outcome.is_none());
+
+        assert!(finish(&c, "d1", "succeeded", &ok, 6, Some("a")).unwrap());
+        assert!(!finish(&c, "d1", "failed", &forged, 7, Some("a")).unwrap());
+        let d = get(&c, "d1").unwrap().unwrap();
+        assert_eq!((d.status.as_str(), d.finished_at), ("succeeded", Some(6)));
+        assert_eq!(d.outcome.unwrap().outcome, Outcome::Succeeded);
+
+        assert!(!finish(&c, "nope", "failed", &forged, 8, Some("a")).unwrap());
+        insert(&c, &running("d2", "a")).unwrap();
+        assert!(finish(&c, "d2", "failed", &forged, 9, None).unwrap());
+        assert!(finish(&c, "d2", "succeeded", &ok, 10, None).unwrap());
+        assert_eq!(get(&c, "d2").unwrap().unwrap().status, "succeeded");
     }
 }

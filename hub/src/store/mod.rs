@@ -248,13 +248,15 @@ pub trait Store: Send + Sync + 'static {
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>>;
     /// Record a new deploy.
     fn insert_deploy(&self, d: &deploys::DeployRecord) -> StoreResult<()>;
-    /// Record a deploy's outcome (idempotent).
+    /// Record a deploy's outcome (idempotent). One an agent pushed
+    /// (`pushed_by`) only lands on that agent's unfinished deploy.
     fn finish_deploy(
         &self,
         id: &str,
         status: &str,
         outcome: &nextdeploy_shared::protocol::deploy::DeployOutcome,
         at: i64,
+        pushed_by: Option<&str>,
     ) -> StoreResult<bool>;
     /// Change an unfinished deploy's status.
     fn set_deploy_status(&self, id: &str, status: &str) -> StoreResult<()>;

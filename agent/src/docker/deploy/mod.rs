@@ -35,7 +35,7 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 use super::{DockerError, Engine};
-use crate::limits::{DEFAULT_HEALTH_TIMEOUT_S, PROGRESS_BACKLOG};
+use crate::limits::{DEFAULT_HEALTH_TIMEOUT_S, MAX_DEPLOY_ID_LEN, PROGRESS_BACKLOG};
 use crate::util::lock;
 
 /// What a deploy was asked to do.
@@ -137,6 +137,21 @@ fn err(code: ErrorCode, m: impl Into<String>) -> DockerError {
     DockerError::new(code, m)
 }
 
+/// A deploy id names its journal file: letters, digits and '-', at most
+/// [`MAX_DEPLOY_ID_LEN`] of them, so it can never leave the journal folder.
+fn check_deploy_id(id: &str) -> Result<(), DockerError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_DEPLOY_ID_LEN
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    match ok {
+        true => Ok(()),
+        false => Err(err(
+            ErrorCode::BadRequest,
+            format!("deploy_id must be 1 to {MAX_DEPLOY_ID_LEN} letters, digits and '-'"),
+        )),
+    }
+}
+
 impl Deployer {
     /// Deploys journalled under `dir`.
     pub fn new(engine: Arc<Engine>, dir: PathBuf, push: broadcast::Sender<Reply>) -> Arc<Self> {
@@ -211,12 +226,15 @@ impl Deployer {
             .collect()
     }
 
-    /// The hub stored the outcome of `id`.
-    pub fn acknowledged(&self, id: &str) {
+    /// The hub stored the outcome of `id`. An id that is not a deploy id (it
+    /// names the journal file) is refused and nothing changes.
+    pub fn acknowledged(&self, id: &str) -> Result<(), DockerError> {
+        check_deploy_id(id)?;
         if let Some(mut j) = self.load(id) {
             j.delivered = true;
             self.save(&j);
         }
+        Ok(())
     }
 
     /// Serve a `deploy` request: start it (or attach to it), stream progress to
@@ -228,17 +246,7 @@ impl Deployer {
         out: &mpsc::Sender<Reply>,
     ) -> Result<(), DockerError> {
         let req = DeployRequest::from_wire(payload);
-        if req.deploy_id.is_empty()
-            || !req
-                .deploy_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-        {
-            return Err(err(
-                ErrorCode::BadRequest,
-                "deploy_id must be letters, digits and '-'",
-            ));
-        }
+        check_deploy_id(&req.deploy_id)?;
         // Seen before: finished (answer its outcome) or running (attach).
         if let Some(j) = self.load(&req.deploy_id) {
             if let Some(outcome) = j.outcome {
@@ -439,3 +447,6 @@ fn pushed(deploy_outcome: DeployOutcome) -> Reply {
     let data = to_value(&PushedOutcome { deploy_outcome });
     Reply::new(Some(0), ReplyType::Result, data)
 }
+
+#[cfg(test)]
+mod tests;

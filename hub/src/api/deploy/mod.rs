@@ -213,22 +213,49 @@ async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<Agen
     }
 }
 
-async fn finish(svc: &Services, id: &str, doc: &DeployOutcome) {
-    svc.live_deploys.remove(id);
+/// Record the outcome of a deploy this hub relayed (`pushed_by`: none), or
+/// one agent `pushed_by` pushed on its own, which only lands on that agent's
+/// unfinished deploy. Returns whether the record changed.
+async fn finish_as(svc: &Services, id: &str, doc: &DeployOutcome, pushed_by: Option<&str>) -> bool {
     let (i, st, d) = (id.to_string(), doc.outcome.as_str(), doc.clone());
-    if let Err(e) =
-        store::blocking(&svc.store, move |s| s.finish_deploy(&i, st, &d, now_unix())).await
-    {
-        tracing::warn!(error = %e, deploy = id, "cannot record the deploy outcome");
+    let by = pushed_by.map(str::to_string);
+    let changed = store::blocking(&svc.store, move |s| {
+        s.finish_deploy(&i, st, &d, now_unix(), by.as_deref())
+    })
+    .await;
+    match changed {
+        Ok(true) => {
+            svc.live_deploys.remove(id);
+            true
+        }
+        Ok(false) => {
+            if pushed_by.is_none() {
+                svc.live_deploys.remove(id);
+            }
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, deploy = id, "cannot record the deploy outcome");
+            false
+        }
     }
 }
 
-/// Record an outcome an agent pushed on its control channel.
-pub async fn record_pushed(svc: &Services, outcome: &DeployOutcome) -> Option<String> {
+async fn finish(svc: &Services, id: &str, doc: &DeployOutcome) {
+    finish_as(svc, id, doc, None).await;
+}
+
+/// Record an outcome agent `agent` pushed on its control channel (a deploy
+/// that finished while the hub was away, or re-sent after a reconnect).
+/// Another server's deploy, or one already finished, is left as it is.
+/// Returns the id to acknowledge: the agent may stop re-sending it either way.
+pub async fn record_pushed(svc: &Services, agent: &str, outcome: &DeployOutcome) -> Option<String> {
     if outcome.deploy_id.is_empty() {
         return None;
     }
-    finish(svc, &outcome.deploy_id, outcome).await;
+    if !finish_as(svc, &outcome.deploy_id, outcome, Some(agent)).await {
+        tracing::debug!(deploy = %outcome.deploy_id, agent, "pushed outcome left unrecorded: not this agent's unfinished deploy");
+    }
     Some(outcome.deploy_id.clone())
 }
 

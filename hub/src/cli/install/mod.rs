@@ -5,6 +5,7 @@
 //! own key; only the one-time token travels, on stdin), wait until the hub
 //! sees the agent online. Each failure names its step and shows its output.
 
+mod known_hosts;
 mod plan;
 pub mod remote;
 

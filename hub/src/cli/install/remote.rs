@@ -10,9 +10,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use nextdeploy_shared::keys;
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 use tokio::io::AsyncRead;
+
+pub use super::known_hosts::{verdict, HostKeyVerdict};
 
 /// Dialling plus the handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -22,19 +24,6 @@ const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(120);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Output kept per command (the tail beyond it is dropped).
 const MAX_OUTPUT: usize = 256 * 1024;
-
-/// Where the server's key stands against known_hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostKeyVerdict {
-    /// Recorded and equal.
-    Known,
-    /// Not recorded; learned (written to known_hosts) because the operator asked.
-    Learned,
-    /// Not recorded and not learned.
-    Unknown,
-    /// Recorded with another key of the same type (line number in known_hosts).
-    Changed(usize),
-}
 
 /// How to check host keys.
 #[derive(Debug, Clone)]
@@ -52,31 +41,6 @@ struct Checker {
     seen: Arc<Mutex<Option<(HostKeyVerdict, String)>>>,
 }
 
-/// Compare `key` with the known_hosts entries for host:port (key data only:
-/// comments never count).
-pub fn verdict(
-    host: &str,
-    port: u16,
-    key: &PublicKey,
-    path: &Path,
-) -> anyhow::Result<HostKeyVerdict> {
-    let recorded = russh::keys::known_hosts::known_host_keys_path(host, port, path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let mut changed = None;
-    for (line, k) in recorded {
-        if k.algorithm() == key.algorithm() {
-            if k.key_data() == key.key_data() {
-                return Ok(HostKeyVerdict::Known);
-            }
-            changed = Some(line);
-        }
-    }
-    Ok(match changed {
-        Some(line) => HostKeyVerdict::Changed(line),
-        None => HostKeyVerdict::Unknown,
-    })
-}
-
 impl client::Handler for Checker {
     type Error = russh::Error;
 
@@ -88,8 +52,7 @@ impl client::Handler for Checker {
             return Ok(false);
         };
         let fp = keys::fingerprint(key);
-        let mut v = verdict(&self.host, self.port, key, &self.check.known_hosts)
-            .unwrap_or(HostKeyVerdict::Unknown);
+        let mut v = verdict(&self.host, self.port, key, &self.check.known_hosts);
         if v == HostKeyVerdict::Unknown && self.check.accept_new {
             v = match russh::keys::known_hosts::learn_known_hosts_path(
                 &self.host,
@@ -168,6 +131,13 @@ impl Remote {
             (Ok(Err(_)), Some((HostKeyVerdict::Unknown, fp))) => bail!(
                 "the host key of {host}:{port} ({fp}) is not in {}; verify it out of band and pass --accept-new-host-key to record it",
                 check.known_hosts.display()
+            ),
+            (Ok(Err(_)), Some((HostKeyVerdict::Revoked(line), fp))) => bail!(
+                "the host key of {host}:{port} ({fp}) is marked @revoked in {} line {line}; refusing",
+                check.known_hosts.display()
+            ),
+            (Ok(Err(_)), Some((HostKeyVerdict::Unreadable(why), _))) => bail!(
+                "cannot check the host key of {host}:{port}: {why}; refusing (fix or move the file)"
             ),
             (Ok(Err(e)), _) => bail!("cannot connect to {host}:{port}: {e}"),
             (Ok(Ok(h)), _) => h,
@@ -270,20 +240,20 @@ mod tests {
         let a = keys::generate("a").unwrap();
         let b = keys::generate("b").unwrap();
         assert_eq!(
-            verdict("h", 2200, a.public_key(), &path).unwrap(),
+            verdict("h", 2200, a.public_key(), &path),
             HostKeyVerdict::Unknown
         );
         russh::keys::known_hosts::learn_known_hosts_path("h", 2200, a.public_key(), &path).unwrap();
         assert_eq!(
-            verdict("h", 2200, a.public_key(), &path).unwrap(),
+            verdict("h", 2200, a.public_key(), &path),
             HostKeyVerdict::Known
         );
         assert!(matches!(
-            verdict("h", 2200, b.public_key(), &path).unwrap(),
+            verdict("h", 2200, b.public_key(), &path),
             HostKeyVerdict::Changed(_)
         ));
         assert_eq!(
-            verdict("h", 22, a.public_key(), &path).unwrap(),
+            verdict("h", 22, a.public_key(), &path),
             HostKeyVerdict::Unknown
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -433,8 +433,9 @@ impl Store for SqliteStore {
         status: &str,
         outcome: &nextdeploy_shared::protocol::deploy::DeployOutcome,
         at: i64,
+        pushed_by: Option<&str>,
     ) -> StoreResult<bool> {
-        self.with(|c| super::deploys::finish(c, id, status, outcome, at))
+        self.with(|c| super::deploys::finish(c, id, status, outcome, at, pushed_by))
     }
 
     fn set_deploy_status(&self, id: &str, status: &str) -> StoreResult<()> {
