@@ -46,12 +46,28 @@ pub struct AgentConn {
     pub cancel: CancellationToken,
     /// The latest health snapshot the agent pushed.
     pub health: std::sync::Mutex<Option<Arc<HealthSnapshot>>>,
+    /// Unix ms of the last snapshot queued for the history (see [`AgentConn::history_due`]).
+    pub history_at_ms: AtomicI64,
 }
 
 impl AgentConn {
     /// The latest snapshot, if any.
     pub fn latest_health(&self) -> Option<Arc<HealthSnapshot>> {
         crate::sync::lock_or_recover(&self.health).clone()
+    }
+
+    /// Whether a snapshot received at `now_ms` goes to the history: not
+    /// within [`HEALTH_MIN_GAP`](crate::limits::HEALTH_MIN_GAP) of the last
+    /// one that did (a clock stepped back counts as due).
+    pub fn history_due(&self, now_ms: i64) -> bool {
+        let gap = crate::limits::HEALTH_MIN_GAP.as_millis() as i64;
+        let last = self.history_at_ms.load(Ordering::Relaxed);
+        if (0..gap).contains(&now_ms.saturating_sub(last)) {
+            return false;
+        }
+        self.history_at_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -112,6 +128,7 @@ impl Registry {
             streams: Arc::new(Semaphore::new(MAX_STREAMS_PER_AGENT)),
             cancel: parts.cancel,
             health: std::sync::Mutex::new(None),
+            history_at_ms: AtomicI64::new(0),
         })
     }
 
