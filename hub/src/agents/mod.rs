@@ -60,9 +60,8 @@ impl AgentConn {
     /// within [`HEALTH_MIN_GAP`](crate::limits::HEALTH_MIN_GAP) of the last
     /// one that did (a clock stepped back counts as due).
     pub fn history_due(&self, now_ms: i64) -> bool {
-        let gap = crate::limits::HEALTH_MIN_GAP.as_millis() as i64;
         let last = self.history_at_ms.load(Ordering::Relaxed);
-        if (0..gap).contains(&now_ms.saturating_sub(last)) {
+        if !gap_passed(last, now_ms) {
             return false;
         }
         self.history_at_ms
@@ -217,5 +216,32 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<AgentConn>>> {
         crate::sync::write_or_recover(&self.agents)
+    }
+}
+
+/// Whether [`HEALTH_MIN_GAP`](crate::limits::HEALTH_MIN_GAP) has passed from
+/// `last_ms` to `now_ms` (a clock stepped back counts as passed).
+fn gap_passed(last_ms: i64, now_ms: i64) -> bool {
+    let gap = crate::limits::HEALTH_MIN_GAP.as_millis() as i64;
+    !(0..gap).contains(&now_ms.saturating_sub(last_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap_passed;
+    use crate::limits::HEALTH_MIN_GAP;
+
+    #[test]
+    fn history_takes_one_snapshot_per_gap() {
+        let gap = HEALTH_MIN_GAP.as_millis() as i64;
+        let t = 1_800_000_000_000;
+        assert!(gap_passed(0, t), "the first snapshot");
+        assert!(!gap_passed(t, t));
+        assert!(!gap_passed(t, t + gap - 1));
+        assert!(gap_passed(t, t + gap));
+        assert!(gap_passed(t, t - 1), "clock stepped back");
+        assert!(gap_passed(i64::MIN, i64::MAX));
+        // An agent pushing every second (the fastest it may be set to) keeps every one.
+        assert!(gap_passed(t, t + 1000));
     }
 }
