@@ -5,7 +5,7 @@
 //!
 //! Layout:
 //! - `main.rs`: modes (`quick`, `full`), the `health` scenario, the hidden
-//!   `sim-agents` child;
+//!   `sim-agents` child; [`flood`]: the `health-flood` scenario;
 //! - [`sim`]: one simulated agent; [`fleet`]: enrolled identities and the
 //!   `sim-agents` child processes (the open-file limit is per process);
 //! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
@@ -19,6 +19,7 @@
 
 mod build;
 mod fleet;
+mod flood;
 mod hub;
 mod procfs;
 mod report;
@@ -74,6 +75,16 @@ enum Cmd {
         /// How long to measure once all agents are connected, seconds.
         #[arg(long, default_value_t = 120)]
         seconds: u64,
+    },
+    /// One simulated agent flooding oversized health snapshots: hub RSS and
+    /// a fresh agent's connect time, before and during.
+    HealthFlood {
+        /// How long the flood lasts, seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Fresh agents timed before and during the flood (median printed).
+        #[arg(long, default_value_t = 5)]
+        probes: usize,
     },
     /// Run simulated agents `from..from+count` (a child of quick/full).
     #[command(hide = true)]
@@ -461,6 +472,7 @@ async fn main_async() -> anyhow::Result<()> {
             interval,
             seconds,
         } => health(agents, containers, interval, seconds).await,
+        Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
             hub,
             pin,

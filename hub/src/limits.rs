@@ -291,3 +291,40 @@ const _: () = assert!(VIEWER_STREAMS_PER_AGENT < nextdeploy_shared::limits::MAX_
 /// Largest host key, certificate or TLS key a restore accepts (1 MiB): they
 /// are a few KiB; a bigger claim is not ours.
 pub const MAX_BACKUP_KEY_MEMBER: u64 = 1024 * 1024;
+
+// --- telemetry::bounds and the health writer ---
+
+/// Largest health snapshot, in bytes of JSON: a snapshot arrives in one
+/// control frame, and the frame decoder refuses a frame over
+/// [`MAX_FRAME_LEN`](nextdeploy_shared::limits::MAX_FRAME_LEN) before
+/// allocating it, so no bigger snapshot is ever buffered. Named here so the
+/// bound is explicit; [`MAX_SNAPSHOT_CONTAINERS`] keeps real ones well under it.
+pub const MAX_SNAPSHOT_BYTES: usize = nextdeploy_shared::limits::MAX_FRAME_LEN;
+/// Containers kept from one snapshot; the rest are dropped with a warning. A
+/// container is about 350 bytes of JSON (so a 1 MiB frame holds about 3,000),
+/// and a Docker host runs tens to a few hundred: 1,000 is a busy host with
+/// margin, and bounds the history rows one snapshot costs (3 per container).
+pub const MAX_SNAPSHOT_CONTAINERS: usize = 1000;
+/// Longest string field of a pushed container (id, name, image, state,
+/// health, ...), in bytes; longer ones are cut at a character boundary. Ids
+/// are 64 hex digits and names at most a few dozen; 512 holds any image
+/// reference with its digest (as [`MAX_IMAGE_LEN`]).
+pub const MAX_SNAPSHOT_FIELD_LEN: usize = 512;
+/// A snapshot's time more than this from the hub's clock is replaced by the
+/// hub's: NTP keeps real clocks within a second, so a minute only catches a
+/// broken clock (or a hostile agent writing into the past or the future,
+/// where the retention tiers would keep it forever or prune it at once).
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// An agent's snapshots closer than this to its previous one update the live
+/// view but not the history: agents push every 1 s at the fastest
+/// (`health_interval_s` >= 1, 5 s by default), so only a flood is thinned,
+/// to one snapshot's worth of writes per second per agent.
+pub const HEALTH_MIN_GAP: Duration = Duration::from_millis(900);
+/// Bytes of snapshots waiting to be written to the history (estimated from
+/// their strings plus a fixed cost per container): 64 MiB is 10,000 agents of
+/// 20 containers each, and what the queue may cost at most whatever agents send.
+pub const HEALTH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Containers written to the history per transaction (three upserts each):
+/// about 20 ms of SQLite's write lock, so anything else waiting to write
+/// (an enrolment, a token) waits at most that long behind the history.
+pub const HEALTH_TX_CONTAINERS: usize = 2_000;

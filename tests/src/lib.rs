@@ -24,6 +24,7 @@ pub mod booted;
 pub mod deploy;
 pub mod docker;
 pub mod doclines;
+pub mod flood_agent;
 pub mod http;
 pub mod hub;
 pub mod nspawn;

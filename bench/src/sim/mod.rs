@@ -52,6 +52,8 @@ pub struct SimStats {
     pub reset: AtomicU64,
     /// Snapshots sent.
     pub snapshots: AtomicU64,
+    /// Hellos sent (the hub registers an agent on its hello).
+    pub hellos: AtomicU64,
 }
 
 struct Handler {

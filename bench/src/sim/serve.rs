@@ -80,6 +80,7 @@ async fn serve_control(
     if !send(write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
         return;
     }
+    cfg.stats.hellos.fetch_add(1, Ordering::Relaxed);
     let mut hb = tokio::time::interval(nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
     let mut health = tokio::time::interval(cfg.health_interval);
     let mut seq = 0u64;

@@ -46,12 +46,27 @@ pub struct AgentConn {
     pub cancel: CancellationToken,
     /// The latest health snapshot the agent pushed.
     pub health: std::sync::Mutex<Option<Arc<HealthSnapshot>>>,
+    /// Unix ms of the last snapshot queued for the history (see [`AgentConn::history_due`]).
+    pub history_at_ms: AtomicI64,
 }
 
 impl AgentConn {
     /// The latest snapshot, if any.
     pub fn latest_health(&self) -> Option<Arc<HealthSnapshot>> {
         crate::sync::lock_or_recover(&self.health).clone()
+    }
+
+    /// Whether a snapshot received at `now_ms` goes to the history: not
+    /// within [`HEALTH_MIN_GAP`](crate::limits::HEALTH_MIN_GAP) of the last
+    /// one that did (a clock stepped back counts as due).
+    pub fn history_due(&self, now_ms: i64) -> bool {
+        let last = self.history_at_ms.load(Ordering::Relaxed);
+        if !gap_passed(last, now_ms) {
+            return false;
+        }
+        self.history_at_ms
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
     }
 }
 
@@ -112,6 +127,7 @@ impl Registry {
             slots: slots::Slots::default(),
             cancel: parts.cancel,
             health: std::sync::Mutex::new(None),
+            history_at_ms: AtomicI64::new(0),
         })
     }
 
@@ -200,5 +216,32 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<AgentConn>>> {
         crate::sync::write_or_recover(&self.agents)
+    }
+}
+
+/// Whether [`HEALTH_MIN_GAP`](crate::limits::HEALTH_MIN_GAP) has passed from
+/// `last_ms` to `now_ms` (a clock stepped back counts as passed).
+fn gap_passed(last_ms: i64, now_ms: i64) -> bool {
+    let gap = crate::limits::HEALTH_MIN_GAP.as_millis() as i64;
+    !(0..gap).contains(&now_ms.saturating_sub(last_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gap_passed;
+    use crate::limits::HEALTH_MIN_GAP;
+
+    #[test]
+    fn history_takes_one_snapshot_per_gap() {
+        let gap = HEALTH_MIN_GAP.as_millis() as i64;
+        let t = 1_800_000_000_000;
+        assert!(gap_passed(0, t), "the first snapshot");
+        assert!(!gap_passed(t, t));
+        assert!(!gap_passed(t, t + gap - 1));
+        assert!(gap_passed(t, t + gap));
+        assert!(gap_passed(t, t - 1), "clock stepped back");
+        assert!(gap_passed(i64::MIN, i64::MAX));
+        // An agent pushing every second (the fastest it may be set to) keeps every one.
+        assert!(gap_passed(t, t + 1000));
     }
 }

@@ -425,10 +425,7 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
                 .await;
         }
         ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
-            Ok(snap) => {
-                *crate::sync::lock_or_recover(&conn.health) = Some(Arc::new(snap.clone()));
-                svc.telemetry.record(&conn.name, snap);
-            }
+            Ok(snap) => record_health(svc, conn, snap),
             Err(e) => warn!(error = %e, "malformed health snapshot"),
         },
         ReplyType::Event => match serde_json::from_value::<Event>(reply.data) {
@@ -441,6 +438,28 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
         other => debug!(kind = ?other, "ignored control frame"),
     }
     None
+}
+
+/// Bound a pushed snapshot (see `telemetry::bounds`), make it the live one,
+/// and queue it for the history unless the agent's previous one was queued
+/// within `HEALTH_MIN_GAP`. Trimming is logged only for queued snapshots, so
+/// a flood of oversized ones logs at most about once a second.
+fn record_health(svc: &Services, conn: &AgentConn, mut snap: HealthSnapshot) {
+    let trimmed = crate::telemetry::bounds::bound(&mut snap, now_unix());
+    let due = conn.history_due(nextdeploy_shared::time::now_unix_ms());
+    if due && trimmed.any() {
+        warn!(
+            dropped_containers = trimmed.containers,
+            cut_fields = trimmed.fields,
+            clamped_from = ?trimmed.clamped_from,
+            "health snapshot past its bounds; trimmed"
+        );
+    }
+    let snap = Arc::new(snap);
+    *crate::sync::lock_or_recover(&conn.health) = Some(snap.clone());
+    if due {
+        svc.telemetry.record(&conn.name, snap.as_ref().clone());
+    }
 }
 
 #[cfg(test)]

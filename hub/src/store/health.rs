@@ -10,6 +10,7 @@ use nextdeploy_shared::docker::HealthSnapshot;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreResult;
+use crate::limits::HEALTH_TX_CONTAINERS;
 
 /// Tiers: (resolution seconds, retention seconds).
 pub const TIERS: [(i64, i64); 3] = [(5, 3600), (60, 86_400), (900, 30 * 86_400)];
@@ -67,8 +68,32 @@ fn series_id(
     Ok(id)
 }
 
-/// Record snapshots in one transaction.
+/// Record snapshots, in transactions of about [`HEALTH_TX_CONTAINERS`]
+/// containers each (a snapshot is never split), so SQLite's write lock is
+/// never held long by the history.
 pub fn record(
+    conn: &mut Connection,
+    cache: &mut HashMap<(String, String), i64>,
+    batch: &[(String, HealthSnapshot)],
+) -> StoreResult<()> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut rows = 0;
+        while n < rest.len()
+            && (n == 0 || rows + rest[n].1.containers.len() <= HEALTH_TX_CONTAINERS)
+        {
+            rows += rest[n].1.containers.len();
+            n += 1;
+        }
+        record_tx(conn, cache, &rest[..n])?;
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
+/// Record `batch` in one transaction.
+fn record_tx(
     conn: &mut Connection,
     cache: &mut HashMap<(String, String), i64>,
     batch: &[(String, HealthSnapshot)],
@@ -114,8 +139,14 @@ pub fn record(
     Ok(())
 }
 
-/// Delete points past their tier's retention; returns rows deleted.
-pub fn prune(conn: &Connection, now: i64) -> StoreResult<usize> {
+/// Delete points past their tier's retention, then the series left without
+/// points: a container gone for longer than the longest tier (30 days)
+/// leaves nothing behind. Returns rows deleted (points and series).
+pub fn prune(
+    conn: &Connection,
+    cache: &mut HashMap<(String, String), i64>,
+    now: i64,
+) -> StoreResult<usize> {
     let mut n = 0;
     for (res, keep) in TIERS {
         n += conn.execute(
@@ -123,7 +154,16 @@ pub fn prune(conn: &Connection, now: i64) -> StoreResult<usize> {
             params![res, now - keep],
         )?;
     }
-    Ok(n)
+    let series = conn.execute(
+        "DELETE FROM health_series WHERE NOT EXISTS \
+         (SELECT 1 FROM health_points WHERE health_points.series = health_series.id)",
+        [],
+    )?;
+    if series > 0 {
+        // Ids of deleted series must not be reused from the cache.
+        cache.clear();
+    }
+    Ok(n + series)
 }
 
 /// The points of one container since `since`, at resolution `res`.
@@ -232,5 +272,57 @@ mod tests {
         assert_eq!(pruned, 3);
         assert!(s.health_history("a", "web", 5, 0).unwrap().is_empty());
         assert_eq!(s.health_history("a", "web", 900, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn series_gone_past_the_longest_tier_are_deleted() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t0: i64 = 1_800_000_000;
+        let month = TIERS[2].1;
+        let mut api = snap(t0 + month + 900, None, 1);
+        api.containers[0].name = "api".into();
+        s.record_health(&[("a".into(), snap(t0, None, 1)), ("a".into(), api)])
+            .unwrap();
+        assert_eq!(s.health_containers("a").unwrap(), ["api", "web"]);
+        // Pruned a little over a month after web's last point: only api stays.
+        s.prune_health(t0 + month + 1000).unwrap();
+        assert_eq!(s.health_containers("a").unwrap(), ["api"]);
+        assert!(s.health_history("a", "web", 900, 0).unwrap().is_empty());
+        assert_eq!(s.health_history("a", "api", 900, 0).unwrap().len(), 1);
+        // A container of that name coming back gets a fresh series.
+        s.record_health(&[("a".into(), snap(t0 + month + 1005, None, 1))])
+            .unwrap();
+        assert_eq!(s.health_containers("a").unwrap(), ["api", "web"]);
+        assert_eq!(s.health_history("a", "web", 5, 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn batches_past_one_transaction_are_all_written() {
+        let s = SqliteStore::in_memory().unwrap();
+        let t0: i64 = 1_800_000_000;
+        let many = |at: i64, n: usize| {
+            let mut sn = snap(at, None, 1);
+            let one = sn.containers[0].clone();
+            sn.containers = (0..n)
+                .map(|i| ContainerHealth {
+                    name: format!("c{i}"),
+                    ..one.clone()
+                })
+                .collect();
+            sn
+        };
+        // Two snapshots per transaction would not fit; one alone is larger
+        // than a transaction and is still written whole.
+        let half = HEALTH_TX_CONTAINERS / 2 + 1;
+        let batch: Vec<(String, HealthSnapshot)> = vec![
+            ("a".into(), many(t0, half)),
+            ("a".into(), many(t0 + 5, half)),
+            ("b".into(), many(t0, HEALTH_TX_CONTAINERS + 3)),
+        ];
+        s.record_health(&batch).unwrap();
+        assert_eq!(s.health_containers("a").unwrap().len(), half);
+        assert_eq!(s.health_history("a", "c0", 5, 0).unwrap().len(), 2);
+        let b = s.health_containers("b").unwrap();
+        assert_eq!(b.len(), HEALTH_TX_CONTAINERS + 3);
     }
 }

@@ -1,7 +1,8 @@
 //! SQLite implementation of [`Store`]: one connection behind a mutex, WAL mode,
 //! a busy timeout, and migrations applied at open (tracked in `user_version`).
+//! The health history has a second connection of its own (see [`HealthDb`]),
+//! so its writes never hold the lock that authentication reads wait for.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use nextdeploy_shared::labels::Labels;
@@ -28,10 +29,20 @@ pub const REVOCATION_QUEUE: usize = 64;
 /// Unrevoked agents' names and labels (see [`Store::agent_labels`]).
 type LabelIndex = Arc<Vec<(String, Labels)>>;
 
+/// The health history's own connection to the same database, with its
+/// cache of series ids. Agents' snapshots are written here in short
+/// transactions; in WAL mode a reader on the main connection (an SSH key or
+/// API token check) never waits for them, and a writer there waits at most
+/// one of them (`HEALTH_TX_CONTAINERS`).
+struct HealthDb {
+    conn: Connection,
+    series: std::collections::HashMap<(String, String), i64>,
+}
+
 /// The embedded store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    series: Mutex<std::collections::HashMap<(String, String), i64>>,
+    health: Mutex<HealthDb>,
     /// Loaded on first use, dropped by every change of who is enrolled; read
     /// and dropped under the connection's lock, so it never outlives a change.
     labels: Mutex<Option<LabelIndex>>,
@@ -40,46 +51,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the database at `path` and migrate it.
-    pub fn open(path: &Path) -> StoreResult<Self> {
-        files::create_private(path)?;
-        let conn = Connection::open(path)?;
-        let store = Self::init(conn)?;
-        // WAL mode made the -wal and -shm files (with the database's mode,
-        // as SQLite does); older stores' may predate that.
-        files::make_private(path)?;
-        Ok(store)
-    }
-
-    /// An in-memory store, for unit tests.
-    pub fn in_memory() -> StoreResult<Self> {
-        Self::init(Connection::open_in_memory()?)
-    }
-
-    fn init(conn: Connection) -> StoreResult<Self> {
-        conn.busy_timeout(crate::limits::STORE_BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in schema::MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(version.max(0) as usize)
-        {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-        }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            series: Mutex::new(Default::default()),
-            labels: Mutex::new(None),
-            revoked: broadcast::channel(REVOCATION_QUEUE).0,
-        })
-    }
-
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
         // A poisoned lock only means another call panicked mid-way; SQLite's own
         // transactions keep the data consistent, so carry on with the connection.
@@ -401,12 +372,11 @@ impl Store for SqliteStore {
     }
 
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
-        let mut cache = crate::sync::lock_or_recover(&self.series);
-        self.with(|c| super::health::record(c, &mut cache, batch))
+        self.with_health(|h| super::health::record(&mut h.conn, &mut h.series, batch))
     }
 
     fn prune_health(&self, now: i64) -> StoreResult<usize> {
-        self.with(|c| super::health::prune(c, now))
+        self.with_health(|h| super::health::prune(&h.conn, &mut h.series, now))
     }
 
     fn health_history(
@@ -416,11 +386,11 @@ impl Store for SqliteStore {
         res: i64,
         since: i64,
     ) -> StoreResult<Vec<HistoryPoint>> {
-        self.with(|c| super::health::query(c, agent, container, res, since))
+        self.with_health(|h| super::health::query(&h.conn, agent, container, res, since))
     }
 
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>> {
-        self.with(|c| super::health::containers(c, agent))
+        self.with_health(|h| super::health::containers(&h.conn, agent))
     }
 
     fn insert_deploy(&self, d: &DeployRecord) -> StoreResult<()> {
@@ -470,6 +440,7 @@ impl Store for SqliteStore {
 }
 
 mod files;
+mod open;
 mod rows;
 mod schema;
 mod withdraw;

@@ -1,9 +1,15 @@
 //! What agents push on their control channels: health snapshots (kept in
 //! memory per agent, written to the store's history in batches) and events
 //! (fanned out to subscribers through one broadcast bus).
+//!
+//! Layout: `mod.rs` the bus and the history writer; [`bounds`] the bounds a
+//! snapshot is held to before it is kept anywhere.
 
-use crate::limits::{EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, PRUNE_EVERY};
+use crate::limits::{EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, HEALTH_QUEUE_BYTES, PRUNE_EVERY};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+
+pub mod bounds;
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 use nextdeploy_shared::labels::Labels;
@@ -25,12 +31,17 @@ pub struct HubEvent {
     pub event: Event,
 }
 
+/// A snapshot waiting for the history writer, with its [`bounds::cost`].
+type Queued = (String, HealthSnapshot, usize);
+
 /// The bus and the history writer's queue.
 pub struct Telemetry {
     /// Live events.
     pub events: broadcast::Sender<HubEvent>,
-    health_tx: mpsc::Sender<(String, HealthSnapshot)>,
-    health_rx: std::sync::Mutex<Option<mpsc::Receiver<(String, HealthSnapshot)>>>,
+    health_tx: mpsc::Sender<Queued>,
+    health_rx: std::sync::Mutex<Option<mpsc::Receiver<Queued>>>,
+    /// Bytes queued (estimated), held under [`HEALTH_QUEUE_BYTES`].
+    queued_bytes: AtomicUsize,
 }
 
 impl Default for Telemetry {
@@ -41,6 +52,7 @@ impl Default for Telemetry {
             events,
             health_tx,
             health_rx: std::sync::Mutex::new(Some(health_rx)),
+            queued_bytes: AtomicUsize::new(0),
         }
     }
 }
@@ -69,11 +81,37 @@ impl Telemetry {
         );
     }
 
-    /// Queue a snapshot for the history.
+    /// Queue a (bounded) snapshot for the history, unless the queue is full
+    /// in snapshots or in bytes: then it is dropped (the history loses a point).
     pub fn record(&self, agent: &str, snap: HealthSnapshot) {
-        if self.health_tx.try_send((agent.to_string(), snap)).is_err() {
+        let cost = bounds::cost(&snap);
+        let before = self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
+        let full = before.saturating_add(cost) > HEALTH_QUEUE_BYTES;
+        if full
+            || self
+                .health_tx
+                .try_send((agent.to_string(), snap, cost))
+                .is_err()
+        {
+            self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
             warn!(agent, "health history queue full; dropping a snapshot");
         }
+    }
+
+    /// Bytes of snapshots queued for the history (estimated).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes.load(Ordering::Acquire)
+    }
+
+    /// Write `batch` and release its bytes from the queue's budget.
+    async fn write(&self, store: &SharedStore, batch: Vec<Queued>) {
+        let cost: usize = batch.iter().map(|q| q.2).sum();
+        let batch: Vec<(String, HealthSnapshot)> =
+            batch.into_iter().map(|(a, s, _)| (a, s)).collect();
+        if let Err(e) = store::blocking(store, move |s| s.record_health(&batch)).await {
+            warn!(error = %e, "writing health history failed");
+        }
+        self.queued_bytes.fetch_sub(cost, Ordering::AcqRel);
     }
 
     /// Run the history writer (and pruner) until `cancel`.
@@ -97,14 +135,39 @@ impl Telemetry {
                     rx.close();
                     while rx.recv_many(&mut batch, HEALTH_BATCH).await > 0 {}
                     if !batch.is_empty() {
-                        let _ = store::blocking(&store, move |s| s.record_health(&batch)).await;
+                        self.write(&store, batch).await;
                     }
                     return;
                 }
             }
-            if let Err(e) = store::blocking(&store, move |s| s.record_health(&batch)).await {
-                warn!(error = %e, "writing health history failed");
-            }
+            self.write(&store, batch).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nextdeploy_shared::docker::ContainerHealth;
+
+    #[test]
+    fn the_queue_holds_at_most_its_bytes() {
+        let t = Telemetry::default();
+        let big = HealthSnapshot {
+            containers: (0..crate::limits::MAX_SNAPSHOT_CONTAINERS)
+                .map(|i| ContainerHealth {
+                    name: format!("{i:0>512}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let one = bounds::cost(&big);
+        let fits = HEALTH_QUEUE_BYTES / one;
+        for _ in 0..fits + 10 {
+            t.record("flood", big.clone());
+        }
+        assert!(t.queued_bytes() <= HEALTH_QUEUE_BYTES);
+        assert_eq!(t.queued_bytes(), fits * one);
     }
 }

@@ -1,0 +1,183 @@
+//! Bounds on a pushed health snapshot, applied before it is kept anywhere:
+//! containers per snapshot, length of every string field, and the snapshot's
+//! time clamped to the hub's clock. A snapshot's bytes are bounded earlier,
+//! by the control frame's cap
+//! ([`MAX_SNAPSHOT_BYTES`](crate::limits::MAX_SNAPSHOT_BYTES)).
+
+use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
+
+use crate::limits::{MAX_CLOCK_SKEW, MAX_SNAPSHOT_CONTAINERS, MAX_SNAPSHOT_FIELD_LEN};
+
+/// Fixed bytes a queued container costs beside its strings (the struct).
+const CONTAINER_COST: usize = std::mem::size_of::<ContainerHealth>();
+
+/// What [`bound`] changed, for one warning per snapshot.
+#[derive(Debug, Default, PartialEq)]
+pub struct Trimmed {
+    /// Containers dropped past [`MAX_SNAPSHOT_CONTAINERS`].
+    pub containers: usize,
+    /// String fields cut to [`MAX_SNAPSHOT_FIELD_LEN`].
+    pub fields: usize,
+    /// The agent's time, when it was replaced by the hub's.
+    pub clamped_from: Option<i64>,
+}
+
+impl Trimmed {
+    /// Whether anything was changed.
+    pub fn any(&self) -> bool {
+        self.containers > 0 || self.fields > 0 || self.clamped_from.is_some()
+    }
+}
+
+/// Cut `s` to at most [`MAX_SNAPSHOT_FIELD_LEN`] bytes at a character boundary.
+fn cut(s: &mut String, n: &mut usize) {
+    if s.len() > MAX_SNAPSHOT_FIELD_LEN {
+        let mut end = MAX_SNAPSHOT_FIELD_LEN;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        *n += 1;
+    }
+}
+
+fn cut_opt(s: &mut Option<String>, n: &mut usize) {
+    if let Some(s) = s {
+        cut(s, n);
+    }
+}
+
+/// Apply the bounds to `snap` in place, with `now` the hub's unix time.
+pub fn bound(snap: &mut HealthSnapshot, now: i64) -> Trimmed {
+    let mut t = Trimmed::default();
+    if snap.containers.len() > MAX_SNAPSHOT_CONTAINERS {
+        t.containers = snap.containers.len() - MAX_SNAPSHOT_CONTAINERS;
+        snap.containers.truncate(MAX_SNAPSHOT_CONTAINERS);
+    }
+    cut_opt(&mut snap.docker_error, &mut t.fields);
+    for c in &mut snap.containers {
+        for s in [&mut c.id, &mut c.name, &mut c.image, &mut c.state] {
+            cut(s, &mut t.fields);
+        }
+        for s in [&mut c.health, &mut c.started_at, &mut c.stats_from] {
+            cut_opt(s, &mut t.fields);
+        }
+    }
+    if snap.at.abs_diff(now) > MAX_CLOCK_SKEW.as_secs() {
+        t.clamped_from = Some(snap.at);
+        snap.at = now;
+    }
+    t
+}
+
+/// Bytes a bounded snapshot costs while queued (an estimate: its strings and
+/// a fixed cost per container), for the queue's byte budget.
+pub fn cost(snap: &HealthSnapshot) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let containers: usize = snap
+        .containers
+        .iter()
+        .map(|c| {
+            CONTAINER_COST
+                + c.id.len()
+                + c.name.len()
+                + c.image.len()
+                + c.state.len()
+                + opt(&c.health)
+                + opt(&c.started_at)
+                + opt(&c.stats_from)
+        })
+        .sum();
+    std::mem::size_of::<HealthSnapshot>() + opt(&snap.docker_error) + containers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(i: usize) -> ContainerHealth {
+        ContainerHealth {
+            id: format!("{i:064x}"),
+            name: format!("app-{i}"),
+            state: "running".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn containers_past_the_cap_are_dropped() {
+        let now = 1_800_000_000;
+        let mut s = HealthSnapshot {
+            at: now,
+            containers: (0..MAX_SNAPSHOT_CONTAINERS + 7).map(container).collect(),
+            ..Default::default()
+        };
+        let t = bound(&mut s, now);
+        assert_eq!(s.containers.len(), MAX_SNAPSHOT_CONTAINERS);
+        assert_eq!(t.containers, 7);
+        assert_eq!(t.fields, 0);
+        assert_eq!(t.clamped_from, None);
+        // The first ones are kept, in order.
+        assert_eq!(s.containers[0].name, "app-0");
+    }
+
+    #[test]
+    fn long_fields_are_cut_at_a_character_boundary() {
+        let mut c = container(1);
+        c.name = "é".repeat(MAX_SNAPSHOT_FIELD_LEN); // two bytes each
+        c.image = "x".repeat(MAX_SNAPSHOT_FIELD_LEN + 1);
+        c.health = Some("h".repeat(10 * MAX_SNAPSHOT_FIELD_LEN));
+        let mut s = HealthSnapshot {
+            at: 100,
+            docker_error: Some("e".repeat(MAX_SNAPSHOT_FIELD_LEN * 3)),
+            containers: vec![c],
+            ..Default::default()
+        };
+        let before = cost(&s);
+        let t = bound(&mut s, 100);
+        assert_eq!(t.fields, 4);
+        let c = &s.containers[0];
+        assert_eq!(c.name.len(), MAX_SNAPSHOT_FIELD_LEN);
+        assert_eq!(c.image.len(), MAX_SNAPSHOT_FIELD_LEN);
+        assert_eq!(
+            c.health.as_deref().map(str::len),
+            Some(MAX_SNAPSHOT_FIELD_LEN)
+        );
+        assert!(cost(&s) < before);
+        // An odd cut inside a two-byte character backs off one byte.
+        let mut odd = HealthSnapshot {
+            at: 100,
+            containers: vec![ContainerHealth {
+                name: format!("a{}", "é".repeat(MAX_SNAPSHOT_FIELD_LEN)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        bound(&mut odd, 100);
+        assert_eq!(odd.containers[0].name.len(), MAX_SNAPSHOT_FIELD_LEN - 1);
+    }
+
+    #[test]
+    fn time_outside_the_skew_is_the_hubs() {
+        let now = 1_800_000_000;
+        let skew = MAX_CLOCK_SKEW.as_secs() as i64;
+        for (at, want) in [
+            (now, now),
+            (now - skew, now - skew),
+            (now + skew, now + skew),
+            (now - skew - 1, now),
+            (now + skew + 1, now),
+            (0, now),
+            (i64::MIN, now),
+            (i64::MAX, now),
+        ] {
+            let mut s = HealthSnapshot {
+                at,
+                ..Default::default()
+            };
+            let t = bound(&mut s, now);
+            assert_eq!(s.at, want, "at {at}");
+            assert_eq!(t.clamped_from.is_some(), at != want, "at {at}");
+        }
+    }
+}
