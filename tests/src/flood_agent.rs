@@ -7,9 +7,8 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
@@ -19,8 +18,19 @@ use russh::client::{self, Msg, Session};
 use russh::{Channel, ChannelMsg};
 use serde_json::json;
 
-/// How long connecting and authenticating may take.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The hello of a simulated agent called `name` (Docker available).
+pub fn sim_hello(name: &str, features: Vec<String>) -> Hello {
+    Hello {
+        hostname: name.into(),
+        version: name.into(),
+        os: "sim".into(),
+        docker: DockerStatus {
+            available: true,
+            ..Default::default()
+        },
+        features,
+    }
+}
 
 /// Counters of a running flood.
 #[derive(Default)]
@@ -130,16 +140,7 @@ async fn serve(channel: Channel<Msg>, snapshot: Arc<Vec<u8>>, stats: Arc<FloodSt
         }
     };
     drop(read);
-    let hello = Hello {
-        hostname: "flood".into(),
-        version: "flood".into(),
-        os: "sim".into(),
-        docker: DockerStatus {
-            available: true,
-            ..Default::default()
-        },
-        features: vec![],
-    };
+    let hello = sim_hello("flood", vec![]);
     let write = &write;
     let send = |r: Reply| {
         let bytes = frame::encode(&r);
@@ -190,23 +191,13 @@ impl FloodAgent {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let key = Arc::new(russh::keys::load_secret_key(key, None)?);
         let stats = Arc::new(FloodStats::default());
         let handler = Flooder {
             snapshot: Arc::new(snapshot),
             stats: stats.clone(),
         };
-        let config = Arc::new(client::Config::default());
-        let login = async {
-            let mut handle = client::connect(config, addr, handler).await?;
-            let key = russh::keys::PrivateKeyWithHashAlg::new(key, None);
-            let auth = handle.authenticate_publickey(AGENT_USER, key).await?;
-            anyhow::ensure!(auth.success(), "the hub refused the flood agent's key");
-            anyhow::Ok(handle)
-        };
-        let handle = rt
-            .block_on(async { tokio::time::timeout(LOGIN_TIMEOUT, login).await })
-            .map_err(|_| anyhow!("login to {addr} took over {LOGIN_TIMEOUT:?}"))??;
+        let (handle, ok) = rt.block_on(crate::ssh::key_login(addr, key, AGENT_USER, handler))?;
+        anyhow::ensure!(ok, "the hub refused the flood agent's key");
         Ok(FloodAgent {
             stats,
             _handle: handle,

@@ -101,8 +101,33 @@ impl russh::client::Handler for Silent {
     }
 }
 
-/// How long connecting and authenticating a [`SilentClient`] may take.
-const SILENT_LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long connecting and authenticating a simulated client may take.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Connect to `addr` with `handler` and log in as `user` with the OpenSSH
+/// private key at `key`, within [`LOGIN_TIMEOUT`]: the handle and whether the
+/// hub accepted the key.
+pub async fn key_login<H>(
+    addr: &str,
+    key: &Path,
+    user: &str,
+    handler: H,
+) -> Result<(russh::client::Handle<H>, bool)>
+where
+    H: russh::client::Handler<Error = russh::Error> + Send + 'static,
+{
+    let key = Arc::new(russh::keys::load_secret_key(key, None)?);
+    let config = Arc::new(russh::client::Config::default());
+    let login = async {
+        let mut handle = russh::client::connect(config, addr, handler).await?;
+        let key = russh::keys::PrivateKeyWithHashAlg::new(key, None);
+        let auth = handle.authenticate_publickey(user, key).await?;
+        anyhow::Ok((handle, auth.success()))
+    };
+    tokio::time::timeout(LOGIN_TIMEOUT, login)
+        .await
+        .map_err(|_| anyhow!("login to {addr} took over {LOGIN_TIMEOUT:?}"))?
+}
 
 impl SilentClient {
     /// Log in to `addr` as `user` with the OpenSSH private key at `key`.
@@ -112,17 +137,7 @@ impl SilentClient {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let key = Arc::new(russh::keys::load_secret_key(key, None)?);
-        let config = Arc::new(russh::client::Config::default());
-        let login = async {
-            let mut handle = russh::client::connect(config, addr, Silent).await?;
-            let key = russh::keys::PrivateKeyWithHashAlg::new(key, None);
-            let auth = handle.authenticate_publickey(user, key).await?;
-            anyhow::Ok((handle, auth.success()))
-        };
-        let (handle, ok) = rt
-            .block_on(async { tokio::time::timeout(SILENT_LOGIN_TIMEOUT, login).await })
-            .map_err(|_| anyhow!("login to {addr} took over {SILENT_LOGIN_TIMEOUT:?}"))??;
+        let (handle, ok) = rt.block_on(key_login(addr, key, user, Silent))?;
         Ok(ok.then_some(SilentClient { handle, rt }))
     }
 

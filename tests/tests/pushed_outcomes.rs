@@ -13,12 +13,12 @@ use std::time::Duration;
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::deploy::{DeployOutcome, Outcome};
 use nextdeploy_shared::protocol::{
-    channel_kind, feature, DockerStatus, Downstream, ErrorCode, Hello, PushedOutcome, Reply,
-    ReplyType, AGENT_USER,
+    channel_kind, feature, Downstream, ErrorCode, PushedOutcome, Reply, ReplyType, AGENT_USER,
 };
+use nextdeploy_tests::flood_agent::sim_hello;
 use nextdeploy_tests::*;
 use russh::client::{self, Msg, Session};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PublicKeyOrCertificate;
 use russh::{Channel, ChannelMsg};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -91,16 +91,7 @@ async fn serve(
                     action,
                     payload,
                 } if action == channel_kind::CONTROL => {
-                    let hello = Hello {
-                        hostname: "sim".into(),
-                        version: "sim".into(),
-                        os: "sim".into(),
-                        docker: DockerStatus {
-                            available: true,
-                            ..DockerStatus::default()
-                        },
-                        features: vec![feature::CONTROL_REQUESTS.into()],
-                    };
+                    let hello = sim_hello("sim", vec![feature::CONTROL_REQUESTS.into()]);
                     let _ = payload;
                     send(
                         &write,
@@ -185,7 +176,6 @@ impl Connected {
 }
 
 async fn connect(hub: &Hub, agent: &Agent, refuse: bool) -> Connected {
-    let key = russh::keys::load_secret_key(&agent.key, None).unwrap();
     let (seen_tx, seen) = mpsc::unbounded_channel();
     let (push, push_rx) = mpsc::unbounded_channel();
     let sim = Sim {
@@ -194,17 +184,11 @@ async fn connect(hub: &Hub, agent: &Agent, refuse: bool) -> Connected {
         seen: seen_tx,
         push: Arc::new(Mutex::new(Some(push_rx))),
     };
-    let config = Arc::new(client::Config::default());
-    let addr = ("127.0.0.1", hub.ssh_port);
-    let mut handle = tokio::time::timeout(STEP, client::connect(config, addr, sim))
-        .await
-        .unwrap()
-        .unwrap();
-    let auth = handle
-        .authenticate_publickey(AGENT_USER, PrivateKeyWithHashAlg::new(Arc::new(key), None))
+    let addr = format!("127.0.0.1:{}", hub.ssh_port);
+    let (handle, ok) = nextdeploy_tests::ssh::key_login(&addr, &agent.key, AGENT_USER, sim)
         .await
         .unwrap();
-    assert!(auth.success());
+    assert!(ok);
     Connected {
         _handle: handle,
         push,
