@@ -11,7 +11,7 @@ import os
 import re
 import sys
 
-ROOTS = ["shared", "hub", "agent", "bench", "tests"]
+ROOTS = ["shared", "hub", "agent", "bench", "tests", "fuzz"]
 MAX_FN = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 MAX_FILE = int(sys.argv[2]) if len(sys.argv) > 2 else 500
 FN = re.compile(r"^(\s*)(pub(\([\w:]+\))? )?(async )?(unsafe )?fn (\w+)")

@@ -101,10 +101,25 @@ pub fn text_object(fields: &[(&str, &str)]) -> String {
     String::from_utf8(out).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// The leading halves of a UTF-16 surrogate pair.
+const HIGH_SURROGATES: std::ops::RangeInclusive<u16> = 0xD800..=0xDBFF;
+/// The trailing halves of a UTF-16 surrogate pair.
+const LOW_SURROGATES: std::ops::RangeInclusive<u16> = 0xDC00..=0xDFFF;
+
+/// The code unit of the four hex digits of a `\u` escape at `at`.
+fn hex_unit(b: &[u8], at: usize) -> Option<u16> {
+    let hex = b.get(at..at + 4)?;
+    if !hex.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
 /// The end of a JSON string literal whose body starts at `i` (just after
 /// its opening quote): the index of the closing quote, or `None` when the
 /// body is not one serde_json would accept in every case: a control byte,
-/// an unknown escape, a `\u` without four hex digits, or no closing quote.
+/// an unknown escape, a `\u` without four hex digits, a surrogate escape
+/// not in a pair, or no closing quote.
 /// UTF-8 is not checked here.
 fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
@@ -115,11 +130,22 @@ fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
             b'\\' => match *b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
                 b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    let unit = hex_unit(b, i + 2)?;
+                    i += 6;
+                    // UTF-16 surrogates only in pairs, as serde_json reads a
+                    // string (its RawValue does not check them; a client's
+                    // parser of the relayed text would).
+                    if LOW_SURROGATES.contains(&unit) {
                         return None;
                     }
-                    i += 6;
+                    if HIGH_SURROGATES.contains(&unit) {
+                        if b.get(i..i + 2) != Some(&b"\\u"[..])
+                            || !LOW_SURROGATES.contains(&hex_unit(b, i + 2)?)
+                        {
+                            return None;
+                        }
+                        i += 6;
+                    }
                 }
                 _ => return None,
             },
@@ -342,18 +368,28 @@ mod tests {
         ] {
             assert!(!is_flat_object(bad), "{:?}", String::from_utf8_lossy(bad));
         }
-        // Escapes of surrogates, paired or not: whatever is accepted, serde
-        // accepts too.
-        for t in [
-            &br#"{"a":"\ud800"}"#[..],
-            br#"{"a":"\udc00\ud800"}"#,
-            br#"{"a":"\ud83e\udd80"}"#,
-            br#"{"a":"\uDFFF"}"#,
+        // Escapes of surrogates, paired or not: accepted exactly when serde
+        // reads the string (a `Value`, as a client does). The fuzz target
+        // `flat_object` found a lone `\udddd` accepted (its input is in
+        // fuzz/corpus/flat_object/crash-23a1c260...).
+        for (t, ok) in [
+            (&br#"{"a":"\ud800"}"#[..], false),
+            (br#"{"a":"\udc00\ud800"}"#, false),
+            (br#"{"a":"\ud83e\udd80"}"#, true),
+            (br#"{"a":"\uD83E\uDD80x\u00e9"}"#, true),
+            (br#"{"a":"\uDFFF"}"#, false),
+            (br#"{"a":"\ud800\u0041"}"#, false),
+            (br#"{"a":"\ud800\n"}"#, false),
+            (br#"{"a":"\ud800\ud800"}"#, false),
+            (br#"{"a":"\ud800\udc0"}"#, false),
+            (br#"{"a":"\ud800\"}"#, false),
         ] {
-            assert!(
-                !is_flat_object(t) || serde_accepts(t),
-                "{:?}",
-                String::from_utf8_lossy(t)
+            let text = String::from_utf8_lossy(t);
+            assert_eq!(is_flat_object(t), ok, "{text}");
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(t).is_ok(),
+                ok,
+                "{text}"
             );
         }
         // Valid JSON of another shape is refused too (serde takes it).

@@ -19,10 +19,13 @@
 //! - [`readahead`]: a stream wrapper that serves russh's small reads from one read.
 //! - [`time`]: unix timestamps, RFC 3339 rendering and `1h`-style durations.
 //! - [`tls`]: the API certificate pin and the client side of TLS (pin or system roots).
+//! - `fuzzing` (hidden): the fuzz targets' bodies, shared with the corpus replay test.
 
 pub mod cipher;
 pub mod docker;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod keys;
 pub mod labels;

@@ -38,6 +38,18 @@ pub struct ParsedToken {
     pub hub_fingerprint: Option<String>,
 }
 
+impl ParsedToken {
+    /// The token's text, as [`new_api_token`] and [`new_join_token`] write
+    /// it: [`parse`] of this gives the same token back.
+    pub fn text(&self) -> Secret<String> {
+        let (kind, id, secret) = (self.kind, &self.id, self.secret.expose());
+        Secret::new(match &self.hub_fingerprint {
+            Some(fp) => format!("{kind}_{id}_{secret}_{}", fp.trim_start_matches("SHA256:")),
+            None => format!("{kind}_{id}_{secret}"),
+        })
+    }
+}
+
 fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     rand::rng().fill_bytes(&mut buf);
@@ -51,19 +63,25 @@ pub fn new_id() -> String {
 
 /// A new API token: (id, full token text).
 pub fn new_api_token() -> (String, Secret<String>) {
-    let id = new_id();
-    let secret = random_hex(SECRET_BYTES);
-    let text = format!("{API_PREFIX}_{id}_{secret}");
-    (id, Secret::new(text))
+    let token = ParsedToken {
+        kind: API_PREFIX,
+        id: new_id(),
+        secret: Secret::new(random_hex(SECRET_BYTES)),
+        hub_fingerprint: None,
+    };
+    (token.id.clone(), token.text())
 }
 
 /// A new join token bound to the hub fingerprint `SHA256:...`: (id, token text).
 pub fn new_join_token(hub_fingerprint: &str) -> (String, Secret<String>) {
-    let id = new_id();
-    let secret = random_hex(SECRET_BYTES);
     let fp = hub_fingerprint.trim_start_matches("SHA256:");
-    let text = format!("{JOIN_PREFIX}_{id}_{secret}_{fp}");
-    (id, Secret::new(text))
+    let token = ParsedToken {
+        kind: JOIN_PREFIX,
+        id: new_id(),
+        secret: Secret::new(random_hex(SECRET_BYTES)),
+        hub_fingerprint: Some(format!("SHA256:{fp}")),
+    };
+    (token.id.clone(), token.text())
 }
 
 /// Parse a token of either kind. Errors do not echo the token.
@@ -137,6 +155,20 @@ mod tests {
         assert_eq!(p.kind, JOIN_PREFIX);
         assert_eq!(p.id, id);
         assert_eq!(p.hub_fingerprint.as_deref(), Some(fp));
+    }
+
+    /// A parsed token of either form writes back to its text (trimmed).
+    #[test]
+    fn a_parsed_token_writes_back() {
+        let api = "nda_0123456789ab_0123456789abcdef0123456789abcdef0123456789abcdef";
+        let join = format!(
+            "ndj_{}_uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+            &api[4..]
+        );
+        for text in [api.to_string(), join] {
+            let t = parse(&format!(" {text}\n")).unwrap();
+            assert_eq!(t.text().expose(), &text);
+        }
     }
 
     #[test]

@@ -180,6 +180,11 @@ impl Reply {
         reply.server = r.server;
         match r.data {
             Some(d) if keep_raw.contains(&r.kind) => {
+                // Read as serde reads a reply, so that a client can read the
+                // relayed text: a RawValue alone checks neither surrogate
+                // escapes nor numbers' range. Log chunks in the agents' own
+                // form take the fast path above instead.
+                serde_json::from_str::<Value>(d.get())?;
                 reply.raw_data = Some(RawData::Parsed(d.to_owned()))
             }
             Some(d) => reply.data = serde_json::from_str(d.get())?,
@@ -274,6 +279,30 @@ mod tests {
         assert!(
             serde_json::from_value::<Request>(json!({"id": 1, "action": "x", "bogus": 1})).is_err()
         );
+    }
+
+    /// A log chunk is relayed raw only if serde reads it as a client does:
+    /// a lone surrogate escape or an out-of-range number is refused on the
+    /// fast path and the raw one alike (the fuzz target `flat_object`
+    /// found the first accepted).
+    #[test]
+    fn a_raw_log_chunk_is_one_serde_reads() {
+        for data in [
+            r#"{"text":"\udddd"}"#,
+            r#"{"text":"\ud800"}"#,
+            r#"{"text": "\ud800"}"#,
+            r#"{"n":1e400}"#,
+        ] {
+            let frame = format!(r#"{{"id":3,"type":"log","data":{data}}}"#);
+            assert!(serde_json::from_str::<Reply>(&frame).is_err(), "{frame}");
+            assert!(
+                Reply::parse(frame.as_bytes(), &[ReplyType::Log]).is_err(),
+                "{frame}"
+            );
+        }
+        let ok = r#"{"id":3,"type":"log","data":{"text": "\ud83e\udd80"}}"#;
+        let r = Reply::parse(ok.as_bytes(), &[ReplyType::Log]).unwrap();
+        assert_eq!(r.raw_data.unwrap().text(), r#"{"text": "\ud83e\udd80"}"#);
     }
 
     #[test]
