@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api";
 import { Link, agentHref } from "./link";
 import type { ErrorBody, LogChunk } from "./types";
@@ -28,6 +28,13 @@ function Logs(props: { api: Api; agent: string; container: string }) {
   const [lines, setLines] = useState<Line[]>([]);
   const [state, setState] = useState("connecting");
   const pending = useRef<Line[]>([]);
+  const box = useRef<HTMLPreElement>(null);
+  // Stay at the newest line unless the reader scrolled up to read.
+  const stick = useRef(true);
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && stick.current) el.scrollTop = el.scrollHeight;
+  }, [lines]);
   useEffect(() => {
     let n = 0;
     let frame = 0;
@@ -76,7 +83,14 @@ function Logs(props: { api: Api; agent: string; container: string }) {
       <p class="muted">
         {state} · last {MAX_ROWS} lines kept · <span class="stderr">stderr</span> in red
       </p>
-      <pre class="log">
+      <pre
+        class="log"
+        ref={box}
+        onScroll={(e) => {
+          const el = e.currentTarget;
+          stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
+        }}
+      >
         {lines.map((l) => (
           <div key={l.n} class={l.stream}>
             {l.text}
