@@ -207,26 +207,22 @@ fn revoking_the_token_or_signing_out_closes_the_cookie_websocket_within_a_second
         assert_eq!(cross.status, 403, "{}", cross.text());
         assert_eq!(d.session(&by_sign_out).status, 200);
 
-        let t0 = Instant::now();
         d.hub
             .cli(&["token", "revoke", &viewer_id])
             .unwrap()
             .ok()
             .unwrap();
-        let took = closed_within(&mut revoked_ws, t0).await;
-        assert!(
-            took <= CLOSE_WITHIN + Duration::from_secs(1),
-            "closed after {took:?}"
-        );
+        // Counted from the revocation's answer: the close may come before it.
+        let took = closed_within(&mut revoked_ws, Instant::now()).await;
+        assert!(took <= CLOSE_WITHIN, "closed after {took:?}");
         assert_eq!(d.session(&by_revoke).status, 401);
-        assert!(!signed_out_ws
-            .request(
-                &json!({"id": 2, "action": "whoami"}),
-                Duration::from_secs(5)
-            )
+        // The other token's session is untouched.
+        let whoami = json!({"id": 2, "action": "whoami"});
+        let reply = signed_out_ws
+            .request(&whoami, Duration::from_secs(5))
             .await
-            .unwrap()
-            .is_null());
+            .unwrap();
+        assert_eq!(reply["data"]["role"], "operator", "{reply}");
 
         let t0 = Instant::now();
         let out = d.call(
@@ -255,6 +251,8 @@ fn revoking_the_token_or_signing_out_closes_the_cookie_websocket_within_a_second
 #[test]
 fn the_page_and_its_assets_come_gzipped_with_cache_and_security_headers() {
     let d = Dash::start();
+    let printed = format!("Dashboard: {}/", d.origin);
+    assert!(d.hub.log_text().contains(&printed), "{}", d.hub.log_tail());
     let gzip = [("Accept-Encoding", "gzip")];
     let mut total_gzipped = 0;
     for path in ["/", "/agents/prod-1", "/agents/prod-1/containers/web"] {
