@@ -38,6 +38,9 @@ try {
     if (m.type() === "error" && !signedOut) problems.push(m.text());
   });
   page.on("pageerror", (e) => problems.push(String(e)));
+  // One WebSocket per page load: more means the app reconnects in a loop.
+  let sockets = 0;
+  page.on("websocket", () => sockets++);
 
   await page.goto(env("DASH_URL"));
   await page.getByLabel("API token").fill(env("DASH_TOKEN"));
@@ -63,6 +66,14 @@ try {
   await logs.locator("div.stderr", { hasText: /^stderr last$/ }).waitFor();
   await logs.locator("div.stdout", { hasText: /^stdout last$/ }).waitFor();
   console.log("logs: stderr and stdout told apart");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("API token").waitFor();
+  const session = await page.evaluate(async () => (await fetch("/api/session")).status);
+  if (session !== 401) throw new Error(`after sign-out GET /api/session is ${session}`);
+  console.log("sign-out: back to the sign-in page, session gone");
+  // Two page loads (the sign-in, the goto of the second container).
+  if (sockets > 2) problems.push(`${sockets} WebSockets opened for two page loads`);
 } finally {
   await browser.close();
 }

@@ -25,7 +25,8 @@ function Page(props: { api: Api; path: string }) {
 function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const path = usePath();
-  const api = useMemo(() => new Api(), [session]);
+  // One connection per signed-in token: a new one after signing in again.
+  const api = useMemo(() => new Api(), [session?.id]);
   const check = () => currentSession().then(setSession, () => setSession(null));
   useEffect(() => {
     check();
@@ -33,7 +34,10 @@ function App() {
   useEffect(() => {
     // The hub closes the socket when the session or its token ends.
     api.onClose = () => check();
-    return () => api.close();
+    return () => {
+      api.onClose = () => {};
+      api.close();
+    };
   }, [api]);
   if (session === undefined) return <p>Loading…</p>;
   if (session === null) return <SignIn onSignedIn={check} />;
