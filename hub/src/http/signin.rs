@@ -238,4 +238,164 @@ mod tests {
         assert!(c.starts_with("__Host-nd_session=v;"));
         assert!(!c.contains("Domain"));
     }
+
+    /// The router with a hub's services on an in-memory store, no sockets
+    /// (axum's `oneshot`), and an admin token in it.
+    mod routed {
+        use std::sync::Arc;
+        use std::time::Instant;
+
+        use axum::body::Body;
+        use axum::http::{header, Method, Request, StatusCode};
+        use axum::Router;
+        use tokio_util::sync::CancellationToken;
+        use tokio_util::task::TaskTracker;
+        use tower::ServiceExt;
+
+        use crate::api::admin::create_api_token;
+        use crate::store::sqlite::SqliteStore;
+        use crate::store::Role;
+        use crate::{HubConfig, Services};
+
+        const OWN: &str = "http://hub.test";
+
+        async fn hub() -> (Arc<Services>, Router, String, String) {
+            let svc = Arc::new(Services {
+                config: HubConfig::default(),
+                store: Arc::new(SqliteStore::in_memory().unwrap()),
+                registry: Default::default(),
+                host_fingerprint: String::new(),
+                ssh_port: 0,
+                cancel: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                started: Instant::now(),
+                telemetry: Default::default(),
+                live_deploys: Default::default(),
+                ws_connections: crate::http::conns::PerToken::new(1),
+                sessions: Default::default(),
+            });
+            let (rec, token) = create_api_token(&svc.store, "t", Role::Admin, None)
+                .await
+                .unwrap();
+            let router = crate::http::router(svc.clone());
+            (svc, router, rec.id, token.expose().clone())
+        }
+
+        fn req(
+            method: Method,
+            origin: Option<&str>,
+            ctype: &str,
+            cookie: &str,
+            body: &str,
+        ) -> Request<Body> {
+            let mut r = Request::builder()
+                .method(method)
+                .uri("/api/session")
+                .header(header::HOST, "hub.test")
+                .header(header::CONTENT_TYPE, ctype)
+                .header(header::COOKIE, cookie);
+            if let Some(o) = origin {
+                r = r.header(header::ORIGIN, o);
+            }
+            r.body(Body::from(body.to_string())).unwrap()
+        }
+
+        #[tokio::test]
+        async fn cross_site_requests_are_refused_and_a_session_follows_its_token() {
+            let (svc, app, token_id, token) = hub().await;
+            let json = "application/json";
+            let body = serde_json::json!({ "token": token }).to_string();
+            let call = |r: Request<Body>| app.clone().oneshot(r);
+
+            let r = call(req(Method::POST, Some("http://evil.test"), json, "", &body))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            let r = call(req(Method::POST, None, json, "", &body))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            let r = call(req(Method::POST, Some(OWN), "text/plain", "", &body))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            let bad = serde_json::json!({ "token": "nda_x_y" }).to_string();
+            let r = call(req(Method::POST, Some(OWN), json, "", &bad))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert!(svc.sessions.is_empty());
+
+            let r = call(req(Method::POST, Some(OWN), json, "", &body))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+            let set = r.headers()[header::SET_COOKIE].to_str().unwrap();
+            let cookie = set.split(';').next().unwrap().to_string();
+            let ended = svc
+                .sessions
+                .get(cookie.split_once('=').unwrap().1)
+                .unwrap()
+                .ended;
+            let r = call(req(Method::GET, None, json, &cookie, ""))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+
+            // A cross-site sign-out changes nothing; revoking the token ends it.
+            let r = call(req(
+                Method::DELETE,
+                Some("http://evil.test"),
+                json,
+                &cookie,
+                "",
+            ))
+            .await
+            .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN);
+            assert!(!ended.is_cancelled());
+            let revoked = svc.store.revoke_api_token(&token_id, 1).unwrap();
+            assert!(revoked);
+            let r = call(req(Method::GET, None, json, &cookie, ""))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+            assert!(ended.is_cancelled() && svc.sessions.is_empty());
+        }
+
+        #[tokio::test]
+        async fn sign_out_ends_the_session_and_clears_the_cookie() {
+            let (svc, app, _, token) = hub().await;
+            let body = serde_json::json!({ "token": token }).to_string();
+            let json = "application/json";
+            let r = app
+                .clone()
+                .oneshot(req(Method::POST, Some(OWN), json, "", &body))
+                .await
+                .unwrap();
+            let set = r.headers()[header::SET_COOKIE].to_str().unwrap();
+            let cookie = set.split(';').next().unwrap().to_string();
+            let ended = svc
+                .sessions
+                .get(cookie.split_once('=').unwrap().1)
+                .unwrap()
+                .ended;
+            let r = app
+                .clone()
+                .oneshot(req(Method::DELETE, Some(OWN), json, &cookie, ""))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+            assert!(r.headers()[header::SET_COOKIE]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0"));
+            assert!(ended.is_cancelled() && svc.sessions.is_empty());
+            let r = app
+                .oneshot(req(Method::GET, None, json, &cookie, ""))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
 }
