@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the end-to-end tests need
 # (Docker Engine, OpenSSH client and server, busybox-static, iproute2, python3
-# with websocket-client, debootstrap and systemd-container) on a fresh Debian 12
+# with websocket-client, debootstrap and systemd-container, Chromium and the
+# dashboard's npm packages) on a fresh Debian 12
 # machine, builds the booted-systemd root once (scripts/systemd-root.sh, cached
 # by content under /var/cache/nextdeploy-tests), then builds and tests the
 # whole workspace.
@@ -49,6 +50,9 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # systemd-ana
 # debootstrap, booted by systemd-nspawn; flock, mount and nsenter from util-linux.
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
+# The dashboard's browser test (tests/tests/dashboard_browser.rs): Debian's
+# Chromium, driven by playwright-core from web/node_modules (npm ci below).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
@@ -86,6 +90,14 @@ if ! command -v ssh-audit >/dev/null 2>&1; then
     python3 -m pip install --quiet ssh-audit \
         || python3 -m pip install --quiet --break-system-packages ssh-audit \
         || die "cannot install ssh-audit (pip install ssh-audit)"
+fi
+
+# playwright-core for the dashboard's browser test, from web/package-lock.json
+# (it downloads no browser: the test uses /usr/bin/chromium).
+if [ ! -d web/node_modules/playwright-core ]; then
+    command -v npm >/dev/null 2>&1 || die "npm not found (Node.js 20.19 or newer with npm)"
+    log "npm ci in web/"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # --- Docker Engine -----------------------------------------------------------

@@ -9,7 +9,8 @@
 //! - [`ssh`]: the SSH server agents dial into (accept loop, handler, sessions).
 //! - [`agents`]: registry of connected agents and per-request streams with credit.
 //! - [`api`]: the actions of the WebSocket API: auth, roles, routing.
-//! - [`http`]: axum router: `/ws`, `/health`; Origin checks.
+//! - [`http`]: axum router: `/ws`, `/health`, the dashboard (`/`, `/api/session`);
+//!   Origin checks, sessions, security headers.
 //! - [`store`]: the `Store` interface and its SQLite implementation.
 //! - [`telemetry`]: health snapshots (live and history) and the event bus.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
@@ -128,6 +129,8 @@ pub struct Services {
     pub live_deploys: api::deploys::LiveSteps,
     /// Open WebSocket connections per API token, capped.
     pub ws_connections: Arc<http::conns::PerToken>,
+    /// Signed-in dashboard browsers.
+    pub sessions: http::session::Sessions,
 }
 
 /// Why the hub stopped with an error.
@@ -163,6 +166,7 @@ pub async fn run(
         started: Instant::now(),
         telemetry: Arc::new(telemetry::Telemetry::default()),
         live_deploys: Default::default(),
+        sessions: Default::default(),
     });
     let writer = tokio::spawn(
         svc.telemetry

@@ -328,3 +328,19 @@ pub const HEALTH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// about 20 ms of SQLite's write lock, so anything else waiting to write
 /// (an enrolment, a token) waits at most that long behind the history.
 pub const HEALTH_TX_CONTAINERS: usize = 2_000;
+/// Dashboard sessions kept in memory at once (`POST /api/session`). A session
+/// costs about 200 bytes, so 10,000 is 2 MB; a team signs in tens. At the cap
+/// the oldest session ends (its WebSockets close) rather than refusing the
+/// new sign-in: a script signing in in a loop costs old tabs their session,
+/// never a person their access.
+pub const MAX_SESSIONS: usize = 10_000;
+/// How long a dashboard session lasts from sign-in (or less, if its token
+/// expires first): a working day, after which the browser asks for the token
+/// again. Signing out or revoking the token ends it at once.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Largest `POST /api/session` body: `{"token": "nda_<id>_<secret>"}` is
+/// under 100 bytes; 4 KiB leaves room for whitespace and nothing else.
+pub const SIGNIN_BODY_MAX: usize = 4096;
+/// Embedded dashboard files smaller than this are served as they are: a gzip
+/// header and trailer cost about 20 bytes, which outweighs what a tiny file saves.
+pub const GZIP_MIN_BYTES: usize = 256;

@@ -346,6 +346,7 @@ pub async fn run_hub(
         println!("API certificate pin: {pin}");
     }
     println!("HTTP listening on {}://{http_addr}", scheme(&config));
+    println!("API: {0}/ws\nDashboard: {0}/", api.url);
 
     let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
     if first {

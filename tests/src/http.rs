@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderMap, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -41,6 +41,7 @@ async fn exchange(
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
+    body: Bytes,
 ) -> Result<HttpReply> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -72,9 +73,7 @@ async fn exchange(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = sender
-        .send_request(req.body(Empty::<Bytes>::new())?)
-        .await?;
+    let resp = sender.send_request(req.body(Full::new(body))?).await?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await?.to_bytes().to_vec();
     Ok(HttpReply {
@@ -94,7 +93,21 @@ pub fn http_request(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<HttpReply> {
-    request(port, None, method, path, headers, timeout)
+    request(port, None, method, path, headers, &[], timeout)
+}
+
+/// `METHOD path` over TLS to `127.0.0.1:port`, trusting only the
+/// certificate whose key has `pin`, with headers and a body (10 s bound).
+pub fn https_request(
+    port: u16,
+    pin: &str,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpReply> {
+    let timeout = Duration::from_secs(10);
+    request(port, Some(pin), method, path, headers, body, timeout)
 }
 
 /// `GET path` over TLS to `127.0.0.1:port`, trusting only the certificate
@@ -111,6 +124,7 @@ pub fn https_get(
         Method::GET,
         path,
         headers,
+        &[],
         Duration::from_secs(10),
     )?;
     Ok((r.status, r.text()))
@@ -122,8 +136,10 @@ fn request(
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
+    body: &[u8],
     timeout: Duration,
 ) -> Result<HttpReply> {
+    let body = Bytes::copy_from_slice(body);
     let scheme = if pin.is_some() { "https" } else { "http" };
     let what = format!("{method} {scheme}://127.0.0.1:{port}{path}");
     let run = || -> Result<HttpReply> {
@@ -131,7 +147,7 @@ fn request(
             .enable_all()
             .build()?;
         rt.block_on(async {
-            tokio::time::timeout(timeout, exchange(port, pin, method, path, headers)).await
+            tokio::time::timeout(timeout, exchange(port, pin, method, path, headers, body)).await
         })
         .map_err(|_| anyhow!("{what}: no answer within {timeout:?}"))?
         .with_context(|| what.clone())

@@ -40,7 +40,7 @@ pub use agent::{
     agent_enroll, check_enrolled_files, enroll_agent, set_config_key, wait_offline, wait_online,
     Agent,
 };
-pub use http::{http_get, http_request, https_get, HttpReply};
+pub use http::{http_get, http_request, https_get, https_request, HttpReply};
 pub use hub::{cli, cli_json, start_hub, Hub, HubOpts, JoinToken, CLI_TIMEOUT, HUB_START_TIMEOUT};
 pub use paths::{
     agent_bin, bin, contains_bytes, free_port, hub_bin, read_tree, tail, target_dir,
@@ -53,4 +53,4 @@ pub use process::{
 pub use procfs::{cpu_time, pids_matching, rss_bytes, tcp_connections_of};
 pub use serde_json::json;
 pub use ssh::{keyscan_fingerprint, ssh_keygen, ssh_with_key, SilentClient};
-pub use ws::{ws_connect, ws_refusal_status, ws_request, Ws, WsEvent};
+pub use ws::{ws_connect, ws_connect_with, ws_refusal_status, ws_request, Ws, WsEvent};

@@ -24,15 +24,30 @@ pub async fn ws_connect(
     token: Option<&str>,
     origin: Option<&str>,
 ) -> std::result::Result<Ws, tungstenite::Error> {
-    let mut req = hub.ws_url().into_client_request()?;
-    if let Some(t) = token {
-        let v = HeaderValue::from_str(&format!("Bearer {t}"))
-            .map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
-        req.headers_mut().insert("Authorization", v);
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut headers = Vec::new();
+    if let Some(b) = &bearer {
+        headers.push(("Authorization", b.as_str()));
     }
     if let Some(o) = origin {
-        let v = HeaderValue::from_str(o).map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
-        req.headers_mut().insert("Origin", v);
+        headers.push(("Origin", o));
+    }
+    ws_connect_with(hub, &headers).await
+}
+
+/// Connect to the hub's `/ws` with these extra request headers (a cookie,
+/// an Origin), as a browser would.
+pub async fn ws_connect_with(
+    hub: &Hub,
+    headers: &[(&str, &str)],
+) -> std::result::Result<Ws, tungstenite::Error> {
+    let mut req = hub.ws_url().into_client_request()?;
+    for (name, value) in headers {
+        let v =
+            HeaderValue::from_str(value).map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
+        let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| tungstenite::Error::HttpFormat(e.into()))?;
+        req.headers_mut().insert(name, v);
     }
     let connector = match &hub.tls_pin {
         Some(pin) => {

@@ -36,6 +36,8 @@ pub enum TokenEnd {
     Revoked,
     /// Its expiry time passed.
     Expired,
+    /// The dashboard session it was opened with ended (sign-out, eviction).
+    SignedOut,
 }
 
 impl TokenEnd {
@@ -44,6 +46,7 @@ impl TokenEnd {
         match self {
             TokenEnd::Revoked => "token revoked",
             TokenEnd::Expired => "token expired",
+            TokenEnd::SignedOut => "signed out",
         }
     }
 }
@@ -96,6 +99,22 @@ pub async fn authenticate(svc: &Services, bearer: Option<&str>) -> Result<Caller
     if !verify_secret(parsed.secret.expose(), &rec.secret_hash) {
         return Err(AuthError::Invalid);
     }
+    still_valid(rec)
+}
+
+/// The caller of token `token_id`, read again from the store: for a
+/// dashboard session, whose token was checked at sign-in and must still be
+/// unrevoked and unexpired at every use.
+pub async fn recheck(svc: &Services, token_id: &str) -> Result<Caller, AuthError> {
+    let id = token_id.to_string();
+    match store::blocking(&svc.store, move |s| s.api_token(&id)).await? {
+        Some(rec) => still_valid(rec),
+        None => Err(AuthError::Invalid),
+    }
+}
+
+/// The caller a token record stands for, unless it is revoked or expired.
+fn still_valid(rec: store::ApiTokenRecord) -> Result<Caller, AuthError> {
     if rec.revoked_at.is_some() {
         return Err(AuthError::Revoked);
     }

@@ -26,6 +26,7 @@ use tracing::{debug, info, Instrument};
 
 use crate::api::auth::TokenEnd;
 use crate::api::{self, auth, Caller};
+use crate::http::signin;
 use crate::serve::initial_token;
 use crate::sync::lock_or_recover;
 use crate::Services;
@@ -42,24 +43,9 @@ pub async fn upgrade(
     // Subscribed before the token is checked: a revocation made between the
     // check and the end of the upgrade still reaches the connection.
     let revocations = svc.store.revocations();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let caller = match auth::authenticate(&svc, bearer).await {
-        Ok(c) => c,
-        Err(auth::AuthError::Store(e)) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
-        }
-        Err(e) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                format!("{e}\n"),
-            )
-                .into_response()
-        }
+    let (caller, session_end) = match authenticate(&svc, &headers).await {
+        Ok(auth) => auth,
+        Err(refused) => return refused,
     };
     let Some(place) = svc.ws_connections.try_open(&caller.token_id) else {
         let max = svc.ws_connections.max();
@@ -82,22 +68,65 @@ pub async fn upgrade(
             // The place is given back when the connection ends, however it
             // ends (or with this closure, if the upgrade never completes).
             async move {
-                serve_client(svc, Arc::new(caller), revocations, socket).await;
+                serve_client(svc, Arc::new(caller), revocations, session_end, socket).await;
                 drop(place);
             }
             .instrument(span)
         })
 }
 
+/// The caller of an upgrade: by its bearer token, else by the dashboard's
+/// session cookie (only from the hub's own origin; then also the session's
+/// end, which closes the connection), or the refusal to answer.
+async fn authenticate(
+    svc: &Services,
+    headers: &HeaderMap,
+) -> Result<(Caller, Option<CancellationToken>), Response> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if bearer.is_none() && signin::session_id(headers).is_some() {
+        // A page of another site can make the browser send the cookie on its
+        // upgrade (WebSockets have no SameSite check of their own): only the
+        // hub's own pages may use it.
+        if !super::own_origin(headers, &svc.config) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "a session cookie is accepted only from the hub's own origin\n",
+            )
+                .into_response());
+        }
+        return match signin::session_caller(svc, headers).await {
+            Ok((caller, session)) => Ok((caller, Some(session.ended))),
+            Err(refused) => Err(refused.into_response()),
+        };
+    }
+    match auth::authenticate(svc, bearer).await {
+        Ok(c) => Ok((c, None)),
+        Err(auth::AuthError::Store(e)) => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response())
+        }
+        Err(e) => Err((
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            format!("{e}\n"),
+        )
+            .into_response()),
+    }
+}
+
 /// In-flight requests of one client, by id, so they can be cancelled.
 type InFlight = Arc<Mutex<HashMap<u64, CancellationToken>>>;
 
 /// Serve one upgraded client until it hangs up, its writer fails, its token
-/// is revoked or expires, or the hub shuts down.
+/// is revoked or expires, its dashboard session ends, or the hub shuts down.
 async fn serve_client(
     svc: Arc<Services>,
     caller: Arc<Caller>,
     mut revocations: broadcast::Receiver<String>,
+    session_end: Option<CancellationToken>,
     socket: WebSocket,
 ) {
     debug!("client connected");
@@ -123,6 +152,9 @@ async fn serve_client(
         let msg = tokio::select! {
             biased;
             _ = client.cancel.cancelled() => break None,
+            Some(()) = OptionFuture::from(session_end.as_ref().map(|e| e.cancelled())) => {
+                break Some(TokenEnd::SignedOut)
+            }
             r = revocations.recv(), if announced => match r {
                 Ok(id) if id == client.caller.token_id => break Some(TokenEnd::Revoked),
                 Ok(_) => continue,

@@ -68,6 +68,7 @@ fn services() -> Arc<Services> {
         telemetry: Default::default(),
         live_deploys: Default::default(),
         ws_connections: crate::http::conns::PerToken::new(1),
+        sessions: Default::default(),
     })
 }
 

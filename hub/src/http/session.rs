@@ -1,0 +1,190 @@
+//! Dashboard sessions: a browser exchanges an API token for a random session
+//! id (`POST /api/session`, [`super::signin`]) kept in an HttpOnly cookie.
+//! The hub keeps them in memory only, by the SHA-256 of the id (a memory dump
+//! or a log line holds no usable id), at most [`MAX_SESSIONS`], each for at
+//! most [`SESSION_TTL`]. A session is tied to its token: every use rechecks
+//! the token, and a session's `ended` token closes the WebSockets opened with
+//! it when the session ends (sign-out, eviction).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::limits::{MAX_SESSIONS, SESSION_TTL};
+use crate::sync::lock_or_recover;
+
+/// One signed-in browser.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The API token it was opened with.
+    pub token_id: String,
+    /// When it was opened (the oldest goes first at the cap).
+    pub opened: Instant,
+    /// When it ends by itself.
+    pub expires: Instant,
+    /// Cancelled when the session ends: its WebSockets close.
+    pub ended: CancellationToken,
+}
+
+impl Session {
+    /// Time left before it ends by itself.
+    pub fn time_left(&self) -> Duration {
+        self.expires.saturating_duration_since(Instant::now())
+    }
+}
+
+/// The sessions of this hub, by the hash of their id.
+#[derive(Debug)]
+pub struct Sessions {
+    max: usize,
+    ttl: Duration,
+    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(MAX_SESSIONS, SESSION_TTL)
+    }
+}
+
+fn hash(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+impl Sessions {
+    /// At most `max` sessions, each lasting `ttl`.
+    pub fn new(max: usize, ttl: Duration) -> Sessions {
+        Sessions {
+            max: max.max(1),
+            ttl,
+            by_hash: Mutex::default(),
+        }
+    }
+
+    /// Open a session for `token_id`: its id (256 random bits, hex), the
+    /// cookie's value, shown only here. Expired sessions are dropped first;
+    /// at the cap the oldest one ends.
+    pub fn open(&self, token_id: &str) -> (String, Session) {
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        let now = Instant::now();
+        let session = Session {
+            token_id: token_id.to_string(),
+            opened: now,
+            expires: now + self.ttl,
+            ended: CancellationToken::new(),
+        };
+        let mut map = lock_or_recover(&self.by_hash);
+        map.retain(|_, s| {
+            let live = s.expires > now;
+            if !live {
+                s.ended.cancel();
+            }
+            live
+        });
+        while map.len() >= self.max {
+            let oldest = map.iter().min_by_key(|(_, s)| s.opened).map(|(k, _)| *k);
+            match oldest.and_then(|k| map.remove(&k)) {
+                Some(s) => s.ended.cancel(),
+                None => break,
+            }
+        }
+        map.insert(hash(&id), session.clone());
+        (id, session)
+    }
+
+    /// The live session with this id, if any (an expired one is dropped).
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let key = hash(id);
+        let mut map = lock_or_recover(&self.by_hash);
+        let s = map.get(&key)?;
+        if s.expires > Instant::now() {
+            return Some(s.clone());
+        }
+        if let Some(s) = map.remove(&key) {
+            s.ended.cancel();
+        }
+        None
+    }
+
+    /// End the session with this id (sign-out): whether there was one.
+    pub fn close(&self, id: &str) -> bool {
+        let removed = lock_or_recover(&self.by_hash).remove(&hash(id));
+        removed.map(|s| s.ended.cancel()).is_some()
+    }
+
+    /// End every session of `token_id` (its token was revoked or expired).
+    pub fn close_token(&self, token_id: &str) {
+        lock_or_recover(&self.by_hash).retain(|_, s| {
+            let keep = s.token_id != token_id;
+            if !keep {
+                s.ended.cancel();
+            }
+            keep
+        });
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        lock_or_recover(&self.by_hash).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_finds_its_session_and_only_its_hash_is_kept() {
+        let s = Sessions::default();
+        let (id, opened) = s.open("tok");
+        assert_eq!(id.len(), 64, "256 bits in hex");
+        assert_eq!(s.get(&id).unwrap().token_id, "tok");
+        assert!(s.get("0".repeat(64).as_str()).is_none());
+        let map = lock_or_recover(&s.by_hash);
+        assert!(map.contains_key(&hash(&id)));
+        assert!(!format!("{map:?}").contains(&id), "the raw id is kept");
+        drop(map);
+        assert!(!opened.ended.is_cancelled());
+        let (other, _) = s.open("tok");
+        assert_ne!(id, other);
+    }
+
+    #[test]
+    fn sign_out_and_revocation_end_sessions_and_cancel_their_sockets() {
+        let s = Sessions::default();
+        let (a, sa) = s.open("t1");
+        let (b, sb) = s.open("t1");
+        let (c, sc) = s.open("t2");
+        assert!(s.close(&a));
+        assert!(!s.close(&a), "closed twice");
+        assert!(sa.ended.is_cancelled() && s.get(&a).is_none());
+        s.close_token("t1");
+        assert!(sb.ended.is_cancelled() && s.get(&b).is_none());
+        assert!(!sc.ended.is_cancelled() && s.get(&c).is_some());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_ends_and_expired_ones_go() {
+        let s = Sessions::new(2, Duration::from_secs(60));
+        let (a, sa) = s.open("t");
+        let (b, _) = s.open("t");
+        let (c, _) = s.open("t");
+        assert!(sa.ended.is_cancelled() && s.get(&a).is_none());
+        assert!(s.get(&b).is_some() && s.get(&c).is_some());
+        assert_eq!(s.len(), 2);
+
+        let short = Sessions::new(10, Duration::ZERO);
+        let (d, sd) = short.open("t");
+        assert!(short.get(&d).is_none(), "an expired session was served");
+        assert!(sd.ended.is_cancelled() && short.is_empty());
+    }
+}

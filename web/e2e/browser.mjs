@@ -1,0 +1,84 @@
+// The dashboard in a real browser (Debian's Chromium, driven by
+// playwright-core, which downloads no browser of its own). Run by
+// tests/tests/dashboard_browser.rs against a hub with an agent and two
+// containers; every wait is bounded. Environment:
+//   DASH_URL       the hub's dashboard, https://127.0.0.1:PORT/
+//   DASH_TOKEN     an API token to sign in with
+//   DASH_AGENT     the agent's name
+//   DASH_TICK      a container writing "tick N" every 300 ms
+//   DASH_STDERR    a container that wrote "stderr last" on stderr
+//   DASH_SHOTS     a directory for screenshots
+import { chromium } from "playwright-core";
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const WAIT_MS = 20000;
+const shots = env("DASH_SHOTS");
+const agent = env("DASH_AGENT");
+const tick = env("DASH_TICK");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox"],
+  timeout: WAIT_MS,
+});
+const problems = [];
+try {
+  // The hub's certificate is self-signed; the test pins it on its own side.
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(WAIT_MS);
+  // A CSP violation or a script error fails the test.
+  // (Except the 401 of GET /api/session that asks whether we are signed in.)
+  page.on("console", (m) => {
+    const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
+    if (m.type() === "error" && !signedOut) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(String(e)));
+  // One WebSocket per page load: more means the app reconnects in a loop.
+  let sockets = 0;
+  page.on("websocket", () => sockets++);
+
+  await page.goto(env("DASH_URL"));
+  await page.getByLabel("API token").fill(env("DASH_TOKEN"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: agent, exact: true }).waitFor();
+  await page.screenshot({ path: `${shots}/fleet.png`, fullPage: true });
+  console.log("fleet: agent link shown");
+
+  await page.getByRole("link", { name: agent, exact: true }).click();
+  await page.getByRole("link", { name: tick, exact: true }).click();
+  const logs = page.getByRole("region", { name: "Logs" });
+  await logs.waitFor();
+  const first = logs.locator("div.stdout", { hasText: /^tick \d+$/ }).last();
+  await first.waitFor();
+  const seen = Number((await first.textContent()).split(" ")[1]);
+  // A line written after the view opened arrives while following.
+  const later = `tick ${seen + 2}`;
+  await logs.locator("div.stdout", { hasText: new RegExp(`^${later}$`) }).waitFor();
+  await page.screenshot({ path: `${shots}/logs.png`, fullPage: true });
+  console.log(`logs: saw "${later}" arrive after "tick ${seen}"`);
+
+  await page.goto(new URL(`/agents/${agent}/containers/${env("DASH_STDERR")}`, env("DASH_URL")).href);
+  await logs.locator("div.stderr", { hasText: /^stderr last$/ }).waitFor();
+  await logs.locator("div.stdout", { hasText: /^stdout last$/ }).waitFor();
+  console.log("logs: stderr and stdout told apart");
+
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("API token").waitFor();
+  const session = await page.evaluate(async () => (await fetch("/api/session")).status);
+  if (session !== 401) throw new Error(`after sign-out GET /api/session is ${session}`);
+  console.log("sign-out: back to the sign-in page, session gone");
+  // Two page loads (the sign-in, the goto of the second container).
+  if (sockets > 2) problems.push(`${sockets} WebSockets opened for two page loads`);
+} finally {
+  await browser.close();
+}
+if (problems.length) {
+  console.error(`browser errors:\n${problems.join("\n")}`);
+  process.exit(1);
+}
+console.log("browser test passed");

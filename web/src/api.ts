@@ -1,0 +1,118 @@
+// The dashboard's one WebSocket to the hub: the same /ws API the CLI uses,
+// authenticated by the session cookie (same origin, so the browser sends it).
+
+import type { ErrorBody, Reply, Session } from "./types";
+
+type Listener = (reply: Reply) => void;
+
+export class ApiError extends Error {
+  constructor(
+    public code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Api {
+  private ws: WebSocket | null = null;
+  private opening: Promise<WebSocket> | null = null;
+  private nextId = 1;
+  private listeners = new Map<number, Listener>();
+  onClose: (reason: string) => void = () => {};
+
+  private socket(): Promise<WebSocket> {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve(this.ws);
+    if (this.opening) return this.opening;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/ws`);
+    this.opening = new Promise((resolve, reject) => {
+      ws.onopen = () => {
+        this.ws = ws;
+        this.opening = null;
+        resolve(ws);
+      };
+      ws.onerror = () => {
+        this.opening = null;
+        reject(new ApiError("connect", "could not connect to the hub"));
+      };
+    });
+    ws.onmessage = (ev) => {
+      const reply = JSON.parse(String(ev.data)) as Reply;
+      if (reply.id !== null) this.listeners.get(reply.id)?.(reply);
+    };
+    ws.onclose = (ev) => {
+      this.ws = null;
+      const gone: ErrorBody = { code: "closed", message: ev.reason || "connection closed" };
+      for (const [id, l] of this.listeners) l({ id, type: "error", data: gone });
+      this.listeners.clear();
+      this.onClose(ev.reason);
+    };
+    return this.opening;
+  }
+
+  /** One request: every reply goes to `onReply` until an `end`, `error` or
+   *  (unless `stream`) `result`. Returns a function that cancels it. */
+  async send(
+    action: string,
+    target: { server?: string },
+    payload: object,
+    onReply: Listener,
+    stream = false,
+  ): Promise<() => void> {
+    const ws = await this.socket();
+    const id = this.nextId++;
+    this.listeners.set(id, (r) => {
+      const last = r.type === "end" || r.type === "error" || (!stream && r.type === "result");
+      if (last) this.listeners.delete(id);
+      onReply(r);
+    });
+    ws.send(JSON.stringify({ id, action, ...target, payload }));
+    return () => {
+      if (!this.listeners.has(id)) return;
+      this.listeners.delete(id);
+      if (ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ id: this.nextId++, action: "cancel", payload: { id } }));
+      }
+    };
+  }
+
+  /** A one-shot request's `result` data. */
+  call<T>(action: string, target: { server?: string } = {}, payload: object = {}): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.send(action, target, payload, (r) => {
+        if (r.type === "result") resolve(r.data as T);
+        else if (r.type === "error") {
+          const e = r.data as ErrorBody;
+          reject(new ApiError(e.code, e.message));
+        }
+      }).catch(reject);
+    });
+  }
+
+  close() {
+    this.ws?.close();
+    this.ws = null;
+  }
+}
+
+const JSON_HEADERS = { "Content-Type": "application/json" };
+
+export async function currentSession(): Promise<Session | null> {
+  const r = await fetch("/api/session", { credentials: "same-origin" });
+  return r.ok ? ((await r.json()) as Session) : null;
+}
+
+export async function signIn(token: string): Promise<void> {
+  const r = await fetch("/api/session", {
+    method: "POST",
+    headers: JSON_HEADERS,
+    credentials: "same-origin",
+    body: JSON.stringify({ token }),
+  });
+  if (!r.ok) throw new ApiError(String(r.status), (await r.text()).trim() || "sign-in refused");
+}
+
+export async function signOut(): Promise<void> {
+  await fetch("/api/session", { method: "DELETE", headers: JSON_HEADERS, credentials: "same-origin" });
+}

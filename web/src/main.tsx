@@ -1,0 +1,70 @@
+import { render } from "preact";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { Api, currentSession, signOut } from "./api";
+import { Agent, Fleet } from "./fleet";
+import { Container } from "./logs";
+import { Link } from "./link";
+import { match, navigate, usePath } from "./router";
+import { SignIn } from "./signin";
+import type { Session } from "./types";
+import "./style.css";
+
+function Page(props: { api: Api; path: string }) {
+  const c = match(/^\/agents\/([^/]+)\/containers\/([^/]+)\/?$/, props.path);
+  if (c) return <Container api={props.api} agent={c[0]} name={c[1]} />;
+  const a = match(/^\/agents\/([^/]+)\/?$/, props.path);
+  if (a) return <Agent api={props.api} name={a[0]} />;
+  if (props.path === "/") return <Fleet api={props.api} />;
+  return (
+    <p>
+      No such page. <Link href="/">Fleet</Link>
+    </p>
+  );
+}
+
+function App() {
+  const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const path = usePath();
+  // One connection per signed-in token: a new one after signing in again.
+  const api = useMemo(() => new Api(), [session?.id]);
+  const check = () => currentSession().then(setSession, () => setSession(null));
+  useEffect(() => {
+    check();
+  }, []);
+  useEffect(() => {
+    // The hub closes the socket when the session or its token ends.
+    api.onClose = () => check();
+    return () => {
+      api.onClose = () => {};
+      api.close();
+    };
+  }, [api]);
+  if (session === undefined) return <p>Loading…</p>;
+  if (session === null) return <SignIn onSignedIn={check} />;
+  return (
+    <>
+      <header>
+        <Link href="/">NextDeploy</Link>
+        <span class="who">
+          {session.name} ({session.role})
+          <button
+            type="button"
+            onClick={async () => {
+              await signOut();
+              setSession(null);
+              navigate(location.pathname);
+            }}
+          >
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main>
+        <Page api={api} path={path} />
+      </main>
+    </>
+  );
+}
+
+const root = document.getElementById("app");
+if (root) render(<App />, root);
