@@ -330,10 +330,13 @@ pub const HEALTH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 pub const HEALTH_TX_CONTAINERS: usize = 2_000;
 /// Dashboard sessions kept in memory at once (`POST /api/session`). A session
 /// costs about 200 bytes, so 10,000 is 2 MB; a team signs in tens. At the cap
-/// the oldest session ends (its WebSockets close) rather than refusing the
-/// new sign-in: a script signing in in a loop costs old tabs their session,
-/// never a person their access.
+/// a new sign-in is refused (429): ending someone else's session instead
+/// would let one token holder sign everyone else out.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Dashboard sessions one API token may hold: at its cap a new sign-in ends
+/// that token's oldest session (its own old tabs, never another token's), so
+/// a script signing in in a loop holds at most this many.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 32;
 /// How long a dashboard session lasts from sign-in (or less, if its token
 /// expires first): a working day, after which the browser asks for the token
 /// again. Signing out or revoking the token ends it at once.

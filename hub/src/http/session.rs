@@ -4,7 +4,8 @@
 //! or a log line holds no usable id), at most [`MAX_SESSIONS`], each for at
 //! most [`SESSION_TTL`]. A session is tied to its token: every use rechecks
 //! the token, and a session's `ended` token closes the WebSockets opened with
-//! it when the session ends (sign-out, eviction).
+//! it when the session ends (sign-out, eviction). One token holds at most
+//! [`MAX_SESSIONS_PER_TOKEN`]: its own oldest ends at that cap.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::limits::{MAX_SESSIONS, SESSION_TTL};
+use crate::limits::{MAX_SESSIONS, MAX_SESSIONS_PER_TOKEN, SESSION_TTL};
 use crate::sync::lock_or_recover;
 
 /// One signed-in browser.
@@ -40,13 +41,14 @@ impl Session {
 #[derive(Debug)]
 pub struct Sessions {
     max: usize,
+    per_token: usize,
     ttl: Duration,
     by_hash: Mutex<HashMap<[u8; 32], Session>>,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
-        Sessions::new(MAX_SESSIONS, SESSION_TTL)
+        Sessions::new(MAX_SESSIONS, SESSION_TTL).per_token(MAX_SESSIONS_PER_TOKEN)
     }
 }
 
@@ -59,15 +61,22 @@ impl Sessions {
     pub fn new(max: usize, ttl: Duration) -> Sessions {
         Sessions {
             max: max.max(1),
+            per_token: max.max(1),
             ttl,
             by_hash: Mutex::default(),
         }
     }
 
+    /// At most `n` sessions per token.
+    pub fn per_token(mut self, n: usize) -> Sessions {
+        self.per_token = n.max(1);
+        self
+    }
+
     /// Open a session for `token_id`: its id (256 random bits, hex), the
     /// cookie's value, shown only here. Expired sessions are dropped first;
-    /// at the cap the oldest one ends.
-    pub fn open(&self, token_id: &str) -> (String, Session) {
+    /// at the token's cap its oldest session ends; at the hub's cap `None`.
+    pub fn open(&self, token_id: &str) -> Option<(String, Session)> {
         let id = hex::encode(rand::random::<[u8; 32]>());
         let now = Instant::now();
         let session = Session {
@@ -84,15 +93,25 @@ impl Sessions {
             }
             live
         });
-        while map.len() >= self.max {
-            let oldest = map.iter().min_by_key(|(_, s)| s.opened).map(|(k, _)| *k);
+        let own = |m: &HashMap<[u8; 32], Session>| {
+            m.iter().filter(|(_, s)| s.token_id == token_id).count()
+        };
+        while own(&map) >= self.per_token {
+            let oldest = map
+                .iter()
+                .filter(|(_, s)| s.token_id == token_id)
+                .min_by_key(|(_, s)| s.opened)
+                .map(|(k, _)| *k);
             match oldest.and_then(|k| map.remove(&k)) {
                 Some(s) => s.ended.cancel(),
                 None => break,
             }
         }
+        if map.len() >= self.max {
+            return None;
+        }
         map.insert(hash(&id), session.clone());
-        (id, session)
+        Some((id, session))
     }
 
     /// The live session with this id, if any (an expired one is dropped).
@@ -144,7 +163,7 @@ mod tests {
     #[test]
     fn an_id_finds_its_session_and_only_its_hash_is_kept() {
         let s = Sessions::default();
-        let (id, opened) = s.open("tok");
+        let (id, opened) = s.open("tok").unwrap();
         assert_eq!(id.len(), 64, "256 bits in hex");
         assert_eq!(s.get(&id).unwrap().token_id, "tok");
         assert!(s.get("0".repeat(64).as_str()).is_none());
@@ -153,16 +172,16 @@ mod tests {
         assert!(!format!("{map:?}").contains(&id), "the raw id is kept");
         drop(map);
         assert!(!opened.ended.is_cancelled());
-        let (other, _) = s.open("tok");
+        let (other, _) = s.open("tok").unwrap();
         assert_ne!(id, other);
     }
 
     #[test]
     fn sign_out_and_revocation_end_sessions_and_cancel_their_sockets() {
         let s = Sessions::default();
-        let (a, sa) = s.open("t1");
-        let (b, sb) = s.open("t1");
-        let (c, sc) = s.open("t2");
+        let (a, sa) = s.open("t1").unwrap();
+        let (b, sb) = s.open("t1").unwrap();
+        let (c, sc) = s.open("t2").unwrap();
         assert!(s.close(&a));
         assert!(!s.close(&a), "closed twice");
         assert!(sa.ended.is_cancelled() && s.get(&a).is_none());
@@ -173,17 +192,22 @@ mod tests {
     }
 
     #[test]
-    fn at_the_cap_the_oldest_ends_and_expired_ones_go() {
-        let s = Sessions::new(2, Duration::from_secs(60));
-        let (a, sa) = s.open("t");
-        let (b, _) = s.open("t");
-        let (c, _) = s.open("t");
+    fn at_a_tokens_cap_its_own_oldest_ends_at_the_hubs_cap_none_opens() {
+        let s = Sessions::new(3, Duration::from_secs(60)).per_token(2);
+        let (a, sa) = s.open("t").unwrap();
+        let (b, _) = s.open("t").unwrap();
+        let (c, _) = s.open("t").unwrap();
         assert!(sa.ended.is_cancelled() && s.get(&a).is_none());
         assert!(s.get(&b).is_some() && s.get(&c).is_some());
-        assert_eq!(s.len(), 2);
+        let (u, su) = s.open("u").unwrap();
+        assert_eq!(s.len(), 3);
+        // The hub is full: another token is refused and nobody is signed out.
+        assert!(s.open("v").is_none());
+        assert!(!su.ended.is_cancelled() && s.get(&u).is_some());
+        assert!(s.get(&b).is_some() && s.get(&c).is_some());
 
         let short = Sessions::new(10, Duration::ZERO);
-        let (d, sd) = short.open("t");
+        let (d, sd) = short.open("t").unwrap();
         assert!(short.get(&d).is_none(), "an expired session was served");
         assert!(sd.ended.is_cancelled() && short.is_empty());
     }

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::session::Session;
 use crate::api::auth::{self, AuthError, Caller};
+use crate::limits::MAX_SESSIONS;
 use crate::serve::initial_token;
 use crate::Services;
 
@@ -147,7 +148,10 @@ pub async fn sign_in(
         Err(e) => return Refusal::Token(e).into_response(),
     };
     initial_token::retire_on_first_use(&svc.config.data_dir, &caller.token_id, &caller.name);
-    let (id, session) = svc.sessions.open(&caller.token_id);
+    let Some((id, session)) = svc.sessions.open(&caller.token_id) else {
+        let msg = format!("the hub holds {MAX_SESSIONS} dashboard sessions; try again later\n");
+        return (StatusCode::TOO_MANY_REQUESTS, msg).into_response();
+    };
     tracing::info!(token = %caller.name, role = caller.role.as_str(), "dashboard sign-in");
     let max_age = session.time_left().as_secs();
     let set = HeaderValue::from_str(&cookie(&id, max_age));
