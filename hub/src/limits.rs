@@ -146,6 +146,11 @@ pub const MAX_PARALLEL_DEPLOYS: u64 = 100;
 pub const DEPLOYS_LIST_DEFAULT: u64 = 50;
 /// Most deploys `deploys_list` returns, bounding one reply's size.
 pub const DEPLOYS_LIST_MAX: u64 = 1000;
+/// Audit entries `audit_list` returns by default: a screenful.
+pub const AUDIT_LIST_DEFAULT: u64 = 100;
+/// Most audit entries one `audit_list` returns, bounding one reply's size
+/// (a few hundred bytes each); older ones are read with `before`.
+pub const AUDIT_LIST_MAX: u64 = 1000;
 /// Progress steps the hub keeps per running deploy for `deploys_show`
 /// (and `--follow`); pull progress is not kept. A deploy has a few dozen.
 pub const LIVE_STEPS_MAX: usize = 512;

@@ -1,13 +1,13 @@
 //! Hub-local actions: agents list and revocation, API tokens, join tokens.
 
-use crate::limits::{MAX_TOKEN_NAME_LEN, MAX_TTL_S};
+use crate::limits::{AUDIT_LIST_DEFAULT, AUDIT_LIST_MAX, MAX_TOKEN_NAME_LEN, MAX_TTL_S};
 use std::time::Duration;
 
 use nextdeploy_shared::labels::{format_labels, parse_labels, validate_name, Labels};
 use nextdeploy_shared::limits::{API_TOKEN_DEFAULT_TTL, JOIN_TOKEN_DEFAULT_TTL};
 use nextdeploy_shared::protocol::admin::{
-    ById, CreateJoinToken, CreateToken, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
-    LabelsArg, TokenCreated, TokenRevoked, WhoAmI,
+    AuditList, AuditRow, ById, CreateJoinToken, CreateToken, JoinTokenCreated, JoinTokenDeleted,
+    JoinTokenInfo, LabelsArg, TokenCreated, TokenRevoked, WhoAmI,
 };
 use nextdeploy_shared::protocol::agents::{AgentRevoked, RevokeAgent};
 use nextdeploy_shared::protocol::{Action, AgentSummary};
@@ -70,6 +70,7 @@ pub async fn hub_action(
             audit(svc, caller, "delete_join_token", &id, "deleted").await;
             Ok(to_value(JoinTokenDeleted { id, deleted: true }))
         }
+        Action::AuditList(p) => audit_list(svc, p).await,
         other => Err(ApiError::BadRequest(format!(
             "{} is not a hub action",
             other.kind().name()
@@ -79,6 +80,34 @@ pub async fn hub_action(
 
 fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or_default()
+}
+
+/// `audit_list`: a page of the audit log, newest first.
+async fn audit_list(svc: &Services, p: AuditList) -> Result<Value, ApiError> {
+    let limit = match p.limit {
+        None => AUDIT_LIST_DEFAULT,
+        Some(n) if (1..=AUDIT_LIST_MAX).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "payload.limit must be between 1 and {AUDIT_LIST_MAX}"
+            )))
+        }
+    };
+    let before = p.before;
+    let rows = store::blocking(&svc.store, move |s| s.audit_page(limit as u32, before)).await?;
+    Ok(to_value(
+        rows.into_iter()
+            .map(|r| AuditRow {
+                id: r.seq,
+                time: rfc3339(r.entry.at),
+                actor: r.entry.actor,
+                actor_token: r.actor_token,
+                action: r.entry.action,
+                target: r.entry.target,
+                detail: r.entry.detail,
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `revoke_agent`: revoke the key and cut the connection.

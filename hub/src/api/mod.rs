@@ -196,7 +196,8 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         | Action::RevokeToken(_)
         | Action::CreateJoinToken(_)
         | Action::ListJoinTokens(_)
-        | Action::DeleteJoinToken(_)) => admin::hub_action(svc, caller, a).await,
+        | Action::DeleteJoinToken(_)
+        | Action::AuditList(_)) => admin::hub_action(svc, caller, a).await,
     };
     let reply = match answer {
         Ok(data) => Reply::result(Some(req.id), data),

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod agent_info;
+pub mod audit;
 pub mod client;
 pub mod containers;
 pub mod deploys;
@@ -79,6 +80,15 @@ pub enum Command {
     /// Deploy history.
     #[command(subcommand)]
     Deploys(deploys::DeploysCmd),
+    /// The audit log, newest first (admin): who did what, with which token.
+    Audit {
+        /// How many entries (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// Only entries older than this id (the first column), for the next page.
+        #[arg(long)]
+        before: Option<i64>,
+    },
 }
 
 /// Run a client command (everything but `hub`).
@@ -115,6 +125,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             tokens::token(cmd, &hub, &token, out).await
+        }
+        Command::Audit { limit, before } => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            audit::audit(&hub, &token, limit, before, out).await
         }
     }
 }

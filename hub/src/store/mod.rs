@@ -137,6 +137,18 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// An audit entry as stored: its place in the log and the API token it was
+/// made with.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// Increasing with every entry.
+    pub seq: i64,
+    /// The entry.
+    pub entry: AuditEntry,
+    /// The API token's id (`None` for agents and the hub itself).
+    pub actor_token: Option<String>,
+}
+
 /// Why consuming a join token failed. The reasons are told to the agent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JoinRefusal {
@@ -268,8 +280,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<deploys::DeployRecord>>;
     /// One deploy.
     fn deploy(&self, id: &str) -> StoreResult<Option<deploys::DeployRecord>>;
-    /// The newest `limit` audit entries.
-    fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>>;
+    /// The newest `limit` audit entries older than entry `before` (all when
+    /// `None`), newest first.
+    fn audit_page(&self, limit: u32, before: Option<i64>) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Shared handle to the store.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr};
 
-use super::admin::{ById, CancelRequest, CreateJoinToken, CreateToken};
+use super::admin::{AuditList, ById, CancelRequest, CreateJoinToken, CreateToken};
 use super::agents::{Empty, RevokeAgent, RotateKey, RotateKeyCommit};
 use super::containers::{
     ContainerRef, ImagesRequest, KillRequest, LogsRequest, PsRequest, PullRequest, RemoveRequest,
@@ -84,6 +84,8 @@ pub enum Action {
     ListJoinTokens(Empty),
     /// Delete a join token.
     DeleteJoinToken(ById),
+    /// The audit log, newest first, a page at a time.
+    AuditList(AuditList),
     /// Cancel an earlier request of this connection.
     Cancel(CancelRequest),
     /// Round trip to an agent.
@@ -182,7 +184,7 @@ impl ActionKind {
             K::Rm | K::Pull => Role::Operator,
             K::RevokeAgent | K::CreateToken | K::ListTokens | K::RevokeToken => Role::Admin,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken => Role::Admin,
-            K::RotateKey | K::DiagStream => Role::Admin,
+            K::RotateKey | K::DiagStream | K::AuditList => Role::Admin,
             K::RotateKeyCommit => return None,
         })
     }
@@ -192,7 +194,7 @@ impl ActionKind {
         use ActionKind as K;
         match self {
             K::ListAgents | K::Whoami | K::Cancel | K::RevokeAgent => Target::Hub,
-            K::CreateToken | K::ListTokens | K::RevokeToken => Target::Hub,
+            K::CreateToken | K::ListTokens | K::RevokeToken | K::AuditList => Target::Hub,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken | K::DeploysShow => {
                 Target::Hub
             }
@@ -227,6 +229,7 @@ impl Action {
                 Transport::Hub
             }
             K::Deploy | K::Rollback | K::DeploysList | K::DeploysShow => Transport::Hub,
+            K::AuditList => Transport::Hub,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }

@@ -15,6 +15,38 @@ pub struct ById {
     pub id: String,
 }
 
+/// `audit_list`: a page of the audit log, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditList {
+    /// Most entries to return (1 to 1000, default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Only entries older than this one (an `id` of an earlier page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+}
+
+/// One line of the audit log as `audit_list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AuditRow {
+    /// Its place in the log (increasing); `before` pages with it.
+    pub id: i64,
+    /// When (RFC 3339).
+    pub time: String,
+    /// Who: the token's name, `agent:<name>` or `hub`.
+    pub actor: String,
+    /// The id of the API token the action was made with (`null` for agents
+    /// and the hub itself).
+    pub actor_token: Option<String>,
+    /// What (`create_token`, `enroll`, `revoke_agent`, `deploy`, ...).
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// Outcome or detail.
+    pub detail: String,
+}
+
 /// `cancel`: an earlier request of this connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::action::Action;
 use super::admin::{
-    ApiTokenInfo, Cancelled, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo, TokenCreated,
-    TokenRevoked, WhoAmI,
+    ApiTokenInfo, AuditRow, Cancelled, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
+    TokenCreated, TokenRevoked, WhoAmI,
 };
 use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
@@ -66,6 +66,7 @@ struct Answers {
     create_join_token: JoinTokenCreated,
     list_join_tokens: Vec<JoinTokenInfo>,
     delete_join_token: JoinTokenDeleted,
+    audit_list: Vec<AuditRow>,
     cancel: Cancelled,
     ping: Pong,
     info: AgentInfo,

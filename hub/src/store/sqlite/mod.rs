@@ -15,8 +15,8 @@ use nextdeploy_shared::docker::HealthSnapshot;
 use super::deploys::DeployRecord;
 use super::health::HistoryPoint;
 use super::{
-    AgentRecord, ApiTokenRecord, AuditEntry, JoinRefusal, JoinTokenRecord, Store, StoreError,
-    StoreResult,
+    AgentRecord, ApiTokenRecord, AuditEntry, AuditRecord, JoinRefusal, JoinTokenRecord, Store,
+    StoreError, StoreResult,
 };
 use rows::{agent_row, api_row, join_row, labels_from, labels_to, AGENT_COLS, API_COLS, JOIN_COLS};
 
@@ -420,18 +420,23 @@ impl Store for SqliteStore {
         self.with(|c| super::deploys::get(c, id))
     }
 
-    fn audit_tail(&self, limit: u32) -> StoreResult<Vec<AuditEntry>> {
+    fn audit_page(&self, limit: u32, before: Option<i64>) -> StoreResult<Vec<AuditRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT at, actor, action, target, detail FROM audit ORDER BY seq DESC LIMIT ?1",
+                "SELECT seq, at, actor, action, target, detail, actor_token FROM audit \
+                 WHERE ?2 IS NULL OR seq < ?2 ORDER BY seq DESC LIMIT ?1",
             )?;
-            let rows = st.query_map([limit], |r| {
-                Ok(AuditEntry {
-                    at: r.get(0)?,
-                    actor: r.get(1)?,
-                    action: r.get(2)?,
-                    target: r.get(3)?,
-                    detail: r.get(4)?,
+            let rows = st.query_map(params![limit, before], |r| {
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    entry: AuditEntry {
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        detail: r.get(5)?,
+                    },
+                    actor_token: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -148,7 +148,32 @@ fn api_tokens_and_audit() {
         detail: "d".into(),
     })
     .unwrap();
-    assert_eq!(s.audit_tail(10).unwrap().len(), 1);
+    assert_eq!(s.audit_page(10, None).unwrap().len(), 1);
+}
+
+#[test]
+fn audit_pages_newest_first_with_the_token_id() {
+    let s = SqliteStore::in_memory().unwrap();
+    for n in 0..5 {
+        let e = AuditEntry {
+            at: n,
+            actor: "admin".into(),
+            action: format!("a{n}"),
+            target: "t".into(),
+            detail: "d".into(),
+        };
+        let token = (n % 2 == 0).then_some("tok");
+        s.audit_by_token(&e, token).unwrap();
+    }
+    let first = s.audit_page(2, None).unwrap();
+    let actions: Vec<_> = first.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["a4", "a3"]);
+    assert_eq!(first[0].actor_token.as_deref(), Some("tok"));
+    assert_eq!(first[1].actor_token, None);
+    let next = s.audit_page(10, Some(first[1].seq)).unwrap();
+    let actions: Vec<_> = next.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["a2", "a1", "a0"]);
+    assert!(s.audit_page(10, Some(next[2].seq)).unwrap().is_empty());
 }
 
 #[test]
