@@ -55,7 +55,7 @@ export class Api {
    *  (unless `stream`) `result`. Returns a function that cancels it. */
   async send(
     action: string,
-    target: { server?: string },
+    target: { server?: string; selector?: string },
     payload: object,
     onReply: Listener,
     stream = false,

@@ -1,6 +1,10 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
+import { Admin } from "./admin_page";
 import { Api, currentSession, signOut } from "./api";
+import { NewDeploy } from "./deploy_form";
+import { Deploy, Deploys } from "./deploys";
+import { Events } from "./events";
 import { Agent, Fleet } from "./fleet";
 import { Container } from "./logs";
 import { Link } from "./link";
@@ -9,7 +13,13 @@ import { SignIn } from "./signin";
 import type { Session } from "./types";
 import "./style.css";
 
-function Page(props: { api: Api; path: string }) {
+function Page(props: { api: Api; path: string; role: string }) {
+  if (props.path === "/events") return <Events api={props.api} />;
+  if (props.path === "/deploys") return <Deploys api={props.api} canDeploy={props.role !== "viewer"} />;
+  if (props.path === "/deploys/new" && props.role !== "viewer") return <NewDeploy api={props.api} />;
+  const d = match(/^\/deploys\/([^/]+)\/?$/, props.path);
+  if (d) return <Deploy api={props.api} id={d[0]} />;
+  if (props.path === "/admin" && props.role === "admin") return <Admin api={props.api} />;
   const c = match(/^\/agents\/([^/]+)\/containers\/([^/]+)\/?$/, props.path);
   if (c) return <Container api={props.api} agent={c[0]} name={c[1]} />;
   const a = match(/^\/agents\/([^/]+)\/?$/, props.path);
@@ -44,7 +54,12 @@ function App() {
   return (
     <>
       <header>
-        <Link href="/">NextDeploy</Link>
+        <nav>
+          <Link href="/">NextDeploy</Link>
+          <Link href="/events">Events</Link>
+          <Link href="/deploys">Deploys</Link>
+          {session.role === "admin" && <Link href="/admin">Admin</Link>}
+        </nav>
         <span class="who">
           {session.name} ({session.role})
           <button
@@ -60,7 +75,7 @@ function App() {
         </span>
       </header>
       <main>
-        <Page api={api} path={path} />
+        <Page api={api} path={path} role={session.role} />
       </main>
     </>
   );

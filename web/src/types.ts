@@ -69,3 +69,105 @@ export interface Session {
   name: string;
   role: string;
 }
+
+// Events, deploys and admin pages (Event, DeployProgress, ContainerOutcome,
+// DeployOutcome, FleetOutcome, DeployEntry, ApiTokenInfo, JoinTokenInfo,
+// AuditRow in the schema).
+
+export interface FleetEvent {
+  kind: "container" | "agent";
+  action: string;
+  time_ms: number;
+  container_id?: string | null;
+  container?: string | null;
+  image?: string | null;
+  exit_code?: number | null;
+  health?: string | null;
+  signal?: string | null;
+}
+
+export interface DeployProgress {
+  deploy_id: string;
+  container: string;
+  step: string;
+  status: string;
+  at_ms: number;
+  detail?: string | null;
+  error?: string | null;
+}
+
+export interface ContainerOutcome {
+  container: string;
+  from_image: string;
+  to_image: string;
+  outcome: string;
+  failed_step?: string | null;
+  error?: string | null;
+  logs_tail?: string | null;
+  rollback_via?: string | null;
+}
+
+export interface DeployOutcome {
+  deploy_id: string;
+  server?: string | null;
+  kind?: string | null;
+  image?: string | null;
+  outcome: string;
+  containers: ContainerOutcome[];
+  error?: string | null;
+  started_ms?: number | null;
+  finished_ms?: number | null;
+  steps?: DeployProgress[];
+}
+
+export interface FleetOutcome {
+  updated: string[];
+  failed: string[];
+  untouched: string[];
+  skipped: string[];
+  canaries: string[];
+  deploys: DeployOutcome[];
+}
+
+export interface DeployEntry {
+  id: string;
+  actor: string;
+  server: string;
+  container?: string | null;
+  image: string;
+  status: string;
+  created_at: string;
+  finished_at?: string | null;
+  outcome?: DeployOutcome | null;
+  progress?: DeployProgress[] | null;
+}
+
+export interface ApiTokenInfo {
+  id: string;
+  name: string;
+  role: string;
+  created_at: string;
+  expires_at?: string | null;
+  revoked_at?: string | null;
+}
+
+export interface JoinTokenInfo {
+  id: string;
+  name: string;
+  labels: Labels;
+  created_at: string;
+  expires_at: string;
+  used: boolean;
+  expired: boolean;
+  created_by: string;
+}
+
+export interface AuditRow {
+  id: number;
+  time: string;
+  actor: string;
+  actor_token?: string | null;
+  action: string;
+  target: string;
+  detail: string;
+}
