@@ -107,6 +107,7 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         | Action::CreateJoinToken(_)
         | Action::ListJoinTokens(_)
         | Action::DeleteJoinToken(_)
+        | Action::AuditList(_)
         | Action::Cancel(_)
         | Action::Events(_)
         | Action::Status(_)
