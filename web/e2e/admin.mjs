@@ -105,6 +105,10 @@ try {
   await restart.first().waitFor();
   await page.screenshot({ path: `${shots}/events.png`, fullPage: true });
   console.log("events: the container's restart shown");
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.getByText(/^paused/).waitFor();
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.getByText(/^live/).waitFor();
 
   // New deploy of the broken image: rolled back, health the failed step.
   await page.getByRole("link", { name: "Deploys", exact: true }).click();

@@ -132,7 +132,7 @@ function Audit(props: { api: Api }) {
         <tbody>
           {rows.map((r) => (
             <tr key={r.id}>
-              <td>{new Date(r.time).toLocaleString()}</td>
+              <td class="t">{new Date(r.time).toLocaleString()}</td>
               <td>{r.actor}</td>
               <td>{r.actor_token ?? ""}</td>
               <td>{r.action}</td>

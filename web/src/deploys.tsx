@@ -78,7 +78,7 @@ export function Deploys(props: { api: Api; canDeploy: boolean }) {
                   <td>
                     <Link href={deployHref(d.id)}>{d.id.slice(0, 12)}</Link>
                   </td>
-                  <td>{new Date(d.created_at).toLocaleString()}</td>
+                  <td class="t">{new Date(d.created_at).toLocaleString()}</td>
                   <td>{d.actor}</td>
                   <td>
                     <Link href={agentHref(d.server)}>{d.server}</Link>

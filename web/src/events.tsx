@@ -117,7 +117,7 @@ export function Events(props: { api: Api }) {
         <tbody>
           {shown.map((r) => (
             <tr key={r.n}>
-              <td>{new Date(r.ev.time_ms).toLocaleTimeString()}</td>
+              <td class="t">{new Date(r.ev.time_ms).toLocaleTimeString()}</td>
               <td>{r.server && <Link href={agentHref(r.server)}>{r.server}</Link>}</td>
               <td>{r.ev.kind}</td>
               <td>{r.ev.action}</td>

@@ -33,8 +33,8 @@ export function Steps(props: { steps: DeployProgress[]; label?: string }) {
           const next = steps.slice(i + 1).find((x) => x.container === s.container);
           return (
             <tr key={i} class={s.status === "failed" ? "bad" : ""}>
-              <td>+{((s.at_ms - t0) / 1000).toFixed(1)} s</td>
-              <td>{next ? `${((next.at_ms - s.at_ms) / 1000).toFixed(1)} s` : ""}</td>
+              <td class="t">+{((s.at_ms - t0) / 1000).toFixed(1)} s</td>
+              <td class="t">{next ? `${((next.at_ms - s.at_ms) / 1000).toFixed(1)} s` : ""}</td>
               <td>{s.container}</td>
               <td>{s.step}</td>
               <td>{s.status}</td>
