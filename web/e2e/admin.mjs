@@ -138,6 +138,21 @@ try {
   await page.screenshot({ path: `${shots}/deploys.png`, fullPage: true });
   console.log("deploys: the deploy's page and the history show the rollback");
 
+  // The same image to every agent labelled suite=deploy: the counts.
+  await page.goto(url("/deploys/new"));
+  await page.getByLabel("Target", { exact: true }).selectOption("selector");
+  await page.getByLabel("Selector", { exact: true }).fill("suite=deploy");
+  await page.getByLabel("Image", { exact: true }).fill(env("DASH_BAD_IMAGE"));
+  await page.getByLabel("Container", { exact: true }).fill(web);
+  await page.getByLabel("Health timeout (s)", { exact: true }).fill("30");
+  await page.getByLabel("Batch size", { exact: true }).fill("1");
+  await page.getByRole("button", { name: "Deploy" }).click();
+  await progress.getByText("updated 0 · failed (rolled back) 1 · untouched 0").waitFor({ timeout: DEPLOY_MS });
+  await progress.getByRole("heading", { name: "Finished" }).waitFor();
+  await progress.getByRole("table", { name: "Containers" }).getByRole("cell", { name: "health", exact: true }).waitFor();
+  await page.screenshot({ path: `${shots}/deploy-fleet.png`, fullPage: true });
+  console.log("deploy: by selector, 1 failed (rolled back), counted");
+
   // A second browser signed in with the viewer token: no Admin link; revoked
   // from the Admin page, it is back at the sign-in within seconds.
   const other = await signedIn(await browser.newContext({ ignoreHTTPSErrors: true }), secret, false);

@@ -102,7 +102,7 @@ export function NewDeploy(props: { api: Api }) {
       >
         <label>
           Target
-          <select value={mode} onChange={(e) => setMode(e.currentTarget.value as "server" | "selector")}>
+          <select aria-label="Target" value={mode} onChange={(e) => setMode(e.currentTarget.value as "server" | "selector")}>
             <option value="server">one server</option>
             <option value="selector">servers by label selector</option>
           </select>
@@ -110,7 +110,7 @@ export function NewDeploy(props: { api: Api }) {
         {mode === "server" ? (
           <label>
             Server
-            <select value={server} onChange={(e) => setServer(e.currentTarget.value)}>
+            <select aria-label="Server" value={server} onChange={(e) => setServer(e.currentTarget.value)}>
               {agents.map((a) => (
                 <option key={a.name} value={a.name}>
                   {a.name}
@@ -135,7 +135,7 @@ export function NewDeploy(props: { api: Api }) {
         </label>
         <label>
           Pull policy
-          <select value={pull} onChange={(e) => setPull(e.currentTarget.value)}>
+          <select aria-label="Pull policy" value={pull} onChange={(e) => setPull(e.currentTarget.value)}>
             <option value="missing">missing</option>
             <option value="always">always</option>
             <option value="never">never</option>
