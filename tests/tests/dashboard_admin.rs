@@ -170,6 +170,15 @@ fn admin_pages_events_and_a_rolled_back_deploy_in_a_browser() {
         .as_str()
         .unwrap()
         .to_string();
+    let zero = env
+        .hub
+        .cli(&["audit", "--limit", "0", "--output", "json"])
+        .unwrap();
+    assert!(
+        !zero.success() && zero.stderr.contains(r#""code":"bad_request""#),
+        "{}",
+        zero.describe()
+    );
     let refused = env
         .hub
         .cli_as(&viewer, &["audit", "--output", "json"])

@@ -150,6 +150,7 @@ try {
   await progress.getByText("updated 0 · failed (rolled back) 1 · untouched 0").waitFor({ timeout: DEPLOY_MS });
   await progress.getByRole("heading", { name: "Finished" }).waitFor();
   await progress.getByRole("table", { name: "Containers" }).getByRole("cell", { name: "health", exact: true }).waitFor();
+  await progress.getByRole("link", { name: /^deploy / }).waitFor();
   await page.screenshot({ path: `${shots}/deploy-fleet.png`, fullPage: true });
   console.log("deploy: by selector, 1 failed (rolled back), counted");
 

@@ -174,7 +174,7 @@ export function NewDeploy(props: { api: Api }) {
             </p>
           )}
           {run.outcome && <Outcome outcome={run.outcome} />}
-          {run.fleet?.deploys.map((d) => <Outcome key={d.deploy_id} outcome={d} />)}
+          {run.fleet?.deploys.map((d) => <Outcome key={d.deploy_id} outcome={d} link />)}
           <Steps steps={run.steps} label="Live steps" />
         </section>
       )}

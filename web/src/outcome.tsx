@@ -1,6 +1,7 @@
 // A deploy's outcome and steps, shared by the deploy page and the live view
 // of the "New deploy" form.
 
+import { Link } from "./link";
 import type { DeployOutcome, DeployProgress } from "./types";
 
 export function outcomeClass(outcome?: string | null): string {
@@ -49,7 +50,7 @@ export function Steps(props: { steps: DeployProgress[]; label?: string }) {
 
 /** One server's outcome: the verdict, the error, each container's result
  *  with its failed step and the new container's last log lines. */
-export function Outcome(props: { outcome: DeployOutcome }) {
+export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
   const o = props.outcome;
   const took = o.started_ms && o.finished_ms ? ` in ${((o.finished_ms - o.started_ms) / 1000).toFixed(1)} s` : "";
   return (
@@ -58,6 +59,12 @@ export function Outcome(props: { outcome: DeployOutcome }) {
         {o.server && <strong>{o.server}: </strong>}
         <span class={outcomeClass(o.outcome)}>{outcomeText(o.outcome)}</span>
         {took}
+        {props.link && (
+          <>
+            {" · "}
+            <Link href={`/deploys/${encodeURIComponent(o.deploy_id)}`}>deploy {o.deploy_id.slice(0, 12)}</Link>
+          </>
+        )}
         {o.error && <span class="error"> · {o.error}</span>}
       </p>
       {o.containers.length > 0 && (
