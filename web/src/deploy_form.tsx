@@ -47,10 +47,13 @@ export function NewDeploy(props: { api: Api }) {
   const [batch, setBatch] = useState("1");
   const [run, setRun] = useState<Run | null>(null);
   useEffect(() => {
-    props.api.call<AgentSummary[]>("list_agents").then((a) => {
-      setAgents(a);
-      setServer((s) => s || (a[0]?.name ?? ""));
-    });
+    props.api.call<AgentSummary[]>("list_agents").then(
+      (a) => {
+        setAgents(a);
+        setServer((s) => s || (a[0]?.name ?? ""));
+      },
+      (e) => setRun({ steps: [], finished: {}, error: e instanceof Error ? e.message : String(e), done: true }),
+    );
   }, [props.api]);
   const start = async () => {
     const payload: Record<string, unknown> = { image: image.trim(), pull, health_timeout_s: Number(health) };
