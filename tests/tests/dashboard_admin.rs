@@ -7,7 +7,8 @@
 //! sees on the Events page a restart the test makes through the CLI, deploys
 //! an image whose health check fails from the New deploy form and sees the
 //! rollback with its failed step (to one server, then by label selector with
-//! the counts updated / failed / untouched), and revokes the viewer token while a
+//! the counts updated / failed / untouched), rotates the agent's key and
+//! deletes the join token, and revokes the viewer token while a
 //! second browser is signed in with it: that page is back at the sign-in
 //! within seconds. The test then reads the same facts through the CLI
 //! (`nextdeploy audit`, `deploys list`). Screenshots go to
@@ -145,7 +146,9 @@ fn admin_pages_events_and_a_rolled_back_deploy_in_a_browser() {
     assert_eq!(created["actor_token"], me["id"], "{created}");
     let revoked = find("revoke_token");
     assert_eq!(revoked["target"], created["target"], "{revoked}");
-    assert!(rows.iter().any(|r| r["action"] == "create_join_token"));
+    for action in ["create_join_token", "delete_join_token", "rotate_key"] {
+        assert!(rows.iter().any(|r| r["action"] == action), "no {action}");
+    }
     // Newest first, ids decreasing; `before` pages on.
     let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");

@@ -161,6 +161,14 @@ try {
     throw new Error("a viewer sees the Admin link");
   }
   await page.goto(url("/admin"));
+  // The agent's key rotated after a confirmation; the join token deleted.
+  const agents = page.getByRole("region", { name: "Agents" });
+  await agents.getByRole("button", { name: "Rotate key" }).click();
+  await agents.getByRole("alertdialog", { name: "Confirm" }).getByRole("button", { name: "Confirm" }).click();
+  await agents.getByText(new RegExp(`^${agent}: new key SHA256:`)).waitFor();
+  await join.getByRole("button", { name: "Delete join token edge-1" }).click();
+  await join.getByRole("cell", { name: "edge-1", exact: true }).waitFor({ state: "detached" });
+  console.log("admin: agent key rotated, join token deleted");
   await page.getByRole("button", { name: `Revoke token ${VIEWER}` }).click();
   const revoked = Date.now();
   await other.getByLabel("API token").waitFor({ timeout: SIGNED_OUT_MS });
