@@ -1,8 +1,9 @@
 import { render } from "preact";
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { Api, currentSession, signOut } from "./api";
-import { Agent, Fleet } from "./fleet";
-import { Container } from "./logs";
+import { Agent } from "./agent";
+import { Container } from "./container";
+import { Fleet } from "./fleet";
 import { Link } from "./link";
 import { match, navigate, usePath } from "./router";
 import { SignIn } from "./signin";

@@ -1,0 +1,78 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The container page and the agent page's actions in a real browser:
+//! Debian's Chromium driven by `web/e2e/container.mjs` (playwright-core),
+//! against a hub with an agent and two containers. As an operator it sees
+//! the host's facts and stops and starts two containers at once from the
+//! agent page; on the container page it sees a new log line arrive, search
+//! mark it, pause and resume lose no line, restart (confirmed) change the
+//! start time and stop/start the state, Inspect show an environment value
+//! and Stats draw three charts. As a viewer: no action buttons, Inspect
+//! redacted, and a restart forged over the page's cookie WebSocket refused
+//! with `forbidden`. Screenshots go to `target/dashboard-screenshots/`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nextdeploy_tests::docker::*;
+use nextdeploy_tests::*;
+
+/// The whole browser session: each wait in the script is bounded at 20 s,
+/// and three stops of a shell that ignores SIGTERM take 10 s each.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+/// The environment value only operators may read.
+const SECRET: &str = "s3cret-value-only-operators-see";
+
+fn token(env: &DockerEnv, role: &str, name: &str) -> String {
+    env.hub
+        .cli_json(&["token", "create", "--role", role, "--name", name])
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
+    let web = workspace_root().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test.sh does)"
+    );
+    let env = DockerEnv::start("dash-container", &[("health_interval_s", "1")]).unwrap();
+    let secret_env = format!("DASH_SECRET={SECRET}");
+    let tick = env.run("tick", &["-e", &secret_env], &["tick"]).unwrap();
+    let idle = env.run("idle", &[], &["idle"]).unwrap();
+    tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
+    let operator = token(&env, "operator", "browser-operator");
+    let viewer = token(&env, "viewer", "browser-viewer");
+    let shots = target_dir().join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut cmd = Command::new("node");
+    cmd.arg("e2e/container.mjs")
+        .current_dir(&web)
+        .env("DASH_URL", format!("{}/", env.hub.url()))
+        .env("DASH_OPERATOR", &operator)
+        .env("DASH_VIEWER", &viewer)
+        .env("DASH_AGENT", env.server())
+        .env("DASH_TICK", &tick.name)
+        .env("DASH_IDLE", &idle.name)
+        .env("DASH_SECRET", SECRET)
+        .env("DASH_SHOTS", &shots);
+    let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();
+    assert!(
+        out.success() && out.stdout.contains("container test passed"),
+        "{}\n{}",
+        out.describe(),
+        env.hub.log_tail()
+    );
+    for shot in ["container-logs", "container-inspect", "container-stats", "agent-actions"] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+    // The restart went through the page and the hub: the container runs again.
+    assert_eq!(tick.state().unwrap(), "running");
+}
