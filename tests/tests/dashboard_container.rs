@@ -70,7 +70,12 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
         out.describe(),
         env.hub.log_tail()
     );
-    for shot in ["container-logs", "container-inspect", "container-stats", "agent-actions"] {
+    for shot in [
+        "container-logs",
+        "container-inspect",
+        "container-stats",
+        "agent-actions",
+    ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }
     // The restart went through the page and the hub: the container runs again.
