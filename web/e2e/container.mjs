@@ -35,6 +35,8 @@ const browser = await chromium.launch({
   timeout: WAIT_MS,
 });
 const problems = [];
+/** Which part of the script runs, to say where a browser error came from. */
+let phase = "start";
 const check = (ok, what) => {
   if (!ok) throw new Error(what);
 };
@@ -61,6 +63,7 @@ const tickNumbers = async (logs) =>
     .map((m) => Number(m[1]));
 
 async function asOperator(page) {
+  phase = "operator";
   await signIn(page, env("DASH_OPERATOR"));
   // Container page: a line written after it opened arrives; search marks it.
   await page.getByRole("link", { name: agent, exact: true }).click();
@@ -144,11 +147,13 @@ async function asOperator(page) {
   await row(tick).getByRole("cell", { name: "running" }).waitFor();
   console.log("agent: host info shown, two containers stopped and started at once");
 
+  phase = "operator sign-out";
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByLabel("API token").waitFor();
 }
 
 async function asViewer(page) {
+  phase = "viewer";
   await signIn(page, env("DASH_VIEWER"));
   await page.goto(containerPage);
   const logs = page.getByRole("region", { name: "Logs" });
@@ -193,9 +198,9 @@ try {
   // GET /api/session that asks whether we are signed in).
   page.on("console", (m) => {
     const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-    if (m.type() === "error" && !signedOut) problems.push(m.text());
+    if (m.type() === "error" && !signedOut) problems.push(`${phase}: ${m.text()}`);
   });
-  page.on("pageerror", (e) => problems.push(String(e)));
+  page.on("pageerror", (e) => problems.push(`${phase}: ${e}`));
   await asOperator(page);
   await asViewer(page);
 } finally {
