@@ -44,8 +44,14 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
     );
     let env = DockerEnv::start("dash-container", &[("health_interval_s", "1")]).unwrap();
     let secret_env = format!("DASH_SECRET={SECRET}");
-    let tick = env.run("tick", &["-e", &secret_env], &["tick"]).unwrap();
-    let idle = env.run("idle", &[], &["idle"]).unwrap();
+    // No network: starting a container on a bridge adds a veth, which
+    // Chromium sees as a network change and aborts its requests with
+    // ERR_NETWORK_CHANGED (measured: a failed fetch during the agent page's
+    // stop and start).
+    let isolated = ["--network", "none"];
+    let tick_opts = [&isolated[..], &["-e", &secret_env]].concat();
+    let tick = env.run("tick", &tick_opts, &["tick"]).unwrap();
+    let idle = env.run("idle", &isolated, &["idle"]).unwrap();
     tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
     let operator = token(&env, "operator", "browser-operator");
     let viewer = token(&env, "viewer", "browser-viewer");
