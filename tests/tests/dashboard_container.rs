@@ -8,7 +8,8 @@
 //! start time and stop/start the state, Inspect show an environment value
 //! and Stats draw three charts. As a viewer: no action buttons, Inspect
 //! redacted, and a restart forged over the page's cookie WebSocket refused
-//! with `forbidden`. Screenshots go to `target/dashboard-screenshots/`.
+//! with `forbidden`; ANSI colours, JSON, filter, timestamps and bytes that
+//! are not UTF-8 drawn. Screenshots go to `target/dashboard-screenshots/`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -21,6 +22,10 @@ use nextdeploy_tests::*;
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
 /// The environment value only operators may read.
 const SECRET: &str = "s3cret-value-only-operators-see";
+
+/// What the `colors` container writes: "red alert" in ANSI red and a JSON
+/// object, then sleeps.
+const COLORS_SCRIPT: &str = r#"printf '\033[31mred alert\033[0m\n{"level":"info","msg":"json line"}\n'; exec sleep 1000000"#;
 
 fn token(env: &DockerEnv, role: &str, name: &str) -> String {
     env.hub
@@ -52,6 +57,19 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
     let tick_opts = [&isolated[..], &["-e", &secret_env]].concat();
     let tick = env.run("tick", &tick_opts, &["tick"]).unwrap();
     let idle = env.run("idle", &isolated, &["idle"]).unwrap();
+    // A red ANSI line and a JSON line, then idle.
+    let shell = [&isolated[..], &["--entrypoint", "/bin/sh"]].concat();
+    let colors = env.run("colors", &shell, &["-c", COLORS_SCRIPT]).unwrap();
+    // Lines on both streams, two of them not UTF-8 (the local log driver
+    // keeps such bytes; json-file stores U+FFFD instead).
+    let local = [&isolated[..], &["--log-driver", "local"]].concat();
+    let lines = env.run("lines", &local, &["logs"]).unwrap();
+    lines
+        .wait_log("stderr last", Duration::from_secs(20))
+        .unwrap();
+    colors
+        .wait_log("json line", Duration::from_secs(20))
+        .unwrap();
     tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
     let operator = token(&env, "operator", "browser-operator");
     let viewer = token(&env, "viewer", "browser-viewer");
@@ -67,6 +85,8 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
         .env("DASH_AGENT", env.server())
         .env("DASH_TICK", &tick.name)
         .env("DASH_IDLE", &idle.name)
+        .env("DASH_COLORS", &colors.name)
+        .env("DASH_LINES", &lines.name)
         .env("DASH_SECRET", SECRET)
         .env("DASH_SHOTS", &shots);
     let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();

@@ -10,6 +10,10 @@
 //                    with the environment variable DASH_SECRET=<DASH_SECRET>
 //   DASH_SECRET      that variable's value
 //   DASH_IDLE        another running container (for the agent page's actions)
+//   DASH_COLORS      a container that wrote "red alert" in ANSI red and a
+//                    JSON line with "msg":"json line"
+//   DASH_LINES       a container that wrote lines on stdout and stderr, two
+//                    of them not UTF-8 ("binary")
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
 
@@ -188,6 +192,30 @@ async function asViewer(page) {
   );
   check(reply.type === "error" && reply.data.code === "forbidden", `forged restart: ${JSON.stringify(reply)}`);
   console.log("viewer: a forged restart over the page's WebSocket is forbidden");
+
+  // ANSI colours drawn (not printed), JSON on demand, filter, timestamps.
+  await page.goto(url(`/agents/${agent}/containers/${env("DASH_COLORS")}`));
+  const red = logs.locator("div.stdout span", { hasText: "red alert" });
+  await red.waitFor();
+  const colour = await red.evaluate((e) => getComputedStyle(e).color);
+  check(colour === "rgb(187, 0, 0)", `"red alert" drawn in ${colour}`);
+  check((await red.locator("..").textContent()) === "red alert", "the escape codes are shown");
+  await page.getByLabel("Pretty JSON").check();
+  await logs.locator("div.json", { hasText: '"msg": "json line"' }).waitFor();
+  await page.getByLabel("Filter").fill("json line");
+  await page.waitForFunction(() => document.querySelectorAll("pre.log > div").length === 1, null, { timeout: WAIT_MS });
+  await page.getByLabel("Timestamps").check();
+  await logs.locator("span.ts", { hasText: /^\d{4}-\d\d-\d\dT/ }).first().waitFor();
+  await page.screenshot({ path: `${shots}/container-logs-json.png`, fullPage: true });
+  console.log("logs: ANSI red drawn, JSON indented, filter hides the rest, timestamps shown");
+
+  // Bytes that are not UTF-8: decoded with replacement characters, marked.
+  await page.goto(url(`/agents/${agent}/containers/${env("DASH_LINES")}`));
+  const bytes = logs.locator("div.stderr", { hasText: "binary" }).filter({ has: page.locator("span.badge") });
+  await bytes.waitFor();
+  check((await bytes.textContent()).includes("\ufffd"), "no replacement character in the binary line");
+  await logs.locator("div.stdout", { hasText: /^stdout line 3$/ }).waitFor();
+  console.log("logs: a chunk that is not UTF-8 shown with replacement characters, marked");
 }
 
 try {
@@ -201,8 +229,16 @@ try {
     if (m.type() === "error" && !signedOut) problems.push(`${phase}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${phase}: ${e}`));
-  await asOperator(page);
-  await asViewer(page);
+  try {
+    await asOperator(page);
+    await asViewer(page);
+  } catch (e) {
+    // What the page showed, to tell why a wait failed.
+    await page.screenshot({ path: `${shots}/container-failed.png`, fullPage: true }).catch(() => {});
+    const text = await page.locator("main").innerText({ timeout: 1000 }).catch(() => "");
+    console.error(`page at ${page.url()} (${phase}):\n${text.slice(0, 4000)}`);
+    throw e;
+  }
 } finally {
   await browser.close();
 }
