@@ -19,11 +19,16 @@ export class Api {
   private opening: Promise<WebSocket> | null = null;
   private nextId = 1;
   private listeners = new Map<number, Listener>();
+  /** Set when the hub closed the socket for policy (1008: signed out, token
+   *  revoked or expired): reconnecting would only be refused (and logged by
+   *  the browser) until the page signs in again, with a new Api. */
+  private ended = "";
   onClose: (reason: string) => void = () => {};
 
   private socket(): Promise<WebSocket> {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) return Promise.resolve(this.ws);
     if (this.opening) return this.opening;
+    if (this.ended) return Promise.reject(new ApiError("closed", this.ended));
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.opening = new Promise((resolve, reject) => {
@@ -43,6 +48,7 @@ export class Api {
     };
     ws.onclose = (ev) => {
       this.ws = null;
+      if (ev.code === 1008) this.ended = ev.reason || "session ended";
       const gone: ErrorBody = { code: "closed", message: ev.reason || "connection closed" };
       for (const [id, l] of this.listeners) l({ id, type: "error", data: gone });
       this.listeners.clear();

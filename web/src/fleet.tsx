@@ -1,13 +1,13 @@
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api";
-import { Link, agentHref, ago, containerHref, labelText } from "./link";
+import { Link, agentHref, ago, labelText } from "./link";
 import type { AgentSummary, StatusRow } from "./types";
 
 /** How often the fleet and agent pages re-read `status` (the hub answers
  *  from its latest snapshots without asking agents; they push every 5 s). */
 const REFRESH_MS = 5000;
 
-function useStatus(api: Api, server?: string) {
+export function useStatus(api: Api, server?: string) {
   const [agents, setAgents] = useState<AgentSummary[] | null>(null);
   const [status, setStatus] = useState<StatusRow[]>([]);
   const [error, setError] = useState("");
@@ -92,52 +92,6 @@ export function Fleet(props: { api: Api }) {
           </tbody>
         </table>
       )}
-    </section>
-  );
-}
-
-export function Agent(props: { api: Api; name: string }) {
-  const { status, error } = useStatus(props.api, props.name);
-  const row = status.find((s) => s.server === props.name);
-  return (
-    <section>
-      <p class="crumbs">
-        <Link href="/">Fleet</Link> / {props.name}
-      </p>
-      <h2>{props.name}</h2>
-      {error && <p class="error">{error}</p>}
-      {row && (
-        <p>
-          <span class={row.online ? "ok" : "bad"}>{row.online ? "online" : "offline"}</span>
-          {row.docker_error ? ` · Docker: ${row.docker_error}` : ""}
-        </p>
-      )}
-      <table>
-        <thead>
-          <tr>
-            <th>Container</th>
-            <th>Image</th>
-            <th>State</th>
-            <th>CPU</th>
-            <th>Memory</th>
-            <th>Restarts</th>
-          </tr>
-        </thead>
-        <tbody>
-          {(row?.containers ?? []).map((c) => (
-            <tr key={c.id}>
-              <td>
-                <Link href={containerHref(props.name, c.name)}>{c.name}</Link>
-              </td>
-              <td>{c.image}</td>
-              <td>{c.health ? `${c.state} (${c.health})` : c.state}</td>
-              <td>{c.cpu_percent == null ? "" : `${c.cpu_percent.toFixed(1)} %`}</td>
-              <td>{c.mem_usage ? `${(c.mem_usage / 1048576).toFixed(1)} MiB` : ""}</td>
-              <td>{c.restarts}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
     </section>
   );
 }

@@ -1,69 +1,125 @@
+// The "Logs" tab: follows a container's logs (`logs` with `follow`), with
+// pause and resume (lines buffered meanwhile, none lost), tail and since,
+// stdout/stderr, timestamps, search, filter, ANSI colours, JSON on demand,
+// download, and a bounded number of DOM rows.
+
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api";
-import { Link, agentHref } from "./link";
+import { type Line, LogRow, chunkLines } from "./logline";
 import type { ErrorBody, LogChunk } from "./types";
 
-/** Log lines kept in the page: older ones are dropped so a chatty container
- *  cannot grow the DOM without bound. */
+/** Lines drawn in the page: a chatty container cannot grow the DOM without
+ *  bound; older ones stay in memory for search and download. */
 const MAX_ROWS = 2000;
+/** Lines kept in memory (what search, filter and download see), including
+ *  those arriving while paused: about 10 MB at 500 bytes a line. */
+const MAX_KEPT = 20000;
 /** Lines asked for when the view opens, before following. */
-const TAIL = 200;
+const DEFAULT_TAIL = "200";
 
-interface Line {
-  n: number;
-  stream: "stdout" | "stderr";
-  text: string;
+interface Query {
+  tail: string;
+  since: string;
+  timestamps: boolean;
 }
 
-function decode(chunk: LogChunk): string {
-  if (chunk.text != null) return chunk.text;
-  if (chunk.b64 != null) {
-    const bytes = Uint8Array.from(atob(chunk.b64), (c) => c.charCodeAt(0));
-    return new TextDecoder("utf-8", { fatal: false }).decode(bytes);
+/** `since` as the Docker API takes it (Unix seconds): a look-back such as
+ *  `90s`, `15m`, `2h`, `3d`, or a date-time. Null when empty, NaN when wrong. */
+function sinceSeconds(text: string): number | null {
+  const t = text.trim();
+  if (!t) return null;
+  const m = /^(\d+)\s*([smhd]?)$/.exec(t);
+  if (m) {
+    const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2]] ?? 1;
+    return Math.floor(Date.now() / 1000) - Number(m[1]) * unit;
   }
-  return "";
+  const at = Date.parse(t);
+  return Number.isNaN(at) ? Number.NaN : Math.floor(at / 1000);
 }
 
-function Logs(props: { api: Api; agent: string; container: string }) {
-  const [lines, setLines] = useState<Line[]>([]);
+function payload(container: string, q: Query): object | string {
+  const p: Record<string, unknown> = { container, follow: true, timestamps: q.timestamps };
+  const tail = q.tail.trim();
+  if (tail === "all") p.tail = "all";
+  else if (tail) {
+    if (!/^\d+$/.test(tail)) return `tail: a number of lines or "all", not ${JSON.stringify(tail)}`;
+    p.tail = Number(tail);
+  }
+  const since = sinceSeconds(q.since);
+  if (since != null && Number.isNaN(since)) return `since: e.g. 15m, 2h or a date, not ${JSON.stringify(q.since)}`;
+  if (since != null) p.since = since;
+  return p;
+}
+
+export function Logs(props: { api: Api; agent: string; container: string }) {
+  const [query, setQuery] = useState<Query>({ tail: DEFAULT_TAIL, since: "", timestamps: false });
+  const [form, setForm] = useState<Query>(query);
   const [state, setState] = useState("connecting");
-  const pending = useRef<Line[]>([]);
+  const [paused, setPaused] = useState(false);
+  const [streams, setStreams] = useState("both");
+  const [search, setSearch] = useState("");
+  const [filter, setFilter] = useState("");
+  const [json, setJson] = useState(false);
+  const [, setVersion] = useState(0);
+  const kept = useRef<Line[]>([]);
+  const held = useRef<Line[]>([]);
+  const dropped = useRef(0);
+  const pausedRef = useRef(false);
   const box = useRef<HTMLPreElement>(null);
   // Stay at the newest line unless the reader scrolled up to read.
   const stick = useRef(true);
-  useLayoutEffect(() => {
-    const el = box.current;
-    if (el && stick.current) el.scrollTop = el.scrollHeight;
-  }, [lines]);
+
+  const keep = (add: Line[]) => {
+    const k = kept.current;
+    k.push(...add);
+    if (k.length > MAX_KEPT) {
+      dropped.current += k.length - MAX_KEPT;
+      k.splice(0, k.length - MAX_KEPT);
+    }
+  };
+
   useEffect(() => {
     let n = 0;
     let frame = 0;
     let live = true;
-    setLines([]);
-    // Many replies a second arrive in bursts: the DOM is updated once a frame.
+    kept.current = [];
+    held.current = [];
+    dropped.current = 0;
+    setVersion((v) => v + 1);
+    let pending: Line[] = [];
+    // Replies arrive in bursts: the DOM is updated at most once a frame.
     const flush = () => {
       frame = 0;
-      const add = pending.current;
-      pending.current = [];
-      setLines((old) => old.concat(add).slice(-MAX_ROWS));
+      const add = pending;
+      pending = [];
+      if (pausedRef.current) held.current.push(...add);
+      else keep(add);
+      // Held lines count against the same memory bound.
+      if (held.current.length > MAX_KEPT) {
+        dropped.current += held.current.length - MAX_KEPT;
+        held.current.splice(0, held.current.length - MAX_KEPT);
+      }
+      setVersion((v) => v + 1);
     };
+    const p = payload(props.container, query);
+    if (typeof p === "string") {
+      setState(`error: ${p}`);
+      return;
+    }
+    setState("connecting");
     let cancel: (() => void) | null = null;
     props.api
       .send(
         "logs",
         { server: props.agent },
-        { container: props.container, follow: true, tail: TAIL },
+        p,
         (r) => {
           if (!live) return;
           if (r.type === "log") {
-            const c = r.data as LogChunk;
-            const stream = c.stream === "stderr" ? "stderr" : "stdout";
-            for (const text of decode(c).replace(/\n$/, "").split("\n")) {
-              pending.current.push({ n: n++, stream, text });
-            }
+            pending.push(...chunkLines(r.data as LogChunk, query.timestamps, () => n++));
             if (!frame) frame = requestAnimationFrame(flush);
             setState("following");
-          } else if (r.type === "end") setState("ended");
+          } else if (r.type === "end") setState("ended (the container stopped)");
           else if (r.type === "error") setState(`error: ${(r.data as ErrorBody).message}`);
         },
         true,
@@ -73,15 +129,109 @@ function Logs(props: { api: Api; agent: string; container: string }) {
     return () => {
       live = false;
       if (frame) cancelAnimationFrame(frame);
-      pending.current = [];
       cancel?.();
     };
-  }, [props.api, props.agent, props.container]);
+  }, [props.api, props.agent, props.container, query]);
+
+  useLayoutEffect(() => {
+    const el = box.current;
+    if (el && stick.current && !paused) el.scrollTop = el.scrollHeight;
+  });
+
+  const resume = () => {
+    pausedRef.current = false;
+    setPaused(false);
+    keep(held.current);
+    held.current = [];
+    setVersion((v) => v + 1);
+  };
+  const needle = search.toLowerCase();
+  const f = filter.toLowerCase();
+  const matching = kept.current.filter(
+    (l) => (streams === "both" || l.stream === streams) && (!f || l.text.toLowerCase().includes(f)),
+  );
+  const shown = matching.slice(-MAX_ROWS);
+  const hits = needle ? matching.filter((l) => l.text.toLowerCase().includes(needle)).length : 0;
+  const download = () => {
+    const text = kept.current
+      .map((l) => `${l.ts ? `${l.ts} ` : ""}${l.stream === "stderr" ? "[stderr] " : ""}${l.text}\n`)
+      .join("");
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    a.download = `${props.agent}-${props.container}.log`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  };
+
   return (
     <section class="logs" aria-label="Logs">
-      <h3>Logs</h3>
-      <p class="muted">
-        {state} · last {MAX_ROWS} lines kept · <span class="stderr">stderr</span> in red
+      <form
+        class="bar"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setQuery({ ...form });
+        }}
+      >
+        <label>
+          Tail <input aria-label="Tail" size={5} value={form.tail} onInput={(e) => setForm({ ...form, tail: e.currentTarget.value })} />
+        </label>
+        <label>
+          Since{" "}
+          <input
+            aria-label="Since"
+            size={10}
+            placeholder="15m, 2h, date"
+            value={form.since}
+            onInput={(e) => setForm({ ...form, since: e.currentTarget.value })}
+          />
+        </label>
+        <label>
+          <input
+            type="checkbox"
+            checked={form.timestamps}
+            onChange={(e) => {
+              const next = { ...form, timestamps: e.currentTarget.checked };
+              setForm(next);
+              setQuery(next);
+            }}
+          />{" "}
+          Timestamps
+        </label>
+        <button type="submit">Reload</button>
+        <button
+          type="button"
+          onClick={() => {
+            if (paused) resume();
+            else {
+              pausedRef.current = true;
+              setPaused(true);
+            }
+          }}
+        >
+          {paused ? "Resume" : "Pause"}
+        </button>
+        <button type="button" onClick={download}>
+          Download
+        </button>
+      </form>
+      <div class="bar">
+        <input aria-label="Search" placeholder="Search (highlights)" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
+        <input aria-label="Filter" placeholder="Filter (hides the rest)" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
+        <select aria-label="Streams" value={streams} onChange={(e) => setStreams(e.currentTarget.value)}>
+          <option value="both">stdout + stderr</option>
+          <option value="stdout">stdout</option>
+          <option value="stderr">stderr</option>
+        </select>
+        <label>
+          <input type="checkbox" checked={json} onChange={(e) => setJson(e.currentTarget.checked)} /> Pretty JSON
+        </label>
+      </div>
+      <p class="muted" role="status">
+        {paused ? `paused, ${held.current.length} new lines held` : state} · {kept.current.length} lines loaded
+        {needle && ` · ${hits} matching "${search}"`}
+        {matching.length > shown.length && ` · ${matching.length - shown.length} older lines not drawn (the last ${MAX_ROWS} are)`}
+        {dropped.current > 0 && ` · ${dropped.current} oldest lines dropped (at most ${MAX_KEPT} kept)`} ·{" "}
+        <span class="stderr">stderr</span> in red
       </p>
       <pre
         class="log"
@@ -91,25 +241,10 @@ function Logs(props: { api: Api; agent: string; container: string }) {
           stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;
         }}
       >
-        {lines.map((l) => (
-          <div key={l.n} class={l.stream}>
-            {l.text}
-          </div>
+        {shown.map((l) => (
+          <LogRow key={l.n} line={l} search={needle} showTs={query.timestamps} json={json} />
         ))}
       </pre>
-    </section>
-  );
-}
-
-export function Container(props: { api: Api; agent: string; name: string }) {
-  return (
-    <section>
-      <p class="crumbs">
-        <Link href="/">Fleet</Link> / <Link href={agentHref(props.agent)}>{props.agent}</Link> /{" "}
-        {props.name}
-      </p>
-      <h2>{props.name}</h2>
-      <Logs api={props.api} agent={props.agent} container={props.name} />
     </section>
   );
 }

@@ -24,6 +24,8 @@ export interface ContainerHealth {
   cpu_percent?: number | null;
   mem_usage?: number;
   mem_limit?: number;
+  net_rx?: number;
+  net_tx?: number;
 }
 
 export interface StatusRow {
@@ -33,6 +35,7 @@ export interface StatusRow {
   last_seen?: string | null;
   docker_available?: boolean | null;
   docker_error?: string | null;
+  snapshot_at?: string | null;
   containers: ContainerHealth[];
 }
 
@@ -170,4 +173,42 @@ export interface AuditRow {
   action: string;
   target: string;
   detail: string;
+}
+
+// Read by the container and agent pages (HistoryPoint, History, HostInfo).
+
+export interface HistoryPoint {
+  t_s: number;
+  samples: number;
+  cpu_avg?: number | null;
+  cpu_max?: number | null;
+  mem_avg: number;
+  mem_max: number;
+  mem_limit: number;
+  net_rx: number;
+  net_tx: number;
+  restarts: number;
+  state: string;
+  health?: string | null;
+}
+
+export interface History {
+  server: string;
+  container: string;
+  resolution_s: number;
+  points: HistoryPoint[];
+}
+
+export interface HostInfo {
+  hostname: string;
+  os: string;
+  kernel: string;
+  arch: string;
+  cpus: number;
+  memory_total_bytes: number;
+  memory_available_bytes: number;
+  agent_version: string;
+  agent_uptime_s: number;
+  host_uptime_s: number;
+  docker: { available: boolean; version?: string | null; api_version?: string | null; error?: string | null };
 }

@@ -1,0 +1,109 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The container page and the agent page's actions in a real browser:
+//! Debian's Chromium driven by `web/e2e/container.mjs` (playwright-core),
+//! against a hub with an agent and two containers. As an operator it sees
+//! the host's facts and stops and starts two containers at once from the
+//! agent page; on the container page it sees a new log line arrive, search
+//! mark it, pause and resume lose no line, restart (confirmed) change the
+//! start time and stop/start the state, Inspect show an environment value
+//! and Stats draw three charts. As a viewer: no action buttons, Inspect
+//! redacted, and a restart forged over the page's cookie WebSocket refused
+//! with `forbidden`; ANSI colours, JSON, filter, timestamps and bytes that
+//! are not UTF-8 drawn. Screenshots go to `target/dashboard-screenshots/`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use nextdeploy_tests::docker::*;
+use nextdeploy_tests::*;
+
+/// The whole browser session: each wait in the script is bounded at 20 s,
+/// and three stops of a shell that ignores SIGTERM take 10 s each.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+/// The environment value only operators may read.
+const SECRET: &str = "s3cret-value-only-operators-see";
+
+/// What the `colors` container writes: "red alert" in ANSI red and a JSON
+/// object, then sleeps.
+const COLORS_SCRIPT: &str = r#"printf '\033[31mred alert\033[0m\n{"level":"info","msg":"json line"}\n'; exec sleep 1000000"#;
+
+fn token(env: &DockerEnv, role: &str, name: &str) -> String {
+    env.hub
+        .cli_json(&["token", "create", "--role", role, "--name", name])
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
+    let web = workspace_root().join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test.sh does)"
+    );
+    let env = DockerEnv::start("dash-container", &[("health_interval_s", "1")]).unwrap();
+    let secret_env = format!("DASH_SECRET={SECRET}");
+    // No network: starting a container on a bridge adds a veth, which
+    // Chromium sees as a network change and aborts its requests with
+    // ERR_NETWORK_CHANGED (measured: a failed fetch during the agent page's
+    // stop and start).
+    let isolated = ["--network", "none"];
+    let tick_opts = [&isolated[..], &["-e", &secret_env]].concat();
+    let tick = env.run("tick", &tick_opts, &["tick"]).unwrap();
+    let idle = env.run("idle", &isolated, &["idle"]).unwrap();
+    // A red ANSI line and a JSON line, then idle.
+    let shell = [&isolated[..], &["--entrypoint", "/bin/sh"]].concat();
+    let colors = env.run("colors", &shell, &["-c", COLORS_SCRIPT]).unwrap();
+    // Lines on both streams, two of them not UTF-8 (the local log driver
+    // keeps such bytes; json-file stores U+FFFD instead).
+    let local = [&isolated[..], &["--log-driver", "local"]].concat();
+    let lines = env.run("lines", &local, &["logs"]).unwrap();
+    lines
+        .wait_log("stderr last", Duration::from_secs(20))
+        .unwrap();
+    colors
+        .wait_log("json line", Duration::from_secs(20))
+        .unwrap();
+    tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
+    let operator = token(&env, "operator", "browser-operator");
+    let viewer = token(&env, "viewer", "browser-viewer");
+    let shots = target_dir().join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut cmd = Command::new("node");
+    cmd.arg("e2e/container.mjs")
+        .current_dir(&web)
+        .env("DASH_URL", format!("{}/", env.hub.url()))
+        .env("DASH_OPERATOR", &operator)
+        .env("DASH_VIEWER", &viewer)
+        .env("DASH_AGENT", env.server())
+        .env("DASH_TICK", &tick.name)
+        .env("DASH_IDLE", &idle.name)
+        .env("DASH_COLORS", &colors.name)
+        .env("DASH_LINES", &lines.name)
+        .env("DASH_SECRET", SECRET)
+        .env("DASH_SHOTS", &shots);
+    let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();
+    assert!(
+        out.success() && out.stdout.contains("container test passed"),
+        "{}\n{}",
+        out.describe(),
+        env.hub.log_tail()
+    );
+    for shot in [
+        "container-logs",
+        "container-inspect",
+        "container-stats",
+        "agent-actions",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+    // The restart went through the page and the hub: the container runs again.
+    assert_eq!(tick.state().unwrap(), "running");
+}
