@@ -49,6 +49,26 @@ try {
   await page.screenshot({ path: `${shots}/fleet.png`, fullPage: true });
   console.log("fleet: agent link shown");
 
+  // The counts, a label selector (the agent's labels are suite=docker,...),
+  // an invalid one, and sorting by name.
+  await page.getByTestId("fleet-counts").filter({ hasText: /Agents: 1 online, 0 offline, 1 total/ }).waitFor();
+  const link = page.getByRole("link", { name: agent, exact: true });
+  const selector = page.getByLabel("Label selector");
+  await selector.fill("suite=nomatch");
+  await link.waitFor({ state: "detached" });
+  await selector.fill("suite=docker");
+  await link.waitFor();
+  await selector.fill("suite=a b");
+  await page.getByRole("alert").filter({ hasText: "Invalid selector" }).waitFor();
+  await selector.fill("");
+  await page.getByRole("alert").waitFor({ state: "detached" });
+  const nameHeader = page.getByRole("columnheader", { name: /Agent/ });
+  if ((await nameHeader.getAttribute("aria-sort")) !== "ascending") throw new Error("not sorted by name at first");
+  await nameHeader.getByRole("button").click();
+  await page.getByRole("columnheader", { name: /Agent/ }).and(page.locator('[aria-sort="descending"]')).waitFor();
+  await link.waitFor();
+  console.log("fleet: counts, label selector (match, no match, invalid) and sorting by name");
+
   await page.getByRole("link", { name: agent, exact: true }).click();
   await page.getByRole("link", { name: tick, exact: true }).click();
   const logs = page.getByRole("region", { name: "Logs" });

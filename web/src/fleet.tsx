@@ -1,7 +1,9 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import type { Api } from "./api";
 import { Link, agentHref, ago, labelText } from "./link";
+import { matches, parseSelector } from "./selector";
 import type { AgentSummary, StatusRow } from "./types";
+import { VirtualTable } from "./vlist";
 
 /** How often the fleet and agent pages re-read `status` (the hub answers
  *  from its latest snapshots without asking agents; they push every 5 s). */
@@ -37,60 +39,183 @@ export function useStatus(api: Api, server?: string) {
   return { agents, status, error };
 }
 
+/** One agent's row, its sums computed once per refresh. */
+interface Row {
+  a: AgentSummary;
+  labels: string;
+  seen: number;
+  running: number;
+  total: number;
+  cpu: number | null;
+  mem: number;
+  docker: string;
+  dockerOk: boolean | null;
+}
+
+type Key = "name" | "status" | "seen" | "containers" | "cpu" | "mem";
+
+const COLUMNS: [Key | null, string][] = [
+  ["name", "Agent"],
+  ["status", "State"],
+  ["seen", "Last seen"],
+  [null, "Labels"],
+  [null, "Version"],
+  [null, "Docker"],
+  ["containers", "Containers"],
+  ["cpu", "CPU"],
+  ["mem", "Memory"],
+];
+
+const compare: Record<Key, (x: Row, y: Row) => number> = {
+  name: (x, y) => (x.a.name < y.a.name ? -1 : x.a.name > y.a.name ? 1 : 0),
+  status: (x, y) => Number(x.a.online) - Number(y.a.online),
+  seen: (x, y) => x.seen - y.seen,
+  containers: (x, y) => x.running - y.running || x.total - y.total,
+  cpu: (x, y) => (x.cpu ?? -1) - (y.cpu ?? -1),
+  mem: (x, y) => x.mem - y.mem,
+};
+
+const ROW_PX = 34;
+const MIB = 1024 * 1024;
+
+function rows(agents: AgentSummary[], status: StatusRow[]): Row[] {
+  const byName = new Map(status.map((s) => [s.server, s]));
+  return agents.map((a) => {
+    const s = byName.get(a.name);
+    const c = s?.containers ?? [];
+    let cpu: number | null = null;
+    let mem = 0;
+    let running = 0;
+    for (const x of c) {
+      if (x.state === "running") running++;
+      if (x.cpu_percent != null) cpu = (cpu ?? 0) + x.cpu_percent;
+      mem += x.mem_usage ?? 0;
+    }
+    const dockerOk = s?.docker_available ?? null;
+    const docker =
+      dockerOk === null ? "" : dockerOk ? "available" : s?.docker_error || "unavailable";
+    const seen = a.online ? Number.MAX_SAFE_INTEGER : Date.parse(a.last_seen ?? "") || 0;
+    return { a, labels: labelText(a.labels), seen, running, total: c.length, cpu, mem, docker, dockerOk };
+  });
+}
+
 export function Fleet(props: { api: Api }) {
   const { agents, status, error } = useStatus(props.api);
   const [filter, setFilter] = useState("");
-  const byName = new Map(status.map((s) => [s.server, s]));
+  const [selText, setSelText] = useState("");
+  const [sort, setSort] = useState<{ key: Key; desc: boolean }>({ key: "name", desc: false });
+  const all = useMemo(() => rows(agents ?? [], status), [agents, status]);
+  let selError = "";
+  let sel = null;
+  if (selText.trim()) {
+    try {
+      sel = parseSelector(selText);
+    } catch (e) {
+      selError = e instanceof Error ? e.message : String(e);
+    }
+  }
   const f = filter.trim().toLowerCase();
-  const shown = (agents ?? []).filter(
-    (a) => !f || a.name.toLowerCase().includes(f) || labelText(a.labels).toLowerCase().includes(f),
-  );
+  const shown = useMemo(() => {
+    const out = all.filter(
+      (r) =>
+        (!f || r.a.name.toLowerCase().includes(f) || r.labels.toLowerCase().includes(f)) &&
+        (!sel || matches(sel, r.a.labels)),
+    );
+    const cmp = compare[sort.key];
+    out.sort((x, y) => (sort.desc ? -1 : 1) * (cmp(x, y) || compare.name(x, y)));
+    return out;
+  }, [all, f, selText, sort]);
+  const online = all.filter((r) => r.a.online).length;
+  const running = all.reduce((n, r) => n + r.running, 0);
+  const containers = all.reduce((n, r) => n + r.total, 0);
   return (
     <section>
       <h2>Fleet</h2>
       {error && <p class="error">{error}</p>}
-      <input
-        class="filter"
-        aria-label="Filter agents"
-        placeholder="Filter by name or label"
-        value={filter}
-        onInput={(e) => setFilter(e.currentTarget.value)}
-      />
+      {agents !== null && (
+        <p class="counts" data-testid="fleet-counts">
+          Agents: {online} online, {all.length - online} offline, {all.length} total · Containers:{" "}
+          {running} running / {containers} total
+        </p>
+      )}
+      <div class="toolbar">
+        <input
+          class="filter"
+          aria-label="Filter agents"
+          placeholder="Filter by name or label"
+          value={filter}
+          onInput={(e) => setFilter(e.currentTarget.value)}
+        />
+        <input
+          class="filter"
+          aria-label="Label selector"
+          placeholder="Label selector: env=prod,role"
+          value={selText}
+          onInput={(e) => setSelText(e.currentTarget.value)}
+        />
+      </div>
+      {selError && (
+        <p class="error" role="alert">
+          Invalid selector: {selError}
+        </p>
+      )}
       {agents === null ? (
         <p>Loading…</p>
       ) : (
-        <table>
-          <thead>
-            <tr>
-              <th>Agent</th>
-              <th>State</th>
-              <th>Last seen</th>
-              <th>Labels</th>
-              <th>Version</th>
-              <th>Containers</th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((a) => {
-              const c = byName.get(a.name)?.containers ?? [];
-              const running = c.filter((x) => x.state === "running").length;
-              return (
-                <tr key={a.name}>
-                  <td>
-                    <Link href={agentHref(a.name)}>{a.name}</Link>
-                  </td>
-                  <td class={a.online ? "ok" : "bad"}>{a.online ? "online" : "offline"}</td>
-                  <td>{a.online ? "now" : ago(a.last_seen)}</td>
-                  <td>{labelText(a.labels)}</td>
-                  <td>{a.version ?? ""}</td>
-                  <td>
-                    {running}/{c.length}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <>
+          <p class="muted">
+            {shown.length} of {all.length} agents shown
+          </p>
+          <VirtualTable
+            items={shown}
+            rowHeight={ROW_PX}
+            cols={COLUMNS.length}
+            head={
+              <tr>
+                {COLUMNS.map(([key, title]) =>
+                  key ? (
+                    <th
+                      key={title}
+                      aria-sort={sort.key === key ? (sort.desc ? "descending" : "ascending") : "none"}
+                    >
+                      <button
+                        type="button"
+                        class="sort"
+                        onClick={() => setSort({ key, desc: sort.key === key ? !sort.desc : false })}
+                      >
+                        {title}
+                        {sort.key === key ? (sort.desc ? " ▼" : " ▲") : ""}
+                      </button>
+                    </th>
+                  ) : (
+                    <th key={title}>{title}</th>
+                  ),
+                )}
+              </tr>
+            }
+            row={(r) => (
+              <tr key={r.a.name}>
+                <td>
+                  <Link href={agentHref(r.a.name)}>{r.a.name}</Link>
+                </td>
+                <td class={r.a.online ? "ok" : "bad"}>{r.a.online ? "online" : "offline"}</td>
+                <td>{r.a.online ? "now" : ago(r.a.last_seen)}</td>
+                <td class="clip" title={r.labels}>
+                  {r.labels}
+                </td>
+                <td>{r.a.version ?? ""}</td>
+                <td class={r.dockerOk === false ? "bad clip" : "clip"} title={r.docker}>
+                  {r.docker}
+                </td>
+                <td>
+                  {r.running}/{r.total}
+                </td>
+                <td>{r.cpu === null ? "" : `${r.cpu.toFixed(1)} %`}</td>
+                <td>{r.total ? `${(r.mem / MIB).toFixed(1)} MiB` : ""}</td>
+              </tr>
+            )}
+          />
+        </>
       )}
     </section>
   );
