@@ -211,7 +211,7 @@ export function Fleet(props: { api: Api }) {
                   {r.running}/{r.total}
                 </td>
                 <td>{r.cpu === null ? "" : `${r.cpu.toFixed(1)} %`}</td>
-                <td>{r.total ? `${(r.mem / MIB).toFixed(1)} MiB` : ""}</td>
+                <td>{r.total ? `${(r.mem / MIB).toFixed(r.mem < 100 * MIB ? 1 : 0)} MiB` : ""}</td>
               </tr>
             )}
           />

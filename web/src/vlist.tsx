@@ -3,7 +3,7 @@
 // below keeping the scroll bar true. Heights are set through the CSSOM
 // (Preact's style objects), which the page's CSP allows.
 import type { ComponentChildren } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 
 const OVERSCAN = 8;
 
@@ -26,7 +26,14 @@ export function VirtualTable<T>(props: {
     ro.observe(el);
     return () => ro.disconnect();
   }, []);
-  const { items, rowHeight: h } = props;
+  // The CSS sets the height; the one drawn (borders, zoom) is what counts.
+  const [h, setH] = useState(props.rowHeight);
+  useLayoutEffect(() => {
+    const tr = box.current?.querySelector("tbody tr:not(.spacer)");
+    const drawn = tr?.getBoundingClientRect().height;
+    if (drawn && Math.abs(drawn - h) > 0.01) setH(drawn);
+  });
+  const { items } = props;
   const first = Math.max(0, Math.floor(top / h) - OVERSCAN);
   const last = Math.min(items.length, Math.ceil((top + height) / h) + OVERSCAN);
   const spacer = (px: number) =>
