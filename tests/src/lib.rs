@@ -21,6 +21,7 @@
 
 pub mod agent;
 pub mod booted;
+pub mod browser;
 pub mod deploy;
 pub mod docker;
 pub mod doclines;

@@ -35,16 +35,12 @@ const RESTART_TRIES: usize = 3;
 /// How often a wait for the script's output checks whether it exited.
 const POLL: Duration = Duration::from_millis(500);
 
-fn script(env: &DeployEnv, web: &str, bad: &str, shots: &std::path::Path) -> Command {
-    let mut cmd = Command::new("node");
-    cmd.arg("e2e/admin.mjs")
-        .current_dir(workspace_root().join("web"))
-        .env("DASH_URL", format!("{}/", env.hub.url()))
-        .env("DASH_TOKEN", &env.hub.admin_token)
+fn script(env: &DeployEnv, web: &str, bad: &str) -> Command {
+    let mut cmd = browser::node_script("admin.mjs", &format!("{}/", env.hub.url())).unwrap();
+    cmd.env("DASH_TOKEN", &env.hub.admin_token)
         .env("DASH_AGENT", env.server())
         .env("DASH_WEB", web)
-        .env("DASH_BAD_IMAGE", bad)
-        .env("DASH_SHOTS", shots);
+        .env("DASH_BAD_IMAGE", bad);
     cmd
 }
 
@@ -67,22 +63,12 @@ fn has_line(s: &mut Streamer, needle: &str, within: Duration) -> bool {
 
 #[test]
 fn admin_pages_events_and_a_rolled_back_deploy_in_a_browser() {
-    let web_dir = workspace_root().join("web");
-    assert!(
-        web_dir.join("node_modules/playwright-core").is_dir(),
-        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
-    );
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test.sh does)"
-    );
     let env = DeployEnv::start("dash-admin").unwrap();
     let (web, _) = env.run("web", &Fixture::V1.image().unwrap(), &[]).unwrap();
     let bad = Fixture::Unhealthy.image().unwrap();
-    let shots = target_dir().join("dashboard-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = browser::shots_dir();
 
-    let mut node = Streamer::spawn(script(&env, &web, &bad, &shots)).unwrap();
+    let mut node = Streamer::spawn(script(&env, &web, &bad)).unwrap();
     let fail = |node: &Streamer, what: &str| -> ! {
         panic!("{what}\n{}\n{}", node.describe(), env.hub.log_tail())
     };

@@ -6,7 +6,6 @@
 //! line written after the view opened arrive, and sees stderr told apart
 //! from stdout. Screenshots go to `target/dashboard-screenshots/`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use nextdeploy_tests::docker::*;
@@ -18,15 +17,6 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn a_browser_signs_in_finds_the_agent_and_follows_a_containers_logs() {
-    let web = workspace_root().join("web");
-    assert!(
-        web.join("node_modules/playwright-core").is_dir(),
-        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
-    );
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test.sh does)"
-    );
     let env = DockerEnv::start("dash-browser", &[("health_interval_s", "1")]).unwrap();
     let tick = env.run("tick", &[], &["tick"]).unwrap();
     let lines = env.run("lines", &[], &["logs"]).unwrap();
@@ -40,18 +30,13 @@ fn a_browser_signs_in_finds_the_agent_and_follows_a_containers_logs() {
         .as_str()
         .unwrap()
         .to_string();
-    let shots = target_dir().join("dashboard-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = browser::shots_dir();
 
-    let mut cmd = Command::new("node");
-    cmd.arg("e2e/browser.mjs")
-        .current_dir(&web)
-        .env("DASH_URL", format!("{}/", env.hub.url()))
-        .env("DASH_TOKEN", &viewer)
+    let mut cmd = browser::node_script("browser.mjs", &format!("{}/", env.hub.url())).unwrap();
+    cmd.env("DASH_TOKEN", &viewer)
         .env("DASH_AGENT", env.server())
         .env("DASH_TICK", &tick.name)
-        .env("DASH_STDERR", &lines.name)
-        .env("DASH_SHOTS", &shots);
+        .env("DASH_STDERR", &lines.name);
     let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();
     assert!(
         out.success() && out.stdout.contains("browser test passed"),

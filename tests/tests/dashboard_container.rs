@@ -11,7 +11,6 @@
 //! with `forbidden`; ANSI colours, JSON, filter, timestamps and bytes that
 //! are not UTF-8 drawn. Screenshots go to `target/dashboard-screenshots/`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use nextdeploy_tests::docker::*;
@@ -38,15 +37,6 @@ fn token(env: &DockerEnv, role: &str, name: &str) -> String {
 
 #[test]
 fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
-    let web = workspace_root().join("web");
-    assert!(
-        web.join("node_modules/playwright-core").is_dir(),
-        "web/node_modules is missing: run `npm ci` in web/ (scripts/test.sh does)"
-    );
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "/usr/bin/chromium is missing: apt-get install chromium (scripts/test.sh does)"
-    );
     let env = DockerEnv::start("dash-container", &[("health_interval_s", "1")]).unwrap();
     let secret_env = format!("DASH_SECRET={SECRET}");
     // No network: starting a container on a bridge adds a veth, which
@@ -73,22 +63,17 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
     tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
     let operator = token(&env, "operator", "browser-operator");
     let viewer = token(&env, "viewer", "browser-viewer");
-    let shots = target_dir().join("dashboard-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = browser::shots_dir();
 
-    let mut cmd = Command::new("node");
-    cmd.arg("e2e/container.mjs")
-        .current_dir(&web)
-        .env("DASH_URL", format!("{}/", env.hub.url()))
-        .env("DASH_OPERATOR", &operator)
+    let mut cmd = browser::node_script("container.mjs", &format!("{}/", env.hub.url())).unwrap();
+    cmd.env("DASH_OPERATOR", &operator)
         .env("DASH_VIEWER", &viewer)
         .env("DASH_AGENT", env.server())
         .env("DASH_TICK", &tick.name)
         .env("DASH_IDLE", &idle.name)
         .env("DASH_COLORS", &colors.name)
         .env("DASH_LINES", &lines.name)
-        .env("DASH_SECRET", SECRET)
-        .env("DASH_SHOTS", &shots);
+        .env("DASH_SECRET", SECRET);
     let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();
     assert!(
         out.success() && out.stdout.contains("container test passed"),
