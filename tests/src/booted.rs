@@ -55,6 +55,39 @@ pub fn main_pid(m: &Machine, unit: &str) -> Result<u32> {
     Ok(pid)
 }
 
+/// How long a restarted unit may take to run again: one failed attempt
+/// and the unit's `RestartSec=5s` fit inside.
+pub const RESTARTED: Duration = Duration::from_secs(20);
+
+/// The main PID of UNIT once it runs again with a PID other than `old`.
+/// An attempt that failed on the way (seen once inside nspawn as
+/// `status=219/CGROUP` right after `systemctl restart`) is printed with
+/// the journal, and systemd's `Restart=on-failure` must bring it back.
+pub fn restarted_pid(m: &Machine, unit: &str, old: u32) -> Result<u32> {
+    let deadline = std::time::Instant::now() + RESTARTED;
+    let mut failed_seen = false;
+    loop {
+        if let Ok(pid) = main_pid(m, unit) {
+            if pid != old {
+                return Ok(pid);
+            }
+        } else if !failed_seen {
+            failed_seen = true;
+            eprintln!(
+                "{unit}: not running right after the restart (systemd retries):\n{}",
+                status(m, unit)
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "{unit} not running again within {RESTARTED:?}: {}",
+                status(m, unit)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `systemctl status UNIT` (for messages).
 pub fn status(m: &Machine, unit: &str) -> String {
     m.sh(&format!("systemctl status --no-pager -n 20 {unit}"))

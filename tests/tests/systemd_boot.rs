@@ -80,7 +80,7 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     // restart: a new process, online again.
     let pid = main_pid(&m, AGENT).unwrap();
     m.sh_ok("systemctl restart nextdeploy-agent").unwrap();
-    assert_ne!(main_pid(&m, AGENT).unwrap(), pid);
+    restarted_pid(&m, AGENT, pid).unwrap();
     wait_online(&hub, &["sd-agent"], ONLINE).unwrap();
 
     // stop: offline at once; start again.
@@ -136,7 +136,7 @@ fn agent_lifecycle_under_systemd_with_a_docker_group() {
     );
     assert_eq!(std::fs::read(m.path(conf)).unwrap(), conf_before);
     assert_eq!(std::fs::read(m.path(key)).unwrap(), key_before);
-    assert_ne!(main_pid(&m, AGENT).unwrap(), pid);
+    restarted_pid(&m, AGENT, pid).unwrap();
     wait_online(&hub, &["sd-agent"], ONLINE).unwrap();
     assert_hardened_agent(&m, Some(gid));
 
@@ -271,7 +271,7 @@ fn hub_install_restart_backup_upgrade_under_systemd() {
 
     // restart: same host key.
     m.sh_ok("systemctl restart nextdeploy-hub").unwrap();
-    assert_ne!(main_pid(&m, HUB).unwrap(), pid);
+    restarted_pid(&m, HUB, pid).unwrap();
     wait_until_ok("hub back", ONLINE, Duration::from_millis(100), || {
         Ok(health_inside(&m, http).is_ok_and(|s| s == 200))
     })
