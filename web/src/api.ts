@@ -44,12 +44,13 @@ export class Api {
     });
     ws.onmessage = (ev) => {
       const reply = JSON.parse(String(ev.data)) as Reply;
-      if (reply.id !== null) this.listeners.get(reply.id)?.(reply);
+      if (reply.id != null) this.listeners.get(reply.id)?.(reply);
     };
     ws.onclose = (ev) => {
       this.ws = null;
       if (ev.code === 1008) this.ended = ev.reason || "session ended";
-      const gone: ErrorBody = { code: "closed", message: ev.reason || "connection closed" };
+      // `closed` is the page's own code (not the hub's ErrorCode).
+      const gone = { code: "closed", message: ev.reason || "connection closed" };
       for (const [id, l] of this.listeners) l({ id, type: "error", data: gone });
       this.listeners.clear();
       this.onClose(ev.reason);

@@ -78,8 +78,9 @@ export function NewDeploy(props: { api: Api }) {
             finished: p.step === "finished" && reply.server ? { ...r.finished, [reply.server]: p.status } : r.finished,
           }));
         } else if (reply.type === "result") {
-          const d = reply.data as DeployOutcome | FleetOutcome;
-          update((r) => ("deploys" in d ? { ...r, fleet: d, done: true } : { ...r, outcome: d, done: true }));
+          const fleet = reply.data as FleetOutcome;
+          const one = reply.data as DeployOutcome;
+          update((r) => (Array.isArray(fleet.deploys) ? { ...r, fleet, done: true } : { ...r, outcome: one, done: true }));
         } else if (reply.type === "error") {
           update((r) => ({ ...r, error: (reply.data as ErrorBody).message, done: true }));
         }

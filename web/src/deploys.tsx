@@ -83,7 +83,7 @@ export function Deploys(props: { api: Api; canDeploy: boolean }) {
                   <td>
                     <Link href={agentHref(d.server)}>{d.server}</Link>
                   </td>
-                  <td>{d.container ?? d.outcome?.containers.map((c) => c.container).join(", ") ?? ""}</td>
+                  <td>{d.container ?? d.outcome?.containers?.map((c) => c.container).join(", ") ?? ""}</td>
                   <td>{d.image}</td>
                   <td>{d.outcome?.kind ?? "deploy"}</td>
                   <td class={outcomeClass(o)}>{outcomeText(o)}</td>

@@ -52,6 +52,7 @@ export function Steps(props: { steps: DeployProgress[]; label?: string }) {
  *  with its failed step and the new container's last log lines. */
 export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
   const o = props.outcome;
+  const containers = o.containers ?? [];
   const took = o.started_ms && o.finished_ms ? ` in ${((o.finished_ms - o.started_ms) / 1000).toFixed(1)} s` : "";
   return (
     <div class="outcome" aria-label={`Outcome ${o.server ?? ""}`.trim()}>
@@ -59,7 +60,7 @@ export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
         {o.server && <strong>{o.server}: </strong>}
         <span class={outcomeClass(o.outcome)}>{outcomeText(o.outcome)}</span>
         {took}
-        {props.link && (
+        {props.link && o.deploy_id && (
           <>
             {" · "}
             <Link href={`/deploys/${encodeURIComponent(o.deploy_id)}`}>deploy {o.deploy_id.slice(0, 12)}</Link>
@@ -67,7 +68,7 @@ export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
         )}
         {o.error && <span class="error"> · {o.error}</span>}
       </p>
-      {o.containers.length > 0 && (
+      {containers.length > 0 && (
         <table aria-label="Containers">
           <thead>
             <tr>
@@ -80,7 +81,7 @@ export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
             </tr>
           </thead>
           <tbody>
-            {o.containers.map((c) => (
+            {containers.map((c) => (
               <tr key={c.container}>
                 <td>{c.container}</td>
                 <td>{c.from_image}</td>
@@ -93,7 +94,7 @@ export function Outcome(props: { outcome: DeployOutcome; link?: boolean }) {
           </tbody>
         </table>
       )}
-      {o.containers
+      {containers
         .filter((c) => c.logs_tail)
         .map((c) => (
           <div key={c.container}>
