@@ -142,6 +142,19 @@ pub fn own_origin(headers: &HeaderMap, config: &HubConfig) -> bool {
         || (config.tls.is_none() && origin == format!("http://{host}"))
 }
 
+/// The request's `Origin` for a log line (at most [`ORIGIN_LOG_CHARS`]
+/// characters, `-` when absent or not text): never a cookie or a token.
+pub fn origin_text(headers: &HeaderMap) -> String {
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    origin.map_or_else(
+        || "-".to_string(),
+        |o| o.chars().take(ORIGIN_LOG_CHARS).collect(),
+    )
+}
+
+/// Longest Origin written to the log (a header is the client's to fill).
+const ORIGIN_LOG_CHARS: usize = 200;
+
 /// `scheme://authority` of a URL.
 fn url_origin(url: &str) -> &str {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);

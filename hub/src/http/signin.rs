@@ -100,6 +100,10 @@ pub async fn session_caller(
 /// and refused by the browser, as the hub allows no other origin).
 fn cross_site(svc: &Services, headers: &HeaderMap) -> Option<Response> {
     if !super::own_origin(headers, &svc.config) {
+        tracing::info!(
+            origin = super::origin_text(headers),
+            "refused a cross-site session request"
+        );
         return Some(
             (
                 StatusCode::FORBIDDEN,

@@ -92,6 +92,10 @@ async fn authenticate(
         // upgrade (WebSockets have no SameSite check of their own): only the
         // hub's own pages may use it.
         if !super::own_origin(headers, &svc.config) {
+            info!(
+                origin = super::origin_text(headers),
+                "refused a session cookie on a WebSocket from a foreign origin"
+            );
             return Err((
                 StatusCode::FORBIDDEN,
                 "a session cookie is accepted only from the hub's own origin\n",
