@@ -17,6 +17,7 @@
 //! - [`dispatch`]: one exhaustive match from a typed action to its handler.
 //! - [`state`]: what the whole process shares across reconnections.
 //! - [`sysinfo`]: host facts (hostname, OS, memory, ...).
+//! - [`host`]: the host's CPU, memory and load for each health snapshot.
 //! - [`docker`]: the Docker Engine through bollard (containers, logs, stats,
 //!   events, health monitor, deploys).
 //! - [`limits`]: every agent-side bound and duration, each with its reason.
@@ -40,6 +41,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod docker;
 pub mod enroll;
+pub mod host;
 pub mod keyfile;
 pub mod limits;
 pub mod one_shots;

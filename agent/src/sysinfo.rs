@@ -37,14 +37,7 @@ pub fn os_name() -> String {
 fn read_meminfo(field: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix(field)
-                    .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
+        .and_then(|t| crate::host::meminfo_bytes(&t, field))
         .unwrap_or(0)
 }
 

@@ -1,5 +1,6 @@
-//! Docker data as it travels: container rows, stats samples, health snapshots,
-//! events. Every figure comes from the engine or the kernel.
+//! Docker data as it travels: container rows, stats samples, health snapshots
+//! (with the host's CPU and memory), events. Every figure comes from the
+//! engine or the kernel.
 
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +131,41 @@ pub struct HealthSnapshot {
     pub sweep_ms: u64,
     /// Every visible container.
     pub containers: Vec<ContainerHealth>,
+    /// The host's CPU, memory and load at the sweep; absent from agents
+    /// older than the field (and where /proc could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostSample>,
+}
+
+/// The host's CPU and memory at one sweep, read by the agent from /proc (the
+/// whole machine, not the agent's cgroup).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
+pub struct HostSample {
+    /// Busy share of all CPUs together since the previous sweep, 0 to 100
+    /// (100 = every CPU busy): from /proc/stat, 100 × (1 − (idle + iowait) /
+    /// total) of the jiffies that passed. Absent on the agent's first sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// CPUs the kernel counts in /proc/stat (the `cpuN` lines).
+    pub cpus: u32,
+    /// Memory in use, bytes: `MemTotal − MemAvailable` of /proc/meminfo
+    /// (page cache the kernel can drop counts as free, as `free` shows it).
+    pub mem_used_bytes: u64,
+    /// Memory the kernel manages, bytes (`MemTotal`).
+    pub mem_total_bytes: u64,
+    /// Load average over 1 minute (/proc/loadavg): runnable plus
+    /// uninterruptible tasks, not divided by `cpus`.
+    #[serde(default)]
+    pub load1: f64,
+    /// Load average over 5 minutes.
+    #[serde(default)]
+    pub load5: f64,
+    /// Load average over 15 minutes.
+    #[serde(default)]
+    pub load15: f64,
+    /// Seconds since the host booted (/proc/uptime).
+    #[serde(default)]
+    pub uptime_s: u64,
 }
 
 /// A container event (or an agent online/offline event, with `kind` "agent").
@@ -209,6 +245,45 @@ mod tests {
         v2.insert("inactive_file".to_string(), 3000);
         assert_eq!(mem_usage(1000, Some(&v2)), 1000);
         assert_eq!(mem_usage(1000, None), 1000);
+    }
+
+    #[test]
+    fn snapshots_with_and_without_host_parse_and_an_absent_host_is_not_sent() {
+        // An agent from before `host`: it parses, without one.
+        let old = r#"{"at_s": 1800000000, "docker_available": true, "sweep_ms": 3,
+            "containers": [{"id": "a", "name": "web", "image": "app:1",
+                            "state": "running", "restarts": 0}]}"#;
+        let s: HealthSnapshot = serde_json::from_str(old).unwrap();
+        assert_eq!(s.host, None);
+        assert_eq!(s.containers.len(), 1);
+        // Without a host nothing new goes on the wire (an old hub sees the
+        // shape it knows); with one, it travels whole.
+        assert!(serde_json::to_value(&s).unwrap().get("host").is_none());
+        let host = HostSample {
+            cpu_percent: Some(37.5),
+            cpus: 4,
+            mem_used_bytes: 3 << 30,
+            mem_total_bytes: 8 << 30,
+            load1: 0.5,
+            load5: 0.25,
+            load15: 0.125,
+            uptime_s: 86_400,
+        };
+        let new = HealthSnapshot {
+            host: Some(host.clone()),
+            ..s
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        let back: HealthSnapshot = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.host, Some(host));
+        // A first sweep's host (no CPU figure yet) leaves the field out.
+        let first = serde_json::json!({"cpus": 2, "mem_used_bytes": 1, "mem_total_bytes": 2});
+        let h: HostSample = serde_json::from_value(first).unwrap();
+        assert_eq!(h.cpu_percent, None);
+        assert!(serde_json::to_value(&h)
+            .unwrap()
+            .get("cpu_percent")
+            .is_none());
     }
 
     #[test]

@@ -69,6 +69,25 @@ try {
   await link.waitFor();
   console.log("fleet: counts, label selector (match, no match, invalid) and sorting by name");
 
+  // The host's CPU (after the agent's second sweep) and memory in its row,
+  // and the host columns sort like the others.
+  const row = page.getByRole("row").filter({ has: link });
+  const hostCpu = row.getByTestId("host-cpu").filter({ hasText: /^\d{1,3} %$/ });
+  const hostMem = row.getByTestId("host-mem").filter({ hasText: /^\d+\.\d \/ \d+\.\d GiB$/ });
+  await hostCpu.waitFor();
+  await hostMem.waitFor();
+  const cpuShown = Number((await hostCpu.textContent()).split(" ")[0]);
+  if (!(cpuShown >= 0 && cpuShown <= 100)) throw new Error(`host CPU ${cpuShown} %`);
+  const [used, total] = (await hostMem.textContent()).split(" ").filter((x) => /\d/.test(x)).map(Number);
+  if (!(used > 0 && used <= total)) throw new Error(`host memory ${used} / ${total} GiB`);
+  for (const title of ["Host CPU", "Host memory"]) {
+    const header = page.getByRole("columnheader", { name: new RegExp(`^${title}`) });
+    await header.getByRole("button").click();
+    await header.and(page.locator('[aria-sort="ascending"]')).waitFor();
+    await link.waitFor();
+  }
+  console.log(`fleet: host CPU ${cpuShown} %, memory ${used} / ${total} GiB, both columns sort`);
+
   await page.getByRole("link", { name: agent, exact: true }).click();
   await page.getByRole("link", { name: tick, exact: true }).click();
   const logs = page.getByRole("region", { name: "Logs" });

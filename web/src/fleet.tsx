@@ -5,6 +5,23 @@ import { matches, parseSelector } from "./selector";
 import type { AgentSummary, StatusRow } from "./types";
 import { VirtualTable } from "./vlist";
 
+/** The host in a `status` row: schema `HostSample` of
+ *  docs/protocol.schema.json (`StatusRow.host`), declared here until types.ts
+ *  is generated from the schema. */
+interface HostSample {
+  cpu_percent?: number | null;
+  cpus: number;
+  mem_used_bytes: number;
+  mem_total_bytes: number;
+  load1?: number;
+  load5?: number;
+  load15?: number;
+  uptime_s?: number;
+}
+
+/** A `status` row with its `host` (absent from agents older than the field). */
+type StatusWithHost = StatusRow & { host?: HostSample | null };
+
 /** How often the fleet and agent pages re-read `status` (the hub answers
  *  from its latest snapshots without asking agents; they push every 5 s). */
 const REFRESH_MS = 5000;
@@ -50,20 +67,28 @@ interface Row {
   mem: number;
   docker: string;
   dockerOk: boolean | null;
+  /** The host's CPU share (0 to 100), memory in use and total; null without. */
+  hostCpu: number | null;
+  hostUsed: number | null;
+  hostTotal: number;
 }
 
-type Key = "name" | "status" | "seen" | "containers" | "cpu" | "mem";
+type Key = "name" | "status" | "seen" | "containers" | "cpu" | "mem" | "hostCpu" | "hostMem";
 
-const COLUMNS: [Key | null, string][] = [
-  ["name", "Agent"],
-  ["status", "State"],
-  ["seen", "Last seen"],
-  [null, "Labels"],
-  [null, "Version"],
-  [null, "Docker"],
-  ["containers", "Containers"],
-  ["cpu", "CPU"],
-  ["mem", "Memory"],
+/** Sort key (null: not sortable), title, width in % of the table (the
+ *  stylesheet's widths were for the nine columns before the host's). */
+const COLUMNS: [Key | null, string, number][] = [
+  ["name", "Agent", 14],
+  ["status", "State", 6],
+  ["seen", "Last seen", 8],
+  [null, "Labels", 14],
+  [null, "Version", 6],
+  [null, "Docker", 11],
+  ["containers", "Containers", 8],
+  ["cpu", "CPU", 7],
+  ["mem", "Memory", 8],
+  ["hostCpu", "Host CPU", 7],
+  ["hostMem", "Host memory", 11],
 ];
 
 const compare: Record<Key, (x: Row, y: Row) => number> = {
@@ -73,12 +98,20 @@ const compare: Record<Key, (x: Row, y: Row) => number> = {
   containers: (x, y) => x.running - y.running || x.total - y.total,
   cpu: (x, y) => (x.cpu ?? -1) - (y.cpu ?? -1),
   mem: (x, y) => x.mem - y.mem,
+  hostCpu: (x, y) => (x.hostCpu ?? -1) - (y.hostCpu ?? -1),
+  hostMem: (x, y) => (x.hostUsed ?? -1) - (y.hostUsed ?? -1) || x.hostTotal - y.hostTotal,
 };
 
 const ROW_PX = 34;
 const MIB = 1024 * 1024;
+const GIB = 1024 * MIB;
 
-function rows(agents: AgentSummary[], status: StatusRow[]): Row[] {
+/** Host memory as `3.1 / 7.8 GiB` (in use / total). */
+function hostMem(used: number, total: number): string {
+  return `${(used / GIB).toFixed(1)} / ${(total / GIB).toFixed(1)} GiB`;
+}
+
+function rows(agents: AgentSummary[], status: StatusWithHost[]): Row[] {
   const byName = new Map(status.map((s) => [s.server, s]));
   return agents.map((a) => {
     const s = byName.get(a.name);
@@ -95,7 +128,21 @@ function rows(agents: AgentSummary[], status: StatusRow[]): Row[] {
     const docker =
       dockerOk === null ? "" : dockerOk ? "available" : s?.docker_error || "unavailable";
     const seen = a.online ? Number.MAX_SAFE_INTEGER : Date.parse(a.last_seen ?? "") || 0;
-    return { a, labels: labelText(a.labels), seen, running, total: c.length, cpu, mem, docker, dockerOk };
+    const h = s?.host;
+    return {
+      a,
+      labels: labelText(a.labels),
+      seen,
+      running,
+      total: c.length,
+      cpu,
+      mem,
+      docker,
+      dockerOk,
+      hostCpu: h?.cpu_percent ?? null,
+      hostUsed: h ? h.mem_used_bytes : null,
+      hostTotal: h?.mem_total_bytes ?? 0,
+    };
   });
 }
 
@@ -172,10 +219,11 @@ export function Fleet(props: { api: Api }) {
             cols={COLUMNS.length}
             head={
               <tr>
-                {COLUMNS.map(([key, title]) =>
+                {COLUMNS.map(([key, title, width]) =>
                   key ? (
                     <th
                       key={title}
+                      style={{ width: `${width}%` }}
                       aria-sort={sort.key === key ? (sort.desc ? "descending" : "ascending") : "none"}
                     >
                       <button
@@ -188,7 +236,9 @@ export function Fleet(props: { api: Api }) {
                       </button>
                     </th>
                   ) : (
-                    <th key={title}>{title}</th>
+                    <th key={title} style={{ width: `${width}%` }}>
+                      {title}
+                    </th>
                   ),
                 )}
               </tr>
@@ -212,6 +262,8 @@ export function Fleet(props: { api: Api }) {
                 </td>
                 <td>{r.cpu === null ? "" : `${r.cpu.toFixed(1)} %`}</td>
                 <td>{r.total ? `${(r.mem / MIB).toFixed(r.mem < 100 * MIB ? 1 : 0)} MiB` : ""}</td>
+                <td data-testid="host-cpu">{r.hostCpu === null ? "" : `${Math.round(r.hostCpu)} %`}</td>
+                <td data-testid="host-mem">{r.hostUsed === null ? "" : hostMem(r.hostUsed, r.hostTotal)}</td>
               </tr>
             )}
           />

@@ -1838,6 +1838,11 @@ docker_available?: (boolean | null)
  */
 docker_error?: (string | null)
 /**
+ * The host's CPU, memory and load at the snapshot; absent without a
+ * snapshot or from an agent older than the field.
+ */
+host?: (HostSample | null)
+/**
  * Its labels.
  */
 labels: {
@@ -1926,6 +1931,52 @@ state: string
  * (the engine's stats API); absent for a container that is not running.
  */
 stats_from?: (string | null)
+[k: string]: unknown
+}
+/**
+ * The host's CPU and memory at one sweep, read by the agent from /proc (the
+ * whole machine, not the agent's cgroup).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "HostSample".
+ */
+export interface HostSample {
+/**
+ * Busy share of all CPUs together since the previous sweep, 0 to 100
+ * (100 = every CPU busy): from /proc/stat, 100 × (1 − (idle + iowait) /
+ * total) of the jiffies that passed. Absent on the agent's first sweep.
+ */
+cpu_percent?: (number | null)
+/**
+ * CPUs the kernel counts in /proc/stat (the `cpuN` lines).
+ */
+cpus: number
+/**
+ * Load average over 1 minute (/proc/loadavg): runnable plus
+ * uninterruptible tasks, not divided by `cpus`.
+ */
+load1?: number
+/**
+ * Load average over 15 minutes.
+ */
+load15?: number
+/**
+ * Load average over 5 minutes.
+ */
+load5?: number
+/**
+ * Memory the kernel manages, bytes (`MemTotal`).
+ */
+mem_total_bytes: number
+/**
+ * Memory in use, bytes: `MemTotal − MemAvailable` of /proc/meminfo
+ * (page cache the kernel can drop counts as free, as `free` shows it).
+ */
+mem_used_bytes: number
+/**
+ * Seconds since the host booted (/proc/uptime).
+ */
+uptime_s?: number
 [k: string]: unknown
 }
 /**

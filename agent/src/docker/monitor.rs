@@ -1,6 +1,6 @@
 //! The health monitor: every interval, a snapshot of every visible container
-//! (state, health, restarts, CPU, memory, network) pushed to the hub on the
-//! control channel. CPU, memory and network come from the kernel (see
+//! (state, health, restarts, CPU, memory, network) and of the host (see
+//! [`crate::host`]) pushed to the hub on the control channel. CPU, memory and network come from the kernel (see
 //! [`kernel`]), or from one concurrent sweep of the engine's stats API for
 //! containers the kernel cannot tell; restart count, pid and network mode from
 //! inspect, refreshed only when a container's status text changed.
@@ -129,6 +129,7 @@ pub async fn take_snapshot(
         docker_error: None,
         sweep_ms: started.elapsed().as_millis() as u64,
         containers,
+        host: None,
     })
 }
 
@@ -287,6 +288,7 @@ pub async fn run(
 ) {
     let mut known = KnownMap::new();
     let mut files = kernel::Files::default();
+    let mut host = crate::host::HostSampler::default();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -294,7 +296,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let snap = match take_snapshot(&engine, &sampler, &mut known, &mut files).await {
+        let mut snap = match take_snapshot(&engine, &sampler, &mut known, &mut files).await {
             Ok(s) => s,
             Err(e) => HealthSnapshot {
                 at: now_unix(),
@@ -303,6 +305,8 @@ pub async fn run(
                 ..Default::default()
             },
         };
+        // Also while the engine is down: the host is read from /proc.
+        snap.host = host.sample();
         let data = serde_json::to_value(&snap).unwrap_or_default();
         let _ = push.send(Reply::new(Some(0), ReplyType::Health, data));
     }

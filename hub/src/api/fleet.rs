@@ -47,6 +47,7 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
             docker_error: snap.as_ref().and_then(|s| s.docker_error.clone()),
             snapshot_at: snap.as_ref().map(|s| rfc3339(s.at)),
             sweep_ms: snap.as_ref().map(|s| s.sweep_ms),
+            host: snap.as_ref().and_then(|s| s.host.clone()),
             containers: snap.map(|s| s.containers.clone()).unwrap_or_default(),
         });
     }

@@ -111,12 +111,14 @@ pub async fn status(
 }
 
 /// `status`'s table: one row per container, or one per agent without any
-/// saying why (offline, Docker unavailable, no snapshot yet, no containers).
+/// saying why (offline, Docker unavailable, no snapshot yet, no containers);
+/// the host's CPU and memory on each of its agent's rows.
 fn status_rows(v: &Value, now: i64) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for a in v.as_array().into_iter().flatten() {
         let name = a["server"].as_str().unwrap_or("?").to_string();
         let online = a["online"].as_bool() == Some(true);
+        let (host_cpu, host_mem) = (percent(&a["host"]["cpu_percent"]), host_mem(&a["host"]));
         let cs = a["containers"].as_array().cloned().unwrap_or_default();
         if !online || cs.is_empty() {
             let what = if !online {
@@ -131,7 +133,7 @@ fn status_rows(v: &Value, now: i64) -> Vec<Vec<String>> {
             } else {
                 "no containers".to_string()
             };
-            let mut row = vec![name, what];
+            let mut row = vec![name, what, host_cpu, host_mem];
             row.resize(STATUS_HEADER.len(), "-".into());
             rows.push(row);
             continue;
@@ -140,6 +142,8 @@ fn status_rows(v: &Value, now: i64) -> Vec<Vec<String>> {
             rows.push(vec![
                 name.clone(),
                 "online".into(),
+                host_cpu.clone(),
+                host_mem.clone(),
                 c["name"].as_str().unwrap_or("?").into(),
                 c["image"].as_str().unwrap_or("?").into(),
                 c["state"].as_str().unwrap_or("?").into(),
@@ -164,6 +168,18 @@ fn percent(v: &Value) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// The host's memory as `3.1GiB/7.8GiB` (in use / total), or `-` without
+/// a host sample (no snapshot yet, or an agent older than the field).
+fn host_mem(host: &Value) -> String {
+    match (
+        host["mem_used_bytes"].as_u64(),
+        host["mem_total_bytes"].as_u64(),
+    ) {
+        (Some(used), Some(total)) => format!("{}/{}", size(used), size(total)),
+        _ => "-".into(),
+    }
+}
+
 /// How long a container has run, from its `started_at`: `5m`, or `-` when
 /// it is not running (or its agent predates the field).
 fn uptime(started_at: &Value, now: i64) -> String {
@@ -175,9 +191,11 @@ fn uptime(started_at: &Value, now: i64) -> String {
 }
 
 /// `status`'s columns: one row per container, or one per agent without any.
-const STATUS_HEADER: [&str; 10] = [
+const STATUS_HEADER: [&str; 12] = [
     "SERVER",
     "AGENT",
+    "HOST CPU",
+    "HOST MEM",
     "CONTAINER",
     "IMAGE",
     "STATE",
@@ -243,6 +261,8 @@ mod tests {
             {"server": "a", "online": true, "snapshot_at": null, "containers": []},
             {"server": "b", "online": false, "containers": []},
             {"server": "c", "online": true, "snapshot_at": "2026-11-25T09:46:40Z",
+             "host": {"cpu_percent": 37.3, "cpus": 2, "mem_used_bytes": 3_328_599_654_u64,
+                      "mem_total_bytes": 8_375_186_227_u64},
              "containers": [
                 {"name": "web", "image": "app:1", "state": "running", "restarts": 2,
                  "started_at": "2026-11-25T09:41:40Z"},
@@ -253,7 +273,12 @@ mod tests {
         assert_eq!(rows[0][1], "waiting for the first snapshot");
         assert_eq!(rows[1][1], "offline");
         assert!(rows.iter().all(|r| r.len() == STATUS_HEADER.len()));
-        assert_eq!(rows[2][8..], ["2".to_string(), "5m".to_string()]);
-        assert_eq!(rows[3][9], "-");
+        assert_eq!(rows[2][10..], ["2".to_string(), "5m".to_string()]);
+        assert_eq!(rows[3][11], "-");
+        // The host on each of its agent's rows; `-` before a snapshot.
+        for r in &rows[2..] {
+            assert_eq!(r[2..4], ["37.3%".to_string(), "3.1GiB/7.8GiB".to_string()]);
+        }
+        assert_eq!(rows[0][2..4], ["-".to_string(), "-".to_string()]);
     }
 }

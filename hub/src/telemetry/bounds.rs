@@ -1,10 +1,11 @@
 //! Bounds on a pushed health snapshot, applied before it is kept anywhere:
-//! containers per snapshot, length of every string field, and the snapshot's
-//! time clamped to the hub's clock. A snapshot's bytes are bounded earlier,
+//! containers per snapshot, length of every string field, the host's figures
+//! clamped to what a host can show, and the snapshot's time clamped to the
+//! hub's clock. A snapshot's bytes are bounded earlier,
 //! by the control frame's cap
 //! ([`MAX_SNAPSHOT_BYTES`](crate::limits::MAX_SNAPSHOT_BYTES)).
 
-use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
+use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot, HostSample};
 
 use crate::limits::{MAX_CLOCK_SKEW, MAX_SNAPSHOT_CONTAINERS, MAX_SNAPSHOT_FIELD_LEN};
 
@@ -16,7 +17,8 @@ const CONTAINER_COST: usize = std::mem::size_of::<ContainerHealth>();
 pub struct Trimmed {
     /// Containers dropped past [`MAX_SNAPSHOT_CONTAINERS`].
     pub containers: usize,
-    /// String fields cut to [`MAX_SNAPSHOT_FIELD_LEN`].
+    /// String fields cut to [`MAX_SNAPSHOT_FIELD_LEN`], and host figures
+    /// clamped (see [`clamp_host`]).
     pub fields: usize,
     /// The agent's time, when it was replaced by the hub's.
     pub clamped_from: Option<i64>,
@@ -63,11 +65,41 @@ pub fn bound(snap: &mut HealthSnapshot, now: i64) -> Trimmed {
             cut_opt(s, &mut t.fields);
         }
     }
+    if let Some(h) = &mut snap.host {
+        t.fields += clamp_host(h);
+    }
     if snap.at.abs_diff(now) > MAX_CLOCK_SKEW.as_secs() {
         t.clamped_from = Some(snap.at);
         snap.at = now;
     }
     t
+}
+
+/// Make a pushed host sample one a host can have, counting the figures
+/// changed: a CPU share outside 0..=100 or not finite is clamped (NaN
+/// dropped), a load average not finite or negative becomes 0, and memory in
+/// use is at most the total. (JSON has no NaN or infinity, but a hostile or
+/// broken agent can send 1e308 or -5.)
+pub fn clamp_host(h: &mut HostSample) -> usize {
+    let mut n = 0;
+    if let Some(p) = h.cpu_percent {
+        let fixed = (!p.is_nan()).then(|| p.clamp(0.0, 100.0));
+        if fixed != Some(p) {
+            h.cpu_percent = fixed;
+            n += 1;
+        }
+    }
+    for l in [&mut h.load1, &mut h.load5, &mut h.load15] {
+        if !l.is_finite() || *l < 0.0 {
+            *l = 0.0;
+            n += 1;
+        }
+    }
+    if h.mem_used_bytes > h.mem_total_bytes {
+        h.mem_used_bytes = h.mem_total_bytes;
+        n += 1;
+    }
+    n
 }
 
 /// Bytes a bounded snapshot costs while queued (an estimate: its strings and
@@ -155,6 +187,53 @@ mod tests {
         };
         bound(&mut odd, 100);
         assert_eq!(odd.containers[0].name.len(), MAX_SNAPSHOT_FIELD_LEN - 1);
+    }
+
+    #[test]
+    fn host_figures_are_clamped_to_what_a_host_can_show() {
+        let good = HostSample {
+            cpu_percent: Some(37.5),
+            cpus: 4,
+            mem_used_bytes: 3 << 30,
+            mem_total_bytes: 8 << 30,
+            load1: 1.5,
+            load5: 0.0,
+            load15: 2.0,
+            uptime_s: 60,
+        };
+        let mut s = HealthSnapshot {
+            at: 100,
+            host: Some(good.clone()),
+            ..Default::default()
+        };
+        assert!(!bound(&mut s, 100).any());
+        assert_eq!(s.host.as_ref(), Some(&good));
+        for (cpu, want) in [
+            (Some(100.5), Some(100.0)),
+            (Some(-0.1), Some(0.0)),
+            (Some(f64::INFINITY), Some(100.0)),
+            (Some(f64::NEG_INFINITY), Some(0.0)),
+            (Some(f64::NAN), None),
+            (Some(1e308), Some(100.0)),
+        ] {
+            let mut h = HostSample {
+                cpu_percent: cpu,
+                load1: f64::NAN,
+                load5: -1.0,
+                load15: f64::INFINITY,
+                mem_used_bytes: 9 << 30,
+                ..good.clone()
+            };
+            assert_eq!(clamp_host(&mut h), 5, "{cpu:?}");
+            assert_eq!(h.cpu_percent, want);
+            assert_eq!([h.load1, h.load5, h.load15], [0.0; 3]);
+            assert_eq!(h.mem_used_bytes, h.mem_total_bytes);
+        }
+        // Through `bound`: counted with the fields, so it warns.
+        s.host.as_mut().unwrap().cpu_percent = Some(250.0);
+        let t = bound(&mut s, 100);
+        assert_eq!(t.fields, 1);
+        assert_eq!(s.host.unwrap().cpu_percent, Some(100.0));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::docker::ContainerHealth;
+use crate::docker::{ContainerHealth, HostSample};
 use crate::labels::Labels;
 
 /// `events`, narrowed by `server` or `selector` and optionally one container.
@@ -89,6 +89,10 @@ pub struct StatusRow {
     pub sweep_ms: Option<u64>,
     /// Its containers at the snapshot.
     pub containers: Vec<ContainerHealth>,
+    /// The host's CPU, memory and load at the snapshot; absent without a
+    /// snapshot or from an agent older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostSample>,
 }
 
 /// `history`'s answer.
