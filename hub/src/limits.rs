@@ -232,6 +232,15 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Events buffered for subscribers; one that falls further behind is told how
 /// many it missed instead of holding memory.
 pub const EVENT_BUS: usize = 4096;
+/// Events kept per agent for `events` with `since` (`recent.rs`): enough for
+/// a crash loop's last minutes (a restart is 3 to 4 events: die, start,
+/// restart, health) on a page opened after it.
+pub const EVENT_RING_LEN: usize = 64;
+/// And at most this many bytes per agent (by `recent::cost`: about 370 for a
+/// usual container event, so the 64 fit in about 23 KiB): 10,000 agents hold
+/// at most 240 MiB whatever they send, about 230 MiB when every ring is full
+/// of usual events.
+pub const EVENT_RING_BYTES: usize = 24 * 1024;
 /// Snapshots waiting to be written: 10,000 agents' worth of one interval. A full
 /// queue drops snapshots (history loses a point; the live view does not).
 pub const HEALTH_QUEUE: usize = 10_000;
