@@ -18,14 +18,16 @@ use tokio::sync::broadcast;
 use crate::limits::{EVENT_RING_BYTES, EVENT_RING_LEN};
 use crate::telemetry::{HubEvent, Telemetry};
 
-/// What one kept event is counted as: its strings plus a fixed part for the
-/// struct, the queue slot and the allocator's headers.
+/// What one kept event is counted as: its queue slot (the struct) and each
+/// string with an allocator header. A usual container event (a 64-hex id, a
+/// name, an image) counts about 400 bytes.
 fn cost(e: &Event) -> usize {
-    const FIXED: usize = 256;
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-    FIXED
+    const HEADER: usize = 16;
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + HEADER);
+    std::mem::size_of::<Event>()
         + e.kind.len()
         + e.action.len()
+        + 2 * HEADER
         + opt(&e.container_id)
         + opt(&e.container)
         + opt(&e.image)
@@ -34,8 +36,8 @@ fn cost(e: &Event) -> usize {
 }
 
 /// One agent's ring: at most [`EVENT_RING_LEN`] events and
-/// [`EVENT_RING_BYTES`] by [`cost`], oldest first.
-#[derive(Default)]
+/// [`EVENT_RING_BYTES`] by [`cost`] (one event alone may be larger), oldest
+/// first.
 struct Ring {
     labels: Labels,
     events: VecDeque<Event>,
@@ -43,16 +45,26 @@ struct Ring {
 }
 
 impl Ring {
+    fn new() -> Ring {
+        Ring {
+            labels: Labels::new(),
+            // Never more: the oldest leaves before a new one comes.
+            events: VecDeque::with_capacity(EVENT_RING_LEN),
+            bytes: 0,
+        }
+    }
+
     fn push(&mut self, e: Event) {
-        self.bytes += cost(&e);
-        self.events.push_back(e);
-        while self.events.len() > EVENT_RING_LEN
-            || (self.bytes > EVENT_RING_BYTES && self.events.len() > 1)
+        let c = cost(&e);
+        while self.events.len() >= EVENT_RING_LEN
+            || (!self.events.is_empty() && self.bytes + c > EVENT_RING_BYTES)
         {
             if let Some(old) = self.events.pop_front() {
                 self.bytes -= cost(&old);
             }
         }
+        self.bytes += c;
+        self.events.push_back(e);
     }
 }
 
@@ -66,7 +78,7 @@ impl RecentEvents {
     /// Keep `event` in `agent`'s ring and send it to live subscribers.
     pub fn publish(&self, bus: &Telemetry, agent: &str, labels: &Labels, event: Event) {
         let mut rings = crate::sync::lock_or_recover(&self.rings);
-        let ring = rings.entry(agent.to_string()).or_default();
+        let ring = rings.entry(agent.to_string()).or_insert_with(Ring::new);
         ring.labels.clone_from(labels);
         ring.push(event.clone());
         bus.publish(agent, labels, event);
@@ -158,7 +170,8 @@ mod tests {
         let ring = &rings["a"];
         assert!(ring.bytes <= EVENT_RING_BYTES);
         assert_eq!(ring.bytes, ring.events.len() * cost(&big));
-        assert!(ring.events.len() < EVENT_RING_LEN);
+        assert_eq!(ring.events.len(), EVENT_RING_BYTES / cost(&big));
+        assert!(ring.events.capacity() <= EVENT_RING_LEN.next_power_of_two());
     }
 
     #[test]
@@ -176,6 +189,20 @@ mod tests {
         r.forget("a");
         let (after, _) = r.replay(&bus, 0, |agent, _, _| agent == "a");
         assert!(after.is_empty());
+    }
+
+    #[test]
+    fn a_ring_of_usual_events_keeps_all_64() {
+        let (r, bus) = (RecentEvents::default(), Telemetry::default());
+        let mut e = ev("restart", 1);
+        e.container_id = Some("a".repeat(64));
+        e.container = Some("web-frontend-12".into());
+        e.image = Some("registry.example.com/team/web:2.14.3".into());
+        for _ in 0..EVENT_RING_LEN * 2 {
+            r.publish(&bus, "a", &Labels::new(), e.clone());
+        }
+        let (got, _) = r.replay(&bus, 0, |_, _, _| true);
+        assert_eq!(got.len(), EVENT_RING_LEN);
     }
 
     #[tokio::test]
