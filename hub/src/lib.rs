@@ -13,6 +13,7 @@
 //!   Origin checks, sessions, security headers.
 //! - [`store`]: the `Store` interface and its SQLite implementation.
 //! - [`telemetry`]: health snapshots (live and history) and the event bus.
+//! - [`recent`]: each agent's last events, for `events` with `since`.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
@@ -33,6 +34,7 @@ pub mod backup;
 pub mod cli;
 pub mod http;
 pub mod limits;
+pub mod recent;
 pub mod serve;
 pub mod ssh;
 pub mod store;
@@ -125,6 +127,8 @@ pub struct Services {
     pub started: Instant,
     /// Health snapshots and events pushed by agents.
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// Each agent's last events (every event is published through it).
+    pub recent: recent::RecentEvents,
     /// Steps of the deploys this hub relays, while they run.
     pub live_deploys: api::deploys::LiveSteps,
     /// Open WebSocket connections per API token, capped.
@@ -166,6 +170,7 @@ pub async fn run(
         started: Instant::now(),
         telemetry: Arc::new(telemetry::Telemetry::default()),
         live_deploys: Default::default(),
+        recent: Default::default(),
         sessions: Default::default(),
     });
     let writer = tokio::spawn(

@@ -232,6 +232,16 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Events buffered for subscribers; one that falls further behind is told how
 /// many it missed instead of holding memory.
 pub const EVENT_BUS: usize = 4096;
+/// Events kept per agent for `events` with `since` (`recent.rs`): enough for
+/// a crash loop's last minutes (a restart is 3 to 4 events: die, start,
+/// restart, health) on a page opened after it.
+pub const EVENT_RING_LEN: usize = 64;
+/// And at most this many bytes per agent by `recent::cost` (about 400 for a
+/// usual container event: the 64 fit), so 10,000 agents hold at most about
+/// 320 MiB whatever they send. Measured with a counting allocator: 64 usual
+/// events (a 64-hex id, a name, an image) take 22 KiB of heap, 210 MiB for
+/// 10,000 agents.
+pub const EVENT_RING_BYTES: usize = 32 * 1024;
 /// Snapshots waiting to be written: 10,000 agents' worth of one interval. A full
 /// queue drops snapshots (history loses a point; the live view does not).
 pub const HEALTH_QUEUE: usize = 10_000;

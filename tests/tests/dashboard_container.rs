@@ -9,7 +9,12 @@
 //! and Stats draw three charts. As a viewer: no action buttons, Inspect
 //! redacted, and a restart forged over the page's cookie WebSocket refused
 //! with `forbidden`; ANSI colours, JSON, filter, timestamps and bytes that
-//! are not UTF-8 drawn. Screenshots go to `target/dashboard-screenshots/`.
+//! are not UTF-8 drawn. Also (issue 19): the container's Events tab shows
+//! the restart made from the page; the agent page draws a sparkline in each
+//! container's row and lists a restart made with the CLI before the browser
+//! started (replayed by `events` with `since`); the container page's Deploy
+//! tab deploys a new tag of the test image and shows the outcome; a viewer
+//! has no Deploy tab. Screenshots go to `target/dashboard-screenshots/`.
 
 use std::time::Duration;
 
@@ -17,8 +22,11 @@ use nextdeploy_tests::docker::*;
 use nextdeploy_tests::*;
 
 /// The whole browser session: each wait in the script is bounded at 20 s,
-/// and three stops of a shell that ignores SIGTERM take 10 s each.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
+/// three stops of a shell that ignores SIGTERM take 10 s each, the
+/// sparklines may wait for the page's next minute and the deploy for 60 s.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(400);
+/// How long the CLI restart may take to reach the hub's kept events.
+const EVENT_WAIT: Duration = Duration::from_secs(15);
 /// The environment value only operators may read.
 const SECRET: &str = "s3cret-value-only-operators-see";
 
@@ -61,6 +69,38 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
         .wait_log("json line", Duration::from_secs(20))
         .unwrap();
     tick.wait_log("tick 2", Duration::from_secs(20)).unwrap();
+    // A restart before the browser opens anything: the agent page must show
+    // it from the hub's kept events. Seen by `events --since` first, so the
+    // hub has it before the script starts.
+    env.agent_json("restart", &["--container", &idle.name, "--timeout", "1"])
+        .unwrap();
+    let mut kept = env
+        .agent_stream(
+            "events",
+            &[
+                "--output",
+                "json",
+                "--container",
+                &idle.name,
+                "--since",
+                "10m",
+            ],
+        )
+        .unwrap();
+    kept.wait_json("the CLI restart, kept by the hub", EVENT_WAIT, |v| {
+        v["action"] == "restart" && v["container_id"] == idle.id.as_str()
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", env.logs()));
+    drop(kept);
+    // A new tag of the test image, built here (from the fixture, no network).
+    let new_image = build_image(
+        &format!("{}-dash-v2", env.image),
+        &[(
+            "Dockerfile",
+            &format!("FROM {}\nLABEL nextdeploy.dash=v2\n", env.image),
+        )],
+    )
+    .unwrap();
     let operator = token(&env, "operator", "browser-operator");
     let viewer = token(&env, "viewer", "browser-viewer");
     let shots = browser::shots_dir();
@@ -71,10 +111,15 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
         .env("DASH_AGENT", env.server())
         .env("DASH_TICK", &tick.name)
         .env("DASH_IDLE", &idle.name)
+        .env("DASH_RESTARTED", &idle.name)
+        .env("DASH_NEW_IMAGE", &new_image)
         .env("DASH_COLORS", &colors.name)
         .env("DASH_LINES", &lines.name)
         .env("DASH_SECRET", SECRET);
     let out = run_bounded(cmd, BROWSER_TIMEOUT).unwrap();
+    // The deploy replaced idle by a container with another id, which the
+    // `Container` guard (by id) would not remove.
+    let _ = docker(&["rm", "-f", &idle.name]);
     assert!(
         out.success() && out.stdout.contains("container test passed"),
         "{}\n{}",
@@ -86,9 +131,17 @@ fn the_container_page_acts_for_operators_and_stays_read_only_for_viewers() {
         "container-inspect",
         "container-stats",
         "agent-actions",
+        "agent-page",
+        "container-events",
+        "container-deploy",
     ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
     }
     // The restart went through the page and the hub: the container runs again.
     assert_eq!(tick.state().unwrap(), "running");
+    assert!(
+        out.stdout.contains(&format!("deployed to {new_image}")),
+        "{}",
+        out.describe()
+    );
 }

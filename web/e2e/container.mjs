@@ -14,6 +14,11 @@
 //                    JSON line with "msg":"json line"
 //   DASH_LINES       a container that wrote lines on stdout and stderr, two
 //                    of them not UTF-8 ("binary")
+//   DASH_RESTARTED   a container (DASH_IDLE) the test restarted with the CLI
+//                    before the script started: the agent page's events
+//                    show it through `since`
+//   DASH_NEW_IMAGE   a new tag of the test image, deployed to DASH_IDLE from
+//                    its container page
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
 
@@ -29,6 +34,14 @@ const shots = env("DASH_SHOTS");
 const agent = env("DASH_AGENT");
 const tick = env("DASH_TICK");
 const idle = env("DASH_IDLE");
+const restarted = env("DASH_RESTARTED");
+const newImage = env("DASH_NEW_IMAGE");
+/** The agent's snapshots reach the history every few seconds; the page
+ *  reads it when it opens and every minute after. */
+const SPARK_WAIT_MS = 75000;
+/** A deploy without a health check waits for the new container to keep
+ *  running for a while. */
+const DEPLOY_WAIT_MS = 60000;
 const secret = env("DASH_SECRET");
 const url = (path) => new URL(path, env("DASH_URL")).href;
 const containerPage = url(`/agents/${agent}/containers/${tick}`);
@@ -134,22 +147,71 @@ async function asOperator(page) {
   await page.screenshot({ path: `${shots}/container-stats.png`, fullPage: true });
   console.log("stats: CPU, memory and network charts drawn, 1 h at 5 s, 24 h at 60 s");
 
-  // Agent page: host info, and two containers stopped and started at once.
+  // Events tab: the restart made from this page above, replayed by `since`.
+  await page.getByRole("tab", { name: "Events" }).click();
+  const ownEvents = page.getByRole("region", { name: `Events of ${tick}` });
+  await ownEvents.getByRole("cell", { name: "restart", exact: true }).first().waitFor();
+  await page.screenshot({ path: `${shots}/container-events.png`, fullPage: true });
+  console.log("events: the container's Events tab shows its restart");
+
+  // Agent page: host info, a sparkline per container, the agent's events
+  // (the CLI restart made before the script, through `since`), and two
+  // containers stopped and started at once.
   await page.getByRole("link", { name: agent, exact: true }).click();
   const host = page.getByRole("definition").filter({ hasText: /GiB free/ });
   await host.waitFor();
+  const table = page.getByRole("table", { name: "Containers" });
+  const rows = table.locator("tbody tr");
+  const drawn = async () => {
+    const n = await rows.count();
+    const withSparks = await rows.filter({ has: page.locator("svg.spark polyline") }).count();
+    return n > 0 && withSparks === n;
+  };
+  const sparkDeadline = Date.now() + SPARK_WAIT_MS;
+  while (!(await drawn())) {
+    check(Date.now() < sparkDeadline, `sparklines: ${await rows.filter({ has: page.locator("svg.spark") }).count()} of ${await rows.count()} rows`);
+    await page.waitForTimeout(500);
+  }
+  const points = await table.locator("svg.spark").evaluateAll((s) => s.map((e) => Number(e.dataset.points)));
+  check(points.some((p) => p >= 2), `sparkline points: ${points}`);
+  const agentEvents = page.getByRole("region", { name: `Events of ${agent}` });
+  await agentEvents.getByRole("row").filter({ hasText: restarted }).filter({ has: page.getByRole("cell", { name: "restart", exact: true }) })
+    .first()
+    .waitFor();
+  await page.screenshot({ path: `${shots}/agent-page.png`, fullPage: true });
+  console.log(`agent: a sparkline in each of ${await rows.count()} rows (points ${points}), the CLI restart of ${restarted} listed`);
   await page.getByLabel(`Select ${tick}`).check();
   await page.getByLabel(`Select ${idle}`).check();
   await page.screenshot({ path: `${shots}/agent-actions.png`, fullPage: true });
   await confirmed(page, "Stop selected", "Stop");
   await page.getByText(`stop ${idle}: done`).waitFor();
   await page.getByText(`stop ${tick}: done`).waitFor();
-  const row = (name) => page.getByRole("row").filter({ has: page.getByRole("link", { name, exact: true }) });
+  const row = (name) => table.getByRole("row").filter({ has: page.getByRole("link", { name, exact: true }) });
   await row(idle).getByRole("cell", { name: "exited" }).waitFor();
   await confirmed(page, "Start selected", "Start");
   await page.getByText(`start ${tick}: done`).waitFor();
   await row(tick).getByRole("cell", { name: "running" }).waitFor();
   console.log("agent: host info shown, two containers stopped and started at once");
+
+  // Container page: deploy a new tag of the image to idle; the outcome.
+  await page.getByRole("link", { name: idle, exact: true }).click();
+  await page.getByRole("tab", { name: "Deploy" }).click();
+  const form = page.getByRole("form", { name: "Deploy this container" });
+  check((await form.getByLabel("Container").inputValue()) === idle, "the container is not prefilled");
+  check((await form.getByLabel("Server").inputValue()) === agent, "the server is not prefilled");
+  await form.getByLabel("Image").fill(newImage);
+  await form.getByLabel("Pull policy").selectOption("never");
+  await form.getByLabel("Health timeout (s)").fill("30");
+  await form.getByRole("button", { name: "Deploy", exact: true }).click();
+  const progress = page.getByRole("region", { name: "Deploy progress" });
+  await progress.getByRole("cell", { name: "accepted" }).first().waitFor();
+  await progress.getByRole("heading", { name: "Finished" }).waitFor({ timeout: DEPLOY_WAIT_MS });
+  const outcome = progress.locator(".outcome");
+  await outcome.getByRole("cell", { name: "succeeded" }).waitFor();
+  await outcome.getByRole("cell", { name: newImage, exact: true }).waitFor();
+  await page.screenshot({ path: `${shots}/container-deploy.png`, fullPage: true });
+  await page.getByTestId("state").filter({ hasText: /^running$/ }).waitFor();
+  console.log(`deploy: ${idle} deployed to ${newImage} from its page, steps and outcome shown`);
 
   phase = "operator sign-out";
   await page.getByRole("button", { name: "Sign out" }).click();
@@ -168,11 +230,14 @@ async function asViewer(page) {
     const n = await page.getByRole("button", { name: b, exact: true }).count();
     check(n === 0, `a viewer sees the ${b} button`);
   }
+  await page.getByRole("tab", { name: "Events" }).waitFor();
+  check((await page.getByRole("tab", { name: "Deploy" }).count()) === 0, "a viewer sees the Deploy tab");
+  check((await page.getByRole("form", { name: "Deploy this container" }).count()) === 0, "a viewer sees a deploy form");
   await page.getByRole("tab", { name: "Inspect" }).click();
   const inspect = page.locator("pre.inspect");
   await inspect.filter({ hasText: "DASH_SECRET=<redacted>" }).waitFor();
   check(!(await inspect.textContent()).includes(secret), "the viewer's inspect shows the secret");
-  console.log("viewer: no action buttons, inspect redacted");
+  console.log("viewer: no action buttons, no deploy form, inspect redacted");
 
   // A forged request over the page's own (cookie) WebSocket is refused.
   const reply = await page.evaluate(

@@ -1,11 +1,15 @@
-// The agent page: host facts from `info`, its containers from `status`,
-// and for operators and admins start/stop/restart of several at once.
+// The agent page: host facts from `info`, its containers from `status` with
+// a sparkline of their last hour (agent_table.tsx), for operators and
+// admins start/stop/restart of several at once, and the agent's events
+// (recent_events.tsx).
 
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api";
 import { Confirm, type ContainerAction, ReadOnly, runAction, useRole } from "./actions";
 import { useStatus } from "./fleet";
-import { Link, containerHref } from "./link";
+import { ContainerTable } from "./agent_table";
+import { Link } from "./link";
+import { EventList } from "./recent_events";
 import type { HostInfo } from "./types";
 
 const BULK: ContainerAction[] = ["start", "stop", "restart"];
@@ -123,52 +127,16 @@ export function Agent(props: { api: Api; name: string }) {
           }}
         />
       )}
-      <table>
-        <thead>
-          <tr>
-            {canOperate && (
-              <th>
-                <input
-                  type="checkbox"
-                  aria-label="Select all"
-                  checked={containers.length > 0 && names.length === containers.length}
-                  onChange={(e) => setPicked(new Set(e.currentTarget.checked ? containers.map((c) => c.name) : []))}
-                />
-              </th>
-            )}
-            <th>Container</th>
-            <th>Image</th>
-            <th>State</th>
-            <th>CPU</th>
-            <th>Memory</th>
-            <th>Restarts</th>
-          </tr>
-        </thead>
-        <tbody>
-          {containers.map((c) => (
-            <tr key={c.id}>
-              {canOperate && (
-                <td>
-                  <input
-                    type="checkbox"
-                    aria-label={`Select ${c.name}`}
-                    checked={picked.has(c.name)}
-                    onChange={(e) => toggle(c.name, e.currentTarget.checked)}
-                  />
-                </td>
-              )}
-              <td>
-                <Link href={containerHref(props.name, c.name)}>{c.name}</Link>
-              </td>
-              <td>{c.image}</td>
-              <td>{c.health ? `${c.state} (${c.health})` : c.state}</td>
-              <td>{c.cpu_percent == null ? "" : `${c.cpu_percent.toFixed(1)} %`}</td>
-              <td>{c.mem_usage ? `${(c.mem_usage / 1048576).toFixed(1)} MiB` : ""}</td>
-              <td>{c.restarts}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <ContainerTable
+        api={props.api}
+        agent={props.name}
+        containers={containers}
+        picked={canOperate ? picked : null}
+        onPick={toggle}
+        onPickAll={(on) => setPicked(new Set(on ? containers.map((c) => c.name) : []))}
+      />
+      <h3>Events</h3>
+      <EventList api={props.api} server={props.name} />
     </section>
   );
 }

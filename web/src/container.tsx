@@ -1,19 +1,24 @@
 // The container page: a header from `status` (state, health, image,
 // restarts), start/stop/restart/kill with a confirmation for operators and
-// admins, and the tabs Logs, Inspect and Stats.
+// admins, and the tabs Logs, Inspect, Stats, Events (recent_events.tsx)
+// and, for operators and admins, Deploy (container_deploy.tsx).
 
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api";
 import { Confirm, type ContainerAction, ReadOnly, runAction, useRole } from "./actions";
 import { Link, agentHref, ago } from "./link";
+import { ContainerDeploy } from "./container_deploy";
 import { Logs } from "./logs";
+import { EventList } from "./recent_events";
 import { Stats } from "./stats";
 import type { ContainerHealth, StatusRow } from "./types";
 
 /** How often the header re-reads `status` (agents push every few seconds). */
 const REFRESH_MS = 3000;
 const ACTIONS: ContainerAction[] = ["start", "stop", "restart", "kill"];
-const TABS = ["Logs", "Inspect", "Stats"] as const;
+const TABS = ["Logs", "Inspect", "Stats", "Events", "Deploy"] as const;
+/** Tabs that change the container: drawn for operators and admins only. */
+const OPERATOR_TABS: readonly string[] = ["Deploy"];
 
 function useContainer(api: Api, agent: string, name: string, tick: number) {
   const [row, setRow] = useState<ContainerHealth | undefined>(undefined);
@@ -136,7 +141,7 @@ export function Container(props: { api: Api; agent: string; name: string }) {
         />
       )}
       <div class="tabs" role="tablist">
-        {TABS.map((t) => (
+        {TABS.filter((t) => canOperate || !OPERATOR_TABS.includes(t)).map((t) => (
           <button key={t} type="button" role="tab" aria-selected={t === tab} onClick={() => setTab(t)}>
             {t}
           </button>
@@ -145,6 +150,10 @@ export function Container(props: { api: Api; agent: string; name: string }) {
       {tab === "Logs" && <Logs key={tick} api={props.api} agent={props.agent} container={props.name} />}
       {tab === "Inspect" && <Inspect api={props.api} agent={props.agent} container={props.name} />}
       {tab === "Stats" && <Stats api={props.api} agent={props.agent} container={props.name} live={row} liveAt={at} />}
+      {tab === "Events" && <EventList api={props.api} server={props.agent} container={props.name} />}
+      {tab === "Deploy" && canOperate && (
+        <ContainerDeploy api={props.api} agent={props.agent} container={props.name} image={row?.image} />
+      )}
     </section>
   );
 }

@@ -15,7 +15,7 @@ interface Row {
   ev: FleetEvent;
 }
 
-function describe(ev: FleetEvent): string {
+export function describe(ev: FleetEvent): string {
   const parts: string[] = [];
   if (ev.image) parts.push(ev.image);
   if (ev.exit_code != null) parts.push(`exit ${ev.exit_code}`);

@@ -2363,6 +2363,12 @@ export interface EventsRequest {
  * A container name or id prefix.
  */
 container?: (string | null)
+/**
+ * First replay the matching events the hub kept from this far back
+ * (`10m`-style text or seconds; the last 64 per agent, in memory, lost
+ * on a hub restart), oldest first, then go on live.
+ */
+since?: (Since | null)
 }
 /**
  * `history` of one container on `server`.

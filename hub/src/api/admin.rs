@@ -120,6 +120,7 @@ async fn revoke_agent(svc: &Services, caller: &Caller, p: RevokeAgent) -> Result
         )));
     }
     let was_online = svc.registry.kick(&name);
+    svc.recent.forget(&name);
     audit(svc, caller, "revoke_agent", &name, "revoked").await;
     Ok(to_value(AgentRevoked {
         name,

@@ -1,10 +1,11 @@
 //! Fleet views the hub answers without asking agents: `status` (latest
-//! snapshots), `history` (the store) and `events` (the live bus).
+//! snapshots), `history` (the store) and `events` (the kept events and the live bus).
 
 use crate::limits::HISTORY_DEFAULT_SINCE_S;
 use std::sync::Arc;
 
-use nextdeploy_shared::labels::Selector;
+use nextdeploy_shared::docker::Event;
+use nextdeploy_shared::labels::{Labels, Selector};
 use nextdeploy_shared::protocol::streams::{
     EventsRequest, HistoryAnswer, HistoryRequest, Since, StatusRow,
 };
@@ -15,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::{ApiError, ReplySink};
 use crate::store;
+use crate::telemetry::HubEvent;
 use crate::Services;
 
 fn selector(req: &Request) -> Result<Option<Selector>, ApiError> {
@@ -67,11 +69,7 @@ pub async fn history(svc: &Services, req: &Request, p: HistoryRequest) -> Result
         .server
         .clone()
         .ok_or_else(|| ApiError::BadRequest("history needs server".into()))?;
-    let since_s = match p.since {
-        Some(Since::Text(s)) => parse_duration(&s).map_err(ApiError::BadRequest)?.as_secs() as i64,
-        Some(Since::Seconds(n)) => n,
-        None => p.since_s.unwrap_or(HISTORY_DEFAULT_SINCE_S),
-    };
+    let since_s = since_seconds(p.since, p.since_s.unwrap_or(HISTORY_DEFAULT_SINCE_S))?;
     let res = match p.resolution.as_deref() {
         Some("5s") => 5,
         Some("1m") => 60,
@@ -150,17 +148,49 @@ fn history_name(
     }
 }
 
-/// `events`: stream every matching event until cancelled. Filters: `server`,
-/// `selector`, `payload.container` (name or id prefix).
+/// A look-back in seconds: `since` (text or seconds), else `default`.
+fn since_seconds(since: Option<Since>, default: i64) -> Result<i64, ApiError> {
+    match since {
+        Some(Since::Text(s)) => {
+            Ok(parse_duration(&s).map_err(ApiError::BadRequest)?.as_secs() as i64)
+        }
+        Some(Since::Seconds(n)) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+/// Whether an event of `agent` (with `labels`) is one `events` asked for:
+/// its `server`, `selector` and container (name or id prefix).
+fn wanted(
+    req: &Request,
+    sel: Option<&Selector>,
+    container: Option<&str>,
+    agent: &str,
+    labels: &Labels,
+    ev: &Event,
+) -> bool {
+    if req.server.as_ref().is_some_and(|s| s != agent) || sel.is_some_and(|s| !s.matches(labels)) {
+        return false;
+    }
+    container.is_none_or(|c| {
+        ev.container.as_deref() == Some(c)
+            || ev.container_id.as_deref().is_some_and(|i| i.starts_with(c))
+    })
+}
+
+/// `events`: the kept events since `since` (if asked), then every matching
+/// event live until cancelled. Filters: `server`, `selector`,
+/// `payload.container` (name or id prefix).
 pub async fn events(svc: &Arc<Services>, req: &Request, p: EventsRequest, out: &ReplySink) {
     let id = Some(req.id);
-    let sel = match selector(req) {
-        Ok(s) => s,
-        Err(e) => {
+    let checked = match (selector(req), since_seconds(p.since.clone(), 0)) {
+        (Ok(s), Ok(back)) => (s, back),
+        (Err(e), _) | (_, Err(e)) => {
             let _ = out.send(e.reply(req.id)).await;
             return;
         }
     };
+    let (sel, back) = checked;
     if let Some(name) = &req.server {
         let n = name.clone();
         match store::blocking(&svc.store, move |s| s.agent_by_name(&n)).await {
@@ -183,8 +213,21 @@ pub async fn events(svc: &Arc<Services>, req: &Request, p: EventsRequest, out: &
             }
         }
     }
-    let container = p.container;
-    let mut rx = svc.telemetry.events.subscribe();
+    let container = p.container.as_deref();
+    let keep = |agent: &str, labels: &Labels, ev: &Event| {
+        wanted(req, sel.as_ref(), container, agent, labels, ev)
+    };
+    let (kept, mut rx) = if p.since.is_some() {
+        let since_ms = nextdeploy_shared::time::now_unix_ms() - back.saturating_mul(1000);
+        svc.recent.replay(&svc.telemetry, since_ms, keep)
+    } else {
+        (Vec::new(), svc.telemetry.events.subscribe())
+    };
+    for ev in kept {
+        if send_event(out, id, ev).await.is_err() {
+            return;
+        }
+    }
     loop {
         let ev = match rx.recv().await {
             Ok(ev) => ev,
@@ -201,30 +244,22 @@ pub async fn events(svc: &Arc<Services>, req: &Request, p: EventsRequest, out: &
             }
             Err(RecvError::Closed) => return,
         };
-        if req.server.as_ref().is_some_and(|s| *s != ev.agent)
-            || sel.as_ref().is_some_and(|s| !s.matches(&ev.labels))
-        {
+        if !keep(&ev.agent, &ev.labels, &ev.event) {
             continue;
         }
-        if let Some(c) = &container {
-            let matches = ev.event.container.as_deref() == Some(c.as_str())
-                || ev
-                    .event
-                    .container_id
-                    .as_deref()
-                    .is_some_and(|i| i.starts_with(c.as_str()));
-            if !matches {
-                continue;
-            }
-        }
-        let reply = Reply::new(
-            id,
-            ReplyType::Event,
-            serde_json::to_value(&ev.event).unwrap_or_default(),
-        )
-        .with_server(ev.agent);
-        if out.send(reply).await.is_err() {
+        if send_event(out, id, ev).await.is_err() {
             return;
         }
     }
+}
+
+/// One `event` reply, with the agent as its `server`.
+async fn send_event(out: &ReplySink, id: Option<u64>, ev: HubEvent) -> Result<(), ()> {
+    let reply = Reply::new(
+        id,
+        ReplyType::Event,
+        serde_json::to_value(&ev.event).unwrap_or_default(),
+    )
+    .with_server(ev.agent);
+    out.send(reply).await.map_err(|_| ())
 }

@@ -5,6 +5,7 @@ use nextdeploy_shared::protocol::agents::{RevokeAgent, RotateKey};
 use nextdeploy_shared::protocol::containers::{
     ContainerRef, KillRequest, RemoveRequest, StopRequest,
 };
+use nextdeploy_shared::protocol::streams::{EventsRequest, Since};
 use nextdeploy_shared::protocol::Action;
 use nextdeploy_shared::secret::Secret;
 
@@ -170,6 +171,10 @@ pub enum AgentCmd {
         /// Only this container (name or id prefix).
         #[arg(long)]
         container: Option<String>,
+        /// First print the events the hub kept from this far back (`10m`,
+        /// `1h`; the last 64 per agent, since the hub started).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Fleet overview: every agent, every container, state, health, CPU, memory.
     Status {
@@ -413,9 +418,14 @@ async fn dispatch_observe(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow:
             server,
             selector,
             container,
+            since,
         } => {
             let (server, selector) = (server.as_deref(), selector.as_deref());
-            super::fleet::events(c, server, selector, container.as_deref(), out).await
+            let payload = EventsRequest {
+                container,
+                since: since.map(Since::Text),
+            };
+            super::fleet::events(c, server, selector, payload, out).await
         }
         AgentCmd::Status { server, selector } => {
             super::fleet::status(c, server.as_deref(), selector.as_deref(), out).await

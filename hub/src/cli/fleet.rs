@@ -11,18 +11,16 @@ use super::client::{error_of, Client};
 use super::containers::{ndjson, size};
 use super::output::{self, Output};
 
-/// `events`: live, until interrupted.
+/// `events`: the kept ones since `payload.since` if given, then live, until
+/// interrupted.
 pub async fn events(
     c: &mut Client,
     server: Option<&str>,
     selector: Option<&str>,
-    container: Option<&str>,
+    payload: EventsRequest,
     out: Output,
 ) -> anyhow::Result<()> {
     say_if_waiting(c, server, selector).await?;
-    let payload = EventsRequest {
-        container: container.map(str::to_string),
-    };
     let id = c.send(Action::Events(payload), server, selector).await?;
     loop {
         let r = c.next().await?;

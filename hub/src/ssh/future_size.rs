@@ -67,6 +67,7 @@ fn services() -> Arc<Services> {
         started: Instant::now(),
         telemetry: Default::default(),
         live_deploys: Default::default(),
+        recent: Default::default(),
         ws_connections: crate::http::conns::PerToken::new(1),
         sessions: Default::default(),
     })

@@ -269,8 +269,8 @@ async fn bring_online(
         conn.control.close();
         if first {
             warn!(%reason, "two agents share one key; refusing the newcomer from now on");
-            svc.telemetry
-                .agent_event(&rec.name, &rec.labels, "conflict");
+            svc.recent
+                .agent_event(&svc.telemetry, &rec.name, &rec.labels, "conflict");
         }
         return Err(SessionError::KeyConflict(reason));
     }
@@ -288,7 +288,8 @@ async fn bring_online(
         warn!(error = %e, "could not record the connection");
     }
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
-    svc.telemetry.agent_event(&rec.name, &rec.labels, "online");
+    svc.recent
+        .agent_event(&svc.telemetry, &rec.name, &rec.labels, "online");
     Ok((conn, inbox))
 }
 
@@ -410,8 +411,8 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
     .await;
     if removed {
         info!(reason = %reason, "agent offline");
-        svc.telemetry
-            .agent_event(&conn.name, &conn.labels, "offline");
+        svc.recent
+            .agent_event(&svc.telemetry, &conn.name, &conn.labels, "offline");
     }
 }
 
@@ -431,7 +432,8 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
         ReplyType::Event => match serde_json::from_value::<Event>(reply.data) {
             Ok(mut ev) => {
                 ev.kind = "container".into();
-                svc.telemetry.publish(&conn.name, &conn.labels, ev);
+                svc.recent
+                    .publish(&svc.telemetry, &conn.name, &conn.labels, ev);
             }
             Err(e) => warn!(error = %e, "malformed event"),
         },

@@ -13,6 +13,11 @@ pub struct EventsRequest {
     /// A container name or id prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// First replay the matching events the hub kept from this far back
+    /// (`10m`-style text or seconds; the last 64 per agent, in memory, lost
+    /// on a hub restart), oldest first, then go on live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Since>,
 }
 
 /// `history` of one container on `server`.
