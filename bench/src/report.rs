@@ -34,7 +34,8 @@ const SHOWN: &[(&str, &[&str])] = &[
             "missing_from_download",
             "longtask_max_ms",
             "longtasks",
-            "longtasks_over_200_ms",
+            "frame_gap_max_ms",
+            "frames_per_s",
         ],
     ),
     (

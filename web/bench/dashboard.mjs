@@ -40,7 +40,18 @@ const emit = (o) => process.stdout.write(`${JSON.stringify(o)}\n`);
 // Installed before any page script: long tasks, and the time (ms since
 // navigation start) of the first frame where a test passes.
 const INIT = () => {
-  const b = (window.__bench = { longtasks: [], ready: null, filters: [] });
+  const b = (window.__bench = { longtasks: [], ready: null, filters: [], gaps: [], frames: [] });
+  // Gaps over 50 ms between animation frames (work a long task may not
+  // cover: style, layout, paint), and every frame's time, in one loop.
+  let prev = 0;
+  const frame = (t) => {
+    if (prev && t - prev > 50) b.gaps.push([prev, t - prev]);
+    prev = t;
+    b.frames.push(t);
+    if (b.frames.length > 100000) b.frames.splice(0, 50000);
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
   try {
     new PerformanceObserver((l) => {
       for (const e of l.getEntries()) b.longtasks.push([e.startTime, e.duration]);
@@ -287,8 +298,10 @@ async function partLogs() {
   await page.waitForTimeout(500);
   const st = statusNumbers(await status.textContent());
   log(`ended: ${st.text}`);
-  const lt = await page.evaluate(() => window.__bench.longtasks);
+  const { lt, gaps, frames } = await page.evaluate(() => ({ lt: window.__bench.longtasks, gaps: window.__bench.gaps, frames: window.__bench.frames }));
   const during = lt.filter(([s, d]) => s + d >= firstAt && s <= endAt + 500);
+  const gapsDuring = gaps.filter(([s, d]) => s + d >= firstAt && s <= endAt);
+  const framesDuring = frames.filter((t) => t >= firstAt && t <= endAt).length;
   const [dl] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download" }).click()]);
   await dl.saveAs(env("DASH_DOWNLOAD"));
   const rows = await logs.locator("pre.log > div").count();
@@ -302,6 +315,8 @@ async function partLogs() {
     longtask_max_ms: during.reduce((m, [, d]) => Math.max(m, d), 0),
     longtask_total_ms: during.reduce((m, [, d]) => m + d, 0),
     longtask_ms: during.map(([, d]) => Math.round(d)),
+    frame_gap_ms: gapsDuring.map(([, d]) => Math.round(d)),
+    frames_per_s: framesDuring / ((endAt - firstAt) / 1000),
   };
 }
 

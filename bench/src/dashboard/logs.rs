@@ -249,6 +249,14 @@ fn figures(r: &Value, docker: &str, download: &str, args: &Args) -> Value {
         .collect();
     let over = |ms: f64| tasks.iter().filter(|d| **d > ms).count();
     let (over_100, over_200) = (over(100.0), over(LONGTASK_MS));
+    let frame_gaps: Vec<f64> = r["frame_gap_ms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .collect();
+    let gap_max = frame_gaps.iter().copied().fold(0.0, f64::max);
+    let gaps_over_200 = frame_gaps.iter().filter(|g| **g > LONGTASK_MS).count();
     json!({
         "scenario": "dashboard-logs",
         "rate_asked": args.log_rate,
@@ -270,12 +278,16 @@ fn figures(r: &Value, docker: &str, download: &str, args: &Args) -> Value {
         "longtasks": r["longtasks"],
         "longtask_total_ms": r["longtask_total_ms"],
         "longtasks_over_100_ms": over_100,
+        "frames_per_s": r["frames_per_s"],
+        "frame_gaps_over_50_ms": frame_gaps.len(),
+        "frame_gaps_over_200_ms": gaps_over_200,
+        "frame_gap_max_ms": gap_max,
         "longtasks_over_200_ms": over_200,
         "longtask_p50_ms": crate::scenario::median(&mut tasks),
         "longtask_p95_ms": crate::scenario::percentile(&mut tasks, 0.95),
         "page_follow_s": r["follow_s"],
         "status_line": r["status"]["text"],
-        "definition": "the container page's Logs view (defaults: tail 200, follow) opened before the container's first numbered line; the Download button's file after the container stopped, compared by line number with `docker logs`; long tasks (PerformanceObserver longtask) from the first numbered line shown until the view said ended",
+        "definition": "the container page's Logs view (defaults: tail 200, follow) opened before the container's first numbered line; the Download button's file after the container stopped, compared by line number with `docker logs`; long tasks (PerformanceObserver longtask, tasks over 50 ms) and gaps over 50 ms between animation frames (requestAnimationFrame), from the first numbered line shown until the view said ended",
         "notes": [
             format!("the page keeps at most its MAX_KEPT lines in memory (web/src/logs.tsx); {before_first} lines older than the first kept one are missing from the download for that reason, {gaps} inside the kept range"),
         ],
@@ -285,6 +297,7 @@ fn figures(r: &Value, docker: &str, download: &str, args: &Args) -> Value {
             target("lines missing from the download", missing.len() as f64, 0.0, Target::AtMost),
             target("duplicated lines in the download", duplicated as f64, 0.0, Target::AtMost),
             target("longest main-thread task while following (ms)", longest, LONGTASK_MS, Target::AtMost),
+            target("longest gap between frames while following (ms)", gap_max, LONGTASK_MS, Target::AtMost),
         ],
     })
 }
