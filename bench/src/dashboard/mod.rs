@@ -243,7 +243,7 @@ fn load_figures(r: &Value, args: &Args) -> Value {
         "fleet_ws_kb": r["fleet"]["ws"]["bytes"].as_f64().unwrap_or(f64::NAN) / 1000.0,
         "signin_assets": r["signin"]["assets"],
         "fleet_assets": r["fleet"]["assets"],
-        "definition": "sum of CDP Network.loadingFinished encodedDataLength (compressed body and headers) over every HTTP response of a cold load (fresh browser context) until network idle; the fleet page's WebSocket payload (list_agents, status) is shown apart as fleet_ws_kb",
+        "definition": "sum of CDP Network.loadingFinished encodedDataLength (compressed body and headers) over every HTTP response of a cold load (fresh browser context) until no request is open or started for 2 s; the fleet page's WebSocket payload (list_agents, status) is shown apart as fleet_ws_kb",
         "targets": [
             target("sign-in page, first load (kB)", signin, LOAD_KB, Target::AtMost),
             target("fleet page, first load (kB)", fleet, LOAD_KB, Target::AtMost),
