@@ -348,6 +348,19 @@ fn heap(dir: &Path, args: &Args) -> anyhow::Result<Value> {
         }
     };
     let (heap_g, rss_g) = (growth(&col("js_heap_mib")), growth(&col("hub_rss_mib")));
+    // A checkpoint with agents gone measures another load: the run says nothing.
+    let short: Vec<Value> = points
+        .iter()
+        .filter(|p| p["online"].as_u64() != Some(args.heap_agents as u64))
+        .map(|p| p["minute"].clone())
+        .collect();
+    if !short.is_empty() {
+        bail!(
+            "not all {} agents online at minute(s) {short:?}: {}",
+            args.heap_agents,
+            json!(points)
+        );
+    }
     Ok(json!({
         "scenario": "dashboard-heap",
         "agents": args.heap_agents,
