@@ -35,6 +35,29 @@ pub fn sim_key(i: usize) -> PrivateKey {
 /// Create `dir` with a host key and a store with agents `0..n` enrolled
 /// (label `bench=sim`); returns the hub's fingerprint for the agents' pin.
 pub fn enrol(dir: &Path, n: usize) -> anyhow::Result<String> {
+    enrol_labelled(dir, n, |_| Labels::new())
+}
+
+/// Labels that let a selector pick a share of the fleet: `shard=s00`..`s99`
+/// (1 % each), `zone=z0`..`z9` (10 %), `env=prod` or `env=staging` (half).
+pub fn varied_labels(i: usize) -> Labels {
+    Labels::from([
+        ("shard".to_string(), format!("s{:02}", i % 100)),
+        ("zone".to_string(), format!("z{}", i % 10)),
+        (
+            "env".to_string(),
+            if i.is_multiple_of(2) {
+                "prod"
+            } else {
+                "staging"
+            }
+            .to_string(),
+        ),
+    ])
+}
+
+/// [`enrol`], agent `i` with `extra(i)`'s labels besides `bench=sim`.
+pub fn enrol_labelled(dir: &Path, n: usize, extra: fn(usize) -> Labels) -> anyhow::Result<String> {
     std::fs::create_dir_all(dir)?;
     let (host, _) = nextdeploy_hub::serve::host_key(dir)?;
     let pin = keys::fingerprint(host.public_key());
@@ -47,7 +70,11 @@ pub fn enrol(dir: &Path, n: usize) -> anyhow::Result<String> {
             id: id.clone(),
             secret_hash: token::hash_secret("s"),
             name: sim_name(i),
-            labels: Labels::from([("bench".to_string(), "sim".to_string())]),
+            labels: {
+                let mut l = extra(i);
+                l.insert("bench".to_string(), "sim".to_string());
+                l
+            },
             created_at: 0,
             expires_at: i64::MAX,
             used_at: None,

@@ -72,8 +72,19 @@ fn log_file() -> anyhow::Result<Stdio> {
 /// How long a hub may take to print its listening addresses.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Start the hub on `dir`; `ports` reuses the addresses of an earlier run.
+/// Start the hub on `dir` with plain HTTP; `ports` reuses the addresses of
+/// an earlier run.
 pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Result<HubProc> {
+    start_with(dir, ports, false)
+}
+
+/// [`start`], with the API on HTTPS (the data dir's self-signed
+/// certificate, as a hub runs by default) when `tls`.
+pub fn start_with(
+    dir: &Path,
+    ports: Option<(SocketAddr, SocketAddr)>,
+    tls: bool,
+) -> anyhow::Result<HubProc> {
     let bin = crate::build::bin_dir().join(crate::build::HUB);
     if !bin.exists() {
         bail!(
@@ -97,10 +108,13 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
         }
         None => Command::new(&bin),
     };
-    let mut child = cmd
-        .args(["hub", "--data-dir"])
+    cmd.args(["hub", "--data-dir"])
         .arg(dir)
-        .args(["--ssh-listen", &ssh, "--http-listen", &http, "--plain-http"])
+        .args(["--ssh-listen", &ssh, "--http-listen", &http]);
+    if !tls {
+        cmd.arg("--plain-http");
+    }
+    let mut child = cmd
         // Loopback agents all come from 200 addresses of 127.0.0.0/24:
         // lift the per-address and per-prefix caps.
         .args([
@@ -137,7 +151,9 @@ pub fn start(dir: &Path, ports: Option<(SocketAddr, SocketAddr)>) -> anyhow::Res
             ssh = Some(a.trim().parse()?);
         }
         if let Some(a) = line.strip_prefix("HTTP listening on ") {
-            http = Some(a.trim().trim_start_matches("http://").parse()?);
+            let a = a.trim();
+            let a = a.strip_prefix("https://").unwrap_or(a);
+            http = Some(a.trim_start_matches("http://").parse()?);
         }
     }
     Ok(HubProc {

@@ -10,6 +10,7 @@
 //!   `sim-agents` child processes (the open-file limit is per process);
 //! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
 //!   [`procfs`]: RSS, CPU ticks, load, machine;
+//! - [`dashboard`]: the dashboard's targets in headless Chromium;
 //! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
 //!   OpenSSH reference), agent footprint; [`tcpfloor`]: the fan-out's round
 //!   over plain TCP (the hidden `tcp-echo` child), its floor on this machine;
@@ -18,6 +19,7 @@
 //!   --workspace` (the README's build, reused as it is).
 
 mod build;
+mod dashboard;
 mod fleet;
 mod flood;
 mod hub;
@@ -86,6 +88,8 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         probes: usize,
     },
+    /// The web dashboard's targets (issue 19) in headless Chromium.
+    Dashboard(dashboard::Args),
     /// Run simulated agents `from..from+count` (a child of quick/full).
     #[command(hide = true)]
     SimAgents {
@@ -472,6 +476,7 @@ async fn main_async() -> anyhow::Result<()> {
             interval,
             seconds,
         } => health(agents, containers, interval, seconds).await,
+        Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
             hub,

@@ -9,6 +9,45 @@ use serde_json::Value;
 /// Figures shown per scenario, in order.
 const SHOWN: &[(&str, &[&str])] = &[
     (
+        "dashboard-load",
+        &["signin_kb", "fleet_kb", "fleet_ws_kb", "agents"],
+    ),
+    (
+        "dashboard-fleet",
+        &[
+            "agents",
+            "ready_ms",
+            "interactive_ms",
+            "filter_median_ms",
+            "filter_max_ms",
+            "open_page_ws_kb_per_s",
+            "hub_rss_mib",
+        ],
+    ),
+    (
+        "dashboard-logs",
+        &[
+            "achieved_lines_per_s",
+            "lines_written",
+            "page_received",
+            "downloaded",
+            "missing_from_download",
+            "longtask_max_ms",
+            "longtasks",
+            "frame_gap_max_ms",
+            "frames_per_s",
+        ],
+    ),
+    (
+        "dashboard-heap",
+        &[
+            "agents",
+            "minutes",
+            "js_heap_growth_pct",
+            "hub_rss_growth_pct",
+        ],
+    ),
+    (
         "capacity",
         &[
             "agents",

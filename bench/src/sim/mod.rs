@@ -265,7 +265,7 @@ async fn connect(
 
 /// The hidden `sim-agents` subcommand: run agents `from..from+count` and print
 /// their counters on stdout every [`crate::fleet::REPORT_EVERY`] until the
-/// parent kills it; an orphan (parent gone) or a run past an hour stops itself.
+/// parent kills it; an orphan (parent gone) or a run past four hours stops itself.
 pub async fn run_child(
     hub: SocketAddr,
     pin: String,
@@ -274,7 +274,9 @@ pub async fn run_child(
     containers: usize,
 ) -> anyhow::Result<()> {
     /// An orphaned child stops on its own after this long.
-    const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+    /// (Above an hour: `dashboard --part heap` keeps its fleet for 60 minutes
+    /// after connecting; at one hour its last checkpoint found them gone.)
+    const MAX_LIFETIME: Duration = Duration::from_secs(4 * 3600);
     let stats = Arc::new(SimStats::default());
     let cfg = SimConfig {
         hub,
