@@ -14,6 +14,9 @@ const MAX_ROWS = 2000;
 /** Lines kept in memory (what search, filter and download see), including
  *  those arriving while paused: about 10 MB at 500 bytes a line. */
 const MAX_KEPT = 20000;
+/** Text kept for Download beyond those lines (older lines, as plain text):
+ *  a container at 5,000 lines a second for minutes loses none of them. */
+const MAX_ARCHIVE_BYTES = 64 * 1024 * 1024;
 /** Lines asked for when the view opens, before following. */
 const DEFAULT_TAIL = "200";
 
@@ -51,6 +54,11 @@ function payload(container: string, q: Query): object | string {
   return p;
 }
 
+/** A line as Download writes it. */
+function asText(l: Line): string {
+  return `${l.ts ? `${l.ts} ` : ""}${l.stream === "stderr" ? "[stderr] " : ""}${l.text}\n`;
+}
+
 export function Logs(props: { api: Api; agent: string; container: string }) {
   const [query, setQuery] = useState<Query>({ tail: DEFAULT_TAIL, since: "", timestamps: false });
   const [form, setForm] = useState<Query>(query);
@@ -64,6 +72,9 @@ export function Logs(props: { api: Api; agent: string; container: string }) {
   const kept = useRef<Line[]>([]);
   const held = useRef<Line[]>([]);
   const dropped = useRef(0);
+  // Lines past MAX_KEPT, as Download writes them, oldest first.
+  const archive = useRef<string[]>([]);
+  const archived = useRef(0);
   const pausedRef = useRef(false);
   const box = useRef<HTMLPreElement>(null);
   // Stay at the newest line unless the reader scrolled up to read.
@@ -73,8 +84,15 @@ export function Logs(props: { api: Api; agent: string; container: string }) {
     const k = kept.current;
     k.push(...add);
     if (k.length > MAX_KEPT) {
-      dropped.current += k.length - MAX_KEPT;
-      k.splice(0, k.length - MAX_KEPT);
+      for (const l of k.splice(0, k.length - MAX_KEPT)) {
+        const text = asText(l);
+        archive.current.push(text);
+        archived.current += text.length;
+      }
+      while (archived.current > MAX_ARCHIVE_BYTES && archive.current.length > 0) {
+        archived.current -= archive.current.shift()?.length ?? 0;
+        dropped.current += 1;
+      }
     }
   };
 
@@ -85,6 +103,8 @@ export function Logs(props: { api: Api; agent: string; container: string }) {
     kept.current = [];
     held.current = [];
     dropped.current = 0;
+    archive.current = [];
+    archived.current = 0;
     setVersion((v) => v + 1);
     let pending: Line[] = [];
     // Replies arrive in bursts: the DOM is updated at most once a frame.
@@ -153,9 +173,7 @@ export function Logs(props: { api: Api; agent: string; container: string }) {
   const shown = matching.slice(-MAX_ROWS);
   const hits = needle ? matching.filter((l) => l.text.toLowerCase().includes(needle)).length : 0;
   const download = () => {
-    const text = kept.current
-      .map((l) => `${l.ts ? `${l.ts} ` : ""}${l.stream === "stderr" ? "[stderr] " : ""}${l.text}\n`)
-      .join("");
+    const text = archive.current.join("") + kept.current.map(asText).join("");
     const a = document.createElement("a");
     a.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
     a.download = `${props.agent}-${props.container}.log`;
@@ -230,7 +248,9 @@ export function Logs(props: { api: Api; agent: string; container: string }) {
         {paused ? `paused, ${held.current.length} new lines held` : state} · {kept.current.length} lines loaded
         {needle && ` · ${hits} matching "${search}"`}
         {matching.length > shown.length && ` · ${matching.length - shown.length} older lines not drawn (the last ${MAX_ROWS} are)`}
-        {dropped.current > 0 && ` · ${dropped.current} oldest lines dropped (at most ${MAX_KEPT} kept)`} ·{" "}
+        {archive.current.length > 0 &&
+          ` · ${archive.current.length} older lines kept for Download only (search and filter see the last ${MAX_KEPT})`}
+        {dropped.current > 0 && ` · ${dropped.current} oldest lines dropped`} ·{" "}
         <span class="stderr">stderr</span> in red
       </p>
       <pre
