@@ -157,7 +157,7 @@ payload: EventsRequest
 [k: string]: unknown
 } | {
 action: "status"
-payload: Empty
+payload: StatusRequest
 [k: string]: unknown
 } | {
 action: "history"
@@ -1868,6 +1868,10 @@ snapshot_at?: (string | null)
  * How long the agent's sweep took.
  */
 sweep_ms?: (number | null)
+/**
+ * With `summary`: the containers summed up (and `containers` empty).
+ */
+totals?: (ContainerTotals | null)
 [k: string]: unknown
 }
 /**
@@ -1977,6 +1981,31 @@ mem_used_bytes: number
  * Seconds since the host booted (/proc/uptime).
  */
 uptime_s?: number
+[k: string]: unknown
+}
+/**
+ * An agent's containers summed up (`status` with `summary`).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ContainerTotals".
+ */
+export interface ContainerTotals {
+/**
+ * Sum of their CPU figures, percent of one CPU; absent when none had one.
+ */
+cpu_percent?: (number | null)
+/**
+ * Sum of their memory use, bytes.
+ */
+mem_usage: number
+/**
+ * Containers running.
+ */
+running: number
+/**
+ * Containers in all.
+ */
+total: number
 [k: string]: unknown
 }
 /**
@@ -2369,6 +2398,20 @@ container?: (string | null)
  * on a hub restart), oldest first, then go on live.
  */
 since?: (Since | null)
+}
+/**
+ * `status`, for one server, a selector or every agent.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "StatusRequest".
+ */
+export interface StatusRequest {
+/**
+ * Sums over each agent's containers (`totals`) instead of the list
+ * (`containers` empty): what a fleet overview of thousands of agents
+ * needs, at a few dozen bytes an agent.
+ */
+summary?: boolean
 }
 /**
  * `history` of one container on `server`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use nextdeploy_shared::docker::Event;
 use nextdeploy_shared::labels::{Labels, Selector};
 use nextdeploy_shared::protocol::streams::{
-    EventsRequest, HistoryAnswer, HistoryRequest, Since, StatusRow,
+    ContainerTotals, EventsRequest, HistoryAnswer, HistoryRequest, Since, StatusRequest, StatusRow,
 };
 use nextdeploy_shared::protocol::{ErrorCode, Reply, ReplyType, Request};
 use nextdeploy_shared::time::{now_unix, parse_duration, rfc3339};
@@ -29,7 +29,7 @@ fn selector(req: &Request) -> Result<Option<Selector>, ApiError> {
 }
 
 /// `status`: every (matching) agent with its latest snapshot.
-pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
+pub async fn status(svc: &Services, req: &Request, p: StatusRequest) -> Result<Value, ApiError> {
     let sel = selector(req)?;
     let agents = super::admin::list_agents(svc).await?;
     let mut out = Vec::new();
@@ -50,7 +50,13 @@ pub async fn status(svc: &Services, req: &Request) -> Result<Value, ApiError> {
             snapshot_at: snap.as_ref().map(|s| rfc3339(s.at)),
             sweep_ms: snap.as_ref().map(|s| s.sweep_ms),
             host: snap.as_ref().and_then(|s| s.host.clone()),
-            containers: snap.map(|s| s.containers.clone()).unwrap_or_default(),
+            totals: p
+                .summary
+                .then(|| ContainerTotals::of(snap.as_ref().map_or(&[], |s| &s.containers))),
+            containers: match (&snap, p.summary) {
+                (Some(s), false) => s.containers.clone(),
+                _ => Vec::new(),
+            },
         });
     }
     if let Some(name) = &req.server {

@@ -181,7 +181,7 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         }
         Action::DeploysList(p) => deploys::list(svc, req, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,
-        Action::Status(_) => fleet::status(svc, req).await,
+        Action::Status(p) => fleet::status(svc, req, p).await,
         Action::History(p) => fleet::history(svc, req, p).await,
         Action::RotateKey(p) => rotate::rotate(svc, caller, req, p).await,
         Action::Cancel(_) | Action::RotateKeyCommit(_) => Err(ApiError::BadRequest(format!(

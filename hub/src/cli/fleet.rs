@@ -2,8 +2,8 @@
 //! from what it keeps (the event bus, the latest snapshots, the store).
 
 use nextdeploy_shared::docker::Event;
-use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since};
-use nextdeploy_shared::protocol::{Action, Empty, ReplyType};
+use nextdeploy_shared::protocol::streams::{EventsRequest, HistoryRequest, Since, StatusRequest};
+use nextdeploy_shared::protocol::{Action, ReplyType};
 use nextdeploy_shared::time::{human_age, now_unix, parse_rfc3339, rfc3339};
 use serde_json::{json, Value};
 
@@ -72,7 +72,7 @@ async fn say_if_waiting(
     selector: Option<&str>,
 ) -> anyhow::Result<()> {
     let v = c
-        .call_to(Action::Status(Empty {}), server, selector)
+        .call_to(Action::Status(StatusRequest::default()), server, selector)
         .await?;
     let rows = v.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.iter().any(|a| a["online"].as_bool() == Some(true)) {
@@ -99,7 +99,7 @@ pub async fn status(
     out: Output,
 ) -> anyhow::Result<()> {
     let v = c
-        .call_to(Action::Status(Empty {}), server, selector)
+        .call_to(Action::Status(StatusRequest::default()), server, selector)
         .await?;
     if out == Output::Json {
         return output::json(&v);

@@ -21,7 +21,7 @@ use super::containers::{
 };
 use super::deploy::{DeployRequest, DeploysList};
 use super::errors::ErrorCode;
-use super::streams::{DiagStream, EventsRequest, HistoryRequest};
+use super::streams::{DiagStream, EventsRequest, HistoryRequest, StatusRequest};
 
 /// Roles of API tokens, from least to most powerful (`Ord` follows).
 #[derive(
@@ -121,7 +121,7 @@ pub enum Action {
     /// Live events of agents and their containers.
     Events(EventsRequest),
     /// Fleet overview from the latest health snapshots.
-    Status(Empty),
+    Status(StatusRequest),
     /// Stored health history of a container.
     History(HistoryRequest),
     /// Recreate containers from a new image, health-gated, with rollback.

@@ -73,6 +73,47 @@ pub enum DiagSink {
     Client,
 }
 
+/// `status`, for one server, a selector or every agent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// Sums over each agent's containers (`totals`) instead of the list
+    /// (`containers` empty): what a fleet overview of thousands of agents
+    /// needs, at a few dozen bytes an agent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub summary: bool,
+}
+
+/// An agent's containers summed up (`status` with `summary`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerTotals {
+    /// Containers running.
+    pub running: u32,
+    /// Containers in all.
+    pub total: u32,
+    /// Sum of their CPU figures, percent of one CPU; absent when none had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    /// Sum of their memory use, bytes.
+    pub mem_usage: u64,
+}
+
+impl ContainerTotals {
+    /// The sums over `containers`.
+    pub fn of(containers: &[ContainerHealth]) -> ContainerTotals {
+        let mut t = ContainerTotals::default();
+        for c in containers {
+            t.total += 1;
+            t.running += u32::from(c.state == "running");
+            if let Some(cpu) = c.cpu_percent {
+                t.cpu_percent = Some(t.cpu_percent.unwrap_or(0.0) + cpu);
+            }
+            t.mem_usage = t.mem_usage.saturating_add(c.mem_usage);
+        }
+        t
+    }
+}
+
 /// One agent in `status`: its latest health snapshot, without asking it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StatusRow {
@@ -98,6 +139,9 @@ pub struct StatusRow {
     /// snapshot or from an agent older than the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostSample>,
+    /// With `summary`: the containers summed up (and `containers` empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<ContainerTotals>,
 }
 
 /// `history`'s answer.
@@ -154,4 +198,31 @@ pub struct DiagSummary {
     pub seconds: f64,
     /// `data_bytes` per second, in MB.
     pub mb_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_sum_what_the_containers_report() {
+        let c = |state: &str, cpu: Option<f64>, mem: u64| ContainerHealth {
+            state: state.into(),
+            cpu_percent: cpu,
+            mem_usage: mem,
+            ..Default::default()
+        };
+        let t = ContainerTotals::of(&[
+            c("running", Some(1.5), 100),
+            c("exited", None, 0),
+            c("running", Some(2.0), 50),
+        ]);
+        assert_eq!((t.running, t.total, t.mem_usage), (2, 3, 150));
+        assert_eq!(t.cpu_percent, Some(3.5));
+        assert_eq!(ContainerTotals::of(&[c("exited", None, 0)]).cpu_percent, None);
+        // `{}` still reads as the full status; `summary` only when asked.
+        let full: StatusRequest = serde_json::from_str("{}").unwrap();
+        assert!(!full.summary);
+        assert!(serde_json::from_str::<StatusRequest>(r#"{"sumary":true}"#).is_err());
+    }
 }
