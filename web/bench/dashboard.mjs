@@ -273,6 +273,8 @@ async function partFleet() {
 const statusNumbers = (t) => ({
   loaded: Number(/(\d+) lines loaded/.exec(t)?.[1] ?? NaN),
   dropped: Number(/(\d+) oldest lines dropped/.exec(t)?.[1] ?? 0),
+  // Received, past the 20,000 kept for search: kept as text for Download.
+  archived: Number(/(\d+) older lines kept for Download only/.exec(t)?.[1] ?? 0),
   text: t,
 });
 

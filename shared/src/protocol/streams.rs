@@ -219,7 +219,10 @@ mod tests {
         ]);
         assert_eq!((t.running, t.total, t.mem_usage), (2, 3, 150));
         assert_eq!(t.cpu_percent, Some(3.5));
-        assert_eq!(ContainerTotals::of(&[c("exited", None, 0)]).cpu_percent, None);
+        assert_eq!(
+            ContainerTotals::of(&[c("exited", None, 0)]).cpu_percent,
+            None
+        );
         // `{}` still reads as the full status; `summary` only when asked.
         let full: StatusRequest = serde_json::from_str("{}").unwrap();
         assert!(!full.summary);
