@@ -236,12 +236,10 @@ fn figures(r: &Value, docker: &str, download: &str, args: &Args) -> Value {
     let before_first = missing.iter().filter(|n| **n < first_kept).count() as u64;
     let gaps = missing.len() as u64 - before_first;
     let loaded = r["status"]["loaded"].as_u64().unwrap_or(0);
-    // Past the lines kept for search: held as text for Download only, or
-    // dropped by the memory bound; both were received.
+    // Past the lines kept for search (kept for Download only, or dropped by
+    // the memory bound): received too. Against every line docker logs has.
     let dropped = r["status"]["dropped"].as_u64().unwrap_or(0)
         + r["status"]["archived"].as_u64().unwrap_or(0);
-    // Every line docker logs has (start, the numbered ones) against every
-    // line the page received.
     let lost_in_transit = (docker_lines.len() as u64).saturating_sub(loaded + dropped);
     let longest = r["longtask_max_ms"].as_f64().unwrap_or(f64::NAN);
     let mut tasks: Vec<f64> = r["longtask_ms"]
