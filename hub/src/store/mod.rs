@@ -248,6 +248,17 @@ pub trait Store: Send + Sync + 'static {
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()>;
     /// Drop history past retention.
     fn prune_health(&self, now: i64) -> StoreResult<usize>;
+    /// Pack at most `max` history windows due at `now` (see
+    /// [`health::compact`]); returns how many were packed.
+    fn compact_health(&self, now: i64, max: usize) -> StoreResult<usize>;
+    /// Add points of tier `res` for `agent` as the writer would (merged
+    /// into their buckets' rows); for imports and the benchmark's fill.
+    fn put_health_points(
+        &self,
+        agent: &str,
+        res: i64,
+        points: Vec<crate::history::Point>,
+    ) -> StoreResult<()>;
     /// A container's history at resolution `res` (5, 60 or 900) since `since`.
     fn health_history(
         &self,
