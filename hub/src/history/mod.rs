@@ -17,7 +17,7 @@ use nextdeploy_shared::protocol::streams::HistoryPoint;
 pub mod codec;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// One resolution tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

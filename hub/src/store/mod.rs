@@ -251,14 +251,11 @@ pub trait Store: Send + Sync + 'static {
     /// Pack at most `max` history windows due at `now` (see
     /// [`health::compact`]); returns how many were packed.
     fn compact_health(&self, now: i64, max: usize) -> StoreResult<usize>;
-    /// Add points of tier `res` for `agent` as the writer would (merged
-    /// into their buckets' rows); for imports and the benchmark's fill.
-    fn put_health_points(
-        &self,
-        agent: &str,
-        res: i64,
-        points: Vec<crate::history::Point>,
-    ) -> StoreResult<()>;
+    /// Write packed blocks straight, merged with what is there, in one
+    /// transaction: (agent, tier resolution, window start, points). They are
+    /// not rolled up into coarser tiers. For imports and the benchmark's
+    /// fast-forward fill (30 days of history without waiting 30 days).
+    fn put_health_blocks(&self, blocks: Vec<health::Block>) -> StoreResult<()>;
     /// A container's history at resolution `res` (5, 60 or 900) since `since`.
     fn health_history(
         &self,

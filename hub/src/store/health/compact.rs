@@ -81,7 +81,7 @@ fn pack_oldest(tx: &Transaction<'_>, agent: &str, tier: Tier) -> StoreResult<()>
 
 /// Write `points` into the block (`agent`, `res`, `start`), merged with
 /// what it holds.
-fn merge_block(
+pub(crate) fn merge_block(
     tx: &Connection,
     agent: &str,
     res: i64,

@@ -69,6 +69,9 @@ CREATE TABLE health_names (
 ) WITHOUT ROWID;
 "#;
 
+/// A packed block to write: (agent, tier resolution, window start, points).
+pub type Block = (String, i64, i64, Vec<Point>);
+
 /// The writer's memory: a hash of each agent's container names, so names
 /// are written only when they change.
 pub type NameCache = HashMap<String, u64>;

@@ -159,3 +159,16 @@ fn a_store_of_the_earlier_layout_is_converted_once() {
     assert_eq!(compact::compact(&mut c, T0 + 90_000, 100).unwrap(), 0);
     assert_eq!(query(&c, "a", "web", 900, 0).unwrap()[0].samples, 2);
 }
+
+#[test]
+fn blocks_written_straight_are_read_and_not_rolled_up() {
+    let s = SqliteStore::in_memory().unwrap();
+    let pts = crate::history::tests::noisy(3, 120, T0);
+    s.put_health_blocks(vec![("a".into(), 5, T0, pts.clone())])
+        .unwrap();
+    let web = s.health_history("a", "app-1", 5, 0).unwrap();
+    assert_eq!(web.len(), 120);
+    assert_eq!(s.health_containers("a").unwrap().len(), 3);
+    assert_eq!(s.compact_health(T0 + 90_000, 100).unwrap(), 0);
+    assert!(s.health_history("a", "app-1", 60, 0).unwrap().is_empty());
+}

@@ -386,15 +386,15 @@ impl Store for SqliteStore {
         self.with_health(|h| super::health::compact::compact(&mut h.conn, now, max))
     }
 
-    fn put_health_points(
-        &self,
-        agent: &str,
-        res: i64,
-        points: Vec<crate::history::Point>,
-    ) -> StoreResult<()> {
+    fn put_health_blocks(&self, blocks: Vec<super::health::Block>) -> StoreResult<()> {
         self.with_health(|h| {
             let tx = h.conn.transaction()?;
-            super::health::put_points(&tx, agent, res, points)?;
+            for (agent, res, start, points) in blocks {
+                let names: std::collections::BTreeSet<String> =
+                    points.iter().map(|p| p.container.clone()).collect();
+                super::health::touch_names(&tx, &agent, names.iter().map(|n| n.as_str()), start)?;
+                super::health::compact::merge_block(&tx, &agent, res, start, points)?;
+            }
             tx.commit()?;
             Ok(())
         })
