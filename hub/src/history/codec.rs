@@ -1,8 +1,9 @@
 //! The packed form of a set of points: one section per container, each a
 //! run of columns (time, counts, CPU, memory, network, restarts, state,
 //! health) of zigzag varints, delta-encoded (delta-of-delta for time and the
-//! network counters, which grow steadily), states and healths as indices in
-//! one string table. A block is deflated (flate2, the crate the backups
+//! network counters, which grow steadily; maxima as their excess over the
+//! mean, zero for a single sample), states and healths as indices in one
+//! string table. A block is deflated (flate2, the crate the backups
 //! already use); a row of one bucket is left raw (it is small and short-lived).
 //!
 //! Decoding is bounded: at most [`MAX_UNPACKED`] bytes inflated and
@@ -97,9 +98,9 @@ const COLUMNS: [Column; 13] = [
     (|p| p.n, false),
     (|p| p.cpu_n, false),
     (|p| p.cpu_avg, false),
-    (|p| p.cpu_max, false),
+    (|p| p.cpu_max - p.cpu_avg, false),
     (|p| p.mem_avg, false),
-    (|p| p.mem_max, false),
+    (|p| p.mem_max - p.mem_avg, false),
     (|p| p.mem_limit, false),
     (|p| p.net_rx, true),
     (|p| p.net_tx, true),
@@ -108,9 +109,22 @@ const COLUMNS: [Column; 13] = [
     (|_| 0, false), // health index + 1, 0 for none
 ];
 
-fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64>, dod: bool) {
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Write a column: its scale (the values' greatest common divisor, so
+/// figures rounded to tenths or KiB cost no bits for it), then the values
+/// divided by it, delta-encoded.
+fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64> + Clone, dod: bool) {
+    let g = vals.clone().fold(0, |g, v| gcd(g, v.unsigned_abs())).max(1);
+    let g = i64::try_from(g).unwrap_or(1);
+    put_varint(out, g as u64);
     let (mut prev, mut prev_d) = (0i64, 0i64);
-    for v in vals {
+    for v in vals.map(|v| v / g) {
         let d = v.wrapping_sub(prev);
         let e = if dod { d.wrapping_sub(prev_d) } else { d };
         put_varint(out, zigzag(e));
@@ -120,6 +134,7 @@ fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64>, dod: bool) {
 }
 
 fn get_column(c: &mut Cursor<'_>, n: usize, dod: bool) -> Result<Vec<i64>> {
+    let g = i64::try_from(c.varint()?).map_err(|_| CodecError("column scale"))?;
     let (mut prev, mut prev_d) = (0i64, 0i64);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -127,7 +142,7 @@ fn get_column(c: &mut Cursor<'_>, n: usize, dod: bool) -> Result<Vec<i64>> {
         let d = if dod { prev_d.wrapping_add(e) } else { e };
         prev = prev.wrapping_add(d);
         prev_d = d;
-        out.push(prev);
+        out.push(prev.wrapping_mul(g));
     }
     Ok(out)
 }
@@ -258,9 +273,9 @@ fn section(
             n: col(1),
             cpu_n: col(2),
             cpu_avg: col(3),
-            cpu_max: col(4),
+            cpu_max: col(4).wrapping_add(col(3)),
             mem_avg: col(5),
-            mem_max: col(6),
+            mem_max: col(6).wrapping_add(col(5)),
             mem_limit: col(7),
             net_rx: col(8),
             net_tx: col(9),

@@ -175,8 +175,31 @@ pub fn normalize(mut points: Vec<Point>) -> Vec<Point> {
     out
 }
 
-/// `points` rolled up into buckets of `res` seconds (normalized).
+/// CPU precision kept in the coarse tiers, hundredths of a percent (0.1 %).
+pub const COARSE_CPU_STEP: i64 = 10;
+/// Network counter precision kept in the coarse tiers, bytes (1 KiB: over a
+/// minute, a rate to 17 B/s).
+pub const COARSE_NET_STEP: i64 = 1024;
+
+fn round_to(v: i64, step: i64) -> i64 {
+    (v + step / 2).div_euclid(step) * step
+}
+
+/// `points` rolled up into buckets of `res` seconds (normalized), rounded to
+/// the coarse tiers' precision ([`COARSE_CPU_STEP`], [`COARSE_NET_STEP`]:
+/// finer digits of a minute's mean cost bytes and show nothing on a chart).
 pub fn roll_up(points: &[Point], res: i64) -> Vec<Point> {
+    let mut out = merge_into_buckets(points, res);
+    for p in &mut out {
+        p.cpu_avg = round_to(p.cpu_avg, COARSE_CPU_STEP);
+        p.cpu_max = round_to(p.cpu_max, COARSE_CPU_STEP);
+        p.net_rx = p.net_rx.div_euclid(COARSE_NET_STEP) * COARSE_NET_STEP;
+        p.net_tx = p.net_tx.div_euclid(COARSE_NET_STEP) * COARSE_NET_STEP;
+    }
+    out
+}
+
+fn merge_into_buckets(points: &[Point], res: i64) -> Vec<Point> {
     let mut sorted: Vec<&Point> = points.iter().collect();
     sorted.sort_by(|a, b| a.container.cmp(&b.container).then(a.t.cmp(&b.t)));
     let mut out: Vec<Point> = Vec::new();

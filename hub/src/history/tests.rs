@@ -101,7 +101,7 @@ fn points_merge_and_roll_up() {
     let t0 = 1_800_000_000;
     let pts = vec![
         p(t0, 5000, 100, 1),
-        p(t0 + 5, 10_000, 300, 2),
+        p(t0 + 5, 10_003, 300, 2_600),
         p(t0 + 60, 100, 10, 3),
     ];
     let minute = roll_up(&pts, 60);
@@ -111,9 +111,10 @@ fn points_merge_and_roll_up() {
         (minute[0].n, minute[0].cpu_avg, minute[0].cpu_max),
         (2, 7500, 10_000)
     );
+    // Rounded to the coarse tiers' precision: 0.1 % and whole KiB.
     assert_eq!(
         (minute[0].mem_avg, minute[0].mem_max, minute[0].net_rx),
-        (200, 300, 2)
+        (200, 300, 2048)
     );
     // A point without CPU does not pull the CPU mean down.
     let mut none = p(t0, 0, 100, 4);
