@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
     channel_kind, ActionKind, DockerStatus, Downstream, Hello, Reply, ReplyType, AGENT_USER,
@@ -21,6 +20,7 @@ use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 mod serve;
+pub mod synth;
 use serve::{answer, serve};
 
 /// What every simulated agent does.
