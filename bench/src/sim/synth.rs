@@ -85,7 +85,7 @@ impl Synth {
                 health: Some("healthy".into()),
                 restarts: 0,
                 started_at: None,
-                cpu_percent: Some(noisy(rng, m.cpu, 0.15)),
+                cpu_percent: Some((noisy(rng, m.cpu, 0.15) * 100.0).round() / 100.0),
                 mem_usage: m.mem as u64,
                 mem_limit: 2_000_000_000,
                 net_rx: m.rx as u64,
