@@ -126,7 +126,7 @@ impl Synth {
                 let mem = (m.mem / 1024.0) as i64;
                 Point {
                     t,
-                    container: m.name.clone(),
+                    container: m.name.as_str().into(),
                     n: samples,
                     cpu_n: samples,
                     cpu_avg: round(avg, cpu_step),

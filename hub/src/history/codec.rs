@@ -10,6 +10,7 @@
 //! [`MAX_POINTS`] points, and any malformed input is an error, never a panic.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use super::Point;
 
@@ -82,10 +83,10 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn string(&mut self) -> Result<String> {
+    fn string(&mut self) -> Result<&'a str> {
         let n = self.len(self.buf.len())?;
         let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| CodecError("string not UTF-8"))
+        std::str::from_utf8(b).map_err(|_| CodecError("string not UTF-8"))
     }
 }
 
@@ -116,13 +117,20 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// Write a column: its scale (the values' greatest common divisor, so
-/// figures rounded to tenths or KiB cost no bits for it), then the values
-/// divided by it, delta-encoded.
-fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64> + Clone, dod: bool) {
-    let g = vals.clone().fold(0, |g, v| gcd(g, v.unsigned_abs())).max(1);
-    let g = i64::try_from(g).unwrap_or(1);
-    put_varint(out, g as u64);
+/// Points a section needs before its columns carry a scale (a row's
+/// one-point sections would pay a byte per column for nothing).
+const MIN_SCALED: usize = 4;
+
+/// Write a column of `n` values: with at least [`MIN_SCALED`], its scale (the
+/// values' greatest common divisor, so figures rounded to tenths or KiB cost
+/// no bits for it), then the values divided by it, delta-encoded.
+fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64> + Clone, n: usize, dod: bool) {
+    let mut g = 1;
+    if n >= MIN_SCALED {
+        let common = vals.clone().fold(0, |g, v| gcd(g, v.unsigned_abs())).max(1);
+        g = i64::try_from(common).unwrap_or(1);
+        put_varint(out, g as u64);
+    }
     let (mut prev, mut prev_d) = (0i64, 0i64);
     for v in vals.map(|v| v / g) {
         let d = v.wrapping_sub(prev);
@@ -134,7 +142,11 @@ fn put_column(out: &mut Vec<u8>, vals: impl Iterator<Item = i64> + Clone, dod: b
 }
 
 fn get_column(c: &mut Cursor<'_>, n: usize, dod: bool) -> Result<Vec<i64>> {
-    let g = i64::try_from(c.varint()?).map_err(|_| CodecError("column scale"))?;
+    let g = if n >= MIN_SCALED {
+        i64::try_from(c.varint()?).map_err(|_| CodecError("column scale"))?
+    } else {
+        1
+    };
     let (mut prev, mut prev_d) = (0i64, 0i64);
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -171,10 +183,10 @@ pub fn encode(points: &[Point], compress: bool) -> Vec<u8> {
             .collect();
         let mut body = Vec::with_capacity(run.len() * 16);
         for (f, dod) in &COLUMNS[..11] {
-            put_column(&mut body, run.iter().map(f), *dod);
+            put_column(&mut body, run.iter().map(f), run.len(), *dod);
         }
-        put_column(&mut body, states.into_iter(), false);
-        put_column(&mut body, healths.into_iter(), false);
+        put_column(&mut body, states.into_iter(), run.len(), false);
+        put_column(&mut body, healths.into_iter(), run.len(), false);
         sections.push((&run[0].container, run.len(), body));
     }
     let mut raw = Vec::new();
@@ -229,8 +241,8 @@ pub fn decode(packed: &[u8], only: Option<&str>) -> Result<Vec<Point>> {
     let mut c = Cursor { buf: &raw, at: 0 };
     let n_strings = c.len(MAX_POINTS)?;
     let table = (0..n_strings)
-        .map(|_| c.string())
-        .collect::<Result<Vec<_>>>()?;
+        .map(|_| c.string().map(Arc::from))
+        .collect::<Result<Vec<Arc<str>>>>()?;
     let n_sections = c.len(MAX_POINTS)?;
     let mut out = Vec::new();
     for _ in 0..n_sections {
@@ -241,7 +253,7 @@ pub fn decode(packed: &[u8], only: Option<&str>) -> Result<Vec<Point>> {
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        section(&mut Cursor { buf: body, at: 0 }, &name, n, &table, &mut out)?;
+        section(&mut Cursor { buf: body, at: 0 }, name, n, &table, &mut out)?;
     }
     Ok(out)
 }
@@ -251,9 +263,10 @@ fn section(
     c: &mut Cursor<'_>,
     name: &str,
     n: usize,
-    table: &[String],
+    table: &[Arc<str>],
     out: &mut Vec<Point>,
 ) -> Result<()> {
+    let name: Arc<str> = name.into();
     let cols = COLUMNS
         .iter()
         .map(|(_, dod)| get_column(c, n, *dod))
@@ -269,7 +282,7 @@ fn section(
         let col = |k: usize| cols[k][i];
         Ok(Point {
             t: col(0),
-            container: name.to_string(),
+            container: name.clone(),
             n: col(1),
             cpu_n: col(2),
             cpu_avg: col(3),

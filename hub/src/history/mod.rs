@@ -11,6 +11,8 @@
 //! once, from rows read for packing anyway, and nothing is lost on a kill -9:
 //! rows not rolled up yet are rolled up at query time.
 
+use std::sync::Arc;
+
 use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::protocol::streams::HistoryPoint;
 
@@ -77,8 +79,8 @@ pub fn bucket(t: i64, w: i64) -> i64 {
 pub struct Point {
     /// Bucket start, Unix seconds.
     pub t: i64,
-    /// Container name.
-    pub container: String,
+    /// Container name (shared: a block's points of one container hold one).
+    pub container: Arc<str>,
     /// Samples.
     pub n: i64,
     /// Samples with a CPU figure.
@@ -100,9 +102,9 @@ pub struct Point {
     /// Restart count at the last sample.
     pub restarts: i64,
     /// State at the last sample.
-    pub state: String,
+    pub state: Arc<str>,
     /// Health at the last sample.
-    pub health: Option<String>,
+    pub health: Option<Arc<str>>,
 }
 
 fn kib(bytes: u64) -> i64 {
@@ -118,7 +120,7 @@ pub fn from_snapshot(snap: &HealthSnapshot) -> Vec<Point> {
             let cpu = c.cpu_percent.map(|p| (p * 100.0).round() as i64);
             Point {
                 t,
-                container: c.name.clone(),
+                container: c.name.as_str().into(),
                 n: 1,
                 cpu_n: i64::from(cpu.is_some()),
                 cpu_avg: cpu.unwrap_or(0),
@@ -129,8 +131,8 @@ pub fn from_snapshot(snap: &HealthSnapshot) -> Vec<Point> {
                 net_rx: i64::try_from(c.net_rx).unwrap_or(i64::MAX),
                 net_tx: i64::try_from(c.net_tx).unwrap_or(i64::MAX),
                 restarts: c.restarts,
-                state: c.state.clone(),
-                health: c.health.clone(),
+                state: c.state.as_str().into(),
+                health: c.health.as_deref().map(Into::into),
             }
         })
         .collect()
@@ -228,7 +230,7 @@ pub fn to_api(p: &Point) -> HistoryPoint {
         net_rx: p.net_rx.max(0) as u64,
         net_tx: p.net_tx.max(0) as u64,
         restarts: p.restarts,
-        state: p.state.clone(),
-        health: p.health.clone(),
+        state: p.state.to_string(),
+        health: p.health.as_deref().map(str::to_string),
     }
 }

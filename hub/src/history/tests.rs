@@ -21,7 +21,7 @@ pub(crate) fn noisy(containers: usize, n: usize, t0: i64) -> Vec<Point> {
             let cpu = 200 + rnd(800);
             out.push(Point {
                 t: t0 + 5 * i as i64,
-                container: format!("app-{c}"),
+                container: format!("app-{c}").into(),
                 n: 1,
                 cpu_n: 1,
                 cpu_avg: cpu,
@@ -50,7 +50,7 @@ fn packed_points_come_back_the_same() {
     let packed = encode(&points, true);
     let one = decode(&packed, Some("app-7")).unwrap();
     assert_eq!(one.len(), 120);
-    assert!(one.iter().all(|p| p.container == "app-7"));
+    assert!(one.iter().all(|p| &*p.container == "app-7"));
     assert!(decode(&packed, Some("nope")).unwrap().is_empty());
 }
 

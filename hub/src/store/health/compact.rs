@@ -72,8 +72,7 @@ fn pack_oldest(tx: &Transaction<'_>, agent: &str, tier: Tier) -> StoreResult<()>
     }
     // Containers still reporting stay listed past the longest tier.
     if tier.res == TIERS[0].res {
-        let names: std::collections::BTreeSet<&str> =
-            fresh.iter().map(|p| p.container.as_str()).collect();
+        let names: std::collections::BTreeSet<&str> = fresh.iter().map(|p| &*p.container).collect();
         touch_names(tx, agent, names.into_iter(), end)?;
     }
     merge_block(tx, agent, tier.res, start, fresh)

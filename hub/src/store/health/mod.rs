@@ -192,12 +192,7 @@ fn record_one(
     }
     let hash = h.finish();
     if names.get(agent) != Some(&hash) {
-        touch_names(
-            conn,
-            agent,
-            points.iter().map(|p| p.container.as_str()),
-            snap.at,
-        )?;
+        touch_names(conn, agent, points.iter().map(|p| &*p.container), snap.at)?;
         names.insert(agent.to_string(), hash);
     }
     if points.is_empty() {

@@ -390,9 +390,9 @@ impl Store for SqliteStore {
         self.with_health(|h| {
             let tx = h.conn.transaction()?;
             for (agent, res, start, points) in blocks {
-                let names: std::collections::BTreeSet<String> =
+                let names: std::collections::BTreeSet<std::sync::Arc<str>> =
                     points.iter().map(|p| p.container.clone()).collect();
-                super::health::touch_names(&tx, &agent, names.iter().map(|n| n.as_str()), start)?;
+                super::health::touch_names(&tx, &agent, names.iter().map(|n| &**n), start)?;
                 super::health::compact::merge_block(&tx, &agent, res, start, points)?;
             }
             tx.commit()?;
