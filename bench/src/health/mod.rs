@@ -233,7 +233,7 @@ pub async fn measure(p: &Params) -> anyhow::Result<Value> {
     let filled = if p.fill_history {
         let db = dir.join(nextdeploy_hub::serve::STORE_FILE);
         let now = nextdeploy_shared::time::now_unix();
-        fill::fill_history(&db, p.agents, p.containers, now)?
+        fill::fill_history(&db, p.agents, p.containers, p.interval as i64, now)?
     } else {
         0
     };
