@@ -5,11 +5,12 @@
 //! columnar form the store keeps points in (see docs/architecture.md).
 //!
 //! The flow: a snapshot becomes one row per agent per 5 s bucket (all its
-//! containers packed together). When a tier's window has passed, its rows are
-//! packed into one compressed block per agent and rolled up into the next
-//! tier's rows, in the same transaction. So the coarse tiers are computed
-//! once, from rows read for packing anyway, and nothing is lost on a kill -9:
-//! rows not rolled up yet are rolled up at query time.
+//! containers packed together). When the rows' window (10 min) has passed,
+//! they are packed into one compressed block per agent and rolled up into
+//! the coarse tiers' blocks (merged into the hour's 1 min block and the
+//! day's 15 min block), in the same transaction. So the coarse tiers are
+//! computed once, from rows read for packing anyway, and nothing is lost on
+//! a kill -9: rows not packed yet are rolled up at query time.
 
 use std::sync::Arc;
 
@@ -28,7 +29,8 @@ pub struct Tier {
     pub res: i64,
     /// Seconds kept.
     pub keep: i64,
-    /// Seconds of one packed block (a multiple of the next tier's `res`).
+    /// Seconds of one packed block: big enough that a block is several
+    /// pages of the store (a block's last page is half empty on average).
     pub window: i64,
 }
 
@@ -47,7 +49,7 @@ pub const TIERS: [Tier; 3] = [
     Tier {
         res: 900,
         keep: 30 * 86_400,
-        window: 6 * 3600,
+        window: 86_400,
     },
 ];
 
@@ -59,12 +61,6 @@ pub const GRACE_S: i64 = 30;
 /// The tier of resolution `res`.
 pub fn tier(res: i64) -> Option<Tier> {
     TIERS.iter().copied().find(|t| t.res == res)
-}
-
-/// The next coarser tier than `res`.
-pub fn coarser(res: i64) -> Option<Tier> {
-    let i = TIERS.iter().position(|t| t.res == res)?;
-    TIERS.get(i + 1).copied()
 }
 
 /// Start of the bucket of width `w` holding `t`.

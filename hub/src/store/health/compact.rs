@@ -1,37 +1,39 @@
-//! Packing the history: a tier's rows of a window that has passed become
-//! one deflated block per agent (merged into the block if one is there, for
-//! rows that came late) and are rolled up into the next tier's rows, in one
-//! transaction; pruning past retention; converting the earlier layout.
+//! Packing the history: an agent's 5 s rows of a window that has passed
+//! become one deflated block (merged into the block if one is there, for
+//! rows that came late), and their roll-ups are merged into the coarse
+//! tiers' blocks, in one transaction; pruning past retention; converting
+//! the earlier layout.
+
+use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{corrupt, put_points, touch_names};
-use crate::history::{self, codec, Point, Tier, GRACE_S, TIERS};
+use super::{corrupt, touch_names};
+use crate::history::{self, codec, Point, GRACE_S, TIERS};
 use crate::store::StoreResult;
 
 /// Windows packed per transaction: each is a few milliseconds of work, so a
 /// transaction holds the history's write lock for well under a second.
 pub const COMPACT_TX_WINDOWS: usize = 50;
 
-/// Pack at most `max` windows that are due at `now`, finest tier first;
-/// returns how many were packed (less than `max`: nothing more is due).
+/// Pack at most `max` windows of 5 s rows that are due at `now`; returns
+/// how many were packed (less than `max`: nothing more is due).
 pub fn compact(conn: &mut Connection, now: i64, max: usize) -> StoreResult<usize> {
+    let fine = TIERS[0];
+    let due = history::bucket(now - GRACE_S, fine.window);
     let mut done = 0;
-    for tier in TIERS {
-        let due = history::bucket(now - GRACE_S, tier.window);
-        while done < max {
-            let want = (max - done).min(COMPACT_TX_WINDOWS);
-            let agents = due_agents(conn, tier.res, due, want)?;
-            if agents.is_empty() {
-                break;
-            }
-            let tx = conn.transaction()?;
-            for agent in &agents {
-                pack_oldest(&tx, agent, tier)?;
-            }
-            tx.commit()?;
-            done += agents.len();
+    while done < max {
+        let want = (max - done).min(COMPACT_TX_WINDOWS);
+        let agents = due_agents(conn, fine.res, due, want)?;
+        if agents.is_empty() {
+            break;
         }
+        let tx = conn.transaction()?;
+        for agent in &agents {
+            pack_oldest(&tx, agent)?;
+        }
+        tx.commit()?;
+        done += agents.len();
     }
     Ok(done)
 }
@@ -45,19 +47,20 @@ fn due_agents(conn: &Connection, res: i64, due: i64, n: usize) -> StoreResult<Ve
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-/// Pack `agent`'s oldest window of rows of `tier`.
-fn pack_oldest(tx: &Transaction<'_>, agent: &str, tier: Tier) -> StoreResult<()> {
+/// Pack `agent`'s oldest window of 5 s rows.
+fn pack_oldest(tx: &Transaction<'_>, agent: &str) -> StoreResult<()> {
+    let fine = TIERS[0];
     let first: i64 = tx
         .prepare_cached("SELECT min(bucket) FROM health_rows WHERE agent = ?1 AND res = ?2")?
-        .query_row(params![agent, tier.res], |r| r.get(0))?;
-    let start = history::bucket(first, tier.window);
-    let end = start + tier.window;
+        .query_row(params![agent, fine.res], |r| r.get(0))?;
+    let start = history::bucket(first, fine.window);
+    let end = start + fine.window;
     let mut fresh: Vec<Point> = Vec::new();
     {
         let mut st = tx.prepare_cached(
             "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket >= ?3 AND bucket < ?4",
         )?;
-        let mut rows = st.query(params![agent, tier.res, start, end])?;
+        let mut rows = st.query(params![agent, fine.res, start, end])?;
         while let Some(r) = rows.next()? {
             let data: Vec<u8> = r.get(0)?;
             fresh.extend(codec::decode(&data, None).map_err(corrupt)?);
@@ -66,16 +69,23 @@ fn pack_oldest(tx: &Transaction<'_>, agent: &str, tier: Tier) -> StoreResult<()>
     tx.prepare_cached(
         "DELETE FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket >= ?3 AND bucket < ?4",
     )?
-    .execute(params![agent, tier.res, start, end])?;
-    if let Some(next) = history::coarser(tier.res) {
-        put_points(tx, agent, next.res, history::roll_up(&fresh, next.res))?;
-    }
+    .execute(params![agent, fine.res, start, end])?;
     // Containers still reporting stay listed past the longest tier.
-    if tier.res == TIERS[0].res {
-        let names: std::collections::BTreeSet<&str> = fresh.iter().map(|p| &*p.container).collect();
-        touch_names(tx, agent, names.into_iter(), end)?;
+    let names: std::collections::BTreeSet<&str> = fresh.iter().map(|p| &*p.container).collect();
+    touch_names(tx, agent, names.into_iter(), end)?;
+    for coarse in &TIERS[1..] {
+        let mut blocks: BTreeMap<i64, Vec<Point>> = BTreeMap::new();
+        for p in history::roll_up(&fresh, coarse.res) {
+            blocks
+                .entry(history::bucket(p.t, coarse.window))
+                .or_default()
+                .push(p);
+        }
+        for (b, points) in blocks {
+            merge_block(tx, agent, coarse.res, b, points)?;
+        }
     }
-    merge_block(tx, agent, tier.res, start, fresh)
+    merge_block(tx, agent, fine.res, start, fresh)
 }
 
 /// Write `points` into the block (`agent`, `res`, `start`), merged with

@@ -1,9 +1,9 @@
 //! Health history in SQLite, packed (see [`crate::history`]): a snapshot is
-//! one row per agent per 5 s bucket holding all its containers; when a
-//! tier's window has passed, its rows become one deflated block per agent and
-//! are rolled up into the next tier's rows ([`compact`]). Queries read the
-//! blocks and rows of the tier asked for, plus the finer rows not rolled up
-//! yet.
+//! one row per agent per 5 s bucket holding all its containers; when the
+//! rows' 10 min window has passed, they become one deflated block per agent
+//! and their roll-ups are merged into the coarse tiers' blocks
+//! ([`compact`]). Queries read the blocks of the tier asked for, plus the
+//! rows not packed yet (rolled up for a coarse tier).
 //!
 //! Layout: `mod.rs` schema, ingest, queries; [`compact`] packing, pruning
 //! and converting a store of the earlier row-per-point layout.
@@ -112,29 +112,6 @@ pub(crate) fn put_row(
     Ok(())
 }
 
-/// Add `points` of tier `res` for `agent`, one row per bucket.
-pub(crate) fn put_points(
-    conn: &Connection,
-    agent: &str,
-    res: i64,
-    points: Vec<Point>,
-) -> StoreResult<()> {
-    let mut by_bucket: std::collections::BTreeMap<i64, Vec<Point>> = Default::default();
-    for p in points {
-        by_bucket
-            .entry(history::bucket(p.t, res))
-            .or_default()
-            .push(Point {
-                t: history::bucket(p.t, res),
-                ..p
-            });
-    }
-    for (b, pts) in by_bucket {
-        put_row(conn, agent, res, b, history::normalize(pts))?;
-    }
-    Ok(())
-}
-
 /// Record `names` for `agent` as seen at `t` (upsert).
 pub(crate) fn touch_names<'a>(
     conn: &Connection,
@@ -223,7 +200,7 @@ fn rows_of(
 }
 
 /// The points of one container since `since`, at resolution `res`: the
-/// tier's blocks and rows, and the finer tiers' rows not rolled up yet.
+/// tier's blocks, and the 5 s rows not packed yet.
 pub fn query(
     conn: &Connection,
     agent: &str,
@@ -243,10 +220,11 @@ pub fn query(
         let data: Vec<u8> = r.get(0)?;
         points.extend(codec::decode(&data, Some(container)).map_err(corrupt)?);
     }
-    points.extend(rows_of(conn, agent, container, res, since)?);
-    for finer in TIERS.iter().take_while(|t| t.res < res) {
-        let pts = rows_of(conn, agent, container, finer.res, since)?;
-        points.extend(history::roll_up(&pts, res));
+    let rows = rows_of(conn, agent, container, TIERS[0].res, since)?;
+    if res == TIERS[0].res {
+        points.extend(rows);
+    } else {
+        points.extend(history::roll_up(&rows, res));
     }
     Ok(history::normalize(points)
         .iter()

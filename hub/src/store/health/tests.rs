@@ -21,8 +21,8 @@ fn snap(at: i64, cpu: Option<f64>, mem_kib: u64) -> HealthSnapshot {
     }
 }
 
-/// A multiple of 21,600 (a 6 h block): every tier's window starts here.
-const T0: i64 = 1_800_014_400;
+/// A multiple of 86,400 (a day's block): every tier's window starts here.
+const T0: i64 = 1_800_057_600;
 
 fn one_minute(s: &SqliteStore) -> Vec<(i64, i64, Option<f64>)> {
     let pts = s.health_history("a", "web", 60, 0).unwrap();
@@ -56,12 +56,19 @@ fn every_tier_reads_the_same_before_and_after_packing() {
     assert_eq!(s.compact_health(T0 + 600 + GRACE_S, 100).unwrap(), 1);
     assert_eq!(s.health_history("a", "web", 5, 0).unwrap(), fine);
     assert_eq!(one_minute(&s), minute);
-    // The hour of 1 min rows packs too, and rolls up into 15 min rows.
-    assert_eq!(s.compact_health(T0 + 3600 + GRACE_S, 100).unwrap(), 1);
-    assert_eq!(one_minute(&s), minute);
     assert_eq!(s.health_history("a", "web", 900, 0).unwrap(), quarter);
-    assert_eq!(s.compact_health(T0 + 21_600 + GRACE_S, 100).unwrap(), 1);
-    assert_eq!(s.health_history("a", "web", 900, 0).unwrap(), quarter);
+    assert_eq!(s.compact_health(T0 + 90_000, 100).unwrap(), 0);
+    // The next ten minutes: the quarter that spans both windows adds up.
+    let next: Vec<_> = (120..240)
+        .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(30.0), 100)))
+        .collect();
+    s.record_health(&next).unwrap();
+    let before = s.health_history("a", "web", 900, 0).unwrap();
+    assert_eq!(s.compact_health(T0 + 1200 + GRACE_S, 100).unwrap(), 1);
+    let after = s.health_history("a", "web", 900, 0).unwrap();
+    assert_eq!(after, before);
+    assert_eq!((after[0].samples, after[1].samples), (300, 60));
+    assert_eq!(after[0].cpu_avg, Some(16.66));
     assert_eq!(s.health_containers("a").unwrap(), ["web"]);
     assert!(s.health_history("a", "nope", 5, 0).unwrap().is_empty());
     assert!(s.health_history("b", "web", 5, 0).unwrap().is_empty());
@@ -99,7 +106,7 @@ fn retention_drops_old_tiers_and_names_of_containers_gone() {
     api.containers[0].name = "api".into();
     s.record_health(&[("a".into(), api)]).unwrap();
     assert_eq!(s.health_containers("a").unwrap(), ["api", "web"]);
-    s.prune_health(T0 + month + 22_000).unwrap();
+    s.prune_health(T0 + month + 86_401).unwrap();
     assert_eq!(s.health_containers("a").unwrap(), ["api"]);
     assert!(s.health_history("a", "web", 900, 0).unwrap().is_empty());
 }
