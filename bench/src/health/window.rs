@@ -119,8 +119,9 @@ async fn wait_connected(fleet: &Pushers, n: usize) -> anyhow::Result<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// The steady window: at least `p.seconds`, sampled every [`SAMPLE_EVERY`],
-/// with the busy probes run from its start (it lasts until they end).
+/// The steady window: `p.seconds`, sampled every [`SAMPLE_EVERY`], with
+/// nothing but the fleet's snapshots (its CPU is ingestion's); then the busy
+/// probes, the fleet still pushing.
 async fn window(
     hub: &hub::HubProc,
     p: &Params,
@@ -138,7 +139,7 @@ async fn window(
     );
     let t1 = Instant::now();
     let until = t1 + Duration::from_secs(p.seconds);
-    let (probes, peak_kib) = tokio::join!(busy_probes(hub, p, cfg, token), async {
+    let peak_kib = {
         let mut peak = 0;
         while Instant::now() < until {
             tokio::time::sleep(SAMPLE_EVERY.min(until.saturating_duration_since(Instant::now())))
@@ -153,13 +154,19 @@ async fn window(
             );
         }
         peak
-    });
-    let (ws, connect, history_30d, history_24h) = probes?;
+    };
+    let (seconds, snapshots, cpu_ticks, grown_bytes) = (
+        t1.elapsed().as_secs_f64(),
+        fleet.snapshots() - s0,
+        procfs::cpu_ticks(pid).saturating_sub(c0),
+        store_bytes(&hub.dir).saturating_sub(b0),
+    );
+    let (ws, connect, history_30d, history_24h) = busy_probes(hub, p, cfg, token).await?;
     Ok(Window {
-        seconds: t1.elapsed().as_secs_f64(),
-        snapshots: fleet.snapshots() - s0,
-        cpu_ticks: procfs::cpu_ticks(pid).saturating_sub(c0),
-        grown_bytes: store_bytes(&hub.dir).saturating_sub(b0),
+        seconds,
+        snapshots,
+        cpu_ticks,
+        grown_bytes,
         queue_full: log.queue_full_since(l0),
         peak_kib,
         ws,

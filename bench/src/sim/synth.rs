@@ -1,7 +1,8 @@
 //! What a simulated agent's containers do: each has its own CPU level,
-//! memory and network rates, and every sample wanders around them with
-//! noise (CPU ±15 %, memory a random walk, traffic ±30 %), as a busy host's
-//! containers do. The same model gives the live snapshots and the points
+//! memory and network rates, drawn log-uniformly (most containers are
+//! quiet, a few are busy: CPU 0.05 to 40 %, traffic 10 B/s to 200 KB/s),
+//! and every sample wanders around them with noise (CPU ±15 %, memory a
+//! random walk, traffic ±30 %; a mean of k samples k^-1/2 as noisy). The same model gives the live snapshots and the points
 //! of the history the bench writes before the hub starts (`health::fill`),
 //! so both cost the store what real containers would.
 
@@ -35,6 +36,11 @@ fn noisy(rng: &mut SmallRng, v: f64, sd: f64) -> f64 {
     (v * (1.0 + rng.random_range(-a..a))).max(0.0)
 }
 
+/// A draw between `lo` and `hi`, uniform in its logarithm.
+fn log_uniform(rng: &mut SmallRng, lo: f64, hi: f64) -> f64 {
+    (lo.ln() + rng.random_range(0.0..1.0) * (hi.ln() - lo.ln())).exp()
+}
+
 impl Synth {
     /// `n` containers of agent `agent`, their levels fixed by its name.
     pub fn new(agent: &str, n: usize) -> Synth {
@@ -45,10 +51,10 @@ impl Synth {
         let models = (0..n)
             .map(|i| Model {
                 name: format!("{agent}-app-{i}"),
-                cpu: rng.random_range(0.2..40.0),
-                mem: rng.random_range(20e6..500e6),
-                rx_rate: rng.random_range(100.0..200_000.0),
-                tx_rate: rng.random_range(100.0..100_000.0),
+                cpu: log_uniform(&mut rng, 0.05, 40.0),
+                mem: log_uniform(&mut rng, 10e6, 500e6),
+                rx_rate: log_uniform(&mut rng, 10.0, 200_000.0),
+                tx_rate: log_uniform(&mut rng, 10.0, 100_000.0),
                 rx: rng.random_range(0.0..1e9),
                 tx: rng.random_range(0.0..1e9),
             })
@@ -60,18 +66,20 @@ impl Synth {
         }
     }
 
-    /// Advance every container by `secs` and take its sample.
-    fn step(&mut self, secs: f64) {
+    /// Advance every container by `secs`, `samples` samples' worth.
+    fn step(&mut self, secs: f64, samples: i64) {
+        let k = (samples.max(1) as f64).sqrt();
         for m in &mut self.models {
-            m.mem = (m.mem * (1.0 + self.rng.random_range(-0.002..0.002))).max(1e6);
-            m.rx += noisy(&mut self.rng, m.rx_rate, 0.3) * secs;
-            m.tx += noisy(&mut self.rng, m.tx_rate, 0.3) * secs;
+            let walk = 0.002 * k;
+            m.mem = (m.mem * (1.0 + self.rng.random_range(-walk..walk))).max(1e6);
+            m.rx += noisy(&mut self.rng, m.rx_rate, 0.3 / k) * secs;
+            m.tx += noisy(&mut self.rng, m.tx_rate, 0.3 / k) * secs;
         }
     }
 
     /// The next live snapshot, `secs` after the last.
     pub fn snapshot(&mut self, at: i64, secs: f64) -> HealthSnapshot {
-        self.step(secs);
+        self.step(secs, 1);
         let rng = &mut self.rng;
         let containers: Vec<ContainerHealth> = self
             .models
@@ -108,7 +116,7 @@ impl Synth {
     /// would have kept it from `res / interval` samples.
     pub fn points(&mut self, t: i64, res: i64, interval: i64) -> Vec<Point> {
         let samples = (res / interval).max(1);
-        self.step(res as f64);
+        self.step(res as f64, samples);
         let rng = &mut self.rng;
         self.models
             .iter()
