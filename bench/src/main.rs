@@ -4,8 +4,10 @@
 //! real agent against real containers. All traffic stays on loopback.
 //!
 //! Layout:
-//! - `main.rs`: modes (`quick`, `full`), the `health` scenario, the hidden
-//!   `sim-agents` child; [`flood`]: the `health-flood` scenario;
+//! - `main.rs`: modes (`quick`, `full`), the hidden `sim-agents` child;
+//!   [`health`]: the `health` scenario (a fleet pushing health snapshots:
+//!   hub memory, CPU, store growth, API and connect latency while it
+//!   ingests); [`flood`]: the `health-flood` scenario;
 //! - [`sim`]: one simulated agent; [`fleet`]: enrolled identities and the
 //!   `sim-agents` child processes (the open-file limit is per process);
 //! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
@@ -22,6 +24,7 @@ mod build;
 mod dashboard;
 mod fleet;
 mod flood;
+mod health;
 mod hub;
 mod procfs;
 mod report;
@@ -31,15 +34,11 @@ mod tcpfloor;
 mod wsclient;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "nextdeploy-bench")]
@@ -63,21 +62,9 @@ enum Cmd {
         #[command(flatten)]
         pick: Pick,
     },
-    /// Hub memory and store growth with simulated agents pushing health snapshots.
-    Health {
-        /// Simulated agents.
-        #[arg(long, default_value_t = 1000)]
-        agents: usize,
-        /// Containers per agent.
-        #[arg(long, default_value_t = 20)]
-        containers: usize,
-        /// Seconds between snapshots.
-        #[arg(long, default_value_t = 5)]
-        interval: u64,
-        /// How long to measure once all agents are connected, seconds.
-        #[arg(long, default_value_t = 120)]
-        seconds: u64,
-    },
+    /// Hub memory, CPU, store growth and API/connect latency with simulated
+    /// agents pushing health snapshots.
+    Health(health::Args),
     /// One simulated agent flooding oversized health snapshots: hub RSS and
     /// a fresh agent's connect time, before and during.
     HealthFlood {
@@ -103,6 +90,9 @@ enum Cmd {
         count: usize,
         #[arg(long, default_value_t = 0)]
         containers: usize,
+        /// Seconds between health snapshots.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
     },
     /// Echo on `count` plain TCP connections to `to` (the fan-out's TCP floor).
     #[command(hide = true)]
@@ -119,7 +109,8 @@ enum Cmd {
 #[derive(clap::Args, Clone, Default)]
 struct Pick {
     /// Only these scenario groups, comma-separated: fleet (capacity, fan-out,
-    /// reconnect), latency, throughput, agent.
+    /// reconnect), latency, throughput, agent, health (`full` only: 10,000
+    /// agents × 20 containers every 5 s, see [`health::Params::full`]).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Fleet size instead of the mode's (one fleet run, with the reconnect storm).
@@ -145,6 +136,8 @@ struct Plan {
     rps_window: Duration,
     stream_bytes: u64,
     footprint: (usize, u64, usize),
+    /// The `health` scenario's run (`full` only).
+    health: Option<health::Params>,
 }
 
 fn plan(quick: bool, max_agents: usize, pick: Pick) -> Plan {
@@ -176,6 +169,7 @@ fn base_plan(quick: bool, max_agents: usize) -> Plan {
             rps_window: Duration::from_secs(3),
             stream_bytes: 256 << 20,
             footprint: (50, 10, 1),
+            health: None,
         };
     }
     let mut fleets = Vec::new();
@@ -199,6 +193,7 @@ fn base_plan(quick: bool, max_agents: usize) -> Plan {
         rps_window: Duration::from_secs(10),
         stream_bytes: 1 << 30,
         footprint: (50, 30, 2),
+        health: Some(health::Params::full()),
     }
 }
 
@@ -297,6 +292,13 @@ async fn run_mode(plan: Plan) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || scenario::footprint::run(c, w, rounds)).await?;
         record("agent", Ok(vec![fp]), &mut scenarios);
     }
+    if let Some(h) = plan.health.as_ref().filter(|_| pick.runs("health")) {
+        record(
+            "health",
+            health::measure(h).await.map(|v| vec![v]),
+            &mut scenarios,
+        );
+    }
     let _ = std::fs::remove_dir_all(&work);
 
     let report = json!({
@@ -349,105 +351,6 @@ fn publish(
     Ok(())
 }
 
-fn store_bytes(dir: &Path) -> u64 {
-    ["nextdeploy.db", "nextdeploy.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-async fn health(
-    agents: usize,
-    containers: usize,
-    interval: u64,
-    seconds: u64,
-) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("nd-bench-health-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let pin = fleet::enrol(&dir, agents)?;
-    let hub = hub::start(&dir, None)?;
-    let pid = hub.pid();
-    let idle_rss = procfs::rss_kib(pid);
-    let stats = Arc::new(sim::SimStats::default());
-    let cfg = sim::SimConfig {
-        hub: hub.ssh,
-        pin,
-        containers,
-        health_interval: Duration::from_secs(interval),
-        stats: stats.clone(),
-    };
-    let cancel = CancellationToken::new();
-    let t0 = Instant::now();
-    for i in 0..agents {
-        let key = Arc::new(fleet::sim_key(i));
-        tokio::spawn(sim::run_agent(
-            i,
-            fleet::sim_name(i),
-            key,
-            cfg.clone(),
-            cancel.clone(),
-        ));
-    }
-    while (stats.connected.load(Ordering::Relaxed) as usize) < agents {
-        if t0.elapsed() > Duration::from_secs(120) {
-            bail!(
-                "only {} of {agents} agents connected after 120 s",
-                stats.connected.load(Ordering::Relaxed)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let connect_s = t0.elapsed().as_secs_f64();
-    println!(
-        "{agents} agents connected in {connect_s:.1}s (hub {} , failures {})",
-        hub.http,
-        stats.failures.load(Ordering::Relaxed)
-    );
-    tokio::time::sleep(Duration::from_secs(interval * 2)).await;
-    let (b0, s0, c0, t1) = (
-        store_bytes(&dir),
-        stats.snapshots.load(Ordering::Relaxed),
-        procfs::cpu_ticks(pid),
-        Instant::now(),
-    );
-    let mut peak = 0;
-    while t1.elapsed() < Duration::from_secs(seconds) {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        peak = peak.max(procfs::rss_kib(pid));
-        println!(
-            "  t={:>4.0}s hub_rss={:.1} MiB store={:.1} MiB snapshots={}",
-            t1.elapsed().as_secs_f64(),
-            procfs::rss_kib(pid) as f64 / 1024.0,
-            store_bytes(&dir) as f64 / 1048576.0,
-            stats.snapshots.load(Ordering::Relaxed) - s0
-        );
-    }
-    let el = t1.elapsed().as_secs_f64();
-    let grown = store_bytes(&dir).saturating_sub(b0) as f64;
-    let tick = 100.0;
-    let cpu = (procfs::cpu_ticks(pid) - c0) as f64 / tick / el * 100.0;
-    let rss = procfs::rss_kib(pid);
-    println!("result: agents={agents} containers_per_agent={containers} interval_s={interval}");
-    println!(
-        "  hub_rss_mib={:.1} (idle before agents {:.1}) per_agent_kib={:.1} peak_mib={:.1}",
-        rss as f64 / 1024.0,
-        idle_rss as f64 / 1024.0,
-        (rss.saturating_sub(idle_rss)) as f64 / agents as f64,
-        peak as f64 / 1024.0
-    );
-    println!("  hub_cpu_pct={cpu:.1} (of one core)");
-    println!(
-        "  store_growth_mib_per_min={:.2} snapshots_per_s={:.0}",
-        grown / el * 60.0 / 1048576.0,
-        (stats.snapshots.load(Ordering::Relaxed) - s0) as f64 / el
-    );
-    cancel.cancel();
-    drop(hub);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
-}
-
 /// Run `f`, dropping it on Ctrl-C so the hub and the simulated agents
 /// (killed when their handles drop) do not outlive the bench.
 async fn interruptible(
@@ -470,12 +373,7 @@ async fn main_async() -> anyhow::Result<()> {
         Cmd::Full { max_agents, pick } => {
             interruptible(run_mode(plan(false, max_agents, pick))).await
         }
-        Cmd::Health {
-            agents,
-            containers,
-            interval,
-            seconds,
-        } => health(agents, containers, interval, seconds).await,
+        Cmd::Health(a) => interruptible(health::run(a)).await,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
@@ -484,7 +382,11 @@ async fn main_async() -> anyhow::Result<()> {
             from,
             count,
             containers,
-        } => sim::run_child(hub, pin, from, count, containers).await,
+            interval,
+        } => {
+            let every = Duration::from_secs(interval.max(1));
+            sim::run_child(hub, pin, (from, count), containers, every).await
+        }
         Cmd::TcpEcho { to, count } => tcpfloor::run_echo(to, count).await,
     }
 }

@@ -127,6 +127,29 @@ const SHOWN: &[(&str, &[&str])] = &[
             "binary_mib",
         ],
     ),
+    (
+        "health",
+        &[
+            "agents",
+            "containers_per_agent",
+            "interval_s",
+            "snapshots_per_s",
+            "expected_snapshots_per_s",
+            "dropped_or_late",
+            "hub_cpu_pct",
+            "ingest_cpu_us_per_point",
+            "hub_rss_mib",
+            "hub_rss_per_agent_kib",
+            "store_growth_mib_per_min",
+            "store_bytes_per_point",
+            "history_ms_30d_one_container",
+            "history_ms_24h_one_agent",
+            "ws_request_ms_while_ingesting",
+            "ws_request_ms_idle",
+            "connect_ms_while_ingesting",
+            "connect_ms_idle",
+        ],
+    ),
 ];
 
 fn num(v: &Value) -> String {

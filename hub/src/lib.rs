@@ -32,6 +32,7 @@ pub mod agents;
 pub mod api;
 pub mod backup;
 pub mod cli;
+pub mod history;
 pub mod http;
 pub mod limits;
 pub mod recent;

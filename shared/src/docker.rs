@@ -301,4 +301,45 @@ mod tests {
         assert_eq!(cpu_percent(1, 2, 3, 4, 1), None);
         assert_eq!(cpu_percent(2, 1, 4, 4, 1), None);
     }
+
+    /// What a 20-container snapshot costs in its frame (issue 20): the
+    /// figures docs/benchmarks.md quotes, with CPU as computed and rounded
+    /// to the hundredths the hub keeps (as the agent now sends it).
+    #[test]
+    fn a_twenty_container_snapshot_on_the_wire() {
+        let snap = |round: bool| HealthSnapshot {
+            at: 1_800_000_000,
+            docker_available: true,
+            sweep_ms: 4,
+            containers: (0..20)
+                .map(|i| {
+                    let cpu = 3.0 + i as f64 / 7.0;
+                    ContainerHealth {
+                        id: format!("{:064x}", 0xabcdef_u64 * (i + 1)),
+                        name: format!("shop-web-{i}"),
+                        image: "registry.example.com/team/web:2024.11.3".into(),
+                        state: "running".into(),
+                        health: Some("healthy".into()),
+                        restarts: 0,
+                        started_at: Some("2026-11-30T08:12:44.123456789Z".into()),
+                        cpu_percent: Some(if round {
+                            (cpu * 100.0).round() / 100.0
+                        } else {
+                            cpu
+                        }),
+                        mem_usage: 123_456_789 + i * 1000,
+                        mem_limit: 2_147_483_648,
+                        net_rx: 9_876_543_210 + i,
+                        net_tx: 1_234_567_890 + i,
+                        stats_from: Some(STATS_FROM_KERNEL.into()),
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let bytes = |s: &HealthSnapshot| crate::frame::encode(s).unwrap().len();
+        let (before, after) = (bytes(&snap(false)), bytes(&snap(true)));
+        eprintln!("20-container snapshot frame: {before} bytes, {after} with CPU rounded");
+        assert!(after < before && after < 8 * 1024, "{before} {after}");
+    }
 }

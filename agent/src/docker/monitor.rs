@@ -273,6 +273,9 @@ fn build_health(
             c.net_tx = s.net_tx;
             c.stats_from = Some(STATS_FROM_ENGINE.to_string());
         }
+        // Hundredths are all the hub keeps: `12.34`, not `12.345678901234567`
+        // (a tenth of a container's bytes on the wire).
+        c.cpu_percent = c.cpu_percent.map(|p| (p * 100.0).round() / 100.0);
         containers.push(c);
     }
     containers

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::protocol::{
     channel_kind, ActionKind, DockerStatus, Downstream, Hello, Reply, ReplyType, AGENT_USER,
@@ -21,6 +20,7 @@ use tokio::net::TcpSocket;
 use tokio_util::sync::CancellationToken;
 
 mod serve;
+pub mod synth;
 use serve::{answer, serve};
 
 /// What every simulated agent does.
@@ -263,15 +263,16 @@ async fn connect(
     Ok(handle)
 }
 
-/// The hidden `sim-agents` subcommand: run agents `from..from+count` and print
-/// their counters on stdout every [`crate::fleet::REPORT_EVERY`] until the
-/// parent kills it; an orphan (parent gone) or a run past four hours stops itself.
+/// The hidden `sim-agents` subcommand: run agents `from..from+count`, a
+/// snapshot every `interval`, and print their counters on stdout every
+/// [`crate::fleet::REPORT_EVERY`] until the parent kills it; an orphan
+/// (parent gone) or a run past four hours stops itself.
 pub async fn run_child(
     hub: SocketAddr,
     pin: String,
-    from: usize,
-    count: usize,
+    (from, count): (usize, usize),
     containers: usize,
+    interval: Duration,
 ) -> anyhow::Result<()> {
     /// An orphaned child stops on its own after this long.
     /// (Above an hour: `dashboard --part heap` keeps its fleet for 60 minutes
@@ -282,7 +283,7 @@ pub async fn run_child(
         hub,
         pin,
         containers,
-        health_interval: Duration::from_secs(5),
+        health_interval: interval,
         stats: stats.clone(),
     };
     let cancel = CancellationToken::new();
@@ -300,11 +301,12 @@ pub async fn run_child(
     let ppid = std::os::unix::process::parent_id();
     while t0.elapsed() < MAX_LIFETIME && std::os::unix::process::parent_id() == ppid {
         println!(
-            "connected={} failures={} refused={} reset={}",
+            "connected={} failures={} refused={} reset={} snapshots={}",
             stats.connected.load(Ordering::Relaxed),
             stats.failures.load(Ordering::Relaxed),
             stats.refused.load(Ordering::Relaxed),
-            stats.reset.load(Ordering::Relaxed)
+            stats.reset.load(Ordering::Relaxed),
+            stats.snapshots.load(Ordering::Relaxed)
         );
         tokio::time::sleep(crate::fleet::REPORT_EVERY).await;
     }

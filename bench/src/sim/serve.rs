@@ -8,66 +8,6 @@ use nextdeploy_shared::protocol::streams::DiagStream;
 
 use super::*;
 
-fn synthetic(name: &str, n: usize) -> HealthSnapshot {
-    let mut rng = rand::rng();
-    use rand::RngExt;
-    let containers: Vec<ContainerHealth> = (0..n)
-        .map(|i| ContainerHealth {
-            id: format!("{:064x}", i + 1),
-            name: format!("{name}-app-{i}"),
-            image: "registry.example/app:1.2.3".into(),
-            state: "running".into(),
-            health: Some("healthy".into()),
-            restarts: 0,
-            started_at: None,
-            cpu_percent: Some(rng.random_range(0.0..50.0)),
-            mem_usage: rng.random_range(10_000_000..500_000_000),
-            mem_limit: 2_000_000_000,
-            net_rx: rng.random_range(0..1_000_000_000),
-            net_tx: rng.random_range(0..1_000_000_000),
-            stats_from: Some("kernel".into()),
-        })
-        .collect();
-    let host = synthetic_host(name, &containers, &mut rng);
-    HealthSnapshot {
-        at: now_unix(),
-        docker_available: true,
-        docker_error: None,
-        sweep_ms: 3,
-        containers,
-        host: Some(host),
-    }
-}
-
-/// A plausible host for a simulated agent: its size fixed by its name (2 to
-/// 16 CPUs, 4 GiB each), busy with its containers plus the system's share.
-fn synthetic_host(
-    name: &str,
-    containers: &[ContainerHealth],
-    rng: &mut impl rand::RngExt,
-) -> nextdeploy_shared::docker::HostSample {
-    let seed = name
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
-    let cpus = 2u32 << (seed % 4);
-    let mem_total_bytes = u64::from(cpus) * (4 << 30);
-    let apps_cpu: f64 = containers.iter().filter_map(|c| c.cpu_percent).sum();
-    let apps_mem: u64 = containers.iter().map(|c| c.mem_usage).sum();
-    let cpu = (apps_cpu / f64::from(cpus) + rng.random_range(1.0..8.0)).min(100.0);
-    let load = cpu / 100.0 * f64::from(cpus);
-    nextdeploy_shared::docker::HostSample {
-        cpu_percent: Some(cpu),
-        cpus,
-        mem_used_bytes: (apps_mem + rng.random_range(400_000_000..1_200_000_000))
-            .min(mem_total_bytes),
-        mem_total_bytes,
-        load1: load,
-        load5: load * 0.9,
-        load15: load * 0.8,
-        uptime_s: 86_400 + u64::from(seed % 2_592_000),
-    }
-}
-
 async fn send(write: &russh::ChannelWriteHalf<Msg>, r: &Reply) -> bool {
     match frame::encode(r) {
         Ok(b) => write.data_bytes(b).await.is_ok(),
@@ -116,6 +56,8 @@ async fn serve_control(
     let mut hb = tokio::time::interval(nextdeploy_shared::limits::HEARTBEAT_INTERVAL);
     let mut health = tokio::time::interval(cfg.health_interval);
     let mut seq = 0u64;
+    let mut synth = super::synth::Synth::new(name, cfg.containers);
+    let interval = cfg.health_interval.as_secs_f64();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
@@ -124,7 +66,7 @@ async fn serve_control(
                 if !send(write, &Reply::new(id, ReplyType::Heartbeat, json!({"seq": seq}))).await { return; }
             }
             _ = health.tick(), if cfg.containers > 0 => {
-                let snap = synthetic(name, cfg.containers);
+                let snap = synth.snapshot(now_unix(), interval);
                 if !send(write, &Reply::new(id, ReplyType::Health, json!(snap))).await { return; }
                 cfg.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             }

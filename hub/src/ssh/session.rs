@@ -197,6 +197,10 @@ async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, SessionEr
     match tokio::time::timeout(within, inbox.next()).await {
         Err(_) => Err(SessionError::Silent(within)),
         Ok(Some(tap::Event::Reply(r))) => Ok(*r),
+        // Not a hello: the caller refuses it as it refuses any other frame.
+        Ok(Some(tap::Event::Health(_))) => {
+            Ok(Reply::new(None, ReplyType::Health, serde_json::Value::Null))
+        }
         Ok(Some(tap::Event::Bad(e))) => Err(SessionError::BadFrame(*e)),
         Ok(Some(tap::Event::Closed) | None) => Err(SessionError::Closed),
     }
@@ -350,6 +354,7 @@ async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) ->
                 return format!("no heartbeat for {}s", timeout.as_secs());
             }
             Ok(Some(tap::Event::Reply(reply))) => Box::pin(answer_reply(svc, conn, *reply)).await,
+            Ok(Some(tap::Event::Health(snap))) => record_health(svc, conn, *snap),
             Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
                 Some(why) => {
                     warn!(error = %e, "control channel out of step; disconnecting");

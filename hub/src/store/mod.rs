@@ -248,6 +248,14 @@ pub trait Store: Send + Sync + 'static {
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()>;
     /// Drop history past retention.
     fn prune_health(&self, now: i64) -> StoreResult<usize>;
+    /// Pack at most `max` history windows due at `now` (see
+    /// [`health::compact`]); returns how many were packed.
+    fn compact_health(&self, now: i64, max: usize) -> StoreResult<usize>;
+    /// Write packed blocks straight, merged with what is there, in one
+    /// transaction: (agent, tier resolution, window start, points). They are
+    /// not rolled up into coarser tiers. For imports and the benchmark's
+    /// fast-forward fill (30 days of history without waiting 30 days).
+    fn put_health_blocks(&self, blocks: Vec<health::Block>) -> StoreResult<()>;
     /// A container's history at resolution `res` (5, 60 or 900) since `since`.
     fn health_history(
         &self,

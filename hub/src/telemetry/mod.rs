@@ -5,7 +5,10 @@
 //! Layout: `mod.rs` the bus and the history writer; [`bounds`] the bounds a
 //! snapshot is held to before it is kept anywhere.
 
-use crate::limits::{EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, HEALTH_QUEUE_BYTES, PRUNE_EVERY};
+use crate::limits::{
+    EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, HEALTH_QUEUE_BYTES, HISTORY_COMPACT_EVERY,
+    HISTORY_COMPACT_WINDOWS, PRUNE_EVERY,
+};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -120,10 +123,22 @@ impl Telemetry {
             return;
         };
         let mut prune = tokio::time::interval(PRUNE_EVERY);
+        let mut compact = tokio::time::interval(HISTORY_COMPACT_EVERY);
         loop {
             let mut batch = Vec::new();
             tokio::select! {
                 n = rx.recv_many(&mut batch, HEALTH_BATCH) => if n == 0 { return },
+                _ = compact.tick() => {
+                    let r = store::blocking(&store, |s| {
+                        s.compact_health(now_unix(), HISTORY_COMPACT_WINDOWS)
+                    });
+                    match r.await {
+                        Ok(0) => {}
+                        Ok(n) => debug!(windows = n, "packed health history"),
+                        Err(e) => warn!(error = %e, "packing health history failed"),
+                    }
+                    continue;
+                }
                 _ = prune.tick() => {
                     match store::blocking(&store, |s| s.prune_health(now_unix())).await {
                         Ok(n) => debug!(rows = n, "pruned health history"),

@@ -30,19 +30,22 @@ pub const REVOCATION_QUEUE: usize = 64;
 type LabelIndex = Arc<Vec<(String, Labels)>>;
 
 /// The health history's own connection to the same database, with its
-/// cache of series ids. Agents' snapshots are written here in short
+/// cache of container names. Agents' snapshots are written here in short
 /// transactions; in WAL mode a reader on the main connection (an SSH key or
 /// API token check) never waits for them, and a writer there waits at most
-/// one of them (`HEALTH_TX_CONTAINERS`).
+/// one of them (`HEALTH_TX_CONTAINERS`, `COMPACT_TX_WINDOWS`).
 struct HealthDb {
     conn: Connection,
-    series: std::collections::HashMap<(String, String), i64>,
+    names: super::health::NameCache,
 }
 
 /// The embedded store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     health: Mutex<HealthDb>,
+    /// A third connection for history queries, so a chart never waits for
+    /// the writer (none for an in-memory store: they read `health`'s).
+    health_read: Option<Mutex<Connection>>,
     /// Loaded on first use, dropped by every change of who is enrolled; read
     /// and dropped under the connection's lock, so it never outlives a change.
     labels: Mutex<Option<LabelIndex>>,
@@ -372,11 +375,29 @@ impl Store for SqliteStore {
     }
 
     fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
-        self.with_health(|h| super::health::record(&mut h.conn, &mut h.series, batch))
+        self.with_health(|h| super::health::record(&mut h.conn, &mut h.names, batch))
     }
 
     fn prune_health(&self, now: i64) -> StoreResult<usize> {
-        self.with_health(|h| super::health::prune(&h.conn, &mut h.series, now))
+        self.with_health(|h| super::health::compact::prune(&h.conn, now))
+    }
+
+    fn compact_health(&self, now: i64, max: usize) -> StoreResult<usize> {
+        self.with_health(|h| super::health::compact::compact(&mut h.conn, now, max))
+    }
+
+    fn put_health_blocks(&self, blocks: Vec<super::health::Block>) -> StoreResult<()> {
+        self.with_health(|h| {
+            let tx = h.conn.transaction()?;
+            for (agent, res, start, points) in blocks {
+                let names: std::collections::BTreeSet<std::sync::Arc<str>> =
+                    points.iter().map(|p| p.container.clone()).collect();
+                super::health::touch_names(&tx, &agent, names.iter().map(|n| &**n), start)?;
+                super::health::compact::merge_block(&tx, &agent, res, start, points)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     fn health_history(
@@ -386,11 +407,11 @@ impl Store for SqliteStore {
         res: i64,
         since: i64,
     ) -> StoreResult<Vec<HistoryPoint>> {
-        self.with_health(|h| super::health::query(&h.conn, agent, container, res, since))
+        self.with_health_read(|c| super::health::query(c, agent, container, res, since))
     }
 
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>> {
-        self.with_health(|h| super::health::containers(&h.conn, agent))
+        self.with_health_read(|c| super::health::containers(c, agent))
     }
 
     fn insert_deploy(&self, d: &DeployRecord) -> StoreResult<()> {

@@ -15,7 +15,10 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         files::create_private(path)?;
         let conn = Connection::open(path)?;
-        let store = Self::init(conn, || Ok(Connection::open(path)?))?;
+        let mut store = Self::init(conn, || Ok(Connection::open(path)?))?;
+        let read = Connection::open(path)?;
+        read.busy_timeout(crate::limits::STORE_BUSY_TIMEOUT)?;
+        store.health_read = Some(Mutex::new(read));
         // WAL mode made the -wal and -shm files (with the database's mode,
         // as SQLite does); older stores' may predate that.
         files::make_private(path)?;
@@ -40,15 +43,23 @@ impl SqliteStore {
         open_health: impl FnOnce() -> StoreResult<Connection>,
     ) -> StoreResult<Self> {
         Self::migrate(&conn)?;
-        let health = open_health()?;
+        let mut health = open_health()?;
         health.busy_timeout(crate::limits::STORE_BUSY_TIMEOUT)?;
         health.pragma_update(None, "synchronous", "NORMAL")?;
+        let converted = crate::store::health::compact::convert_old(&mut health)?;
+        if converted > 0 {
+            tracing::info!(
+                points = converted,
+                "converted the health history to the packed layout"
+            );
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             health: Mutex::new(HealthDb {
                 conn: health,
-                series: Default::default(),
+                names: Default::default(),
             }),
+            health_read: None,
             labels: Mutex::new(None),
             revoked: broadcast::channel(REVOCATION_QUEUE).0,
         })
@@ -79,5 +90,17 @@ impl SqliteStore {
         f: impl FnOnce(&mut HealthDb) -> StoreResult<T>,
     ) -> StoreResult<T> {
         f(&mut crate::sync::lock_or_recover(&self.health))
+    }
+
+    /// Run a history query on the read connection (the health one for an
+    /// in-memory store).
+    pub(super) fn with_health_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        match &self.health_read {
+            Some(c) => f(&crate::sync::lock_or_recover(c)),
+            None => self.with_health(|h| f(&h.conn)),
+        }
     }
 }

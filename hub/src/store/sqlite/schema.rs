@@ -43,9 +43,12 @@ CREATE TABLE audit (
     detail TEXT NOT NULL
 );
 "#,
-    crate::store::health::SCHEMA,
+    crate::store::health::OLD_SCHEMA,
     crate::store::deploys::SCHEMA,
     // The API token an audited action was made with: names are not unique,
     // ids are (NULL for agents and the hub itself).
     "ALTER TABLE audit ADD COLUMN actor_token TEXT;",
+    // The packed health history (issue 20); the earlier tables are
+    // converted into it and dropped at open.
+    crate::store::health::SCHEMA,
 ];

@@ -1,0 +1,254 @@
+//! Health history in SQLite, packed (see [`crate::history`]): a snapshot is
+//! one row per agent per 5 s bucket holding all its containers; when the
+//! rows' 10 min window has passed, they become one deflated block per agent
+//! and their roll-ups are merged into the coarse tiers' blocks
+//! ([`compact`]). Queries read the blocks of the tier asked for, plus the
+//! rows not packed yet (rolled up for a coarse tier).
+//!
+//! Layout: `mod.rs` schema, ingest, queries; [`compact`] packing, pruning
+//! and converting a store of the earlier row-per-point layout.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use nextdeploy_shared::docker::HealthSnapshot;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{StoreError, StoreResult};
+use crate::history::{self, codec, Point, TIERS};
+use crate::limits::HEALTH_TX_CONTAINERS;
+
+pub mod compact;
+#[cfg(test)]
+mod tests;
+
+pub use nextdeploy_shared::protocol::streams::HistoryPoint;
+
+/// Schema of the earlier layout (migration 2; converted and dropped at open
+/// by [`compact::convert_old`]).
+pub const OLD_SCHEMA: &str = r#"
+CREATE TABLE health_series (
+    id        INTEGER PRIMARY KEY,
+    agent     TEXT NOT NULL,
+    container TEXT NOT NULL,
+    UNIQUE (agent, container)
+);
+CREATE TABLE health_points (
+    series INTEGER NOT NULL, res INTEGER NOT NULL, bucket INTEGER NOT NULL,
+    n INTEGER NOT NULL, cpu_n INTEGER NOT NULL, cpu_sum INTEGER NOT NULL,
+    cpu_max INTEGER NOT NULL, mem_sum INTEGER NOT NULL, mem_max INTEGER NOT NULL,
+    mem_limit INTEGER NOT NULL, net_rx INTEGER NOT NULL, net_tx INTEGER NOT NULL,
+    restarts INTEGER NOT NULL, state TEXT NOT NULL, health TEXT,
+    PRIMARY KEY (series, res, bucket)
+) WITHOUT ROWID;
+"#;
+
+/// Schema of the packed layout.
+pub const SCHEMA: &str = r#"
+CREATE TABLE health_rows (
+    agent  TEXT NOT NULL,
+    res    INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    data   BLOB NOT NULL,
+    PRIMARY KEY (agent, res, bucket)
+);
+CREATE INDEX health_rows_due ON health_rows (res, bucket);
+CREATE TABLE health_blocks (
+    agent TEXT NOT NULL,
+    res   INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    data  BLOB NOT NULL,
+    PRIMARY KEY (agent, res, start)
+);
+CREATE INDEX health_blocks_age ON health_blocks (res, start);
+CREATE TABLE health_names (
+    agent     TEXT NOT NULL,
+    container TEXT NOT NULL,
+    last_t    INTEGER NOT NULL,
+    PRIMARY KEY (agent, container)
+) WITHOUT ROWID;
+"#;
+
+/// A packed block to write: (agent, tier resolution, window start, points).
+pub type Block = (String, i64, i64, Vec<Point>);
+
+/// The writer's memory: a hash of each agent's container names, so names
+/// are written only when they change.
+pub type NameCache = HashMap<String, u64>;
+
+fn corrupt(e: codec::CodecError) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Add `points` (normalized, all in bucket `bucket` of tier `res`) to the
+/// row of (`agent`, `res`, `bucket`), merging with what it holds.
+pub(crate) fn put_row(
+    conn: &Connection,
+    agent: &str,
+    res: i64,
+    bucket: i64,
+    points: Vec<Point>,
+) -> StoreResult<()> {
+    let data = codec::encode(&points, false);
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO health_rows (agent, res, bucket, data) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT DO NOTHING",
+    )?;
+    if ins.execute(params![agent, res, bucket, data])? > 0 {
+        return Ok(());
+    }
+    let old: Vec<u8> = conn
+        .prepare_cached(
+            "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket = ?3",
+        )?
+        .query_row(params![agent, res, bucket], |r| r.get(0))?;
+    let mut all = codec::decode(&old, None).map_err(corrupt)?;
+    all.extend(points);
+    let data = codec::encode(&history::normalize(all), false);
+    conn.prepare_cached(
+        "UPDATE health_rows SET data = ?4 WHERE agent = ?1 AND res = ?2 AND bucket = ?3",
+    )?
+    .execute(params![agent, res, bucket, data])?;
+    Ok(())
+}
+
+/// Record `names` for `agent` as seen at `t` (upsert).
+pub(crate) fn touch_names<'a>(
+    conn: &Connection,
+    agent: &str,
+    names: impl Iterator<Item = &'a str>,
+    t: i64,
+) -> StoreResult<()> {
+    let mut st = conn.prepare_cached(
+        "INSERT INTO health_names (agent, container, last_t) VALUES (?1, ?2, ?3) \
+         ON CONFLICT DO UPDATE SET last_t = max(last_t, excluded.last_t)",
+    )?;
+    for n in names {
+        st.execute(params![agent, n, t])?;
+    }
+    Ok(())
+}
+
+/// Record snapshots, in transactions of about [`HEALTH_TX_CONTAINERS`]
+/// containers each (a snapshot is never split).
+pub fn record(
+    conn: &mut Connection,
+    names: &mut NameCache,
+    batch: &[(String, HealthSnapshot)],
+) -> StoreResult<()> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut rows = 0;
+        while n < rest.len()
+            && (n == 0 || rows + rest[n].1.containers.len() <= HEALTH_TX_CONTAINERS)
+        {
+            rows += rest[n].1.containers.len();
+            n += 1;
+        }
+        let tx = conn.transaction()?;
+        for (agent, snap) in &rest[..n] {
+            record_one(&tx, names, agent, snap)?;
+        }
+        tx.commit()?;
+        rest = &rest[n..];
+    }
+    Ok(())
+}
+
+fn record_one(
+    conn: &Connection,
+    names: &mut NameCache,
+    agent: &str,
+    snap: &HealthSnapshot,
+) -> StoreResult<()> {
+    let points = history::normalize(history::from_snapshot(snap));
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in &points {
+        p.container.hash(&mut h);
+    }
+    let hash = h.finish();
+    if names.get(agent) != Some(&hash) {
+        touch_names(conn, agent, points.iter().map(|p| &*p.container), snap.at)?;
+        names.insert(agent.to_string(), hash);
+    }
+    if points.is_empty() {
+        return Ok(());
+    }
+    let b = history::bucket(snap.at, TIERS[0].res);
+    put_row(conn, agent, TIERS[0].res, b, points)
+}
+
+/// Decoded points of `container` in the rows of (`agent`, `res`) from `since`.
+fn rows_of(
+    conn: &Connection,
+    agent: &str,
+    container: &str,
+    res: i64,
+    since: i64,
+) -> StoreResult<Vec<Point>> {
+    let mut st = conn.prepare_cached(
+        "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket >= ?3",
+    )?;
+    let mut out = Vec::new();
+    let mut rows = st.query(params![agent, res, since])?;
+    while let Some(r) = rows.next()? {
+        let data: Vec<u8> = r.get(0)?;
+        out.extend(codec::decode(&data, Some(container)).map_err(corrupt)?);
+    }
+    Ok(out)
+}
+
+/// The points of one container since `since`, at resolution `res`: the
+/// tier's blocks, and the 5 s rows not packed yet.
+pub fn query(
+    conn: &Connection,
+    agent: &str,
+    container: &str,
+    res: i64,
+    since: i64,
+) -> StoreResult<Vec<HistoryPoint>> {
+    let Some(tier) = history::tier(res) else {
+        return Ok(Vec::new());
+    };
+    let mut points = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT data FROM health_blocks WHERE agent = ?1 AND res = ?2 AND start > ?3",
+    )?;
+    let mut rows = st.query(params![agent, res, since - tier.window])?;
+    while let Some(r) = rows.next()? {
+        let data: Vec<u8> = r.get(0)?;
+        points.extend(codec::decode(&data, Some(container)).map_err(corrupt)?);
+    }
+    let rows = rows_of(conn, agent, container, TIERS[0].res, since)?;
+    if res == TIERS[0].res {
+        points.extend(rows);
+    } else {
+        points.extend(history::roll_up(&rows, res));
+    }
+    Ok(history::normalize(points)
+        .iter()
+        .filter(|p| p.t >= since)
+        .map(history::to_api)
+        .collect())
+}
+
+/// Containers with history for an agent.
+pub fn containers(conn: &Connection, agent: &str) -> StoreResult<Vec<String>> {
+    let mut st = conn
+        .prepare_cached("SELECT container FROM health_names WHERE agent = ?1 ORDER BY container")?;
+    let rows = st.query_map([agent], |r| r.get(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Whether the store still has the earlier layout's tables.
+pub(crate) fn has_old(conn: &Connection) -> StoreResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'health_points'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
