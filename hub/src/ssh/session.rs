@@ -64,9 +64,8 @@ pub enum SessionError {
         /// What came.
         got: ReplyType,
     },
-    /// Another live connection holds this agent's key and the two kept
-    /// replacing each other: this one is refused (the message starts with
-    /// `KEY_CONFLICT_PREFIX`).
+    /// Another live connection holds this agent's key and the two kept replacing
+    /// each other: this one is refused (the message starts `KEY_CONFLICT_PREFIX`).
     #[error("{0}")]
     KeyConflict(String),
     /// Too many authenticated connections are waiting to register.
@@ -191,16 +190,13 @@ pub(super) async fn send(write: &ChannelWriteHalf<Msg>, msg: &Downstream) -> Res
     Ok(write.data_bytes(bytes).await?)
 }
 
-/// The next event of the control channel that is a reply (the hello), or
-/// why there is none.
+/// The next event of the control channel that is a reply (the hello; a
+/// snapshot is refused as any other frame is), or why there is none.
 async fn next_event(inbox: &Reader, within: Duration) -> Result<Reply, SessionError> {
     match tokio::time::timeout(within, inbox.next()).await {
         Err(_) => Err(SessionError::Silent(within)),
         Ok(Some(tap::Event::Reply(r))) => Ok(*r),
-        // Not a hello: the caller refuses it as it refuses any other frame.
-        Ok(Some(tap::Event::Health(_))) => {
-            Ok(Reply::new(None, ReplyType::Health, serde_json::Value::Null))
-        }
+        Ok(Some(tap::Event::Health(_))) => Ok(Reply::new(None, ReplyType::Health, Value::Null)),
         Ok(Some(tap::Event::Bad(e))) => Err(SessionError::BadFrame(*e)),
         Ok(Some(tap::Event::Closed) | None) => Err(SessionError::Closed),
     }
