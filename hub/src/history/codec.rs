@@ -215,8 +215,9 @@ pub fn encode(points: &[Point], compress: bool) -> Vec<u8> {
     z.finish().unwrap_or_default()
 }
 
-/// The raw bytes of a packed value.
-fn unpack(packed: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+/// The raw bytes of a packed value (inflated when it is a block), for
+/// [`decode_raw`].
+pub fn unpack(packed: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
     match packed.split_first() {
         Some((&RAW, rest)) => Ok(rest.into()),
         Some((&DEFLATED, rest)) => {
@@ -237,8 +238,12 @@ fn unpack(packed: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
 /// Unpack `packed`; with `only`, just that container's points (the other
 /// sections are skipped, not decoded).
 pub fn decode(packed: &[u8], only: Option<&str>) -> Result<Vec<Point>> {
-    let raw = unpack(packed)?;
-    let mut c = Cursor { buf: &raw, at: 0 };
+    decode_raw(&unpack(packed)?, only)
+}
+
+/// [`decode`] of bytes [`unpack`] gave.
+pub fn decode_raw(raw: &[u8], only: Option<&str>) -> Result<Vec<Point>> {
+    let mut c = Cursor { buf: raw, at: 0 };
     let n_strings = c.len(MAX_POINTS)?;
     let table = (0..n_strings)
         .map(|_| c.string().map(Arc::from))

@@ -18,6 +18,7 @@ use super::{StoreError, StoreResult};
 use crate::history::{self, codec, Point, TIERS};
 use crate::limits::HEALTH_TX_CONTAINERS;
 
+pub mod cache;
 pub mod compact;
 #[cfg(test)]
 mod tests;
@@ -203,6 +204,7 @@ fn rows_of(
 /// tier's blocks, and the 5 s rows not packed yet.
 pub fn query(
     conn: &Connection,
+    cache: &mut cache::BlockCache,
     agent: &str,
     container: &str,
     res: i64,
@@ -213,12 +215,17 @@ pub fn query(
     };
     let mut points = Vec::new();
     let mut st = conn.prepare_cached(
-        "SELECT data FROM health_blocks WHERE agent = ?1 AND res = ?2 AND start > ?3",
+        "SELECT start, data FROM health_blocks WHERE agent = ?1 AND res = ?2 AND start > ?3",
     )?;
     let mut rows = st.query(params![agent, res, since - tier.window])?;
     while let Some(r) = rows.next()? {
-        let data: Vec<u8> = r.get(0)?;
-        points.extend(codec::decode(&data, Some(container)).map_err(corrupt)?);
+        let start: i64 = r.get(0)?;
+        let data = r
+            .get_ref(1)?
+            .as_blob()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let raw = cache.raw(agent, res, start, data).map_err(corrupt)?;
+        points.extend(codec::decode_raw(&raw, Some(container)).map_err(corrupt)?);
     }
     let rows = rows_of(conn, agent, container, TIERS[0].res, since)?;
     if res == TIERS[0].res {

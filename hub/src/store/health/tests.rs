@@ -155,16 +155,24 @@ fn a_store_of_the_earlier_layout_is_converted_once() {
     assert_eq!(compact::convert_old(&mut c).unwrap(), 4);
     assert!(!has_old(&c).unwrap());
     assert_eq!(compact::convert_old(&mut c).unwrap(), 0);
-    let minute = query(&c, "a", "web", 60, 0).unwrap();
+    let minute = query(&c, &mut Default::default(), "a", "web", 60, 0).unwrap();
     // Converted points are not rolled up again: the minute holds 2 samples.
     assert_eq!(minute.len(), 1);
     assert_eq!((minute[0].samples, minute[0].cpu_avg), (2, Some(10.0)));
     assert_eq!(minute[0].mem_avg, 2048);
-    assert_eq!(query(&c, "a", "web", 5, 0).unwrap().len(), 2);
+    assert_eq!(
+        query(&c, &mut Default::default(), "a", "web", 5, 0)
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(containers(&c, "a").unwrap(), ["web"]);
     // Packing later finds no rows to roll up from them.
     assert_eq!(compact::compact(&mut c, T0 + 90_000, 100).unwrap(), 0);
-    assert_eq!(query(&c, "a", "web", 900, 0).unwrap()[0].samples, 2);
+    assert_eq!(
+        query(&c, &mut Default::default(), "a", "web", 900, 0).unwrap()[0].samples,
+        2
+    );
 }
 
 #[test]

@@ -46,6 +46,8 @@ pub struct SqliteStore {
     /// A third connection for history queries, so a chart never waits for
     /// the writer (none for an in-memory store: they read `health`'s).
     health_read: Option<Mutex<Connection>>,
+    /// Inflated blocks for history reads (see [`super::health::cache`]).
+    history_cache: Mutex<super::health::cache::BlockCache>,
     /// Loaded on first use, dropped by every change of who is enrolled; read
     /// and dropped under the connection's lock, so it never outlives a change.
     labels: Mutex<Option<LabelIndex>>,
@@ -407,7 +409,10 @@ impl Store for SqliteStore {
         res: i64,
         since: i64,
     ) -> StoreResult<Vec<HistoryPoint>> {
-        self.with_health_read(|c| super::health::query(c, agent, container, res, since))
+        self.with_health_read(|c| {
+            let mut cache = crate::sync::lock_or_recover(&self.history_cache);
+            super::health::query(c, &mut cache, agent, container, res, since)
+        })
     }
 
     fn health_containers(&self, agent: &str) -> StoreResult<Vec<String>> {

@@ -60,6 +60,7 @@ impl SqliteStore {
                 names: Default::default(),
             }),
             health_read: None,
+            history_cache: Default::default(),
             labels: Mutex::new(None),
             revoked: broadcast::channel(REVOCATION_QUEUE).0,
         })
