@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -22,35 +21,11 @@ const PROBE_LIMIT: Duration = Duration::from_secs(30);
 /// Between RSS samples.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
-/// Connect simulated agent `i` and return the time from the start of its TCP
-/// connect to its hello on the control channel the hub opened (the hub
-/// registers it on that hello).
-async fn probe(i: usize, cfg: &sim::SimConfig) -> anyhow::Result<Duration> {
-    let stats = Arc::new(sim::SimStats::default());
-    let cfg = sim::SimConfig {
-        containers: 0,
-        stats: stats.clone(),
-        ..cfg.clone()
-    };
-    let cancel = CancellationToken::new();
-    let _stop = cancel.clone().drop_guard();
-    let t0 = Instant::now();
-    let key = Arc::new(fleet::sim_key(i));
-    tokio::spawn(sim::run_agent(i, fleet::sim_name(i), key, cfg, cancel));
-    while stats.hellos.load(Ordering::Relaxed) == 0 {
-        if t0.elapsed() > PROBE_LIMIT {
-            bail!("probe agent {i} said no hello within {PROBE_LIMIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Ok(t0.elapsed())
-}
-
 /// Median of `probes` probes, agents `from..from + probes`, in ms.
 async fn median_connect(from: usize, probes: usize, cfg: &sim::SimConfig) -> anyhow::Result<f64> {
     let mut ms = Vec::with_capacity(probes);
     for i in from..from + probes {
-        ms.push(probe(i, cfg).await?.as_secs_f64() * 1000.0);
+        ms.push(sim::time_connect(i, cfg, PROBE_LIMIT).await?.as_secs_f64() * 1000.0);
         // Let the replaced session go before the next probe.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -3,16 +3,13 @@
 //! included), `history` reads, and a fresh simulated agent's connect.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
+use crate::sim;
 use crate::wsclient::Ws;
-use crate::{fleet, sim};
 
 /// How long one request (connect included) may take before the run fails.
 const REQUEST_LIMIT: Duration = Duration::from_secs(60);
@@ -140,36 +137,17 @@ pub async fn history_24h(
     })
 }
 
-/// Connect simulated agent `i` (no snapshots) and return the time from the
-/// start of its TCP connect to its hello on the control channel the hub
-/// opened (the hub registers it online on that hello); dropped after.
-async fn connect_one(i: usize, cfg: &sim::SimConfig) -> anyhow::Result<Duration> {
-    let stats = Arc::new(sim::SimStats::default());
-    let cfg = sim::SimConfig {
-        containers: 0,
-        stats: stats.clone(),
-        ..cfg.clone()
-    };
-    let cancel = CancellationToken::new();
-    let _stop = cancel.clone().drop_guard();
-    let t0 = Instant::now();
-    let key = Arc::new(fleet::sim_key(i));
-    tokio::spawn(sim::run_agent(i, fleet::sim_name(i), key, cfg, cancel));
-    while stats.hellos.load(Ordering::Relaxed) == 0 {
-        if t0.elapsed() > CONNECT_LIMIT {
-            bail!("probe agent {i} said no hello within {CONNECT_LIMIT:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Ok(t0.elapsed())
-}
-
 /// Agents `from..from + n` connected one at a time (each disconnected
 /// before the next), in ms.
 pub async fn connects(cfg: &sim::SimConfig, from: usize, n: usize) -> anyhow::Result<Spread> {
     let mut ms = Vec::with_capacity(n);
     for i in from..from + n {
-        ms.push(connect_one(i, cfg).await?.as_secs_f64() * 1000.0);
+        ms.push(
+            sim::time_connect(i, cfg, CONNECT_LIMIT)
+                .await?
+                .as_secs_f64()
+                * 1000.0,
+        );
         tokio::time::sleep(BETWEEN_CONNECTS).await;
     }
     Ok(Spread::of(ms))

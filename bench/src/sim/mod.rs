@@ -127,6 +127,31 @@ impl client::Handler for Handler {
     }
 }
 
+/// Connect simulated agent `i` (no snapshots) and return the time from the
+/// start of its TCP connect to its hello on the control channel the hub
+/// opened (the hub registers it online on that hello); disconnected after.
+/// Fails after `limit` without a hello.
+pub async fn time_connect(i: usize, cfg: &SimConfig, limit: Duration) -> anyhow::Result<Duration> {
+    let stats = Arc::new(SimStats::default());
+    let cfg = SimConfig {
+        containers: 0,
+        stats: stats.clone(),
+        ..cfg.clone()
+    };
+    let cancel = CancellationToken::new();
+    let _stop = cancel.clone().drop_guard();
+    let t0 = std::time::Instant::now();
+    let key = Arc::new(crate::fleet::sim_key(i));
+    tokio::spawn(run_agent(i, crate::fleet::sim_name(i), key, cfg, cancel));
+    while stats.hellos.load(Ordering::Relaxed) == 0 {
+        if t0.elapsed() > limit {
+            anyhow::bail!("probe agent {i} said no hello within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(t0.elapsed())
+}
+
 /// Keep one simulated agent connected until `cancel`, reconnecting with the
 /// real agent's policy (`agent/src/connection.rs`): full-jitter exponential
 /// backoff from `BACKOFF_MIN`, reset after a connection stable for
