@@ -9,11 +9,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use nextdeploy_shared::frame::{self, Decoder};
 use nextdeploy_shared::limits::{HEARTBEAT_TIMEOUT, STREAM_WINDOW};
 use nextdeploy_shared::protocol::{
-    channel_kind, feature, ControlOpen, Downstream, EnrollAnswer, EnrollOutcome, ErrorBody,
-    ErrorCode, HeartbeatData, Hello, Reply, ReplyType,
+    channel_kind, feature, ActionKind, ControlOpen, Downstream, EnrollAnswer, EnrollOutcome,
+    ErrorBody, ErrorCode, HeartbeatData, Hello, Reply, ReplyType,
 };
 use nextdeploy_shared::secret::Secret;
 use russh::client::Msg;
@@ -24,7 +25,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::limits::{ENROLL_ANSWER_TIMEOUT, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
+use crate::docker::exec::ExecIn;
+use crate::limits::{ENROLL_ANSWER_TIMEOUT, EXEC_INPUT_QUEUE, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
 use crate::one_shots::OneShots;
 use crate::state::AgentState;
 use crate::util::lock;
@@ -245,7 +247,10 @@ async fn send_greeting(
         version: nextdeploy_shared::VERSION.to_string(),
         os: crate::sysinfo::os_name(),
         docker: ctx.state.engine.status().await,
-        features: vec![feature::CONTROL_REQUESTS.to_string()],
+        features: vec![
+            feature::CONTROL_REQUESTS.to_string(),
+            feature::EXEC.to_string(),
+        ],
     };
     let reply = Reply::new(
         Some(0),
@@ -324,28 +329,85 @@ async fn serve_request(
     ctx: &Ctx,
 ) {
     let (tx, rx) = mpsc::channel::<Reply>(HANDLER_QUEUE);
+    let (input, input_rx) = match action == ActionKind::Exec.name() {
+        true => {
+            let (t, r) = mpsc::channel(EXEC_INPUT_QUEUE);
+            (Some(t), Some(r))
+        }
+        false => (None, None),
+    };
     let handler = tokio::spawn(crate::dispatch::handle(
         id,
         action,
         payload,
         ctx.state.clone(),
         tx,
+        input_rx,
     ));
-    write_with_credit(id, rx, &mut read, &mut dec, write, &ctx.conn_cancel).await;
+    let ends = Ends {
+        input: input.as_ref(),
+        cancel: &ctx.conn_cancel,
+    };
+    write_with_credit(id, rx, &mut read, &mut dec, write, ends).await;
     handler.abort();
+}
+
+/// What else a request's channel serves besides its replies.
+pub struct Ends<'a> {
+    /// An exec's input, from [`Downstream::Input`] and [`Downstream::Resize`].
+    pub input: Option<&'a mpsc::Sender<ExecIn>>,
+    /// Cancelled with the connection.
+    pub cancel: &'a CancellationToken,
+}
+
+/// Pass an exec's input frame on. `false`: the hub broke the protocol (input
+/// on a channel that takes none, bad base64, more than its credit).
+fn take_input(input: Option<&mpsc::Sender<ExecIn>>, d: Downstream) -> bool {
+    let Some(input) = input else {
+        warn!("input frame on a channel that takes none");
+        return false;
+    };
+    let mut msgs = Vec::with_capacity(2);
+    match d {
+        Downstream::Input { b64, eof } => {
+            if !b64.is_empty() {
+                match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+                    Ok(bytes) => msgs.push(ExecIn::Data(bytes)),
+                    Err(e) => {
+                        warn!(error = %e, "bad base64 in an input frame");
+                        return false;
+                    }
+                }
+            }
+            if eof {
+                msgs.push(ExecIn::Eof);
+            }
+        }
+        Downstream::Resize { cols, rows } => msgs.push(ExecIn::Resize(cols, rows)),
+        _ => return true,
+    }
+    msgs.into_iter().all(|m| match input.try_send(m) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            warn!("the hub sent more input than its credit");
+            false
+        }
+    })
 }
 
 /// Write a request's `replies` to its channel, each only when the hub has
 /// credit for it, until the terminal reply, the hub closing the channel, or
-/// `cancel`. The bench's simulated agents stream through this too.
+/// `ends.cancel`; pass an exec's input frames to `ends.input`. The bench's
+/// simulated agents stream through this too.
 pub async fn write_with_credit(
     id: u64,
     mut replies: mpsc::Receiver<Reply>,
     read: &mut ChannelReadHalf,
     dec: &mut Decoder,
     write: &ChannelWriteHalf<Msg>,
-    cancel: &CancellationToken,
+    ends: Ends<'_>,
 ) {
+    let cancel = ends.cancel;
     let mut credit: usize = STREAM_WINDOW as usize;
     let mut pending: Option<(Vec<u8>, bool)> = None;
     loop {
@@ -376,6 +438,11 @@ pub async fn write_with_credit(
             },
             d = read_down(read, dec) => match d {
                 Some(Downstream::Credit { bytes }) => credit = credit.saturating_add(bytes as usize),
+                Some(d @ (Downstream::Input { .. } | Downstream::Resize { .. })) => {
+                    if !take_input(ends.input, d) {
+                        break;
+                    }
+                }
                 Some(_) => {}
                 None => break,
             },

@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::docker::containers::{self, Lifecycle};
+use crate::docker::exec::{self, ExecIn};
 use crate::docker::{images, logs, stats, DockerError};
 use crate::limits::{
     DIAG_DEFAULT_BYTES, DIAG_DEFAULT_CHUNK, DIAG_MAX_BYTES, DIAG_MAX_CHUNK, MIN_NONCE_LEN,
@@ -25,10 +26,11 @@ pub async fn handle(
     payload: Value,
     state: Arc<AgentState>,
     out: mpsc::Sender<Reply>,
+    input: Option<mpsc::Receiver<ExecIn>>,
 ) {
     let id = Some(id);
     match Action::parse(&name, payload) {
-        Ok(action) => run(id, action, &state, out).await,
+        Ok(action) => run(id, action, &state, out, input).await,
         Err(e) => {
             let _ = out.send(Reply::error(id, e.code(), e.to_string())).await;
         }
@@ -37,7 +39,13 @@ pub async fn handle(
 
 /// The agent's route table: every action, each to its handler. Hub-local
 /// actions reaching an agent are refused.
-async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sender<Reply>) {
+async fn run(
+    id: Option<u64>,
+    action: Action,
+    state: &AgentState,
+    out: mpsc::Sender<Reply>,
+    input: Option<mpsc::Receiver<ExecIn>>,
+) {
     let engine = &state.engine;
     let done: Result<(), DockerError> = match action {
         Action::DiagStream(p) => return stream_diag(id, &p, out).await,
@@ -89,6 +97,7 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         Action::Logs(p) => logs::stream_logs(engine, id, &p, &out).await,
         Action::Stats(p) => stats::serve_stats(engine, &state.sampler, id, &p, &out).await,
         Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,
+        Action::Exec(p) => exec::run_exec(engine, id, &p, input, &out).await,
         Action::Rollback(p) => {
             // From a hub that sends `rollback` as such: a rollback deploy
             // with an id of its own (hubs now send a `deploy` with `rollback`).
@@ -113,7 +122,12 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         | Action::Status(_)
         | Action::History(_)
         | Action::DeploysList(_)
-        | Action::DeploysShow(_) => Err(DockerError::new(
+        | Action::DeploysShow(_)
+        | Action::ExecInput(_)
+        | Action::ExecResize(_)
+        | Action::ExecSessionsList(_)
+        | Action::ExecSessionsShow(_)
+        | Action::ExecSessionsRecording(_) => Err(DockerError::new(
             ErrorCode::UnknownAction,
             format!(
                 "{} is answered by the hub, not by an agent",

@@ -121,6 +121,24 @@ pub const REPLACE_AFTER_MS: i64 = 900;
 /// [`CPU_MIN_INTERVAL_MS`].
 pub const FIRST_SAMPLE_WAIT: Duration = Duration::from_millis(500);
 
+// --- Exec ---
+
+/// Read buffer for an exec's output (bytes): one read of the engine's
+/// stream, sent as one `log` reply at most this size.
+pub const EXEC_READ_CAPACITY: usize = 64 * 1024;
+/// Input frames queued for an exec's stdin: what the input window allows at
+/// the smallest frame cost, plus one end-of-file. The hub keeps within its
+/// credit, so the queue is never full; a hub that overruns it is cut off.
+pub const EXEC_INPUT_QUEUE: usize = (nextdeploy_shared::limits::EXEC_INPUT_WINDOW
+    / nextdeploy_shared::limits::EXEC_INPUT_FRAME_COST)
+    as usize
+    + 1;
+/// After the command's output ends, how long the agent waits for the engine
+/// to report its exit code.
+pub const EXEC_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// Between two looks at whether the command has exited.
+pub const EXEC_EXIT_POLL: Duration = Duration::from_millis(20);
+
 // --- Logs and files ---
 
 /// An unterminated log line is sent once it reaches this size (well under

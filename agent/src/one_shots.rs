@@ -63,7 +63,9 @@ impl OneShots {
         let (state, tx) = (self.state.clone(), self.tx.clone());
         let handle = self.tasks.spawn(async move {
             let (out, mut replies) = mpsc::channel::<Reply>(HANDLER_QUEUE);
-            let handler = tokio::spawn(crate::dispatch::handle(id, action, payload, state, out));
+            let handler = tokio::spawn(crate::dispatch::handle(
+                id, action, payload, state, out, None,
+            ));
             let answer = loop {
                 match replies.recv().await {
                     Some(r) if matches!(r.kind, ReplyType::Result | ReplyType::Error) => break r,

@@ -85,6 +85,8 @@ pub struct HubConfig {
     pub tls: Option<Arc<http::tls::ApiTls>>,
     /// WebSocket connections one API token may hold open at once.
     pub max_connections_per_token: usize,
+    /// How exec sessions are recorded.
+    pub exec_recording: api::exec::record::RecordingConfig,
 }
 
 impl Default for HubConfig {
@@ -104,6 +106,7 @@ impl Default for HubConfig {
             api_public_url: None,
             tls: None,
             max_connections_per_token: limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
+            exec_recording: Default::default(),
         }
     }
 }

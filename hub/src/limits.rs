@@ -369,3 +369,25 @@ pub const SIGNIN_BODY_MAX: usize = 4096;
 /// Embedded dashboard files smaller than this are served as they are: a gzip
 /// header and trailer cost about 20 bytes, which outweighs what a tiny file saves.
 pub const GZIP_MIN_BYTES: usize = 256;
+
+// --- exec ---
+
+/// Input messages queued for one exec at the hub (each at most
+/// [`nextdeploy_shared::limits::EXEC_INPUT_CHUNK`]): past this, the client's
+/// connection waits until the command takes its input.
+pub const EXEC_CLIENT_QUEUE: usize = 64;
+/// A recording is written to the store in pieces of about this size...
+pub const RECORDING_CHUNK: usize = 64 * 1024;
+/// ...or at least this often while output flows.
+pub const RECORDING_FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Default bound of one session's recording (`--exec-recording-max-bytes`).
+pub const DEFAULT_RECORDING_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Default bound of all recordings together (`--exec-recordings-total-bytes`);
+/// the oldest are dropped past it.
+pub const DEFAULT_RECORDINGS_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
+/// Room kept in a recording for the mark that says it was truncated.
+pub const RECORDING_MARK_RESERVE: u64 = 256;
+/// Sessions `exec_sessions_list` answers by default, and at most.
+pub const EXEC_SESSIONS_DEFAULT_LIMIT: u32 = 50;
+/// Most sessions one `exec_sessions_list` answers.
+pub const EXEC_SESSIONS_MAX_LIMIT: u32 = 1000;

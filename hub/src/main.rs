@@ -24,10 +24,11 @@ async fn main_async() {
     let cli = Cli::parse();
     let out = cli.output;
     // A deploy answers Ctrl-C itself (cli/progress.rs): it says what is
-    // still finishing on which server before it exits.
+    // still finishing on which server before it exits. So does exec
+    // (cli/exec.rs): it puts the terminal back first.
     let deploy = matches!(
         &cli.command,
-        Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. })
+        Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. } | AgentCmd::Exec(_))
     );
     let result = match cli.command {
         Command::Hub(args) => {

@@ -98,6 +98,19 @@ pub struct HubArgs {
     /// this host's name, localhost and the listen address (repeatable).
     #[arg(long = "api-name")]
     pub api_names: Vec<String>,
+    /// Record exec sessions with a TTY (asciicast v2, in the store): on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub exec_recording: String,
+    /// Record what people type into exec sessions too (it may hold
+    /// passwords; off by default).
+    #[arg(long)]
+    pub exec_record_input: bool,
+    /// Largest recording of one session, bytes; a mark ends it there.
+    #[arg(long, default_value_t = limits::DEFAULT_RECORDING_MAX_BYTES)]
+    pub exec_recording_max_bytes: u64,
+    /// All recordings together at most, bytes; the oldest are dropped.
+    #[arg(long, default_value_t = limits::DEFAULT_RECORDINGS_TOTAL_BYTES)]
+    pub exec_recordings_total_bytes: u64,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
@@ -162,6 +175,12 @@ impl HubArgs {
             api_public_url: self.api_public_url.clone(),
             tls: None,
             max_connections_per_token: self.max_connections_per_token,
+            exec_recording: crate::api::exec::record::RecordingConfig {
+                enabled: self.exec_recording == "on",
+                record_input: self.exec_record_input,
+                max_bytes: self.exec_recording_max_bytes,
+                total_bytes: self.exec_recordings_total_bytes,
+            },
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -350,9 +369,14 @@ pub async fn run_hub(
 
     let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
     if first {
-        let (_, token) =
-            admin::create_api_token(&store, initial_token::INITIAL_TOKEN_NAME, Role::Admin, None)
-                .await?;
+        let (_, token) = admin::create_api_token(
+            &store,
+            initial_token::INITIAL_TOKEN_NAME,
+            Role::Admin,
+            None,
+            false,
+        )
+        .await?;
         initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
     }
     if !args.local_agent {
@@ -467,7 +491,7 @@ async fn ensure_local_login(store: &SharedStore, api: &ApiEndpoint) -> anyhow::R
             }
         }
     }
-    let (_, token) = admin::create_api_token(store, "local-cli", Role::Admin, None).await?;
+    let (_, token) = admin::create_api_token(store, "local-cli", Role::Admin, None, false).await?;
     let path = login::save(&Login {
         hub: hub_url.to_string(),
         token: token.expose().clone(),

@@ -59,3 +59,22 @@ pub const MAX_NAME_LEN: usize = 63;
 pub const MAX_LABELS: usize = 32;
 /// Longest label key or value.
 pub const MAX_LABEL_LEN: usize = 128;
+
+/// Input bytes the hub may send an exec ahead of what the agent wrote to the
+/// command's stdin (256 KiB): a paste goes at once, a gigabyte piped in waits
+/// for the command, and the agent's queue stays bounded by this figure.
+pub const EXEC_INPUT_WINDOW: u32 = 256 * 1024;
+
+/// What one input frame costs of the window at least (bytes): a stream of
+/// one-byte frames (keystrokes) is bounded in frames too, by
+/// `EXEC_INPUT_WINDOW / EXEC_INPUT_FRAME_COST`. Resizes and end-of-file cost it too.
+pub const EXEC_INPUT_FRAME_COST: u32 = 64;
+
+/// Largest input frame the hub sends an agent (bytes before base64): a
+/// client's larger `exec_input` is cut into pieces this size.
+pub const EXEC_INPUT_CHUNK: usize = 32 * 1024;
+
+/// What an exec input frame of `bytes` bytes costs of the window.
+pub fn exec_input_cost(bytes: usize) -> u32 {
+    (bytes as u32).max(EXEC_INPUT_FRAME_COST)
+}

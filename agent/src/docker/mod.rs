@@ -1,5 +1,5 @@
 //! The local Docker Engine through bollard, one file per resource:
-//! [`containers`] (ps, inspect, lifecycle), [`logs`], [`stats`], [`events`],
+//! [`containers`] (ps, inspect, lifecycle), [`logs`], [`exec`], [`stats`], [`events`],
 //! [`monitor`] (the periodic health snapshot, its figures read by [`kernel`]), [`deploy`] (health-gated
 //! deploys with rollback, owned by the agent).
 //!
@@ -12,6 +12,7 @@
 pub mod containers;
 pub mod deploy;
 pub mod events;
+pub mod exec;
 pub mod files;
 pub mod images;
 pub mod kernel;

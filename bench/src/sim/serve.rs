@@ -90,7 +90,11 @@ async fn stream_diag(
     let p: DiagStream = serde_json::from_value(payload.clone()).unwrap_or_default();
     let (tx, rx) = tokio::sync::mpsc::channel(HANDLER_QUEUE);
     let producer = tokio::spawn(async move { agent_stream_diag(Some(id), &p, tx).await });
-    write_with_credit(id, rx, read, dec, write, cancel).await;
+    let ends = nextdeploy_agent::channel::Ends {
+        input: None,
+        cancel,
+    };
+    write_with_credit(id, rx, read, dec, write, ends).await;
     producer.abort();
 }
 

@@ -155,6 +155,16 @@ impl ReplyStream {
         }
     }
 
+    /// Write a frame to the agent on this request's channel (an exec's input).
+    pub async fn send_down(&self, d: &Downstream) -> Result<(), StreamError> {
+        let bytes =
+            frame::encode(d).map_err(|e| StreamError::Protocol(String::new(), e.to_string()))?;
+        self.write
+            .data_bytes(bytes)
+            .await
+            .map_err(|e| StreamError::Open(String::new(), e.to_string()))
+    }
+
     async fn grant(&mut self, size: usize) {
         self.to_credit += size;
         if self.to_credit >= CREDIT_BATCH as usize {

@@ -148,8 +148,9 @@ async fn create_token(svc: &Services, caller: &Caller, p: CreateToken) -> Result
         (ttl_s, false) => ttl_arg(ttl_s)?,
     };
     let role = p.role;
-    let (rec, secret) = create_api_token(&svc.store, &name, role, ttl).await?;
-    let what = format!("{name} ({})", role.as_str());
+    let (rec, secret) = create_api_token(&svc.store, &name, role, ttl, p.no_exec).await?;
+    let no_exec = if p.no_exec { ", no exec" } else { "" };
+    let what = format!("{name} ({}{no_exec})", role.as_str());
     audit(svc, caller, "create_token", &rec.id, &what).await;
     Ok(to_value(TokenCreated {
         info: rec.info(),
@@ -268,6 +269,7 @@ pub async fn create_api_token(
     name: &str,
     role: Role,
     ttl: Option<Duration>,
+    no_exec: bool,
 ) -> Result<(ApiTokenRecord, Secret<String>), ApiError> {
     let (id, text) = token::new_api_token();
     let secret = token::parse(text.expose())
@@ -282,6 +284,7 @@ pub async fn create_api_token(
         created_at: now,
         expires_at: ttl.map(|t| now + t.as_secs() as i64),
         revoked_at: None,
+        no_exec,
     };
     let r = rec.clone();
     store::blocking(store, move |s| s.insert_api_token(&r)).await?;

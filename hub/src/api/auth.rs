@@ -19,6 +19,8 @@ pub struct Caller {
     pub role: Role,
     /// When the token expires (Unix seconds); None: never.
     pub expires_at: Option<i64>,
+    /// Whether it may `exec` (tokens made with `no_exec` may not).
+    pub exec: bool,
 }
 
 impl Caller {
@@ -126,5 +128,6 @@ fn still_valid(rec: store::ApiTokenRecord) -> Result<Caller, AuthError> {
         name: rec.name,
         role: rec.role,
         expires_at: rec.expires_at,
+        exec: !rec.no_exec,
     })
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod deploy;
 pub mod deploys;
+pub mod exec;
 pub mod fanout;
 pub mod fleet;
 pub mod redact;
@@ -47,6 +48,9 @@ pub enum ApiError {
         /// Role held.
         have: &'static str,
     },
+    /// Not allowed for another reason than the role (a token without exec).
+    #[error("permission denied: {0}")]
+    Denied(String),
     /// Both or neither of `server` and `selector`.
     #[error("{0}")]
     Ambiguous(String),
@@ -79,7 +83,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => ErrorCode::BadRequest,
             ApiError::UnknownAction(_) => ErrorCode::UnknownAction,
-            ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::Forbidden { .. } | ApiError::Denied(_) => ErrorCode::Forbidden,
             ApiError::Ambiguous(_) => ErrorCode::Ambiguous,
             ApiError::UnknownAgent(_) => ErrorCode::UnknownAgent,
             ApiError::AgentOffline(_) => ErrorCode::AgentOffline,
@@ -179,13 +183,21 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Kill(_) | Action::Stats(_) | Action::DiagStream(_) => {
             return route::routed(svc, caller.role, req, &action, out).await
         }
+        Action::ExecSessionsRecording(p) => {
+            return exec::sessions::recording(svc, req, p, out).await
+        }
+        Action::ExecSessionsList(p) => exec::sessions::list(svc, req, p).await,
+        Action::ExecSessionsShow(p) => exec::sessions::show(svc, p).await,
         Action::DeploysList(p) => deploys::list(svc, req, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,
         Action::Status(p) => fleet::status(svc, req, p).await,
         Action::History(p) => fleet::history(svc, req, p).await,
         Action::RotateKey(p) => rotate::rotate(svc, caller, req, p).await,
-        Action::Cancel(_) | Action::RotateKeyCommit(_) => Err(ApiError::BadRequest(format!(
-            "{} is not answered here",
+        Action::Cancel(_) | Action::RotateKeyCommit(_) | Action::Exec(_) => Err(
+            ApiError::BadRequest(format!("{} is not answered here", req.action)),
+        ),
+        Action::ExecInput(_) | Action::ExecResize(_) => Err(ApiError::BadRequest(format!(
+            "{} is answered by the connection that runs the exec",
             req.action
         ))),
         a @ (Action::ListAgents(_)

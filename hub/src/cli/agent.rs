@@ -125,6 +125,8 @@ pub enum AgentCmd {
     Kill(KillArgs),
     /// Remove containers, like `docker rm` (operator).
     Rm(RmArgs),
+    /// Run a command in a container, like `docker exec` (operator; recorded).
+    Exec(super::exec::ExecArgs),
     /// The images on an agent, like `docker images`.
     Images {
         /// Agent name.
@@ -306,6 +308,9 @@ pub async fn run(
         return super::install::run(args, hub, token, out).await;
     }
     let mut c = Client::connect(hub, token).await?;
+    if let AgentCmd::Exec(args) = cmd {
+        return super::exec::exec(c, args).await;
+    }
     let r = dispatch(&mut c, cmd, out).await;
     c.close().await;
     r

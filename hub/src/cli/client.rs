@@ -15,6 +15,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long connecting to the hub may take.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The sending half of a client's connection.
+pub type WsSink =
+    futures_util::stream::SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
+/// The receiving half of a client's connection.
+pub type WsSource = futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>;
+
 /// A connected client.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -206,6 +212,13 @@ impl Client {
                 _ => each(&r)?,
             }
         }
+    }
+
+    /// The connection in two halves, for a request that talks both ways
+    /// (`exec`), and the next request id.
+    pub fn into_split(self) -> (WsSink, WsSource, u64) {
+        let (sink, source) = self.ws.split();
+        (sink, source, self.next_id)
     }
 
     /// Close politely.

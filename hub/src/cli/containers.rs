@@ -23,7 +23,7 @@ pub fn ndjson(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn bytes_of(data: &Value) -> anyhow::Result<Vec<u8>> {
+pub fn bytes_of(data: &Value) -> anyhow::Result<Vec<u8>> {
     if let Some(t) = data.get("text").and_then(Value::as_str) {
         return Ok(t.as_bytes().to_vec());
     }

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod client;
 pub mod containers;
 pub mod deploys;
+pub mod exec;
+pub mod exec_sessions;
 pub mod exit;
 pub mod fleet;
 pub mod images;
@@ -80,6 +82,9 @@ pub enum Command {
     /// Deploy history.
     #[command(subcommand)]
     Deploys(deploys::DeploysCmd),
+    /// Exec sessions and their recordings (admin).
+    #[command(subcommand, name = "exec-sessions")]
+    ExecSessions(exec_sessions::ExecSessionsCmd),
     /// The audit log, newest first (admin): who did what, with which token.
     Audit {
         /// How many entries (1 to 1000).
@@ -125,6 +130,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             tokens::token(cmd, &hub, &token, out).await
+        }
+        Command::ExecSessions(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            exec_sessions::run(cmd, &hub, &token, out).await
         }
         Command::Audit { limit, before } => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;

@@ -57,6 +57,10 @@ pub enum TokenCmd {
         /// revoked [default: 90d].
         #[arg(long)]
         ttl: Option<String>,
+        /// The token may not exec into containers (an operator that acts on
+        /// containers without a shell in them).
+        #[arg(long)]
+        no_exec: bool,
     },
     /// List API tokens (never their secrets).
     List,
@@ -265,7 +269,12 @@ pub async fn token(
 ) -> anyhow::Result<()> {
     let mut c = Client::connect(hub, token).await?;
     match cmd {
-        TokenCmd::Create { role, name, ttl } => {
+        TokenCmd::Create {
+            role,
+            name,
+            ttl,
+            no_exec,
+        } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role must be admin, operator or viewer"))?;
             let no_expiry = ttl.as_deref() == Some("never");
@@ -278,6 +287,7 @@ pub async fn token(
                 name: Some(name),
                 ttl_s,
                 no_expiry,
+                no_exec,
             };
             let v = c.call(Action::CreateToken(create), None).await?;
             match out {

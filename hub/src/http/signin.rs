@@ -283,7 +283,7 @@ mod tests {
                 ws_connections: crate::http::conns::PerToken::new(1),
                 sessions: Default::default(),
             });
-            let (rec, token) = create_api_token(&svc.store, "t", Role::Admin, None)
+            let (rec, token) = create_api_token(&svc.store, "t", Role::Admin, None, false)
                 .await
                 .unwrap();
             let router = crate::http::router(svc.clone());

@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::limits::{CLIENT_SEND_QUEUE, MAX_REQUESTS_PER_CLIENT};
+use crate::limits::{CLIENT_SEND_QUEUE, EXEC_CLIENT_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
 use crate::api::auth::TokenEnd;
-use crate::api::{self, auth, Caller};
+use crate::api::{self, auth, exec, Caller};
 use crate::http::signin;
 use crate::serve::initial_token;
 use crate::sync::lock_or_recover;
@@ -145,9 +145,13 @@ async fn serve_client(
         caller,
         slots: Arc::new(Semaphore::new(MAX_REQUESTS_PER_CLIENT)),
         inflight: Arc::default(),
+        execs: Arc::default(),
         cancel,
         tx,
     };
+    // Exec input waiting for room in its exec's queue: no new message is
+    // read until it is queued (the command sets the pace).
+    let mut stalled: Option<exec::input::Stalled> = None;
     tokio::pin!(expiry);
     let (mut send_done, mut announced) = (false, true);
     let ended = loop {
@@ -185,13 +189,44 @@ async fn serve_client(
                 }
             }
             _ = &mut send_task => { send_done = true; break None }
-            m = source.next() => m,
+            room = OptionFuture::from(stalled.as_ref().map(|s| s.tx.clone().reserve_owned())), if stalled.is_some() => {
+                if let Some(Ok(permit)) = room {
+                    if let Some(mut s) = stalled.take() {
+                        if let Some(m) = s.left.pop_front() {
+                            permit.send(m);
+                        }
+                        stalled = s.push();
+                    }
+                } else {
+                    stalled = None;
+                }
+                continue;
+            }
+            m = source.next(), if stalled.is_none() => m,
         };
         let answer = match read_message(&client.caller, msg) {
             Incoming::Stop => break None,
             Incoming::Skip => continue,
             Incoming::Answer(reply) => reply,
             Incoming::Run(req, Action::Cancel(c)) => cancel_request(&client.inflight, req.id, c.id),
+            Incoming::Run(req, Action::ExecInput(p)) => {
+                match exec::input::input(&client.execs, p) {
+                    Ok(s) => {
+                        stalled = s.push();
+                        continue;
+                    }
+                    Err(e) => e.reply(req.id),
+                }
+            }
+            Incoming::Run(req, Action::ExecResize(p)) => {
+                match exec::input::resize(&client.execs, p) {
+                    Ok(s) => {
+                        stalled = s.push();
+                        continue;
+                    }
+                    Err(e) => e.reply(req.id),
+                }
+            }
             Incoming::Run(req, action) => match client.start_request(req, action) {
                 Ok(()) => continue,
                 Err(reply) => reply,
@@ -342,6 +377,8 @@ struct Client {
     /// Request slots; each running request holds one.
     slots: Arc<Semaphore>,
     inflight: InFlight,
+    /// Running execs, for their input.
+    execs: exec::ExecInputs,
     /// Cancelled when the client goes; parent of every request's token.
     cancel: CancellationToken,
     /// The client's send queue.
@@ -380,10 +417,25 @@ impl Client {
             self.tx.clone(),
             self.inflight.clone(),
         );
+        let execs = self.execs.clone();
+        let input = match &action {
+            Action::Exec(p) => {
+                let (itx, irx) = mpsc::channel(EXEC_CLIENT_QUEUE);
+                lock_or_recover(&execs).insert(req.id, (p.interactive || p.tty, itx));
+                Some(irx)
+            }
+            _ => None,
+        };
         tokio::spawn(
             async move {
                 let id = req.id;
-                api::dispatch(svc, caller, req, action, tx, req_cancel).await;
+                match (action, input) {
+                    (Action::Exec(p), Some(input)) => {
+                        exec::exec(svc, caller, req, p, input, tx, req_cancel).await;
+                        lock_or_recover(&execs).remove(&id);
+                    }
+                    (action, _) => api::dispatch(svc, caller, req, action, tx, req_cancel).await,
+                }
                 lock_or_recover(&inflight).remove(&id);
                 drop(permit);
             }

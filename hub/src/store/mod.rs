@@ -4,6 +4,7 @@
 //! [`blocking`], which runs them on tokio's blocking pool.
 
 pub mod deploys;
+pub mod exec;
 pub mod health;
 pub mod sqlite;
 
@@ -106,6 +107,8 @@ pub struct ApiTokenRecord {
     pub expires_at: Option<i64>,
     /// Unix time revoked.
     pub revoked_at: Option<i64>,
+    /// It may not `exec`.
+    pub no_exec: bool,
 }
 
 impl ApiTokenRecord {
@@ -118,6 +121,7 @@ impl ApiTokenRecord {
             created_at: rfc3339(self.created_at),
             expires_at: self.expires_at.map(rfc3339),
             revoked_at: self.revoked_at.map(rfc3339),
+            no_exec: self.no_exec,
         }
     }
 }
@@ -167,7 +171,7 @@ pub enum JoinRefusal {
 }
 
 /// The narrow interface the hub needs from its store.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: exec::ExecSessions + Send + Sync + 'static {
     /// Agent by public key line, if enrolled (revoked ones included).
     fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>>;
     /// Agent by name.

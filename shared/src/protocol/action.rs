@@ -21,6 +21,7 @@ use super::containers::{
 };
 use super::deploy::{DeployRequest, DeploysList};
 use super::errors::ErrorCode;
+use super::exec::{ExecInput, ExecRequest, ExecResize, ExecSessionsList};
 use super::streams::{DiagStream, EventsRequest, HistoryRequest, StatusRequest};
 
 /// Roles of API tokens, from least to most powerful (`Ord` follows).
@@ -134,6 +135,18 @@ pub enum Action {
     DeploysShow(ById),
     /// A synthetic stream of `log` replies: throughput and flow control.
     DiagStream(DiagStream),
+    /// Run a command in a container (`docker exec`), streamed both ways.
+    Exec(ExecRequest),
+    /// Input for a running `exec` of this connection.
+    ExecInput(ExecInput),
+    /// A running `exec`'s terminal changed size.
+    ExecResize(ExecResize),
+    /// Exec sessions the hub recorded, newest first.
+    ExecSessionsList(ExecSessionsList),
+    /// One exec session.
+    ExecSessionsShow(ById),
+    /// One exec session's recording (asciicast v2) as `log` chunks.
+    ExecSessionsRecording(ById),
 }
 
 /// What a request names besides its payload.
@@ -181,7 +194,8 @@ impl ActionKind {
             K::Logs | K::Stats | K::Events | K::Status | K::History | K::Images => Role::Viewer,
             K::DeploysList | K::DeploysShow => Role::Viewer,
             K::Start | K::Stop | K::Restart | K::Kill | K::Deploy | K::Rollback => Role::Operator,
-            K::Rm | K::Pull => Role::Operator,
+            K::Rm | K::Pull | K::Exec | K::ExecInput | K::ExecResize => Role::Operator,
+            K::ExecSessionsList | K::ExecSessionsShow | K::ExecSessionsRecording => Role::Admin,
             K::RevokeAgent | K::CreateToken | K::ListTokens | K::RevokeToken => Role::Admin,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken => Role::Admin,
             K::RotateKey | K::DiagStream | K::AuditList => Role::Admin,
@@ -198,8 +212,11 @@ impl ActionKind {
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken | K::DeploysShow => {
                 Target::Hub
             }
-            K::Events | K::Status | K::DeploysList => Target::Filter,
-            K::RotateKey | K::RotateKeyCommit | K::History => Target::Server,
+            K::Events | K::Status | K::DeploysList | K::ExecSessionsList => Target::Filter,
+            K::ExecInput | K::ExecResize | K::ExecSessionsShow | K::ExecSessionsRecording => {
+                Target::Hub
+            }
+            K::RotateKey | K::RotateKeyCommit | K::History | K::Exec => Target::Server,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Logs | K::Start | K::Stop => Target::Agents,
             K::Restart | K::Kill | K::Stats | K::Deploy | K::Rollback | K::DiagStream => {
                 Target::Agents
@@ -229,7 +246,8 @@ impl Action {
                 Transport::Hub
             }
             K::Deploy | K::Rollback | K::DeploysList | K::DeploysShow => Transport::Hub,
-            K::AuditList => Transport::Hub,
+            K::AuditList | K::Exec | K::ExecInput | K::ExecResize => Transport::Hub,
+            K::ExecSessionsList | K::ExecSessionsShow | K::ExecSessionsRecording => Transport::Hub,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }

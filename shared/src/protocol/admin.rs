@@ -122,6 +122,10 @@ pub struct CreateToken {
     /// then be absent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_expiry: bool,
+    /// True: the token may not `exec` (an operator or admin that acts on
+    /// containers but gets no shell in them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_exec: bool,
 }
 
 /// `create_join_token`.
@@ -166,6 +170,9 @@ pub struct ApiTokenInfo {
     /// When it was revoked (RFC 3339).
     #[serde(default, deserialize_with = "crate::time::de_rfc3339_opt")]
     pub revoked_at: Option<String>,
+    /// Created with `no_exec`: it may not `exec`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_exec: bool,
 }
 
 /// `create_token`'s answer: the record and the token, shown once.

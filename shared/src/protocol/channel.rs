@@ -44,6 +44,9 @@ pub mod feature {
     /// or more; the agent answers with one `result` or `error` carrying that id
     /// and honours [`super::Downstream::Cancel`].
     pub const CONTROL_REQUESTS: &str = "control_requests";
+    /// `exec` requests, with [`super::Downstream::Input`] and
+    /// [`super::Downstream::Resize`] frames on their channel.
+    pub const EXEC: &str = "exec";
 }
 
 /// The control channel's opening payload (hub -> agent).
@@ -94,6 +97,23 @@ pub enum Downstream {
     Credit {
         /// Bytes of credit granted.
         bytes: u32,
+    },
+    /// Exec channels: bytes for the command's stdin, within the input
+    /// credit the agent granted (`credit` replies); `eof` closes stdin.
+    Input {
+        /// The bytes, base64.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        b64: String,
+        /// Close stdin after them.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        eof: bool,
+    },
+    /// Exec channels with a TTY: the terminal's new size.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
     },
     /// The hub stored a deploy outcome the agent pushed (control channel).
     Ack {

@@ -69,6 +69,9 @@ pub enum ReplyType {
     Hello,
     /// Agent -> hub on the control channel: still alive.
     Heartbeat,
+    /// Agent -> hub on an exec channel: input credit
+    /// ([`InputCredit`](super::exec::InputCredit)).
+    Credit,
 }
 
 impl ReplyType {

@@ -19,7 +19,7 @@
 //! - [`errors`]: the wire's [`ErrorCode`]s.
 //! - [`channel`]: hub <-> agent frames, hello, enrolment.
 //! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
-//!   [`admin`], [`streams`].
+//!   [`admin`], [`streams`], [`exec`].
 //! - [`schema`]: the JSON Schema of all of it.
 
 pub mod action;
@@ -30,6 +30,7 @@ pub mod containers;
 pub mod deploy;
 pub mod envelope;
 pub mod errors;
+pub mod exec;
 pub mod schema;
 pub mod streams;
 

@@ -300,7 +300,9 @@ impl Store for SqliteStore {
     fn insert_api_token(&self, t: &ApiTokenRecord) -> StoreResult<()> {
         self.with(|c| {
             c.execute(
-                &format!("INSERT INTO api_tokens ({API_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!(
+                    "INSERT INTO api_tokens ({API_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                ),
                 params![
                     t.id,
                     t.secret_hash,
@@ -308,7 +310,8 @@ impl Store for SqliteStore {
                     t.role.as_str(),
                     t.created_at,
                     t.expires_at,
-                    t.revoked_at
+                    t.revoked_at,
+                    t.no_exec
                 ],
             )?;
             Ok(())
@@ -470,6 +473,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod exec;
 mod files;
 mod open;
 mod rows;

@@ -48,7 +48,8 @@ pub(super) fn join_row(r: &Row<'_>) -> rusqlite::Result<JoinTokenRecord> {
     })
 }
 
-pub(super) const API_COLS: &str = "id, secret_hash, name, role, created_at, expires_at, revoked_at";
+pub(super) const API_COLS: &str =
+    "id, secret_hash, name, role, created_at, expires_at, revoked_at, no_exec";
 
 pub(super) fn api_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
     let role: String = r.get(3)?;
@@ -60,5 +61,6 @@ pub(super) fn api_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRecord> {
         created_at: r.get(4)?,
         expires_at: r.get(5)?,
         revoked_at: r.get(6)?,
+        no_exec: r.get(7)?,
     })
 }

@@ -51,4 +51,6 @@ CREATE TABLE audit (
     // The packed health history (issue 20); the earlier tables are
     // converted into it and dropped at open.
     crate::store::health::SCHEMA,
+    // Exec sessions and their recordings; tokens without exec (issue 21).
+    crate::store::exec::SCHEMA,
 ];

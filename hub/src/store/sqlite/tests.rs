@@ -131,6 +131,7 @@ fn api_tokens_and_audit() {
         created_at: 1,
         expires_at: None,
         revoked_at: None,
+        no_exec: false,
     })
     .unwrap();
     assert_eq!(s.api_token("i").unwrap().unwrap().role, Role::Operator);
