@@ -246,6 +246,7 @@ async fn send_greeting(
         os: crate::sysinfo::os_name(),
         docker: ctx.state.engine.status().await,
         features: vec![feature::CONTROL_REQUESTS.to_string()],
+        policy: Some(ctx.state.policy.rules().clone()),
     };
     let reply = Reply::new(
         Some(0),

@@ -18,7 +18,8 @@ use crate::limits::{
 };
 use crate::state::AgentState;
 
-/// Serve one request: read its payload by its action's type, then run it.
+/// Serve one request: read its payload by its action's type, check it
+/// against the agent's policy, then run it.
 pub async fn handle(
     id: u64,
     name: String,
@@ -28,7 +29,12 @@ pub async fn handle(
 ) {
     let id = Some(id);
     match Action::parse(&name, payload) {
-        Ok(action) => run(id, action, &state, out).await,
+        Ok(action) => match state.policy.refusal(id, &action) {
+            Some(refused) => {
+                let _ = out.send(refused).await;
+            }
+            None => run(id, action, &state, out).await,
+        },
         Err(e) => {
             let _ = out.send(Reply::error(id, e.code(), e.to_string())).await;
         }
@@ -51,7 +57,8 @@ async fn run(id: Option<u64>, action: Action, state: &AgentState, out: mpsc::Sen
         }
         Action::Info(_) => {
             let docker = engine.status().await;
-            send_one_shot(&out, id, crate::sysinfo::collect(state.started, docker));
+            let info = crate::sysinfo::collect(state.started, docker, state.policy.rules());
+            send_one_shot(&out, id, info);
             Ok(())
         }
         Action::RotateKey(_) | Action::RotateKeyCommit(_) => {

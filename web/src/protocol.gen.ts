@@ -11,7 +11,7 @@
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode = ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
+export type ErrorCode = ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "forbidden_by_policy" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
 /**
  * How a rollback went back.
  * 
@@ -1307,6 +1307,10 @@ memory_total_bytes: number
  * OS pretty name (from /etc/os-release).
  */
 os: string
+/**
+ * The agent's own policy (absent from older agents).
+ */
+policy?: (AgentPolicy | null)
 [k: string]: unknown
 }
 /**
@@ -1330,6 +1334,36 @@ error?: (string | null)
  */
 version?: (string | null)
 [k: string]: unknown
+}
+/**
+ * `[policy]` of agent.toml; every field optional, the default allows all.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AgentPolicy".
+ */
+export interface AgentPolicy {
+/**
+ * Images `deploy` and `pull` may use, as glob patterns on the reference
+ * as written (`registry.example.com/team/*`; `*` stops at `/`, `**`
+ * spans path components). Empty: any image.
+ */
+deploy_images?: string[]
+/**
+ * Exec into containers at all.
+ */
+exec?: boolean
+/**
+ * Exec as root (no user named, `root`, uid 0).
+ */
+exec_allow_root?: boolean
+/**
+ * start, stop, restart, kill and rm.
+ */
+lifecycle?: boolean
+/**
+ * No lifecycle action, rm, pull, deploy, rollback or exec.
+ */
+read_only?: boolean
 }
 /**
  * The answer to `start`, `stop`, `restart` and `kill`.
@@ -1402,6 +1436,11 @@ name: string
  * Connected now.
  */
 online: boolean
+/**
+ * The agent's own policy from its hello, while it is online (absent
+ * for offline agents and agents too old to report it).
+ */
+policy?: (AgentPolicy | null)
 /**
  * Agent version from its last hello.
  */
@@ -2057,7 +2096,7 @@ export interface ErrorBody {
 /**
  * Machine-readable error codes; `message` says the same for people.
  */
-code: ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
+code: ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "forbidden_by_policy" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
 /**
  * Human-readable explanation.
  */
