@@ -85,6 +85,9 @@ pub struct HubConfig {
     pub tls: Option<Arc<http::tls::ApiTls>>,
     /// WebSocket connections one API token may hold open at once.
     pub max_connections_per_token: usize,
+    /// Refuse early what an agent's policy (from its hello) would refuse.
+    /// Off only in tests, to see the agent refuse by itself.
+    pub policy_precheck: bool,
 }
 
 impl Default for HubConfig {
@@ -104,6 +107,7 @@ impl Default for HubConfig {
             api_public_url: None,
             tls: None,
             max_connections_per_token: limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
+            policy_precheck: true,
         }
     }
 }

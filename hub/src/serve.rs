@@ -98,6 +98,10 @@ pub struct HubArgs {
     /// this host's name, localhost and the listen address (repeatable).
     #[arg(long = "api-name")]
     pub api_names: Vec<String>,
+    /// For tests only: `off` forwards requests an agent's policy forbids, so
+    /// the agent's own refusal can be seen.
+    #[arg(long, hide = true, env = "NEXTDEPLOY_HUB_POLICY_PRECHECK", default_value = "on", value_parser = ["on", "off"])]
+    pub policy_precheck: String,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
@@ -162,6 +166,7 @@ impl HubArgs {
             api_public_url: self.api_public_url.clone(),
             tls: None,
             max_connections_per_token: self.max_connections_per_token,
+            policy_precheck: self.policy_precheck != "off",
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -191,6 +196,9 @@ impl HubArgs {
         }
         if cfg.heartbeat_timeout < limits::MIN_HEARTBEAT_TIMEOUT {
             bail!("--heartbeat-timeout must be at least 5s");
+        }
+        if !cfg.policy_precheck {
+            warn!("policy precheck off (a test setting): requests agents' policies forbid are sent to them");
         }
         Ok(cfg)
     }

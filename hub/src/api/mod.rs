@@ -1,7 +1,8 @@
 //! The actions of the WebSocket API. A connection authenticates once
 //! ([`auth::authenticate`]); each request then runs in its own task through
 //! [`dispatch`], which checks the caller's role, answers hub-local actions
-//! itself ([`admin`]) and routes the rest to agents ([`route`]).
+//! itself ([`admin`]) and routes the rest to agents ([`route`]), refusing
+//! early what an agent's own policy forbids ([`policy`]).
 
 pub mod admin;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod deploy;
 pub mod deploys;
 pub mod fanout;
 pub mod fleet;
+pub mod policy;
 pub mod redact;
 pub mod rotate;
 pub mod route;
@@ -68,6 +70,9 @@ pub enum ApiError {
     /// Conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// An agent's own policy (reported in its hello) refuses it.
+    #[error("{0}")]
+    ForbiddenByPolicy(String),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -87,6 +92,7 @@ impl ApiError {
             ApiError::NoSuchContainer(_) => ErrorCode::NoSuchContainer,
             ApiError::AmbiguousContainer(_) => ErrorCode::AmbiguousContainer,
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
+            ApiError::ForbiddenByPolicy(_) => ErrorCode::ForbiddenByPolicy,
             ApiError::Store(_) => ErrorCode::Internal,
         }
     }

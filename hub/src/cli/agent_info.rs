@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use nextdeploy_shared::protocol::agents::Pong;
-use nextdeploy_shared::protocol::{Action, AgentInfo, AgentSummary, Empty, ReplyType};
+use nextdeploy_shared::protocol::{Action, AgentInfo, AgentPolicy, AgentSummary, Empty, ReplyType};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
@@ -323,7 +323,17 @@ fn print_info_table(i: &AgentInfo) {
             nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
         ),
         ("docker", docker),
+        ("policy", policy_cell(i.policy.as_ref())),
     ]);
+}
+
+/// An agent's policy in one cell: what it refuses.
+fn policy_cell(p: Option<&AgentPolicy>) -> String {
+    match p.map(AgentPolicy::summary) {
+        None => "not reported (agent too old)".into(),
+        Some(s) if s.is_empty() => "everything allowed".into(),
+        Some(s) => s,
+    }
 }
 
 fn gib(b: u64) -> f64 {
