@@ -2,7 +2,8 @@
 # Install (or upgrade) the NextDeploy agent on this server.
 #
 #   install-agent.sh --hub HOST:PORT --token ndj_... [--binary PATH] [--name N]
-#                    [--labels k=v,...] [--no-systemd] [--prefix DIR]
+#                    [--labels k=v,...] [--read-only] [--no-exec]
+#                    [--no-systemd] [--prefix DIR]
 #   install-agent.sh --uninstall [--prefix DIR]
 #
 # (the token may come in NEXTDEPLOY_JOIN_TOKEN instead, kept out of argv)
@@ -24,12 +25,17 @@
 # is undone, on the hub too: a fresh enrolment is withdrawn (the agent proves
 # its key) and the join token can be used again.
 # --name/--labels are checked against what the join token enrols (the hub
-# decides them when it creates the token). --prefix installs under DIR (tests).
+# decides them when it creates the token). --read-only and --no-exec write the
+# agent's own [policy] (read_only = true, exec = false) at enrolment: the
+# agent then refuses those requests whatever the hub asks. An existing config
+# is kept: on an upgrade they only check that it already says so.
+# --prefix installs under DIR (tests).
 # --uninstall stops the agent and removes its unit, binary, config, key and
 # user; revoke it on the hub as well (nextdeploy agent revoke NAME).
 set -eu
 
 HUB= TOKEN="${NEXTDEPLOY_JOIN_TOKEN:-}" BINARY= NAME= LABELS= NO_SYSTEMD=0 UNINSTALL=0 PREFIX="${NEXTDEPLOY_PREFIX:-}"
+READ_ONLY=0 NO_EXEC=0
 AGENT_USER=nextdeploy-agent
 
 die() { echo "install-agent: error: $*" >&2; exit 1; }
@@ -43,9 +49,11 @@ while [ $# -gt 0 ]; do
     --name) NAME="${2:-}"; shift 2 ;;
     --labels) LABELS="${2:-}"; shift 2 ;;
     --no-systemd) NO_SYSTEMD=1; shift ;;
+    --read-only) READ_ONLY=1; shift ;;
+    --no-exec) NO_EXEC=1; shift ;;
     --prefix) PREFIX="${2:-}"; shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -86,6 +94,16 @@ if [ "$UNINSTALL" = 1 ]; then
 fi
 
 # ---- checks (nothing changed yet) -----------------------------------------
+# An existing config is kept: --read-only/--no-exec must already be in it.
+# (`nextdeploy-agent enroll` writes [policy] last, one key a line.)
+policy_has() { sed -n '/^\[policy\]/,/^\[/p' "$1" 2>/dev/null | grep -qx "$2"; }
+for c in "$CONF" "$OLD_CONF"; do
+  [ -f "$c" ] || continue
+  { [ "$READ_ONLY" = 0 ] || policy_has "$c" 'read_only = true'; } \
+    && { [ "$NO_EXEC" = 0 ] || policy_has "$c" 'exec = false'; } \
+    || die "already enrolled ($c): --read-only/--no-exec are written at enrolment; set read_only = true / exec = false under [policy] in $c, then run this again"
+  break
+done
 if [ -z "$BINARY" ]; then
   if [ -x "$HERE/nextdeploy-agent" ]; then BINARY="$HERE/nextdeploy-agent"
   else BINARY=$(command -v nextdeploy-agent || true); fi
@@ -215,7 +233,10 @@ if [ "$ENROLLED" = 1 ]; then
   say "already enrolled ($CONF): keeping its identity and config; the token is not used"
 else
   undo "rm -rf '$CONF' '$CONF_DIR/agent_ed25519' '$CONF_DIR/deploys'"
-  out=$(NEXTDEPLOY_JOIN_TOKEN="$TOKEN" as_agent "$BIN" enroll --hub "$HUB" --config "$CONF" 2>&1) \
+  set --
+  [ "$READ_ONLY" = 1 ] && set -- "$@" --read-only
+  [ "$NO_EXEC" = 1 ] && set -- "$@" --no-exec
+  out=$(NEXTDEPLOY_JOIN_TOKEN="$TOKEN" as_agent "$BIN" enroll --hub "$HUB" --config "$CONF" "$@" 2>&1) \
     || die "enrolment failed: $out"
   # Undone first on failure (the journal runs backwards): the agent proves its
   # new key to the hub, which forgets the enrolment and frees the join token.

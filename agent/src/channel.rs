@@ -251,6 +251,7 @@ async fn send_greeting(
             feature::CONTROL_REQUESTS.to_string(),
             feature::EXEC.to_string(),
         ],
+        policy: Some(ctx.state.policy.rules().clone()),
     };
     let reply = Reply::new(
         Some(0),

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use nextdeploy_shared::labels::{validate_name, Labels, Selector};
+use nextdeploy_shared::protocol::AgentPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::limits::DEFAULT_HEALTH_INTERVAL_S;
@@ -39,6 +40,15 @@ pub struct AgentConfig {
     /// every action and stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_label: Option<String>,
+    /// `[policy]`: what this agent refuses whatever the hub asks (see
+    /// [`AgentPolicy`]); written only when it differs from the default, and
+    /// last, since a TOML table ends the top-level keys.
+    #[serde(default, skip_serializing_if = "is_default_policy")]
+    pub policy: AgentPolicy,
+}
+
+fn is_default_policy(p: &AgentPolicy) -> bool {
+    *p == AgentPolicy::default()
 }
 
 fn default_health() -> u64 {
@@ -103,6 +113,7 @@ impl AgentConfig {
         if !(2..=300).contains(&self.heartbeat_interval_s) {
             bail!("heartbeat_interval_s must be between 2 and 300");
         }
+        self.policy.validate()?;
         Ok(())
     }
 
@@ -129,6 +140,7 @@ mod tests {
             heartbeat_interval_s: 10,
             health_interval_s: 5,
             scope_label: Some("nextdeploy.managed=true".into()),
+            policy: AgentPolicy::default(),
         };
         let text = toml::to_string_pretty(&cfg).unwrap();
         let back: AgentConfig = toml::from_str(&text).unwrap();
@@ -151,5 +163,46 @@ mod tests {
         let mut bad = cfg.clone();
         bad.hub_fingerprint = "MD5:xx".into();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn policy_is_a_table_written_only_when_set() {
+        let mut cfg = AgentConfig {
+            hub: "bastion:2222".into(),
+            hub_fingerprint: format!("SHA256:{}", "a".repeat(43)),
+            name: "prod-1".into(),
+            labels: Labels::default(),
+            key_path: "/k".into(),
+            heartbeat_interval_s: 10,
+            health_interval_s: 5,
+            scope_label: None,
+            policy: AgentPolicy::default(),
+        };
+        assert!(!toml::to_string_pretty(&cfg).unwrap().contains("policy"));
+        cfg.policy.read_only = true;
+        cfg.policy.deploy_images = vec!["registry.example.com/team/*".into()];
+        let text = toml::to_string_pretty(&cfg).unwrap();
+        assert!(text.contains("[policy]\nread_only = true"), "{text}");
+        let back: AgentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+        back.validate().unwrap();
+        // Keys left out keep their defaults; unknown ones and bad patterns are refused.
+        let partial: AgentConfig = toml::from_str(&format!(
+            "{}[policy]\nexec = false\n",
+            toml::to_string_pretty(&AgentConfig {
+                policy: AgentPolicy::default(),
+                ..cfg.clone()
+            })
+            .unwrap()
+        ))
+        .unwrap();
+        assert!(!partial.policy.exec && partial.policy.lifecycle && !partial.policy.read_only);
+        assert!(toml::from_str::<AgentConfig>(&format!("{text}readonly = true\n")).is_err());
+        cfg.policy.deploy_images = vec!["a/**b".into()];
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("policy.deploy_images"));
     }
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use nextdeploy_shared::protocol::agents::{Pong, RotateKeyCommitted, RotateKeyProof};
+use nextdeploy_shared::protocol::containers::ContainerRef;
+use nextdeploy_shared::protocol::deploy::DeployRequest;
 use nextdeploy_shared::protocol::streams::DiagStream;
 use nextdeploy_shared::protocol::{Action, ErrorCode, RawData, Reply, ReplyType};
 use nextdeploy_shared::time::now_unix_ms;
@@ -19,7 +21,8 @@ use crate::limits::{
 };
 use crate::state::AgentState;
 
-/// Serve one request: read its payload by its action's type, then run it.
+/// Serve one request: read its payload by its action's type, check it
+/// against the agent's policy, then run it.
 pub async fn handle(
     id: u64,
     name: String,
@@ -30,7 +33,12 @@ pub async fn handle(
 ) {
     let id = Some(id);
     match Action::parse(&name, payload) {
-        Ok(action) => run(id, action, &state, out, input).await,
+        Ok(action) => match state.policy.refusal(id, &action) {
+            Some(refused) => {
+                let _ = out.send(refused).await;
+            }
+            None => run(id, action, &state, out, input).await,
+        },
         Err(e) => {
             let _ = out.send(Reply::error(id, e.code(), e.to_string())).await;
         }
@@ -59,7 +67,8 @@ async fn run(
         }
         Action::Info(_) => {
             let docker = engine.status().await;
-            send_one_shot(&out, id, crate::sysinfo::collect(state.started, docker));
+            let info = crate::sysinfo::collect(state.started, docker, state.policy.rules());
+            send_one_shot(&out, id, info);
             Ok(())
         }
         Action::RotateKey(_) | Action::RotateKeyCommit(_) => {
@@ -98,15 +107,7 @@ async fn run(
         Action::Stats(p) => stats::serve_stats(engine, &state.sampler, id, &p, &out).await,
         Action::Deploy(p) => state.deployer.deploy(id, &p, &out).await,
         Action::Exec(p) => exec::run_exec(engine, id, &p, input, &out).await,
-        Action::Rollback(p) => {
-            // From a hub that sends `rollback` as such: a rollback deploy
-            // with an id of its own (hubs now send a `deploy` with `rollback`).
-            let mut req = nextdeploy_shared::protocol::deploy::DeployRequest::new("");
-            req.container = Some(p.container);
-            req.rollback = true;
-            req.deploy_id = Some(format!("rb-{}", now_unix_ms()));
-            state.deployer.deploy(id, &req, &out).await
-        }
+        Action::Rollback(p) => state.deployer.deploy(id, &rollback_deploy(p), &out).await,
         Action::ListAgents(_)
         | Action::Whoami(_)
         | Action::RevokeAgent(_)
@@ -138,6 +139,16 @@ async fn run(
     if let Err(e) = done {
         let _ = out.send(Reply::error(id, e.code, e.message)).await;
     }
+}
+
+/// A `rollback` from a hub that sends it as such: a rollback deploy with an
+/// id of its own (hubs now send a `deploy` with `rollback`).
+fn rollback_deploy(p: ContainerRef) -> DeployRequest {
+    let mut req = DeployRequest::new("");
+    req.container = Some(p.container);
+    req.rollback = true;
+    req.deploy_id = Some(format!("rb-{}", now_unix_ms()));
+    req
 }
 
 /// start / stop / restart / kill, answered once.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use nextdeploy_shared::keys;
-use nextdeploy_shared::protocol::ENROLL_USER_PREFIX;
+use nextdeploy_shared::protocol::{AgentPolicy, ENROLL_USER_PREFIX};
 use nextdeploy_shared::token::{self, JOIN_PREFIX};
 use russh::Disconnect;
 use tokio::sync::oneshot;
@@ -18,14 +18,17 @@ use crate::config::AgentConfig;
 use crate::connection::{self, DialError};
 use crate::docker::Engine;
 use crate::limits::{DEFAULT_HEALTH_INTERVAL_S, ENROLL_OUTCOME_WAIT};
+use crate::policy::Policy;
 use crate::state::AgentState;
 
-/// Enrol and write the config (0600) and key (0600) beside it.
+/// Enrol and write the config (0600, with `policy` as its `[policy]`) and
+/// key (0600) beside it.
 pub async fn run(
     hub: &str,
     token_text: &str,
     config_path: &Path,
     force: bool,
+    policy: AgentPolicy,
 ) -> anyhow::Result<AgentConfig> {
     let parsed = token::parse(token_text).map_err(anyhow::Error::msg)?;
     if parsed.kind != JOIN_PREFIX {
@@ -55,6 +58,7 @@ pub async fn run(
         nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
         dir.join("deploys"),
         None,
+        Policy::locked(),
     );
     let ctx = Arc::new(Ctx {
         state,
@@ -97,6 +101,7 @@ pub async fn run(
         heartbeat_interval_s: nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs(),
         health_interval_s: DEFAULT_HEALTH_INTERVAL_S,
         scope_label: None,
+        policy,
     };
     cfg.save(config_path)?;
     Ok(cfg)

@@ -14,7 +14,8 @@
 //! - [`channel`]: the channels the hub opens: control, enrol, and requests
 //!   streamed back within the hub's credit.
 //! - [`one_shots`]: one-shot requests (ping, info, ps, ...) on the control channel.
-//! - [`dispatch`]: one exhaustive match from a typed action to its handler.
+//! - [`dispatch`]: one exhaustive match from a typed action to its handler,
+//!   after [`policy`]: the agent's own `[policy]`, checked on every request.
 //! - [`state`]: what the whole process shares across reconnections.
 //! - [`sysinfo`]: host facts (hostname, OS, memory, ...).
 //! - [`host`]: the host's CPU, memory and load for each health snapshot.
@@ -45,6 +46,7 @@ pub mod host;
 pub mod keyfile;
 pub mod limits;
 pub mod one_shots;
+pub mod policy;
 pub mod state;
 pub mod sysinfo;
 pub mod util;
@@ -93,6 +95,7 @@ pub async fn serve(opts: ServeOptions) {
         Duration::from_secs(cfg.heartbeat_interval_s),
         journal,
         Some(keys.clone()),
+        policy::Policy::new(cfg.policy.clone()),
     );
     state.deployer.recover().await;
     tokio::spawn(docker::events::watch(

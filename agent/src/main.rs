@@ -11,6 +11,7 @@ use nextdeploy_agent::config::{AgentConfig, DEFAULT_CONFIG};
 use nextdeploy_agent::keyfile::KeyFile;
 use nextdeploy_agent::limits::PARENT_CHECK_INTERVAL;
 use nextdeploy_agent::{enroll, withdraw, ServeOptions};
+use nextdeploy_shared::protocol::AgentPolicy;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -38,6 +39,13 @@ enum Cmd {
         /// Enrol again even if a config exists (makes a new key).
         #[arg(long)]
         force: bool,
+        /// Write `[policy] read_only = true`: no start, stop, restart, kill,
+        /// rm, pull, deploy, rollback or exec, whatever the hub asks.
+        #[arg(long)]
+        read_only: bool,
+        /// Write `[policy] exec = false`: no exec into containers.
+        #[arg(long)]
+        no_exec: bool,
     },
     /// Connect to the hub and serve it until stopped.
     Run {
@@ -168,7 +176,17 @@ async fn main_async() {
             token,
             config,
             force,
-        } => enroll::run(&hub, &token, &config, force).await.map(|cfg| {
+            read_only,
+            no_exec,
+        } => {
+            let policy = AgentPolicy {
+                read_only,
+                exec: !no_exec,
+                ..AgentPolicy::default()
+            };
+            enroll::run(&hub, &token, &config, force, policy).await
+        }
+        .map(|cfg| {
             println!(
                 "Enrolled as {} (labels: {})",
                 cfg.name,
@@ -180,6 +198,10 @@ async fn main_async() {
                 "Key: {} (0600, never leaves this machine)",
                 cfg.key_path.display()
             );
+            let policy = cfg.policy.summary();
+            if !policy.is_empty() {
+                println!("Policy: {policy}");
+            }
             println!(
                 "Start with: nextdeploy-agent run --config {}",
                 config.display()

@@ -115,6 +115,7 @@ mod tests {
             Duration::from_secs(10),
             dir.0.join("deploys"),
             None,
+            crate::policy::Policy::default(),
         );
         (OneShots::new(state), dir)
     }

@@ -12,6 +12,7 @@ use crate::docker::stats::Sampler;
 use crate::docker::Engine;
 use crate::keyfile::KeyFile;
 use crate::limits::PUSH_QUEUE;
+use crate::policy::Policy;
 
 /// Process-wide agent state.
 pub struct AgentState {
@@ -29,16 +30,19 @@ pub struct AgentState {
     pub deployer: Arc<Deployer>,
     /// The key file (absent while enrolling).
     pub keys: Option<Arc<KeyFile>>,
+    /// What this agent refuses, whatever the hub asks.
+    pub policy: Policy,
 }
 
 impl AgentState {
-    /// A state with `engine`, deploy journals under `journal_dir`, and the key
-    /// file (for rotation).
+    /// A state with `engine`, deploy journals under `journal_dir`, the key
+    /// file (for rotation) and the policy it enforces.
     pub fn new(
         engine: Engine,
         heartbeat_interval: Duration,
         journal_dir: PathBuf,
         keys: Option<Arc<KeyFile>>,
+        policy: Policy,
     ) -> Arc<Self> {
         let (push, _) = broadcast::channel(PUSH_QUEUE);
         let engine = Arc::new(engine);
@@ -50,6 +54,7 @@ impl AgentState {
             push,
             heartbeat_interval,
             keys,
+            policy,
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use nextdeploy_shared::protocol::{AgentInfo, DockerStatus};
+use nextdeploy_shared::protocol::{AgentInfo, AgentPolicy, DockerStatus};
 
 fn read_trim(path: &str) -> String {
     std::fs::read_to_string(path)
@@ -41,8 +41,8 @@ fn read_meminfo(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Everything `info` reports.
-pub fn collect(started: Instant, docker: DockerStatus) -> AgentInfo {
+/// Everything `info` reports, the agent's policy included.
+pub fn collect(started: Instant, docker: DockerStatus, policy: &AgentPolicy) -> AgentInfo {
     let host_uptime_s = read_trim("/proc/uptime")
         .split_whitespace()
         .next()
@@ -63,6 +63,7 @@ pub fn collect(started: Instant, docker: DockerStatus) -> AgentInfo {
         agent_uptime_s: started.elapsed().as_secs(),
         host_uptime_s,
         docker,
+        policy: Some(policy.clone()),
     }
 }
 
@@ -72,7 +73,11 @@ mod tests {
 
     #[test]
     fn reads_real_host_facts() {
-        let i = collect(Instant::now(), DockerStatus::default());
+        let i = collect(
+            Instant::now(),
+            DockerStatus::default(),
+            &AgentPolicy::default(),
+        );
         assert!(i.cpus >= 1);
         assert!(i.memory_total_bytes > 0);
         assert!(!i.kernel.is_empty());

@@ -16,6 +16,7 @@ use crate::config::AgentConfig;
 use crate::connection::{self, DialError};
 use crate::docker::Engine;
 use crate::keyfile::KeyFile;
+use crate::policy::Policy;
 use crate::state::AgentState;
 
 /// Withdraw the enrolment `config` describes; a sentence saying what happened.
@@ -28,6 +29,7 @@ pub async fn run(config: &Path) -> anyhow::Result<String> {
             nextdeploy_shared::limits::HEARTBEAT_INTERVAL,
             std::env::temp_dir(),
             None,
+            Policy::locked(),
         ),
         conn_cancel: CancellationToken::new(),
         enroll: None,

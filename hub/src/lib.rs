@@ -87,6 +87,9 @@ pub struct HubConfig {
     pub max_connections_per_token: usize,
     /// How exec sessions are recorded.
     pub exec_recording: api::exec::record::RecordingConfig,
+    /// Refuse early what an agent's policy (from its hello) would refuse.
+    /// Off only in tests, to see the agent refuse by itself.
+    pub policy_precheck: bool,
 }
 
 impl Default for HubConfig {
@@ -107,6 +110,7 @@ impl Default for HubConfig {
             tls: None,
             max_connections_per_token: limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
             exec_recording: Default::default(),
+            policy_precheck: true,
         }
     }
 }

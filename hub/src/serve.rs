@@ -98,19 +98,12 @@ pub struct HubArgs {
     /// this host's name, localhost and the listen address (repeatable).
     #[arg(long = "api-name")]
     pub api_names: Vec<String>,
-    /// Record exec sessions with a TTY (asciicast v2, in the store): on or off.
-    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub exec_recording: String,
-    /// Record what people type into exec sessions too (it may hold
-    /// passwords; off by default).
-    #[arg(long)]
-    pub exec_record_input: bool,
-    /// Largest recording of one session, bytes; a mark ends it there.
-    #[arg(long, default_value_t = limits::DEFAULT_RECORDING_MAX_BYTES)]
-    pub exec_recording_max_bytes: u64,
-    /// All recordings together at most, bytes; the oldest are dropped.
-    #[arg(long, default_value_t = limits::DEFAULT_RECORDINGS_TOTAL_BYTES)]
-    pub exec_recordings_total_bytes: u64,
+    #[command(flatten)]
+    pub recording: crate::api::exec::record::RecordingArgs,
+    /// For tests only: `off` forwards requests an agent's policy forbids, so
+    /// the agent's own refusal can be seen.
+    #[arg(long, hide = true, env = "NEXTDEPLOY_HUB_POLICY_PRECHECK", default_value = "on", value_parser = ["on", "off"])]
+    pub policy_precheck: String,
     /// Instead of serving: back up or restore the data dir.
     #[command(subcommand)]
     pub action: Option<crate::backup::HubAction>,
@@ -175,12 +168,8 @@ impl HubArgs {
             api_public_url: self.api_public_url.clone(),
             tls: None,
             max_connections_per_token: self.max_connections_per_token,
-            exec_recording: crate::api::exec::record::RecordingConfig {
-                enabled: self.exec_recording == "on",
-                record_input: self.exec_record_input,
-                max_bytes: self.exec_recording_max_bytes,
-                total_bytes: self.exec_recordings_total_bytes,
-            },
+            exec_recording: self.recording.config(),
+            policy_precheck: self.policy_precheck != "off",
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -210,6 +199,9 @@ impl HubArgs {
         }
         if cfg.heartbeat_timeout < limits::MIN_HEARTBEAT_TIMEOUT {
             bail!("--heartbeat-timeout must be at least 5s");
+        }
+        if !cfg.policy_precheck {
+            warn!("policy precheck off (a test setting): requests agents' policies forbid are sent to them");
         }
         Ok(cfg)
     }
@@ -367,18 +359,7 @@ pub async fn run_hub(
     println!("HTTP listening on {}://{http_addr}", scheme(&config));
     println!("API: {0}/ws\nDashboard: {0}/", api.url);
 
-    let first = crate::store::blocking(&store, |s| s.api_token_count()).await? == 0;
-    if first {
-        let (_, token) = admin::create_api_token(
-            &store,
-            initial_token::INITIAL_TOKEN_NAME,
-            Role::Admin,
-            None,
-            false,
-        )
-        .await?;
-        initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
-    }
+    first_admin_token(&store, &dir).await?;
     if !args.local_agent {
         let pin = api.pin.as_ref().map(|p| format!(" --tls-pin {p}"));
         println!(
@@ -418,6 +399,17 @@ pub async fn run_hub(
     }
     info!("hub stopped");
     Ok(r?)
+}
+
+/// On a fresh store, the initial admin token, written to its file (0600).
+async fn first_admin_token(store: &SharedStore, dir: &Path) -> anyhow::Result<()> {
+    if crate::store::blocking(store, |s| s.api_token_count()).await? != 0 {
+        return Ok(());
+    }
+    let name = initial_token::INITIAL_TOKEN_NAME;
+    let (_, token) = admin::create_api_token(store, name, Role::Admin, None, false).await?;
+    initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
+    Ok(())
 }
 
 fn loopback(addr: std::net::SocketAddr) -> String {

@@ -29,6 +29,7 @@ pub fn sim_hello(name: &str, features: Vec<String>) -> Hello {
             ..Default::default()
         },
         features,
+        policy: None,
     }
 }
 

@@ -1,4 +1,5 @@
-// The agent page: host facts from `info`, its containers from `status` with
+// The agent page: host facts and the agent's own policy from `info`, its
+// containers from `status` with
 // a sparkline of their last hour (agent_table.tsx), for operators and
 // admins start/stop/restart of several at once, and the agent's events
 // (recent_events.tsx).
@@ -10,7 +11,7 @@ import { useStatus } from "./fleet";
 import { ContainerTable } from "./agent_table";
 import { Link } from "./link";
 import { EventList } from "./recent_events";
-import type { HostInfo } from "./types";
+import type { AgentPolicy, HostInfo } from "./types";
 
 const BULK: ContainerAction[] = ["start", "stop", "restart"];
 const GIB = 1073741824;
@@ -19,6 +20,18 @@ function duration(s: number): string {
   if (s < 3600) return `${Math.round(s / 60)} min`;
   if (s < 86400) return `${(s / 3600).toFixed(1)} h`;
   return `${(s / 86400).toFixed(1)} d`;
+}
+
+/** What the agent's own policy refuses, whatever the hub asks. */
+function policyText(p: AgentPolicy | null | undefined): string {
+  if (!p) return "not reported (agent too old)";
+  const parts: string[] = [];
+  if (p.read_only) parts.push("read-only");
+  if (p.lifecycle === false) parts.push("no start/stop/restart/kill/rm");
+  if (p.exec === false) parts.push("no exec");
+  if (p.exec_allow_root === false) parts.push("no exec as root");
+  if (p.deploy_images && p.deploy_images.length > 0) parts.push(`images: ${p.deploy_images.join(", ")}`);
+  return parts.length > 0 ? parts.join(" · ") : "everything allowed";
 }
 
 function Host(props: { api: Api; name: string }) {
@@ -60,6 +73,8 @@ function Host(props: { api: Api; name: string }) {
       </dd>
       <dt>Docker</dt>
       <dd>{info.docker.available ? info.docker.version ?? "available" : info.docker.error ?? "unavailable"}</dd>
+      <dt>Policy</dt>
+      <dd>{policyText(info.policy)}</dd>
     </dl>
   );
 }

@@ -11,7 +11,7 @@
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "ErrorCode".
  */
-export type ErrorCode = ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
+export type ErrorCode = ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "forbidden_by_policy" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
 /**
  * How a rollback went back.
  * 
@@ -183,6 +183,30 @@ payload: ById
 action: "diag_stream"
 payload: DiagStream
 [k: string]: unknown
+} | {
+action: "exec"
+payload: ExecRequest
+[k: string]: unknown
+} | {
+action: "exec_input"
+payload: ExecInput
+[k: string]: unknown
+} | {
+action: "exec_resize"
+payload: ExecResize
+[k: string]: unknown
+} | {
+action: "exec_sessions_list"
+payload: ExecSessionsList
+[k: string]: unknown
+} | {
+action: "exec_sessions_show"
+payload: ById
+[k: string]: unknown
+} | {
+action: "exec_sessions_recording"
+payload: ById
+[k: string]: unknown
 })
 /**
  * Labels as `k=v,k2=v2` text or as an object of strings.
@@ -234,7 +258,7 @@ export type Outcome = ("succeeded" | "rolled_back" | "failed" | "unknown" | "unt
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "ReplyType".
  */
-export type ReplyType = ("result" | "log" | "health" | "event" | "progress" | "stats" | "error" | "end" | "hello" | "heartbeat")
+export type ReplyType = ("result" | "log" | "health" | "event" | "progress" | "stats" | "error" | "end" | "hello" | "heartbeat" | "credit")
 /**
  * Roles of API tokens, from least to most powerful (`Ord` follows).
  * 
@@ -263,6 +287,7 @@ request: Request
 export interface AgentChannel {
 control_open: ControlOpen
 enroll_open: EnrollOpen
+exec_input_credit: InputCredit
 heartbeat: HeartbeatData
 pushed_outcome: PushedOutcome
 rotate_key_committed: RotateKeyCommitted
@@ -293,6 +318,16 @@ export interface EnrollOpen {
  * The join token the agent logged in with (its user name's suffix).
  */
 token_id: string
+[k: string]: unknown
+}
+/**
+ * `credit` replies on exec channels.
+ */
+export interface InputCredit {
+/**
+ * Bytes.
+ */
+bytes: number
 [k: string]: unknown
 }
 /**
@@ -589,6 +624,9 @@ deploys_list: DeployEntry[]
 deploys_show: DeployEntry
 diag_stream_sink_hub: DiagSummary
 events: Event
+exec: ExecExit
+exec_sessions_list: ExecSession[]
+exec_sessions_show: ExecSession
 history: HistoryAnswer
 images: ImageRow[]
 info: AgentInfo
@@ -744,6 +782,10 @@ id: string
  * A name for people.
  */
 name: string
+/**
+ * Created with `no_exec`: it may not `exec`.
+ */
+no_exec?: boolean
 /**
  * When it was revoked (RFC 3339).
  */
@@ -1149,6 +1191,89 @@ time_ms: number
 [k: string]: unknown
 }
 /**
+ * `exec`'s last `result` (its output comes as `logs` chunks).
+ */
+export interface ExecExit {
+/**
+ * The command's exit code (126: it could not run; 127: not found).
+ */
+exit_code: number
+/**
+ * The hub's id of this session (`exec-sessions show`); set by the hub.
+ */
+session?: (string | null)
+[k: string]: unknown
+}
+/**
+ * One exec session as the hub keeps it.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecSession".
+ */
+export interface ExecSession {
+/**
+ * Who ran it: the token's name.
+ */
+actor: string
+/**
+ * Bytes of input sent to the command.
+ */
+bytes_in: number
+/**
+ * Bytes of output it printed.
+ */
+bytes_out: number
+/**
+ * The command line.
+ */
+command: string
+/**
+ * The container as named in the request.
+ */
+container: string
+/**
+ * End (RFC 3339); absent while it runs (or if the hub stopped first).
+ */
+ended?: (string | null)
+/**
+ * Why it ended without an exit code.
+ */
+error?: (string | null)
+/**
+ * The exit code; absent if it did not finish (error, cancelled).
+ */
+exit_code?: (number | null)
+/**
+ * Its id.
+ */
+id: string
+/**
+ * Bytes of its recording (asciicast v2), 0 when none was kept.
+ */
+recording_bytes: number
+/**
+ * The agent.
+ */
+server: string
+/**
+ * Start (RFC 3339).
+ */
+started: string
+/**
+ * The token's id.
+ */
+token_id: string
+/**
+ * The recording reached its size limit and stops with a mark.
+ */
+truncated?: boolean
+/**
+ * Whether it had a TTY.
+ */
+tty: boolean
+[k: string]: unknown
+}
+/**
  * `history`'s answer.
  * 
  * This interface was referenced by `Protocol`'s JSON-Schema
@@ -1307,6 +1432,10 @@ memory_total_bytes: number
  * OS pretty name (from /etc/os-release).
  */
 os: string
+/**
+ * The agent's own policy (absent from older agents).
+ */
+policy?: (AgentPolicy | null)
 [k: string]: unknown
 }
 /**
@@ -1330,6 +1459,36 @@ error?: (string | null)
  */
 version?: (string | null)
 [k: string]: unknown
+}
+/**
+ * `[policy]` of agent.toml; every field optional, the default allows all.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AgentPolicy".
+ */
+export interface AgentPolicy {
+/**
+ * Images `deploy` and `pull` may use, as glob patterns on the reference
+ * as written (`registry.example.com/team/*`; `*` stops at `/`, `**`
+ * spans path components). Empty: any image.
+ */
+deploy_images?: string[]
+/**
+ * Exec into containers at all.
+ */
+exec?: boolean
+/**
+ * Exec as root (no user named, `root`, uid 0).
+ */
+exec_allow_root?: boolean
+/**
+ * start, stop, restart, kill and rm.
+ */
+lifecycle?: boolean
+/**
+ * No lifecycle action, rm, pull, deploy, rollback or exec.
+ */
+read_only?: boolean
 }
 /**
  * The answer to `start`, `stop`, `restart` and `kill`.
@@ -1402,6 +1561,11 @@ name: string
  * Connected now.
  */
 online: boolean
+/**
+ * The agent's own policy from its hello, while it is online (absent
+ * for offline agents and agents too old to report it).
+ */
+policy?: (AgentPolicy | null)
 /**
  * Agent version from its last hello.
  */
@@ -1529,6 +1693,10 @@ id: string
  * A name for people.
  */
 name: string
+/**
+ * Created with `no_exec`: it may not `exec`.
+ */
+no_exec?: boolean
 /**
  * When it was revoked (RFC 3339).
  */
@@ -2057,7 +2225,7 @@ export interface ErrorBody {
 /**
  * Machine-readable error codes; `message` says the same for people.
  */
-code: ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
+code: ("bad_request" | "unknown_action" | "unknown_agent" | "agent_offline" | "ambiguous" | "forbidden" | "forbidden_by_policy" | "busy" | "timeout" | "too_large" | "cancelled" | "not_found" | "conflict" | "agent_error" | "no_such_container" | "ambiguous_container" | "docker_unavailable" | "docker_permission_denied" | "docker_error" | "internal")
 /**
  * Human-readable explanation.
  */
@@ -2088,7 +2256,7 @@ server?: (string | null)
 /**
  * What this reply is.
  */
-type: ("result" | "log" | "health" | "event" | "progress" | "stats" | "error" | "end" | "hello" | "heartbeat")
+type: ("result" | "log" | "health" | "event" | "progress" | "stats" | "error" | "end" | "hello" | "heartbeat" | "credit")
 [k: string]: unknown
 }
 /**
@@ -2123,6 +2291,11 @@ export interface CreateToken {
  * 1 to 64 characters (default `unnamed`).
  */
 name?: (string | null)
+/**
+ * True: the token may not `exec` (an operator or admin that acts on
+ * containers but gets no shell in them).
+ */
+no_exec?: boolean
 /**
  * True: the token never expires (valid until revoked); `ttl_s` must
  * then be absent.
@@ -2533,6 +2706,134 @@ chunk?: (number | null)
 sink?: (DiagSink | null)
 }
 /**
+ * `exec`: run `cmd` in `container` on `server`.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecRequest".
+ */
+export interface ExecRequest {
+/**
+ * The command and its arguments (no shell unless you name one).
+ */
+cmd: string[]
+/**
+ * Terminal width in columns, with `tty`.
+ */
+cols?: (number | null)
+/**
+ * The container: name, full id or unique id prefix.
+ */
+container: string
+/**
+ * `-e`: `KEY=value` entries added to the environment.
+ */
+env?: string[]
+/**
+ * `-i`: keep stdin open; the client sends it with `exec_input`.
+ */
+interactive?: boolean
+/**
+ * `--privileged` (admins only).
+ */
+privileged?: boolean
+/**
+ * Terminal height in rows, with `tty`.
+ */
+rows?: (number | null)
+/**
+ * `-t`: a pseudo-terminal (stdout and stderr then arrive together as
+ * `stdout`).
+ */
+tty?: boolean
+/**
+ * `-u`: user, `name`, `uid` or `uid:gid`; the image's user when absent.
+ */
+user?: (string | null)
+/**
+ * `-w`: working directory inside the container.
+ */
+workdir?: (string | null)
+}
+/**
+ * `exec_input`: bytes for the stdin of exec `id` (an `exec` request of the
+ * same connection started with `interactive`). `data` as text or `b64`;
+ * `eof` closes stdin after them.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecInput".
+ */
+export interface ExecInput {
+/**
+ * Input as base64 (any bytes).
+ */
+b64?: (string | null)
+/**
+ * Input as UTF-8 text.
+ */
+data?: (string | null)
+/**
+ * Close stdin (after `data` or `b64`, if any).
+ */
+eof?: boolean
+/**
+ * The `exec` request's id.
+ */
+exec: number
+}
+/**
+ * `exec_resize`: the terminal of exec `id` is now `cols` x `rows`.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecResize".
+ */
+export interface ExecResize {
+/**
+ * Columns.
+ */
+cols: number
+/**
+ * The `exec` request's id.
+ */
+exec: number
+/**
+ * Rows.
+ */
+rows: number
+}
+/**
+ * `exec_sessions_list`: recorded and audited exec sessions, newest first.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecSessionsList".
+ */
+export interface ExecSessionsList {
+/**
+ * At most this many (default 50).
+ */
+limit?: (number | null)
+/**
+ * Only sessions on this agent.
+ */
+server?: (string | null)
+}
+/**
+ * The `result` that ends an exec (before `end`).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ExecExit".
+ */
+export interface ExecExit1 {
+/**
+ * The command's exit code (126: it could not run; 127: not found).
+ */
+exit_code: number
+/**
+ * The hub's id of this session (`exec-sessions show`); set by the hub.
+ */
+session?: (string | null)
+[k: string]: unknown
+}
+/**
  * The `result` of a fleet `deploy` (with a selector).
  * 
  * This interface was referenced by `Protocol`'s JSON-Schema
@@ -2563,5 +2864,19 @@ untouched: string[]
  * Servers updated.
  */
 updated: string[]
+[k: string]: unknown
+}
+/**
+ * Agent -> hub, a `credit` reply on an exec channel: the agent took this
+ * many more input bytes; the hub may send as many again.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "InputCredit".
+ */
+export interface InputCredit1 {
+/**
+ * Bytes.
+ */
+bytes: number
 [k: string]: unknown
 }

@@ -5,6 +5,7 @@
 // pages. Only what is not in the schema is written here.
 
 export type {
+  AgentPolicy,
   AgentSummary,
   ApiTokenInfo,
   AuditRow,

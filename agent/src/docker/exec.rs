@@ -151,13 +151,15 @@ async fn exit_code(docker: &Docker, exec_id: &str) -> Result<i64, DockerError> {
             .map_err(|e| classify(&e))?;
         match (state.running, state.exit_code) {
             (Some(false), Some(code)) => return Ok(code),
-            _ if tokio::time::Instant::now() >= deadline => return Err(DockerError::new(
-                ErrorCode::DockerError,
-                format!(
+            _ if tokio::time::Instant::now() >= deadline => {
+                return Err(DockerError::new(
+                    ErrorCode::DockerError,
+                    format!(
                     "the command's output ended but the engine reported no exit code within {}s",
                     EXEC_EXIT_WAIT.as_secs()
                 ),
-            )),
+                ))
+            }
             _ => tokio::time::sleep(EXEC_EXIT_POLL).await,
         }
     }

@@ -48,6 +48,7 @@ async fn serve_control(
             ..Default::default()
         },
         features: vec![nextdeploy_shared::protocol::feature::CONTROL_REQUESTS.into()],
+        policy: None,
     };
     if !send(write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
         return;

@@ -1,7 +1,8 @@
 //! The actions of the WebSocket API. A connection authenticates once
 //! ([`auth::authenticate`]); each request then runs in its own task through
 //! [`dispatch`], which checks the caller's role, answers hub-local actions
-//! itself ([`admin`]) and routes the rest to agents ([`route`]).
+//! itself ([`admin`]) and routes the rest to agents ([`route`]), refusing
+//! early what an agent's own policy forbids ([`policy`]).
 
 pub mod admin;
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod deploys;
 pub mod exec;
 pub mod fanout;
 pub mod fleet;
+pub mod policy;
 pub mod redact;
 pub mod rotate;
 pub mod route;
@@ -72,6 +74,9 @@ pub enum ApiError {
     /// Conflicts with current state.
     #[error("{0}")]
     Conflict(String),
+    /// An agent's own policy (reported in its hello) refuses it.
+    #[error("{0}")]
+    ForbiddenByPolicy(String),
     /// The store failed.
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -91,6 +96,7 @@ impl ApiError {
             ApiError::NoSuchContainer(_) => ErrorCode::NoSuchContainer,
             ApiError::AmbiguousContainer(_) => ErrorCode::AmbiguousContainer,
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
+            ApiError::ForbiddenByPolicy(_) => ErrorCode::ForbiddenByPolicy,
             ApiError::Store(_) => ErrorCode::Internal,
         }
     }

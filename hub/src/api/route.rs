@@ -157,6 +157,7 @@ pub async fn routed(
             return;
         }
     };
+    let targets = super::policy::screen(svc, req, action, targets, out).await;
     let how = How::of(action, role);
     if req.selector.is_none() {
         for t in targets {

@@ -1,7 +1,6 @@
 //! `nextdeploy agent ...`: list, ping, info, revoke, containers; install in [`super::install`].
 
 use clap::Subcommand;
-use nextdeploy_shared::protocol::agents::{RevokeAgent, RotateKey};
 use nextdeploy_shared::protocol::containers::{
     ContainerRef, KillRequest, RemoveRequest, StopRequest,
 };
@@ -12,7 +11,7 @@ use nextdeploy_shared::secret::Secret;
 use super::agent_info;
 use super::client::Client;
 use super::containers;
-use super::output::{self, Output};
+use super::output::Output;
 
 /// `nextdeploy agent ...`
 #[derive(Debug, Subcommand)]
@@ -334,8 +333,8 @@ async fn dispatch(c: &mut Client, cmd: AgentCmd, out: Output) -> anyhow::Result<
         AgentCmd::Info { server, selector } => {
             agent_info::info(c, server.as_deref(), selector.as_deref(), out).await
         }
-        AgentCmd::RotateKey { server } => rotate_key(c, &server, out).await,
-        AgentCmd::Revoke { name } => revoke(c, &name, out).await,
+        AgentCmd::RotateKey { server } => agent_info::rotate_key(c, &server, out).await,
+        AgentCmd::Revoke { name } => agent_info::revoke(c, &name, out).await,
         AgentCmd::Deploy(a) => super::deploys::deploy(c, a, out).await,
         AgentCmd::Rollback { server, container } => {
             super::deploys::rollback(c, &server, &container, out).await
@@ -453,49 +452,5 @@ fn stop_request(container: String, timeout: Option<u64>) -> StopRequest {
     StopRequest {
         container,
         timeout: timeout.map(|t| t as i64),
-    }
-}
-
-/// `agent rotate-key`: replace the agent's key, print old and new fingerprints.
-async fn rotate_key(c: &mut Client, server: &str, out: Output) -> anyhow::Result<()> {
-    let v = c
-        .call(Action::RotateKey(RotateKey::default()), Some(server))
-        .await?;
-    match out {
-        Output::Json => output::json(&v),
-        Output::Table => {
-            println!(
-                "rotated the key of {server}: {} -> {}",
-                v["old_fingerprint"].as_str().unwrap_or("?"),
-                v["new_fingerprint"].as_str().unwrap_or("?")
-            );
-            Ok(())
-        }
-    }
-}
-
-/// `agent revoke`: revoke the agent's key; say whether a live connection was cut.
-async fn revoke(c: &mut Client, name: &str, out: Output) -> anyhow::Result<()> {
-    let v = c
-        .call(
-            Action::RevokeAgent(RevokeAgent {
-                name: name.to_string(),
-            }),
-            None,
-        )
-        .await?;
-    match out {
-        Output::Json => output::json(&v),
-        Output::Table => {
-            println!(
-                "revoked {name}{}",
-                if v["was_online"].as_bool() == Some(true) {
-                    "; its connection was cut"
-                } else {
-                    ""
-                }
-            );
-            Ok(())
-        }
     }
 }

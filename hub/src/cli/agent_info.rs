@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use nextdeploy_shared::protocol::agents::Pong;
-use nextdeploy_shared::protocol::{Action, AgentInfo, AgentSummary, Empty, ReplyType};
+use nextdeploy_shared::protocol::agents::{Pong, RevokeAgent, RotateKey};
+use nextdeploy_shared::protocol::{Action, AgentInfo, AgentPolicy, AgentSummary, Empty, ReplyType};
 use serde_json::{json, Value};
 
 use super::client::{error_of, Client};
@@ -323,9 +323,63 @@ fn print_info_table(i: &AgentInfo) {
             nextdeploy_shared::time::human_age(i.host_uptime_s as i64),
         ),
         ("docker", docker),
+        ("policy", policy_cell(i.policy.as_ref())),
     ]);
+}
+
+/// An agent's policy in one cell: what it refuses.
+fn policy_cell(p: Option<&AgentPolicy>) -> String {
+    match p.map(AgentPolicy::summary) {
+        None => "not reported (agent too old)".into(),
+        Some(s) if s.is_empty() => "everything allowed".into(),
+        Some(s) => s,
+    }
 }
 
 fn gib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0 * 1024.0)
+}
+
+/// `agent rotate-key`: replace the agent's key, print old and new fingerprints.
+pub async fn rotate_key(c: &mut Client, server: &str, out: Output) -> anyhow::Result<()> {
+    let v = c
+        .call(Action::RotateKey(RotateKey::default()), Some(server))
+        .await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!(
+                "rotated the key of {server}: {} -> {}",
+                v["old_fingerprint"].as_str().unwrap_or("?"),
+                v["new_fingerprint"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `agent revoke`: revoke the agent's key; say whether a live connection was cut.
+pub async fn revoke(c: &mut Client, name: &str, out: Output) -> anyhow::Result<()> {
+    let v = c
+        .call(
+            Action::RevokeAgent(RevokeAgent {
+                name: name.to_string(),
+            }),
+            None,
+        )
+        .await?;
+    match out {
+        Output::Json => output::json(&v),
+        Output::Table => {
+            println!(
+                "revoked {name}{}",
+                if v["was_online"].as_bool() == Some(true) {
+                    "; its connection was cut"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+    }
 }

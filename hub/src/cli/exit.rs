@@ -7,7 +7,7 @@
 //! | 1 | any other failure |
 //! | 2 | usage: bad flags or arguments (clap's own code), or a request the hub called malformed |
 //! | 3 | not found: unknown agent, container, token or deploy; a selector matching no agent |
-//! | 4 | forbidden: the token's role does not allow the action, or the hub refused the token |
+//! | 4 | forbidden: the token's role does not allow the action, the agent's policy refuses it, or the hub refused the token |
 //! | 5 | unreachable: the agent is offline, or the hub cannot be reached |
 //! | 6 | timeout: the agent did not answer in time |
 //! | 7 | a deploy or rollback ran and failed (rolled back, or failed) |
@@ -28,7 +28,7 @@ pub const OTHER: i32 = 1;
 pub const USAGE: i32 = 2;
 /// Unknown agent, container, token or deploy.
 pub const NOT_FOUND: i32 = 3;
-/// The role does not allow it, or the token was refused.
+/// The role or the agent's policy does not allow it, or the token was refused.
 pub const FORBIDDEN: i32 = 4;
 /// The agent is offline or the hub unreachable.
 pub const UNREACHABLE: i32 = 5;
@@ -47,7 +47,7 @@ pub fn for_code(code: ErrorCode) -> i32 {
         | ErrorCode::NotFound
         | ErrorCode::NoSuchContainer
         | ErrorCode::AmbiguousContainer => NOT_FOUND,
-        ErrorCode::Forbidden => FORBIDDEN,
+        ErrorCode::Forbidden | ErrorCode::ForbiddenByPolicy => FORBIDDEN,
         ErrorCode::AgentOffline => UNREACHABLE,
         ErrorCode::Timeout => TIMEOUT,
         ErrorCode::Busy

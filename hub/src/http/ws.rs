@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, Instrument};
 
 use crate::api::auth::TokenEnd;
+use crate::api::exec::input::Stalled;
 use crate::api::{self, auth, exec, Caller};
 use crate::http::signin;
 use crate::serve::initial_token;
@@ -151,7 +152,7 @@ async fn serve_client(
     };
     // Exec input waiting for room in its exec's queue: no new message is
     // read until it is queued (the command sets the pace).
-    let mut stalled: Option<exec::input::Stalled> = None;
+    let mut stalled: Option<Stalled> = None;
     tokio::pin!(expiry);
     let (mut send_done, mut announced) = (false, true);
     let ended = loop {
@@ -190,16 +191,7 @@ async fn serve_client(
             }
             _ = &mut send_task => { send_done = true; break None }
             room = OptionFuture::from(stalled.as_ref().map(|s| s.tx.clone().reserve_owned())), if stalled.is_some() => {
-                if let Some(Ok(permit)) = room {
-                    if let Some(mut s) = stalled.take() {
-                        if let Some(m) = s.left.pop_front() {
-                            permit.send(m);
-                        }
-                        stalled = s.push();
-                    }
-                } else {
-                    stalled = None;
-                }
+                stalled = stalled.take().and_then(|s| s.room(room.and_then(Result::ok)));
                 continue;
             }
             m = source.next(), if stalled.is_none() => m,
@@ -208,28 +200,9 @@ async fn serve_client(
             Incoming::Stop => break None,
             Incoming::Skip => continue,
             Incoming::Answer(reply) => reply,
-            Incoming::Run(req, Action::Cancel(c)) => cancel_request(&client.inflight, req.id, c.id),
-            Incoming::Run(req, Action::ExecInput(p)) => {
-                match exec::input::input(&client.execs, p) {
-                    Ok(s) => {
-                        stalled = s.push();
-                        continue;
-                    }
-                    Err(e) => e.reply(req.id),
-                }
-            }
-            Incoming::Run(req, Action::ExecResize(p)) => {
-                match exec::input::resize(&client.execs, p) {
-                    Ok(s) => {
-                        stalled = s.push();
-                        continue;
-                    }
-                    Err(e) => e.reply(req.id),
-                }
-            }
-            Incoming::Run(req, action) => match client.start_request(req, action) {
-                Ok(()) => continue,
-                Err(reply) => reply,
+            Incoming::Run(req, action) => match client.run(req, action, &mut stalled) {
+                Some(reply) => reply,
+                None => continue,
             },
         };
         let _ = client.tx.send(answer).await;
@@ -386,6 +359,24 @@ struct Client {
 }
 
 impl Client {
+    /// Start `req`, or answer it at once: `cancel`, exec input (queued, or
+    /// left in `stalled` until its exec has room), a refusal.
+    fn run(&self, req: Request, action: Action, stalled: &mut Option<Stalled>) -> Option<Reply> {
+        let queued = match action {
+            Action::Cancel(c) => return Some(cancel_request(&self.inflight, req.id, c.id)),
+            Action::ExecInput(p) => exec::input::input(&self.execs, p),
+            Action::ExecResize(p) => exec::input::resize(&self.execs, p),
+            action => return self.start_request(req, action).err(),
+        };
+        match queued {
+            Ok(s) => {
+                *stalled = s.push();
+                None
+            }
+            Err(e) => Some(e.reply(req.id)),
+        }
+    }
+
     /// Run `req` in a task of its own, or say why not (too many in flight, a
     /// duplicate id).
     fn start_request(&self, req: Request, action: Action) -> Result<(), Reply> {

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::channel::DockerStatus;
+use super::policy::AgentPolicy;
 use crate::labels::Labels;
 
 /// The payload of actions that take no arguments: `{}`.
@@ -102,6 +103,9 @@ pub struct AgentInfo {
     pub host_uptime_s: u64,
     /// Docker availability.
     pub docker: DockerStatus,
+    /// The agent's own policy (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<AgentPolicy>,
 }
 
 /// One agent in `list_agents`.
@@ -132,6 +136,10 @@ pub struct AgentSummary {
     /// replacing each other, so the hub keeps one and refuses the other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<KeyConflict>,
+    /// The agent's own policy from its hello, while it is online (absent
+    /// for offline agents and agents too old to report it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<AgentPolicy>,
 }
 
 /// Two live connections with one agent key (a copied config, or a second

@@ -171,6 +171,10 @@ pub struct Hello {
     /// Protocol features this agent supports (see [`feature`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// The agent's own policy (absent from older agents: the hub cannot
+    /// tell, and leaves the decision to the agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<super::policy::AgentPolicy>,
 }
 
 impl Hello {

@@ -19,6 +19,9 @@ pub enum ErrorCode {
     Ambiguous,
     /// The caller's role does not allow this action.
     Forbidden,
+    /// The agent's own policy (`[policy]` in its agent.toml) refuses it; the
+    /// message names the rule (`policy.read_only`, ...).
+    ForbiddenByPolicy,
     /// A bound was reached (streams, requests in flight).
     Busy,
     /// The agent did not answer in time.

@@ -18,6 +18,8 @@
 //! - [`envelope`]: [`Request`] and [`Reply`], with the log-chunk fast path.
 //! - [`errors`]: the wire's [`ErrorCode`]s.
 //! - [`channel`]: hub <-> agent frames, hello, enrolment.
+//! - [`policy`]: the agent's own policy and its checks, run by the agent on
+//!   every request and by the hub to refuse early.
 //! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
 //!   [`admin`], [`streams`], [`exec`].
 //! - [`schema`]: the JSON Schema of all of it.
@@ -31,6 +33,7 @@ pub mod deploy;
 pub mod envelope;
 pub mod errors;
 pub mod exec;
+pub mod policy;
 pub mod schema;
 pub mod streams;
 
@@ -43,3 +46,4 @@ pub use channel::{
 };
 pub use envelope::{RawData, Reply, ReplyType, Request};
 pub use errors::{ErrorBody, ErrorCode};
+pub use policy::{AgentPolicy, PolicyDenied, PolicyRule};

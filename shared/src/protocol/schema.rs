@@ -20,6 +20,7 @@ use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled,
 use super::deploy::{DeployEntry, DeployOutcome, DeployProgress, FleetOutcome};
 use super::envelope::ReplyType;
 use super::errors::ErrorBody;
+use super::exec::{ExecExit, ExecSession, InputCredit};
 use super::streams::{DiagSummary, HistoryAnswer, StatusRow};
 use crate::docker::{ContainerRow, Event, StatsSample};
 
@@ -91,6 +92,10 @@ struct Answers {
     deploy_fleet: FleetOutcome,
     deploys_list: Vec<DeployEntry>,
     deploys_show: DeployEntry,
+    /// `exec`'s last `result` (its output comes as `logs` chunks).
+    exec: ExecExit,
+    exec_sessions_list: Vec<ExecSession>,
+    exec_sessions_show: ExecSession,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.
@@ -103,6 +108,8 @@ struct AgentChannel {
     pushed_outcome: PushedOutcome,
     rotate_key_proof: RotateKeyProof,
     rotate_key_committed: RotateKeyCommitted,
+    /// `credit` replies on exec channels.
+    exec_input_credit: InputCredit,
 }
 
 /// The NextDeploy WebSocket protocol.

@@ -32,10 +32,15 @@ impl DockerEnv {
     /// agent named `dk-<test>` (labels `suite=docker,test=<test>`) with extra
     /// top-level config keys (TOML values), start it and wait until online.
     pub fn start(test: &str, config: &[(&str, &str)]) -> Result<DockerEnv> {
+        DockerEnv::start_with(test, HubOpts::default(), config)
+    }
+
+    /// [`DockerEnv::start`] with a hub started with `hub_opts`.
+    pub fn start_with(test: &str, hub_opts: HubOpts, config: &[(&str, &str)]) -> Result<DockerEnv> {
         let lock = docker_lock()?;
         require_docker()?;
         let image = fixture_image()?;
-        let hub = Hub::start(HubOpts::default())?;
+        let hub = Hub::start(hub_opts)?;
         let name = format!("dk-{test}");
         let jt = hub.join_token(&name, &format!("suite=docker,test={test}"), "1h")?;
         let mut agent = Agent::enroll(&hub, &name, &jt.token)?;

@@ -416,6 +416,10 @@ pub async fn rollback(
             return;
         }
     };
+    if let Some(m) = super::policy::deploy_refusal(svc, &conn, &payload) {
+        let _ = out.send(ApiError::ForbiddenByPolicy(m).reply(req.id)).await;
+        return;
+    }
     let (ptx, mut prx) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
     let mut rx = match start(svc, caller, conn, &payload, (ptx, false)).await {
         Ok(rx) => rx,

@@ -1,5 +1,5 @@
 //! A deploy's plan, before any change: the request checked, every target
-//! online (unless `skip_offline`), canaries first.
+//! online (unless `skip_offline`) and allowed by its policy, canaries first.
 
 use std::sync::Arc;
 
@@ -85,6 +85,7 @@ pub(super) async fn plan(
             "every target is offline; nothing to deploy".into(),
         ));
     }
+    crate::api::policy::check_deploy_targets(svc, &online, payload)?;
     online.sort_by(|a, b| a.name.cmp(&b.name));
     let skipped = offline.into_iter().map(|(n, _)| n).collect();
     let Some(sel) = &payload.canary else {

@@ -24,6 +24,16 @@ pub struct Stalled {
 }
 
 impl Stalled {
+    /// Room for one message came (`permit`), or the exec ended (`None`):
+    /// queue the next and what else fits.
+    pub fn room(mut self, permit: Option<mpsc::OwnedPermit<ClientInput>>) -> Option<Stalled> {
+        let permit = permit?;
+        if let Some(m) = self.left.pop_front() {
+            permit.send(m);
+        }
+        self.push()
+    }
+
     /// Queue what fits now; `None` when all of it went (or the exec ended).
     pub fn push(mut self) -> Option<Stalled> {
         while let Some(m) = self.left.pop_front() {

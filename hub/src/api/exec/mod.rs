@@ -155,6 +155,10 @@ async fn admit(
         Some(Target::Offline { message, .. }) => return Err(ApiError::AgentOffline(message)),
         None => return Err(ApiError::UnknownAgent("no such agent".into())),
     };
+    let action = nextdeploy_shared::protocol::Action::Exec(p.clone());
+    if let Some(m) = super::policy::refusal(svc, &agent, &action) {
+        return Err(ApiError::ForbiddenByPolicy(m));
+    }
     if !agent.hello.supports(feature::EXEC) {
         return Err(ApiError::BadRequest(format!(
             "agent {} (version {}) does not support exec; upgrade it",

@@ -36,6 +36,36 @@ impl Default for RecordingConfig {
     }
 }
 
+/// The hub's flags for recordings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordingArgs {
+    /// Record exec sessions with a TTY (asciicast v2, in the store): on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub exec_recording: String,
+    /// Record what people type into exec sessions too (it may hold
+    /// passwords; off by default).
+    #[arg(long)]
+    pub exec_record_input: bool,
+    /// Largest recording of one session, bytes; a mark ends it there.
+    #[arg(long, default_value_t = crate::limits::DEFAULT_RECORDING_MAX_BYTES)]
+    pub exec_recording_max_bytes: u64,
+    /// All recordings together at most, bytes; the oldest are dropped.
+    #[arg(long, default_value_t = crate::limits::DEFAULT_RECORDINGS_TOTAL_BYTES)]
+    pub exec_recordings_total_bytes: u64,
+}
+
+impl RecordingArgs {
+    /// The configuration they make.
+    pub fn config(&self) -> RecordingConfig {
+        RecordingConfig {
+            enabled: self.exec_recording == "on",
+            record_input: self.exec_record_input,
+            max_bytes: self.exec_recording_max_bytes,
+            total_bytes: self.exec_recordings_total_bytes,
+        }
+    }
+}
+
 /// One session's recorder.
 pub struct Recorder {
     store: SharedStore,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use nextdeploy_shared::protocol::admin::{ById, CreateJoinToken, LabelsArg, WhoAmI};
-use nextdeploy_shared::protocol::{Action, Empty};
+use nextdeploy_shared::protocol::{Action, AgentPolicy, Empty};
 use nextdeploy_shared::secret::Secret;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,6 +73,13 @@ pub struct InstallArgs {
     /// known_hosts file [default: ~/.ssh/known_hosts].
     #[arg(long)]
     pub known_hosts: Option<PathBuf>,
+    /// Enrol with `[policy] read_only = true`: the agent refuses start, stop,
+    /// restart, kill, rm, pull, deploy, rollback and exec, whatever the hub asks.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Enrol with `[policy] exec = false`: the agent refuses exec.
+    #[arg(long)]
+    pub no_exec: bool,
     /// Install under this directory on the server instead of / (tests).
     #[arg(long, hide = true)]
     pub remote_prefix: Option<String>,
@@ -217,6 +224,7 @@ async fn probe(
             bail!("the server is already enrolled as {existing}, not {name}; revoke {existing} and remove {conf} on the server first");
         }
         if agent_online(hub_api, &existing).await? {
+            check_reported_policy(hub_api, &existing, args, &conf).await?;
             say(&format!(
                 "{existing} is already installed on {} and online at the hub: nothing to do",
                 p.target.host
@@ -344,6 +352,12 @@ fn script_command(job: &InstallJob<'_>) -> String {
     if job.args.no_systemd {
         cmd.push_str(" --no-systemd");
     }
+    if job.args.read_only {
+        cmd.push_str(" --read-only");
+    }
+    if job.args.no_exec {
+        cmd.push_str(" --no-exec");
+    }
     if !job.plan.prefix.is_empty() {
         cmd.push_str(&format!(" --prefix {}", sh_quote(&job.plan.prefix)));
     }
@@ -418,6 +432,32 @@ async fn agent_online(c: &mut Client, name: &str) -> anyhow::Result<bool> {
         a.iter()
             .any(|e| e["name"].as_str() == Some(name) && e["online"].as_bool() == Some(true))
     }))
+}
+
+/// An agent found online is left as it is: refuse when it does not already
+/// enforce what `--read-only` / `--no-exec` ask (they are written at
+/// enrolment; an existing config is kept).
+async fn check_reported_policy(
+    c: &mut Client,
+    name: &str,
+    args: &InstallArgs,
+    conf: &str,
+) -> anyhow::Result<()> {
+    if !args.read_only && !args.no_exec {
+        return Ok(());
+    }
+    let v = c.call(Action::ListAgents(Empty {}), None).await?;
+    let entry = v
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"].as_str() == Some(name)));
+    let policy: Option<AgentPolicy> = entry
+        .and_then(|e| e.get("policy"))
+        .and_then(|p| serde_json::from_value(p.clone()).ok());
+    let ok = policy.is_some_and(|p| (!args.read_only || p.read_only) && (!args.no_exec || !p.exec));
+    if !ok {
+        bail!("{name} is already enrolled and online without the policy asked for: --read-only and --no-exec are written at enrolment; set them under [policy] in {conf} on the server (read_only = true, exec = false) and restart the agent");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
