@@ -37,7 +37,7 @@ async fn main_async() {
                 hub: cli.hub.clone(),
                 token: cli.token.is_some(),
             };
-            nextdeploy_hub::serve::run_hub(args, client, out).await
+            nextdeploy_hub::serve::run_hub(*args, client, out).await
         }
         _ => {
             init_logging("warn");

@@ -56,7 +56,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the hub (SSH server for agents, WebSocket API).
-    Hub(HubArgs),
+    Hub(Box<HubArgs>),
     /// Save the hub URL and token (--hub, --token) for later commands
     /// (~/.config/nextdeploy/login.json, 0600).
     Login {
