@@ -53,6 +53,10 @@ command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 # The dashboard's browser test (tests/tests/dashboard_browser.rs): Debian's
 # Chromium, driven by playwright-core from web/node_modules (npm ci below).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# exec's terminal tests (tests/tests/exec_tty.rs): a person at a TTY through
+# tmux, and the recording played back by asciinema.
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v asciinema >/dev/null 2>&1 || missing+=(asciinema)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then
