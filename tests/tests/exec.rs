@@ -7,7 +7,7 @@
 //! half is tests/tests/exec_tty.rs.
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nextdeploy_tests::docker::*;
