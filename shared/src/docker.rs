@@ -46,6 +46,10 @@ pub struct StatsSample {
     pub name: String,
     /// CPU percent of one core (200 = two cores busy); `None` on a first sample.
     pub cpu_percent: Option<f64>,
+    /// CPU time used since the container started, nanoseconds (the engine's
+    /// `cpu_usage.total_usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_total_ns: Option<u64>,
     /// Memory in use minus inactive file cache, bytes.
     pub mem_usage: u64,
     /// Memory limit, bytes.
@@ -92,6 +96,11 @@ pub struct ContainerHealth {
     /// CPU percent over the last interval (running containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
+    /// CPU time the container used since it started, nanoseconds: a
+    /// counter (Prometheus' `container_cpu_usage_seconds_total`); absent
+    /// from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_total_ns: Option<u64>,
     /// Memory as `docker stats` shows it.
     #[serde(default)]
     pub mem_usage: u64,
@@ -327,6 +336,7 @@ mod tests {
                         } else {
                             cpu
                         }),
+                        cpu_total_ns: Some(123_456_789_012 + i * 1_000_000),
                         mem_usage: 123_456_789 + i * 1000,
                         mem_limit: 2_147_483_648,
                         net_rx: 9_876_543_210 + i,

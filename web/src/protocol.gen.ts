@@ -1953,6 +1953,11 @@ block_write: number
  */
 cpu_percent?: (number | null)
 /**
+ * CPU time used since the container started, nanoseconds (the engine's
+ * `cpu_usage.total_usage`).
+ */
+cpu_total_ns?: (number | null)
+/**
  * Full id.
  */
 id: string
@@ -2053,6 +2058,12 @@ export interface ContainerHealth {
  * CPU percent over the last interval (running containers).
  */
 cpu_percent?: (number | null)
+/**
+ * CPU time the container used since it started, nanoseconds: a
+ * counter (Prometheus' `container_cpu_usage_seconds_total`); absent
+ * from agents older than the field.
+ */
+cpu_total_ns?: (number | null)
 /**
  * Healthcheck status, if the container has one.
  */

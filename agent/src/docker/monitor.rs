@@ -259,6 +259,7 @@ fn build_health(
                 kernel::cpu_percent(prev, x.cpu_ns, elapsed)
             });
             k.cpu = Some((x.cpu_ns, now));
+            c.cpu_total_ns = Some(x.cpu_ns);
             c.mem_usage = x.mem_usage;
             c.mem_limit = x.mem_limit;
             c.net_rx = x.net_rx;
@@ -267,6 +268,7 @@ fn build_health(
         } else if let Some(s) = samples.iter().find(|s| s.id == r.id) {
             k.cpu = None;
             c.cpu_percent = s.cpu_percent;
+            c.cpu_total_ns = s.cpu_total_ns;
             c.mem_usage = s.mem_usage;
             c.mem_limit = s.mem_limit;
             c.net_rx = s.net_rx;

@@ -139,6 +139,7 @@ impl Sampler {
             id: id.to_string(),
             name: name.to_string(),
             cpu_percent,
+            cpu_total_ns: Some(total),
             mem_usage: usage,
             mem_limit: limit,
             mem_percent: if limit > 0 {

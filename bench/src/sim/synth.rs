@@ -94,6 +94,8 @@ impl Synth {
                 restarts: 0,
                 started_at: None,
                 cpu_percent: Some((noisy(rng, m.cpu, 0.15) * 100.0).round() / 100.0),
+                // A growing counter, as real agents send (its value is not read).
+                cpu_total_ns: Some(m.rx as u64 * 3_000),
                 mem_usage: m.mem as u64,
                 mem_limit: 2_000_000_000,
                 net_rx: m.rx as u64,
