@@ -29,7 +29,7 @@ export function useRole(): { role: string | null; canOperate: boolean } {
 /** Said where the action buttons would be, once the role is known. */
 export function ReadOnly(props: { role: string | null }) {
   if (props.role === null) return null;
-  return <p class="muted">read-only: changing containers takes an operator or admin token (this one is {props.role || "unknown"})</p>;
+  return <p class="muted">read-only: changing containers or opening a terminal in one takes an operator or admin token (this one is {props.role || "unknown"})</p>;
 }
 
 /** One action on one container; the message to show, good or bad. */

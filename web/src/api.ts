@@ -67,6 +67,17 @@ export class Api {
     onReply: Listener,
     stream = false,
   ): Promise<() => void> {
+    return (await this.open(action, target, payload, onReply, stream)).cancel;
+  }
+
+  /** `send`, also giving the request's id (what `exec_input` names). */
+  async open(
+    action: string,
+    target: { server?: string; selector?: string },
+    payload: object,
+    onReply: Listener,
+    stream = false,
+  ): Promise<{ id: number; cancel: () => void }> {
     const ws = await this.socket();
     const id = this.nextId++;
     this.listeners.set(id, (r) => {
@@ -75,13 +86,24 @@ export class Api {
       onReply(r);
     });
     ws.send(JSON.stringify({ id, action, ...target, payload }));
-    return () => {
+    const cancel = () => {
       if (!this.listeners.has(id)) return;
       this.listeners.delete(id);
       if (ws.readyState === WebSocket.OPEN) {
         ws.send(JSON.stringify({ id: this.nextId++, action: "cancel", payload: { id } }));
       }
     };
+    return { id, cancel };
+  }
+
+  /** A message the hub answers only when it refuses it (`exec_input`,
+   *  `exec_resize`): sent on the open socket (where its exec runs), with no
+   *  listener kept per keystroke; a refusal is dropped, since the exec's own
+   *  `error` or `result` already says when it is gone. */
+  post(action: string, payload: object) {
+    if (this.ws?.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify({ id: this.nextId++, action, payload }));
+    }
   }
 
   /** A one-shot request's `result` data. */

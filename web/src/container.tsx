@@ -1,7 +1,8 @@
 // The container page: a header from `status` (state, health, image,
 // restarts), start/stop/restart/kill with a confirmation for operators and
 // admins, and the tabs Logs, Inspect, Stats, Events (recent_events.tsx)
-// and, for operators and admins, Deploy (container_deploy.tsx).
+// and, for operators and admins, Deploy (container_deploy.tsx) and
+// Terminal (terminal.tsx).
 
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api";
@@ -11,14 +12,17 @@ import { ContainerDeploy } from "./container_deploy";
 import { Logs } from "./logs";
 import { EventList } from "./recent_events";
 import { Stats } from "./stats";
+import { lazyComponent } from "./lazy";
 import type { ContainerHealth, StatusRow } from "./types";
+
+const TerminalTab = lazyComponent(() => import("./terminal").then((m) => m.TerminalTab));
 
 /** How often the header re-reads `status` (agents push every few seconds). */
 const REFRESH_MS = 3000;
 const ACTIONS: ContainerAction[] = ["start", "stop", "restart", "kill"];
-const TABS = ["Logs", "Inspect", "Stats", "Events", "Deploy"] as const;
+const TABS = ["Logs", "Inspect", "Stats", "Events", "Deploy", "Terminal"] as const;
 /** Tabs that change the container: drawn for operators and admins only. */
-const OPERATOR_TABS: readonly string[] = ["Deploy"];
+const OPERATOR_TABS: readonly string[] = ["Deploy", "Terminal"];
 
 function useContainer(api: Api, agent: string, name: string, tick: number) {
   const [row, setRow] = useState<ContainerHealth | undefined>(undefined);
@@ -153,6 +157,9 @@ export function Container(props: { api: Api; agent: string; name: string }) {
       {tab === "Events" && <EventList api={props.api} server={props.agent} container={props.name} />}
       {tab === "Deploy" && canOperate && (
         <ContainerDeploy api={props.api} agent={props.agent} container={props.name} image={row?.image} />
+      )}
+      {tab === "Terminal" && canOperate && (
+        <TerminalTab api={props.api} agent={props.agent} container={props.name} isAdmin={role === "admin"} />
       )}
     </section>
   );

@@ -7,6 +7,7 @@ import { Container } from "./container";
 import { NewDeploy } from "./deploy_form";
 import { Deploy, Deploys } from "./deploys";
 import { Events } from "./events";
+import { ExecSessions } from "./exec_sessions";
 import { Fleet } from "./fleet";
 import { Link } from "./link";
 import { match, navigate, usePath } from "./router";
@@ -21,6 +22,7 @@ function Page(props: { api: Api; path: string; role: string }) {
   const d = match(/^\/deploys\/([^/]+)\/?$/, props.path);
   if (d) return <Deploy api={props.api} id={d[0]} />;
   if (props.path === "/admin" && props.role === "admin") return <Admin api={props.api} />;
+  if (props.path === "/exec-sessions" && props.role === "admin") return <ExecSessions api={props.api} />;
   const c = match(/^\/agents\/([^/]+)\/containers\/([^/]+)\/?$/, props.path);
   if (c) return <Container api={props.api} agent={c[0]} name={c[1]} />;
   const a = match(/^\/agents\/([^/]+)\/?$/, props.path);
@@ -59,6 +61,7 @@ function App() {
           <Link href="/">NextDeploy</Link>
           <Link href="/events">Events</Link>
           <Link href="/deploys">Deploys</Link>
+          {session.role === "admin" && <Link href="/exec-sessions">Exec sessions</Link>}
           {session.role === "admin" && <Link href="/admin">Admin</Link>}
         </nav>
         <span class="who">

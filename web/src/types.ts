@@ -15,6 +15,7 @@ export type {
   DeployOutcome,
   DeployProgress,
   ErrorBody,
+  ExecSession,
   FleetOutcome,
   HistoryPoint,
   JoinTokenInfo,
