@@ -57,6 +57,8 @@ command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 # tmux, and the recording played back by asciinema.
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v asciinema >/dev/null 2>&1 || missing+=(asciinema)
+# /metrics (tests/tests/metrics.rs): promtool checks it, a real Prometheus scrapes it.
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then

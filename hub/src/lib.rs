@@ -35,6 +35,7 @@ pub mod cli;
 pub mod history;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod recent;
 pub mod serve;
 pub mod ssh;
@@ -85,6 +86,8 @@ pub struct HubConfig {
     pub tls: Option<Arc<http::tls::ApiTls>>,
     /// WebSocket connections one API token may hold open at once.
     pub max_connections_per_token: usize,
+    /// `/metrics` without a token (a scraper on a trusted network).
+    pub metrics_public: bool,
     /// How exec sessions are recorded.
     pub exec_recording: api::exec::record::RecordingConfig,
     /// Refuse early what an agent's policy (from its hello) would refuse.
@@ -109,6 +112,7 @@ impl Default for HubConfig {
             api_public_url: None,
             tls: None,
             max_connections_per_token: limits::DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
+            metrics_public: false,
             exec_recording: Default::default(),
             policy_precheck: true,
         }
@@ -135,6 +139,8 @@ pub struct Services {
     pub started: Instant,
     /// Health snapshots and events pushed by agents.
     pub telemetry: Arc<telemetry::Telemetry>,
+    /// The hub's own counters (`/metrics`).
+    pub metrics: Arc<metrics::HubMetrics>,
     /// Each agent's last events (every event is published through it).
     pub recent: recent::RecentEvents,
     /// Steps of the deploys this hub relays, while they run.
@@ -177,6 +183,7 @@ pub async fn run(
         tracker: TaskTracker::new(),
         started: Instant::now(),
         telemetry: Arc::new(telemetry::Telemetry::default()),
+        metrics: Arc::default(),
         live_deploys: Default::default(),
         recent: Default::default(),
         sessions: Default::default(),

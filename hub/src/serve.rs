@@ -100,6 +100,9 @@ pub struct HubArgs {
     pub api_names: Vec<String>,
     #[command(flatten)]
     pub recording: crate::api::exec::record::RecordingArgs,
+    /// Serve /metrics without a token, for a scraper on a trusted network.
+    #[arg(long)]
+    pub metrics_public: bool,
     /// For tests only: `off` forwards requests an agent's policy forbids, so
     /// the agent's own refusal can be seen.
     #[arg(long, hide = true, env = "NEXTDEPLOY_HUB_POLICY_PRECHECK", default_value = "on", value_parser = ["on", "off"])]
@@ -169,6 +172,7 @@ impl HubArgs {
             tls: None,
             max_connections_per_token: self.max_connections_per_token,
             exec_recording: self.recording.config(),
+            metrics_public: self.metrics_public,
             policy_precheck: self.policy_precheck != "off",
         };
         if let Some(a) = &cfg.ssh_public_address {
@@ -359,7 +363,7 @@ pub async fn run_hub(
     println!("HTTP listening on {}://{http_addr}", scheme(&config));
     println!("API: {0}/ws\nDashboard: {0}/", api.url);
 
-    first_admin_token(&store, &dir).await?;
+    initial_token::create_first(&store, &dir.join(INITIAL_TOKEN_FILE)).await?;
     if !args.local_agent {
         let pin = api.pin.as_ref().map(|p| format!(" --tls-pin {p}"));
         println!(
@@ -399,17 +403,6 @@ pub async fn run_hub(
     }
     info!("hub stopped");
     Ok(r?)
-}
-
-/// On a fresh store, the initial admin token, written to its file (0600).
-async fn first_admin_token(store: &SharedStore, dir: &Path) -> anyhow::Result<()> {
-    if crate::store::blocking(store, |s| s.api_token_count()).await? != 0 {
-        return Ok(());
-    }
-    let name = initial_token::INITIAL_TOKEN_NAME;
-    let (_, token) = admin::create_api_token(store, name, Role::Admin, None, false).await?;
-    initial_token::write(&dir.join(INITIAL_TOKEN_FILE), &token)?;
-    Ok(())
 }
 
 fn loopback(addr: std::net::SocketAddr) -> String {

@@ -18,7 +18,9 @@ pub mod route;
 
 use std::sync::Arc;
 
-use nextdeploy_shared::protocol::{Action, ActionKind, ErrorCode, Reply, Request, Target};
+use nextdeploy_shared::protocol::{
+    Action, ActionKind, ErrorCode, Reply, Request, Target, Transport,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -159,9 +161,13 @@ pub async fn dispatch(
     cancel: CancellationToken,
 ) {
     let id = req.id;
+    let t0 = std::time::Instant::now();
+    let once = action.is_control_request()
+        || matches!(action, Action::Status(_) | Action::History(_))
+        || (action.kind().target() == Target::Hub && action.transport() == Transport::Hub);
     let work = run(&svc, &caller, &req, action, &out);
     tokio::select! {
-        _ = work => {}
+        _ = work => if once { svc.metrics.observe_request(t0.elapsed()) },
         _ = cancel.cancelled() => {
             let _ = out.send(Reply::error(Some(id), ErrorCode::Cancelled, "cancelled")).await;
         }

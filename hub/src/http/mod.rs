@@ -8,6 +8,7 @@
 //! [`web`] the embedded files and the security headers; [`tls`] the listener.
 
 pub mod conns;
+pub mod metrics;
 pub mod session;
 pub mod signin;
 pub mod tls;
@@ -34,6 +35,7 @@ pub fn router(svc: Arc<Services>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics::metrics))
         .route(
             "/api/session",
             get(signin::current)

@@ -278,6 +278,7 @@ mod tests {
                 tracker: TaskTracker::new(),
                 started: Instant::now(),
                 telemetry: Default::default(),
+                metrics: Default::default(),
                 live_deploys: Default::default(),
                 recent: Default::default(),
                 ws_connections: crate::http::conns::PerToken::new(1),

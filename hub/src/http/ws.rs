@@ -6,6 +6,7 @@
 use crate::limits::SEND_BATCH_BYTES;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::limits::{CLIENT_SEND_QUEUE, EXEC_CLIENT_QUEUE, MAX_REQUESTS_PER_CLIENT};
@@ -69,7 +70,10 @@ pub async fn upgrade(
             // The place is given back when the connection ends, however it
             // ends (or with this closure, if the upgrade never completes).
             async move {
+                let metrics = svc.metrics.clone();
+                metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
                 serve_client(svc, Arc::new(caller), revocations, session_end, socket).await;
+                metrics.ws_clients.fetch_sub(1, Ordering::Relaxed);
                 drop(place);
             }
             .instrument(span)

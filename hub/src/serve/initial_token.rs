@@ -115,6 +115,18 @@ async fn replaced(store: &SharedStore, initial_id: String) -> store::StoreResult
     Ok(other || !initial_usable)
 }
 
+/// On a fresh store, the initial admin token, written to `file` (0600).
+pub async fn create_first(store: &crate::store::SharedStore, file: &Path) -> anyhow::Result<()> {
+    if crate::store::blocking(store, |s| s.api_token_count()).await? != 0 {
+        return Ok(());
+    }
+    let name = INITIAL_TOKEN_NAME;
+    let role = crate::store::Role::Admin;
+    let (_, token) = crate::api::admin::create_api_token(store, name, role, None, false).await?;
+    write(file, &token)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

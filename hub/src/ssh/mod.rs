@@ -146,6 +146,8 @@ pub async fn serve(listener: TcpListener, svc: Arc<Services>, host_key: PrivateK
         let source = match sources.admit(ip, opened) {
             Ok(slot) => slot,
             Err(why) => {
+                let refused = &svc.metrics.handshakes_refused;
+                refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 debug!(%peer, %why, "closing at accept");
                 continue;
             }

@@ -144,6 +144,14 @@ pub fn get(c: &Connection, id: &str) -> StoreResult<Option<DeployRecord>> {
     .optional()?)
 }
 
+/// [`super::Store::deploy_counts`] on a connection.
+pub fn counts(c: &Connection) -> StoreResult<Vec<(String, u64)>> {
+    let mut st =
+        c.prepare("SELECT status, COUNT(*) FROM deploys GROUP BY status ORDER BY status")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -292,6 +292,8 @@ pub trait Store: exec::ExecSessions + Send + Sync + 'static {
     ) -> StoreResult<Vec<deploys::DeployRecord>>;
     /// One deploy.
     fn deploy(&self, id: &str) -> StoreResult<Option<deploys::DeployRecord>>;
+    /// How many deploys the store holds, by status.
+    fn deploy_counts(&self) -> StoreResult<Vec<(String, u64)>>;
     /// The newest `limit` audit entries older than entry `before` (all when
     /// `None`), newest first.
     fn audit_page(&self, limit: u32, before: Option<i64>) -> StoreResult<Vec<AuditRecord>>;

@@ -449,6 +449,10 @@ impl Store for SqliteStore {
         self.with(|c| super::deploys::get(c, id))
     }
 
+    fn deploy_counts(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.with(|c| super::deploys::counts(c))
+    }
+
     fn audit_page(&self, limit: u32, before: Option<i64>) -> StoreResult<Vec<AuditRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
