@@ -181,19 +181,23 @@ impl Recorder {
 }
 
 /// How many bytes at the end of `b` start a UTF-8 character that is not
-/// complete yet (0 to 3).
+/// complete yet (0 to 3): a lead byte within the last three whose sequence
+/// needs more bytes than follow it.
 fn incomplete_tail(b: &[u8]) -> usize {
-    match std::str::from_utf8(b) {
-        Ok(_) => 0,
-        Err(e) if e.error_len().is_none() => b.len() - e.valid_up_to(),
-        Err(_) => {
-            // An invalid byte somewhere; still keep a cut character at the end.
-            let start = b.len().saturating_sub(3);
-            (start..b.len())
-                .find(|&i| std::str::from_utf8(&b[i..]).is_err_and(|e| e.error_len().is_none()))
-                .map_or(0, |i| b.len() - i)
+    for back in 1..=b.len().min(3) {
+        let byte = b[b.len() - back];
+        if byte & 0xC0 == 0x80 {
+            continue;
         }
+        let need = match byte {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return 0,
+        };
+        return if need > back { back } else { 0 };
     }
+    0
 }
 
 #[cfg(test)]
@@ -207,6 +211,9 @@ mod tests {
         assert_eq!(incomplete_tail(&[b'a', e[0]]), 1);
         assert_eq!(incomplete_tail(&[0xff, b'a', e[0]]), 1);
         assert_eq!(incomplete_tail(&[0xff, b'a']), 0);
+        assert_eq!(incomplete_tail("aé".as_bytes()), 0);
+        let euro = "€".as_bytes();
+        assert_eq!(incomplete_tail(&euro[..2]), 2);
     }
 
     #[tokio::test]
