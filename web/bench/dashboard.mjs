@@ -12,8 +12,11 @@
 //   logs:  DASH_AGENT, DASH_CONTAINER, DASH_LOG_LIMIT_S (how long to follow
 //          at most), DASH_DOWNLOAD (where the downloaded log is saved)
 //   heap:  DASH_AGENTS, DASH_CHECKPOINTS (minutes after the page opened,
-//          comma-separated)
+//          comma-separated); DASH_HEAP_SNAPSHOTS (optional: a directory
+//          where each checkpoint's CDP heap snapshot is written, after the
+//          collection and the metrics, as minute-M.heapsnapshot)
 import { chromium } from "playwright-core";
+import fs from "node:fs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -322,6 +325,17 @@ async function partLogs() {
   };
 }
 
+/** Write the page's heap snapshot (CDP, in chunks) to `file`. */
+async function heapSnapshot(cdp, file) {
+  const out = fs.createWriteStream(file);
+  const chunk = (e) => out.write(e.chunk);
+  cdp.on("HeapProfiler.addHeapSnapshotChunk", chunk);
+  await cdp.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  cdp.off("HeapProfiler.addHeapSnapshotChunk", chunk);
+  await new Promise((resolve, reject) => out.end((e) => (e ? reject(e) : resolve())));
+  log(`heap snapshot ${file}`);
+}
+
 async function partHeap() {
   const n = env("DASH_AGENTS");
   const marks = env("DASH_CHECKPOINTS").split(",").map(Number);
@@ -347,6 +361,7 @@ async function partHeap() {
     };
     points.push(p);
     emit({ checkpoint: p });
+    if (process.env.DASH_HEAP_SNAPSHOTS) await heapSnapshot(cdp, `${process.env.DASH_HEAP_SNAPSHOTS}/minute-${m}.heapsnapshot`);
     log(`minute ${m}: heap ${p.js_heap_mib.toFixed(2)} MiB, ${p.dom_nodes} nodes, ${p.online} online`);
   }
   await ctx.close();
