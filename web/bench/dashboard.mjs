@@ -12,8 +12,11 @@
 //   logs:  DASH_AGENT, DASH_CONTAINER, DASH_LOG_LIMIT_S (how long to follow
 //          at most), DASH_DOWNLOAD (where the downloaded log is saved)
 //   heap:  DASH_AGENTS, DASH_CHECKPOINTS (minutes after the page opened,
-//          comma-separated)
+//          comma-separated); DASH_HEAP_SNAPSHOTS (optional: a directory
+//          where each checkpoint's CDP heap snapshot is written, after the
+//          collection and the metrics, as minute-M.heapsnapshot)
 import { chromium } from "playwright-core";
+import fs from "node:fs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -67,8 +70,9 @@ const browser = await chromium.launch({
   timeout: WAIT_MS,
 });
 
-/** A fresh context (empty cache), signed in when `signed`. */
-async function context(signed) {
+/** A fresh context (empty cache), signed in when `signed`, with INIT's
+ *  recorders unless `instrument` is false. */
+async function context(signed, instrument = true) {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
   if (signed) {
     const r = await ctx.request.post(new URL("/api/session", base).href, {
@@ -79,7 +83,7 @@ async function context(signed) {
   }
   const page = await ctx.newPage();
   page.setDefaultTimeout(WAIT_MS);
-  await page.addInitScript(INIT);
+  if (instrument) await page.addInitScript(INIT);
   return { ctx, page };
 }
 
@@ -322,10 +326,24 @@ async function partLogs() {
   };
 }
 
+/** Write the page's heap snapshot (CDP, in chunks) to `file`. */
+async function heapSnapshot(cdp, file) {
+  const out = fs.createWriteStream(file);
+  const chunk = (e) => out.write(e.chunk);
+  cdp.on("HeapProfiler.addHeapSnapshotChunk", chunk);
+  await cdp.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  cdp.off("HeapProfiler.addHeapSnapshotChunk", chunk);
+  await new Promise((resolve, reject) => out.end((e) => (e ? reject(e) : resolve())));
+  log(`heap snapshot ${file}`);
+}
+
 async function partHeap() {
   const n = env("DASH_AGENTS");
   const marks = env("DASH_CHECKPOINTS").split(",").map(Number);
-  const { ctx, page } = await context(true);
+  // The page alone: INIT's frame recorder keeps every animation frame's time
+  // (60 a second, up to 100,000, about 1 MiB), which was most of the growth
+  // this part measured over its first half hour.
+  const { ctx, page } = await context(true, false);
   const cdp = await ctx.newCDPSession(page);
   await cdp.send("Performance.enable");
   await page.goto(base);
@@ -347,6 +365,7 @@ async function partHeap() {
     };
     points.push(p);
     emit({ checkpoint: p });
+    if (process.env.DASH_HEAP_SNAPSHOTS) await heapSnapshot(cdp, `${process.env.DASH_HEAP_SNAPSHOTS}/minute-${m}.heapsnapshot`);
     log(`minute ${m}: heap ${p.js_heap_mib.toFixed(2)} MiB, ${p.dom_nodes} nodes, ${p.online} online`);
   }
   await ctx.close();
