@@ -43,6 +43,18 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/systemd_boot.rs runs the install scripts under a booted systemd",
     ),
     (
+        "nextdeploy agent exec --server=prod-1 --container=web -it",
+        "tests/tests/exec_tty.rs runs `agent exec -it -- sh` in tmux, as a person at a terminal",
+    ),
+    (
+        "echo 'select 1' | nextdeploy agent exec",
+        "tests/tests/exec.rs pipes stdin into `agent exec -i` (10 MB into `wc -c`, bytes through `cat`)",
+    ),
+    (
+        "nextdeploy exec-sessions play",
+        "tests/tests/exec_tty.rs records a TTY session and plays it (`--cast` into `asciinema cat`)",
+    ),
+    (
         "nextdeploy agent install",
         "tests/tests/install.rs pushes an agent to a real sshd (rooted in a temp prefix)",
     ),
@@ -233,6 +245,8 @@ impl Tour {
             )
         } else if cmd.starts_with("nextdeploy deploys show") {
             ("deploys list", "")
+        } else if cmd.starts_with("nextdeploy exec-sessions show") {
+            ("exec-sessions list", "")
         } else {
             bail!("no value for ID in `{cmd}`")
         };
