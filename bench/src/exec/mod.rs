@@ -1,12 +1,15 @@
 //! The `exec` scenario: `nextdeploy agent exec` (CLI -> WebSocket over TLS
 //! -> hub -> SSH tunnel -> agent -> Docker Engine) against `docker exec`
-//! (CLI -> Docker Engine) on the same container, in the same run, the two
-//! sides alternating: a keystroke's round trip through `cat` (median, p95,
-//! the latency added and the ratio), throughput out of the container and
-//! into it (MB/s of 10^6 bytes, the median of `runs`, the ratio), and the
+//! (CLI -> Docker Engine) on the same container, in the same run: a
+//! keystroke's round trip through `cat` (median, p95, the latency added and
+//! the ratio), throughput out of the container and into it (MB/s of 10^6
+//! bytes, the median of `runs` with the sides alternating, the ratio), and the
 //! hub's and the agent's peak RSS and CPU per MB while the bytes stream.
 //!
-//! [`setup`]: the busybox container and `nextdeploy hub --local-agent`;
+//! The release hub and agent come from [`crate::build::build_binaries`]
+//! (`cargo build --release --workspace`, a no-op when current), as for
+//! `quick`, `full` and `dashboard`. [`setup`]: the busybox container and
+//! `nextdeploy hub --local-agent`;
 //! [`measure`]: the child processes and their timing. Prints a summary and
 //! writes `bench/results/exec-latest.json` and a dated copy (or `--json`).
 
@@ -60,6 +63,7 @@ pub struct Args {
 
 /// The `exec` subcommand: set up, measure, print, write the report.
 pub fn run(a: Args) -> anyhow::Result<()> {
+    crate::build::build_binaries()?;
     let (load_before, date, t0) = (procfs::load1(), crate::date_utc(), Instant::now());
     let work = std::env::temp_dir().join(format!("nd-bench-exec-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
@@ -75,9 +79,8 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "load1_after": procfs::load1(),
         "duration_s": t0.elapsed().as_secs_f64(),
         "command": format!(
-            "cargo build --release -p nextdeploy -p nextdeploy-agent -p nextdeploy-bench && \
-             target/release/nextdeploy-bench exec --rounds {} --warmup {} --out-bytes {} \
-             --in-bytes {} --runs {}",
+            "cargo run --release -p nextdeploy-bench -- exec --rounds {} --warmup {} \
+             --out-bytes {} --in-bytes {} --runs {}",
             a.rounds, a.warmup, a.out_bytes, a.in_bytes, a.runs
         ),
         "hub": "nextdeploy hub --local-agent (HTTPS API, agent over SSH on loopback)",
