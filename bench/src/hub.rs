@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -114,7 +115,7 @@ pub fn start_with(
     if !tls {
         cmd.arg("--plain-http");
     }
-    let mut child = cmd
+    cmd
         // Loopback agents all come from 200 addresses of 127.0.0.0/24:
         // lift the per-address and per-prefix caps.
         .args([
@@ -124,7 +125,14 @@ pub fn start_with(
             "1024",
             "--max-handshakes-per-prefix",
             "1024",
-        ])
+        ]);
+    Ok(spawn(cmd, dir)?.0)
+}
+
+/// Spawn the hub `cmd` on `dir` and wait for its listening addresses; the
+/// hub, and its stdout's later lines.
+fn spawn(mut cmd: Command, dir: &Path) -> anyhow::Result<(HubProc, Receiver<String>)> {
+    let mut child = cmd
         .env("RUST_LOG", log_filter())
         // As deploy/systemd/nextdeploy-hub.service runs it.
         .env("MALLOC_ARENA_MAX", "2")
@@ -132,6 +140,7 @@ pub fn start_with(
         .stderr(log_file()?)
         .spawn()?;
     let out = child.stdout.take().context("no stdout")?;
+    // Unbounded, but fed only by the hub's stdout: a few lines at start.
     let (tx, rx) = std::sync::mpsc::channel();
     // Keep draining: a hub whose stdout pipe closed would fail on its next line.
     std::thread::spawn(move || {
@@ -156,12 +165,59 @@ pub fn start_with(
             http = Some(a.trim_start_matches("http://").parse()?);
         }
     }
-    Ok(HubProc {
+    let hub = HubProc {
         child,
         ssh: ssh.context("no SSH address")?,
         http: http.context("no HTTP address")?,
         dir: dir.to_path_buf(),
-    })
+    };
+    Ok((hub, rx))
+}
+
+/// A hub started as a user would try it, `nextdeploy hub --local-agent`
+/// (HTTPS API, its own agent enrolled and run as its child), with `home` as
+/// the `HOME` it saves its CLI login under; the hub and the local agent's
+/// name, once the hub has started the agent.
+pub fn start_local_agent(dir: &Path, home: &Path) -> anyhow::Result<(HubProc, String)> {
+    let bin = crate::build::bin_dir().join(crate::build::HUB);
+    if !bin.exists() {
+        bail!(
+            "{} is missing: build the hub and the agent with --release",
+            bin.display()
+        );
+    }
+    let mut cmd = Command::new(&bin);
+    cmd.args(["hub", "--local-agent", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--ssh-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ]);
+    cli_env(&mut cmd, home);
+    let (hub, rx) = spawn(cmd, dir).with_context(|| format!("start {}", bin.display()))?;
+    let t0 = Instant::now();
+    loop {
+        let left = START_TIMEOUT.saturating_sub(t0.elapsed());
+        let line = rx.recv_timeout(left).context(
+            "the hub did not start its local agent (NEXTDEPLOY_BENCH_HUB_LOG=FILE keeps its log)",
+        )?;
+        // `Local agent "NAME" is connecting over SSH. Try:`
+        if let Some(rest) = line.strip_prefix("Local agent ") {
+            let name = rest.split('"').nth(1).context("no agent name")?;
+            return Ok((hub, name.to_string()));
+        }
+    }
+}
+
+/// Point a `nextdeploy` command (the hub, or a CLI call) at the login kept
+/// under `home`, whatever the bench's own environment says.
+pub fn cli_env(cmd: &mut Command, home: &Path) {
+    cmd.env("HOME", home)
+        .env_remove("NEXTDEPLOY_CONFIG_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("NEXTDEPLOY_TLS_PIN");
 }
 
 /// `agents_online` from the hub's `/health` (None while it does not answer).

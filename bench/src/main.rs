@@ -13,6 +13,8 @@
 //! - [`hub`]: the hub under test; [`wsclient`]: the WebSocket API client;
 //!   [`procfs`]: RSS, CPU ticks, load, machine;
 //! - [`dashboard`]: the dashboard's targets in headless Chromium;
+//! - [`exec`]: `nextdeploy agent exec` against `docker exec` (keystroke
+//!   round trip, throughput both ways, hub and agent RSS);
 //! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
 //!   OpenSSH reference), agent footprint; [`tcpfloor`]: the fan-out's round
 //!   over plain TCP (the hidden `tcp-echo` child), its floor on this machine;
@@ -22,6 +24,7 @@
 
 mod build;
 mod dashboard;
+mod exec;
 mod fleet;
 mod flood;
 mod health;
@@ -77,6 +80,9 @@ enum Cmd {
     },
     /// The web dashboard's targets (issue 19) in headless Chromium.
     Dashboard(dashboard::Args),
+    /// `nextdeploy agent exec` against `docker exec` on one container:
+    /// keystroke round trip, throughput out and in, hub and agent RSS.
+    Exec(exec::Args),
     /// Run simulated agents `from..from+count` (a child of quick/full).
     #[command(hide = true)]
     SimAgents {
@@ -375,6 +381,7 @@ async fn main_async() -> anyhow::Result<()> {
         }
         Cmd::Health(a) => interruptible(health::run(a)).await,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
+        Cmd::Exec(a) => tokio::task::spawn_blocking(move || exec::run(a)).await?,
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
             hub,

@@ -31,6 +31,17 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The processes whose parent is `pid`.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        // [`stat_fields`] starts at the parent's pid (field 4 of the man page).
+        .filter(|p| stat_fields(*p).and_then(|f| f.first().copied()) == Some(u64::from(pid)))
+        .collect()
+}
+
 /// utime + stime of a process, in ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {
     stat_fields(pid)

@@ -389,6 +389,38 @@ pub fn write(dir: &Path, report: &Value) -> anyhow::Result<Vec<std::path::PathBu
     Ok(written)
 }
 
+/// Write `report` (JSON) to `to`, else to `bench/results/<name>-latest.json`
+/// and `bench/results/<date>-<name>.json`; the paths written. For the
+/// scenarios with their own subcommand (`health`, `exec`).
+pub fn write_json(
+    to: Option<&Path>,
+    name: &str,
+    report: &Value,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let body = serde_json::to_string_pretty(report)? + "\n";
+    let paths = match to {
+        Some(p) => vec![p.to_path_buf()],
+        None => {
+            let dir = crate::hub::workspace().join("bench/results");
+            let stamp = report["date"]
+                .as_str()
+                .unwrap_or("undated")
+                .replace(':', "");
+            vec![
+                dir.join(format!("{name}-latest.json")),
+                dir.join(format!("{stamp}-{name}.json")),
+            ]
+        }
+    };
+    for p in &paths {
+        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(p, &body)?;
+    }
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,37 +130,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         "errors": [],
     });
     print!("\n{}", crate::report::text(&report));
-    for w in write(a.json.as_deref(), &report)? {
+    for w in crate::report::write_json(a.json.as_deref(), "health", &report)? {
         println!("wrote {}", w.display());
     }
     Ok(())
-}
-
-/// Write `report` to `to`, else to `bench/results/health-latest.json` and
-/// `<date>-health.json`; the paths written.
-fn write(to: Option<&Path>, report: &Value) -> anyhow::Result<Vec<PathBuf>> {
-    let body = serde_json::to_string_pretty(report)? + "\n";
-    let paths = match to {
-        Some(p) => vec![p.to_path_buf()],
-        None => {
-            let dir = hub::workspace().join("bench/results");
-            let stamp = report["date"]
-                .as_str()
-                .unwrap_or("undated")
-                .replace(':', "");
-            vec![
-                dir.join("health-latest.json"),
-                dir.join(format!("{stamp}-health.json")),
-            ]
-        }
-    };
-    for p in &paths {
-        if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d)?;
-        }
-        std::fs::write(p, &body)?;
-    }
-    Ok(paths)
 }
 
 /// Bytes of the store (database and write-ahead log) in `dir`.
