@@ -84,11 +84,21 @@ pub struct Machine {
     mounted: bool,
     // Last: removed after the overlay is unmounted.
     dir: TempDir,
+    /// One booted machine at a time in a test binary: with several, systemd
+    /// in one of them now and then failed to attach a service to its cgroup
+    /// (`status=219/CGROUP`, "Failed to attach to cgroup ... No such file or
+    /// directory"), seen once in CI while four booted at once.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by every [`Machine`] while it lives.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Machine {
     /// Boot a fresh copy of the root and wait until systemd says `running`.
     pub fn boot(tag: &str, opts: MachineOpts) -> Result<Machine> {
+        // A test that panicked while holding it poisoned nothing of ours.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let lower = root()?;
         let dir = TempDir::new(&format!("nspawn-{tag}"))?;
         let (upper, work, merged) = (
@@ -120,6 +130,7 @@ impl Machine {
             leader: 0,
             mounted: true,
             dir,
+            _one_at_a_time: turn,
         };
         m.start()?;
         Ok(m)
