@@ -128,7 +128,16 @@ async fn run(
         | Action::ExecResize(_)
         | Action::ExecSessionsList(_)
         | Action::ExecSessionsShow(_)
-        | Action::ExecSessionsRecording(_) => Err(DockerError::new(
+        | Action::ExecSessionsRecording(_)
+        | Action::AlertChannelAdd(_)
+        | Action::AlertChannelList(_)
+        | Action::AlertChannelRemove(_)
+        | Action::AlertChannelTest(_)
+        | Action::AlertRuleAdd(_)
+        | Action::AlertRuleList(_)
+        | Action::AlertRuleRemove(_)
+        | Action::AlertList(_)
+        | Action::AlertHistory(_) => Err(DockerError::new(
             ErrorCode::UnknownAction,
             format!(
                 "{} is answered by the hub, not by an agent",

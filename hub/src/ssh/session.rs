@@ -290,6 +290,7 @@ async fn bring_online(
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
     svc.recent
         .agent_event(&svc.telemetry, &rec.name, &rec.labels, "online");
+    svc.alerts.offer_agent(&rec.name, &rec.labels, "online");
     Ok((conn, inbox))
 }
 
@@ -414,6 +415,7 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
         info!(reason = %reason, "agent offline");
         svc.recent
             .agent_event(&svc.telemetry, &conn.name, &conn.labels, "offline");
+        svc.alerts.offer_agent(&conn.name, &conn.labels, "offline");
     }
 }
 
@@ -433,6 +435,7 @@ async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<S
         ReplyType::Event => match serde_json::from_value::<Event>(reply.data) {
             Ok(mut ev) => {
                 ev.kind = "container".into();
+                svc.alerts.offer_event(&conn.name, &conn.labels, &ev);
                 svc.recent
                     .publish(&svc.telemetry, &conn.name, &conn.labels, ev);
             }
@@ -460,6 +463,8 @@ fn record_health(svc: &Services, conn: &AgentConn, mut snap: HealthSnapshot) {
     }
     let snap = Arc::new(snap);
     *crate::sync::lock_or_recover(&conn.health) = Some(snap.clone());
+    svc.alerts
+        .offer_snapshot(&conn.name, &conn.labels, snap.clone());
     if due {
         svc.telemetry.record(&conn.name, snap.as_ref().clone());
     }

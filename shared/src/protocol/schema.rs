@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::action::Action;
+use super::alerts::{AlertChannelInfo, AlertInfo, AlertRuleInfo, ChannelTested, AlertRemoved};
 use super::admin::{
     ApiTokenInfo, AuditRow, Cancelled, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
     TokenCreated, TokenRevoked, WhoAmI,
@@ -96,6 +97,15 @@ struct Answers {
     exec: ExecExit,
     exec_sessions_list: Vec<ExecSession>,
     exec_sessions_show: ExecSession,
+    alert_channel_add: AlertChannelInfo,
+    alert_channel_list: Vec<AlertChannelInfo>,
+    alert_channel_remove: AlertRemoved,
+    alert_channel_test: ChannelTested,
+    alert_rule_add: AlertRuleInfo,
+    alert_rule_list: Vec<AlertRuleInfo>,
+    alert_rule_remove: AlertRemoved,
+    alert_list: Vec<AlertInfo>,
+    alert_history: Vec<AlertInfo>,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.
