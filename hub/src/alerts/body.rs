@@ -63,7 +63,10 @@ pub fn slack(body: &str) -> String {
 
 /// `sha256=<hex HMAC-SHA256 of body under secret>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), body)))
+    format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), body))
+    )
 }
 
 /// HMAC (RFC 2104) over SHA-256, written out: the hub's `hmac` crate (0.13,
@@ -78,8 +81,15 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         k[..key.len()].copy_from_slice(key);
     }
     let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]
@@ -95,10 +105,16 @@ mod tests {
         );
         // RFC 4231 test case 6: a key longer than the block.
         assert_eq!(
-            hex::encode(hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            hex::encode(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
         let slack = slack(r#"{"status":"firing","rule":"crashed","summary":"web died"}"#);
-        assert!(slack.contains("FIRING") && slack.contains("web died"), "{slack}");
+        assert!(
+            slack.contains("FIRING") && slack.contains("web died"),
+            "{slack}"
+        );
     }
 }

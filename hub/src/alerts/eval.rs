@@ -98,7 +98,15 @@ impl Evaluator {
                 Some(code) if code != 0 => {
                     let value = json!({"exit_code": code, "signal": signal_of(code)});
                     let summary = format!("container {name} on {agent} died with exit code {code}");
-                    self.fire_on(Condition::ContainerDied, agent, labels, name, summary, value, now)
+                    self.fire_on(
+                        Condition::ContainerDied,
+                        agent,
+                        labels,
+                        name,
+                        summary,
+                        value,
+                        now,
+                    )
                 }
                 _ => Vec::new(),
             },
@@ -115,7 +123,8 @@ impl Evaluator {
                 self.health(agent, labels, name, health, now)
             }
             ("container", "destroy") => {
-                self.unhealthy.remove(&(agent.to_string(), name.to_string()));
+                self.unhealthy
+                    .remove(&(agent.to_string(), name.to_string()));
                 self.resolve(agent, |_, k| k == name)
             }
             _ => Vec::new(),
@@ -123,7 +132,14 @@ impl Evaluator {
     }
 
     /// A container's health is now `health`.
-    fn health(&mut self, agent: &str, labels: &Labels, name: &str, h: &str, at: i64) -> Vec<Change> {
+    fn health(
+        &mut self,
+        agent: &str,
+        labels: &Labels,
+        name: &str,
+        h: &str,
+        at: i64,
+    ) -> Vec<Change> {
         let key = (agent.to_string(), name.to_string());
         if h == "unhealthy" {
             let since = Since {
@@ -157,7 +173,11 @@ impl Evaluator {
         if !s.docker_available {
             return out;
         }
-        let present = |n: &str| s.containers.iter().any(|c| c.name.trim_start_matches('/') == n);
+        let present = |n: &str| {
+            s.containers
+                .iter()
+                .any(|c| c.name.trim_start_matches('/') == n)
+        };
         let gone: Vec<String> = self
             .unhealthy
             .keys()
@@ -192,7 +212,9 @@ impl Evaluator {
                         if held(s.at) && rule.matches(&s.labels, name) {
                             let summary = format!("container {name} on {agent} is unhealthy");
                             let value = json!({"health": "unhealthy", "for_s": now - s.at});
-                            out.push(firing(i, rule, agent, name, &s.labels, summary, value, s.at));
+                            out.push(firing(
+                                i, rule, agent, name, &s.labels, summary, value, s.at,
+                            ));
                         }
                     }
                 }
@@ -226,7 +248,16 @@ impl Evaluator {
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.condition() == cond && rule.matches(labels, name) {
-                let f = firing(i, rule, agent, name, labels, summary.clone(), value.clone(), at);
+                let f = firing(
+                    i,
+                    rule,
+                    agent,
+                    name,
+                    labels,
+                    summary.clone(),
+                    value.clone(),
+                    at,
+                );
                 if let Change::Fire(ref x) = f {
                     if self.firing.contains_key(&x.key) {
                         continue;

@@ -69,19 +69,30 @@ fn a_death_fires_once_with_its_code_and_resolves_when_it_runs_again() {
     };
     let mut die = ev("container", "die", "web-1");
     die.exit_code = Some(137);
-    let got = take(&mut e, e.event("prod-1", &prod(), &die, 10));
+    let got = {
+        let c = e.event("prod-1", &prod(), &die, 10);
+        take(&mut e, c)
+    };
     let [Change::Fire(f)] = got.as_slice() else {
         panic!("{got:?}")
     };
     assert_eq!(f.value["exit_code"], 137);
     assert_eq!(f.value["signal"], "SIGKILL");
-    assert!(e.event("prod-1", &prod(), &die, 11).is_empty(), "fires once");
+    assert!(
+        e.event("prod-1", &prod(), &die, 11).is_empty(),
+        "fires once"
+    );
     let mut zero = ev("container", "die", "web-2");
     zero.exit_code = Some(0);
     assert!(e.event("prod-1", &prod(), &zero, 11).is_empty());
     assert!(e.event("staging", &Labels::new(), &die, 11).is_empty());
-    assert!(e.event("prod-1", &prod(), &ev("container", "start", "db"), 12).is_empty());
-    let got = take(&mut e, e.event("prod-1", &prod(), &ev("container", "start", "web-1"), 12));
+    assert!(e
+        .event("prod-1", &prod(), &ev("container", "start", "db"), 12)
+        .is_empty());
+    let got = {
+        let c = e.event("prod-1", &prod(), &ev("container", "start", "web-1"), 12);
+        take(&mut e, c)
+    };
     assert_eq!(got.len(), 1);
     assert!(matches!(got[0], Change::Resolve(_)));
     assert!(e.firing.is_empty());
@@ -109,15 +120,56 @@ fn unhealthy_and_offline_fire_after_their_for_and_resolve() {
     };
     assert!(e.snapshot("p", &prod(), &snap("unhealthy", 100)).is_empty());
     assert!(e.tick(129).is_empty());
-    assert_eq!(take(&mut e, e.tick(130)).len(), 1);
+    assert_eq!(
+        {
+            let c = e.tick(130);
+            take(&mut e, c)
+        }
+        .len(),
+        1
+    );
     assert!(e.tick(131).is_empty(), "fires once");
-    assert_eq!(take(&mut e, e.snapshot("p", &prod(), &snap("healthy", 140))).len(), 1);
+    assert_eq!(
+        {
+            let c = e.snapshot("p", &prod(), &snap("healthy", 140));
+            take(&mut e, c)
+        }
+        .len(),
+        1
+    );
     assert!(e.firing.is_empty());
 
-    e.event("p", &prod(), &Event { kind: "agent".into(), action: "offline".into(), ..Default::default() }, 200);
+    e.event(
+        "p",
+        &prod(),
+        &Event {
+            kind: "agent".into(),
+            action: "offline".into(),
+            ..Default::default()
+        },
+        200,
+    );
     assert!(e.tick(259).is_empty());
-    assert_eq!(take(&mut e, e.tick(260)).len(), 1);
-    let on = Event { kind: "agent".into(), action: "online".into(), ..Default::default() };
-    assert_eq!(take(&mut e, e.event("p", &prod(), &on, 300)).len(), 1);
+    assert_eq!(
+        {
+            let c = e.tick(260);
+            take(&mut e, c)
+        }
+        .len(),
+        1
+    );
+    let on = Event {
+        kind: "agent".into(),
+        action: "online".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        {
+            let c = e.event("p", &prod(), &on, 300);
+            take(&mut e, c)
+        }
+        .len(),
+        1
+    );
     assert!(e.tick(1000).is_empty());
 }

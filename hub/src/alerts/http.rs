@@ -72,7 +72,10 @@ impl Poster {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header(hyper::header::HOST, uri.authority().map_or("", |a| a.as_str()))
+            .header(
+                hyper::header::HOST,
+                uri.authority().map_or("", |a| a.as_str()),
+            )
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, "nextdeploy-hub");
         for (k, v) in headers {
@@ -94,9 +97,9 @@ impl Poster {
     }
 
     fn tls_config(&self) -> Result<Arc<rustls::ClientConfig>, PostError> {
-        let made = self.tls.get_or_init(|| {
-            nextdeploy_shared::tls::client_config(None).map(|(config, _)| config)
-        });
+        let made = self
+            .tls
+            .get_or_init(|| nextdeploy_shared::tls::client_config(None).map(|(config, _)| config));
         made.clone().map_err(PostError::Io)
     }
 }
@@ -116,7 +119,9 @@ where
             let status = res.status().as_u16();
             // Read (a bounded part of) the answer so the receiver sees a
             // clean end; what it says does not matter.
-            let _ = Limited::new(res.into_body(), DELIVERY_ANSWER_MAX).collect().await;
+            let _ = Limited::new(res.into_body(), DELIVERY_ANSWER_MAX)
+                .collect()
+                .await;
             Ok(status)
         }
         Err(e) => Err(e),

@@ -162,7 +162,9 @@ impl Alerts {
             cancel.clone(),
         );
         vec![
-            tokio::spawn(run::run(svc.clone(), rx, cancel).instrument(tracing::info_span!("alerts"))),
+            tokio::spawn(
+                run::run(svc.clone(), rx, cancel).instrument(tracing::info_span!("alerts")),
+            ),
             tokio::spawn(sender.instrument(tracing::info_span!("alert_sender"))),
         ]
     }

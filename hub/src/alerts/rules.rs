@@ -31,7 +31,11 @@ impl Rule {
     /// Parse a stored rule's selector and pattern; `None` (logged by the
     /// caller) if they no longer parse.
     pub fn compile(record: RuleRecord) -> Result<Rule, String> {
-        let selector = record.selector.as_deref().map(Selector::parse).transpose()?;
+        let selector = record
+            .selector
+            .as_deref()
+            .map(Selector::parse)
+            .transpose()?;
         let container = record
             .container
             .as_deref()

@@ -47,7 +47,11 @@ async fn start(svc: &Services) -> Evaluator {
         Ok(firing) => {
             for mut a in firing {
                 a.notifications.clear();
-                let key = (a.server.clone(), a.container.clone().unwrap_or_default(), a.rule.clone());
+                let key = (
+                    a.server.clone(),
+                    a.container.clone().unwrap_or_default(),
+                    a.rule.clone(),
+                );
                 ev.firing.insert(key, a);
             }
         }
@@ -143,7 +147,8 @@ async fn resolve(svc: &Services, ev: &mut Evaluator, key: (String, String, Strin
 
 /// Announce quiet alerts that kept firing past their cooldown.
 async fn announce_quiet(svc: &Services, ev: &mut Evaluator, now: i64) {
-    let started = |a: &AlertInfo| nextdeploy_shared::time::parse_rfc3339(&a.started_at).unwrap_or(now);
+    let started =
+        |a: &AlertInfo| nextdeploy_shared::time::parse_rfc3339(&a.started_at).unwrap_or(now);
     let due: Vec<_> = ev
         .firing
         .iter()
@@ -151,8 +156,12 @@ async fn announce_quiet(svc: &Services, ev: &mut Evaluator, now: i64) {
         .map(|(k, _)| k.clone())
         .collect();
     for key in due {
-        let Some(a) = ev.firing.get_mut(&key) else { continue };
-        let Some(ch) = channel_of_rules(&ev.rules, &a.rule) else { continue };
+        let Some(a) = ev.firing.get_mut(&key) else {
+            continue;
+        };
+        let Some(ch) = channel_of_rules(&ev.rules, &a.rule) else {
+            continue;
+        };
         a.notified = true;
         let (id, n) = (a.id.clone(), note(a, &ch, now));
         if let Err(e) = store::blocking(&svc.store, move |s| s.announce_alert(&id, &n)).await {

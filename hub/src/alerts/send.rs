@@ -49,13 +49,23 @@ pub fn next(ok: bool, d: &Due, now: i64) -> Next {
 pub async fn deliver(poster: &Poster, ch: &ChannelRecord, body: &str) -> Result<u16, String> {
     let (payload, headers) = match ch.kind {
         ChannelKind::Webhook => {
-            let sig = ch.secret.as_deref().map(|s| body::signature(s, body.as_bytes()));
-            let headers: Vec<(&str, String)> =
-                sig.into_iter().map(|s| (body::SIGNATURE_HEADER, s)).collect();
+            let sig = ch
+                .secret
+                .as_deref()
+                .map(|s| body::signature(s, body.as_bytes()));
+            let headers: Vec<(&str, String)> = sig
+                .into_iter()
+                .map(|s| (body::SIGNATURE_HEADER, s))
+                .collect();
             (body.to_string(), headers)
         }
         ChannelKind::Slack => (body::slack(body), Vec::new()),
-        other => return Err(format!("channel kind {} is not supported yet", other.as_str())),
+        other => {
+            return Err(format!(
+                "channel kind {} is not supported yet",
+                other.as_str()
+            ))
+        }
     };
     poster
         .post(&ch.url, &headers, payload)
@@ -70,7 +80,11 @@ async fn attempt(store: &SharedStore, poster: &Poster, d: Due) {
     let (status, error, next) = match ch {
         Ok(Some(ch)) => match deliver(poster, &ch, &d.body).await {
             Ok(code) if (200..300).contains(&code) => (Some(code), None, Next::Delivered),
-            Ok(code) => (Some(code), Some(format!("HTTP {code}")), next(false, &d, now)),
+            Ok(code) => (
+                Some(code),
+                Some(format!("HTTP {code}")),
+                next(false, &d, now),
+            ),
             Err(e) => (None, Some(e), next(false, &d, now)),
         },
         Ok(None) => (None, Some("the channel was removed".into()), Next::Failed),
@@ -81,7 +95,9 @@ async fn attempt(store: &SharedStore, poster: &Poster, d: Due) {
     };
     match &next {
         Next::Delivered => debug!(id = %d.id, channel = %d.channel, "notification delivered"),
-        _ => warn!(id = %d.id, channel = %d.channel, ?status, ?error, ?next, "notification not delivered"),
+        _ => {
+            warn!(id = %d.id, channel = %d.channel, ?status, ?error, ?next, "notification not delivered")
+        }
     }
     let a = Attempt {
         id: d.id,
@@ -103,7 +119,8 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     loop {
-        let due = store::blocking(&store, |s| s.due_notifications(now_unix(), DELIVERY_BATCH)).await;
+        let due =
+            store::blocking(&store, |s| s.due_notifications(now_unix(), DELIVERY_BATCH)).await;
         let due = due.unwrap_or_else(|e| {
             warn!(error = %e, "reading the alert outbox failed");
             Vec::new()

@@ -48,7 +48,9 @@ pub async fn channel_add(
     }
     check_url(&p.url)?;
     if p.secret.is_some() && p.kind != nextdeploy_shared::protocol::alerts::ChannelKind::Webhook {
-        return Err(ApiError::BadRequest("only webhook channels take a secret".into()));
+        return Err(ApiError::BadRequest(
+            "only webhook channels take a secret".into(),
+        ));
     }
     let rec = ChannelRecord {
         name: p.name,
@@ -59,7 +61,14 @@ pub async fn channel_add(
     };
     let info = rec.info();
     store::blocking(&svc.store, move |s| s.add_alert_channel(&rec)).await?;
-    audit(svc, caller, "alert_channel_add", &info.name, info.kind.as_str()).await;
+    audit(
+        svc,
+        caller,
+        "alert_channel_add",
+        &info.name,
+        info.kind.as_str(),
+    )
+    .await;
     to_value(&info)
 }
 
@@ -95,7 +104,10 @@ pub async fn channel_test(svc: &Services, p: ByName) -> Result<Value, ApiError> 
         container: None,
         labels: Default::default(),
         status: AlertStatus::Firing,
-        summary: format!("a test message of channel {} from the NextDeploy hub", ch.name),
+        summary: format!(
+            "a test message of channel {} from the NextDeploy hub",
+            ch.name
+        ),
         started_at: rfc3339(now),
         resolved_at: None,
         value: json!({"test": true}),
@@ -143,7 +155,10 @@ pub async fn rule_add(svc: &Services, caller: &Caller, p: AlertRuleAdd) -> Resul
         .await?
         .is_none()
     {
-        return Err(ApiError::NotFound(format!("no channel named {:?}", p.channel)));
+        return Err(ApiError::NotFound(format!(
+            "no channel named {:?}",
+            p.channel
+        )));
     }
     let rec = RuleRecord {
         name: p.name,
@@ -158,7 +173,14 @@ pub async fn rule_add(svc: &Services, caller: &Caller, p: AlertRuleAdd) -> Resul
     let info = rec.info();
     store::blocking(&svc.store, move |s| s.add_alert_rule(&rec)).await?;
     svc.alerts.rules_changed();
-    audit(svc, caller, "alert_rule_add", &info.name, info.condition.as_str()).await;
+    audit(
+        svc,
+        caller,
+        "alert_rule_add",
+        &info.name,
+        info.condition.as_str(),
+    )
+    .await;
     to_value(&info)
 }
 

@@ -121,7 +121,11 @@ pub struct RuleAddArgs {
     /// A unique name.
     name: String,
     /// The condition.
-    #[arg(long, value_enum, value_name = "container-died|oom|unhealthy|agent-offline")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "container-died|oom|unhealthy|agent-offline"
+    )]
     on: On,
     /// How long the condition must hold (`30s`, `5m`).
     #[arg(long = "for", value_name = "DURATION")]
@@ -133,7 +137,12 @@ pub struct RuleAddArgs {
     #[arg(long)]
     container: Option<String>,
     /// Severity.
-    #[arg(long, value_enum, value_name = "info|warning|critical", default_value = "warning")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "info|warning|critical",
+        default_value = "warning"
+    )]
     severity: Level,
     /// The channel notified.
     #[arg(long)]
@@ -141,7 +150,12 @@ pub struct RuleAddArgs {
 }
 
 /// Run an `alert` command.
-pub async fn run(cmd: AlertCmd, hub: &str, token: &Secret<String>, out: Output) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: AlertCmd,
+    hub: &str,
+    token: &Secret<String>,
+    out: Output,
+) -> anyhow::Result<()> {
     let action = action(cmd)?;
     let kind = action.kind();
     let mut c = Client::connect(hub, token).await?;
@@ -203,7 +217,9 @@ fn action(cmd: AlertCmd) -> anyhow::Result<Action> {
     Ok(match cmd {
         AlertCmd::Channel(ChannelCmd::Add(a)) => channel_action(a)?,
         AlertCmd::Channel(ChannelCmd::List) => Action::AlertChannelList(Empty {}),
-        AlertCmd::Channel(ChannelCmd::Remove { name }) => Action::AlertChannelRemove(ByName { name }),
+        AlertCmd::Channel(ChannelCmd::Remove { name }) => {
+            Action::AlertChannelRemove(ByName { name })
+        }
         AlertCmd::Channel(ChannelCmd::Test { name }) => Action::AlertChannelTest(ByName { name }),
         AlertCmd::Rule(RuleCmd::Add(a)) => rule_action(a)?,
         AlertCmd::Rule(RuleCmd::List) => Action::AlertRuleList(Empty {}),
@@ -227,7 +243,11 @@ fn print(action: &str, v: Value) -> anyhow::Result<()> {
             let t: ChannelTested = serde_json::from_value(v)?;
             match (t.delivered, t.status, t.error) {
                 (true, Some(s), _) => println!("delivered to {} (HTTP {s})", t.name),
-                (_, _, e) => println!("not delivered to {}: {}", t.name, printable(&e.unwrap_or_default())),
+                (_, _, e) => println!(
+                    "not delivered to {}: {}",
+                    t.name,
+                    printable(&e.unwrap_or_default())
+                ),
             }
         }
         _ => println!("removed {}", printable(v["name"].as_str().unwrap_or(""))),
@@ -240,7 +260,13 @@ fn channels(list: Vec<AlertChannelInfo>) {
         .into_iter()
         .map(|c| {
             let signed = if c.signed { "yes" } else { "no" };
-            vec![c.name, c.kind.as_str().into(), c.target, signed.into(), c.created_at]
+            vec![
+                c.name,
+                c.kind.as_str().into(),
+                c.target,
+                signed.into(),
+                c.created_at,
+            ]
         })
         .collect();
     output::table(&["NAME", "KIND", "TARGET", "SIGNED", "CREATED"], &rows);
@@ -262,7 +288,15 @@ fn rules(list: Vec<AlertRuleInfo>) {
             ]
         })
         .collect();
-    let head = ["NAME", "ON", "FOR", "SELECTOR", "CONTAINER", "SEVERITY", "CHANNEL"];
+    let head = [
+        "NAME",
+        "ON",
+        "FOR",
+        "SELECTOR",
+        "CONTAINER",
+        "SEVERITY",
+        "CHANNEL",
+    ];
     output::table(&head, &rows);
 }
 
@@ -270,7 +304,11 @@ fn alerts(list: Vec<AlertInfo>) {
     let rows: Vec<Vec<String>> = list
         .into_iter()
         .map(|a| {
-            let delivered = a.notifications.iter().filter(|n| n.state == "delivered").count();
+            let delivered = a
+                .notifications
+                .iter()
+                .filter(|n| n.state == "delivered")
+                .count();
             vec![
                 a.started_at,
                 a.status.as_str().into(),
@@ -283,6 +321,15 @@ fn alerts(list: Vec<AlertInfo>) {
             ]
         })
         .collect();
-    let head = ["STARTED", "STATUS", "SEVERITY", "RULE", "SERVER", "CONTAINER", "SUMMARY", "SENT"];
+    let head = [
+        "STARTED",
+        "STATUS",
+        "SEVERITY",
+        "RULE",
+        "SERVER",
+        "CONTAINER",
+        "SUMMARY",
+        "SENT",
+    ];
     output::table(&head, &rows);
 }

@@ -346,7 +346,12 @@ mod tests {
     #[test]
     fn one_alert_fires_per_key_and_its_notifications_are_retried_until_delivered() {
         let mut c = db();
-        assert!(fire(&mut c, &alert("a1"), Some(&note("a1-firing", AlertStatus::Firing))).unwrap());
+        assert!(fire(
+            &mut c,
+            &alert("a1"),
+            Some(&note("a1-firing", AlertStatus::Firing))
+        )
+        .unwrap());
         assert!(!fire(&mut c, &alert("a2"), None).unwrap(), "one per key");
         let firing_now = firing(&c).unwrap();
         assert_eq!(firing_now.len(), 1);
@@ -373,15 +378,27 @@ mod tests {
         };
         record_attempt(&mut c, &ok).unwrap();
         assert!(due(&c, 1000, 10).unwrap().is_empty());
-        assert!(resolve(&mut c, "a1", 110, Some(&note("a1-resolved", AlertStatus::Resolved))).unwrap());
+        assert!(resolve(
+            &mut c,
+            "a1",
+            110,
+            Some(&note("a1-resolved", AlertStatus::Resolved))
+        )
+        .unwrap());
         assert!(!resolve(&mut c, "a1", 111, None).unwrap());
-        assert_eq!(last_resolved(&c, "crashed", "prod", "web").unwrap(), Some(110));
+        assert_eq!(
+            last_resolved(&c, "crashed", "prod", "web").unwrap(),
+            Some(110)
+        );
         assert_eq!(last_resolved(&c, "crashed", "prod", "db").unwrap(), None);
         let h = history(&c, 0, 10).unwrap();
         assert_eq!(h[0].status, AlertStatus::Resolved);
         assert_eq!(h[0].notifications.len(), 2);
         assert_eq!(h[0].notifications[0].state, "delivered");
         assert_eq!(h[0].notifications[0].last_status, Some(200));
-        assert!(fire(&mut c, &alert("a3"), None).unwrap(), "a new one after resolve");
+        assert!(
+            fire(&mut c, &alert("a3"), None).unwrap(),
+            "a new one after resolve"
+        );
     }
 }

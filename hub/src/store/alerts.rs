@@ -172,8 +172,7 @@ pub trait AlertStore {
     /// Queue the firing notification of an alert that was not announced.
     fn announce_alert(&self, id: &str, note: &Outbox) -> StoreResult<()>;
     /// When the newest resolved alert of a key resolved.
-    fn last_resolved(&self, rule: &str, server: &str, container: &str)
-        -> StoreResult<Option<i64>>;
+    fn last_resolved(&self, rule: &str, server: &str, container: &str) -> StoreResult<Option<i64>>;
     /// Alerts firing now, oldest first, with their notifications.
     fn firing_alerts(&self) -> StoreResult<Vec<AlertInfo>>;
     /// Alerts that started at or after `since`, newest first.

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr};
 
-use super::alerts::{AlertChannelAdd, AlertHistory, AlertRuleAdd, ByName};
 use super::admin::{AuditList, ById, CancelRequest, CreateJoinToken, CreateToken};
 use super::agents::{Empty, RevokeAgent, RotateKey, RotateKeyCommit};
+use super::alerts::{AlertChannelAdd, AlertHistory, AlertRuleAdd, ByName};
 use super::containers::{
     ContainerRef, ImagesRequest, KillRequest, LogsRequest, PsRequest, PullRequest, RemoveRequest,
     StatsRequest, StopRequest,

@@ -26,8 +26,8 @@
 
 pub mod action;
 pub mod admin;
-pub mod alerts;
 pub mod agents;
+pub mod alerts;
 pub mod channel;
 pub mod containers;
 pub mod deploy;

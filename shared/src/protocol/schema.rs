@@ -8,7 +8,6 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::action::Action;
-use super::alerts::{AlertChannelInfo, AlertInfo, AlertRuleInfo, ChannelTested, AlertRemoved};
 use super::admin::{
     ApiTokenInfo, AuditRow, Cancelled, JoinTokenCreated, JoinTokenDeleted, JoinTokenInfo,
     TokenCreated, TokenRevoked, WhoAmI,
@@ -16,6 +15,7 @@ use super::admin::{
 use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
 };
+use super::alerts::{AlertChannelInfo, AlertInfo, AlertRemoved, AlertRuleInfo, ChannelTested};
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
 use super::deploy::{DeployEntry, DeployOutcome, DeployProgress, FleetOutcome};

@@ -38,12 +38,7 @@ impl AlertStore for SqliteStore {
     fn announce_alert(&self, id: &str, note: &Outbox) -> StoreResult<()> {
         self.with(|c| alert_state::announce(c, id, note))
     }
-    fn last_resolved(
-        &self,
-        rule: &str,
-        server: &str,
-        container: &str,
-    ) -> StoreResult<Option<i64>> {
+    fn last_resolved(&self, rule: &str, server: &str, container: &str) -> StoreResult<Option<i64>> {
         self.with(|c| alert_state::last_resolved(c, rule, server, container))
     }
     fn firing_alerts(&self) -> StoreResult<Vec<AlertInfo>> {
