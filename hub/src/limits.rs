@@ -402,6 +402,11 @@ pub const ALERT_QUEUE: usize = 4096;
 /// How often pending `--for` conditions, quiet alerts and rule changes are
 /// looked at: the finest `--for` that fires on time.
 pub const ALERT_TICK: Duration = Duration::from_secs(1);
+/// Enrolled agents not connected when the hub starts count as offline from
+/// this long after the start: the agents' reconnect backoff tops out at
+/// `BACKOFF_MAX` (60 s), so a restarted hub does not fire `agent_offline`
+/// for a fleet that is on its way back.
+pub const ALERT_START_GRACE: Duration = nextdeploy_shared::limits::BACKOFF_MAX;
 /// Longest `--for` of a rule.
 pub const ALERT_MAX_FOR: Duration = Duration::from_secs(7 * 86_400);
 /// Notifications taken from the outbox (and sent at once) per round.

@@ -43,6 +43,11 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/systemd_boot.rs runs the install scripts under a booted systemd",
     ),
     (
+        "nextdeploy alert ",
+        "tests/tests/alerts.rs runs the alert commands against a webhook receiver on \
+         loopback (`--slack` only in a unit test: it needs hooks.slack.com)",
+    ),
+    (
         "nextdeploy agent install",
         "tests/tests/install.rs pushes an agent to a real sshd (rooted in a temp prefix)",
     ),

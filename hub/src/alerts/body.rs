@@ -51,9 +51,8 @@ pub fn slack(body: &str) -> String {
         _ => ":information_source:",
     };
     let text = format!(
-        "{mark} [{}] {}: {} (rule {}, since {})",
+        "{mark} [{}] {} (rule {}, since {})",
         s("severity"),
-        s("rule"),
         s("summary"),
         s("rule"),
         s("started_at")

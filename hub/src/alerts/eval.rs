@@ -191,8 +191,8 @@ impl Evaluator {
         out
     }
 
-    /// Agents offline since `at` (the hub's start, for enrolled agents not
-    /// connected then).
+    /// Agents offline since `at` (shortly after the hub's start, for
+    /// enrolled agents not connected then).
     pub fn assume_offline(&mut self, agent: &str, labels: &Labels, at: i64) {
         let since = Since {
             at,

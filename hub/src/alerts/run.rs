@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::eval::{Change, Evaluator, Firing};
 use super::rules::{cooldown_s, Rule};
 use super::{body, Input};
-use crate::limits::ALERT_TICK;
+use crate::limits::{ALERT_START_GRACE, ALERT_TICK};
 use crate::store::alert_state::{NewAlert, Outbox};
 use crate::store::{self, SharedStore};
 use crate::Services;
@@ -39,7 +39,8 @@ async fn load_rules(store: &SharedStore) -> Vec<Rule> {
 }
 
 /// The evaluator as the store and the registry say things are now: firing
-/// alerts kept, enrolled agents that are not connected offline since now.
+/// alerts kept, enrolled agents that are not connected offline from
+/// [`ALERT_START_GRACE`] on.
 async fn start(svc: &Services) -> Evaluator {
     let mut ev = Evaluator::default();
     ev.rules = load_rules(&svc.store).await;
@@ -58,10 +59,12 @@ async fn start(svc: &Services) -> Evaluator {
         Err(e) => warn!(error = %e, "loading firing alerts failed"),
     }
     if let Ok(agents) = store::blocking(&svc.store, |s| s.agent_labels()).await {
-        let now = now_unix();
+        // Agents reconnect to a restarted hub within their backoff: their
+        // offline clocks start after it, so a hub restart fires nothing.
+        let from = now_unix() + ALERT_START_GRACE.as_secs() as i64;
         for (name, labels) in agents.iter() {
             if svc.registry.get(name).is_none() {
-                ev.assume_offline(name, labels, now);
+                ev.assume_offline(name, labels, from);
             }
         }
     }
