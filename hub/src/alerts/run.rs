@@ -38,26 +38,30 @@ async fn load_rules(store: &SharedStore) -> Vec<Rule> {
     }
 }
 
+/// Take the store's firing alerts as the evaluator's (at start, and after
+/// rules changed: removing a rule resolved its alerts in the store).
+async fn load_firing(store: &SharedStore, ev: &mut Evaluator) {
+    match store::blocking(store, |s| s.firing_alerts()).await {
+        Ok(firing) => {
+            ev.firing.clear();
+            for mut a in firing {
+                a.notifications.clear();
+                let container = a.container.clone().unwrap_or_default();
+                ev.firing
+                    .insert((a.server.clone(), container, a.rule.clone()), a);
+            }
+        }
+        Err(e) => warn!(error = %e, "loading firing alerts failed"),
+    }
+}
+
 /// The evaluator as the store and the registry say things are now: firing
 /// alerts kept, enrolled agents that are not connected offline from
 /// [`ALERT_START_GRACE`] on.
 async fn start(svc: &Services) -> Evaluator {
     let mut ev = Evaluator::default();
     ev.rules = load_rules(&svc.store).await;
-    match store::blocking(&svc.store, |s| s.firing_alerts()).await {
-        Ok(firing) => {
-            for mut a in firing {
-                a.notifications.clear();
-                let key = (
-                    a.server.clone(),
-                    a.container.clone().unwrap_or_default(),
-                    a.rule.clone(),
-                );
-                ev.firing.insert(key, a);
-            }
-        }
-        Err(e) => warn!(error = %e, "loading firing alerts failed"),
-    }
+    load_firing(&svc.store, &mut ev).await;
     if let Ok(agents) = store::blocking(&svc.store, |s| s.agent_labels()).await {
         // Agents reconnect to a restarted hub within their backoff: their
         // offline clocks start after it, so a hub restart fires nothing.
@@ -210,9 +214,7 @@ pub async fn run(svc: Arc<Services>, mut rx: mpsc::Receiver<Input>, cancel: Canc
                 if svc.alerts.rules_version() != version {
                     version = svc.alerts.rules_version();
                     ev.rules = load_rules(&svc.store).await;
-                    // Alerts of removed rules were resolved by the store.
-                    let names: Vec<String> = ev.rules.iter().map(|r| r.record.name.clone()).collect();
-                    ev.firing.retain(|k, _| names.contains(&k.2));
+                    load_firing(&svc.store, &mut ev).await;
                 }
                 announce_quiet(&svc, &mut ev, now).await;
                 ev.tick(now)
