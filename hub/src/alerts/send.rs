@@ -73,7 +73,9 @@ pub async fn deliver(poster: &Poster, ch: &ChannelRecord, body: &str) -> Result<
         .map_err(|e| e.to_string())
 }
 
-async fn attempt(store: &SharedStore, poster: &Poster, d: Due) {
+/// One attempt at `d`, logged; false when the store could not be read or
+/// written (the caller then waits before the outbox is read again).
+async fn attempt(store: &SharedStore, poster: &Poster, d: Due) -> bool {
     let name = d.channel.clone();
     let ch = store::blocking(store, move |s| s.alert_channel(&name)).await;
     let now = now_unix();
@@ -90,7 +92,7 @@ async fn attempt(store: &SharedStore, poster: &Poster, d: Due) {
         Ok(None) => (None, Some("the channel was removed".into()), Next::Failed),
         Err(e) => {
             warn!(error = %e, "reading an alert channel failed");
-            return;
+            return false;
         }
     };
     match &next {
@@ -106,8 +108,12 @@ async fn attempt(store: &SharedStore, poster: &Poster, d: Due) {
         error,
         next,
     };
-    if let Err(e) = store::blocking(store, move |s| s.record_attempt(&a)).await {
-        warn!(error = %e, "logging a delivery attempt failed");
+    match store::blocking(store, move |s| s.record_attempt(&a)).await {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(error = %e, "logging a delivery attempt failed");
+            false
+        }
     }
 }
 
@@ -134,9 +140,17 @@ pub async fn run(
             continue;
         }
         let round = join_all(due.into_iter().map(|d| attempt(&store, &poster, d)));
-        tokio::select! {
+        let all_logged = tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = round => {}
+            done = round => done.into_iter().all(|ok| ok),
+        };
+        // A store that failed would hand the same notifications back at
+        // once: wait, rather than post them again in a tight loop.
+        if !all_logged {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(DELIVERY_POLL) => {}
+            }
         }
     }
 }
