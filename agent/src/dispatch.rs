@@ -128,13 +128,16 @@ async fn run(
         | Action::ExecResize(_)
         | Action::ExecSessionsList(_)
         | Action::ExecSessionsShow(_)
-        | Action::ExecSessionsRecording(_) => Err(DockerError::new(
-            ErrorCode::UnknownAction,
-            format!(
-                "{} is answered by the hub, not by an agent",
-                action.kind().name()
-            ),
-        )),
+        | Action::ExecSessionsRecording(_)
+        | Action::AlertChannelAdd(_)
+        | Action::AlertChannelList(_)
+        | Action::AlertChannelRemove(_)
+        | Action::AlertChannelTest(_)
+        | Action::AlertRuleAdd(_)
+        | Action::AlertRuleList(_)
+        | Action::AlertRuleRemove(_)
+        | Action::AlertList(_)
+        | Action::AlertHistory(_) => Err(hub_only(&action)),
     };
     if let Err(e) = done {
         let _ = out.send(Reply::error(id, e.code, e.message)).await;
@@ -149,6 +152,17 @@ fn rollback_deploy(p: ContainerRef) -> DeployRequest {
     req.rollback = true;
     req.deploy_id = Some(format!("rb-{}", now_unix_ms()));
     req
+}
+
+/// The refusal of an action only the hub answers.
+fn hub_only(action: &Action) -> DockerError {
+    DockerError::new(
+        ErrorCode::UnknownAction,
+        format!(
+            "{} is answered by the hub, not by an agent",
+            action.kind().name()
+        ),
+    )
 }
 
 /// start / stop / restart / kill, answered once.

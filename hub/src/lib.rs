@@ -14,6 +14,7 @@
 //! - [`store`]: the `Store` interface and its SQLite implementation.
 //! - [`telemetry`]: health snapshots (live and history) and the event bus.
 //! - [`recent`]: each agent's last events, for `events` with `since`.
+//! - [`alerts`]: rules evaluated on events and snapshots, the outbox sender.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
@@ -29,6 +30,7 @@
 //! and `main.rs`.
 
 pub mod agents;
+pub mod alerts;
 pub mod api;
 pub mod backup;
 pub mod cli;
@@ -149,6 +151,8 @@ pub struct Services {
     pub ws_connections: Arc<http::conns::PerToken>,
     /// Signed-in dashboard browsers.
     pub sessions: http::session::Sessions,
+    /// Alert evaluation and delivery.
+    pub alerts: alerts::Alerts,
 }
 
 /// Why the hub stopped with an error.
@@ -187,7 +191,9 @@ pub async fn run(
         live_deploys: Default::default(),
         recent: Default::default(),
         sessions: Default::default(),
+        alerts: Default::default(),
     });
+    let alert_tasks = alerts::Alerts::spawn(&svc);
     let writer = tokio::spawn(
         svc.telemetry
             .clone()
@@ -210,5 +216,8 @@ pub async fn run(
         );
     }
     let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, writer).await;
+    for t in alert_tasks {
+        let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, t).await;
+    }
     Ok(http.await??)
 }

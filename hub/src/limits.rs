@@ -391,3 +391,42 @@ pub const RECORDING_MARK_RESERVE: u64 = 256;
 pub const EXEC_SESSIONS_DEFAULT_LIMIT: u32 = 50;
 /// Most sessions one `exec_sessions_list` answers.
 pub const EXEC_SESSIONS_MAX_LIMIT: u32 = 1000;
+
+// --- alerts ---
+
+/// Events and snapshots queued for the alert evaluator. Ingestion never
+/// waits on it: past this the input is dropped and counted (a fleet of
+/// 10,000 agents sends about 2,000 snapshots a second; the evaluator takes
+/// one in microseconds, so a full queue means it is stuck, not busy).
+pub const ALERT_QUEUE: usize = 4096;
+/// How often pending `--for` conditions, quiet alerts and rule changes are
+/// looked at: the finest `--for` that fires on time.
+pub const ALERT_TICK: Duration = Duration::from_secs(1);
+/// Enrolled agents not connected when the hub starts count as offline from
+/// this long after the start: the agents' reconnect backoff tops out at
+/// `BACKOFF_MAX` (60 s), so a restarted hub does not fire `agent_offline`
+/// for a fleet that is on its way back.
+pub const ALERT_START_GRACE: Duration = nextdeploy_shared::limits::BACKOFF_MAX;
+/// Longest `--for` of a rule.
+pub const ALERT_MAX_FOR: Duration = Duration::from_secs(7 * 86_400);
+/// Notifications taken from the outbox (and sent at once) per round.
+pub const DELIVERY_BATCH: u32 = 16;
+/// How often the outbox is looked at when nothing wakes the sender
+/// (retries come due on their own).
+pub const DELIVERY_POLL: Duration = Duration::from_secs(1);
+/// One delivery attempt (connect, TLS, request, answer) gives up after this.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// First retry delay; doubled per attempt up to [`DELIVERY_MAX_BACKOFF`].
+pub const DELIVERY_FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between two attempts: a receiver back after an hour gets
+/// its notifications within five minutes.
+pub const DELIVERY_MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A notification not delivered this long after it was queued is given up
+/// (state `failed`, kept in the log).
+pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
+/// Largest answer body read from a receiver (it is only logged).
+pub const DELIVERY_ANSWER_MAX: usize = 4096;
+/// Alerts `alert_history` answers by default, and at most.
+pub const ALERT_HISTORY_DEFAULT_LIMIT: u32 = 100;
+/// Most alerts one `alert_history` answers.
+pub const ALERT_HISTORY_MAX_LIMIT: u32 = 1000;

@@ -55,6 +55,11 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
         "tests/tests/exec_tty.rs records a TTY session and plays it (`--cast` into `asciinema cat`)",
     ),
     (
+        "nextdeploy alert ",
+        "tests/tests/alerts.rs runs the alert commands against a webhook receiver on \
+         loopback (`--slack` only in a unit test: it needs hooks.slack.com)",
+    ),
+    (
         "nextdeploy agent install",
         "tests/tests/install.rs pushes an agent to a real sshd (rooted in a temp prefix)",
     ),

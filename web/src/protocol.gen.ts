@@ -207,6 +207,42 @@ payload: ById
 action: "exec_sessions_recording"
 payload: ById
 [k: string]: unknown
+} | {
+action: "alert_channel_add"
+payload: AlertChannelAdd
+[k: string]: unknown
+} | {
+action: "alert_channel_list"
+payload: Empty
+[k: string]: unknown
+} | {
+action: "alert_channel_remove"
+payload: ByName
+[k: string]: unknown
+} | {
+action: "alert_channel_test"
+payload: ByName
+[k: string]: unknown
+} | {
+action: "alert_rule_add"
+payload: AlertRuleAdd
+[k: string]: unknown
+} | {
+action: "alert_rule_list"
+payload: Empty
+[k: string]: unknown
+} | {
+action: "alert_rule_remove"
+payload: ByName
+[k: string]: unknown
+} | {
+action: "alert_list"
+payload: Empty
+[k: string]: unknown
+} | {
+action: "alert_history"
+payload: AlertHistory
+[k: string]: unknown
 })
 /**
  * Labels as `k=v,k2=v2` text or as an object of strings.
@@ -245,6 +281,34 @@ export type PullPolicy = ("always" | "missing" | "never")
  * via the `definition` "DiagSink".
  */
 export type DiagSink = ("hub" | "client")
+/**
+ * How bad it is; each has a default cooldown (see the hub's alerts module).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "Severity".
+ */
+export type Severity = ("info" | "warning" | "critical")
+/**
+ * Firing or resolved.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertStatus".
+ */
+export type AlertStatus = ("firing" | "resolved")
+/**
+ * Where notifications go.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ChannelKind".
+ */
+export type ChannelKind = ("webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "pushover" | "email")
+/**
+ * What a rule watches.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "Condition".
+ */
+export type Condition = ("container_died" | "oom" | "unhealthy" | "agent_offline")
 /**
  * How a deploy (or one container of it) ended.
  * 
@@ -612,6 +676,15 @@ signature: string
  * via the `definition` "Answers".
  */
 export interface Answers {
+alert_channel_add: AlertChannelInfo
+alert_channel_list: AlertChannelInfo[]
+alert_channel_remove: AlertRemoved
+alert_channel_test: ChannelTested
+alert_history: AlertInfo[]
+alert_list: AlertInfo[]
+alert_rule_add: AlertRuleInfo
+alert_rule_list: AlertRuleInfo[]
+alert_rule_remove: AlertRemoved
 audit_list: AuditRow[]
 cancel: Cancelled
 create_join_token: JoinTokenCreated
@@ -646,6 +719,224 @@ rotate_key: KeyRotated
 stats: StatsSample[]
 status: StatusRow[]
 whoami: WhoAmI
+[k: string]: unknown
+}
+/**
+ * A channel as listed (never its secret; the URL's path, which often holds
+ * a token, is cut).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertChannelInfo".
+ */
+export interface AlertChannelInfo {
+/**
+ * When it was added (RFC 3339).
+ */
+created_at: string
+/**
+ * Its kind.
+ */
+kind: ("webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "pushover" | "email")
+/**
+ * Its name.
+ */
+name: string
+/**
+ * Whether bodies are signed.
+ */
+signed: boolean
+/**
+ * `scheme://host[:port]/…` of its URL.
+ */
+target: string
+[k: string]: unknown
+}
+/**
+ * The answer of the `*_remove` actions.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertRemoved".
+ */
+export interface AlertRemoved {
+/**
+ * What was removed.
+ */
+name: string
+[k: string]: unknown
+}
+/**
+ * The answer of `alert_channel_test`: one test message, sent now, not
+ * retried.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ChannelTested".
+ */
+export interface ChannelTested {
+/**
+ * Whether the receiver answered 2xx.
+ */
+delivered: boolean
+/**
+ * Why not, if not.
+ */
+error?: (string | null)
+/**
+ * The channel.
+ */
+name: string
+/**
+ * The HTTP status, if it answered.
+ */
+status?: (number | null)
+[k: string]: unknown
+}
+/**
+ * One alert: a rule firing for one agent (and container), until resolved.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertInfo".
+ */
+export interface AlertInfo {
+/**
+ * The rule's condition.
+ */
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+/**
+ * The container, where one applies.
+ */
+container?: (string | null)
+/**
+ * Its id.
+ */
+id: string
+/**
+ * The agent's labels when it fired.
+ */
+labels: {
+[k: string]: string
+}
+/**
+ * Its notifications and how their delivery went.
+ */
+notifications?: NotificationInfo[]
+/**
+ * False when it re-fired within its severity's cooldown after it
+ * resolved, so it was not announced (damped flapping).
+ */
+notified: boolean
+/**
+ * When it resolved (RFC 3339).
+ */
+resolved_at?: (string | null)
+/**
+ * The rule.
+ */
+rule: string
+/**
+ * The agent.
+ */
+server: string
+/**
+ * The rule's severity.
+ */
+severity: ("info" | "warning" | "critical")
+/**
+ * When it started (RFC 3339).
+ */
+started_at: string
+/**
+ * Firing or resolved.
+ */
+status: ("firing" | "resolved")
+/**
+ * One line for people.
+ */
+summary: string
+/**
+ * What was seen: `{"exit_code": 3, "signal": null}` for a death,
+ * `{"offline_s": 31}`, `{"health": "unhealthy"}`.
+ */
+value: {
+[k: string]: unknown
+}
+[k: string]: unknown
+}
+/**
+ * One notification of an alert to its channel.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "NotificationInfo".
+ */
+export interface NotificationInfo {
+/**
+ * Attempts so far.
+ */
+attempts: number
+/**
+ * The channel.
+ */
+channel: string
+/**
+ * Its id (the webhook body's `id`, stable across retries).
+ */
+id: string
+/**
+ * The last attempt's error, if it failed.
+ */
+last_error?: (string | null)
+/**
+ * The last attempt's HTTP status, if the receiver answered.
+ */
+last_status?: (number | null)
+/**
+ * `pending`, `delivered` or `failed` (past its deadline).
+ */
+state: string
+/**
+ * `firing` or `resolved`.
+ */
+status: ("firing" | "resolved")
+[k: string]: unknown
+}
+/**
+ * A rule as listed.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertRuleInfo".
+ */
+export interface AlertRuleInfo {
+/**
+ * The channel notified.
+ */
+channel: string
+/**
+ * What it watches.
+ */
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+/**
+ * Container name glob, if any.
+ */
+container?: (string | null)
+/**
+ * When it was added (RFC 3339).
+ */
+created_at: string
+/**
+ * Seconds the condition must hold.
+ */
+for_s: number
+/**
+ * Its name.
+ */
+name: string
+/**
+ * Agent selector, if any.
+ */
+selector?: (string | null)
+/**
+ * How bad it is; each has a default cooldown (see the hub's alerts module).
+ */
+severity: ("info" | "warning" | "critical")
 [k: string]: unknown
 }
 /**
@@ -2826,6 +3117,96 @@ limit?: (number | null)
  * Only sessions on this agent.
  */
 server?: (string | null)
+}
+/**
+ * `alert_channel_add` (admin).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertChannelAdd".
+ */
+export interface AlertChannelAdd {
+/**
+ * What kind of receiver.
+ */
+kind: ("webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "pushover" | "email")
+/**
+ * A unique name (`ops`).
+ */
+name: string
+/**
+ * Webhooks: the HMAC-SHA256 key that signs each body.
+ */
+secret?: (string | null)
+/**
+ * The receiver's URL (http or https).
+ */
+url: string
+}
+/**
+ * The payload of actions that name a channel or rule.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ByName".
+ */
+export interface ByName {
+/**
+ * The name.
+ */
+name: string
+}
+/**
+ * `alert_rule_add` (admin).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertRuleAdd".
+ */
+export interface AlertRuleAdd {
+/**
+ * The channel notified.
+ */
+channel: string
+/**
+ * What it watches.
+ */
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+/**
+ * Only containers whose name matches this glob (`web*`).
+ */
+container?: (string | null)
+/**
+ * Seconds the condition must hold before it fires (`unhealthy`,
+ * `agent_offline`; default 0, at most 7 days).
+ */
+for_s?: (number | null)
+/**
+ * A unique name (`crashed`).
+ */
+name: string
+/**
+ * Only agents whose labels match (`env=prod`); all when absent.
+ */
+selector?: (string | null)
+/**
+ * Default `warning`.
+ */
+severity?: (Severity | null)
+}
+/**
+ * `alert_history`: alerts that started since `since` (default 24 h),
+ * newest first.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertHistory".
+ */
+export interface AlertHistory {
+/**
+ * At most this many (default 100, at most 1000).
+ */
+limit?: (number | null)
+/**
+ * How far back: `24h`-style text or seconds.
+ */
+since?: (Since | null)
 }
 /**
  * The `result` that ends an exec (before `end`).

@@ -155,7 +155,7 @@ fn history_name(
 }
 
 /// A look-back in seconds: `since` (text or seconds), else `default`.
-fn since_seconds(since: Option<Since>, default: i64) -> Result<i64, ApiError> {
+pub(super) fn since_seconds(since: Option<Since>, default: i64) -> Result<i64, ApiError> {
     match since {
         Some(Since::Text(s)) => {
             Ok(parse_duration(&s).map_err(ApiError::BadRequest)?.as_secs() as i64)

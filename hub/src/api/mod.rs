@@ -5,6 +5,7 @@
 //! early what an agent's own policy forbids ([`policy`]).
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod deploy;
 pub mod deploys;
@@ -201,6 +202,15 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::ExecSessionsList(p) => exec::sessions::list(svc, req, p).await,
         Action::ExecSessionsShow(p) => exec::sessions::show(svc, p).await,
         Action::DeploysList(p) => deploys::list(svc, req, p).await,
+        Action::AlertChannelAdd(p) => alerts::channel_add(svc, caller, p).await,
+        Action::AlertChannelList(_) => alerts::channel_list(svc).await,
+        Action::AlertChannelRemove(p) => alerts::channel_remove(svc, caller, p).await,
+        Action::AlertChannelTest(p) => alerts::channel_test(svc, p).await,
+        Action::AlertRuleAdd(p) => alerts::rule_add(svc, caller, p).await,
+        Action::AlertRuleList(_) => alerts::rule_list(svc).await,
+        Action::AlertRuleRemove(p) => alerts::rule_remove(svc, caller, p).await,
+        Action::AlertList(_) => alerts::list(svc).await,
+        Action::AlertHistory(p) => alerts::history(svc, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,
         Action::Status(p) => fleet::status(svc, req, p).await,
         Action::History(p) => fleet::history(svc, req, p).await,

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod agent_info;
+pub mod alerts;
 pub mod audit;
 pub mod client;
 pub mod containers;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Exec sessions and their recordings (admin).
     #[command(subcommand, name = "exec-sessions")]
     ExecSessions(exec_sessions::ExecSessionsCmd),
+    /// Alerts: channels and rules (admin), alerts firing now and past.
+    #[command(subcommand)]
+    Alert(alerts::AlertCmd),
     /// The audit log, newest first (admin): who did what, with which token.
     Audit {
         /// How many entries (1 to 1000).
@@ -134,6 +138,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExecSessions(cmd) => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;
             exec_sessions::run(cmd, &hub, &token, out).await
+        }
+        Command::Alert(cmd) => {
+            let (hub, token) = login::resolve(cli.hub, cli.token)?;
+            alerts::run(cmd, &hub, &token, out).await
         }
         Command::Audit { limit, before } => {
             let (hub, token) = login::resolve(cli.hub, cli.token)?;

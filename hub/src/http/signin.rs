@@ -283,6 +283,7 @@ mod tests {
                 recent: Default::default(),
                 ws_connections: crate::http::conns::PerToken::new(1),
                 sessions: Default::default(),
+                alerts: Default::default(),
             });
             let (rec, token) = create_api_token(&svc.store, "t", Role::Admin, None, false)
                 .await

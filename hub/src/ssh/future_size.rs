@@ -71,6 +71,7 @@ fn services() -> Arc<Services> {
         recent: Default::default(),
         ws_connections: crate::http::conns::PerToken::new(1),
         sessions: Default::default(),
+        alerts: Default::default(),
     })
 }
 

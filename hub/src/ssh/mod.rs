@@ -11,6 +11,7 @@
 //! - [`handler`]: the thin russh `Handler`: public-key auth against the store,
 //!   every channel, request and forwarding refused; it also reads the control
 //!   channel, through [`tap`].
+//! - [`push`]: snapshots, events and deploy outcomes an agent pushes.
 //! - [`prune`]: used and expired join tokens deleted after a retention.
 //! - [`recheck`]: the key checked again after the hello.
 //! - [`tap`]: the control channel read in the session's own task: answers
@@ -24,6 +25,7 @@ pub mod deadline;
 pub mod enrol;
 pub mod handler;
 pub mod prune;
+pub mod push;
 pub mod recheck;
 pub mod session;
 pub mod sources;

@@ -11,16 +11,13 @@ use std::time::Duration;
 
 use nextdeploy_shared::frame;
 use nextdeploy_shared::protocol::{
-    channel_kind, feature, ControlOpen, Downstream, HeartbeatData, Hello, PushedOutcome, Reply,
-    ReplyType,
+    channel_kind, feature, ControlOpen, Downstream, HeartbeatData, Hello, Reply, ReplyType,
 };
 use nextdeploy_shared::time::now_unix;
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelWriteHalf, Disconnect};
 use serde_json::Value;
 use tracing::{debug, info, warn};
-
-use nextdeploy_shared::docker::{Event, HealthSnapshot};
 
 use super::handler::Identity;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
@@ -290,6 +287,7 @@ async fn bring_online(
     info!(version = %hello.version, hostname = %hello.hostname, "agent online");
     svc.recent
         .agent_event(&svc.telemetry, &rec.name, &rec.labels, "online");
+    svc.alerts.offer_agent(&rec.name, &rec.labels, "online");
     Ok((conn, inbox))
 }
 
@@ -350,7 +348,7 @@ async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) ->
                 return format!("no heartbeat for {}s", timeout.as_secs());
             }
             Ok(Some(tap::Event::Reply(reply))) => Box::pin(answer_reply(svc, conn, *reply)).await,
-            Ok(Some(tap::Event::Health(snap))) => record_health(svc, conn, *snap),
+            Ok(Some(tap::Event::Health(snap))) => super::push::record_health(svc, conn, *snap),
             Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
                 Some(why) => {
                     warn!(error = %e, "control channel out of step; disconnecting");
@@ -380,7 +378,7 @@ fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
 }
 
 /// Answer a heartbeat, or hand a push (or an answer that arrived before
-/// registration) to [`record_push`] and acknowledge a deploy outcome.
+/// registration) to [`super::push::record_push`] and acknowledge a deploy outcome.
 async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
     if reply.kind == ReplyType::Heartbeat {
         let seq = serde_json::from_value::<HeartbeatData>(reply.data)
@@ -394,7 +392,7 @@ async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
     let Some(reply) = conn.control.deliver(reply) else {
         return;
     };
-    if let Some(deploy_id) = record_push(svc, conn, reply).await {
+    if let Some(deploy_id) = super::push::record_push(svc, conn, reply).await {
         let _ = conn.control.send(&Downstream::Ack { deploy_id }).await;
     }
 }
@@ -414,54 +412,7 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
         info!(reason = %reason, "agent offline");
         svc.recent
             .agent_event(&svc.telemetry, &conn.name, &conn.labels, "offline");
-    }
-}
-
-/// A health snapshot, event or deploy outcome the agent pushed on its control
-/// channel. Returns the id of a deploy outcome to acknowledge.
-async fn record_push(svc: &Services, conn: &AgentConn, reply: Reply) -> Option<String> {
-    match reply.kind {
-        ReplyType::Result => {
-            let pushed: PushedOutcome = serde_json::from_value(reply.data).ok()?;
-            return crate::api::deploy::record_pushed(svc, &conn.name, &pushed.deploy_outcome)
-                .await;
-        }
-        ReplyType::Health => match serde_json::from_value::<HealthSnapshot>(reply.data) {
-            Ok(snap) => record_health(svc, conn, snap),
-            Err(e) => warn!(error = %e, "malformed health snapshot"),
-        },
-        ReplyType::Event => match serde_json::from_value::<Event>(reply.data) {
-            Ok(mut ev) => {
-                ev.kind = "container".into();
-                svc.recent
-                    .publish(&svc.telemetry, &conn.name, &conn.labels, ev);
-            }
-            Err(e) => warn!(error = %e, "malformed event"),
-        },
-        other => debug!(kind = ?other, "ignored control frame"),
-    }
-    None
-}
-
-/// Bound a pushed snapshot (see `telemetry::bounds`), make it the live one,
-/// and queue it for the history unless the agent's previous one was queued
-/// within `HEALTH_MIN_GAP`. Trimming is logged only for queued snapshots, so
-/// a flood of oversized ones logs at most about once a second.
-fn record_health(svc: &Services, conn: &AgentConn, mut snap: HealthSnapshot) {
-    let trimmed = crate::telemetry::bounds::bound(&mut snap, now_unix());
-    let due = conn.history_due(nextdeploy_shared::time::now_unix_ms());
-    if due && trimmed.any() {
-        warn!(
-            dropped_containers = trimmed.containers,
-            cut_fields = trimmed.fields,
-            clamped_from = ?trimmed.clamped_from,
-            "health snapshot past its bounds; trimmed"
-        );
-    }
-    let snap = Arc::new(snap);
-    *crate::sync::lock_or_recover(&conn.health) = Some(snap.clone());
-    if due {
-        svc.telemetry.record(&conn.name, snap.as_ref().clone());
+        svc.alerts.offer_agent(&conn.name, &conn.labels, "offline");
     }
 }
 

@@ -15,6 +15,7 @@ use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr};
 
 use super::admin::{AuditList, ById, CancelRequest, CreateJoinToken, CreateToken};
 use super::agents::{Empty, RevokeAgent, RotateKey, RotateKeyCommit};
+use super::alerts::{AlertChannelAdd, AlertHistory, AlertRuleAdd, ByName};
 use super::containers::{
     ContainerRef, ImagesRequest, KillRequest, LogsRequest, PsRequest, PullRequest, RemoveRequest,
     StatsRequest, StopRequest,
@@ -147,6 +148,24 @@ pub enum Action {
     ExecSessionsShow(ById),
     /// One exec session's recording (asciicast v2) as `log` chunks.
     ExecSessionsRecording(ById),
+    /// Add an alert channel (webhook, Slack).
+    AlertChannelAdd(AlertChannelAdd),
+    /// Alert channels, without secrets.
+    AlertChannelList(Empty),
+    /// Remove an alert channel no rule uses.
+    AlertChannelRemove(ByName),
+    /// Send a test message to an alert channel now.
+    AlertChannelTest(ByName),
+    /// Add an alert rule.
+    AlertRuleAdd(AlertRuleAdd),
+    /// Alert rules.
+    AlertRuleList(Empty),
+    /// Remove an alert rule (its firing alerts resolve without notice).
+    AlertRuleRemove(ByName),
+    /// Alerts firing now.
+    AlertList(Empty),
+    /// Alerts that started since a time, with their notifications.
+    AlertHistory(AlertHistory),
 }
 
 /// What a request names besides its payload.
@@ -199,6 +218,11 @@ impl ActionKind {
             K::RevokeAgent | K::CreateToken | K::ListTokens | K::RevokeToken => Role::Admin,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken => Role::Admin,
             K::RotateKey | K::DiagStream | K::AuditList => Role::Admin,
+            K::AlertList | K::AlertHistory => Role::Viewer,
+            K::AlertChannelAdd | K::AlertChannelList | K::AlertChannelRemove => Role::Admin,
+            K::AlertChannelTest | K::AlertRuleAdd | K::AlertRuleList | K::AlertRuleRemove => {
+                Role::Admin
+            }
             K::RotateKeyCommit => return None,
         })
     }
@@ -222,6 +246,11 @@ impl ActionKind {
                 Target::Agents
             }
             K::Rm | K::Images | K::Pull => Target::Agents,
+            K::AlertChannelAdd | K::AlertChannelList | K::AlertChannelRemove => Target::Hub,
+            K::AlertChannelTest | K::AlertRuleAdd | K::AlertRuleList | K::AlertRuleRemove => {
+                Target::Hub
+            }
+            K::AlertList | K::AlertHistory => Target::Hub,
         }
     }
 }
@@ -248,6 +277,11 @@ impl Action {
             K::Deploy | K::Rollback | K::DeploysList | K::DeploysShow => Transport::Hub,
             K::AuditList | K::Exec | K::ExecInput | K::ExecResize => Transport::Hub,
             K::ExecSessionsList | K::ExecSessionsShow | K::ExecSessionsRecording => Transport::Hub,
+            K::AlertChannelAdd | K::AlertChannelList | K::AlertChannelRemove => Transport::Hub,
+            K::AlertChannelTest | K::AlertRuleAdd | K::AlertRuleList | K::AlertRuleRemove => {
+                Transport::Hub
+            }
+            K::AlertList | K::AlertHistory => Transport::Hub,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }

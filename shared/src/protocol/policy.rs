@@ -175,6 +175,9 @@ impl AgentPolicy {
             }
             A::ExecInput(_) | A::ExecResize(_) | A::ExecSessionsList(_) => Ok(()),
             A::ExecSessionsShow(_) | A::ExecSessionsRecording(_) => Ok(()),
+            A::AlertChannelAdd(_) | A::AlertChannelList(_) | A::AlertChannelRemove(_) => Ok(()),
+            A::AlertChannelTest(_) | A::AlertRuleAdd(_) | A::AlertRuleList(_) => Ok(()),
+            A::AlertRuleRemove(_) | A::AlertList(_) | A::AlertHistory(_) => Ok(()),
             A::ListAgents(_) | A::Whoami(_) | A::RevokeAgent(_) | A::CreateToken(_) => Ok(()),
             A::ListTokens(_) | A::RevokeToken(_) | A::CreateJoinToken(_) => Ok(()),
             A::ListJoinTokens(_) | A::DeleteJoinToken(_) | A::AuditList(_) => Ok(()),

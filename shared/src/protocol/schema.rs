@@ -15,6 +15,7 @@ use super::admin::{
 use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
 };
+use super::alerts::{AlertChannelInfo, AlertInfo, AlertRemoved, AlertRuleInfo, ChannelTested};
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
 use super::deploy::{DeployEntry, DeployOutcome, DeployProgress, FleetOutcome};
@@ -96,6 +97,15 @@ struct Answers {
     exec: ExecExit,
     exec_sessions_list: Vec<ExecSession>,
     exec_sessions_show: ExecSession,
+    alert_channel_add: AlertChannelInfo,
+    alert_channel_list: Vec<AlertChannelInfo>,
+    alert_channel_remove: AlertRemoved,
+    alert_channel_test: ChannelTested,
+    alert_rule_add: AlertRuleInfo,
+    alert_rule_list: Vec<AlertRuleInfo>,
+    alert_rule_remove: AlertRemoved,
+    alert_list: Vec<AlertInfo>,
+    alert_history: Vec<AlertInfo>,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.

@@ -477,6 +477,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod alerts;
 mod exec;
 mod files;
 mod open;

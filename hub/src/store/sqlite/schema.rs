@@ -53,4 +53,7 @@ CREATE TABLE audit (
     crate::store::health::SCHEMA,
     // Exec sessions and their recordings; tokens without exec (issue 21).
     crate::store::exec::SCHEMA,
+    // Alert channels, rules, alerts, their notifications outbox and
+    // delivery log (issue 22).
+    crate::store::alerts::SCHEMA,
 ];

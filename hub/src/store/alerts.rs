@@ -1,0 +1,385 @@
+//! Alerts in the store: channels and rules (what admins manage), and their
+//! trait [`AlertStore`]. The alerts themselves, their notifications outbox
+//! and delivery log are in [`super::alert_state`].
+
+use nextdeploy_shared::protocol::alerts::{
+    AlertChannelInfo, AlertRuleInfo, ChannelKind, Condition, Severity,
+};
+use nextdeploy_shared::protocol::alerts::{AlertInfo, AlertStatus};
+use nextdeploy_shared::time::rfc3339;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::alert_state::{Attempt, Due, NewAlert, Outbox};
+use super::{StoreError, StoreResult};
+
+/// Schema (applied as a migration). An alert is keyed by rule, server and
+/// container (`''` where none applies, so the unique index sees it); at
+/// most one of a key fires at a time.
+pub const SCHEMA: &str = r#"
+CREATE TABLE alert_channels (
+    name       TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    url        TEXT NOT NULL,
+    secret     TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE alert_rules (
+    name       TEXT PRIMARY KEY,
+    condition  TEXT NOT NULL,
+    for_s      INTEGER NOT NULL,
+    selector   TEXT,
+    container  TEXT,
+    severity   TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE alerts (
+    id          TEXT PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    condition   TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    server      TEXT NOT NULL,
+    container   TEXT NOT NULL,
+    labels      TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    summary     TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    resolved_at INTEGER,
+    notified    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX alerts_firing ON alerts (rule, server, container) WHERE status = 'firing';
+CREATE INDEX alerts_by_key ON alerts (rule, server, container, started_at);
+CREATE INDEX alerts_by_start ON alerts (started_at);
+CREATE TABLE alert_outbox (
+    id         TEXT PRIMARY KEY,
+    alert      TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_at    INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    state      TEXT NOT NULL DEFAULT 'pending',
+    done_at    INTEGER
+);
+CREATE INDEX alert_outbox_due ON alert_outbox (state, next_at);
+CREATE INDEX alert_outbox_by_alert ON alert_outbox (alert);
+CREATE TABLE alert_deliveries (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    notification TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    status       INTEGER,
+    error        TEXT
+);
+CREATE INDEX alert_deliveries_by_notification ON alert_deliveries (notification);
+"#;
+
+/// A channel as stored, secret included.
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    /// Unique name.
+    pub name: String,
+    /// Kind.
+    pub kind: ChannelKind,
+    /// Receiver URL.
+    pub url: String,
+    /// Webhook signing key.
+    pub secret: Option<String>,
+    /// Unix time.
+    pub created_at: i64,
+}
+
+impl ChannelRecord {
+    /// As listed: the URL cut to its origin, no secret.
+    pub fn info(&self) -> AlertChannelInfo {
+        let origin = self
+            .url
+            .splitn(4, '/')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("/");
+        AlertChannelInfo {
+            name: self.name.clone(),
+            kind: self.kind,
+            target: format!("{origin}/…"),
+            signed: self.secret.is_some(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// A rule as stored.
+#[derive(Debug, Clone)]
+pub struct RuleRecord {
+    /// Unique name.
+    pub name: String,
+    /// What it watches.
+    pub condition: Condition,
+    /// Seconds the condition must hold.
+    pub for_s: u64,
+    /// Agent selector text.
+    pub selector: Option<String>,
+    /// Container name glob.
+    pub container: Option<String>,
+    /// Severity.
+    pub severity: Severity,
+    /// Channel notified.
+    pub channel: String,
+    /// Unix time.
+    pub created_at: i64,
+}
+
+impl RuleRecord {
+    /// As listed.
+    pub fn info(&self) -> AlertRuleInfo {
+        AlertRuleInfo {
+            name: self.name.clone(),
+            condition: self.condition,
+            for_s: self.for_s,
+            selector: self.selector.clone(),
+            container: self.container.clone(),
+            severity: self.severity,
+            channel: self.channel.clone(),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+/// The store's alerts (a part of [`super::Store`]).
+pub trait AlertStore {
+    /// Add a channel; `Conflict` if the name is taken.
+    fn add_alert_channel(&self, c: &ChannelRecord) -> StoreResult<()>;
+    /// Channels, by name.
+    fn alert_channels(&self) -> StoreResult<Vec<ChannelRecord>>;
+    /// One channel.
+    fn alert_channel(&self, name: &str) -> StoreResult<Option<ChannelRecord>>;
+    /// Remove a channel; `Conflict` while a rule uses it; false if none.
+    fn remove_alert_channel(&self, name: &str) -> StoreResult<bool>;
+    /// Add a rule; `Conflict` if the name is taken or its channel missing.
+    fn add_alert_rule(&self, r: &RuleRecord) -> StoreResult<()>;
+    /// Rules, by name.
+    fn alert_rules(&self) -> StoreResult<Vec<RuleRecord>>;
+    /// Remove a rule and resolve its firing alerts at `at` without a
+    /// notification; false if none.
+    fn remove_alert_rule(&self, name: &str, at: i64) -> StoreResult<bool>;
+    /// Record an alert that starts firing, and its notification if any, in
+    /// one transaction; false if one of its key fires already.
+    fn fire_alert(&self, a: &NewAlert, note: Option<&Outbox>) -> StoreResult<bool>;
+    /// Resolve a firing alert at `at`, and queue its notification if any;
+    /// false if it was not firing.
+    fn resolve_alert(&self, id: &str, at: i64, note: Option<&Outbox>) -> StoreResult<bool>;
+    /// Queue the firing notification of an alert that was not announced.
+    fn announce_alert(&self, id: &str, note: &Outbox) -> StoreResult<()>;
+    /// When the newest resolved alert of a key resolved.
+    fn last_resolved(&self, rule: &str, server: &str, container: &str) -> StoreResult<Option<i64>>;
+    /// Alerts firing now, oldest first, with their notifications.
+    fn firing_alerts(&self) -> StoreResult<Vec<AlertInfo>>;
+    /// Alerts that started at or after `since`, newest first.
+    fn alert_history(&self, since: i64, limit: u32) -> StoreResult<Vec<AlertInfo>>;
+    /// Up to `limit` pending notifications due at `now`, oldest first.
+    fn due_notifications(&self, now: i64, limit: u32) -> StoreResult<Vec<Due>>;
+    /// Log one delivery attempt and move the notification on.
+    fn record_attempt(&self, a: &Attempt) -> StoreResult<()>;
+}
+
+fn kind_of(s: String) -> rusqlite::Result<ChannelKind> {
+    ChannelKind::parse(&s).ok_or(rusqlite::Error::InvalidQuery)
+}
+
+fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        name: r.get(0)?,
+        kind: kind_of(r.get(1)?)?,
+        url: r.get(2)?,
+        secret: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+/// [`AlertStore::add_alert_channel`] on a connection.
+pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
+    let n = c.execute(
+        "INSERT INTO alert_channels (name, kind, url, secret, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+        params![ch.name, ch.kind.as_str(), ch.url, ch.secret, ch.created_at],
+    )?;
+    match n {
+        0 => Err(StoreError::Conflict(format!(
+            "a channel named {:?} exists",
+            ch.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+const CHANNEL_COLS: &str = "name, kind, url, secret, created_at";
+
+/// [`AlertStore::alert_channels`] on a connection.
+pub fn channels(c: &Connection) -> StoreResult<Vec<ChannelRecord>> {
+    let sql = format!("SELECT {CHANNEL_COLS} FROM alert_channels ORDER BY name");
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map([], channel_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// [`AlertStore::alert_channel`] on a connection.
+pub fn channel(c: &Connection, name: &str) -> StoreResult<Option<ChannelRecord>> {
+    let sql = format!("SELECT {CHANNEL_COLS} FROM alert_channels WHERE name = ?1");
+    Ok(c.query_row(&sql, [name], channel_row).optional()?)
+}
+
+/// [`AlertStore::remove_alert_channel`] on a connection.
+pub fn remove_channel(c: &mut Connection, name: &str) -> StoreResult<bool> {
+    let tx = c.transaction()?;
+    let user: Option<String> = tx
+        .query_row(
+            "SELECT name FROM alert_rules WHERE channel = ?1 ORDER BY name LIMIT 1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(rule) = user {
+        return Err(StoreError::Conflict(format!(
+            "channel {name:?} is used by rule {rule:?}; remove the rule first"
+        )));
+    }
+    let n = tx.execute("DELETE FROM alert_channels WHERE name = ?1", [name])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRecord> {
+    let cond: String = r.get(1)?;
+    let sev: String = r.get(5)?;
+    Ok(RuleRecord {
+        name: r.get(0)?,
+        condition: Condition::parse(&cond).ok_or(rusqlite::Error::InvalidQuery)?,
+        for_s: r.get::<_, i64>(2)?.max(0) as u64,
+        selector: r.get(3)?,
+        container: r.get(4)?,
+        severity: Severity::parse(&sev).ok_or(rusqlite::Error::InvalidQuery)?,
+        channel: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+/// [`AlertStore::add_alert_rule`] on a connection.
+pub fn add_rule(c: &mut Connection, r: &RuleRecord) -> StoreResult<()> {
+    let tx = c.transaction()?;
+    if channel(&tx, &r.channel)?.is_none() {
+        return Err(StoreError::Conflict(format!(
+            "no channel named {:?}; add it first",
+            r.channel
+        )));
+    }
+    let n = tx.execute(
+        "INSERT INTO alert_rules (name, condition, for_s, selector, container, severity, \
+         channel, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT (name) DO NOTHING",
+        params![
+            r.name,
+            r.condition.as_str(),
+            r.for_s as i64,
+            r.selector,
+            r.container,
+            r.severity.as_str(),
+            r.channel,
+            r.created_at
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::Conflict(format!(
+            "a rule named {:?} exists",
+            r.name
+        )));
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`AlertStore::alert_rules`] on a connection.
+pub fn rules(c: &Connection) -> StoreResult<Vec<RuleRecord>> {
+    let mut st = c.prepare(
+        "SELECT name, condition, for_s, selector, container, severity, channel, created_at \
+         FROM alert_rules ORDER BY name",
+    )?;
+    let rows = st.query_map([], rule_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// [`AlertStore::remove_alert_rule`] on a connection.
+pub fn remove_rule(c: &mut Connection, name: &str, at: i64) -> StoreResult<bool> {
+    let tx = c.transaction()?;
+    let n = tx.execute("DELETE FROM alert_rules WHERE name = ?1", [name])?;
+    tx.execute(
+        "UPDATE alerts SET status = ?2, resolved_at = ?3 WHERE rule = ?1 AND status = 'firing'",
+        params![name, AlertStatus::Resolved.as_str(), at],
+    )?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        c
+    }
+
+    fn ch(name: &str) -> ChannelRecord {
+        ChannelRecord {
+            name: name.into(),
+            kind: ChannelKind::Webhook,
+            url: "https://hooks.example/abc/secret-path".into(),
+            secret: Some("s".into()),
+            created_at: 1,
+        }
+    }
+
+    fn rule(name: &str, channel: &str) -> RuleRecord {
+        RuleRecord {
+            name: name.into(),
+            condition: Condition::ContainerDied,
+            for_s: 0,
+            selector: Some("env=prod".into()),
+            container: Some("web*".into()),
+            severity: Severity::Critical,
+            channel: channel.into(),
+            created_at: 2,
+        }
+    }
+
+    #[test]
+    fn channels_and_rules_keep_names_unique_and_rules_pin_their_channel() {
+        let mut c = db();
+        add_channel(&c, &ch("ops")).unwrap();
+        assert!(matches!(
+            add_channel(&c, &ch("ops")),
+            Err(StoreError::Conflict(_))
+        ));
+        let info = channel(&c, "ops").unwrap().unwrap().info();
+        assert_eq!(info.target, "https://hooks.example/…");
+        assert!(info.signed);
+        assert!(matches!(
+            add_rule(&mut c, &rule("r", "nope")),
+            Err(StoreError::Conflict(_))
+        ));
+        add_rule(&mut c, &rule("r", "ops")).unwrap();
+        assert!(add_rule(&mut c, &rule("r", "ops")).is_err());
+        let got = rules(&c).unwrap();
+        assert_eq!(got[0].severity, Severity::Critical);
+        assert_eq!(got[0].container.as_deref(), Some("web*"));
+        assert!(matches!(
+            remove_channel(&mut c, "ops"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(remove_rule(&mut c, "r", 5).unwrap());
+        assert!(!remove_rule(&mut c, "r", 5).unwrap());
+        assert!(remove_channel(&mut c, "ops").unwrap());
+        assert!(channels(&c).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,342 @@
+//! Alerts: channels (where notifications go), rules (what fires on which
+//! agents and containers) and the alerts themselves, firing and resolved.
+//! The hub evaluates rules on the events and health snapshots agents push;
+//! these actions only manage and read them.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::streams::Since;
+use crate::labels::Labels;
+
+/// Where notifications go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A JSON POST of the alert (signed with `secret` when set).
+    Webhook,
+    /// A Slack incoming webhook (`{"text": ...}`).
+    Slack,
+    /// Discord (not supported yet).
+    Discord,
+    /// Microsoft Teams (not supported yet).
+    Teams,
+    /// ntfy (not supported yet).
+    Ntfy,
+    /// Gotify (not supported yet).
+    Gotify,
+    /// PagerDuty (not supported yet).
+    Pagerduty,
+    /// Pushover (not supported yet).
+    Pushover,
+    /// Email over SMTP (not supported yet).
+    Email,
+}
+
+impl ChannelKind {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Teams => "teams",
+            ChannelKind::Ntfy => "ntfy",
+            ChannelKind::Gotify => "gotify",
+            ChannelKind::Pagerduty => "pagerduty",
+            ChannelKind::Pushover => "pushover",
+            ChannelKind::Email => "email",
+        }
+    }
+    /// By wire name.
+    pub fn parse(s: &str) -> Option<ChannelKind> {
+        use ChannelKind as K;
+        [
+            K::Webhook,
+            K::Slack,
+            K::Discord,
+            K::Teams,
+            K::Ntfy,
+            K::Gotify,
+            K::Pagerduty,
+            K::Pushover,
+            K::Email,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+    /// Whether the hub can deliver to it today.
+    pub fn supported(self) -> bool {
+        matches!(self, ChannelKind::Webhook | ChannelKind::Slack)
+    }
+}
+
+/// What a rule watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// A container died with a non-zero exit code (Docker `die`); resolves
+    /// when it runs again.
+    ContainerDied,
+    /// The kernel OOM-killed a container's process (Docker `oom`); resolves
+    /// when it runs again.
+    Oom,
+    /// A container's healthcheck reports unhealthy for at least `for_s`;
+    /// resolves when healthy (or gone).
+    Unhealthy,
+    /// An agent is offline for at least `for_s`; resolves when it is back.
+    AgentOffline,
+}
+
+impl Condition {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::ContainerDied => "container_died",
+            Condition::Oom => "oom",
+            Condition::Unhealthy => "unhealthy",
+            Condition::AgentOffline => "agent_offline",
+        }
+    }
+    /// By wire name.
+    pub fn parse(s: &str) -> Option<Condition> {
+        use Condition as C;
+        [C::ContainerDied, C::Oom, C::Unhealthy, C::AgentOffline]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// How bad it is; each has a default cooldown (see the hub's alerts module).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Someone should look (the default).
+    #[default]
+    Warning,
+    /// Someone must act now.
+    Critical,
+}
+
+impl Severity {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+    /// By wire name.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Critical]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// `alert_channel_add` (admin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertChannelAdd {
+    /// A unique name (`ops`).
+    pub name: String,
+    /// What kind of receiver.
+    pub kind: ChannelKind,
+    /// The receiver's URL (http or https).
+    pub url: String,
+    /// Webhooks: the HMAC-SHA256 key that signs each body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A channel as listed (never its secret; the URL's path, which often holds
+/// a token, is cut).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertChannelInfo {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: ChannelKind,
+    /// `scheme://host[:port]/…` of its URL.
+    pub target: String,
+    /// Whether bodies are signed.
+    pub signed: bool,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+}
+
+/// The payload of actions that name a channel or rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ByName {
+    /// The name.
+    pub name: String,
+}
+
+/// The answer of the `*_remove` actions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertRemoved {
+    /// What was removed.
+    pub name: String,
+}
+
+/// The answer of `alert_channel_test`: one test message, sent now, not
+/// retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChannelTested {
+    /// The channel.
+    pub name: String,
+    /// Whether the receiver answered 2xx.
+    pub delivered: bool,
+    /// The HTTP status, if it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why not, if not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `alert_rule_add` (admin).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRuleAdd {
+    /// A unique name (`crashed`).
+    pub name: String,
+    /// What it watches.
+    pub condition: Condition,
+    /// Seconds the condition must hold before it fires (`unhealthy`,
+    /// `agent_offline`; default 0, at most 7 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_s: Option<u64>,
+    /// Only agents whose labels match (`env=prod`); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Only containers whose name matches this glob (`web*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Default `warning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// The channel notified.
+    pub channel: String,
+}
+
+/// A rule as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertRuleInfo {
+    /// Its name.
+    pub name: String,
+    /// What it watches.
+    pub condition: Condition,
+    /// Seconds the condition must hold.
+    pub for_s: u64,
+    /// Agent selector, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Container name glob, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Its severity.
+    pub severity: Severity,
+    /// The channel notified.
+    pub channel: String,
+    /// When it was added (RFC 3339).
+    pub created_at: String,
+}
+
+/// `alert_history`: alerts that started since `since` (default 24 h),
+/// newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertHistory {
+    /// How far back: `24h`-style text or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Since>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Firing or resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// The condition holds.
+    Firing,
+    /// It no longer does.
+    Resolved,
+}
+
+impl AlertStatus {
+    /// Its wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert: a rule firing for one agent (and container), until resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AlertInfo {
+    /// Its id.
+    pub id: String,
+    /// The rule.
+    pub rule: String,
+    /// The rule's condition.
+    pub condition: Condition,
+    /// The rule's severity.
+    pub severity: Severity,
+    /// The agent.
+    pub server: String,
+    /// The container, where one applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The agent's labels when it fired.
+    pub labels: Labels,
+    /// Firing or resolved.
+    pub status: AlertStatus,
+    /// One line for people.
+    pub summary: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it resolved (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    /// What was seen: `{"exit_code": 3, "signal": null}` for a death,
+    /// `{"offline_s": 31}`, `{"health": "unhealthy"}`.
+    pub value: serde_json::Value,
+    /// False when it re-fired within its severity's cooldown after it
+    /// resolved, so it was not announced (damped flapping).
+    pub notified: bool,
+    /// Its notifications and how their delivery went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationInfo>,
+}
+
+/// One notification of an alert to its channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NotificationInfo {
+    /// Its id (the webhook body's `id`, stable across retries).
+    pub id: String,
+    /// `firing` or `resolved`.
+    pub status: AlertStatus,
+    /// The channel.
+    pub channel: String,
+    /// `pending`, `delivered` or `failed` (past its deadline).
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The last attempt's HTTP status, if the receiver answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// The last attempt's error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
