@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `/metrics` (issue 22): the fleet in the Prometheus text format, checked by
 //! `promtool check metrics` and scraped by a real Prometheus server (Debian's
-//! `prometheus`), which answers a PromQL query for a test container's CPU.
+//! `prometheus`), which answers a PromQL query for a test container's CPU;
+//! a firing alert is counted in `nextdeploy_alerts_firing`.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use nextdeploy_tests::docker::*;
 use nextdeploy_tests::http::https_get;
+use nextdeploy_tests::receiver::Receiver;
 use nextdeploy_tests::{wait_until, TempDir};
 use serde_json::Value;
 
@@ -52,14 +54,47 @@ fn prometheus_scrapes_the_fleet_with_cadvisor_names() {
         env.server(),
         burn.name
     );
-    let body = wait_until(
+    wait_until(
         "the burner in /metrics",
         Duration::from_secs(30),
         Duration::from_millis(200),
         || {
             let (status, body) = get(&[("authorization", &auth)]);
             assert_eq!(status, 200, "{body}");
-            Ok(body.contains(&series).then_some(body))
+            Ok(body.contains(&series).then_some(()))
+        },
+    )
+    .unwrap();
+    // A firing alert shows as nextdeploy_alerts_firing{rule, severity}.
+    let rx = Receiver::start();
+    hub.cli_json(&["alert", "channel", "add", "ops", "--webhook", &rx.url()])
+        .unwrap();
+    let sel = format!("test={}", env.server().trim_start_matches("dk-"));
+    hub.cli_json(&[
+        "alert",
+        "rule",
+        "add",
+        "died",
+        "--on",
+        "container-died",
+        "--selector",
+        &sel,
+        "--severity",
+        "critical",
+        "--channel",
+        "ops",
+    ])
+    .unwrap();
+    // Exits 3 after 2 s: the evaluator takes new rules at its next tick.
+    let _exits = env.run("exits", &[], &["exit", "3", "2"]).unwrap();
+    let firing = "nextdeploy_alerts_firing{rule=\"died\",severity=\"critical\"} 1";
+    let body = wait_until(
+        "the alert in /metrics",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let (_, body) = get(&[("authorization", &auth)]);
+            Ok(body.contains(firing).then_some(body))
         },
     )
     .unwrap();
@@ -73,6 +108,7 @@ fn prometheus_scrapes_the_fleet_with_cadvisor_names() {
     ] {
         assert!(body.contains(family), "no {family} in:\n{body}");
     }
+    assert!(body.contains(&series), "no {series} in:\n{body}");
     let dir = TempDir::new("prometheus").unwrap();
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])

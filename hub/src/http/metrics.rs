@@ -10,6 +10,7 @@
 //! (about 1.8 million for 10,000 agents x 20 containers), and registering
 //! each as an object only to print it would cost more than the printing.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use nextdeploy_shared::docker::ContainerHealth;
+use nextdeploy_shared::protocol::alerts::AlertInfo;
 
 use crate::agents::AgentConn;
 use crate::api::auth;
@@ -39,12 +41,16 @@ pub async fn metrics(State(svc): State<Arc<Services>>, headers: HeaderMap) -> Re
             return (StatusCode::UNAUTHORIZED, head, format!("{e}\n")).into_response();
         }
     }
-    let read = store::blocking(&svc.store, |s| Ok((s.list_agents()?, s.deploy_counts()?))).await;
-    let (agents, deploys) = match read {
+    let read = store::blocking(&svc.store, |s| {
+        Ok((s.list_agents()?, s.deploy_counts()?, s.firing_alerts()?))
+    })
+    .await;
+    let (agents, deploys, firing) = match read {
         Ok(r) => r,
         Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     };
-    let body = render(&svc, &agents, &deploys);
+    let mut body = render(&svc, &agents, &deploys);
+    write_alerts(&mut body, &firing);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -239,6 +245,29 @@ fn write_containers(out: &mut String, agents: &[(&AgentRecord, Option<Arc<AgentC
                 );
             }
         }
+    }
+}
+
+/// `nextdeploy_alerts_firing{rule, severity}`: how many alerts of each rule
+/// fire now (rules with none are absent: the series come and go with them).
+fn write_alerts(out: &mut String, firing: &[AlertInfo]) {
+    let name = "nextdeploy_alerts_firing";
+    family(
+        out,
+        name,
+        "gauge",
+        "Alerts firing now, by rule and severity.",
+    );
+    let mut by_rule: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for a in firing {
+        *by_rule.entry((&a.rule, a.severity.as_str())).or_default() += 1;
+    }
+    for ((rule, severity), n) in by_rule {
+        let _ = writeln!(
+            out,
+            "{name}{{rule=\"{}\",severity=\"{severity}\"}} {n}",
+            esc(rule)
+        );
     }
 }
 
