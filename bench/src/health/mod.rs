@@ -14,6 +14,7 @@
 mod children;
 mod fill;
 mod probe;
+mod scrape;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ const WS_REQUESTS: usize = 20;
 /// Fresh agents connected one at a time per measurement (idle, then busy:
 /// twice this many identities are enrolled past the fleet).
 const CONNECT_TRIES: usize = 5;
+/// Scrapes of `/metrics` while the fleet ingests (the median is reported).
+const SCRAPES: usize = 3;
 /// Runs of each `history` read (the median is reported).
 const HISTORY_RUNS: usize = 5;
 /// Between progress lines in the steady window.

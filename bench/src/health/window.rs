@@ -33,6 +33,7 @@ struct Window {
     connect: Spread,
     history_30d: probe::Read,
     history_24h: probe::Read,
+    metrics: scrape::Scrape,
 }
 
 /// The run on `hub` (its store filled with `filled` points first).
@@ -162,6 +163,7 @@ async fn window(
         store_bytes(&hub.dir).saturating_sub(b0),
     );
     let (ws, connect, history_30d, history_24h) = busy_probes(hub, p, cfg, token).await?;
+    let metrics = scrape::scrapes(hub.http, token, SCRAPES).await?;
     Ok(Window {
         seconds,
         snapshots,
@@ -173,6 +175,7 @@ async fn window(
         connect,
         history_30d,
         history_24h,
+        metrics,
     })
 }
 
@@ -242,6 +245,10 @@ fn figures(p: &Params, b: &Before, w: &Window, rss_kib: u64, store: (u64, u64, u
         "connect_ms_idle_max": b.connect.max,
         "connect_ms_while_ingesting": w.connect.median,
         "connect_ms_while_ingesting_max": w.connect.max,
+        "metrics_scrape_ms": w.metrics.ms.median,
+        "metrics_scrape_ms_max": w.metrics.ms.max,
+        "metrics_bytes": w.metrics.bytes,
+        "metrics_series": w.metrics.series,
     })
 }
 
@@ -286,5 +293,12 @@ fn print_lines(v: &Value) {
         f("connect_ms_while_ingesting"),
         f("connect_ms_while_ingesting_max"),
         f("connect_ms_idle")
+    );
+    println!(
+        "  /metrics scrape {:.0} ms (max {:.0}), {:.1} MiB, {} series",
+        f("metrics_scrape_ms"),
+        f("metrics_scrape_ms_max"),
+        f("metrics_bytes") / 1048576.0,
+        v["metrics_series"]
     );
 }
