@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { Admin } from "./admin_page";
 import { Api, currentSession, signOut } from "./api";
 import { Agent } from "./agent";
+import { Alerts } from "./alerts";
 import { Container } from "./container";
 import { NewDeploy } from "./deploy_form";
 import { Deploy, Deploys } from "./deploys";
@@ -17,6 +18,7 @@ import "./style.css";
 
 function Page(props: { api: Api; path: string; role: string }) {
   if (props.path === "/events") return <Events api={props.api} />;
+  if (props.path === "/alerts") return <Alerts api={props.api} role={props.role} />;
   if (props.path === "/deploys") return <Deploys api={props.api} canDeploy={props.role !== "viewer"} />;
   if (props.path === "/deploys/new" && props.role !== "viewer") return <NewDeploy api={props.api} />;
   const d = match(/^\/deploys\/([^/]+)\/?$/, props.path);
@@ -61,6 +63,7 @@ function App() {
           <Link href="/">NextDeploy</Link>
           <Link href="/events">Events</Link>
           <Link href="/deploys">Deploys</Link>
+          <Link href="/alerts">Alerts</Link>
           {session.role === "admin" && <Link href="/exec-sessions">Exec sessions</Link>}
           {session.role === "admin" && <Link href="/admin">Admin</Link>}
         </nav>

@@ -6,6 +6,9 @@
 
 export type {
   AgentPolicy,
+  AlertChannelInfo,
+  AlertInfo,
+  AlertRuleInfo,
   AgentSummary,
   ApiTokenInfo,
   AuditRow,
