@@ -3,11 +3,12 @@
 //! and delivery log are in [`super::alert_state`].
 
 use nextdeploy_shared::protocol::alerts::{
-    AlertChannelInfo, AlertRuleInfo, ChannelKind, Condition, Severity,
+    AlertChannelInfo, AlertRuleInfo, ChannelKind, Condition, EmailSettings, Severity,
 };
 use nextdeploy_shared::protocol::alerts::{AlertInfo, AlertStatus};
 use nextdeploy_shared::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
 
 use super::alert_state::{Attempt, Due, NewAlert, Outbox};
 use super::{StoreError, StoreResult};
@@ -75,35 +76,112 @@ CREATE TABLE alert_deliveries (
 CREATE INDEX alert_deliveries_by_notification ON alert_deliveries (notification);
 "#;
 
-/// A channel as stored, secret included.
-#[derive(Debug, Clone)]
+/// Migration: what each channel kind needs beyond a URL (tokens, keys, an
+/// email channel's SMTP settings) as one JSON object, and the least
+/// severity a channel is notified of.
+pub const CHANNEL_CONFIG: &str = r#"
+ALTER TABLE alert_channels ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE alert_channels ADD COLUMN min_severity TEXT NOT NULL DEFAULT 'info';
+"#;
+
+/// A channel's settings beyond its URL, stored as JSON (secrets included;
+/// `Debug` masks them).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    /// ntfy's bearer token, Gotify's app token, Pushover's API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// PagerDuty's routing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// Pushover's user key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_key: Option<String>,
+    /// Email's recipients and SMTP server (`tls` and `from` filled in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailSettings>,
+}
+
+impl ChannelConfig {
+    /// Whether a secret other than a webhook's signing key is stored.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+            || self.routing_key.is_some()
+            || self.user_key.is_some()
+            || self.email.as_ref().is_some_and(|e| e.password.is_some())
+    }
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |o: &Option<String>| o.as_ref().map(|_| "****");
+        f.debug_struct("ChannelConfig")
+            .field("token", &mask(&self.token))
+            .field("routing_key", &mask(&self.routing_key))
+            .field("user_key", &mask(&self.user_key))
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
+/// A channel as stored, secrets included (`Debug` masks them).
+#[derive(Clone)]
 pub struct ChannelRecord {
     /// Unique name.
     pub name: String,
     /// Kind.
     pub kind: ChannelKind,
-    /// Receiver URL.
+    /// Receiver URL (`smtp://host:port` for email).
     pub url: String,
     /// Webhook signing key.
     pub secret: Option<String>,
+    /// What the kind needs beyond the URL.
+    pub config: ChannelConfig,
+    /// Notifications of less severe alerts are not queued for it.
+    pub min_severity: Severity,
     /// Unix time.
     pub created_at: i64,
 }
 
+impl std::fmt::Debug for ChannelRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelRecord")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("target", &self.target())
+            .field("secret", &self.secret.as_ref().map(|_| "****"))
+            .field("config", &self.config)
+            .field("min_severity", &self.min_severity)
+            .finish()
+    }
+}
+
 impl ChannelRecord {
-    /// As listed: the URL cut to its origin, no secret.
-    pub fn info(&self) -> AlertChannelInfo {
+    /// Where it goes, without secrets: the URL cut to its origin, or an
+    /// email channel's recipients and server.
+    pub fn target(&self) -> String {
+        if let Some(e) = &self.config.email {
+            let tls = e.tls.map_or("", |t| t.as_str());
+            return format!("{} via {} ({tls})", e.to.join(", "), e.smtp);
+        }
         let origin = self
             .url
             .splitn(4, '/')
             .take(3)
             .collect::<Vec<_>>()
             .join("/");
+        format!("{origin}/…")
+    }
+
+    /// As listed: no secret.
+    pub fn info(&self) -> AlertChannelInfo {
         AlertChannelInfo {
             name: self.name.clone(),
             kind: self.kind,
-            target: format!("{origin}/…"),
+            target: self.target(),
             signed: self.secret.is_some(),
+            has_token: self.config.has_token(),
+            min_severity: self.min_severity,
             created_at: rfc3339(self.created_at),
         }
     }
@@ -188,21 +266,35 @@ fn kind_of(s: String) -> rusqlite::Result<ChannelKind> {
 }
 
 fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
+    let config: String = r.get(5)?;
+    let min: String = r.get(6)?;
     Ok(ChannelRecord {
         name: r.get(0)?,
         kind: kind_of(r.get(1)?)?,
         url: r.get(2)?,
         secret: r.get(3)?,
         created_at: r.get(4)?,
+        config: serde_json::from_str(&config).map_err(|_| rusqlite::Error::InvalidQuery)?,
+        min_severity: Severity::parse(&min).ok_or(rusqlite::Error::InvalidQuery)?,
     })
 }
 
 /// [`AlertStore::add_alert_channel`] on a connection.
 pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
+    let config =
+        serde_json::to_string(&ch.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let n = c.execute(
-        "INSERT INTO alert_channels (name, kind, url, secret, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
-        params![ch.name, ch.kind.as_str(), ch.url, ch.secret, ch.created_at],
+        "INSERT INTO alert_channels (name, kind, url, secret, created_at, config, min_severity) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
+        params![
+            ch.name,
+            ch.kind.as_str(),
+            ch.url,
+            ch.secret,
+            ch.created_at,
+            config,
+            ch.min_severity.as_str()
+        ],
     )?;
     match n {
         0 => Err(StoreError::Conflict(format!(
@@ -213,7 +305,7 @@ pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
     }
 }
 
-const CHANNEL_COLS: &str = "name, kind, url, secret, created_at";
+const CHANNEL_COLS: &str = "name, kind, url, secret, created_at, config, min_severity";
 
 /// [`AlertStore::alert_channels`] on a connection.
 pub fn channels(c: &Connection) -> StoreResult<Vec<ChannelRecord>> {
@@ -327,6 +419,7 @@ mod tests {
     pub(crate) fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(CHANNEL_CONFIG).unwrap();
         c
     }
 
@@ -336,6 +429,8 @@ mod tests {
             kind: ChannelKind::Webhook,
             url: "https://hooks.example/abc/secret-path".into(),
             secret: Some("s".into()),
+            config: ChannelConfig::default(),
+            min_severity: Severity::Info,
             created_at: 1,
         }
     }
