@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use nextdeploy_shared::protocol::alerts::{
-    AlertChannelAdd, AlertChannelInfo, AlertHistory, AlertInfo, AlertRuleAdd, AlertRuleInfo,
-    ByName, ChannelKind, ChannelTested, Condition, EmailSettings, Severity, SmtpTls,
+    AlertChannelInfo, AlertHistory, AlertInfo, AlertRuleAdd, AlertRuleInfo, ByName, ChannelTested,
+    Condition, Severity,
 };
 use nextdeploy_shared::protocol::streams::Since;
 use nextdeploy_shared::protocol::{Action, Empty};
@@ -12,6 +12,7 @@ use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::parse_duration;
 use serde_json::Value;
 
+use super::alert_channels::{channel_action, ChannelAddArgs};
 use super::client::Client;
 use super::exit::Usage;
 use super::output::{self, printable, Output};
@@ -56,78 +57,6 @@ pub enum ChannelCmd {
         /// The channel.
         name: String,
     },
-}
-
-/// `alert channel add`: one kind flag, then what that kind takes.
-#[derive(Debug, Args)]
-pub struct ChannelAddArgs {
-    /// A unique name.
-    name: String,
-    /// POST the alert as JSON to this URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    webhook: Option<String>,
-    /// A Slack incoming webhook URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    slack: Option<String>,
-    /// A Discord webhook URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    discord: Option<String>,
-    /// A Microsoft Teams workflow (or incoming webhook) URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    teams: Option<String>,
-    /// An ntfy topic URL (`https://ntfy.sh/mytopic`); --token if it needs one.
-    #[arg(long, value_name = "URL", group = "kind")]
-    ntfy: Option<String>,
-    /// A Gotify server URL, with the application's --token.
-    #[arg(long, value_name = "URL", group = "kind")]
-    gotify: Option<String>,
-    /// PagerDuty: an Events API v2 integration's routing key.
-    #[arg(long, value_name = "ROUTING_KEY", group = "kind")]
-    pagerduty: Option<String>,
-    /// Pushover: the user (or group) key, with the application's --token.
-    #[arg(long, value_name = "USER_KEY", group = "kind")]
-    pushover: Option<String>,
-    /// Email these recipients (comma-separated), through --smtp.
-    #[arg(long, value_name = "ADDRS", group = "kind", value_delimiter = ',')]
-    email: Option<Vec<String>>,
-    /// Webhooks: sign each body (`X-NextDeploy-Signature: sha256=<HMAC>`).
-    #[arg(long, env = "NEXTDEPLOY_ALERT_SECRET", hide_env_values = true)]
-    secret: Option<String>,
-    /// ntfy's access token, Gotify's or Pushover's application token.
-    #[arg(long, env = "NEXTDEPLOY_ALERT_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// PagerDuty, Pushover: another endpoint than the service's.
-    #[arg(long, value_name = "URL")]
-    url: Option<String>,
-    /// Email: the SMTP server.
-    #[arg(long, value_name = "HOST:PORT")]
-    smtp: Option<String>,
-    /// Email: how to reach it (default tls on port 465, else starttls).
-    #[arg(long, value_enum, value_name = "none|starttls|tls")]
-    smtp_tls: Option<Tls>,
-    /// Email: the SMTP user.
-    #[arg(long, value_name = "USER")]
-    smtp_user: Option<String>,
-    /// Email: a file whose first line is the SMTP password.
-    #[arg(long, value_name = "FILE")]
-    smtp_password_file: Option<std::path::PathBuf>,
-    /// Email: the sender (default nextdeploy@<the hub's hostname>).
-    #[arg(long, value_name = "ADDR")]
-    from: Option<String>,
-    /// Only alerts at least this severe (default info: all).
-    #[arg(long, value_enum, value_name = "info|warning|critical")]
-    min_severity: Option<Level>,
-}
-
-/// `--smtp-tls`, as the CLI spells it.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Tls {
-    /// Plain SMTP.
-    None,
-    /// STARTTLS, required.
-    Starttls,
-    /// TLS from the first byte.
-    Tls,
 }
 
 /// `nextdeploy alert rule ...`
@@ -220,88 +149,8 @@ pub async fn run(
     print(kind.name(), v)
 }
 
-/// The kind flag given, and its value.
-fn kind_of(a: &mut ChannelAddArgs) -> Result<(ChannelKind, Option<String>), Usage> {
-    let urls = [
-        (ChannelKind::Webhook, a.webhook.take()),
-        (ChannelKind::Slack, a.slack.take()),
-        (ChannelKind::Discord, a.discord.take()),
-        (ChannelKind::Teams, a.teams.take()),
-        (ChannelKind::Ntfy, a.ntfy.take()),
-        (ChannelKind::Gotify, a.gotify.take()),
-        (ChannelKind::Pagerduty, a.pagerduty.take()),
-        (ChannelKind::Pushover, a.pushover.take()),
-    ];
-    if a.email.is_some() {
-        return Ok((ChannelKind::Email, None));
-    }
-    urls.into_iter().find(|(_, v)| v.is_some()).ok_or_else(|| {
-        Usage(
-            "give one of --webhook, --slack, --discord, --teams, --ntfy, --gotify URL, \
-                 --pagerduty ROUTING_KEY, --pushover USER_KEY or --email ADDRS"
-                .into(),
-        )
-    })
-}
-
-fn email_settings(a: &mut ChannelAddArgs) -> anyhow::Result<Option<Box<EmailSettings>>> {
-    let Some(to) = a.email.take() else {
-        return Ok(None);
-    };
-    let smtp = a
-        .smtp
-        .take()
-        .ok_or_else(|| Usage("--email needs --smtp HOST:PORT".into()))?;
-    let password = match &a.smtp_password_file {
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| Usage(format!("--smtp-password-file {}: {e}", f.display())))?;
-            Some(text.lines().next().unwrap_or("").to_string())
-        }
-        None => None,
-    };
-    Ok(Some(Box::new(EmailSettings {
-        to,
-        smtp,
-        tls: a.smtp_tls.map(|t| match t {
-            Tls::None => SmtpTls::None,
-            Tls::Starttls => SmtpTls::Starttls,
-            Tls::Tls => SmtpTls::Tls,
-        }),
-        user: a.smtp_user.take(),
-        password,
-        from: a.from.take(),
-    })))
-}
-
-fn channel_action(mut a: Box<ChannelAddArgs>) -> anyhow::Result<Action> {
-    let (kind, value) = kind_of(&mut a)?;
-    let email = email_settings(&mut a)?;
-    if email.is_none() && (a.smtp.is_some() || a.smtp_user.is_some() || a.from.is_some()) {
-        return Err(Usage("--smtp, --smtp-user and --from go with --email".into()).into());
-    }
-    let (url, routing_key, user_key) = match kind {
-        ChannelKind::Pagerduty => (a.url, value, None),
-        ChannelKind::Pushover => (a.url, None, value),
-        _ if a.url.is_some() => {
-            return Err(Usage("--url goes with --pagerduty or --pushover".into()).into())
-        }
-        _ => (value, None, None),
-    };
-    Ok(Action::AlertChannelAdd(AlertChannelAdd {
-        name: a.name,
-        kind,
-        url,
-        secret: a.secret,
-        token: a.token,
-        routing_key,
-        user_key,
-        email,
-        min_severity: a.min_severity.map(severity),
-    }))
-}
-
-fn severity(l: Level) -> Severity {
+/// A severity from the CLI.
+pub(super) fn severity(l: Level) -> Severity {
     match l {
         Level::Info => Severity::Info,
         Level::Warning => Severity::Warning,

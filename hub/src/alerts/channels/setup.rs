@@ -36,7 +36,7 @@ fn takes(kind: ChannelKind) -> [Takes; 4] {
 fn flag(field: &str) -> &'static str {
     match field {
         "url" => "url (--url or the kind's URL)",
-        "token" => "token (--token)",
+        "token" => "token (--channel-token)",
         "routing_key" => "routing_key (--pagerduty KEY)",
         "user_key" => "user_key (--pushover USER_KEY)",
         "secret" => "secret (--secret)",
