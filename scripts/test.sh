@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the end-to-end tests need
 # (Docker Engine, OpenSSH client and server, busybox-static, iproute2, python3
-# with websocket-client, debootstrap and systemd-container, Chromium and the
+# with websocket-client and aiosmtpd, debootstrap and systemd-container, Chromium and the
 # dashboard's npm packages) on a fresh Debian 12
 # machine, builds the booted-systemd root once (scripts/systemd-root.sh, cached
 # by content under /var/cache/nextdeploy-tests), then builds and tests the
@@ -79,6 +79,17 @@ if ! py_ws_ok; then
         apt_install python3-websocket
     fi
     py_ws_ok || die "python3 cannot import websocket (the websocket-client package)"
+fi
+
+# aiosmtpd, the real SMTP server the email channel's tests run on loopback
+# (tests/src/smtp.rs): pip, else Debian's package.
+py_smtp_ok() { python3 -c 'import aiosmtpd' >/dev/null 2>&1; }
+if ! py_smtp_ok; then
+    log "python3 -m pip install aiosmtpd"
+    python3 -m pip install --quiet aiosmtpd \
+        || python3 -m pip install --quiet --break-system-packages aiosmtpd \
+        || apt_install python3-aiosmtpd
+    py_smtp_ok || die "python3 cannot import aiosmtpd (pip install aiosmtpd)"
 fi
 
 # websocat, for the websocat line of docs/protocol.md (tests/tests/docs.rs):
