@@ -8,7 +8,8 @@
 //! service's shape (PagerDuty's resolve carries the trigger's `dedup_key`).
 //! A channel with `--min-severity critical` gets the critical rule's
 //! notifications and none of the warning rule's, whose alert is in the
-//! history all the same. Without Docker: `channel test` for every kind (an
+//! history all the same; an email the SMTP server refuses stays queued,
+//! each attempt logged with the server's answer. Without Docker: `channel test` for every kind (an
 //! SMTP refusal comes back with the server's answer, AUTH uses the password
 //! file), `channel list` and the hub's log without a secret, and unusable
 //! channels refused clearly.
@@ -192,6 +193,17 @@ fn check_totals(rx: &Receivers, history: &Value) {
             "{rule}'s deliveries are logged: {history}"
         );
     }
+    // The refused email stays in the outbox, each attempt logged with the
+    // SMTP server's answer, to be retried.
+    let bounced: Vec<Value> = of("r-bounce").flat_map(notes).collect();
+    let first = &bounced[0];
+    assert_eq!(first["state"], "pending", "{history}");
+    assert!(first["attempts"].as_u64().unwrap() >= 1, "{history}");
+    let error = first["last_error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("550") && error.contains("no such mailbox here"),
+        "{history}"
+    );
 }
 
 #[test]
@@ -199,6 +211,9 @@ fn every_channel_kind_gets_one_firing_and_one_resolved_in_its_services_shape() {
     let env = DockerEnv::start("alert-channels", &[]).unwrap();
     let rx = Receivers::start();
     rx.add_channels(&env.hub, "ops@example.test,oncall@example.test");
+    let smtp = rx.smtp.address();
+    let bounce = format!("bounce --email x@refused.test --smtp {smtp} --smtp-tls none");
+    run(&env.hub, &format!("alert channel add {bounce}"), &[]);
     let sel = format!("test={}", env.server().trim_start_matches("dk-"));
     let glob = format!("{}*", env.names.prefix);
     for (name, channel, severity) in [
@@ -211,6 +226,7 @@ fn every_channel_kind_gets_one_firing_and_one_resolved_in_its_services_shape() {
         ("r-mail", "mail", "warning"),
         ("r-picky-crit", "picky", "critical"),
         ("r-picky-warn", "picky", "warning"),
+        ("r-bounce", "bounce", "warning"),
     ] {
         let words = format!(
             "alert rule add {name} --on container-died --selector {sel} --container {glob} \
