@@ -44,6 +44,17 @@ fn flag(field: &str) -> &'static str {
     }
 }
 
+/// `a gotify`, `an email`: the kind with its article.
+fn a(kind: ChannelKind) -> String {
+    let k = kind.as_str();
+    let article = if k.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {k}")
+}
+
 /// A field checked against what `kind` takes: empty counts as absent.
 fn field(
     kind: ChannelKind,
@@ -53,20 +64,8 @@ fn field(
 ) -> Result<Option<String>, String> {
     let value = value.filter(|v| !v.is_empty());
     match (&value, takes) {
-        (None, Takes::Needs) => {
-            return Err(format!(
-                "a {} channel needs a {}",
-                kind.as_str(),
-                flag(name)
-            ))
-        }
-        (Some(_), Takes::No) => {
-            return Err(format!(
-                "a {} channel takes no {}",
-                kind.as_str(),
-                flag(name)
-            ))
-        }
+        (None, Takes::Needs) => return Err(format!("{} channel needs a {}", a(kind), flag(name))),
+        (Some(_), Takes::No) => return Err(format!("{} channel takes no {}", a(kind), flag(name))),
         _ => {}
     }
     if let Some(v) = &value {
@@ -113,13 +112,7 @@ pub fn record(p: AlertChannelAdd, now: i64) -> Result<ChannelRecord, String> {
             (ChannelKind::Email, None) => {
                 return Err(format!("an email channel needs {}", flag("email")))
             }
-            (_, Some(_)) => {
-                return Err(format!(
-                    "a {} channel takes no {}",
-                    kind.as_str(),
-                    flag("email")
-                ))
-            }
+            (_, Some(_)) => return Err(format!("{} channel takes no {}", a(kind), flag("email"))),
             (_, None) => None,
         },
     };
@@ -128,13 +121,7 @@ pub fn record(p: AlertChannelAdd, now: i64) -> Result<ChannelRecord, String> {
         (_, Some(u), _) => u,
         (ChannelKind::Pagerduty, None, _) => pagerduty::EVENTS_URL.to_string(),
         (ChannelKind::Pushover, None, _) => pushover::MESSAGES_URL.to_string(),
-        (_, None, _) => {
-            return Err(format!(
-                "a {} channel needs a {}",
-                kind.as_str(),
-                flag("url")
-            ))
-        }
+        (_, None, _) => return Err(format!("{} channel needs a {}", a(kind), flag("url"))),
     };
     if kind != ChannelKind::Email {
         check_url(&url)?;
