@@ -4,10 +4,13 @@
 //! sender and recipients, the message's text). A recipient at
 //! `@refused.test` is refused with `550 5.1.1`, so a test sees a server's
 //! refusal come back. It offers AUTH (PLAIN, LOGIN) without TLS and takes
-//! any user with [`SmtpServer::PASSWORD`], recording who sent each message. Its helpers panic on a broken server: that fails the
+//! any user with [`SmtpServer::PASSWORD`], recording who sent each message;
+//! [`SmtpServer::start_tls`] requires STARTTLS or speaks implicit TLS. Its
+//! helpers panic on a broken server: that fails the
 //! test that uses it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,11 +22,15 @@ use crate::{wait_until, Proc, TempDir};
 const START_WAIT: Duration = Duration::from_secs(20);
 
 const SERVER: &str = r#"
-import asyncio, itertools, json, os, sys
+import asyncio, itertools, json, os, ssl, sys
 from aiosmtpd.smtp import SMTP, AuthResult
 
-out, password = sys.argv[1], sys.argv[2].encode()
+out, password, mode = sys.argv[1], sys.argv[2].encode(), sys.argv[3]
 seq = itertools.count()
+tls = None
+if mode != "plain":
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(sys.argv[4], sys.argv[5])
 
 def authenticate(server, session, envelope, mechanism, data):
     ok = data.password == password
@@ -42,14 +49,18 @@ class Keep:
         with open(tmp, "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
                        "user": session.auth_data,
+                       "tls": server.transport.get_extra_info("ssl_object") is not None,
                        "data": envelope.content.decode("utf-8", "replace")}, f)
         os.rename(tmp, os.path.join(out, "%d.json" % i))
         return "250 Message accepted"
 
 async def main():
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(lambda: SMTP(Keep(), hostname="smtp.test", auth_require_tls=False,
-                     authenticator=authenticate), "127.0.0.1", 0)
+    starttls = dict(tls_context=tls, require_starttls=True) if mode == "starttls" else {}
+    smtp = lambda: SMTP(Keep(), hostname="smtp.test", auth_require_tls=False,
+                        authenticator=authenticate, **starttls)
+    implicit = tls if mode == "tls" else None
+    srv = await loop.create_server(smtp, "127.0.0.1", 0, ssl=implicit)
     with open(os.path.join(out, ".port.tmp"), "w") as f:
         f.write(str(srv.sockets[0].getsockname()[1]))
     os.rename(os.path.join(out, ".port.tmp"), os.path.join(out, "port"))
@@ -67,6 +78,8 @@ pub struct Mail {
     pub data: String,
     /// The SMTP user it was sent as, if it authenticated.
     pub user: Option<String>,
+    /// Whether it came over TLS (STARTTLS or implicit).
+    pub tls: bool,
 }
 
 impl Mail {
@@ -104,12 +117,25 @@ impl SmtpServer {
     /// The password AUTH accepts.
     pub const PASSWORD: &'static str = "smtp-pass-secret-0005";
 
+    /// Plain SMTP.
     pub fn start() -> SmtpServer {
+        SmtpServer::start_with(&["plain"])
+    }
+
+    /// SMTP that requires STARTTLS (`starttls`) or speaks TLS from the first
+    /// byte (`tls`), with `cert` and `key` (PEM files).
+    pub fn start_tls(mode: &str, cert: &Path, key: &Path) -> SmtpServer {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        SmtpServer::start_with(&[mode, cert, key])
+    }
+
+    fn start_with(mode: &[&str]) -> SmtpServer {
         let dir = TempDir::new("smtp").unwrap();
         let mut cmd = Command::new("python3");
         cmd.args(["-c", SERVER])
             .arg(dir.path())
             .arg(SmtpServer::PASSWORD)
+            .args(mode)
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         let mut proc = Proc::spawn(cmd).unwrap();
@@ -169,6 +195,7 @@ impl SmtpServer {
                         .collect(),
                     data: v["data"].as_str().unwrap().to_string(),
                     user: v["user"].as_str().map(str::to_string),
+                    tls: v["tls"] == true,
                 }
             })
             .collect()

@@ -12,14 +12,16 @@
 //! each attempt logged with the server's answer. Without Docker: `channel test` for every kind (an
 //! SMTP refusal comes back with the server's answer, AUTH uses the password
 //! file), `channel list` and the hub's log without a secret, and unusable
-//! channels refused clearly.
+//! channels refused clearly; email over STARTTLS and implicit TLS to a
+//! server whose certificate the hub trusts (`SSL_CERT_FILE`), and not to one
+//! it does not.
 
 use std::time::Duration;
 
 use nextdeploy_tests::channel_receivers::*;
 use nextdeploy_tests::docker::*;
 use nextdeploy_tests::smtp::SmtpServer;
-use nextdeploy_tests::TempDir;
+use nextdeploy_tests::{run_bounded, Hub, HubOpts, TempDir};
 use serde_json::Value;
 
 /// The firing notifications, in each service's shape; PagerDuty's
@@ -391,4 +393,94 @@ fn every_kind_can_be_tested_is_listed_without_secrets_and_bad_channels_are_refus
             out.describe()
         );
     }
+}
+
+/// A self-signed certificate for 127.0.0.1 (openssl), and its key.
+fn loopback_cert(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+    ])
+    .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout"])
+    .arg(&key)
+    .arg("-out")
+    .arg(&cert)
+    .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+    .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+    .args(["-addext", "extendedKeyUsage=serverAuth"]);
+    run_bounded(cmd, Duration::from_secs(30))
+        .unwrap()
+        .ok()
+        .unwrap();
+    (cert, key)
+}
+
+#[test]
+fn email_goes_over_starttls_or_implicit_tls_to_a_server_the_hub_trusts() {
+    let dir = TempDir::new("smtp-tls").unwrap();
+    let (cert, key) = loopback_cert(&dir);
+    let starttls = SmtpServer::start_tls("starttls", &cert, &key);
+    let implicit = SmtpServer::start_tls("tls", &cert, &key);
+    let trust = (
+        "SSL_CERT_FILE".to_string(),
+        cert.to_str().unwrap().to_string(),
+    );
+    let hub = Hub::start(HubOpts {
+        env: vec![trust],
+        ..HubOpts::default()
+    })
+    .unwrap();
+    let (s, t) = (starttls.address(), implicit.address());
+    let added = run(
+        &hub,
+        &format!("alert channel add s --email s@example.test --smtp {s}"),
+        &[],
+    );
+    assert_eq!(
+        added["target"],
+        format!("s@example.test via {s} (starttls)"),
+        "the default"
+    );
+    run(
+        &hub,
+        &format!("alert channel add t --email t@example.test --smtp {t} --smtp-tls tls"),
+        &[],
+    );
+    run(
+        &hub,
+        &format!("alert channel add p --email p@example.test --smtp {s} --smtp-tls none"),
+        &[],
+    );
+    for (name, server) in [("s", &starttls), ("t", &implicit)] {
+        let r = run(&hub, "alert channel test", &[name]);
+        assert_eq!(r["delivered"], true, "{name}: {r}");
+        let m = &server.wait_for(name, 1, |_| true)[0];
+        assert!(m.tls, "{name} went over TLS");
+    }
+    let plain = run(&hub, "alert channel test p", &[]);
+    let error = plain["error"].as_str().unwrap_or("");
+    assert!(
+        plain["delivered"] == false && error.contains("530"),
+        "STARTTLS required: {plain}"
+    );
+    // A hub that does not trust the certificate sends nothing.
+    let stranger = nextdeploy_tests::start_hub().unwrap();
+    run(
+        &stranger,
+        &format!("alert channel add s --email s@example.test --smtp {s}"),
+        &[],
+    );
+    let r = run(&stranger, "alert channel test s", &[]);
+    let error = r["error"].as_str().unwrap_or("");
+    assert!(
+        r["delivered"] == false && error.contains("invalid peer certificate"),
+        "{r}"
+    );
+    assert_eq!(starttls.messages().len(), 1, "{r}");
 }
