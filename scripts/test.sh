@@ -43,6 +43,8 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 \
 [ -x /bin/busybox ] || dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The email channel's TLS test makes its loopback certificate with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # A real registry for the deploy suites' pull policies (started by the tests).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # systemd-analyze verify/security for the unit tests
