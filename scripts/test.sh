@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the end-to-end tests need
 # (Docker Engine, OpenSSH client and server, busybox-static, iproute2, python3
-# with websocket-client, debootstrap and systemd-container, Chromium and the
+# with websocket-client and aiosmtpd, debootstrap and systemd-container, Chromium and the
 # dashboard's npm packages) on a fresh Debian 12
 # machine, builds the booted-systemd root once (scripts/systemd-root.sh, cached
 # by content under /var/cache/nextdeploy-tests), then builds and tests the
@@ -43,6 +43,8 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 \
 [ -x /bin/busybox ] || dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || missing+=(iproute2)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The email channel's TLS test makes its loopback certificate with openssl.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # A real registry for the deploy suites' pull policies (started by the tests).
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # systemd-analyze verify/security for the unit tests
@@ -79,6 +81,17 @@ if ! py_ws_ok; then
         apt_install python3-websocket
     fi
     py_ws_ok || die "python3 cannot import websocket (the websocket-client package)"
+fi
+
+# aiosmtpd, the real SMTP server the email channel's tests run on loopback
+# (tests/src/smtp.rs): pip, else Debian's package.
+py_smtp_ok() { python3 -c 'import aiosmtpd' >/dev/null 2>&1; }
+if ! py_smtp_ok; then
+    log "python3 -m pip install aiosmtpd"
+    python3 -m pip install --quiet aiosmtpd \
+        || python3 -m pip install --quiet --break-system-packages aiosmtpd \
+        || apt_install python3-aiosmtpd
+    py_smtp_ok || die "python3 cannot import aiosmtpd (pip install aiosmtpd)"
 fi
 
 # websocat, for the websocat line of docs/protocol.md (tests/tests/docs.rs):

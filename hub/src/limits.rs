@@ -426,6 +426,17 @@ pub const DELIVERY_MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// Largest answer body read from a receiver (it is only logged).
 pub const DELIVERY_ANSWER_MAX: usize = 4096;
+/// Longest URL, token, key or SMTP setting of an alert channel: real ones
+/// are under 200 characters; the bound keeps a typo'd file out of the store.
+pub const ALERT_CHANNEL_FIELD_MAX: usize = 2048;
+/// Most recipients of an email channel: a team's list, not a mailing list
+/// (one message goes to all, in one SMTP conversation).
+pub const ALERT_EMAIL_MAX_RECIPIENTS: usize = 50;
+/// One SMTP conversation (connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA),
+/// and each command in it: longer than an HTTP POST's
+/// [`DELIVERY_TIMEOUT`] because submission servers delay their greeting
+/// and their answer to DATA while they scan.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Alerts `alert_history` answers by default, and at most.
 pub const ALERT_HISTORY_DEFAULT_LIMIT: u32 = 100;
 /// Most alerts one `alert_history` answers.

@@ -14,6 +14,8 @@
 //! (the one process runner, long-running children, streaming commands,
 //! signals), [`hub`] and [`agent`] (the fixtures), [`ssh`] and [`sshd`]
 //! (OpenSSH), [`http`] and [`ws`] (the hub's HTTP and WebSocket API),
+//! [`receiver`] and [`smtp`] (an HTTP receiver and an SMTP server on loopback
+//! for alert notifications; [`channel_receivers`], one of each channel kind),
 //! [`procfs`] (probes of other processes), [`docker`] and [`deploy`] (the
 //! Docker and deploy suites' fixtures), [`nspawn`] and [`booted`] (a booted systemd for
 //! the install suites). The items most suites use are
@@ -22,6 +24,7 @@
 pub mod agent;
 pub mod booted;
 pub mod browser;
+pub mod channel_receivers;
 pub mod deploy;
 pub mod docker;
 pub mod doclines;
@@ -34,6 +37,7 @@ pub mod process;
 pub mod procfs;
 pub mod receiver;
 pub mod sandbox;
+pub mod smtp;
 pub mod ssh;
 pub mod sshd;
 pub mod ws;

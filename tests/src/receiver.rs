@@ -23,6 +23,8 @@ pub const RECEIVE_WAIT: Duration = Duration::from_secs(60);
 /// One request the receiver took.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request line's target (`/hook/abc/message`).
+    pub path: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub answered: u16,
@@ -31,6 +33,16 @@ pub struct Received {
 impl Received {
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// A header (lower-case name), or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", String::as_str)
     }
 }
 
@@ -41,7 +53,8 @@ pub struct Receiver {
     status: Arc<AtomicU16>,
 }
 
-pub fn read_request(s: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u8>)> {
+/// One request: its target, headers (lower-case names) and body.
+pub fn read_request(s: &mut TcpStream) -> Option<(String, HashMap<String, String>, Vec<u8>)> {
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -56,6 +69,7 @@ pub fn read_request(s: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let path = head.split(' ').nth(1).unwrap_or("").to_string();
     let headers: HashMap<String, String> = head
         .lines()
         .skip(1)
@@ -71,7 +85,7 @@ pub fn read_request(s: &mut TcpStream) -> Option<(HashMap<String, String>, Vec<u
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some((headers, body))
+    Some((path, headers, body))
 }
 
 impl Receiver {
@@ -84,7 +98,7 @@ impl Receiver {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut s) = conn else { continue };
-                let Some((headers, body)) = read_request(&mut s) else {
+                let Some((path, headers, body)) = read_request(&mut s) else {
                     continue;
                 };
                 let answered = st.load(Ordering::SeqCst);
@@ -93,6 +107,7 @@ impl Receiver {
                 );
                 let _ = s.write_all(reply.as_bytes());
                 g.lock().unwrap().push(Received {
+                    path,
                     headers,
                     body,
                     answered,
@@ -137,6 +152,21 @@ impl Receiver {
                 .map(Received::json)
                 .filter(|v| f(v))
                 .collect();
+            Ok((hits.len() >= n).then_some(hits))
+        })
+        .unwrap()
+    }
+
+    /// Delivered requests that match, whatever their body, once at least
+    /// `n` are there.
+    pub fn wait_for_raw(
+        &self,
+        what: &str,
+        n: usize,
+        f: impl Fn(&Received) -> bool,
+    ) -> Vec<Received> {
+        wait_until(what, RECEIVE_WAIT, Duration::from_millis(200), || {
+            let hits: Vec<Received> = self.delivered().into_iter().filter(|r| f(r)).collect();
             Ok((hits.len() >= n).then_some(hits))
         })
         .unwrap()

@@ -188,7 +188,7 @@ fn an_agent_killed_fires_offline_once_and_resolves_once_when_back() {
 }
 
 #[test]
-fn channels_and_rules_are_managed_by_admins_and_refused_kinds_say_so() {
+fn channels_and_rules_are_managed_by_admins_and_incomplete_channels_say_why() {
     let hub = nextdeploy_tests::start_hub().unwrap();
     let rx = Receiver::start();
     let out = hub
@@ -196,13 +196,13 @@ fn channels_and_rules_are_managed_by_admins_and_refused_kinds_say_so() {
             "alert",
             "channel",
             "add",
-            "d",
-            "--other",
-            "discord=https://x.example/y",
+            "g",
+            "--gotify",
+            "https://x.example/y",
         ])
         .unwrap();
     assert!(!out.status.success());
-    assert!(out.stderr.contains("not supported yet"), "{}", out.stderr);
+    assert!(out.stderr.contains("needs a token"), "{}", out.stderr);
     hub.cli_json(&["alert", "channel", "add", "ops", "--webhook", &rx.url()])
         .unwrap();
     let list = hub.cli_json(&["alert", "channel", "list"]).unwrap();

@@ -282,6 +282,13 @@ export type PullPolicy = ("always" | "missing" | "never")
  */
 export type DiagSink = ("hub" | "client")
 /**
+ * How the hub talks to an SMTP server.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "SmtpTls".
+ */
+export type SmtpTls = ("none" | "starttls" | "tls")
+/**
  * How bad it is; each has a default cooldown (see the hub's alerts module).
  * 
  * This interface was referenced by `Protocol`'s JSON-Schema
@@ -722,8 +729,9 @@ whoami: WhoAmI
 [k: string]: unknown
 }
 /**
- * A channel as listed (never its secret; the URL's path, which often holds
- * a token, is cut).
+ * A channel as listed: never a secret; a URL is cut to its origin (its
+ * path often holds a token), an email channel shows its recipients and
+ * server.
  * 
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "AlertChannelInfo".
@@ -734,19 +742,28 @@ export interface AlertChannelInfo {
  */
 created_at: string
 /**
+ * Whether a token, routing key, user key or SMTP password is stored.
+ */
+has_token?: boolean
+/**
  * Its kind.
  */
 kind: ("webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "pushover" | "email")
+/**
+ * How bad it is; each has a default cooldown (see the hub's alerts module).
+ */
+min_severity?: ("info" | "warning" | "critical")
 /**
  * Its name.
  */
 name: string
 /**
- * Whether bodies are signed.
+ * Whether bodies are signed (webhook with a secret).
  */
 signed: boolean
 /**
- * `scheme://host[:port]/…` of its URL.
+ * `scheme://host[:port]/…` of its URL, or for email `a@b, c@d via
+ * host:port (starttls)`.
  */
 target: string
 [k: string]: unknown
@@ -773,11 +790,11 @@ name: string
  */
 export interface ChannelTested {
 /**
- * Whether the receiver answered 2xx.
+ * Whether the receiver took it (HTTP 2xx, or SMTP 2xx for email).
  */
 delivered: boolean
 /**
- * Why not, if not.
+ * Why not, if not (for email the SMTP server's answer).
  */
 error?: (string | null)
 /**
@@ -785,7 +802,8 @@ error?: (string | null)
  */
 name: string
 /**
- * The HTTP status, if it answered.
+ * The receiver's answer: the HTTP status, or for email the SMTP
+ * server's reply code.
  */
 status?: (number | null)
 [k: string]: unknown
@@ -837,7 +855,7 @@ rule: string
  */
 server: string
 /**
- * The rule's severity.
+ * How bad it is; each has a default cooldown (see the hub's alerts module).
  */
 severity: ("info" | "warning" | "critical")
 /**
@@ -3119,28 +3137,87 @@ limit?: (number | null)
 server?: (string | null)
 }
 /**
- * `alert_channel_add` (admin).
+ * `alert_channel_add` (admin). Which fields a kind takes: `url` (webhook,
+ * slack, discord, teams, ntfy, gotify; for pagerduty and pushover it
+ * replaces the service's endpoint), `secret` (webhook), `token` (ntfy
+ * optional, gotify and pushover required), `routing_key` (pagerduty),
+ * `user_key` (pushover), `email` (email). Any other is refused.
  * 
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "AlertChannelAdd".
  */
 export interface AlertChannelAdd {
 /**
+ * Email: recipients and the SMTP server (boxed: most channels have
+ * none, and it would double the size of every `Action`).
+ */
+email?: (EmailSettings | null)
+/**
  * What kind of receiver.
  */
 kind: ("webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "pushover" | "email")
+/**
+ * Only notifications of alerts at least this severe are queued for it
+ * (default `info`: all).
+ */
+min_severity?: (Severity | null)
 /**
  * A unique name (`ops`).
  */
 name: string
 /**
+ * PagerDuty: the Events API v2 integration key.
+ */
+routing_key?: (string | null)
+/**
  * Webhooks: the HMAC-SHA256 key that signs each body.
  */
 secret?: (string | null)
 /**
+ * ntfy: an access token (sent as `Authorization: Bearer`); Gotify: the
+ * application token; Pushover: the application's API token.
+ */
+token?: (string | null)
+/**
  * The receiver's URL (http or https).
  */
-url: string
+url?: (string | null)
+/**
+ * Pushover: the user or group key notified.
+ */
+user_key?: (string | null)
+}
+/**
+ * An email channel's recipients and SMTP server.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "EmailSettings".
+ */
+export interface EmailSettings {
+/**
+ * The sender; default `nextdeploy@<the hub's hostname>`.
+ */
+from?: (string | null)
+/**
+ * Its password (with `user`).
+ */
+password?: (string | null)
+/**
+ * The SMTP server, `host:port`.
+ */
+smtp: string
+/**
+ * Default `tls` on port 465, else `starttls`.
+ */
+tls?: (SmtpTls | null)
+/**
+ * Recipients (`ops@example.com`), at least one.
+ */
+to: string[]
+/**
+ * The SMTP user, if the server wants AUTH.
+ */
+user?: (string | null)
 }
 /**
  * The payload of actions that name a channel or rule.

@@ -28,14 +28,15 @@ pub enum PostError {
     Timeout,
 }
 
-/// Posts JSON; the TLS setup (system roots) is made on first use and kept.
+/// Posts bodies (JSON unless a `Content-Type` header says otherwise); the
+/// TLS setup (system roots) is made on first use and kept.
 #[derive(Default)]
 pub struct Poster {
     tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 impl Poster {
-    /// POST `body` as JSON to `url` with extra `headers`; the answer's status.
+    /// POST `body` to `url` with extra `headers`; the answer's status.
     pub async fn post(
         &self,
         url: &str,
@@ -76,8 +77,13 @@ impl Poster {
                 hyper::header::HOST,
                 uri.authority().map_or("", |a| a.as_str()),
             )
-            .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, "nextdeploy-hub");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
         for (k, v) in headers {
             req = req.header(*k, v);
         }

@@ -10,6 +10,10 @@
 //! - [`run`]: the evaluator task: the queue in, the store written.
 //! - [`send`]: the sender task: the outbox out, with backoff and a deadline.
 //! - [`body`]: the webhook body, Slack's shape, the HMAC signature.
+//! - [`channels`]: every other kind's shape, one module per service
+//!   (Discord, Teams, ntfy, Gotify, PagerDuty, Pushover), and the checks of
+//!   `alert_channel_add`.
+//! - [`email`]: email through an SMTP client (lettre).
 //! - [`http`]: one POST over hyper, TCP or rustls.
 //!
 //! Ingestion never waits: the SSH session hands events and snapshots to
@@ -17,6 +21,8 @@
 //! bounded queue ([`ALERT_QUEUE`]) and count what a full queue drops.
 
 pub mod body;
+pub mod channels;
+pub mod email;
 pub mod eval;
 pub mod http;
 pub mod rules;

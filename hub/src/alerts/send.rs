@@ -1,5 +1,5 @@
-//! The sender: takes due notifications from the store's outbox, posts each
-//! to its channel and logs the attempt; a failure is retried with
+//! The sender: takes due notifications from the store's outbox, sends each
+//! to its channel (an HTTP POST, or an email) and logs the attempt; a failure is retried with
 //! exponential backoff until [`DELIVERY_DEADLINE`]. A notification is marked
 //! delivered only after the receiver answered 2xx, so a hub killed between
 //! the two sends it again after its restart (receivers dedupe on `id`);
@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::body;
 use super::http::Poster;
+use super::{channels, email};
 use crate::limits::{
     DELIVERY_BATCH, DELIVERY_DEADLINE, DELIVERY_FIRST_BACKOFF, DELIVERY_MAX_BACKOFF, DELIVERY_POLL,
 };
@@ -45,30 +45,15 @@ pub fn next(ok: bool, d: &Due, now: i64) -> Next {
     }
 }
 
-/// Send `body` (a webhook body) to `ch` once: the HTTP status, or why none.
+/// Send `body` (a webhook body) to `ch` once, in its kind's shape: the
+/// receiver's answer (HTTP status, or SMTP reply code), or why none.
 pub async fn deliver(poster: &Poster, ch: &ChannelRecord, body: &str) -> Result<u16, String> {
-    let (payload, headers) = match ch.kind {
-        ChannelKind::Webhook => {
-            let sig = ch
-                .secret
-                .as_deref()
-                .map(|s| body::signature(s, body.as_bytes()));
-            let headers: Vec<(&str, String)> = sig
-                .into_iter()
-                .map(|s| (body::SIGNATURE_HEADER, s))
-                .collect();
-            (body.to_string(), headers)
-        }
-        ChannelKind::Slack => (body::slack(body), Vec::new()),
-        other => {
-            return Err(format!(
-                "channel kind {} is not supported yet",
-                other.as_str()
-            ))
-        }
-    };
+    if ch.kind == ChannelKind::Email {
+        return email::send(ch, &channels::Note::parse(body)?).await;
+    }
+    let req = channels::request(ch, body)?;
     poster
-        .post(&ch.url, &headers, payload)
+        .post(&req.url, &req.headers, req.body)
         .await
         .map_err(|e| e.to_string())
 }

@@ -5,13 +5,15 @@ use nextdeploy_shared::labels::{validate_name, Selector};
 use nextdeploy_shared::protocol::alerts::{
     AlertChannelAdd, AlertHistory, AlertRemoved, AlertRuleAdd, ByName, ChannelTested,
 };
-use nextdeploy_shared::protocol::alerts::{AlertInfo, AlertStatus, Condition, Severity};
+use nextdeploy_shared::protocol::alerts::{
+    AlertInfo, AlertStatus, ChannelKind, Condition, Severity,
+};
 use nextdeploy_shared::time::{now_unix, rfc3339};
 use serde_json::{json, Value};
 
 use super::admin::audit;
 use super::{ApiError, Caller};
-use crate::alerts::{body, send};
+use crate::alerts::{body, channels, send};
 use crate::limits::{ALERT_HISTORY_DEFAULT_LIMIT, ALERT_HISTORY_MAX_LIMIT, ALERT_MAX_FOR};
 use crate::store::alerts::{ChannelRecord, RuleRecord};
 use crate::store::{self};
@@ -21,18 +23,6 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
-    let uri: hyper::Uri = url
-        .parse()
-        .map_err(|e| ApiError::BadRequest(format!("payload.url: {e}")))?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(h)) if !h.is_empty() => Ok(()),
-        _ => Err(ApiError::BadRequest(
-            "payload.url must be an http:// or https:// URL with a host".into(),
-        )),
-    }
-}
-
 /// `alert_channel_add`.
 pub async fn channel_add(
     svc: &Services,
@@ -40,25 +30,7 @@ pub async fn channel_add(
     p: AlertChannelAdd,
 ) -> Result<Value, ApiError> {
     validate_name(&p.name).map_err(|e| ApiError::BadRequest(format!("payload.name: {e}")))?;
-    if !p.kind.supported() {
-        return Err(ApiError::BadRequest(format!(
-            "channel kind {} is not supported yet (webhook and slack are)",
-            p.kind.as_str()
-        )));
-    }
-    check_url(&p.url)?;
-    if p.secret.is_some() && p.kind != nextdeploy_shared::protocol::alerts::ChannelKind::Webhook {
-        return Err(ApiError::BadRequest(
-            "only webhook channels take a secret".into(),
-        ));
-    }
-    let rec = ChannelRecord {
-        name: p.name,
-        kind: p.kind,
-        url: p.url,
-        secret: p.secret.filter(|s| !s.is_empty()),
-        created_at: now_unix(),
-    };
+    let rec = channels::setup::record(p, now_unix()).map_err(ApiError::BadRequest)?;
     let info = rec.info();
     store::blocking(&svc.store, move |s| s.add_alert_channel(&rec)).await?;
     audit(
@@ -88,14 +60,29 @@ pub async fn channel_remove(svc: &Services, caller: &Caller, p: ByName) -> Resul
     to_value(&AlertRemoved { name: p.name })
 }
 
-/// `alert_channel_test`: one message now, not through the outbox.
+/// One test notification of `a` to `ch`: the answer, or why none.
+async fn test_once(
+    svc: &Services,
+    ch: &ChannelRecord,
+    a: &AlertInfo,
+) -> (Option<u16>, Option<String>) {
+    let id = body::notification_id(&a.id, a.status);
+    match send::deliver(&svc.alerts.poster, ch, &body::webhook(&id, a)).await {
+        Ok(code) if (200..300).contains(&code) => (Some(code), None),
+        Ok(code) => (Some(code), Some(format!("HTTP {code}"))),
+        Err(e) => (None, Some(e)),
+    }
+}
+
+/// `alert_channel_test`: one message now, not through the outbox (for
+/// PagerDuty a trigger, then its resolve).
 pub async fn channel_test(svc: &Services, p: ByName) -> Result<Value, ApiError> {
     let name = p.name.clone();
     let ch = store::blocking(&svc.store, move |s| s.alert_channel(&name))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no channel named {:?}", p.name)))?;
     let now = now_unix();
-    let test = AlertInfo {
+    let mut test = AlertInfo {
         id: format!("test-{}", hex::encode(rand::random::<[u8; 8]>())),
         rule: "test".into(),
         condition: Condition::ContainerDied,
@@ -114,12 +101,13 @@ pub async fn channel_test(svc: &Services, p: ByName) -> Result<Value, ApiError> 
         notified: true,
         notifications: Vec::new(),
     };
-    let text = body::webhook(&test.id, &test);
-    let (status, error) = match send::deliver(&svc.alerts.poster, &ch, &text).await {
-        Ok(code) if (200..300).contains(&code) => (Some(code), None),
-        Ok(code) => (Some(code), Some(format!("HTTP {code}"))),
-        Err(e) => (None, Some(e)),
-    };
+    let (status, error) = test_once(svc, &ch, &test).await;
+    if ch.kind == ChannelKind::Pagerduty && error.is_none() {
+        // Close the incident the test opened (same dedup_key).
+        test.status = AlertStatus::Resolved;
+        test.resolved_at = Some(rfc3339(now_unix()));
+        let _ = test_once(svc, &ch, &test).await;
+    }
     to_value(&ChannelTested {
         name: ch.name,
         delivered: error.is_none(),

@@ -3,8 +3,8 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use nextdeploy_shared::protocol::alerts::{
-    AlertChannelAdd, AlertChannelInfo, AlertHistory, AlertInfo, AlertRuleAdd, AlertRuleInfo,
-    ByName, ChannelKind, ChannelTested, Condition, Severity,
+    AlertChannelInfo, AlertHistory, AlertInfo, AlertRuleAdd, AlertRuleInfo, ByName, ChannelTested,
+    Condition, Severity,
 };
 use nextdeploy_shared::protocol::streams::Since;
 use nextdeploy_shared::protocol::{Action, Empty};
@@ -12,6 +12,7 @@ use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::parse_duration;
 use serde_json::Value;
 
+use super::alert_channels::{channel_action, ChannelAddArgs};
 use super::client::Client;
 use super::exit::Usage;
 use super::output::{self, printable, Output};
@@ -41,8 +42,9 @@ pub enum AlertCmd {
 /// `nextdeploy alert channel ...`
 #[derive(Debug, Subcommand)]
 pub enum ChannelCmd {
-    /// Add a channel: one of --webhook or --slack.
-    Add(ChannelAddArgs),
+    /// Add a channel: one of --webhook, --slack, --discord, --teams, --ntfy,
+    /// --gotify, --pagerduty, --pushover or --email.
+    Add(Box<ChannelAddArgs>),
     /// Channels (never their secrets).
     List,
     /// Remove a channel no rule uses.
@@ -55,26 +57,6 @@ pub enum ChannelCmd {
         /// The channel.
         name: String,
     },
-}
-
-/// `alert channel add`.
-#[derive(Debug, Args)]
-pub struct ChannelAddArgs {
-    /// A unique name.
-    name: String,
-    /// POST the alert as JSON to this URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    webhook: Option<String>,
-    /// A Slack incoming webhook URL.
-    #[arg(long, value_name = "URL", group = "kind")]
-    slack: Option<String>,
-    /// Other receivers (discord, teams, ntfy, gotify, pagerduty, pushover,
-    /// email): not supported yet.
-    #[arg(long, value_name = "KIND=URL", group = "kind")]
-    other: Option<String>,
-    /// Webhooks: sign each body (`X-NextDeploy-Signature: sha256=<HMAC>`).
-    #[arg(long, env = "NEXTDEPLOY_ALERT_SECRET", hide_env_values = true)]
-    secret: Option<String>,
 }
 
 /// `nextdeploy alert rule ...`
@@ -167,24 +149,13 @@ pub async fn run(
     print(kind.name(), v)
 }
 
-fn channel_action(a: ChannelAddArgs) -> anyhow::Result<Action> {
-    let (kind, url) = match (a.webhook, a.slack, a.other) {
-        (Some(u), None, None) => (ChannelKind::Webhook, u),
-        (None, Some(u), None) => (ChannelKind::Slack, u),
-        (None, None, Some(o)) => {
-            let (k, u) = o.split_once('=').unwrap_or((o.as_str(), ""));
-            let kind = ChannelKind::parse(k)
-                .ok_or_else(|| Usage(format!("unknown channel kind {k:?}")))?;
-            (kind, u.to_string())
-        }
-        _ => return Err(Usage("give one of --webhook URL or --slack URL".into()).into()),
-    };
-    Ok(Action::AlertChannelAdd(AlertChannelAdd {
-        name: a.name,
-        kind,
-        url,
-        secret: a.secret,
-    }))
+/// A severity from the CLI.
+pub(super) fn severity(l: Level) -> Severity {
+    match l {
+        Level::Info => Severity::Info,
+        Level::Warning => Severity::Warning,
+        Level::Critical => Severity::Critical,
+    }
 }
 
 fn rule_action(a: RuleAddArgs) -> anyhow::Result<Action> {
@@ -204,11 +175,7 @@ fn rule_action(a: RuleAddArgs) -> anyhow::Result<Action> {
         for_s,
         selector: a.selector,
         container: a.container,
-        severity: Some(match a.severity {
-            Level::Info => Severity::Info,
-            Level::Warning => Severity::Warning,
-            Level::Critical => Severity::Critical,
-        }),
+        severity: Some(severity(a.severity)),
         channel: a.channel,
     }))
 }
@@ -242,7 +209,7 @@ fn print(action: &str, v: Value) -> anyhow::Result<()> {
         "alert_channel_test" => {
             let t: ChannelTested = serde_json::from_value(v)?;
             match (t.delivered, t.status, t.error) {
-                (true, Some(s), _) => println!("delivered to {} (HTTP {s})", t.name),
+                (true, Some(s), _) => println!("delivered to {} (answered {s})", t.name),
                 (_, _, e) => println!(
                     "not delivered to {}: {}",
                     t.name,
@@ -256,20 +223,25 @@ fn print(action: &str, v: Value) -> anyhow::Result<()> {
 }
 
 fn channels(list: Vec<AlertChannelInfo>) {
+    let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
     let rows: Vec<Vec<String>> = list
         .into_iter()
         .map(|c| {
-            let signed = if c.signed { "yes" } else { "no" };
             vec![
                 c.name,
                 c.kind.as_str().into(),
                 c.target,
-                signed.into(),
+                c.min_severity.as_str().into(),
+                yes(c.signed),
+                yes(c.has_token),
                 c.created_at,
             ]
         })
         .collect();
-    output::table(&["NAME", "KIND", "TARGET", "SIGNED", "CREATED"], &rows);
+    let head = [
+        "NAME", "KIND", "TARGET", "MIN", "SIGNED", "TOKEN", "CREATED",
+    ];
+    output::table(&head, &rows);
 }
 
 fn rules(list: Vec<AlertRuleInfo>) {

@@ -82,7 +82,30 @@ fn corrupt(e: serde_json::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// Whether `alert` is severe enough for `channel` (its `min_severity`); a
+/// channel that is gone takes it (the sender then logs it as failed).
+fn severe_enough(c: &Connection, alert: &str, channel: &str) -> StoreResult<bool> {
+    let pair: Option<(String, String)> = c
+        .query_row(
+            "SELECT a.severity, ch.min_severity FROM alerts a, alert_channels ch \
+             WHERE a.id = ?1 AND ch.name = ?2",
+            params![alert, channel],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match pair {
+        Some((sev, min)) => match (Severity::parse(&sev), Severity::parse(&min)) {
+            (Some(sev), Some(min)) => sev >= min,
+            _ => true,
+        },
+        None => true,
+    })
+}
+
 fn queue(c: &Connection, alert: &str, n: &Outbox) -> StoreResult<()> {
+    if !severe_enough(c, alert, &n.channel)? {
+        return Ok(());
+    }
     c.execute(
         "INSERT INTO alert_outbox (id, alert, status, channel, body, created_at, next_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (id) DO NOTHING",
@@ -308,6 +331,8 @@ mod tests {
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(super::super::alerts::SCHEMA).unwrap();
+        c.execute_batch(super::super::alerts::CHANNEL_CONFIG)
+            .unwrap();
         c
     }
 
@@ -341,6 +366,34 @@ mod tests {
             body: "{}".into(),
             created_at: 100,
         }
+    }
+
+    #[test]
+    fn a_channel_above_the_alerts_severity_gets_no_notification() {
+        let mut c = db();
+        c.execute(
+            "INSERT INTO alert_channels (name, kind, url, created_at, min_severity) \
+             VALUES ('ops', 'pagerduty', 'https://x.example/', 0, 'critical')",
+            [],
+        )
+        .unwrap();
+        let n = note("a1-firing", AlertStatus::Firing);
+        assert!(fire(&mut c, &alert("a1"), Some(&n)).unwrap());
+        let a = &firing(&c).unwrap()[0];
+        assert!(a.notifications.is_empty(), "a warning is not queued for it");
+        assert!(resolve(
+            &mut c,
+            "a1",
+            110,
+            Some(&note("a1-resolved", AlertStatus::Resolved))
+        )
+        .unwrap());
+        assert_eq!(history(&c, 0, 10).unwrap()[0].status, AlertStatus::Resolved);
+        assert!(due(&c, 1000, 10).unwrap().is_empty());
+        let mut crit = alert("a2");
+        crit.info.severity = Severity::Critical;
+        assert!(fire(&mut c, &crit, Some(&note("a2-firing", AlertStatus::Firing))).unwrap());
+        assert_eq!(due(&c, 1000, 10).unwrap().len(), 1, "a critical one is");
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //! trait [`AlertStore`]. The alerts themselves, their notifications outbox
 //! and delivery log are in [`super::alert_state`].
 
-use nextdeploy_shared::protocol::alerts::{
-    AlertChannelInfo, AlertRuleInfo, ChannelKind, Condition, Severity,
-};
 use nextdeploy_shared::protocol::alerts::{AlertInfo, AlertStatus};
+use nextdeploy_shared::protocol::alerts::{AlertRuleInfo, ChannelKind, Condition, Severity};
 use nextdeploy_shared::time::rfc3339;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+pub use super::alert_channels::{ChannelConfig, ChannelRecord, CHANNEL_CONFIG};
 use super::alert_state::{Attempt, Due, NewAlert, Outbox};
 use super::{StoreError, StoreResult};
 
@@ -74,40 +73,6 @@ CREATE TABLE alert_deliveries (
 );
 CREATE INDEX alert_deliveries_by_notification ON alert_deliveries (notification);
 "#;
-
-/// A channel as stored, secret included.
-#[derive(Debug, Clone)]
-pub struct ChannelRecord {
-    /// Unique name.
-    pub name: String,
-    /// Kind.
-    pub kind: ChannelKind,
-    /// Receiver URL.
-    pub url: String,
-    /// Webhook signing key.
-    pub secret: Option<String>,
-    /// Unix time.
-    pub created_at: i64,
-}
-
-impl ChannelRecord {
-    /// As listed: the URL cut to its origin, no secret.
-    pub fn info(&self) -> AlertChannelInfo {
-        let origin = self
-            .url
-            .splitn(4, '/')
-            .take(3)
-            .collect::<Vec<_>>()
-            .join("/");
-        AlertChannelInfo {
-            name: self.name.clone(),
-            kind: self.kind,
-            target: format!("{origin}/…"),
-            signed: self.secret.is_some(),
-            created_at: rfc3339(self.created_at),
-        }
-    }
-}
 
 /// A rule as stored.
 #[derive(Debug, Clone)]
@@ -188,21 +153,35 @@ fn kind_of(s: String) -> rusqlite::Result<ChannelKind> {
 }
 
 fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
+    let config: String = r.get(5)?;
+    let min: String = r.get(6)?;
     Ok(ChannelRecord {
         name: r.get(0)?,
         kind: kind_of(r.get(1)?)?,
         url: r.get(2)?,
         secret: r.get(3)?,
         created_at: r.get(4)?,
+        config: serde_json::from_str(&config).map_err(|_| rusqlite::Error::InvalidQuery)?,
+        min_severity: Severity::parse(&min).ok_or(rusqlite::Error::InvalidQuery)?,
     })
 }
 
 /// [`AlertStore::add_alert_channel`] on a connection.
 pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
+    let config =
+        serde_json::to_string(&ch.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let n = c.execute(
-        "INSERT INTO alert_channels (name, kind, url, secret, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
-        params![ch.name, ch.kind.as_str(), ch.url, ch.secret, ch.created_at],
+        "INSERT INTO alert_channels (name, kind, url, secret, created_at, config, min_severity) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
+        params![
+            ch.name,
+            ch.kind.as_str(),
+            ch.url,
+            ch.secret,
+            ch.created_at,
+            config,
+            ch.min_severity.as_str()
+        ],
     )?;
     match n {
         0 => Err(StoreError::Conflict(format!(
@@ -213,7 +192,7 @@ pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
     }
 }
 
-const CHANNEL_COLS: &str = "name, kind, url, secret, created_at";
+const CHANNEL_COLS: &str = "name, kind, url, secret, created_at, config, min_severity";
 
 /// [`AlertStore::alert_channels`] on a connection.
 pub fn channels(c: &Connection) -> StoreResult<Vec<ChannelRecord>> {
@@ -327,6 +306,7 @@ mod tests {
     pub(crate) fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
+        c.execute_batch(CHANNEL_CONFIG).unwrap();
         c
     }
 
@@ -336,6 +316,8 @@ mod tests {
             kind: ChannelKind::Webhook,
             url: "https://hooks.example/abc/secret-path".into(),
             secret: Some("s".into()),
+            config: ChannelConfig::default(),
+            min_severity: Severity::Info,
             created_at: 1,
         }
     }

@@ -3,6 +3,7 @@
 //! one for several hubs. Methods are synchronous: async callers go through
 //! [`blocking`], which runs them on tokio's blocking pool.
 
+pub mod alert_channels;
 pub mod alert_state;
 pub mod alerts;
 pub mod deploys;

@@ -6,70 +6,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::alert_channels::{
+    AlertChannelAdd, AlertChannelInfo, ChannelKind, ChannelTested, EmailSettings, SmtpTls,
+};
 use super::streams::Since;
 use crate::labels::Labels;
-
-/// Where notifications go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// A JSON POST of the alert (signed with `secret` when set).
-    Webhook,
-    /// A Slack incoming webhook (`{"text": ...}`).
-    Slack,
-    /// Discord (not supported yet).
-    Discord,
-    /// Microsoft Teams (not supported yet).
-    Teams,
-    /// ntfy (not supported yet).
-    Ntfy,
-    /// Gotify (not supported yet).
-    Gotify,
-    /// PagerDuty (not supported yet).
-    Pagerduty,
-    /// Pushover (not supported yet).
-    Pushover,
-    /// Email over SMTP (not supported yet).
-    Email,
-}
-
-impl ChannelKind {
-    /// Its wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Webhook => "webhook",
-            ChannelKind::Slack => "slack",
-            ChannelKind::Discord => "discord",
-            ChannelKind::Teams => "teams",
-            ChannelKind::Ntfy => "ntfy",
-            ChannelKind::Gotify => "gotify",
-            ChannelKind::Pagerduty => "pagerduty",
-            ChannelKind::Pushover => "pushover",
-            ChannelKind::Email => "email",
-        }
-    }
-    /// By wire name.
-    pub fn parse(s: &str) -> Option<ChannelKind> {
-        use ChannelKind as K;
-        [
-            K::Webhook,
-            K::Slack,
-            K::Discord,
-            K::Teams,
-            K::Ntfy,
-            K::Gotify,
-            K::Pagerduty,
-            K::Pushover,
-            K::Email,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-    /// Whether the hub can deliver to it today.
-    pub fn supported(self) -> bool {
-        matches!(self, ChannelKind::Webhook | ChannelKind::Slack)
-    }
-}
 
 /// What a rule watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -139,37 +80,6 @@ impl Severity {
     }
 }
 
-/// `alert_channel_add` (admin).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AlertChannelAdd {
-    /// A unique name (`ops`).
-    pub name: String,
-    /// What kind of receiver.
-    pub kind: ChannelKind,
-    /// The receiver's URL (http or https).
-    pub url: String,
-    /// Webhooks: the HMAC-SHA256 key that signs each body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-}
-
-/// A channel as listed (never its secret; the URL's path, which often holds
-/// a token, is cut).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct AlertChannelInfo {
-    /// Its name.
-    pub name: String,
-    /// Its kind.
-    pub kind: ChannelKind,
-    /// `scheme://host[:port]/…` of its URL.
-    pub target: String,
-    /// Whether bodies are signed.
-    pub signed: bool,
-    /// When it was added (RFC 3339).
-    pub created_at: String,
-}
-
 /// The payload of actions that name a channel or rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -183,22 +93,6 @@ pub struct ByName {
 pub struct AlertRemoved {
     /// What was removed.
     pub name: String,
-}
-
-/// The answer of `alert_channel_test`: one test message, sent now, not
-/// retried.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ChannelTested {
-    /// The channel.
-    pub name: String,
-    /// Whether the receiver answered 2xx.
-    pub delivered: bool,
-    /// The HTTP status, if it answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// Why not, if not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// `alert_rule_add` (admin).

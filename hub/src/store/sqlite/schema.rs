@@ -56,4 +56,7 @@ CREATE TABLE audit (
     // Alert channels, rules, alerts, their notifications outbox and
     // delivery log (issue 22).
     crate::store::alerts::SCHEMA,
+    // Alert channels of every kind: their settings and secrets as JSON, and
+    // the least severity each is notified of.
+    crate::store::alerts::CHANNEL_CONFIG,
 ];
