@@ -426,6 +426,15 @@ pub const DELIVERY_MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(24 * 3600);
 /// Largest answer body read from a receiver (it is only logged).
 pub const DELIVERY_ANSWER_MAX: usize = 4096;
+/// Longest silence: a month of maintenance; longer is a rule to remove.
+pub const ALERT_MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
+/// Shortest `repeat_s`: a reminder, not a flood.
+pub const ALERT_MIN_REPEAT: Duration = Duration::from_secs(60);
+/// Largest `restart_loop` count (the evaluator keeps 256 restart times per
+/// container).
+pub const ALERT_RESTART_MAX_COUNT: u32 = 100;
+/// Containers a scope preview names (it counts them all).
+pub const SCOPE_SAMPLE: usize = 10;
 /// Alerts `alert_history` answers by default, and at most.
 pub const ALERT_HISTORY_DEFAULT_LIMIT: u32 = 100;
 /// Most alerts one `alert_history` answers.

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod agent_info;
+pub mod alert_rules;
 pub mod alerts;
 pub mod audit;
 pub mod client;

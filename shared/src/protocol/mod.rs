@@ -21,12 +21,14 @@
 //! - [`policy`]: the agent's own policy and its checks, run by the agent on
 //!   every request and by the hub to refuse early.
 //! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
-//!   [`admin`], [`streams`], [`exec`], [`alerts`].
+//!   [`admin`], [`streams`], [`exec`], [`alerts`], [`alert_rules`]
+//!   (silences, scope preview, `alert_apply`).
 //! - [`schema`]: the JSON Schema of all of it.
 
 pub mod action;
 pub mod admin;
 pub mod agents;
+pub mod alert_rules;
 pub mod alerts;
 pub mod channel;
 pub mod containers;

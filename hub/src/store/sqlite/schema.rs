@@ -56,4 +56,6 @@ CREATE TABLE audit (
     // Alert channels, rules, alerts, their notifications outbox and
     // delivery log (issue 22).
     crate::store::alerts::SCHEMA,
+    // Rule settings (thresholds, repeat, quiet hours) and silences.
+    crate::store::alert_rules::SCHEMA,
 ];
