@@ -147,3 +147,7 @@ impl Evaluator {
         out
     }
 }
+
+#[cfg(test)]
+#[path = "conditions_tests.rs"]
+mod tests;
