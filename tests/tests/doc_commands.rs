@@ -56,8 +56,9 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     ),
     (
         "nextdeploy alert ",
-        "tests/tests/alerts.rs runs the alert commands against a webhook receiver on \
-         loopback (`--slack` only in a unit test: it needs hooks.slack.com)",
+        "tests/tests/alerts.rs and tests/tests/alert_rules.rs run the alert commands \
+         against a webhook receiver on loopback (`--slack` only in a unit test: it needs \
+         hooks.slack.com)",
     ),
     (
         "nextdeploy agent install",
