@@ -137,7 +137,12 @@ async fn run(
         | Action::AlertRuleList(_)
         | Action::AlertRuleRemove(_)
         | Action::AlertList(_)
-        | Action::AlertHistory(_) => Err(hub_only(&action)),
+        | Action::AlertHistory(_)
+        | Action::AlertRulePreview(_)
+        | Action::AlertApply(_)
+        | Action::AlertSilenceAdd(_)
+        | Action::AlertSilenceList(_)
+        | Action::AlertSilenceRemove(_) => Err(hub_only(&action)),
     };
     if let Err(e) = done {
         let _ = out.send(Reply::error(id, e.code, e.message)).await;
