@@ -238,6 +238,17 @@ async fn reload(svc: &Services, ev: &mut Evaluator, st: &mut State) {
     st.maybe_held = true;
 }
 
+/// Reload if rules, channels or silences changed since `version`: checked
+/// before every input too, so a change the API answered applies to every
+/// event that comes after it.
+async fn maybe_reload(svc: &Services, ev: &mut Evaluator, st: &mut State, version: &mut u64) {
+    let now = svc.alerts.rules_version();
+    if now != *version {
+        *version = now;
+        reload(svc, ev, st).await;
+    }
+}
+
 /// Run the evaluator until `cancel`.
 pub async fn run(svc: Arc<Services>, mut rx: mpsc::Receiver<Input>, cancel: CancellationToken) {
     let mut ev = start(&svc).await;
@@ -246,24 +257,33 @@ pub async fn run(svc: Arc<Services>, mut rx: mpsc::Receiver<Input>, cancel: Canc
     reload(&svc, &mut ev, &mut st).await;
     let mut tick = tokio::time::interval(ALERT_TICK);
     loop {
-        let changes = tokio::select! {
+        let input = tokio::select! {
             _ = cancel.cancelled() => return,
             input = rx.recv() => match input {
                 None => return,
-                Some(Input::Event { agent, labels, event }) => {
-                    ev.event(&agent, &labels, &event, event.time_ms.div_euclid(1000))
-                }
-                Some(Input::Snapshot { agent, labels, snap }) => ev.snapshot(&agent, &labels, &snap),
-                Some(Input::Deploy { agent, labels, outcome }) => {
-                    ev.deploy(&agent, &labels, &outcome, now_unix())
-                }
+                Some(i) => Some(i),
             },
-            _ = tick.tick() => {
+            _ = tick.tick() => None,
+        };
+        maybe_reload(&svc, &mut ev, &mut st, &mut version).await;
+        let changes = match input {
+            Some(Input::Event {
+                agent,
+                labels,
+                event,
+            }) => ev.event(&agent, &labels, &event, event.time_ms.div_euclid(1000)),
+            Some(Input::Snapshot {
+                agent,
+                labels,
+                snap,
+            }) => ev.snapshot(&agent, &labels, &snap),
+            Some(Input::Deploy {
+                agent,
+                labels,
+                outcome,
+            }) => ev.deploy(&agent, &labels, &outcome, now_unix()),
+            None => {
                 let now = now_unix();
-                if svc.alerts.rules_version() != version {
-                    version = svc.alerts.rules_version();
-                    reload(&svc, &mut ev, &mut st).await;
-                }
                 announce_quiet(&svc, &mut ev, &mut st, now).await;
                 hold_run::release_held(&svc, &ev, &mut st, now).await;
                 hold_run::repeat(&svc, &ev, &mut st, now).await;
