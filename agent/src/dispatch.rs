@@ -58,11 +58,7 @@ async fn run(
     let done: Result<(), DockerError> = match action {
         Action::DiagStream(p) => return stream_diag(id, &p, out).await,
         Action::Ping(_) => {
-            let pong = Pong {
-                agent_time_ms: now_unix_ms(),
-                hub_agent_rtt_ms: None,
-            };
-            send_one_shot(&out, id, pong);
+            send_one_shot(&out, id, pong());
             Ok(())
         }
         Action::Info(_) => {
@@ -146,6 +142,14 @@ async fn run(
     };
     if let Err(e) = done {
         let _ = out.send(Reply::error(id, e.code, e.message)).await;
+    }
+}
+
+/// The answer of `ping`: the agent's clock.
+fn pong() -> Pong {
+    Pong {
+        agent_time_ms: now_unix_ms(),
+        hub_agent_rtt_ms: None,
     }
 }
 
