@@ -7,7 +7,9 @@ use crate::store;
 use crate::Services;
 
 /// Hand a recorded outcome to the alert evaluator (`deploy_failed`): the
-/// record says which server; the offer never waits.
+/// record says which server and container. One store read on the blocking
+/// pool; the evaluator's queue is offered with `try_send`, so a busy
+/// evaluator never holds up a deploy.
 pub async fn offer(svc: &Services, id: &str, doc: &DeployOutcome) {
     if matches!(doc.outcome, Outcome::Unknown | Outcome::Untouched) {
         return;

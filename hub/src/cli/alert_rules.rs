@@ -306,3 +306,53 @@ pub fn print(action: &str, v: Value) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The alerts file example of README.md, as printed there.
+    fn readme_example() -> String {
+        let readme = include_str!("../../../README.md");
+        let alerts = &readme[readme.find("## Alerts").unwrap()..];
+        let start = alerts.find("```toml\n[[channel]]").unwrap() + "```toml\n".len();
+        let len = alerts[start..].find("```").unwrap();
+        alerts[start..start + len].to_string()
+    }
+
+    #[test]
+    fn the_readme_example_parses_and_reads_its_secret_file() {
+        let dir = std::env::temp_dir().join(format!("nd-alerts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ops.secret"), "s3cret\n").unwrap();
+        let p = parse_file(&readme_example(), &dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(p.channels.len(), 1);
+        assert_eq!(p.channels[0].secret.as_deref(), Some("s3cret"));
+        assert_eq!(p.rules.len(), 2);
+        let hot = &p.rules[0];
+        assert_eq!(
+            (hot.condition, hot.above, hot.for_s, hot.repeat_s),
+            (Condition::Cpu, Some(90.0), Some(300), Some(14_400))
+        );
+        assert_eq!(p.rules[1].condition, Condition::RestartLoop);
+        assert_eq!(p.rules[1].within_s, Some(600));
+    }
+
+    #[test]
+    fn unknown_keys_and_conditions_are_refused_with_the_entry_named() {
+        let here = std::path::Path::new(".");
+        let bad_key =
+            "[[rule]]\nname = \"r\"\non = \"cpu\"\nabove = 1\nchannel = \"c\"\nfo = \"5m\"\n";
+        assert!(parse_file(bad_key, here)
+            .unwrap_err()
+            .to_string()
+            .contains("fo"));
+        let bad_on = "[[rule]]\nname = \"r\"\non = \"hot\"\nchannel = \"c\"\n";
+        let e = parse_file(bad_on, here).unwrap_err().to_string();
+        assert!(e.contains("\"r\"") && e.contains("hot"), "{e}");
+        let bad_channel = "[[channel]]\nname = \"c\"\nkind = \"webhook\"\nurl = \"u\"\nsecrt = 1\n";
+        let e = parse_file(bad_channel, here).unwrap_err().to_string();
+        assert!(e.contains("channel \"c\""), "{e}");
+    }
+}
