@@ -4,7 +4,9 @@
 //! (tests/src/receiver.rs):
 //!
 //! - `alert apply -f` sets up a channel (its secret from `secret_file`)
-//!   and the rules; applying the same file again changes nothing and says so;
+//!   and the rules; applying the same file again changes nothing and says
+//!   so; at the end `--prune` (after a `--dry-run`) removes the rules a
+//!   shorter file no longer names;
 //! - a container burning a core fires `cpu` once and resolves once after it
 //!   is stopped;
 //! - a container that exits at once under `--restart always` fires
@@ -267,6 +269,33 @@ fn deploy_failed_fires_once(env: &DeployEnv, rx: &Receiver) {
     assert_eq!(notes(rx, "deploys", "firing").len(), 1);
 }
 
+fn prune_removes_what_the_file_no_longer_names(env: &DeployEnv, rx: &Receiver, dir: &TempDir) {
+    let full = alerts_file(env, rx);
+    let only_hot = &full[..full.find("[[rule]]\nname = \"loop\"").unwrap()];
+    let file = dir.path().join("alerts.toml");
+    std::fs::write(&file, only_hot).unwrap();
+    let f = file.to_str().unwrap();
+    let dry = env
+        .hub
+        .cli_json(&["alert", "apply", "-f", f, "--prune", "--dry-run"])
+        .unwrap();
+    assert_eq!(dry["removed"].as_array().unwrap().len(), 3, "{dry}");
+    let rules = env.hub.cli_json(&["alert", "rule", "list"]).unwrap();
+    assert_eq!(
+        rules.as_array().unwrap().len(),
+        4,
+        "a dry run changed nothing"
+    );
+    let pruned = env
+        .hub
+        .cli_json(&["alert", "apply", "-f", f, "--prune"])
+        .unwrap();
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 3, "{pruned}");
+    let rules = env.hub.cli_json(&["alert", "rule", "list"]).unwrap();
+    assert_eq!(rules[0]["name"], "hot", "{rules}");
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+}
+
 #[test]
 fn rules_from_a_file_fire_once_on_cpu_restarts_deploys_and_silences_hold_them() {
     let env = DeployEnv::start("alert-rules").unwrap();
@@ -293,6 +322,7 @@ fn rules_from_a_file_fire_once_on_cpu_restarts_deploys_and_silences_hold_them() 
 
     assert_eq!(notes(&rx, "hot", "firing").len(), 1);
     assert_eq!(notes(&rx, "hot", "resolved").len(), 1);
+    prune_removes_what_the_file_no_longer_names(&env, &rx, &dir);
     // Every body is signed with the secret read from the file.
     for r in rx.delivered() {
         let sig = r.headers.get("x-nextdeploy-signature").expect("signed");

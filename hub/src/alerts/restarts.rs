@@ -81,7 +81,11 @@ impl Evaluator {
         container: bool,
         now: i64,
     ) -> Vec<Change> {
-        if !container || name.is_empty() {
+        let watched = self
+            .rules
+            .iter()
+            .any(|r| r.condition() == Condition::RestartLoop);
+        if !container || name.is_empty() || !watched {
             return Vec::new();
         }
         let key = (agent.to_string(), name.to_string());
