@@ -220,11 +220,7 @@ fn restarts_no_event_told_of_count_from_the_snapshots_once() {
     assert_eq!(feed(&mut e, &snap(110, Some(1.0), (0, 0), 7)), (0, 0));
     on(&mut e, "die", 111);
     assert_eq!(on(&mut e, "start", 111), (0, 0));
-    let r = e
-        .restarts
-        .get(&("a".to_string(), "web".to_string()))
-        .unwrap();
-    assert_eq!(r.since(0), 2);
+    assert_eq!(e.restarts["a"]["web"].since(0), 2);
     // One no event told of: the third.
     assert_eq!(feed(&mut e, &snap(115, Some(1.0), (0, 0), 8)), (1, 0));
 }

@@ -63,10 +63,12 @@ pub struct Evaluator {
     pub firing: BTreeMap<Key, AlertInfo>,
     unhealthy: HashMap<(String, String), Since>,
     offline: HashMap<String, Since>,
-    /// `cpu` and `memory` above their threshold: (rule, agent, container).
-    pub(super) hot: HashMap<Key, super::usage::Hot>,
-    /// Restarts seen per (agent, container), for `restart_loop`.
-    pub(super) restarts: HashMap<(String, String), super::restarts::Restarts>,
+    /// `cpu` and `memory` above their threshold: agent -> (container,
+    /// rule) -> since when (by agent, so a snapshot of an agent with none
+    /// allocates nothing).
+    pub(super) hot: super::usage::HotMap,
+    /// Restarts seen per agent and container, for `restart_loop`.
+    pub(super) restarts: HashMap<String, HashMap<String, super::restarts::Restarts>>,
     /// Agents whose Docker engine is down, and its last error.
     pub(super) docker_down: HashMap<String, (Since, Option<String>)>,
 }
@@ -148,8 +150,10 @@ impl Evaluator {
             ("container", "destroy") => {
                 self.unhealthy
                     .remove(&(agent.to_string(), name.to_string()));
-                self.restarts.remove(&(agent.to_string(), name.to_string()));
-                self.hot.retain(|k, _| !(k.0 == agent && k.1 == name));
+                if let Some(m) = self.restarts.get_mut(agent) {
+                    m.remove(name);
+                }
+                super::usage::drop_hot(&mut self.hot, agent, |n, _| n == name);
                 self.resolve(agent, |_, k| k == name)
             }
             _ => Vec::new(),
@@ -396,6 +400,15 @@ impl Evaluator {
             }
         }
         out
+    }
+
+    /// Whether `agent` has a firing alert.
+    pub(super) fn has_firing(&self, agent: &str) -> bool {
+        let from = (agent.to_string(), String::new(), String::new());
+        self.firing
+            .range(from..)
+            .next()
+            .is_some_and(|(k, _)| k.0 == agent)
     }
 
     /// Resolve `agent`'s firing alerts whose condition and container pass.

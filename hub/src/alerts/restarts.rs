@@ -14,7 +14,7 @@
 //! A loop resolves once the container went `within_s` without a restart
 //! (or was removed).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
@@ -44,8 +44,6 @@ pub struct Restarts {
     /// Restarts counted by events and not yet seen in a snapshot's count
     /// (negative: counted by a snapshot, its event not seen yet).
     ahead: i64,
-    /// The agent's labels.
-    labels: Labels,
 }
 
 impl Restarts {
@@ -60,6 +58,23 @@ impl Restarts {
     pub fn since(&self, since: i64) -> usize {
         self.times.iter().filter(|t| **t >= since).count()
     }
+}
+
+/// A container's entry, made on first sight (the only allocation); always
+/// `Some`.
+fn restarts_of<'a>(
+    all: &'a mut HashMap<String, HashMap<String, Restarts>>,
+    agent: &str,
+    name: &str,
+) -> Option<&'a mut Restarts> {
+    if !all.contains_key(agent) {
+        all.insert(agent.to_string(), HashMap::new());
+    }
+    let m = all.get_mut(agent)?;
+    if !m.contains_key(name) {
+        m.insert(name.to_string(), Restarts::default());
+    }
+    m.get_mut(name)
 }
 
 fn window(rule: &Rule) -> (u32, u64) {
@@ -88,9 +103,9 @@ impl Evaluator {
         if !container || name.is_empty() || !watched {
             return Vec::new();
         }
-        let key = (agent.to_string(), name.to_string());
-        let r = self.restarts.entry(key).or_default();
-        r.labels = labels.clone();
+        let Some(r) = restarts_of(&mut self.restarts, agent, name) else {
+            return Vec::new();
+        };
         match action {
             "die" => r.died = true,
             "stop" => r.died = false,
@@ -108,7 +123,7 @@ impl Evaluator {
         if !matches!(action, "restart" | "start") {
             return Vec::new();
         }
-        self.restart_check(agent, name, now)
+        self.restart_check(agent, labels, name, now)
     }
 
     /// Snapshots' restart counts: the restarts no event told of.
@@ -125,12 +140,19 @@ impl Evaluator {
         {
             return Vec::new();
         }
-        let mut out = Vec::new();
+        if !self.restarts.contains_key(agent) {
+            self.restarts.insert(agent.to_string(), HashMap::new());
+        }
+        let Some(m) = self.restarts.get_mut(agent) else {
+            return Vec::new();
+        };
+        let mut missed_in = Vec::new();
         for c in &s.containers {
             let name = c.name.trim_start_matches('/');
-            let key = (agent.to_string(), name.to_string());
-            let r = self.restarts.entry(key).or_default();
-            r.labels = labels.clone();
+            if !m.contains_key(name) {
+                m.insert(name.to_string(), Restarts::default());
+            }
+            let Some(r) = m.get_mut(name) else { continue };
             // An event the previous snapshot counted and that never came.
             r.ahead = r.ahead.max(0);
             let prev = r.snap_count.replace(c.restarts);
@@ -145,20 +167,23 @@ impl Evaluator {
             }
             r.ahead -= d;
             if missed > 0 {
-                out.extend(self.restart_check(agent, name, s.at));
+                missed_in.push(name);
             }
         }
-        out
+        missed_in
+            .into_iter()
+            .flat_map(|name| self.restart_check(agent, labels, name, s.at))
+            .collect()
     }
 
     /// Fire the restart-loop rules `agent`'s container `name` now meets.
-    fn restart_check(&self, agent: &str, name: &str, now: i64) -> Vec<Change> {
-        let Some(r) = self.restarts.get(&(agent.to_string(), name.to_string())) else {
+    fn restart_check(&self, agent: &str, labels: &Labels, name: &str, now: i64) -> Vec<Change> {
+        let Some(r) = self.restarts.get(agent).and_then(|m| m.get(name)) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if rule.condition() != Condition::RestartLoop || !rule.matches(&r.labels, name) {
+            if rule.condition() != Condition::RestartLoop || !rule.matches(labels, name) {
                 continue;
             }
             let (count, within) = window(rule);
@@ -174,7 +199,7 @@ impl Evaluator {
             let summary =
                 format!("container {name} on {agent} restarted {n} times within {within}s");
             let value = json!({"restarts": n, "within_s": within, "restart_count": r.snap_count});
-            out.push(firing(i, rule, agent, name, &r.labels, summary, value, now));
+            out.push(firing(i, rule, agent, name, labels, summary, value, now));
         }
         out
     }
@@ -187,7 +212,8 @@ impl Evaluator {
             .filter(|(k, _)| k.2 == rule.record.name)
             .filter(|(k, _)| {
                 self.restarts
-                    .get(&(k.0.clone(), k.1.clone()))
+                    .get(&k.0)
+                    .and_then(|m| m.get(&k.1))
                     .and_then(|r| r.times.back())
                     .is_none_or(|last| now - last >= within as i64)
             })

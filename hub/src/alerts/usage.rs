@@ -10,6 +10,8 @@
 //! clock; a firing alert resolves only at a snapshot below
 //! [`HYSTERESIS`] × threshold, or when the container stops running or goes.
 
+use std::collections::HashMap;
+
 use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot};
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::protocol::alerts::Condition;
@@ -57,6 +59,46 @@ fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
+impl Hot {
+    fn new(at: i64, value: f64, labels: &Labels) -> Hot {
+        Hot {
+            at,
+            value,
+            labels: labels.clone(),
+        }
+    }
+}
+
+/// Pending clocks: agent -> container -> (rule, since when).
+pub type HotMap = HashMap<String, HashMap<String, Vec<(String, Hot)>>>;
+
+/// A container's pending clocks, made on first sight; always `Some`.
+fn hot_of<'a>(all: &'a mut HotMap, agent: &str, name: &str) -> Option<&'a mut Vec<(String, Hot)>> {
+    if !all.contains_key(agent) {
+        all.insert(agent.to_string(), HashMap::new());
+    }
+    let m = all.get_mut(agent)?;
+    if !m.contains_key(name) {
+        m.insert(name.to_string(), Vec::new());
+    }
+    m.get_mut(name)
+}
+
+/// Drop `agent`'s clocks of (container, rule) that `pick`, and what that
+/// leaves empty.
+pub fn drop_hot(all: &mut HotMap, agent: &str, pick: impl Fn(&str, &str) -> bool) {
+    let Some(m) = all.get_mut(agent) else {
+        return;
+    };
+    for (n, l) in m.iter_mut() {
+        l.retain(|(r, _)| !pick(n, r));
+    }
+    m.retain(|_, l| !l.is_empty());
+    if m.is_empty() {
+        all.remove(agent);
+    }
+}
+
 impl Evaluator {
     /// Usage rules on one snapshot: start, keep or drop each pending clock,
     /// resolve what went below the hysteresis or away.
@@ -71,30 +113,47 @@ impl Evaluator {
             .rules
             .iter()
             .filter(|r| matches!(r.condition(), Condition::Cpu | Condition::Memory));
+        // The common case, below every threshold with nothing pending or
+        // firing for the container, allocates nothing.
+        let firing_here = self.has_firing(agent);
+        // Entries made below are for containers above: none was pending.
+        let agent_hot = self.hot.contains_key(agent);
         for r in rules {
             let above = r.record.extra.above.unwrap_or(100.0);
+            let rule = r.record.name.as_str();
             for c in &s.containers {
                 let name = c.name.trim_start_matches('/');
                 if !r.matches(labels, name) {
                     continue;
                 }
-                let key: Key = (agent.to_string(), name.to_string(), r.record.name.clone());
-                match percent(r.condition(), c, s) {
-                    Some(v) if v > above => {
-                        let hot = self.hot.entry(key).or_insert(Hot {
-                            at: s.at,
-                            value: v,
-                            labels: labels.clone(),
-                        });
-                        hot.value = v;
+                let v = percent(r.condition(), c, s);
+                if let Some(v) = v.filter(|v| *v > above) {
+                    let Some(list) = hot_of(&mut self.hot, agent, name) else {
+                        continue;
+                    };
+                    match list.iter_mut().find(|(n, _)| n == rule) {
+                        Some((_, h)) => h.value = v,
+                        None => list.push((rule.to_string(), Hot::new(s.at, v, labels))),
                     }
-                    Some(v) if v >= above * HYSTERESIS && self.firing.contains_key(&key) => {}
-                    _ => {
-                        self.hot.remove(&key);
-                        if self.firing.contains_key(&key) {
-                            out.push(Change::Resolve(key));
-                        }
-                    }
+                    continue;
+                }
+                let pending = agent_hot
+                    && self
+                        .hot
+                        .get(agent)
+                        .and_then(|m| m.get(name))
+                        .is_some_and(|l| l.iter().any(|(n, _)| n == rule));
+                if !pending && !firing_here {
+                    continue;
+                }
+                let key: Key = (agent.to_string(), name.to_string(), rule.to_string());
+                let firing = self.firing.contains_key(&key);
+                if firing && v.is_some_and(|v| v >= above * HYSTERESIS) {
+                    continue;
+                }
+                drop_hot(&mut self.hot, agent, |n, r| n == name && r == rule);
+                if firing {
+                    out.push(Change::Resolve(key));
                 }
             }
         }
@@ -112,7 +171,10 @@ impl Evaluator {
                 .iter()
                 .any(|c| c.name.trim_start_matches('/') == n)
         };
-        self.hot.retain(|k, _| k.0 != agent || present(&k.1));
+        drop_hot(&mut self.hot, agent, |n, _| !present(n));
+        if !self.has_firing(agent) {
+            return Vec::new();
+        }
         self.resolve(agent, |c, k| {
             matches!(c, Condition::Cpu | Condition::Memory) && !present(k)
         })
@@ -130,7 +192,11 @@ impl Evaluator {
             _ => "memory_percent",
         };
         let mut out = Vec::new();
-        for ((agent, name, r), h) in &self.hot {
+        let all = self.hot.iter().flat_map(|(a, m)| {
+            m.iter()
+                .flat_map(move |(n, l)| l.iter().map(move |(r, h)| (a, n, r, h)))
+        });
+        for (agent, name, r, h) in all {
             if r != &rule.record.name || now - h.at < rule.record.for_s as i64 {
                 continue;
             }
