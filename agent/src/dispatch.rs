@@ -58,11 +58,7 @@ async fn run(
     let done: Result<(), DockerError> = match action {
         Action::DiagStream(p) => return stream_diag(id, &p, out).await,
         Action::Ping(_) => {
-            let pong = Pong {
-                agent_time_ms: now_unix_ms(),
-                hub_agent_rtt_ms: None,
-            };
-            send_one_shot(&out, id, pong);
+            send_one_shot(&out, id, pong());
             Ok(())
         }
         Action::Info(_) => {
@@ -137,10 +133,23 @@ async fn run(
         | Action::AlertRuleList(_)
         | Action::AlertRuleRemove(_)
         | Action::AlertList(_)
-        | Action::AlertHistory(_) => Err(hub_only(&action)),
+        | Action::AlertHistory(_)
+        | Action::AlertRulePreview(_)
+        | Action::AlertApply(_)
+        | Action::AlertSilenceAdd(_)
+        | Action::AlertSilenceList(_)
+        | Action::AlertSilenceRemove(_) => Err(hub_only(&action)),
     };
     if let Err(e) = done {
         let _ = out.send(Reply::error(id, e.code, e.message)).await;
+    }
+}
+
+/// The answer of `ping`: the agent's clock.
+fn pong() -> Pong {
+    Pong {
+        agent_time_ms: now_unix_ms(),
+        hub_agent_rtt_ms: None,
     }
 }
 

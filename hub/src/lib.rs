@@ -14,7 +14,8 @@
 //! - [`store`]: the `Store` interface and its SQLite implementation.
 //! - [`telemetry`]: health snapshots (live and history) and the event bus.
 //! - [`recent`]: each agent's last events, for `events` with `since`.
-//! - [`alerts`]: rules evaluated on events and snapshots, the outbox sender.
+//! - [`alerts`]: rules evaluated on events, snapshots and deploy outcomes;
+//!   silences and quiet hours; the outbox sender.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.

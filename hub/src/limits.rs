@@ -437,6 +437,15 @@ pub const ALERT_EMAIL_MAX_RECIPIENTS: usize = 50;
 /// [`DELIVERY_TIMEOUT`] because submission servers delay their greeting
 /// and their answer to DATA while they scan.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest silence: a month of maintenance; longer is a rule to remove.
+pub const ALERT_MAX_SILENCE: Duration = Duration::from_secs(30 * 86_400);
+/// Shortest `repeat_s`: a reminder, not a flood.
+pub const ALERT_MIN_REPEAT: Duration = Duration::from_secs(60);
+/// Largest `restart_loop` count (the evaluator keeps 256 restart times per
+/// container).
+pub const ALERT_RESTART_MAX_COUNT: u32 = 100;
+/// Containers a scope preview names (it counts them all).
+pub const SCOPE_SAMPLE: usize = 10;
 /// Alerts `alert_history` answers by default, and at most.
 pub const ALERT_HISTORY_DEFAULT_LIMIT: u32 = 100;
 /// Most alerts one `alert_history` answers.

@@ -56,11 +56,11 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     ),
     (
         "nextdeploy alert ",
-        "tests/tests/alerts.rs runs the alert commands against a webhook receiver on \
-         loopback (`--slack` only in a unit test: it needs hooks.slack.com); \
-         tests/tests/alert_channels.rs adds a channel of every other kind (`--discord`, \
-         `--teams`, `--ntfy`, `--gotify`, `--pagerduty` and `--pushover` with `--url`, \
-         `--email` with `--smtp-user`/`--smtp-password-file`/`--from`/`--smtp-tls`, \
+        "tests/tests/alerts.rs and tests/tests/alert_rules.rs run the alert commands \
+         against a webhook receiver on loopback (`--slack` only in a unit test: it needs \
+         hooks.slack.com); tests/tests/alert_channels.rs adds a channel of every other kind \
+         (`--discord`, `--teams`, `--ntfy`, `--gotify`, `--pagerduty` and `--pushover` with \
+         `--url`, `--email` with `--smtp-user`/`--smtp-password-file`/`--from`/`--smtp-tls`, \
          `--min-severity`) pointed at receivers and an SMTP server on loopback",
     ),
     (

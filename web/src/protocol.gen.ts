@@ -243,6 +243,26 @@ payload: Empty
 action: "alert_history"
 payload: AlertHistory
 [k: string]: unknown
+} | {
+action: "alert_rule_preview"
+payload: AlertRulePreview
+[k: string]: unknown
+} | {
+action: "alert_apply"
+payload: AlertApply
+[k: string]: unknown
+} | {
+action: "alert_silence_add"
+payload: AlertSilenceAdd
+[k: string]: unknown
+} | {
+action: "alert_silence_list"
+payload: Empty
+[k: string]: unknown
+} | {
+action: "alert_silence_remove"
+payload: ById
+[k: string]: unknown
 })
 /**
  * Labels as `k=v,k2=v2` text or as an object of strings.
@@ -315,7 +335,7 @@ export type ChannelKind = ("webhook" | "slack" | "discord" | "teams" | "ntfy" | 
  * This interface was referenced by `Protocol`'s JSON-Schema
  * via the `definition` "Condition".
  */
-export type Condition = ("container_died" | "oom" | "unhealthy" | "agent_offline")
+export type Condition = ("container_died" | "oom" | "unhealthy" | "agent_offline" | "cpu" | "memory" | "restart_loop" | "docker_unavailable" | "deploy_failed")
 /**
  * How a deploy (or one container of it) ended.
  * 
@@ -683,6 +703,7 @@ signature: string
  * via the `definition` "Answers".
  */
 export interface Answers {
+alert_apply: AlertApplied
 alert_channel_add: AlertChannelInfo
 alert_channel_list: AlertChannelInfo[]
 alert_channel_remove: AlertRemoved
@@ -691,7 +712,11 @@ alert_history: AlertInfo[]
 alert_list: AlertInfo[]
 alert_rule_add: AlertRuleInfo
 alert_rule_list: AlertRuleInfo[]
+alert_rule_preview: ScopePreview
 alert_rule_remove: AlertRemoved
+alert_silence_add: SilenceInfo
+alert_silence_list: SilenceInfo[]
+alert_silence_remove: SilenceInfo
 audit_list: AuditRow[]
 cancel: Cancelled
 create_join_token: JoinTokenCreated
@@ -726,6 +751,35 @@ rotate_key: KeyRotated
 stats: StatsSample[]
 status: StatusRow[]
 whoami: WhoAmI
+[k: string]: unknown
+}
+/**
+ * The answer of `alert_apply`: entry names (`channel ops`, `rule hot`).
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertApplied".
+ */
+export interface AlertApplied {
+/**
+ * Added.
+ */
+added: string[]
+/**
+ * Whether this was a dry run.
+ */
+dry_run: boolean
+/**
+ * Removed (`prune`).
+ */
+removed: string[]
+/**
+ * Already as the file says.
+ */
+unchanged: string[]
+/**
+ * Changed, updated in place.
+ */
+updated: string[]
 [k: string]: unknown
 }
 /**
@@ -818,7 +872,7 @@ export interface AlertInfo {
 /**
  * The rule's condition.
  */
-condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline" | "cpu" | "memory" | "restart_loop" | "docker_unavailable" | "deploy_failed")
 /**
  * The container, where one applies.
  */
@@ -872,7 +926,9 @@ status: ("firing" | "resolved")
 summary: string
 /**
  * What was seen: `{"exit_code": 3, "signal": null}` for a death,
- * `{"offline_s": 31}`, `{"health": "unhealthy"}`.
+ * `{"offline_s": 31}`, `{"health": "unhealthy"}`, `{"cpu_percent":
+ * 99.8, "above": 90}`, `{"restarts": 3, "within_s": 600}`,
+ * `{"deploy_id": ..., "outcome": "rolled_back", "error": ...}`.
  */
 value: {
 [k: string]: unknown
@@ -907,7 +963,9 @@ last_error?: (string | null)
  */
 last_status?: (number | null)
 /**
- * `pending`, `delivered` or `failed` (past its deadline).
+ * `pending`, `delivered`, `failed` (past its deadline), `held` (by a
+ * silence or quiet hours) or `dropped` (held, and no longer relevant
+ * when released: never sent).
  */
 state: string
 /**
@@ -924,17 +982,25 @@ status: ("firing" | "resolved")
  */
 export interface AlertRuleInfo {
 /**
+ * `cpu`, `memory`: the threshold, percent.
+ */
+above?: (number | null)
+/**
  * The channel notified.
  */
 channel: string
 /**
  * What it watches.
  */
-condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline" | "cpu" | "memory" | "restart_loop" | "docker_unavailable" | "deploy_failed")
 /**
  * Container name glob, if any.
  */
 container?: (string | null)
+/**
+ * `restart_loop`: restarts that fire it.
+ */
+count?: (number | null)
 /**
  * When it was added (RFC 3339).
  */
@@ -948,6 +1014,22 @@ for_s: number
  */
 name: string
 /**
+ * Non-critical notifications are held in this daily window.
+ */
+quiet_hours?: (string | null)
+/**
+ * The window's time zone (`UTC`, `+02:00`).
+ */
+quiet_tz?: (string | null)
+/**
+ * Re-notify a still-firing alert every this many seconds.
+ */
+repeat_s?: (number | null)
+/**
+ * `alert_rule_add`: what its scope matches now.
+ */
+scope?: (ScopePreview | null)
+/**
  * Agent selector, if any.
  */
 selector?: (string | null)
@@ -955,6 +1037,81 @@ selector?: (string | null)
  * How bad it is; each has a default cooldown (see the hub's alerts module).
  */
 severity: ("info" | "warning" | "critical")
+/**
+ * `restart_loop`: within how many seconds.
+ */
+within_s?: (number | null)
+[k: string]: unknown
+}
+/**
+ * What a rule's scope matches in the hub's live state.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ScopePreview".
+ */
+export interface ScopePreview {
+/**
+ * Enrolled agents whose labels match.
+ */
+agents: number
+/**
+ * Of which connected now.
+ */
+agents_connected: number
+/**
+ * Containers of the connected ones (in their latest snapshots) whose
+ * name matches.
+ */
+containers: number
+/**
+ * Up to 10 of them, `server/container`.
+ */
+sample?: string[]
+[k: string]: unknown
+}
+/**
+ * A silence as listed.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "SilenceInfo".
+ */
+export interface SilenceInfo {
+/**
+ * Whether it holds notifications now.
+ */
+active: boolean
+/**
+ * Its comment.
+ */
+comment?: (string | null)
+/**
+ * Container glob, if any.
+ */
+container?: (string | null)
+/**
+ * Who added it (token name).
+ */
+created_by: string
+/**
+ * When it ends or ended (RFC 3339; `alert_silence_remove` ends it now).
+ */
+ends_at: string
+/**
+ * Its id.
+ */
+id: string
+/**
+ * Rule glob, if any.
+ */
+rule?: (string | null)
+/**
+ * Agent selector, if any.
+ */
+selector?: (string | null)
+/**
+ * When it started (RFC 3339).
+ */
+starts_at: string
 [k: string]: unknown
 }
 /**
@@ -3239,26 +3396,49 @@ name: string
  */
 export interface AlertRuleAdd {
 /**
+ * `cpu` and `memory` (required there): the threshold, percent.
+ */
+above?: (number | null)
+/**
  * The channel notified.
  */
 channel: string
 /**
  * What it watches.
  */
-condition: ("container_died" | "oom" | "unhealthy" | "agent_offline")
+condition: ("container_died" | "oom" | "unhealthy" | "agent_offline" | "cpu" | "memory" | "restart_loop" | "docker_unavailable" | "deploy_failed")
 /**
  * Only containers whose name matches this glob (`web*`).
  */
 container?: (string | null)
 /**
+ * `restart_loop`: restarts that fire it (default 3).
+ */
+count?: (number | null)
+/**
  * Seconds the condition must hold before it fires (`unhealthy`,
- * `agent_offline`; default 0, at most 7 days).
+ * `agent_offline`, `cpu`, `memory`, `docker_unavailable`; default 0, at
+ * most 7 days).
  */
 for_s?: (number | null)
 /**
  * A unique name (`crashed`).
  */
 name: string
+/**
+ * Hold non-critical notifications in this daily window (`22:00-07:00`),
+ * released at its end if still relevant.
+ */
+quiet_hours?: (string | null)
+/**
+ * The window's time zone: `UTC` (default) or an offset (`+02:00`).
+ */
+quiet_tz?: (string | null)
+/**
+ * Re-notify a still-firing alert every this many seconds (default:
+ * never; at least 60).
+ */
+repeat_s?: (number | null)
 /**
  * Only agents whose labels match (`env=prod`); all when absent.
  */
@@ -3267,6 +3447,10 @@ selector?: (string | null)
  * Default `warning`.
  */
 severity?: (Severity | null)
+/**
+ * `restart_loop`: within how many seconds (default 600).
+ */
+within_s?: (number | null)
 }
 /**
  * `alert_history`: alerts that started since `since` (default 24 h),
@@ -3284,6 +3468,77 @@ limit?: (number | null)
  * How far back: `24h`-style text or seconds.
  */
 since?: (Since | null)
+}
+/**
+ * `alert_rule_preview` (admin): what a scope matches now.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertRulePreview".
+ */
+export interface AlertRulePreview {
+/**
+ * Container name glob (`web*`); all containers when absent.
+ */
+container?: (string | null)
+/**
+ * Agent selector (`env=prod`); all agents when absent.
+ */
+selector?: (string | null)
+}
+/**
+ * `alert_apply` (admin): make the channels and rules what the file says.
+ * Entries are compared with what is stored: new ones are added, changed
+ * ones updated, equal ones left alone.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertApply".
+ */
+export interface AlertApply {
+/**
+ * Channels (as `alert_channel_add` takes them).
+ */
+channels?: AlertChannelAdd[]
+/**
+ * Say what would change, change nothing.
+ */
+dry_run?: boolean
+/**
+ * Remove the rules the file does not name (channels are kept).
+ */
+prune?: boolean
+/**
+ * Rules (as `alert_rule_add` takes them).
+ */
+rules?: AlertRuleAdd[]
+}
+/**
+ * `alert_silence_add` (operator): hold the notifications of the alerts it
+ * matches for `for_s`. At least one of `selector`, `container`, `rule`.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "AlertSilenceAdd".
+ */
+export interface AlertSilenceAdd {
+/**
+ * Why (shown in `alert silence list`).
+ */
+comment?: (string | null)
+/**
+ * Alerts of containers whose name matches this glob (`web*`).
+ */
+container?: (string | null)
+/**
+ * How long, seconds (at most 30 days).
+ */
+for_s: number
+/**
+ * Alerts of rules whose name matches this glob (`hot`).
+ */
+rule?: (string | null)
+/**
+ * Alerts of agents whose labels match (`env=staging`).
+ */
+selector?: (string | null)
 }
 /**
  * The `result` that ends an exec (before `end`).

@@ -2,14 +2,17 @@
 //! in, [`Change`]s (an alert to fire, one to resolve) out. The task in
 //! [`super::run`] writes the changes to the store.
 //!
-//! State is bounded by the fleet: one entry per unhealthy container and per
-//! offline agent, and one per firing alert.
+//! State is bounded by the fleet: one entry per unhealthy, hot or restarting
+//! container and per offline agent or engine, and one per firing alert.
+//! The conditions on usage are in [`super::usage`], restart loops in
+//! [`super::restarts`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::protocol::alerts::{AlertInfo, Condition};
+use nextdeploy_shared::protocol::deploy::{DeployKind, DeployOutcome, Outcome};
 use serde_json::{json, Value};
 
 use super::rules::Rule;
@@ -46,9 +49,9 @@ pub struct Firing {
 
 /// Since when something has been wrong, and on an agent with which labels.
 #[derive(Debug, Clone)]
-struct Since {
-    at: i64,
-    labels: Labels,
+pub(super) struct Since {
+    pub(super) at: i64,
+    pub(super) labels: Labels,
 }
 
 /// Rules, firing alerts and pending `--for` conditions.
@@ -60,6 +63,14 @@ pub struct Evaluator {
     pub firing: BTreeMap<Key, AlertInfo>,
     unhealthy: HashMap<(String, String), Since>,
     offline: HashMap<String, Since>,
+    /// `cpu` and `memory` above their threshold: agent -> (container,
+    /// rule) -> since when (by agent, so a snapshot of an agent with none
+    /// allocates nothing).
+    pub(super) hot: super::usage::HotMap,
+    /// Restarts seen per agent and container, for `restart_loop`.
+    pub(super) restarts: HashMap<String, HashMap<String, super::restarts::Restarts>>,
+    /// Agents whose Docker engine is down, and its last error.
+    pub(super) docker_down: HashMap<String, (Since, Option<String>)>,
 }
 
 /// A signal's name from a death's exit code (128 + n, as shells report it).
@@ -81,6 +92,20 @@ impl Evaluator {
     /// An event of `agent` (container or agent kind).
     pub fn event(&mut self, agent: &str, labels: &Labels, e: &Event, now: i64) -> Vec<Change> {
         let name = e.container.as_deref().unwrap_or("").trim_start_matches('/');
+        let mut out =
+            self.restart_event(agent, labels, name, &e.action, e.kind == "container", now);
+        out.extend(self.event_changes(agent, labels, e, name, now));
+        out
+    }
+
+    fn event_changes(
+        &mut self,
+        agent: &str,
+        labels: &Labels,
+        e: &Event,
+        name: &str,
+        now: i64,
+    ) -> Vec<Change> {
         match (e.kind.as_str(), e.action.as_str()) {
             ("agent", "offline") => {
                 let since = Since {
@@ -125,6 +150,10 @@ impl Evaluator {
             ("container", "destroy") => {
                 self.unhealthy
                     .remove(&(agent.to_string(), name.to_string()));
+                if let Some(m) = self.restarts.get_mut(agent) {
+                    m.remove(name);
+                }
+                super::usage::drop_hot(&mut self.hot, agent, |n, _| n == name);
                 self.resolve(agent, |_, k| k == name)
             }
             _ => Vec::new(),
@@ -158,7 +187,9 @@ impl Evaluator {
     /// A health snapshot of `agent`: unhealthy containers start their
     /// clocks, healthy or gone ones resolve, running ones resolve deaths.
     pub fn snapshot(&mut self, agent: &str, labels: &Labels, s: &HealthSnapshot) -> Vec<Change> {
-        let mut out = Vec::new();
+        let mut out = self.docker_state(agent, labels, s);
+        out.extend(self.usage(agent, labels, s));
+        out.extend(self.restart_counts(agent, labels, s));
         for c in &s.containers {
             let name = c.name.trim_start_matches('/');
             if let Some(h) = c.health.as_deref() {
@@ -201,7 +232,8 @@ impl Evaluator {
         self.offline.entry(agent.to_string()).or_insert(since);
     }
 
-    /// Fire the `--for` conditions that have held long enough by `now`.
+    /// Fire the `--for` conditions that have held long enough by `now`, and
+    /// resolve restart loops that calmed down.
     pub fn tick(&mut self, now: i64) -> Vec<Change> {
         let mut out = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
@@ -227,15 +259,116 @@ impl Evaluator {
                         }
                     }
                 }
-                Condition::ContainerDied | Condition::Oom => {}
+                Condition::DockerUnavailable => out.extend(self.tick_docker(i, rule, now)),
+                Condition::Cpu | Condition::Memory => out.extend(self.tick_usage(i, rule, now)),
+                Condition::RestartLoop => out.extend(self.tick_restarts(rule, now)),
+                Condition::ContainerDied | Condition::Oom | Condition::DeployFailed => {}
             }
         }
         out.retain(|c| !matches!(c, Change::Fire(f) if self.firing.contains_key(&f.key)));
         out
     }
 
+    /// An agent's Docker engine state from its snapshot.
+    fn docker_state(&mut self, agent: &str, labels: &Labels, s: &HealthSnapshot) -> Vec<Change> {
+        if s.docker_available {
+            self.docker_down.remove(agent);
+            return self.resolve(agent, |c, k| {
+                c == Condition::DockerUnavailable && k.is_empty()
+            });
+        }
+        let since = Since {
+            at: s.at,
+            labels: labels.clone(),
+        };
+        let e = self
+            .docker_down
+            .entry(agent.to_string())
+            .or_insert((since, None));
+        e.1 = s.docker_error.clone();
+        Vec::new()
+    }
+
+    fn tick_docker(&self, i: usize, rule: &Rule, now: i64) -> Vec<Change> {
+        let mut out = Vec::new();
+        for (agent, (s, error)) in &self.docker_down {
+            if now - s.at >= rule.record.for_s as i64 && rule.matches_agent(&s.labels) {
+                let why = error.as_deref().unwrap_or("no answer");
+                let summary = format!("Docker is unavailable on {agent}: {why}");
+                let value = json!({"down_s": now - s.at, "error": error});
+                out.push(firing(i, rule, agent, "", &s.labels, summary, value, s.at));
+            }
+        }
+        out
+    }
+
+    /// A deploy or rollback of `agent` finished: a failure fires
+    /// `deploy_failed` for its container, a success resolves it.
+    pub fn deploy(
+        &mut self,
+        agent: &str,
+        labels: &Labels,
+        d: &DeployOutcome,
+        now: i64,
+    ) -> Vec<Change> {
+        match d.outcome {
+            Outcome::Failed | Outcome::RolledBack => {
+                let failed = d
+                    .containers
+                    .iter()
+                    .find(|c| matches!(c.outcome, Outcome::Failed | Outcome::RolledBack))
+                    .or(d.containers.first());
+                let name = failed.map(|c| c.container.as_str()).unwrap_or("");
+                let error = failed.and_then(|c| c.error.clone()).or(d.error.clone());
+                let kind = match d.kind {
+                    Some(DeployKind::Rollback) => "rollback",
+                    Some(DeployKind::Deploy) | None => "deploy",
+                };
+                let what = if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {name}")
+                };
+                let summary = format!(
+                    "{kind} {}{what} on {agent} {}: {}",
+                    d.deploy_id,
+                    d.outcome.as_str().replace('_', " "),
+                    error.as_deref().unwrap_or("no error given")
+                );
+                let value = json!({
+                    "deploy_id": d.deploy_id,
+                    "outcome": d.outcome.as_str(),
+                    "kind": kind,
+                    "image": d.image,
+                    "failed_step": failed.and_then(|c| c.failed_step.clone()),
+                    "error": error,
+                });
+                self.fire_on(
+                    Condition::DeployFailed,
+                    agent,
+                    labels,
+                    name,
+                    summary,
+                    value,
+                    now,
+                )
+            }
+            Outcome::Succeeded => {
+                let mut out = Vec::new();
+                for c in &d.containers {
+                    let n = c.container.as_str();
+                    out.extend(
+                        self.resolve(agent, |cond, k| cond == Condition::DeployFailed && k == n),
+                    );
+                }
+                out
+            }
+            Outcome::Unknown | Outcome::Untouched => Vec::new(),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn fire_on(
+    pub(super) fn fire_on(
         &self,
         cond: Condition,
         agent: &str,
@@ -269,8 +402,21 @@ impl Evaluator {
         out
     }
 
+    /// Whether `agent` has a firing alert.
+    pub(super) fn has_firing(&self, agent: &str) -> bool {
+        let from = (agent.to_string(), String::new(), String::new());
+        self.firing
+            .range(from..)
+            .next()
+            .is_some_and(|(k, _)| k.0 == agent)
+    }
+
     /// Resolve `agent`'s firing alerts whose condition and container pass.
-    fn resolve(&self, agent: &str, pick: impl Fn(Condition, &str) -> bool) -> Vec<Change> {
+    pub(super) fn resolve(
+        &self,
+        agent: &str,
+        pick: impl Fn(Condition, &str) -> bool,
+    ) -> Vec<Change> {
         let from = (agent.to_string(), String::new(), String::new());
         self.firing
             .range(from..)
@@ -282,7 +428,7 @@ impl Evaluator {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn firing(
+pub(super) fn firing(
     i: usize,
     rule: &Rule,
     agent: &str,

@@ -13,6 +13,7 @@ fn rule(name: &str, condition: Condition, for_s: u64) -> Rule {
         severity: Severity::Warning,
         channel: "ops".into(),
         created_at: 0,
+        extra: Default::default(),
     })
     .unwrap()
 }

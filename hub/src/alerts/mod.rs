@@ -5,8 +5,13 @@
 //! Layout:
 //! - [`rules`]: a rule ready to match (selector, container glob) and the
 //!   cooldown of each severity.
-//! - [`eval`]: the evaluator's state machine, no I/O: events, snapshots and
-//!   ticks in, alerts to fire or resolve out.
+//! - [`eval`]: the evaluator's state machine, no I/O: events, snapshots,
+//!   deploy outcomes and ticks in, alerts to fire or resolve out; its
+//!   conditions on usage in [`usage`] (`cpu`, `memory`) and on restarts in
+//!   [`restarts`] (`restart_loop`).
+//! - [`deploys`]: deploy outcomes handed to the evaluator.
+//! - [`hold`]: silences and quiet hours, which hold notifications, and
+//!   what is released when they end.
 //! - [`run`]: the evaluator task: the queue in, the store written.
 //! - [`send`]: the sender task: the outbox out, with backoff and a deadline.
 //! - [`body`]: the webhook body, Slack's shape, the HMAC signature.
@@ -22,18 +27,24 @@
 
 pub mod body;
 pub mod channels;
+pub mod deploys;
 pub mod email;
 pub mod eval;
+pub mod hold;
+pub mod hold_run;
 pub mod http;
+pub mod restarts;
 pub mod rules;
 pub mod run;
 pub mod send;
+pub mod usage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use nextdeploy_shared::docker::{Event, HealthSnapshot};
 use nextdeploy_shared::labels::Labels;
+use nextdeploy_shared::protocol::deploy::{DeployOutcome, Outcome};
 use tokio::sync::{mpsc, Notify};
 use tracing::{warn, Instrument};
 
@@ -59,6 +70,15 @@ pub enum Input {
         labels: Labels,
         /// The snapshot (shared with the live view).
         snap: Arc<HealthSnapshot>,
+    },
+    /// A deploy or rollback finished (its record written).
+    Deploy {
+        /// Agent name.
+        agent: String,
+        /// Its labels.
+        labels: Labels,
+        /// The outcome, `deploy_id` set.
+        outcome: Box<DeployOutcome>,
     },
 }
 
@@ -94,7 +114,7 @@ fn wanted(e: &Event) -> bool {
         "agent" => matches!(e.action.as_str(), "online" | "offline"),
         _ => matches!(
             e.action.as_str(),
-            "die" | "oom" | "start" | "health_status" | "destroy"
+            "die" | "oom" | "start" | "health_status" | "destroy" | "stop" | "restart"
         ),
     }
 }
@@ -137,6 +157,19 @@ impl Alerts {
             agent: agent.to_string(),
             labels: labels.clone(),
             snap,
+        });
+    }
+
+    /// A deploy or rollback of `agent` finished as `outcome` (failed,
+    /// rolled back, succeeded; others are not queued).
+    pub fn offer_deploy(&self, agent: &str, labels: &Labels, outcome: &DeployOutcome) {
+        if matches!(outcome.outcome, Outcome::Unknown | Outcome::Untouched) {
+            return;
+        }
+        self.offer(Input::Deploy {
+            agent: agent.to_string(),
+            labels: labels.clone(),
+            outcome: Box::new(outcome.clone()),
         });
     }
 

@@ -25,6 +25,8 @@ pub struct Rule {
     pub record: RuleRecord,
     selector: Option<Selector>,
     container: Option<glob::Pattern>,
+    /// Its quiet hours, if any.
+    pub quiet: Option<super::hold::QuietHours>,
 }
 
 impl Rule {
@@ -42,10 +44,17 @@ impl Rule {
             .map(glob::Pattern::new)
             .transpose()
             .map_err(|e| e.to_string())?;
+        let x = &record.extra;
+        let quiet = x
+            .quiet_hours
+            .as_deref()
+            .map(|w| super::hold::QuietHours::parse(w, x.quiet_tz.as_deref()))
+            .transpose()?;
         Ok(Rule {
             record,
             selector,
             container,
+            quiet,
         })
     }
 
@@ -84,6 +93,7 @@ mod tests {
             severity: Severity::Warning,
             channel: "ops".into(),
             created_at: 0,
+            extra: Default::default(),
         })
         .unwrap()
     }

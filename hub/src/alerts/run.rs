@@ -12,6 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::eval::{Change, Evaluator, Firing};
+use super::hold::{is_held, Subject};
+use super::hold_run::{self, State};
 use super::rules::{cooldown_s, Rule};
 use super::{body, Input};
 use crate::limits::{ALERT_START_GRACE, ALERT_TICK};
@@ -75,7 +77,7 @@ async fn start(svc: &Services) -> Evaluator {
     ev
 }
 
-fn note(a: &AlertInfo, channel: &str, at: i64) -> Outbox {
+fn note(a: &AlertInfo, channel: &str, at: i64, held: bool) -> Outbox {
     let id = body::notification_id(&a.id, a.status);
     Outbox {
         body: body::webhook(&id, a),
@@ -83,10 +85,26 @@ fn note(a: &AlertInfo, channel: &str, at: i64) -> Outbox {
         status: a.status,
         channel: channel.to_string(),
         created_at: at,
+        held,
     }
 }
 
-async fn fire(svc: &Services, ev: &mut Evaluator, f: Firing) {
+/// Whether a notification of `a` is held now (silence, quiet hours).
+pub(super) fn held(st: &State, rules: &[Rule], a: &AlertInfo, now: i64) -> bool {
+    let quiet = rules
+        .iter()
+        .find(|r| r.record.name == a.rule)
+        .and_then(|r| r.quiet.as_ref());
+    let subject = Subject {
+        rule: &a.rule,
+        severity: a.severity,
+        labels: &a.labels,
+        container: a.container.as_deref().unwrap_or(""),
+    };
+    is_held(&st.silences, quiet, subject, now)
+}
+
+async fn fire(svc: &Services, ev: &mut Evaluator, st: &mut State, f: Firing) {
     let Some(rule) = ev.rules.get(f.rule).map(|r| r.record.clone()) else {
         return;
     };
@@ -114,7 +132,10 @@ async fn fire(svc: &Services, ev: &mut Evaluator, f: Firing) {
         notified: !quiet,
         notifications: Vec::new(),
     };
-    let n = (!quiet).then(|| note(&info, &rule.channel, now));
+    let hold = held(st, &ev.rules, &info, now);
+    let n = (!quiet).then(|| note(&info, &rule.channel, now, hold));
+    st.maybe_held |= hold && !quiet;
+    st.last_note.insert(info.id.clone(), now);
     let a = NewAlert {
         info: info.clone(),
         started_at: f.at,
@@ -130,17 +151,26 @@ async fn fire(svc: &Services, ev: &mut Evaluator, f: Firing) {
     }
 }
 
-async fn resolve(svc: &Services, ev: &mut Evaluator, key: (String, String, String)) {
+async fn resolve(
+    svc: &Services,
+    ev: &mut Evaluator,
+    st: &mut State,
+    key: (String, String, String),
+) {
     let Some(mut a) = ev.firing.get(&key).cloned() else {
         return;
     };
     let now = now_unix();
     a.status = AlertStatus::Resolved;
     a.resolved_at = Some(rfc3339(now));
+    let hold = held(st, &ev.rules, &a, now);
     let n = match (a.notified, channel_of_rules(&ev.rules, &a.rule)) {
-        (true, Some(ch)) => Some(note(&a, &ch, now)),
+        (true, Some(ch)) => Some(note(&a, &ch, now, hold)),
         _ => None,
     };
+    // The store holds a resolve whose firing notice is held, too.
+    st.maybe_held |= n.is_some();
+    st.last_note.remove(&a.id);
     let id = a.id.clone();
     match store::blocking(&svc.store, move |s| s.resolve_alert(&id, now, n.as_ref())).await {
         Ok(_) => {
@@ -153,7 +183,7 @@ async fn resolve(svc: &Services, ev: &mut Evaluator, key: (String, String, Strin
 }
 
 /// Announce quiet alerts that kept firing past their cooldown.
-async fn announce_quiet(svc: &Services, ev: &mut Evaluator, now: i64) {
+async fn announce_quiet(svc: &Services, ev: &mut Evaluator, st: &mut State, now: i64) {
     let started =
         |a: &AlertInfo| nextdeploy_shared::time::parse_rfc3339(&a.started_at).unwrap_or(now);
     let due: Vec<_> = ev
@@ -170,7 +200,11 @@ async fn announce_quiet(svc: &Services, ev: &mut Evaluator, now: i64) {
             continue;
         };
         a.notified = true;
-        let (id, n) = (a.id.clone(), note(a, &ch, now));
+        let a = a.clone();
+        let hold = held(st, &ev.rules, &a, now);
+        st.maybe_held |= hold;
+        st.last_note.insert(a.id.clone(), now);
+        let (id, n) = (a.id.clone(), note(&a, &ch, now, hold));
         if let Err(e) = store::blocking(&svc.store, move |s| s.announce_alert(&id, &n)).await {
             warn!(error = %e, "announcing an alert failed");
         }
@@ -178,48 +212,84 @@ async fn announce_quiet(svc: &Services, ev: &mut Evaluator, now: i64) {
     }
 }
 
-fn channel_of_rules(rules: &[Rule], rule: &str) -> Option<String> {
+pub(super) fn channel_of_rules(rules: &[Rule], rule: &str) -> Option<String> {
     rules
         .iter()
         .find(|r| r.record.name == rule)
         .map(|r| r.record.channel.clone())
 }
 
-async fn apply(svc: &Services, ev: &mut Evaluator, changes: Vec<Change>) {
+async fn apply(svc: &Services, ev: &mut Evaluator, st: &mut State, changes: Vec<Change>) {
     for c in changes {
         match c {
-            Change::Fire(f) => fire(svc, ev, f).await,
-            Change::Resolve(k) => resolve(svc, ev, k).await,
+            Change::Fire(f) => fire(svc, ev, st, f).await,
+            Change::Resolve(k) => resolve(svc, ev, st, k).await,
         }
+    }
+}
+
+/// Reload rules, firing alerts, silences and last notices (at start and
+/// when rules or silences changed).
+async fn reload(svc: &Services, ev: &mut Evaluator, st: &mut State) {
+    ev.rules = load_rules(&svc.store).await;
+    load_firing(&svc.store, ev).await;
+    st.silences = hold_run::load_silences(&svc.store).await;
+    st.last_note = hold_run::load_last_notes(&svc.store).await;
+    st.maybe_held = true;
+}
+
+/// Reload if rules, channels or silences changed since `version`: checked
+/// before every input too, so a change the API answered applies to every
+/// event that comes after it.
+async fn maybe_reload(svc: &Services, ev: &mut Evaluator, st: &mut State, version: &mut u64) {
+    let now = svc.alerts.rules_version();
+    if now != *version {
+        *version = now;
+        reload(svc, ev, st).await;
     }
 }
 
 /// Run the evaluator until `cancel`.
 pub async fn run(svc: Arc<Services>, mut rx: mpsc::Receiver<Input>, cancel: CancellationToken) {
     let mut ev = start(&svc).await;
+    let mut st = State::default();
     let mut version = svc.alerts.rules_version();
+    reload(&svc, &mut ev, &mut st).await;
     let mut tick = tokio::time::interval(ALERT_TICK);
     loop {
-        let changes = tokio::select! {
+        let input = tokio::select! {
             _ = cancel.cancelled() => return,
             input = rx.recv() => match input {
                 None => return,
-                Some(Input::Event { agent, labels, event }) => {
-                    ev.event(&agent, &labels, &event, event.time_ms.div_euclid(1000))
-                }
-                Some(Input::Snapshot { agent, labels, snap }) => ev.snapshot(&agent, &labels, &snap),
+                Some(i) => Some(i),
             },
-            _ = tick.tick() => {
+            _ = tick.tick() => None,
+        };
+        maybe_reload(&svc, &mut ev, &mut st, &mut version).await;
+        let changes = match input {
+            Some(Input::Event {
+                agent,
+                labels,
+                event,
+            }) => ev.event(&agent, &labels, &event, event.time_ms.div_euclid(1000)),
+            Some(Input::Snapshot {
+                agent,
+                labels,
+                snap,
+            }) => ev.snapshot(&agent, &labels, &snap),
+            Some(Input::Deploy {
+                agent,
+                labels,
+                outcome,
+            }) => ev.deploy(&agent, &labels, &outcome, now_unix()),
+            None => {
                 let now = now_unix();
-                if svc.alerts.rules_version() != version {
-                    version = svc.alerts.rules_version();
-                    ev.rules = load_rules(&svc.store).await;
-                    load_firing(&svc.store, &mut ev).await;
-                }
-                announce_quiet(&svc, &mut ev, now).await;
+                announce_quiet(&svc, &mut ev, &mut st, now).await;
+                hold_run::release_held(&svc, &ev, &mut st, now).await;
+                hold_run::repeat(&svc, &ev, &mut st, now).await;
                 ev.tick(now)
             }
         };
-        apply(&svc, &mut ev, changes).await;
+        apply(&svc, &mut ev, &mut st, changes).await;
     }
 }

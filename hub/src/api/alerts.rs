@@ -1,7 +1,7 @@
 //! The alert actions: channels and rules (admin), alerts firing and past
 //! (viewer). Evaluation and delivery live in `crate::alerts`.
 
-use nextdeploy_shared::labels::{validate_name, Selector};
+use nextdeploy_shared::labels::validate_name;
 use nextdeploy_shared::protocol::alerts::{
     AlertChannelAdd, AlertHistory, AlertRemoved, AlertRuleAdd, ByName, ChannelTested,
 };
@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 use super::admin::audit;
 use super::{ApiError, Caller};
 use crate::alerts::{body, channels, send};
-use crate::limits::{ALERT_HISTORY_DEFAULT_LIMIT, ALERT_HISTORY_MAX_LIMIT, ALERT_MAX_FOR};
+use crate::limits::{ALERT_HISTORY_DEFAULT_LIMIT, ALERT_HISTORY_MAX_LIMIT};
 use crate::store::alerts::{ChannelRecord, RuleRecord};
 use crate::store::{self};
 use crate::Services;
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+pub(super) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
@@ -29,8 +29,7 @@ pub async fn channel_add(
     caller: &Caller,
     p: AlertChannelAdd,
 ) -> Result<Value, ApiError> {
-    validate_name(&p.name).map_err(|e| ApiError::BadRequest(format!("payload.name: {e}")))?;
-    let rec = channels::setup::record(p, now_unix()).map_err(ApiError::BadRequest)?;
+    let rec = channel_record(p)?;
     let info = rec.info();
     store::blocking(&svc.store, move |s| s.add_alert_channel(&rec)).await?;
     audit(
@@ -42,6 +41,12 @@ pub async fn channel_add(
     )
     .await;
     to_value(&info)
+}
+
+/// A channel checked and ready to store (`alert_channel_add`, `alert_apply`).
+pub fn channel_record(p: AlertChannelAdd) -> Result<ChannelRecord, ApiError> {
+    validate_name(&p.name).map_err(|e| ApiError::BadRequest(format!("payload.name: {e}")))?;
+    channels::setup::record(p, now_unix()).map_err(ApiError::BadRequest)
 }
 
 /// `alert_channel_list`.
@@ -118,47 +123,19 @@ pub async fn channel_test(svc: &Services, p: ByName) -> Result<Value, ApiError> 
 
 /// `alert_rule_add`.
 pub async fn rule_add(svc: &Services, caller: &Caller, p: AlertRuleAdd) -> Result<Value, ApiError> {
-    validate_name(&p.name).map_err(|e| ApiError::BadRequest(format!("payload.name: {e}")))?;
-    if let Some(s) = &p.selector {
-        Selector::parse(s).map_err(|e| ApiError::BadRequest(format!("payload.selector: {e}")))?;
-    }
-    if let Some(c) = &p.container {
-        glob::Pattern::new(c)
-            .map_err(|e| ApiError::BadRequest(format!("payload.container: {e}")))?;
-    }
-    let for_s = p.for_s.unwrap_or(0);
-    if for_s > ALERT_MAX_FOR.as_secs() {
-        return Err(ApiError::BadRequest(format!(
-            "payload.for_s: at most {} seconds",
-            ALERT_MAX_FOR.as_secs()
-        )));
-    }
-    if p.container.is_some() && p.condition == Condition::AgentOffline {
-        return Err(ApiError::BadRequest(
-            "agent_offline rules take no container pattern".into(),
-        ));
-    }
-    let channel = p.channel.clone();
+    let rec = super::alert_rules::rule_record(p)?;
+    let channel = rec.channel.clone();
     if store::blocking(&svc.store, move |s| s.alert_channel(&channel))
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound(format!(
             "no channel named {:?}",
-            p.channel
+            rec.channel
         )));
     }
-    let rec = RuleRecord {
-        name: p.name,
-        condition: p.condition,
-        for_s,
-        selector: p.selector,
-        container: p.container,
-        severity: p.severity.unwrap_or_default(),
-        channel: p.channel,
-        created_at: now_unix(),
-    };
-    let info = rec.info();
+    let mut info = rec.info();
+    let scope = super::alert_rules::scope(svc, rec.selector.clone(), rec.container.clone());
     store::blocking(&svc.store, move |s| s.add_alert_rule(&rec)).await?;
     svc.alerts.rules_changed();
     audit(
@@ -169,6 +146,7 @@ pub async fn rule_add(svc: &Services, caller: &Caller, p: AlertRuleAdd) -> Resul
         info.condition.as_str(),
     )
     .await;
+    info.scope = Some(scope.await?);
     to_value(&info)
 }
 

@@ -5,6 +5,7 @@
 //! early what an agent's own policy forbids ([`policy`]).
 
 pub mod admin;
+pub mod alert_rules;
 pub mod alerts;
 pub mod auth;
 pub mod deploy;
@@ -211,6 +212,11 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::AlertRuleRemove(p) => alerts::rule_remove(svc, caller, p).await,
         Action::AlertList(_) => alerts::list(svc).await,
         Action::AlertHistory(p) => alerts::history(svc, p).await,
+        Action::AlertRulePreview(p) => alert_rules::preview(svc, p).await,
+        Action::AlertApply(p) => alert_rules::apply(svc, caller, p).await,
+        Action::AlertSilenceAdd(p) => alert_rules::silence_add(svc, caller, p).await,
+        Action::AlertSilenceList(_) => alert_rules::silence_list(svc).await,
+        Action::AlertSilenceRemove(p) => alert_rules::silence_remove(svc, caller, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,
         Action::Status(p) => fleet::status(svc, req, p).await,
         Action::History(p) => fleet::history(svc, req, p).await,

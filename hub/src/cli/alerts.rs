@@ -2,6 +2,7 @@
 //! past (viewer).
 
 use clap::{Args, Subcommand, ValueEnum};
+use nextdeploy_shared::protocol::alert_rules::AlertRulePreview;
 use nextdeploy_shared::protocol::alerts::{
     AlertChannelInfo, AlertHistory, AlertInfo, AlertRuleAdd, AlertRuleInfo, ByName, ChannelTested,
     Condition, Severity,
@@ -37,6 +38,11 @@ pub enum AlertCmd {
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Hold notifications of matching alerts for a while (operator); `list`
+    /// and `remove ID` (viewers list).
+    Silence(super::alert_rules::SilenceArgs),
+    /// Make channels and rules what a TOML file says (admin), idempotent.
+    Apply(super::alert_rules::ApplyArgs),
 }
 
 /// `nextdeploy alert channel ...`
@@ -71,6 +77,15 @@ pub enum RuleCmd {
         /// The rule.
         name: String,
     },
+    /// How many agents and containers a scope matches now.
+    Preview {
+        /// Agent labels (`env=prod`).
+        #[arg(long)]
+        selector: Option<String>,
+        /// Container name glob (`web*`).
+        #[arg(long)]
+        container: Option<String>,
+    },
 }
 
 /// What a rule watches, as the CLI spells it.
@@ -84,6 +99,33 @@ pub enum On {
     Unhealthy,
     /// An agent was offline for at least --for.
     AgentOffline,
+    /// A container's CPU percent above --above for --for.
+    Cpu,
+    /// A container's memory (percent of its limit) above --above for --for.
+    Memory,
+    /// --count restarts within --within.
+    RestartLoop,
+    /// The agent's Docker engine unavailable for --for.
+    DockerUnavailable,
+    /// A deploy or rollback failed or was rolled back.
+    DeployFailed,
+}
+
+impl On {
+    /// The protocol's condition.
+    pub fn condition(self) -> Condition {
+        match self {
+            On::ContainerDied => Condition::ContainerDied,
+            On::Oom => Condition::Oom,
+            On::Unhealthy => Condition::Unhealthy,
+            On::AgentOffline => Condition::AgentOffline,
+            On::Cpu => Condition::Cpu,
+            On::Memory => Condition::Memory,
+            On::RestartLoop => Condition::RestartLoop,
+            On::DockerUnavailable => Condition::DockerUnavailable,
+            On::DeployFailed => Condition::DeployFailed,
+        }
+    }
 }
 
 /// A severity, as the CLI spells it.
@@ -103,12 +145,26 @@ pub struct RuleAddArgs {
     /// A unique name.
     name: String,
     /// The condition.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "container-died|oom|unhealthy|agent-offline"
-    )]
+    #[arg(long, value_enum, value_name = "CONDITION")]
     on: On,
+    /// cpu, memory: the threshold, percent.
+    #[arg(long, value_name = "PERCENT")]
+    above: Option<f64>,
+    /// restart-loop: restarts that fire it (default 3).
+    #[arg(long)]
+    count: Option<u32>,
+    /// restart-loop: within how long (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    within: Option<String>,
+    /// Re-notify a still-firing alert every DURATION (`4h`; default never).
+    #[arg(long, value_name = "DURATION")]
+    repeat: Option<String>,
+    /// Hold non-critical notifications in this daily window (`22:00-07:00`).
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    quiet_hours: Option<String>,
+    /// The window's time zone: UTC (default) or an offset (`+02:00`).
+    #[arg(long, value_name = "TZ", allow_hyphen_values = true)]
+    quiet_tz: Option<String>,
     /// How long the condition must hold (`30s`, `5m`).
     #[arg(long = "for", value_name = "DURATION")]
     for_: Option<String>,
@@ -158,21 +214,24 @@ pub(super) fn severity(l: Level) -> Severity {
     }
 }
 
-fn rule_action(a: RuleAddArgs) -> anyhow::Result<Action> {
-    let for_s = a
-        .for_
-        .map(|d| parse_duration(&d).map(|d| d.as_secs()))
+/// `30s`, `5m` as seconds; a usage error otherwise.
+pub fn seconds(d: Option<String>) -> anyhow::Result<Option<u64>> {
+    Ok(d.map(|d| parse_duration(&d).map(|d| d.as_secs()))
         .transpose()
-        .map_err(Usage)?;
+        .map_err(Usage)?)
+}
+
+fn rule_action(a: RuleAddArgs) -> anyhow::Result<Action> {
     Ok(Action::AlertRuleAdd(AlertRuleAdd {
         name: a.name,
-        condition: match a.on {
-            On::ContainerDied => Condition::ContainerDied,
-            On::Oom => Condition::Oom,
-            On::Unhealthy => Condition::Unhealthy,
-            On::AgentOffline => Condition::AgentOffline,
-        },
-        for_s,
+        condition: a.on.condition(),
+        for_s: seconds(a.for_)?,
+        above: a.above,
+        count: a.count,
+        within_s: seconds(a.within)?,
+        repeat_s: seconds(a.repeat)?,
+        quiet_hours: a.quiet_hours,
+        quiet_tz: a.quiet_tz,
         selector: a.selector,
         container: a.container,
         severity: Some(severity(a.severity)),
@@ -196,6 +255,15 @@ fn action(cmd: AlertCmd) -> anyhow::Result<Action> {
             since: Some(Since::Text(since)),
             limit,
         }),
+        AlertCmd::Rule(RuleCmd::Preview {
+            selector,
+            container,
+        }) => Action::AlertRulePreview(AlertRulePreview {
+            selector,
+            container,
+        }),
+        AlertCmd::Silence(a) => super::alert_rules::silence_action(a)?,
+        AlertCmd::Apply(a) => super::alert_rules::apply_action(a)?,
     })
 }
 
@@ -203,9 +271,22 @@ fn print(action: &str, v: Value) -> anyhow::Result<()> {
     match action {
         "alert_channel_add" => channels(vec![serde_json::from_value(v)?]),
         "alert_channel_list" => channels(serde_json::from_value(v)?),
-        "alert_rule_add" => rules(vec![serde_json::from_value(v)?]),
+        "alert_rule_add" => {
+            let r: AlertRuleInfo = serde_json::from_value(v)?;
+            let scope = r.scope.clone();
+            rules(vec![r]);
+            if let Some(p) = scope {
+                let (a, c, n) = (p.agents, p.agents_connected, p.containers);
+                println!("scope now: {a} agents ({c} connected), {n} containers");
+            }
+        }
         "alert_rule_list" => rules(serde_json::from_value(v)?),
         "alert_list" | "alert_history" => alerts(serde_json::from_value(v)?),
+        "alert_rule_preview"
+        | "alert_apply"
+        | "alert_silence_add"
+        | "alert_silence_list"
+        | "alert_silence_remove" => super::alert_rules::print(action, v)?,
         "alert_channel_test" => {
             let t: ChannelTested = serde_json::from_value(v)?;
             match (t.delivered, t.status, t.error) {
@@ -249,6 +330,7 @@ fn rules(list: Vec<AlertRuleInfo>) {
     let rows: Vec<Vec<String>> = list
         .into_iter()
         .map(|r| {
+            let detail = super::alert_rules::rule_detail(&r);
             vec![
                 r.name,
                 r.condition.as_str().into(),
@@ -257,6 +339,7 @@ fn rules(list: Vec<AlertRuleInfo>) {
                 dash(r.container),
                 r.severity.as_str().into(),
                 r.channel,
+                detail,
             ]
         })
         .collect();
@@ -268,6 +351,7 @@ fn rules(list: Vec<AlertRuleInfo>) {
         "CONTAINER",
         "SEVERITY",
         "CHANNEL",
+        "DETAIL",
     ];
     output::table(&head, &rows);
 }

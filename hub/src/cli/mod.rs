@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod agent_info;
 pub mod alert_channels;
+pub mod alert_rules;
 pub mod alerts;
 pub mod audit;
 pub mod client;

@@ -204,7 +204,7 @@ async fn serve_client(
             Incoming::Stop => break None,
             Incoming::Skip => continue,
             Incoming::Answer(reply) => reply,
-            Incoming::Run(req, action) => match client.run(req, action, &mut stalled) {
+            Incoming::Run(req, action) => match client.run(req, *action, &mut stalled) {
                 Some(reply) => reply,
                 None => continue,
             },
@@ -274,8 +274,8 @@ enum Incoming {
     Skip,
     /// Answer at once (a refused message).
     Answer(Reply),
-    /// Run this request.
-    Run(Request, Action),
+    /// Run this request (boxed: actions are large beside the other arms).
+    Run(Request, Box<Action>),
 }
 
 /// Whether a socket error only says the client left without a close frame
@@ -342,7 +342,7 @@ fn read_message(caller: &Caller, msg: Option<Result<Message, axum::Error>>) -> I
         }
     };
     match api::read_action(caller, &mut req) {
-        Ok(action) => Incoming::Run(req, action),
+        Ok(action) => Incoming::Run(req, Box::new(action)),
         Err(e) => Incoming::Answer(e.reply(req.id)),
     }
 }

@@ -57,7 +57,7 @@ impl std::fmt::Debug for ChannelConfig {
 }
 
 /// A channel as stored, secrets included (`Debug` masks them).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct ChannelRecord {
     /// Unique name.
     pub name: String,

@@ -35,6 +35,9 @@ pub struct Outbox {
     pub body: String,
     /// Unix time queued.
     pub created_at: i64,
+    /// Held by a silence or quiet hours: recorded, not sent until released
+    /// (see [`super::alert_rules::release`]).
+    pub held: bool,
 }
 
 /// A notification due for an attempt.
@@ -106,16 +109,18 @@ fn queue(c: &Connection, alert: &str, n: &Outbox) -> StoreResult<()> {
     if !severe_enough(c, alert, &n.channel)? {
         return Ok(());
     }
+    let state = if n.held { "held" } else { "pending" };
     c.execute(
-        "INSERT INTO alert_outbox (id, alert, status, channel, body, created_at, next_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO alert_outbox (id, alert, status, channel, body, created_at, next_at, state) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (id) DO NOTHING",
         params![
             n.id,
             alert,
             n.status.as_str(),
             n.channel,
             n.body,
-            n.created_at
+            n.created_at,
+            state
         ],
     )?;
     Ok(())
@@ -166,7 +171,14 @@ pub fn resolve(c: &mut Connection, id: &str, at: i64, note: Option<&Outbox>) -> 
         return Ok(false);
     }
     if let Some(note) = note {
-        queue(&tx, id, note)?;
+        // A resolve is held while its firing notification is: released or
+        // dropped with it.
+        let held = note.held || super::alert_rules::firing_withheld(&tx, id)?;
+        let note = Outbox {
+            held,
+            ..note.clone()
+        };
+        queue(&tx, id, &note)?;
     }
     tx.commit()?;
     Ok(true)
@@ -365,6 +377,7 @@ mod tests {
             channel: "ops".into(),
             body: "{}".into(),
             created_at: 100,
+            held: false,
         }
     }
 

@@ -75,7 +75,7 @@ CREATE INDEX alert_deliveries_by_notification ON alert_deliveries (notification)
 "#;
 
 /// A rule as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleRecord {
     /// Unique name.
     pub name: String,
@@ -93,6 +93,26 @@ pub struct RuleRecord {
     pub channel: String,
     /// Unix time.
     pub created_at: i64,
+    /// The rule's other settings (threshold, repeat, quiet hours), stored
+    /// by [`super::alert_rules`].
+    pub extra: RuleExtra,
+}
+
+/// A rule's settings beyond the first four conditions'.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleExtra {
+    /// `cpu`, `memory`: threshold, percent.
+    pub above: Option<f64>,
+    /// `restart_loop`: restarts.
+    pub count: Option<u32>,
+    /// `restart_loop`: window, seconds.
+    pub within_s: Option<u64>,
+    /// Re-notify every this many seconds.
+    pub repeat_s: Option<u64>,
+    /// `22:00-07:00`.
+    pub quiet_hours: Option<String>,
+    /// `UTC`, `+02:00`.
+    pub quiet_tz: Option<String>,
 }
 
 impl RuleRecord {
@@ -107,6 +127,13 @@ impl RuleRecord {
             severity: self.severity,
             channel: self.channel.clone(),
             created_at: rfc3339(self.created_at),
+            above: self.extra.above,
+            count: self.extra.count,
+            within_s: self.extra.within_s,
+            repeat_s: self.extra.repeat_s,
+            quiet_hours: self.extra.quiet_hours.clone(),
+            quiet_tz: self.extra.quiet_tz.clone(),
+            scope: None,
         }
     }
 }
@@ -240,6 +267,7 @@ fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRecord> {
         severity: Severity::parse(&sev).ok_or(rusqlite::Error::InvalidQuery)?,
         channel: r.get(6)?,
         created_at: r.get(7)?,
+        extra: super::alert_rules::extra_of(r, 8)?,
     })
 }
 
@@ -273,6 +301,7 @@ pub fn add_rule(c: &mut Connection, r: &RuleRecord) -> StoreResult<()> {
             r.name
         )));
     }
+    super::alert_rules::set_extra(&tx, &r.name, &r.extra)?;
     tx.commit()?;
     Ok(())
 }
@@ -280,8 +309,8 @@ pub fn add_rule(c: &mut Connection, r: &RuleRecord) -> StoreResult<()> {
 /// [`AlertStore::alert_rules`] on a connection.
 pub fn rules(c: &Connection) -> StoreResult<Vec<RuleRecord>> {
     let mut st = c.prepare(
-        "SELECT name, condition, for_s, selector, container, severity, channel, created_at \
-         FROM alert_rules ORDER BY name",
+        "SELECT name, condition, for_s, selector, container, severity, channel, created_at, \
+         above, count, within_s, repeat_s, quiet_hours, quiet_tz FROM alert_rules ORDER BY name",
     )?;
     let rows = st.query_map([], rule_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -307,6 +336,7 @@ mod tests {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
         c.execute_batch(CHANNEL_CONFIG).unwrap();
+        c.execute_batch(super::super::alert_rules::SCHEMA).unwrap();
         c
     }
 
@@ -332,6 +362,7 @@ mod tests {
             severity: Severity::Critical,
             channel: channel.into(),
             created_at: 2,
+            extra: RuleExtra::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! [`blocking`], which runs them on tokio's blocking pool.
 
 pub mod alert_channels;
+pub mod alert_rules;
 pub mod alert_state;
 pub mod alerts;
 pub mod deploys;
@@ -174,7 +175,9 @@ pub enum JoinRefusal {
 }
 
 /// The narrow interface the hub needs from its store.
-pub trait Store: exec::ExecSessions + alerts::AlertStore + Send + Sync + 'static {
+pub trait Store:
+    exec::ExecSessions + alerts::AlertStore + alert_rules::AlertRuleStore + Send + Sync + 'static
+{
     /// Agent by public key line, if enrolled (revoked ones included).
     fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>>;
     /// Agent by name.

@@ -15,6 +15,7 @@ use strum::{EnumDiscriminants, EnumIter, EnumString, IntoStaticStr};
 
 use super::admin::{AuditList, ById, CancelRequest, CreateJoinToken, CreateToken};
 use super::agents::{Empty, RevokeAgent, RotateKey, RotateKeyCommit};
+use super::alert_rules::{AlertApply, AlertRulePreview, AlertSilenceAdd};
 use super::alerts::{AlertChannelAdd, AlertHistory, AlertRuleAdd, ByName};
 use super::containers::{
     ContainerRef, ImagesRequest, KillRequest, LogsRequest, PsRequest, PullRequest, RemoveRequest,
@@ -166,6 +167,16 @@ pub enum Action {
     AlertList(Empty),
     /// Alerts that started since a time, with their notifications.
     AlertHistory(AlertHistory),
+    /// How many agents and containers a rule scope matches now.
+    AlertRulePreview(AlertRulePreview),
+    /// Channels and rules as a file says, idempotent.
+    AlertApply(AlertApply),
+    /// Hold the notifications of matching alerts for a while.
+    AlertSilenceAdd(AlertSilenceAdd),
+    /// Silences active now.
+    AlertSilenceList(Empty),
+    /// End a silence now (what it held and still fires is announced).
+    AlertSilenceRemove(ById),
 }
 
 /// What a request names besides its payload.
@@ -218,7 +229,9 @@ impl ActionKind {
             K::RevokeAgent | K::CreateToken | K::ListTokens | K::RevokeToken => Role::Admin,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken => Role::Admin,
             K::RotateKey | K::DiagStream | K::AuditList => Role::Admin,
-            K::AlertList | K::AlertHistory => Role::Viewer,
+            K::AlertList | K::AlertHistory | K::AlertSilenceList => Role::Viewer,
+            K::AlertSilenceAdd | K::AlertSilenceRemove => Role::Operator,
+            K::AlertRulePreview | K::AlertApply => Role::Admin,
             K::AlertChannelAdd | K::AlertChannelList | K::AlertChannelRemove => Role::Admin,
             K::AlertChannelTest | K::AlertRuleAdd | K::AlertRuleList | K::AlertRuleRemove => {
                 Role::Admin
@@ -251,6 +264,8 @@ impl ActionKind {
                 Target::Hub
             }
             K::AlertList | K::AlertHistory => Target::Hub,
+            K::AlertRulePreview | K::AlertApply | K::AlertSilenceAdd => Target::Hub,
+            K::AlertSilenceList | K::AlertSilenceRemove => Target::Hub,
         }
     }
 }
@@ -282,6 +297,8 @@ impl Action {
                 Transport::Hub
             }
             K::AlertList | K::AlertHistory => Transport::Hub,
+            K::AlertRulePreview | K::AlertApply | K::AlertSilenceAdd => Transport::Hub,
+            K::AlertSilenceList | K::AlertSilenceRemove => Transport::Hub,
             K::Ping | K::Info | K::Ps | K::Inspect | K::Start | K::Stop | K::Restart => {
                 Transport::OneShot
             }

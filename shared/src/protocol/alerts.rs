@@ -27,6 +27,25 @@ pub enum Condition {
     Unhealthy,
     /// An agent is offline for at least `for_s`; resolves when it is back.
     AgentOffline,
+    /// A container's CPU percent (`docker stats`' figure: 100 = one CPU)
+    /// above `above` in every snapshot for at least `for_s`; resolves at the
+    /// first snapshot below 90% of `above` (or when it stops running).
+    Cpu,
+    /// A container's memory in use above `above` percent of its limit (of
+    /// the host's memory without one) for at least `for_s`; resolves as
+    /// `cpu` does.
+    Memory,
+    /// A container restarted `count` times (default 3) within `within_s`
+    /// (default 600), restart-policy restarts included; resolves once it
+    /// went `within_s` without a restart.
+    RestartLoop,
+    /// The agent reports its Docker engine unavailable for at least
+    /// `for_s`; resolves at its first snapshot with the engine back.
+    DockerUnavailable,
+    /// A deploy or rollback failed or was rolled back (one alert per deploy,
+    /// keyed by its container); resolves when a later deploy of that
+    /// container succeeds.
+    DeployFailed,
 }
 
 impl Condition {
@@ -37,14 +56,29 @@ impl Condition {
             Condition::Oom => "oom",
             Condition::Unhealthy => "unhealthy",
             Condition::AgentOffline => "agent_offline",
+            Condition::Cpu => "cpu",
+            Condition::Memory => "memory",
+            Condition::RestartLoop => "restart_loop",
+            Condition::DockerUnavailable => "docker_unavailable",
+            Condition::DeployFailed => "deploy_failed",
         }
     }
     /// By wire name.
     pub fn parse(s: &str) -> Option<Condition> {
         use Condition as C;
-        [C::ContainerDied, C::Oom, C::Unhealthy, C::AgentOffline]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            C::ContainerDied,
+            C::Oom,
+            C::Unhealthy,
+            C::AgentOffline,
+            C::Cpu,
+            C::Memory,
+            C::RestartLoop,
+            C::DockerUnavailable,
+            C::DeployFailed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 
@@ -104,9 +138,30 @@ pub struct AlertRuleAdd {
     /// What it watches.
     pub condition: Condition,
     /// Seconds the condition must hold before it fires (`unhealthy`,
-    /// `agent_offline`; default 0, at most 7 days).
+    /// `agent_offline`, `cpu`, `memory`, `docker_unavailable`; default 0, at
+    /// most 7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_s: Option<u64>,
+    /// `cpu` and `memory` (required there): the threshold, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// `restart_loop`: restarts that fire it (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// `restart_loop`: within how many seconds (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_s: Option<u64>,
+    /// Re-notify a still-firing alert every this many seconds (default:
+    /// never; at least 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_s: Option<u64>,
+    /// Hold non-critical notifications in this daily window (`22:00-07:00`),
+    /// released at its end if still relevant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// The window's time zone: `UTC` (default) or an offset (`+02:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_tz: Option<String>,
     /// Only agents whose labels match (`env=prod`); all when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
@@ -129,6 +184,27 @@ pub struct AlertRuleInfo {
     pub condition: Condition,
     /// Seconds the condition must hold.
     pub for_s: u64,
+    /// `cpu`, `memory`: the threshold, percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// `restart_loop`: restarts that fire it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// `restart_loop`: within how many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_s: Option<u64>,
+    /// Re-notify a still-firing alert every this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_s: Option<u64>,
+    /// Non-critical notifications are held in this daily window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// The window's time zone (`UTC`, `+02:00`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_tz: Option<String>,
+    /// `alert_rule_add`: what its scope matches now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<super::alert_rules::ScopePreview>,
     /// Agent selector, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
@@ -204,7 +280,9 @@ pub struct AlertInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
     /// What was seen: `{"exit_code": 3, "signal": null}` for a death,
-    /// `{"offline_s": 31}`, `{"health": "unhealthy"}`.
+    /// `{"offline_s": 31}`, `{"health": "unhealthy"}`, `{"cpu_percent":
+    /// 99.8, "above": 90}`, `{"restarts": 3, "within_s": 600}`,
+    /// `{"deploy_id": ..., "outcome": "rolled_back", "error": ...}`.
     pub value: serde_json::Value,
     /// False when it re-fired within its severity's cooldown after it
     /// resolved, so it was not announced (damped flapping).
@@ -223,7 +301,9 @@ pub struct NotificationInfo {
     pub status: AlertStatus,
     /// The channel.
     pub channel: String,
-    /// `pending`, `delivered` or `failed` (past its deadline).
+    /// `pending`, `delivered`, `failed` (past its deadline), `held` (by a
+    /// silence or quiet hours) or `dropped` (held, and no longer relevant
+    /// when released: never sent).
     pub state: String,
     /// Attempts so far.
     pub attempts: u32,

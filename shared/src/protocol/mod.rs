@@ -22,13 +22,15 @@
 //!   every request and by the hub to refuse early.
 //! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
 //!   [`admin`], [`streams`], [`exec`], [`alerts`] (and its channels,
-//!   [`alert_channels`]).
+//!   [`alert_channels`]), [`alert_rules`] (silences, scope preview,
+//!   `alert_apply`).
 //! - [`schema`]: the JSON Schema of all of it.
 
 pub mod action;
 pub mod admin;
 pub mod agents;
 pub mod alert_channels;
+pub mod alert_rules;
 pub mod alerts;
 pub mod channel;
 pub mod containers;

@@ -178,6 +178,8 @@ impl AgentPolicy {
             A::AlertChannelAdd(_) | A::AlertChannelList(_) | A::AlertChannelRemove(_) => Ok(()),
             A::AlertChannelTest(_) | A::AlertRuleAdd(_) | A::AlertRuleList(_) => Ok(()),
             A::AlertRuleRemove(_) | A::AlertList(_) | A::AlertHistory(_) => Ok(()),
+            A::AlertRulePreview(_) | A::AlertApply(_) | A::AlertSilenceAdd(_) => Ok(()),
+            A::AlertSilenceList(_) | A::AlertSilenceRemove(_) => Ok(()),
             A::ListAgents(_) | A::Whoami(_) | A::RevokeAgent(_) | A::CreateToken(_) => Ok(()),
             A::ListTokens(_) | A::RevokeToken(_) | A::CreateJoinToken(_) => Ok(()),
             A::ListJoinTokens(_) | A::DeleteJoinToken(_) | A::AuditList(_) => Ok(()),

@@ -15,6 +15,7 @@ use super::admin::{
 use super::agents::{
     AgentInfo, AgentRevoked, AgentSummary, KeyRotated, Pong, RotateKeyCommitted, RotateKeyProof,
 };
+use super::alert_rules::{AlertApplied, ScopePreview, SilenceInfo};
 use super::alerts::{AlertChannelInfo, AlertInfo, AlertRemoved, AlertRuleInfo, ChannelTested};
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
@@ -106,6 +107,11 @@ struct Answers {
     alert_rule_remove: AlertRemoved,
     alert_list: Vec<AlertInfo>,
     alert_history: Vec<AlertInfo>,
+    alert_rule_preview: ScopePreview,
+    alert_apply: AlertApplied,
+    alert_silence_add: SilenceInfo,
+    alert_silence_list: Vec<SilenceInfo>,
+    alert_silence_remove: SilenceInfo,
 }
 
 /// Hub <-> agent payloads beyond the client's actions.

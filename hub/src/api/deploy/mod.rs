@@ -226,6 +226,7 @@ async fn finish_as(svc: &Services, id: &str, doc: &DeployOutcome, pushed_by: Opt
     match changed {
         Ok(true) => {
             svc.live_deploys.remove(id);
+            crate::alerts::deploys::offer(svc, id, doc).await;
             true
         }
         Ok(false) => {

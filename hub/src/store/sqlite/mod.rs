@@ -477,6 +477,7 @@ impl Store for SqliteStore {
     }
 }
 
+mod alert_rules;
 mod alerts;
 mod exec;
 mod files;

@@ -59,4 +59,6 @@ CREATE TABLE audit (
     // Alert channels of every kind: their settings and secrets as JSON, and
     // the least severity each is notified of.
     crate::store::alerts::CHANNEL_CONFIG,
+    // Rule settings (thresholds, repeat, quiet hours) and silences.
+    crate::store::alert_rules::SCHEMA,
 ];
