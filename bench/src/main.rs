@@ -22,6 +22,7 @@
 //! - [`build`]: the release hub and agent, from `cargo build --release
 //!   --workspace` (the README's build, reused as it is).
 
+mod alerts_eval;
 mod build;
 mod dashboard;
 mod exec;
@@ -78,6 +79,9 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         probes: usize,
     },
+    /// The alert evaluator's cost per health snapshot at a fleet's size
+    /// (in this process, no hub).
+    AlertsEval(alerts_eval::Args),
     /// The web dashboard's targets (issue 19) in headless Chromium.
     Dashboard(dashboard::Args),
     /// `nextdeploy agent exec` against `docker exec` on one container:
@@ -380,6 +384,7 @@ async fn main_async() -> anyhow::Result<()> {
             interruptible(run_mode(plan(false, max_agents, pick))).await
         }
         Cmd::Health(a) => interruptible(health::run(a)).await,
+        Cmd::AlertsEval(a) => tokio::task::spawn_blocking(move || alerts_eval::run(a)).await?,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
         Cmd::Exec(a) => tokio::task::spawn_blocking(move || exec::run(a)).await?,
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
