@@ -5,6 +5,7 @@
 
 pub mod alert_state;
 pub mod alerts;
+pub mod buffer_seqs;
 pub mod deploys;
 pub mod exec;
 pub mod health;
@@ -173,7 +174,9 @@ pub enum JoinRefusal {
 }
 
 /// The narrow interface the hub needs from its store.
-pub trait Store: exec::ExecSessions + alerts::AlertStore + Send + Sync + 'static {
+pub trait Store:
+    exec::ExecSessions + alerts::AlertStore + buffer_seqs::BufferSeqs + Send + Sync + 'static
+{
     /// Agent by public key line, if enrolled (revoked ones included).
     fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>>;
     /// Agent by name.

@@ -478,6 +478,7 @@ impl Store for SqliteStore {
 }
 
 mod alerts;
+mod buffer_seqs;
 mod exec;
 mod files;
 mod open;

@@ -56,4 +56,6 @@ CREATE TABLE audit (
     // Alert channels, rules, alerts, their notifications outbox and
     // delivery log (issue 22).
     crate::store::alerts::SCHEMA,
+    // What the hub took from each agent's buffer (issue 22).
+    crate::store::buffer_seqs::SCHEMA,
 ];
