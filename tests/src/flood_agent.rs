@@ -30,6 +30,7 @@ pub fn sim_hello(name: &str, features: Vec<String>) -> Hello {
         },
         features,
         policy: None,
+        buffer: None,
     }
 }
 

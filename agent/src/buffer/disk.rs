@@ -362,7 +362,7 @@ impl Buffer {
             }
             let drop = e.kind == Kind::Health && {
                 nth += 1;
-                !every_other || nth % 2 == 0
+                !every_other || nth.is_multiple_of(2)
             };
             let bytes = old.get(e.off as usize..(e.off + u64::from(e.len)) as usize);
             match bytes {
