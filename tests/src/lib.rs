@@ -32,6 +32,7 @@ pub mod nspawn;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod proxy;
 pub mod receiver;
 pub mod sandbox;
 pub mod ssh;
