@@ -32,10 +32,11 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
-/// The 5 s history points of `container` over the last 30 minutes.
+/// The 5 s history points of `container` over the last 30 minutes (none
+/// while it has no history yet).
 fn points(env: &DockerEnv, container: &str) -> Vec<Value> {
-    let v = env
-        .agent_json(
+    let out = env
+        .agent_cli(
             "history",
             &[
                 "--container",
@@ -44,9 +45,15 @@ fn points(env: &DockerEnv, container: &str) -> Vec<Value> {
                 "30m",
                 "--resolution",
                 "5s",
+                "-o",
+                "json",
             ],
         )
         .unwrap();
+    if !out.success() {
+        return Vec::new();
+    }
+    let v = out.json().unwrap();
     v["points"].as_array().cloned().unwrap_or_default()
 }
 
