@@ -180,7 +180,7 @@ async fn serve_control(
             _ = ctx.conn_cancel.cancelled() => return,
             Some(reply) = one_shots.answers.recv() => {
                 one_shots.answered(&reply);
-                match encode_answer(&reply) {
+                match crate::one_shots::encode_answer(&reply) {
                     Ok(b) => write.data_bytes(b).await.is_ok(),
                     Err(_) => false,
                 }
@@ -296,19 +296,6 @@ async fn send_greeting(
         send(write, &r).await?;
     }
     Ok((pushed, Replay::new(live_from)))
-}
-
-/// The frame of a one-shot answer on the control channel. An answer over the
-/// frame limit (a huge inspect) becomes a `too_large` error for that request:
-/// it must not end the connection.
-fn encode_answer(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
-    frame::encode_reply(reply).or_else(|e| {
-        frame::encode(&Reply::error(
-            reply.id,
-            ErrorCode::TooLarge,
-            format!("reply too large: {e}"),
-        ))
-    })
 }
 
 async fn serve_enrolment(
@@ -487,6 +474,7 @@ pub async fn write_with_credit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::one_shots::encode_answer;
     use nextdeploy_shared::limits::MAX_FRAME_LEN;
     use serde_json::json;
 
