@@ -14,7 +14,8 @@
 //! (the one process runner, long-running children, streaming commands,
 //! signals), [`hub`] and [`agent`] (the fixtures), [`ssh`] and [`sshd`]
 //! (OpenSSH), [`http`] and [`ws`] (the hub's HTTP and WebSocket API),
-//! [`procfs`] (probes of other processes), [`docker`] and [`deploy`] (the
+//! [`procfs`] (probes of other processes), [`proxy`] (a TCP proxy whose link
+//! a test cuts), [`docker`] and [`deploy`] (the
 //! Docker and deploy suites' fixtures), [`nspawn`] and [`booted`] (a booted systemd for
 //! the install suites). The items most suites use are
 //! re-exported here.
