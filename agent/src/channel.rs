@@ -25,8 +25,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::buffer::replay::Replay;
 use crate::docker::exec::ExecIn;
-use crate::limits::{ENROLL_ANSWER_TIMEOUT, EXEC_INPUT_QUEUE, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE};
+use crate::limits::{
+    ENROLL_ANSWER_TIMEOUT, EXEC_INPUT_QUEUE, FIRST_FRAME_TIMEOUT, HANDLER_QUEUE, REPLAY_TICK,
+};
 use crate::one_shots::OneShots;
 use crate::state::AgentState;
 use crate::util::lock;
@@ -158,100 +161,129 @@ async fn serve_control(
     ctx: &Ctx,
     interval: Duration,
 ) {
-    let Ok(mut pushed) = send_greeting(write, ctx).await else {
+    let Ok((mut pushed, mut replay)) = send_greeting(write, ctx).await else {
         ctx.conn_cancel.cancel();
         return;
     };
+    let rec = &ctx.state.recorder;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut replay_tick = tokio::time::interval(REPLAY_TICK);
+    replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq: u64 = 0;
     let mut last_ack = Instant::now();
     // One-shot requests the hub sent on this channel; dropped (and so aborted)
     // with the connection.
     let mut one_shots = OneShots::new(ctx.state.clone());
     loop {
-        tokio::select! {
+        let ok = tokio::select! {
             _ = ctx.conn_cancel.cancelled() => return,
             Some(reply) = one_shots.answers.recv() => {
                 one_shots.answered(&reply);
-                let sent = match encode_answer(&reply) {
+                match crate::one_shots::encode_answer(&reply) {
                     Ok(b) => write.data_bytes(b).await.is_ok(),
                     Err(_) => false,
-                };
-                if !sent {
-                    ctx.conn_cancel.cancel();
-                    return;
                 }
             }
             _ = tick.tick() => {
                 if last_ack.elapsed() > HEARTBEAT_TIMEOUT {
                     warn!(secs = HEARTBEAT_TIMEOUT.as_secs(), "no heartbeat answer from the hub");
-                    ctx.conn_cancel.cancel();
-                    return;
+                    false
+                } else {
+                    seq += 1;
+                    let hb = Reply::new(Some(0), ReplyType::Heartbeat, serde_json::to_value(HeartbeatData { seq }).unwrap_or_default());
+                    send(write, &hb).await.is_ok()
                 }
-                seq += 1;
-                let hb = Reply::new(Some(0), ReplyType::Heartbeat, serde_json::to_value(HeartbeatData { seq }).unwrap_or_default());
-                if send(write, &hb).await.is_err() {
-                    ctx.conn_cancel.cancel();
-                    return;
-                }
+            }
+            _ = replay_tick.tick(), if replay.pending(rec) => {
+                let frames = replay.next_frames(rec);
+                frames.is_empty() || write.data_bytes(frames).await.is_ok()
             }
             p = pushed.recv() => match p {
-                Ok(reply) => {
-                    if send(write, &reply).await.is_err() {
-                        ctx.conn_cancel.cancel();
-                        return;
-                    }
-                }
+                Ok(reply) => send(write, &reply).await.is_ok(),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    warn!(dropped = n, "the hub link is slower than our snapshots and events; dropped the oldest");
+                    warn!(dropped = n, "the hub link is slower than our snapshots and events; the buffer replays them");
+                    replay.lagged(rec);
+                    true
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => true,
             },
             d = read_down(&mut read, &mut dec) => match d {
-                Some(Downstream::Heartbeat { .. }) => last_ack = Instant::now(),
-                Some(Downstream::Ack { deploy_id }) => {
-                    if let Err(e) = ctx.state.deployer.acknowledged(&deploy_id) {
-                        warn!(error = %e, "refused the hub's acknowledgement");
-                    }
+                Some(Downstream::Heartbeat { .. }) => {
+                    last_ack = Instant::now();
+                    replay.heartbeat(rec);
+                    true
                 }
-                Some(Downstream::Request { id, action, payload }) => {
-                    if let Some(refusal) = one_shots.start(id, action, payload) {
-                        if send(write, &refusal).await.is_err() {
-                            ctx.conn_cancel.cancel();
-                            return;
-                        }
-                    }
+                Some(Downstream::BufferAck { id, ranges }) => {
+                    replay.ack(rec, &id, &ranges);
+                    true
                 }
-                Some(Downstream::Cancel { id }) => one_shots.cancel(id),
-                Some(_) => {}
+                Some(d) => on_downstream(d, write, ctx, &mut one_shots).await,
                 None => {
                     warn!("the hub closed the control channel");
-                    ctx.conn_cancel.cancel();
-                    return;
+                    false
                 }
             }
+        };
+        if !ok {
+            ctx.conn_cancel.cancel();
+            return;
         }
     }
 }
 
+/// A frame of the hub on the control channel other than heartbeats and
+/// buffer acknowledgements; `false` when the channel broke.
+async fn on_downstream(
+    d: Downstream,
+    write: &ChannelWriteHalf<Msg>,
+    ctx: &Ctx,
+    one_shots: &mut OneShots,
+) -> bool {
+    match d {
+        Downstream::Ack { deploy_id } => {
+            if let Err(e) = ctx.state.deployer.acknowledged(&deploy_id) {
+                warn!(error = %e, "refused the hub's acknowledgement");
+            }
+        }
+        Downstream::Request {
+            id,
+            action,
+            payload,
+        } => {
+            if let Some(refusal) = one_shots.start(id, action, payload) {
+                return send(write, &refusal).await.is_ok();
+            }
+        }
+        Downstream::Cancel { id } => one_shots.cancel(id),
+        _ => {}
+    }
+    true
+}
+
 /// Open the control channel: our hello, then (subscribed to pushed replies
 /// from then on) the deploy outcomes the hub has not acknowledged (it may
-/// have been away). Returns the subscription.
+/// have been away). Returns the subscription and the buffer's replay.
 async fn send_greeting(
     write: &ChannelWriteHalf<Msg>,
     ctx: &Ctx,
-) -> Result<broadcast::Receiver<Reply>, SendError> {
+) -> Result<(broadcast::Receiver<Reply>, Replay), SendError> {
+    let buffer = ctx.state.recorder.hello();
+    let mut features = vec![
+        feature::CONTROL_REQUESTS.to_string(),
+        feature::EXEC.to_string(),
+    ];
+    if buffer.is_some() {
+        features.push(feature::BUFFER.to_string());
+    }
     let hello = Hello {
         hostname: crate::sysinfo::hostname(),
         version: nextdeploy_shared::VERSION.to_string(),
         os: crate::sysinfo::os_name(),
         docker: ctx.state.engine.status().await,
-        features: vec![
-            feature::CONTROL_REQUESTS.to_string(),
-            feature::EXEC.to_string(),
-        ],
+        features,
         policy: Some(ctx.state.policy.rules().clone()),
+        buffer,
     };
     let reply = Reply::new(
         Some(0),
@@ -259,24 +291,11 @@ async fn send_greeting(
         serde_json::to_value(&hello).unwrap_or(Value::Null),
     );
     send(write, &reply).await?;
-    let pushed = ctx.state.push.subscribe();
+    let (pushed, live_from) = ctx.state.recorder.subscribe();
     for r in ctx.state.deployer.undelivered() {
         send(write, &r).await?;
     }
-    Ok(pushed)
-}
-
-/// The frame of a one-shot answer on the control channel. An answer over the
-/// frame limit (a huge inspect) becomes a `too_large` error for that request:
-/// it must not end the connection.
-fn encode_answer(reply: &Reply) -> Result<Vec<u8>, frame::FrameError> {
-    frame::encode_reply(reply).or_else(|e| {
-        frame::encode(&Reply::error(
-            reply.id,
-            ErrorCode::TooLarge,
-            format!("reply too large: {e}"),
-        ))
-    })
+    Ok((pushed, Replay::new(live_from)))
 }
 
 async fn serve_enrolment(
@@ -455,6 +474,7 @@ pub async fn write_with_credit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::one_shots::encode_answer;
     use nextdeploy_shared::limits::MAX_FRAME_LEN;
     use serde_json::json;
 

@@ -40,6 +40,13 @@ pub struct AgentConfig {
     /// every action and stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope_label: Option<String>,
+    /// Bound of the buffer that keeps snapshots and events while the hub is
+    /// out of reach, bytes (default 16 MiB; `run --buffer-max-bytes` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_max_bytes: Option<u64>,
+    /// The buffer's directory (default: `buffer/` beside this file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer_dir: Option<PathBuf>,
     /// `[policy]`: what this agent refuses whatever the hub asks (see
     /// [`AgentPolicy`]); written only when it differs from the default, and
     /// last, since a TOML table ends the top-level keys.
@@ -113,8 +120,31 @@ impl AgentConfig {
         if !(2..=300).contains(&self.heartbeat_interval_s) {
             bail!("heartbeat_interval_s must be between 2 and 300");
         }
+        if let Some(n) = self.buffer_max_bytes {
+            check_buffer_max_bytes(n)?;
+        }
         self.policy.validate()?;
         Ok(())
+    }
+
+    /// The buffer's bound: `flag`, else the config's, else the default.
+    pub fn buffer_max_bytes(&self, flag: Option<u64>) -> anyhow::Result<u64> {
+        let n = flag
+            .or(self.buffer_max_bytes)
+            .unwrap_or(crate::limits::DEFAULT_BUFFER_MAX_BYTES);
+        check_buffer_max_bytes(n)?;
+        Ok(n)
+    }
+
+    /// The buffer's directory: the config's, else `buffer/` beside `config`.
+    pub fn buffer_dir(&self, config: &Path) -> PathBuf {
+        self.buffer_dir.clone().unwrap_or_else(|| {
+            config
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join("buffer")
+        })
     }
 
     /// Write with mode 0600.
@@ -123,6 +153,18 @@ impl AgentConfig {
         nextdeploy_shared::keys::write_private_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// A buffer bound must hold a few of the largest records and fit the
+/// in-memory index.
+fn check_buffer_max_bytes(n: u64) -> anyhow::Result<()> {
+    use crate::limits::{MAX_BUFFER_MAX_BYTES, MIN_BUFFER_MAX_BYTES};
+    if !(MIN_BUFFER_MAX_BYTES..=MAX_BUFFER_MAX_BYTES).contains(&n) {
+        bail!(
+            "buffer_max_bytes must be between {MIN_BUFFER_MAX_BYTES} (4 MiB) and {MAX_BUFFER_MAX_BYTES} (4 GiB), not {n}"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -140,6 +182,8 @@ mod tests {
             heartbeat_interval_s: 10,
             health_interval_s: 5,
             scope_label: Some("nextdeploy.managed=true".into()),
+            buffer_max_bytes: None,
+            buffer_dir: None,
             policy: AgentPolicy::default(),
         };
         let text = toml::to_string_pretty(&cfg).unwrap();
@@ -176,6 +220,8 @@ mod tests {
             heartbeat_interval_s: 10,
             health_interval_s: 5,
             scope_label: None,
+            buffer_max_bytes: None,
+            buffer_dir: None,
             policy: AgentPolicy::default(),
         };
         assert!(!toml::to_string_pretty(&cfg).unwrap().contains("policy"));

@@ -63,7 +63,8 @@ async fn run(
         }
         Action::Info(_) => {
             let docker = engine.status().await;
-            let info = crate::sysinfo::collect(state.started, docker, state.policy.rules());
+            let mut info = crate::sysinfo::collect(state.started, docker, state.policy.rules());
+            info.buffer = state.recorder.stats();
             send_one_shot(&out, id, info);
             Ok(())
         }

@@ -101,6 +101,8 @@ pub async fn run(
         heartbeat_interval_s: nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs(),
         health_interval_s: DEFAULT_HEALTH_INTERVAL_S,
         scope_label: None,
+        buffer_max_bytes: None,
+        buffer_dir: None,
         policy,
     };
     cfg.save(config_path)?;

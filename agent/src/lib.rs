@@ -17,6 +17,8 @@
 //! - [`dispatch`]: one exhaustive match from a typed action to its handler,
 //!   after [`policy`]: the agent's own `[policy]`, checked on every request.
 //! - [`state`]: what the whole process shares across reconnections.
+//! - [`buffer`]: snapshots and events on disk until the hub acknowledges
+//!   them; the replay after a reconnection.
 //! - [`sysinfo`]: host facts (hostname, OS, memory, ...).
 //! - [`host`]: the host's CPU, memory and load for each health snapshot.
 //! - [`docker`]: the Docker Engine through bollard (containers, logs, stats,
@@ -36,6 +38,7 @@
 //! reach the hub as a wire [`ErrorCode`](nextdeploy_shared::protocol::ErrorCode)
 //! through [`docker::DockerError`] or the handler's own reply.
 
+pub mod buffer;
 pub mod channel;
 pub mod config;
 pub mod connection;
@@ -76,6 +79,10 @@ pub struct ServeOptions {
     pub scope: Option<Selector>,
     /// Where deploy journals are kept.
     pub journal: PathBuf,
+    /// The buffer's directory ([`buffer`]).
+    pub buffer_dir: PathBuf,
+    /// The buffer's bound, bytes.
+    pub buffer_max_bytes: u64,
     /// Cancelled to stop the agent gracefully.
     pub shutdown: CancellationToken,
 }
@@ -88,25 +95,28 @@ pub async fn serve(opts: ServeOptions) {
         keys,
         scope,
         journal,
+        buffer_dir,
+        buffer_max_bytes,
         shutdown,
     } = opts;
-    let state = AgentState::new(
+    let state = AgentState::with_buffer(
         Engine::new(scope),
         Duration::from_secs(cfg.heartbeat_interval_s),
         journal,
         Some(keys.clone()),
         policy::Policy::new(cfg.policy.clone()),
+        Some((&buffer_dir, buffer_max_bytes)),
     );
     state.deployer.recover().await;
     tokio::spawn(docker::events::watch(
         state.engine.clone(),
-        state.push.clone(),
+        state.recorder.clone(),
         shutdown.clone(),
     ));
     tokio::spawn(docker::monitor::run(
         state.engine.clone(),
         state.sampler.clone(),
-        state.push.clone(),
+        state.recorder.clone(),
         Duration::from_secs(cfg.health_interval_s),
         shutdown.clone(),
     ));

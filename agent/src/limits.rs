@@ -48,9 +48,31 @@ pub const HANDLER_QUEUE: usize = 16;
 pub const CONTROL_ANSWER_QUEUE: usize = 64;
 
 /// Pushed replies (health snapshots, events) waiting for the control channel.
-/// A slow or absent connection loses the oldest: a snapshot is superseded by
-/// the next one anyway, and events while offline cannot be delivered.
+/// A slow or absent connection loses the oldest from this queue; snapshots and
+/// events are also in the on-disk buffer, which replays what the hub lacks.
 pub const PUSH_QUEUE: usize = 256;
+
+// --- Buffer (snapshots and events kept while the hub is out of reach) ---
+
+/// Default bound of the on-disk buffer (`--buffer-max-bytes`): a 10-minute
+/// outage of 200 containers' 5 s snapshots (about 70 KiB each, 8.4 MiB) fits
+/// whole, and a small host keeps hours.
+pub const DEFAULT_BUFFER_MAX_BYTES: u64 = 16 * 1024 * 1024;
+/// Smallest bound accepted: two of the largest records (a frame each) and
+/// room to thin.
+pub const MIN_BUFFER_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest bound accepted (4 GiB): the index of a buffer is in memory
+/// (about 40 bytes a record).
+pub const MAX_BUFFER_MAX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// A buffer is this many segment files at its bound: thinning rewrites one
+/// segment at a time, so a segment is the most one step reads and writes.
+pub const BUFFER_SEGMENTS: u64 = 16;
+/// Bytes of the buffer replayed per [`REPLAY_TICK`] (2.5 MiB/s): a full
+/// 16 MiB buffer in under 7 s, while the hub's history queue (64 MiB) and
+/// its writer keep up, and live frames never wait behind more than one tick.
+pub const REPLAY_BYTES_PER_TICK: usize = 64 * 1024;
+/// Between two replay batches.
+pub const REPLAY_TICK: Duration = Duration::from_millis(25);
 
 // --- Enrolment and key rotation ---
 

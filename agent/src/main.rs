@@ -56,6 +56,11 @@ enum Cmd {
         /// (`nextdeploy hub --local-agent` passes its own pid).
         #[arg(long, hide = true)]
         parent_pid: Option<u32>,
+        /// Bound of the on-disk buffer that keeps health snapshots and
+        /// events while the hub is out of reach, bytes (default 16 MiB, or
+        /// the config's `buffer_max_bytes`); oldest snapshots are thinned first.
+        #[arg(long)]
+        buffer_max_bytes: Option<u64>,
     },
     /// Undo this agent's recent enrolment on the hub (an install that failed
     /// after enrolling); the hub frees the join token. Local files are kept.
@@ -132,8 +137,14 @@ fn watch_parent(parent: u32, shutdown: CancellationToken) {
     });
 }
 
-async fn run(config: PathBuf, parent_pid: Option<u32>) -> anyhow::Result<()> {
+async fn run(
+    config: PathBuf,
+    parent_pid: Option<u32>,
+    buffer_max_bytes: Option<u64>,
+) -> anyhow::Result<()> {
     let cfg = AgentConfig::load(&config)?;
+    let buffer_max_bytes = cfg.buffer_max_bytes(buffer_max_bytes)?;
+    let buffer_dir = cfg.buffer_dir(&config);
     let _lock = lock_config(&config)?;
     let keys = Arc::new(KeyFile::load(&cfg.key_path)?);
     info!(name = %cfg.name, hub = %cfg.hub, pin = %cfg.hub_fingerprint, "starting");
@@ -156,6 +167,8 @@ async fn run(config: PathBuf, parent_pid: Option<u32>) -> anyhow::Result<()> {
         keys,
         scope,
         journal,
+        buffer_dir,
+        buffer_max_bytes,
         shutdown,
     })
     .await;
@@ -207,7 +220,11 @@ async fn main_async() {
                 config.display()
             );
         }),
-        Cmd::Run { config, parent_pid } => run(config, parent_pid).await,
+        Cmd::Run {
+            config,
+            parent_pid,
+            buffer_max_bytes,
+        } => run(config, parent_pid, buffer_max_bytes).await,
         Cmd::Withdraw { config } => withdraw::run(&config).await.map(|s| println!("{s}")),
     };
     if let Err(e) = result {

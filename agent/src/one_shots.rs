@@ -101,6 +101,19 @@ impl OneShots {
     }
 }
 
+/// The frame of a one-shot answer on the control channel. An answer over the
+/// frame limit (a huge inspect) becomes a `too_large` error for that request:
+/// it must not end the connection.
+pub fn encode_answer(reply: &Reply) -> Result<Vec<u8>, nextdeploy_shared::frame::FrameError> {
+    nextdeploy_shared::frame::encode_reply(reply).or_else(|e| {
+        nextdeploy_shared::frame::encode(&Reply::error(
+            reply.id,
+            ErrorCode::TooLarge,
+            format!("reply too large: {e}"),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

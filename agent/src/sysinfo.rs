@@ -64,6 +64,7 @@ pub fn collect(started: Instant, docker: DockerStatus, policy: &AgentPolicy) -> 
         host_uptime_s,
         docker,
         policy: Some(policy.clone()),
+        buffer: None,
     }
 }
 

@@ -15,6 +15,7 @@
 //! - [`dashboard`]: the dashboard's targets in headless Chromium;
 //! - [`exec`]: `nextdeploy agent exec` against `docker exec` (keystroke
 //!   round trip, throughput both ways, hub and agent RSS);
+//! - [`buffer`]: the agent's buffer replay rate;
 //! - [`scenario`]: capacity/fan-out/reconnect, latency, throughput (with the
 //!   OpenSSH reference), agent footprint; [`tcpfloor`]: the fan-out's round
 //!   over plain TCP (the hidden `tcp-echo` child), its floor on this machine;
@@ -23,6 +24,7 @@
 //!   --workspace` (the README's build, reused as it is).
 
 mod alerts_eval;
+mod buffer;
 mod build;
 mod dashboard;
 mod exec;
@@ -87,6 +89,9 @@ enum Cmd {
     /// `nextdeploy agent exec` against `docker exec` on one container:
     /// keystroke round trip, throughput out and in, hub and agent RSS.
     Exec(exec::Args),
+    /// The agent's buffer replay rate: a full 16 MiB buffer of a
+    /// 200-container host's outage, read back and framed (records/s, MiB/s).
+    Buffer,
     /// Run simulated agents `from..from+count` (a child of quick/full).
     #[command(hide = true)]
     SimAgents {
@@ -387,6 +392,7 @@ async fn main_async() -> anyhow::Result<()> {
         Cmd::AlertsEval(a) => tokio::task::spawn_blocking(move || alerts_eval::run(a)).await?,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
         Cmd::Exec(a) => tokio::task::spawn_blocking(move || exec::run(a)).await?,
+        Cmd::Buffer => tokio::task::spawn_blocking(buffer::run).await?,
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
             hub,

@@ -342,6 +342,25 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// (`health_interval_s` >= 1, 5 s by default), so only a flood is thinned,
 /// to one snapshot's worth of writes per second per agent.
 pub const HEALTH_MIN_GAP: Duration = Duration::from_millis(900);
+
+/// How often the hub stores and acknowledges what it took from an agent's
+/// buffer while records come live: one small store write per agent per
+/// 10 s (1,000 a second for 10,000 agents); the agent keeps at most that
+/// much unacknowledged (two snapshots and their events), and a hub killed
+/// with -9 may take those again.
+pub const BUFFER_ACK_EVERY: Duration = Duration::from_secs(10);
+/// The same while an agent replays its buffer (`late` records): the agent
+/// trims its buffer as the replay goes, and an interrupted replay resumes
+/// within a second of where it was.
+pub const BUFFER_ACK_EVERY_LATE: Duration = Duration::from_secs(1);
+/// Ranges of sequence numbers kept per agent: each replay cut short by a
+/// lost link adds at most one gap. Past this the two closest ranges merge
+/// (the records between them are counted as taken: lost, never doubled).
+pub const MAX_SEQ_RANGES: usize = 64;
+/// Oldest late snapshot written into the history: the 5 s tier keeps an
+/// hour, and a row must be packed (and rolled up into the coarse tiers)
+/// before the pruner deletes it.
+pub const LATE_MAX_AGE: Duration = Duration::from_secs(50 * 60);
 /// Bytes of snapshots waiting to be written to the history (estimated from
 /// their strings plus a fixed cost per container): 64 MiB is 10,000 agents of
 /// 20 containers each, and what the queue may cost at most whatever agents send.

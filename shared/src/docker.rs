@@ -144,6 +144,15 @@ pub struct HealthSnapshot {
     /// older than the field (and where /proc could not be read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostSample>,
+    /// The agent's buffer sequence number (hub <-> agent only: agents that
+    /// list `feature::BUFFER` number every snapshot and event; the hub
+    /// skips one it has ingested already, and clears the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Taken while the agent's link was down and replayed after it came
+    /// back: written into the history at its own time, never the live state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// The host's CPU and memory at one sweep, read by the agent from /proc (the
@@ -205,6 +214,14 @@ pub struct Event {
     /// Signal of a `kill`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<String>,
+    /// The agent's buffer sequence number (hub <-> agent only, as
+    /// [`HealthSnapshot::seq`]; the hub clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Happened while the agent's link was down, replayed after it came
+    /// back; `time_ms` is when it happened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// Memory as `docker stats` shows it: usage minus inactive file cache

@@ -30,6 +30,7 @@ pub fn sim_hello(name: &str, features: Vec<String>) -> Hello {
         },
         features,
         policy: None,
+        buffer: None,
     }
 }
 
@@ -88,7 +89,7 @@ pub fn snapshot_frame(n: usize, pad: usize) -> Result<Vec<u8>> {
                 ..Default::default()
             })
             .collect(),
-        host: None,
+        ..Default::default()
     };
     Ok(frame::encode(&Reply::new(
         Some(0),

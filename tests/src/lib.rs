@@ -16,7 +16,8 @@
 //! (OpenSSH), [`http`] and [`ws`] (the hub's HTTP and WebSocket API),
 //! [`receiver`] and [`smtp`] (an HTTP receiver and an SMTP server on loopback
 //! for alert notifications; [`channel_receivers`], one of each channel kind),
-//! [`procfs`] (probes of other processes), [`docker`] and [`deploy`] (the
+//! [`procfs`] (probes of other processes), [`proxy`] (a TCP proxy whose link
+//! a test cuts), [`docker`] and [`deploy`] (the
 //! Docker and deploy suites' fixtures), [`nspawn`] and [`booted`] (a booted systemd for
 //! the install suites). The items most suites use are
 //! re-exported here.
@@ -35,6 +36,7 @@ pub mod nspawn;
 pub mod paths;
 pub mod process;
 pub mod procfs;
+pub mod proxy;
 pub mod receiver;
 pub mod sandbox;
 pub mod smtp;

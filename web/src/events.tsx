@@ -120,7 +120,10 @@ export function Events(props: { api: Api }) {
               <td class="t">{new Date(r.ev.time_ms).toLocaleTimeString()}</td>
               <td>{r.server && <Link href={agentHref(r.server)}>{r.server}</Link>}</td>
               <td>{r.ev.kind}</td>
-              <td>{r.ev.action}</td>
+              <td>
+                {r.ev.action}
+                {r.ev.late && <span title="happened while the agent was out of reach">{" (late)"}</span>}
+              </td>
               <td>
                 {r.ev.container && r.server ? (
                   <Link href={containerHref(r.server, r.ev.container)}>{r.ev.container}</Link>

@@ -1647,6 +1647,16 @@ image?: (string | null)
  */
 kind: string
 /**
+ * Happened while the agent's link was down, replayed after it came
+ * back; `time_ms` is when it happened.
+ */
+late?: boolean
+/**
+ * The agent's buffer sequence number (hub <-> agent only, as
+ * [`HealthSnapshot::seq`]; the hub clears it).
+ */
+seq?: (number | null)
+/**
  * Signal of a `kill`.
  */
 signal?: (string | null)
@@ -1870,6 +1880,11 @@ agent_version: string
  */
 arch: string
 /**
+ * The buffer that keeps snapshots and events while the hub is out of
+ * reach (absent from older agents).
+ */
+buffer?: (BufferStats | null)
+/**
  * Online CPUs.
  */
 cpus: number
@@ -1902,6 +1917,35 @@ os: string
  * The agent's own policy (absent from older agents).
  */
 policy?: (AgentPolicy | null)
+[k: string]: unknown
+}
+/**
+ * [`AgentInfo::buffer`]: what the agent holds for the hub and what it lost.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "BufferStats".
+ */
+export interface BufferStats {
+/**
+ * Bytes on disk now.
+ */
+bytes: number
+/**
+ * Events dropped to stay within the bound, since the agent started.
+ */
+dropped_events: number
+/**
+ * Snapshots thinned out to stay within the bound, since the agent started.
+ */
+dropped_snapshots: number
+/**
+ * The bound (`--buffer-max-bytes`).
+ */
+max_bytes: number
+/**
+ * Records (snapshots and events) not acknowledged by the hub yet.
+ */
+records: number
 [k: string]: unknown
 }
 /**

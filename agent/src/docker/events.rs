@@ -9,8 +9,6 @@ use std::sync::Arc;
 use bollard::query_parameters::EventsOptions;
 use futures_util::StreamExt;
 use nextdeploy_shared::docker::Event;
-use nextdeploy_shared::protocol::{Reply, ReplyType};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -58,13 +56,14 @@ pub fn convert(
         exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
         health,
         signal: attrs.get("signal").cloned(),
+        ..Default::default()
     })
 }
 
 /// Watch events until `shutdown`, pushing each visible one as an `event` reply.
 pub async fn watch(
     engine: Arc<Engine>,
-    push: broadcast::Sender<Reply>,
+    recorder: Arc<crate::buffer::Recorder>,
     shutdown: CancellationToken,
 ) {
     let mut delay = EVENTS_RETRY_MIN;
@@ -110,8 +109,8 @@ pub async fn watch(
                         convert(m.action.as_deref().unwrap_or(""), id, &attrs, m.time_nano)
                     {
                         let data = serde_json::to_value(&ev).unwrap_or_default();
-                        // No receiver means no hub connection right now: drop it.
-                        let _ = push.send(Reply::new(Some(0), ReplyType::Event, data));
+                        // Kept until the hub has it, connected or not.
+                        recorder.record(crate::buffer::Kind::Event, data);
                     }
                 }
                 Some(Err(e)) => {

@@ -1,6 +1,6 @@
 //! The health monitor: every interval, a snapshot of every visible container
 //! (state, health, restarts, CPU, memory, network) and of the host (see
-//! [`crate::host`]) pushed to the hub on the control channel. CPU, memory and network come from the kernel (see
+//! [`crate::host`]) recorded for the hub ([`crate::buffer`]) and pushed on the control channel. CPU, memory and network come from the kernel (see
 //! [`kernel`]), or from one concurrent sweep of the engine's stats API for
 //! containers the kernel cannot tell; restart count, pid and network mode from
 //! inspect, refreshed only when a container's status text changed.
@@ -14,14 +14,13 @@ use nextdeploy_shared::docker::{
     ContainerHealth, ContainerRow, HealthSnapshot, StatsSample, STATS_FROM_ENGINE,
     STATS_FROM_KERNEL,
 };
-use nextdeploy_shared::protocol::{Reply, ReplyType};
 use nextdeploy_shared::time::{now_unix, parse_rfc3339, rfc3339};
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::containers::{list_all, to_row};
 use super::stats::Sampler;
 use super::{kernel, DockerError, Engine};
+use crate::buffer::{Kind, Recorder};
 
 /// What the monitor remembers of a container between sweeps.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +128,7 @@ pub async fn take_snapshot(
         docker_error: None,
         sweep_ms: started.elapsed().as_millis() as u64,
         containers,
-        host: None,
+        ..Default::default()
     })
 }
 
@@ -287,7 +286,7 @@ fn build_health(
 pub async fn run(
     engine: Arc<Engine>,
     sampler: Arc<Sampler>,
-    push: broadcast::Sender<Reply>,
+    recorder: Arc<Recorder>,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -313,6 +312,6 @@ pub async fn run(
         // Also while the engine is down: the host is read from /proc.
         snap.host = host.sample();
         let data = serde_json::to_value(&snap).unwrap_or_default();
-        let _ = push.send(Reply::new(Some(0), ReplyType::Health, data));
+        recorder.record(Kind::Health, data);
     }
 }

@@ -49,6 +49,7 @@ async fn serve_control(
         },
         features: vec![nextdeploy_shared::protocol::feature::CONTROL_REQUESTS.into()],
         policy: None,
+        buffer: None,
     };
     if !send(write, &Reply::new(id, ReplyType::Hello, json!(hello))).await {
         return;

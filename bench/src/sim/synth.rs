@@ -111,6 +111,7 @@ impl Synth {
             sweep_ms: 3,
             containers,
             host: Some(host),
+            ..Default::default()
         }
     }
 

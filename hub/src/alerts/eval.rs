@@ -88,6 +88,14 @@ pub fn signal_of(exit_code: i64) -> Option<&'static str> {
     })
 }
 
+/// An alert from an event replayed from the agent's buffer (it happened
+/// while the link was down) says so in its value: `"late": true`.
+fn mark_late(value: &mut Value, e: &Event) {
+    if e.late {
+        value["late"] = Value::Bool(true);
+    }
+}
+
 impl Evaluator {
     /// An event of `agent` (container or agent kind).
     pub fn event(&mut self, agent: &str, labels: &Labels, e: &Event, now: i64) -> Vec<Change> {
@@ -121,7 +129,8 @@ impl Evaluator {
             }
             ("container", "die") => match e.exit_code {
                 Some(code) if code != 0 => {
-                    let value = json!({"exit_code": code, "signal": signal_of(code)});
+                    let mut value = json!({"exit_code": code, "signal": signal_of(code)});
+                    mark_late(&mut value, e);
                     let summary = format!("container {name} on {agent} died with exit code {code}");
                     self.fire_on(
                         Condition::ContainerDied,
@@ -137,7 +146,8 @@ impl Evaluator {
             },
             ("container", "oom") => {
                 let summary = format!("container {name} on {agent} was killed: out of memory");
-                let value = json!({"oom": true});
+                let mut value = json!({"oom": true});
+                mark_late(&mut value, e);
                 self.fire_on(Condition::Oom, agent, labels, name, summary, value, now)
             }
             ("container", "start") => self.resolve(agent, |c, k| {

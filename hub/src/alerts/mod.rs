@@ -51,6 +51,9 @@ use tracing::{warn, Instrument};
 use crate::limits::ALERT_QUEUE;
 
 /// What the evaluator is fed.
+// Events are most of the queue (a snapshot is shared, an `Arc`): boxing them
+// would cost an allocation each to save bytes of a bounded queue.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// A container or agent event.

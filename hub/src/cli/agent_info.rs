@@ -324,7 +324,24 @@ fn print_info_table(i: &AgentInfo) {
         ),
         ("docker", docker),
         ("policy", policy_cell(i.policy.as_ref())),
+        ("buffer", buffer_cell(i.buffer.as_ref())),
     ]);
+}
+
+/// The agent's buffer in one cell: held for the hub, and what it dropped.
+fn buffer_cell(b: Option<&nextdeploy_shared::protocol::BufferStats>) -> String {
+    let Some(b) = b else {
+        return "-".into();
+    };
+    let mib = |n: u64| n as f64 / (1024.0 * 1024.0);
+    format!(
+        "{} records, {:.1} of {:.0} MiB; dropped {} snapshots, {} events",
+        b.records,
+        mib(b.bytes),
+        mib(b.max_bytes),
+        b.dropped_snapshots,
+        b.dropped_events
+    )
 }
 
 /// An agent's policy in one cell: what it refuses.

@@ -46,6 +46,10 @@ pub async fn events(
                 if let Some(s) = &e.signal {
                     detail.push(format!("signal={s}"));
                 }
+                if e.late {
+                    // Happened while the agent's link was down.
+                    detail.push("late".into());
+                }
                 println!(
                     "{} {} {} {} {} {}",
                     rfc3339(e.time_ms / 1000),

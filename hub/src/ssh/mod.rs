@@ -27,6 +27,7 @@ pub mod handler;
 pub mod prune;
 pub mod push;
 pub mod recheck;
+pub mod seqs;
 pub mod session;
 pub mod sources;
 pub mod tap;

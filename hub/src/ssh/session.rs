@@ -20,6 +20,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::handler::Identity;
+use super::seqs::Seqs;
 use super::tap::{self, Inbox, Reader, Tap, TapSlot};
 use crate::agents::conflict::Refusal;
 use crate::agents::control::{Control, SendError};
@@ -211,8 +212,11 @@ async fn serve_agent(
 ) -> Result<String, SessionError> {
     // The one-time and the occasional awaits are boxed so that the task of
     // an idle agent holds only what waiting needs.
-    let (conn, inbox) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
-    let reason = watch_control(svc, &conn, &inbox).await;
+    let (conn, inbox, mut seqs) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
+    let reason = watch_control(svc, &conn, &inbox, &mut seqs).await;
+    if let Some(s) = seqs.as_mut().filter(|s| s.until_due().is_some()) {
+        Box::pin(s.flush(svc, &conn.name, None)).await;
+    }
     Box::pin(take_offline(svc, &conn, &reason)).await;
     Ok(reason)
 }
@@ -227,7 +231,7 @@ async fn bring_online(
     rec: AgentRecord,
     peer: SocketAddr,
     slot: TapSlot,
-) -> Result<(Arc<AgentConn>, Reader), SessionError> {
+) -> Result<(Arc<AgentConn>, Reader, Option<Box<Seqs>>), SessionError> {
     // The connection's own token from the start: a revocation between the
     // key check below and the registration cancels the registered connection.
     let cancel = svc.cancel.child_token();
@@ -288,7 +292,12 @@ async fn bring_online(
     svc.recent
         .agent_event(&svc.telemetry, &rec.name, &rec.labels, "online");
     svc.alerts.offer_agent(&rec.name, &rec.labels, "online");
-    Ok((conn, inbox))
+    // Before any heartbeat answer: the agent learns the hub takes its buffer.
+    let seqs = Seqs::load(svc, &rec.name, &hello).await;
+    if let Some(s) = &seqs {
+        conn.control.send(&s.ack()).await?;
+    }
+    Ok((conn, inbox, seqs))
 }
 
 /// Open the control channel and read the hello on it.
@@ -326,14 +335,29 @@ async fn read_hello(inbox: &Reader) -> Result<Hello, SessionError> {
 
 /// Answer heartbeats and take pushes until the connection is cut, goes
 /// silent or breaks the protocol. Returns why it ended.
-async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) -> String {
+async fn watch_control(
+    svc: &Services,
+    conn: &Arc<AgentConn>,
+    inbox: &Reader,
+    seqs: &mut Option<Box<Seqs>>,
+) -> String {
     let timeout = svc.config.heartbeat_timeout;
     let mut wait = timeout;
     loop {
+        let due = seqs.as_ref().and_then(|s| s.until_due());
+        if let (Some(s), Some(Duration::ZERO)) = (seqs.as_mut(), due) {
+            Box::pin(s.flush(svc, &conn.name, Some(conn))).await;
+        }
+        let step = due.filter(|d| !d.is_zero()).map_or(wait, |d| d.min(wait));
         let event = tokio::select! {
             _ = conn.cancel.cancelled() => return explain_cancel(svc, conn).to_string(),
-            e = tokio::time::timeout(wait, inbox.next()) => e,
+            e = tokio::time::timeout(step, inbox.next()) => e,
         };
+        if event.is_err() && step < wait {
+            // Woken for the acknowledgement: the heartbeat's wait goes on.
+            wait -= step;
+            continue;
+        }
         wait = timeout;
         match event {
             Err(_) => {
@@ -347,8 +371,14 @@ async fn watch_control(svc: &Services, conn: &Arc<AgentConn>, inbox: &Reader) ->
                 warn!(secs = timeout.as_secs(), "no heartbeat; marking offline");
                 return format!("no heartbeat for {}s", timeout.as_secs());
             }
-            Ok(Some(tap::Event::Reply(reply))) => Box::pin(answer_reply(svc, conn, *reply)).await,
-            Ok(Some(tap::Event::Health(snap))) => super::push::record_health(svc, conn, *snap),
+            Ok(Some(tap::Event::Reply(reply))) => {
+                Box::pin(answer_reply(svc, conn, *reply, seqs.as_deref_mut())).await
+            }
+            Ok(Some(tap::Event::Health(snap))) => {
+                if seqs.as_mut().is_none_or(|s| s.take(snap.seq, snap.late)) {
+                    super::push::record_health(svc, conn, *snap)
+                }
+            }
             Ok(Some(tap::Event::Bad(e))) => match ends_connection(&e) {
                 Some(why) => {
                     warn!(error = %e, "control channel out of step; disconnecting");
@@ -379,7 +409,7 @@ fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
 
 /// Answer a heartbeat, or hand a push (or an answer that arrived before
 /// registration) to [`super::push::record_push`] and acknowledge a deploy outcome.
-async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
+async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply, seqs: Option<&mut Seqs>) {
     if reply.kind == ReplyType::Heartbeat {
         let seq = serde_json::from_value::<HeartbeatData>(reply.data)
             .map(|h| h.seq)
@@ -392,7 +422,7 @@ async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply) {
     let Some(reply) = conn.control.deliver(reply) else {
         return;
     };
-    if let Some(deploy_id) = super::push::record_push(svc, conn, reply).await {
+    if let Some(deploy_id) = super::push::record_push(svc, conn, reply, seqs).await {
         let _ = conn.control.send(&Downstream::Ack { deploy_id }).await;
     }
 }

@@ -7,6 +7,7 @@ pub mod alert_channels;
 pub mod alert_rules;
 pub mod alert_state;
 pub mod alerts;
+pub mod buffer_seqs;
 pub mod deploys;
 pub mod exec;
 pub mod health;
@@ -176,7 +177,13 @@ pub enum JoinRefusal {
 
 /// The narrow interface the hub needs from its store.
 pub trait Store:
-    exec::ExecSessions + alerts::AlertStore + alert_rules::AlertRuleStore + Send + Sync + 'static
+    exec::ExecSessions
+    + alerts::AlertStore
+    + alert_rules::AlertRuleStore
+    + buffer_seqs::BufferSeqs
+    + Send
+    + Sync
+    + 'static
 {
     /// Agent by public key line, if enrolled (revoked ones included).
     fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>>;

@@ -106,6 +106,25 @@ pub struct AgentInfo {
     /// The agent's own policy (absent from older agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<AgentPolicy>,
+    /// The buffer that keeps snapshots and events while the hub is out of
+    /// reach (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferStats>,
+}
+
+/// [`AgentInfo::buffer`]: what the agent holds for the hub and what it lost.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, JsonSchema)]
+pub struct BufferStats {
+    /// Bytes on disk now.
+    pub bytes: u64,
+    /// The bound (`--buffer-max-bytes`).
+    pub max_bytes: u64,
+    /// Records (snapshots and events) not acknowledged by the hub yet.
+    pub records: u64,
+    /// Snapshots thinned out to stay within the bound, since the agent started.
+    pub dropped_snapshots: u64,
+    /// Events dropped to stay within the bound, since the agent started.
+    pub dropped_events: u64,
 }
 
 /// One agent in `list_agents`.

@@ -47,6 +47,26 @@ pub mod feature {
     /// `exec` requests, with [`super::Downstream::Input`] and
     /// [`super::Downstream::Resize`] frames on their channel.
     pub const EXEC: &str = "exec";
+    /// Snapshots and events carry a buffer sequence number (`seq`); the
+    /// agent keeps them on disk until the hub acknowledges them
+    /// ([`super::Downstream::BufferAck`]) and replays what the hub lacks
+    /// after a reconnection, marked `late`. Its hello names its buffer
+    /// ([`super::Hello::buffer`]).
+    pub const BUFFER: &str = "buffer";
+}
+
+/// The agent's on-disk buffer as its hello names it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BufferHello {
+    /// Random id made with the buffer: a new id (a fresh agent, a lost
+    /// buffer) makes the hub forget the sequence numbers it had.
+    pub id: String,
+    /// Snapshots thinned out of the buffer since the agent started.
+    #[serde(default)]
+    pub dropped_snapshots: u64,
+    /// Events dropped from the buffer since the agent started.
+    #[serde(default)]
+    pub dropped_events: u64,
 }
 
 /// The control channel's opening payload (hub -> agent).
@@ -120,6 +140,17 @@ pub enum Downstream {
         /// The deploy.
         deploy_id: String,
     },
+    /// Control channel, agents with `feature::BUFFER`: the sequence numbers
+    /// the hub has ingested from buffer `id`, as inclusive ranges, sorted.
+    /// Sent once right after the hello (before any heartbeat answer), then
+    /// whenever the hub has stored more; the agent drops what they cover
+    /// and replays the rest.
+    BufferAck {
+        /// The buffer's id, from the hello.
+        id: String,
+        /// Inclusive `[first, last]` ranges.
+        ranges: Vec<[u64; 2]>,
+    },
     /// Answer to the agent's heartbeat on the control channel.
     Heartbeat {
         /// Echo of the agent's sequence number.
@@ -175,6 +206,9 @@ pub struct Hello {
     /// tell, and leaves the decision to the agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<super::policy::AgentPolicy>,
+    /// The agent's buffer (agents with `feature::BUFFER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffer: Option<BufferHello>,
 }
 
 impl Hello {

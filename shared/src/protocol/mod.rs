@@ -43,10 +43,10 @@ pub mod schema;
 pub mod streams;
 
 pub use action::{Action, ActionError, ActionKind, Role, Target, Transport};
-pub use agents::{AgentInfo, AgentSummary, Empty};
+pub use agents::{AgentInfo, AgentSummary, BufferStats, Empty};
 pub use channel::{
-    channel_kind, feature, ControlOpen, DockerStatus, Downstream, EnrollAnswer, EnrollOpen,
-    EnrollOutcome, HeartbeatData, Hello, PushedOutcome, AGENT_USER, ENROLL_USER_PREFIX,
+    channel_kind, feature, BufferHello, ControlOpen, DockerStatus, Downstream, EnrollAnswer,
+    EnrollOpen, EnrollOutcome, HeartbeatData, Hello, PushedOutcome, AGENT_USER, ENROLL_USER_PREFIX,
     KEY_CONFLICT_PREFIX, WITHDRAW_USER,
 };
 pub use envelope::{RawData, Reply, ReplyType, Request};

@@ -92,6 +92,38 @@ fn rows_that_come_late_merge_into_the_packed_block() {
 }
 
 #[test]
+fn an_outage_replayed_later_fills_its_gap_in_every_tier() {
+    let s = SqliteStore::in_memory().unwrap();
+    // Live before and after a 60 s outage; the first window is packed
+    // before the outage's snapshots arrive (a replay after a long outage).
+    let live: Vec<_> = (0..120)
+        .filter(|i| !(24..36).contains(i))
+        .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(10.0), 100)))
+        .collect();
+    s.record_health(&live).unwrap();
+    assert_eq!(s.compact_health(T0 + 700, 100).unwrap(), 1);
+    assert_eq!(s.health_history("a", "web", 5, 0).unwrap().len(), 108);
+    let late: Vec<_> = (24..36)
+        .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(90.0), 100)))
+        .collect();
+    s.record_health(&late).unwrap();
+    for _ in 0..2 {
+        let fine = s.health_history("a", "web", 5, 0).unwrap();
+        assert_eq!(fine.len(), 120);
+        let gap: Vec<_> = fine.iter().filter(|p| p.cpu_avg == Some(90.0)).collect();
+        assert_eq!(gap.len(), 12);
+        assert!(gap.iter().all(|p| p.samples == 1));
+        // The minutes of the outage count each sample once.
+        let minutes = one_minute(&s);
+        assert_eq!(minutes.len(), 10);
+        assert!(minutes.iter().all(|m| m.1 == 12), "{minutes:?}");
+        assert_eq!(minutes[2], (T0 + 120, 12, Some(90.0)));
+        // Packed again: the same.
+        s.compact_health(T0 + 700, 100).unwrap();
+    }
+}
+
+#[test]
 fn retention_drops_old_tiers_and_names_of_containers_gone() {
     let s = SqliteStore::in_memory().unwrap();
     s.record_health(&[("a".into(), snap(T0, Some(1.0), 1))])

@@ -479,6 +479,7 @@ impl Store for SqliteStore {
 
 mod alert_rules;
 mod alerts;
+mod buffer_seqs;
 mod exec;
 mod files;
 mod open;

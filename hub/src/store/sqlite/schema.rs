@@ -61,4 +61,6 @@ CREATE TABLE audit (
     crate::store::alerts::CHANNEL_CONFIG,
     // Rule settings (thresholds, repeat, quiet hours) and silences.
     crate::store::alert_rules::SCHEMA,
+    // What the hub took from each agent's buffer (issue 22).
+    crate::store::buffer_seqs::SCHEMA,
 ];
