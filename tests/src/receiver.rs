@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::wait_until;
 
 /// Fire, deliver, or resolve: events arrive within a second; a retry after
-/// a 10 s outage within 16 s of backoff.
+/// a minute's outage within 64 s of backoff (1 s doubling).
 pub const RECEIVE_WAIT: Duration = Duration::from_secs(60);
 
 /// One request the receiver took.

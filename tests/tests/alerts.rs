@@ -1,10 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Alerts end to end: real hub, agent and Docker, and a webhook receiver on
-//! loopback written here (std `TcpListener`, one request per connection)
-//! that records what it gets and can be told to answer 500 for a while.
-//! A container that exits 3 fires `container_died` once (exit code 3, body
-//! signed) and resolves once after `docker start`; a receiver down for about
-//! 10 s still gets each notification once; a hub killed with SIGKILL before
+//! loopback (`nextdeploy_tests::receiver`) that records what it gets and can
+//! be told to answer 500 for a while. A container that exits 3 fires
+//! `container_died` once (exit code 3, body signed) and resolves once after
+//! `docker start`; a receiver down for a minute still gets each notification
+//! once; a hub killed with SIGKILL before
 //! delivery delivers once after its restart; an agent killed fires
 //! `agent_offline` once and resolves once when it is back.
 
@@ -67,7 +67,9 @@ fn a_container_that_exits_3_fires_once_signed_survives_an_outage_and_resolves_on
         || Ok((rx.refused() > 0).then_some(())),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_secs(10));
+    // Down for a minute (attempts at about 1, 3, 7, 15, 31 s refused; the
+    // next, about 63 s in, delivers).
+    std::thread::sleep(Duration::from_secs(60));
     rx.answer(200);
     let fired = rx.wait_for("the firing notification", 1, |v| {
         v["status"] == "firing" && v["rule"] == "r1"

@@ -4,9 +4,11 @@
 //! webhook channel pointed at a receiver on loopback and a `container-died`
 //! rule. A fixture container exits 3; as an admin the page shows the
 //! firing alert (rule, severity, summary, a link to the container, its
-//! notification delivered), the same alert in the 24-hour history, the rule
-//! and the channel, and a channel test from the page reaches the receiver.
-//! A viewer sees the alert but neither rules nor channels. Any console
+//! notification delivered), the same alert in the 24-hour history, adds a
+//! silence from the form and ends it (the hub's audit log has both), the
+//! rule and the channel, and a channel test from the page reaches the
+//! receiver. A viewer sees the alert and the silences but no silence form,
+//! rules or channels. Any console
 //! error fails it. Screenshots go to `target/dashboard-screenshots/`.
 
 use std::time::Duration;
@@ -80,4 +82,16 @@ fn the_alerts_page_shows_a_firing_alert_and_tests_a_channel() {
     // The page's channel test reached the receiver: one more request.
     let tests: Vec<_> = rx.delivered().into_iter().skip(before).collect();
     assert_eq!(tests.len(), 1, "{tests:?}");
+    // The silence the page added and ended, in the audit log.
+    let audit = hub.cli_json(&["audit", "--limit", "50"]).unwrap();
+    for action in ["alert_silence_add", "alert_silence_remove"] {
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == action),
+            "no {action} in {audit}"
+        );
+    }
 }

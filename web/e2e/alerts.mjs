@@ -58,6 +58,19 @@ async function asAdmin(page) {
   const hist = page.getByRole("table", { name: "History" });
   await hist.locator("tbody tr").filter({ hasText: container }).waitFor();
 
+  phase = "silences";
+  const silences = page.getByRole("region", { name: "Silences" });
+  const form = silences.getByRole("form", { name: "New silence" });
+  await form.getByLabel("Rule").fill("died");
+  await form.getByLabel("Comment").fill("maintenance");
+  await form.getByRole("button", { name: "Silence" }).click();
+  const silence = silences.locator("tbody tr").filter({ hasText: "maintenance" });
+  await silence.waitFor();
+  check(/rules died/.test(await silence.innerText()), `the silence says: ${await silence.innerText()}`);
+  await silence.getByRole("button", { name: "End" }).click();
+  await silence.waitFor({ state: "detached" });
+  console.log("silences: one added from the form, shown, then ended");
+
   phase = "rules";
   const rules = page.getByRole("region", { name: "Rules" });
   const rule = rules.locator('tr[data-rule="died"]');
@@ -75,9 +88,11 @@ async function asViewer(page) {
   await signIn(page, env("DASH_VIEWER"));
   await page.getByRole("link", { name: "Alerts", exact: true }).click();
   await page.getByRole("table", { name: "Firing" }).locator("tbody tr").filter({ hasText: container }).waitFor();
+  await page.getByRole("region", { name: "Silences" }).waitFor();
+  check((await page.getByRole("form", { name: "New silence" }).count()) === 0, "a viewer gets the silence form");
   check((await page.getByRole("region", { name: "Rules" }).count()) === 0, "a viewer sees the rules");
   check((await page.getByRole("region", { name: "Channels" }).count()) === 0, "a viewer sees the channels");
-  console.log("viewer: the firing alert, no rules or channels");
+  console.log("viewer: the firing alert and the silences, no silence form, no rules or channels");
 }
 
 try {

@@ -1,14 +1,16 @@
 // The alerts page (`/alerts`, every role): what fires now, what fired in
 // the last 24 hours with each notification's delivery (channel, state,
-// attempts, last answer), and for admins the rules and channels (remove,
-// test a channel). Adding rules and channels stays with the CLI's
-// `nextdeploy alert ...` and `alert apply -f` (a file is what teams
-// review); the page reads what the hub holds and refreshes itself.
+// attempts, last answer), the silences (operators add and end them), and
+// for admins the rules and channels (remove, test a channel). Adding rules
+// and channels stays with the CLI's `nextdeploy alert ...` and `alert
+// apply -f` (a file is what teams review); the page reads what the hub
+// holds and refreshes itself.
 
 import { useEffect, useState } from "preact/hooks";
 import type { Api } from "./api";
 import { errText, useList } from "./admin";
 import { Link, agentHref, containerHref } from "./link";
+import { Silences } from "./silences";
 import type { AlertChannelInfo, AlertInfo, AlertRuleInfo } from "./types";
 
 /** How often the firing list and the history are read again. */
@@ -222,6 +224,7 @@ export function Alerts(props: { api: Api; role: string }) {
       {history.error && <p class="error">{history.error}</p>}
       {history.list && <AlertTable label="History" list={history.list} history />}
       {history.list?.length === 0 && <p class="muted">No alerts in the last 24 hours.</p>}
+      <Silences api={props.api} canSilence={props.role !== "viewer"} />
       {props.role === "admin" && (
         <>
           <Rules api={props.api} />

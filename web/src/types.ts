@@ -19,6 +19,7 @@ export type {
   DeployProgress,
   ErrorBody,
   ExecSession,
+  SilenceInfo,
   FleetOutcome,
   HistoryPoint,
   JoinTokenInfo,
