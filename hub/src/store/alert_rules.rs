@@ -160,7 +160,9 @@ pub fn apply(c: &mut Connection, p: &ApplyPlan, at: i64) -> StoreResult<()> {
     Ok(())
 }
 
-fn add_rule_raw(c: &Connection, r: &RuleRecord) -> StoreResult<()> {
+/// Insert `r` and its settings (inside the caller's transaction); a taken
+/// name is a conflict.
+pub(crate) fn add_rule_raw(c: &Connection, r: &RuleRecord) -> StoreResult<()> {
     let n = c.execute(
         "INSERT INTO alert_rules (name, condition, for_s, selector, container, severity, \
          channel, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \

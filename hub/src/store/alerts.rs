@@ -280,28 +280,7 @@ pub fn add_rule(c: &mut Connection, r: &RuleRecord) -> StoreResult<()> {
             r.channel
         )));
     }
-    let n = tx.execute(
-        "INSERT INTO alert_rules (name, condition, for_s, selector, container, severity, \
-         channel, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-         ON CONFLICT (name) DO NOTHING",
-        params![
-            r.name,
-            r.condition.as_str(),
-            r.for_s as i64,
-            r.selector,
-            r.container,
-            r.severity.as_str(),
-            r.channel,
-            r.created_at
-        ],
-    )?;
-    if n == 0 {
-        return Err(StoreError::Conflict(format!(
-            "a rule named {:?} exists",
-            r.name
-        )));
-    }
-    super::alert_rules::set_extra(&tx, &r.name, &r.extra)?;
+    super::alert_rules::add_rule_raw(&tx, r)?;
     tx.commit()?;
     Ok(())
 }
