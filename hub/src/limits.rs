@@ -245,9 +245,15 @@ pub const EVENT_RING_BYTES: usize = 32 * 1024;
 /// Snapshots waiting to be written: 10,000 agents' worth of one interval. A full
 /// queue drops snapshots (history loses a point; the live view does not).
 pub const HEALTH_QUEUE: usize = 10_000;
-/// Most snapshots written in one transaction, so one commit does not hold the
-/// store's lock for long.
-pub const HEALTH_BATCH: usize = 2_000;
+/// The history writer writes what has gathered at most this often (one
+/// batch of transactions per interval rather than a commit per snapshot):
+/// the history is at most this much behind the live view.
+pub const HEALTH_WRITE_EVERY: Duration = Duration::from_secs(1);
+/// Most snapshots taken in one write (written in transactions of at most
+/// [`HEALTH_TX_CONTAINERS`] containers): three intervals' worth of 10,000
+/// agents' 5 s snapshots at one write a second, so the writer keeps up even
+/// when a write takes longer than [`HEALTH_WRITE_EVERY`].
+pub const HEALTH_BATCH: usize = 6_000;
 /// How often old history is pruned: retention tiers are minutes to days, so
 /// five minutes keeps the tables near their bound at little cost.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(300);

@@ -15,6 +15,12 @@ fn init_logging(default: &str) {
         .init();
 }
 
+/// jemalloc instead of glibc's malloc, when built with `--features jemalloc`
+/// (measured against it in docs/benchmarks.md).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     // Allocator settings before any thread exists (`malloc` module doc).
     nextdeploy_shared::malloc::run(main_async())

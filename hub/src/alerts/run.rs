@@ -291,5 +291,11 @@ pub async fn run(svc: Arc<Services>, mut rx: mpsc::Receiver<Input>, cancel: Canc
             }
         };
         apply(&svc, &mut ev, &mut st, changes).await;
+        let idle = ev.rules.is_empty() && ev.firing.is_empty();
+        if idle && svc.alerts.rules_version() == version {
+            svc.alerts.want_snapshots(false);
+        } else if !idle {
+            svc.alerts.want_snapshots(true);
+        }
     }
 }

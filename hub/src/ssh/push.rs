@@ -83,7 +83,7 @@ pub fn record_health(svc: &Services, conn: &AgentConn, mut snap: HealthSnapshot)
     svc.alerts
         .offer_snapshot(&conn.name, &conn.labels, snap.clone());
     if due {
-        svc.telemetry.record(&conn.name, snap.as_ref().clone());
+        svc.telemetry.record(&conn.name, snap);
     }
 }
 
@@ -105,5 +105,5 @@ fn record_late_health(svc: &Services, conn: &AgentConn, mut snap: HealthSnapshot
         }
         snap.at = at;
     }
-    svc.telemetry.record(&conn.name, snap);
+    svc.telemetry.record(&conn.name, Arc::new(snap));
 }

@@ -55,12 +55,61 @@ struct Head<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// A health frame read in one pass: agents write `type` before `data`, so
+/// once the type says health, `data` is read straight into a snapshot (no
+/// scan of it as a [`RawValue`] first). `None` for anything else, or a
+/// frame with `data` first: the caller reads those as before.
+struct OnePass(Option<HealthSnapshot>);
+
+impl<'de> Deserialize<'de> for OnePass {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(OnePassVisitor)
+    }
+}
+
+struct OnePassVisitor;
+
+impl<'de> serde::de::Visitor<'de> for OnePassVisitor {
+    type Value = OnePass;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a control frame")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OnePass, A::Error> {
+        use serde::de::IgnoredAny;
+        let mut health = false;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match key.as_ref() {
+                "type" => {
+                    if map.next_value::<ReplyType>()? != ReplyType::Health {
+                        return Ok(OnePass(None));
+                    }
+                    health = true;
+                }
+                "data" if health => return Ok(OnePass(Some(map.next_value()?))),
+                "data" => return Ok(OnePass(None)),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(OnePass(None))
+    }
+}
+
 /// Read a control frame: a health snapshot (most of what agents send)
 /// straight into its type, without the [`serde_json::Value`] tree a
 /// [`Reply`]'s `data` is (a map and a string per field: most of the hub's
 /// CPU for 20-container snapshots went to that tree's allocations); any
 /// other frame, or a snapshot that does not read, as a [`Reply`].
 fn read_frame(payload: &[u8]) -> Result<Frame, FrameError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    if let Ok(OnePass(Some(snap))) = OnePass::deserialize(&mut de) {
+        if de.end().is_ok() {
+            return Ok(Frame::Health(Box::new(snap)));
+        }
+    }
     if let Ok(Head {
         kind: ReplyType::Health,
         data: Some(data),
@@ -267,6 +316,26 @@ impl Drop for Tap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_frames_read_in_one_pass_or_as_before() {
+        let snap = r#"{"at_s":1800000000,"docker_available":true,"sweep_ms":2,"containers":[{"id":"a","name":"web","image":"app:1","state":"running","restarts":0}]}"#;
+        let health = |f: &str| match read_frame(f.as_bytes()) {
+            Ok(Frame::Health(s)) => Some(s.containers[0].name.clone()),
+            _ => None,
+        };
+        // type first (as agents write it), data first, a field after data.
+        let first = format!(r#"{{"id":null,"type":"health","data":{snap}}}"#);
+        let later = format!(r#"{{"data":{snap},"type":"health","id":null}}"#);
+        let after = format!(r#"{{"type":"health","data":{snap},"server":"x"}}"#);
+        for f in [&first, &later, &after] {
+            assert_eq!(health(f).as_deref(), Some("web"), "{f}");
+        }
+        // Trailing bytes are not a frame; another type is a reply.
+        assert!(read_frame(format!("{first} x").as_bytes()).is_err());
+        let result = format!(r#"{{"id":3,"type":"result","data":{snap}}}"#);
+        assert!(matches!(read_frame(result.as_bytes()), Ok(Frame::Reply(r)) if r.id == Some(3)));
+    }
 
     #[tokio::test]
     async fn events_keep_their_order_and_the_end_follows_the_last() {

@@ -262,7 +262,7 @@ pub trait Store:
     /// (the entry's actor is the token's name, which is not unique).
     fn audit_by_token(&self, entry: &AuditEntry, token_id: Option<&str>) -> StoreResult<()>;
     /// Record health snapshots (agent name, snapshot) in the history tiers.
-    fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()>;
+    fn record_health(&self, batch: &[(String, Arc<HealthSnapshot>)]) -> StoreResult<()>;
     /// Drop history past retention.
     fn prune_health(&self, now: i64) -> StoreResult<usize>;
     /// Pack at most `max` history windows due at `now` (see

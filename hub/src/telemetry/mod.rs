@@ -6,8 +6,8 @@
 //! snapshot is held to before it is kept anywhere.
 
 use crate::limits::{
-    EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, HEALTH_QUEUE_BYTES, HISTORY_COMPACT_EVERY,
-    HISTORY_COMPACT_WINDOWS, PRUNE_EVERY,
+    EVENT_BUS, HEALTH_BATCH, HEALTH_QUEUE, HEALTH_QUEUE_BYTES, HEALTH_WRITE_EVERY,
+    HISTORY_COMPACT_EVERY, HISTORY_COMPACT_WINDOWS, PRUNE_EVERY,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub struct HubEvent {
 }
 
 /// A snapshot waiting for the history writer, with its [`bounds::cost`].
-type Queued = (String, HealthSnapshot, usize);
+type Queued = (String, Arc<HealthSnapshot>, usize);
 
 /// The bus and the history writer's queue.
 pub struct Telemetry {
@@ -86,7 +86,7 @@ impl Telemetry {
 
     /// Queue a (bounded) snapshot for the history, unless the queue is full
     /// in snapshots or in bytes: then it is dropped (the history loses a point).
-    pub fn record(&self, agent: &str, snap: HealthSnapshot) {
+    pub fn record(&self, agent: &str, snap: Arc<HealthSnapshot>) {
         let cost = bounds::cost(&snap);
         let before = self.queued_bytes.fetch_add(cost, Ordering::AcqRel);
         let full = before.saturating_add(cost) > HEALTH_QUEUE_BYTES;
@@ -109,7 +109,7 @@ impl Telemetry {
     /// Write `batch` and release its bytes from the queue's budget.
     async fn write(&self, store: &SharedStore, batch: Vec<Queued>) {
         let cost: usize = batch.iter().map(|q| q.2).sum();
-        let batch: Vec<(String, HealthSnapshot)> =
+        let batch: Vec<(String, Arc<HealthSnapshot>)> =
             batch.into_iter().map(|(a, s, _)| (a, s)).collect();
         if let Err(e) = store::blocking(store, move |s| s.record_health(&batch)).await {
             warn!(error = %e, "writing health history failed");
@@ -124,6 +124,7 @@ impl Telemetry {
         };
         let mut prune = tokio::time::interval(PRUNE_EVERY);
         let mut compact = tokio::time::interval(HISTORY_COMPACT_EVERY);
+        let mut last_write = tokio::time::Instant::now();
         loop {
             let mut batch = Vec::new();
             tokio::select! {
@@ -155,7 +156,33 @@ impl Telemetry {
                     return;
                 }
             }
+            gather(&mut rx, &mut batch, last_write, &cancel).await;
+            last_write = tokio::time::Instant::now();
             self.write(&store, batch).await;
+        }
+    }
+}
+
+/// Let snapshots gather until [`HEALTH_WRITE_EVERY`] has passed since the
+/// last write (or a batch is full), then take what is queued: one write per
+/// interval instead of one per snapshot, which is most of what the history
+/// cost the hub (a commit per snapshot, and a wake-up of this task for each).
+async fn gather(
+    rx: &mut mpsc::Receiver<Queued>,
+    batch: &mut Vec<Queued>,
+    last_write: tokio::time::Instant,
+    cancel: &CancellationToken,
+) {
+    if batch.len() < HEALTH_BATCH {
+        tokio::select! {
+            _ = tokio::time::sleep_until(last_write + HEALTH_WRITE_EVERY) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
+    while batch.len() < HEALTH_BATCH {
+        match rx.try_recv() {
+            Ok(q) => batch.push(q),
+            Err(_) => break,
         }
     }
 }
@@ -180,7 +207,7 @@ mod tests {
         let one = bounds::cost(&big);
         let fits = HEALTH_QUEUE_BYTES / one;
         for _ in 0..fits + 10 {
-            t.record("flood", big.clone());
+            t.record("flood", Arc::new(big.clone()));
         }
         assert!(t.queued_bytes() <= HEALTH_QUEUE_BYTES);
         assert_eq!(t.queued_bytes(), fits * one);

@@ -135,7 +135,7 @@ pub(crate) fn touch_names<'a>(
 pub fn record(
     conn: &mut Connection,
     names: &mut NameCache,
-    batch: &[(String, HealthSnapshot)],
+    batch: &[(String, std::sync::Arc<HealthSnapshot>)],
 ) -> StoreResult<()> {
     let mut rest = batch;
     while !rest.is_empty() {

@@ -21,6 +21,13 @@ fn snap(at: i64, cpu: Option<f64>, mem_kib: u64) -> HealthSnapshot {
     }
 }
 
+/// The batch as the history writer hands it to the store.
+fn arcs(
+    batch: impl IntoIterator<Item = (String, HealthSnapshot)>,
+) -> Vec<(String, std::sync::Arc<HealthSnapshot>)> {
+    batch.into_iter().map(|(a, s)| (a, s.into())).collect()
+}
+
 /// A multiple of 86,400 (a day's block): every tier's window starts here.
 const T0: i64 = 1_800_057_600;
 
@@ -39,7 +46,7 @@ fn every_tier_reads_the_same_before_and_after_packing() {
         batch.push(("a".to_string(), snap(T0 + 5 * i, Some(10.0), 100)));
         batch.push(("a".to_string(), snap(T0 + 5 * i + 1, None, 300)));
     }
-    s.record_health(&batch).unwrap();
+    s.record_health(&arcs(batch)).unwrap();
     let fine = s.health_history("a", "web", 5, 0).unwrap();
     assert_eq!(fine.len(), 120);
     assert_eq!(
@@ -62,7 +69,7 @@ fn every_tier_reads_the_same_before_and_after_packing() {
     let next: Vec<_> = (120..240)
         .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(30.0), 100)))
         .collect();
-    s.record_health(&next).unwrap();
+    s.record_health(&arcs(next)).unwrap();
     let before = s.health_history("a", "web", 900, 0).unwrap();
     assert_eq!(s.compact_health(T0 + 1200 + GRACE_S, 100).unwrap(), 1);
     let after = s.health_history("a", "web", 900, 0).unwrap();
@@ -77,10 +84,10 @@ fn every_tier_reads_the_same_before_and_after_packing() {
 #[test]
 fn rows_that_come_late_merge_into_the_packed_block() {
     let s = SqliteStore::in_memory().unwrap();
-    s.record_health(&[("a".into(), snap(T0, Some(10.0), 1))])
+    s.record_health(&arcs([("a".into(), snap(T0, Some(10.0), 1))]))
         .unwrap();
     assert_eq!(s.compact_health(T0 + 700, 100).unwrap(), 1);
-    s.record_health(&[("a".into(), snap(T0 + 2, Some(30.0), 1))])
+    s.record_health(&arcs([("a".into(), snap(T0 + 2, Some(30.0), 1))]))
         .unwrap();
     let p = s.health_history("a", "web", 5, 0).unwrap();
     assert_eq!((p.len(), p[0].samples, p[0].cpu_avg), (1, 2, Some(20.0)));
@@ -100,13 +107,13 @@ fn an_outage_replayed_later_fills_its_gap_in_every_tier() {
         .filter(|i| !(24..36).contains(i))
         .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(10.0), 100)))
         .collect();
-    s.record_health(&live).unwrap();
+    s.record_health(&arcs(live)).unwrap();
     assert_eq!(s.compact_health(T0 + 700, 100).unwrap(), 1);
     assert_eq!(s.health_history("a", "web", 5, 0).unwrap().len(), 108);
     let late: Vec<_> = (24..36)
         .map(|i| ("a".to_string(), snap(T0 + 5 * i, Some(90.0), 100)))
         .collect();
-    s.record_health(&late).unwrap();
+    s.record_health(&arcs(late)).unwrap();
     for _ in 0..2 {
         let fine = s.health_history("a", "web", 5, 0).unwrap();
         assert_eq!(fine.len(), 120);
@@ -126,7 +133,7 @@ fn an_outage_replayed_later_fills_its_gap_in_every_tier() {
 #[test]
 fn retention_drops_old_tiers_and_names_of_containers_gone() {
     let s = SqliteStore::in_memory().unwrap();
-    s.record_health(&[("a".into(), snap(T0, Some(1.0), 1))])
+    s.record_health(&arcs([("a".into(), snap(T0, Some(1.0), 1))]))
         .unwrap();
     let month = TIERS[2].keep;
     s.compact_health(T0 + 30_000, 100).unwrap();
@@ -136,7 +143,7 @@ fn retention_drops_old_tiers_and_names_of_containers_gone() {
     assert_eq!(s.health_history("a", "web", 900, 0).unwrap().len(), 1);
     let mut api = snap(T0 + month, None, 1);
     api.containers[0].name = "api".into();
-    s.record_health(&[("a".into(), api)]).unwrap();
+    s.record_health(&arcs([("a".into(), api)])).unwrap();
     assert_eq!(s.health_containers("a").unwrap(), ["api", "web"]);
     s.prune_health(T0 + month + 86_401).unwrap();
     assert_eq!(s.health_containers("a").unwrap(), ["api"]);
@@ -158,12 +165,12 @@ fn batches_past_one_transaction_are_all_written() {
         sn
     };
     let half = HEALTH_TX_CONTAINERS / 2 + 1;
-    let batch: Vec<(String, HealthSnapshot)> = vec![
+    let batch = vec![
         ("a".into(), many(T0, half)),
         ("a".into(), many(T0 + 5, half)),
         ("b".into(), many(T0, HEALTH_TX_CONTAINERS + 3)),
     ];
-    s.record_health(&batch).unwrap();
+    s.record_health(&arcs(batch)).unwrap();
     assert_eq!(s.health_containers("a").unwrap().len(), half);
     assert_eq!(s.health_history("a", "c0", 5, 0).unwrap().len(), 2);
     let b = s.health_containers("b").unwrap();

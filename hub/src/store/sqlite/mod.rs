@@ -379,7 +379,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_health(&self, batch: &[(String, HealthSnapshot)]) -> StoreResult<()> {
+    fn record_health(&self, batch: &[(String, Arc<HealthSnapshot>)]) -> StoreResult<()> {
         self.with_health(|h| super::health::record(&mut h.conn, &mut h.names, batch))
     }
 
