@@ -32,6 +32,7 @@
 
 pub mod agents;
 pub mod alerts;
+pub mod alloc;
 pub mod api;
 pub mod backup;
 pub mod cli;

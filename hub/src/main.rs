@@ -15,8 +15,7 @@ fn init_logging(default: &str) {
         .init();
 }
 
-/// jemalloc instead of glibc's malloc, when built with `--features jemalloc`
-/// (measured against it in docs/benchmarks.md).
+/// The hub's allocator: jemalloc, tuned (see `nextdeploy_hub::alloc`).
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
