@@ -1,0 +1,154 @@
+//! The store on PostgreSQL: the store suite (the same cases SQLite's unit
+//! tests run) on a server of the test's own, and what several hubs on one
+//! database need: one enrolment per join token and one rotation per key
+//! whatever the number of concurrent hubs, a revocation heard by every
+//! store within a second, clear errors without the password.
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use nextdeploy_hub::store::postgres::PgStore;
+use nextdeploy_hub::store::{JoinTokenRecord, Store};
+use nextdeploy_shared::labels::Labels;
+use nextdeploy_shared::token::hash_secret;
+use nextdeploy_tests::postgres::Postgres;
+
+#[test]
+fn the_store_suite_passes_on_postgresql() {
+    let pg = Postgres::start();
+    nextdeploy_hub::store::suite::run(|| PgStore::open(&pg.create_db()).unwrap());
+}
+
+fn join(s: &dyn Store, id: &str, name: &str) {
+    s.insert_join_token(&JoinTokenRecord {
+        id: id.into(),
+        secret_hash: hash_secret("sec"),
+        name: name.into(),
+        labels: Labels::new(),
+        created_at: 0,
+        expires_at: i64::MAX,
+        used_at: None,
+        created_by: "test".into(),
+    })
+    .unwrap();
+}
+
+/// Several hubs (a store each, on its own connections) race to consume one
+/// token, a round per token: exactly one enrols, the others are told it is
+/// used; rotations of one key race the same way.
+#[test]
+fn concurrent_hubs_consume_a_join_token_and_rotate_a_key_once() {
+    const HUBS: usize = 6;
+    const ROUNDS: usize = 10;
+    let pg = Postgres::start();
+    let url = pg.create_db();
+    let stores: Vec<Arc<PgStore>> = (0..HUBS)
+        .map(|_| Arc::new(PgStore::open(&url).unwrap()))
+        .collect();
+    for round in 0..ROUNDS {
+        join(
+            stores[0].as_ref(),
+            &format!("t{round}"),
+            &format!("a{round}"),
+        );
+        let barrier = Arc::new(Barrier::new(HUBS));
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let key = format!("k{round}-{i}");
+                    s.consume_join_token(&format!("t{round}"), "sec", &key, "f", 1)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let winner_key = won[0].public_key.clone();
+        assert!(results.iter().all(|r| match r {
+            Ok(_) => true,
+            Err(e) => *e == nextdeploy_hub::store::JoinRefusal::Used,
+        }));
+
+        let barrier = Arc::new(Barrier::new(HUBS));
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (s, barrier, old) = (s.clone(), barrier.clone(), winner_key.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.rotate_agent_key(&format!("a{round}"), &old, &format!("r{round}-{i}"), "f2")
+                        .unwrap()
+                })
+            })
+            .collect();
+        let rotated = handles
+            .into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().unwrap())
+            .filter(|&b| b)
+            .count();
+        assert_eq!(rotated, 1, "round {round}");
+    }
+    assert_eq!(stores[HUBS - 1].list_agents().unwrap().len(), ROUNDS);
+}
+
+/// A token revoked through one store is announced by every store on the
+/// database within a second, once.
+#[test]
+fn a_revocation_reaches_every_store_within_a_second() {
+    let pg = Postgres::start();
+    let url = pg.create_db();
+    let a = PgStore::open(&url).unwrap();
+    let b = PgStore::open(&url).unwrap();
+    let mut heard_b = b.revocations();
+    let mut heard_a = a.revocations();
+    a.insert_api_token(&nextdeploy_hub::store::ApiTokenRecord {
+        id: "tok".into(),
+        secret_hash: hash_secret("s"),
+        name: "ops".into(),
+        role: nextdeploy_hub::store::Role::Admin,
+        created_at: 1,
+        expires_at: None,
+        revoked_at: None,
+        no_exec: false,
+    })
+    .unwrap();
+    let t = std::time::Instant::now();
+    assert!(a.revoke_api_token("tok", 2).unwrap());
+    let recv = nextdeploy_hub::store::suite::recv_within;
+    assert_eq!(recv(&mut heard_b).as_deref(), Some("tok"));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(recv(&mut heard_a).as_deref(), Some("tok"));
+    assert!(!b.revoke_api_token("tok", 3).unwrap());
+    assert_eq!(recv(&mut heard_b), None, "announced once");
+}
+
+/// A URL that cannot be parsed or reached is an error naming it, without
+/// its password.
+#[test]
+fn bad_store_urls_are_clear_errors_without_the_password() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let url = format!("postgres://nd:hunter2@127.0.0.1:{port}/nextdeploy");
+    let err = PgStore::open(&url).err().unwrap().to_string();
+    assert!(
+        err.contains(&format!("postgres://nd:****@127.0.0.1:{port}/nextdeploy")),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = PgStore::open("postgres://nd:hunter2@127.0.0.1:notaport/x")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("invalid store URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
