@@ -259,6 +259,15 @@ impl Hub {
         Ok(())
     }
 
+    /// [`Hub::restart`] with `args` added to its arguments from now on
+    /// (e.g. `--store` after a migration).
+    pub fn restart_with(&mut self, args: &[&str]) -> Result<()> {
+        self.opts
+            .extra_args
+            .extend(args.iter().map(|a| a.to_string()));
+        self.restart()
+    }
+
     /// `127.0.0.1:<ssh port>`.
     pub fn ssh_addr(&self) -> String {
         format!("127.0.0.1:{}", self.ssh_port)

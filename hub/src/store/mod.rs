@@ -14,6 +14,7 @@ pub mod buffer_seqs;
 pub mod deploys;
 pub mod exec;
 pub mod health;
+pub mod migrate;
 pub mod postgres;
 pub mod sql;
 pub mod sqlite;
@@ -51,7 +52,7 @@ pub enum StoreError {
     #[error("store: a row with that key exists: {0}")]
     Unique(String),
     /// The store could not be reached or opened.
-    #[error("store: {0}")]
+    #[error("{0}")]
     Open(String),
 }
 

@@ -86,6 +86,18 @@ fn val(r: &postgres::Row, i: usize) -> StoreResult<Val> {
     })
 }
 
+/// `e` and its causes, one after the other (the driver's own text names
+/// only the kind of failure).
+pub fn chain(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 /// A unique violation is [`StoreError::Unique`], like SQLite's.
 fn error(e: postgres::Error) -> StoreError {
     match e.as_db_error() {
@@ -105,7 +117,7 @@ pub struct PgConn {
 
 impl PgConn {
     /// Connect with `config`.
-    pub fn connect(config: &Config) -> StoreResult<Self> {
+    pub fn connect(config: &Config) -> Result<Self, postgres::Error> {
         Ok(PgConn {
             config: config.clone(),
             client: config.connect(NoTls)?,
@@ -117,7 +129,10 @@ impl PgConn {
     fn client(&mut self) -> StoreResult<&mut Client> {
         if self.client.is_closed() {
             tracing::warn!("the store's connection closed; connecting again");
-            self.client = self.config.connect(NoTls)?;
+            self.client = self
+                .config
+                .connect(NoTls)
+                .map_err(|e| StoreError::Open(format!("cannot connect again: {}", chain(&e))))?;
             self.statements.clear();
         }
         Ok(&mut self.client)

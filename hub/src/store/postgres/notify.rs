@@ -33,7 +33,10 @@ pub(super) fn listen(
     stop: Arc<AtomicBool>,
 ) -> StoreResult<()> {
     let client = connect(&config).map_err(|e| {
-        crate::store::StoreError::Open(format!("cannot listen on the store at {shown}: {e}"))
+        crate::store::StoreError::Open(format!(
+            "cannot listen on the store at {shown}: {}",
+            super::db::chain(&e)
+        ))
     })?;
     std::thread::Builder::new()
         .name("store-notify".into())
@@ -57,7 +60,9 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         match pump(&mut client, &revoked, &stop) {
             Ok(()) => return,
-            Err(e) => tracing::warn!(error = %e, "store listener lost its connection"),
+            Err(e) => {
+                tracing::warn!(error = %super::db::chain(&e), "store listener lost its connection")
+            }
         }
         let lost_at = nextdeploy_shared::time::now_unix();
         client = loop {
@@ -67,7 +72,9 @@ fn run(
             std::thread::sleep(RETRY);
             match connect(&config) {
                 Ok(c) => break c,
-                Err(e) => tracing::warn!(error = %e, "store listener cannot connect"),
+                Err(e) => {
+                    tracing::warn!(error = %super::db::chain(&e), "store listener cannot connect")
+                }
             }
         };
         if let Err(e) = catch_up(&mut client, &revoked, lost_at - CATCH_UP_S) {

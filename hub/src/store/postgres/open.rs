@@ -26,7 +26,8 @@ impl PgStore {
             .map_err(|e| StoreError::Open(format!("invalid store URL {shown}: {e}")))?;
         let connect = || {
             PgConn::connect(&config).map_err(|e| {
-                StoreError::Open(format!("cannot connect to the store at {shown}: {e}"))
+                let why = super::db::chain(&e);
+                StoreError::Open(format!("cannot connect to the store at {shown}: {why}"))
             })
         };
         let mut main = connect()?;
