@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The store on PostgreSQL: the store suite (the same cases SQLite's unit
 //! tests run) on a server of the test's own, and what several hubs on one
 //! database need: one enrolment per join token and one rotation per key
