@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 
 use super::url::redact;
 use super::{notify, schema, PgConn, PgStore};
+use crate::limits;
 use crate::store::sql::{p, tx, Db};
 use crate::store::sqlite::REVOCATION_QUEUE;
 use crate::store::{StoreError, StoreResult};
@@ -22,8 +23,9 @@ impl PgStore {
     /// and migrate it. Errors name the URL without its password.
     pub fn open(url: &str) -> StoreResult<Self> {
         let shown = redact(url);
-        let config = Config::from_str(url)
+        let mut config = Config::from_str(url)
             .map_err(|e| StoreError::Open(format!("invalid store URL {shown}: {e}")))?;
+        settings(&mut config);
         let connect = || {
             PgConn::connect(&config).map_err(|e| {
                 let why = super::db::chain(&e);
@@ -45,6 +47,22 @@ impl PgStore {
             revoked,
             stop,
         })
+    }
+}
+
+/// Bounds the URL did not set: connect timeout, keepalives, statement timeout.
+fn settings(config: &mut Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(limits::PG_CONNECT_TIMEOUT);
+    }
+    config.keepalives(true);
+    config.keepalives_idle(limits::PG_KEEPALIVE_IDLE);
+    if config.get_options().is_none() {
+        let ms = limits::PG_STATEMENT_TIMEOUT.as_millis();
+        config.options(&format!("-c statement_timeout={ms}"));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("nextdeploy-hub");
     }
 }
 
