@@ -141,6 +141,25 @@ impl Postgres {
         }
     }
 
+    /// Stop the server (`-m fast`: clients are disconnected) and start it
+    /// again on the same port and data.
+    pub fn restart(&self) {
+        let data = self.data();
+        let log = self.dir.path().join("server.log").display().to_string();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "30", "start",
+            ],
+        );
+    }
+
     /// The server's loopback port.
     pub fn port(&self) -> u16 {
         self.port

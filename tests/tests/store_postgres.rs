@@ -124,6 +124,10 @@ fn a_revocation_reaches_every_store_within_a_second() {
     assert!(a.revoke_api_token("tok", 2).unwrap());
     let recv = nextdeploy_hub::store::suite::recv_within;
     assert_eq!(recv(&mut heard_b).as_deref(), Some("tok"));
+    eprintln!(
+        "revocation heard by the other store after {:?}",
+        t.elapsed()
+    );
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     assert_eq!(recv(&mut heard_a).as_deref(), Some("tok"));
     assert!(!b.revoke_api_token("tok", 3).unwrap());
@@ -152,4 +156,58 @@ fn bad_store_urls_are_clear_errors_without_the_password() {
         err.contains("invalid store URL") && !err.contains("hunter2"),
         "{err}"
     );
+}
+
+fn api_token(id: &str) -> nextdeploy_hub::store::ApiTokenRecord {
+    nextdeploy_hub::store::ApiTokenRecord {
+        id: id.into(),
+        secret_hash: hash_secret("s"),
+        name: "ops".into(),
+        role: nextdeploy_hub::store::Role::Admin,
+        created_at: 1,
+        expires_at: None,
+        revoked_at: None,
+        no_exec: false,
+    }
+}
+
+/// The server restarts under two stores: their calls work again (a store
+/// connects again; the call that found the connection closed may fail), a
+/// revocation made while the listener was away is announced when it is
+/// back (read from the table), and the next within a second.
+#[test]
+fn stores_carry_on_after_the_server_restarts() {
+    let pg = Postgres::start();
+    let url = pg.create_db();
+    let a = PgStore::open(&url).unwrap();
+    let b = PgStore::open(&url).unwrap();
+    let mut heard_b = b.revocations();
+    a.insert_api_token(&api_token("t1")).unwrap();
+    a.insert_api_token(&api_token("t2")).unwrap();
+    pg.restart();
+    let back = |s: &PgStore| {
+        nextdeploy_tests::wait_until(
+            "the store answers again",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || Ok(s.api_token_count().ok()),
+        )
+        .unwrap()
+    };
+    assert_eq!(back(&a), 2);
+    assert_eq!(back(&b), 2);
+    let now = nextdeploy_shared::time::now_unix();
+    assert!(a.revoke_api_token("t1", now).unwrap());
+    let heard = nextdeploy_tests::wait_until(
+        "the revocation after the restart",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || Ok(heard_b.try_recv().ok().filter(|id| id == "t1")),
+    );
+    assert_eq!(heard.unwrap(), "t1");
+    // Listening again: the next one within the usual second.
+    assert!(b.revoke_api_token("t2", now).unwrap());
+    let recv = nextdeploy_hub::store::suite::recv_within;
+    let next = std::iter::from_fn(|| recv(&mut heard_b)).find(|id| id == "t2");
+    assert_eq!(next.as_deref(), Some("t2"));
 }

@@ -19,11 +19,15 @@ use crate::store::StoreResult;
 
 /// How often the thread looks whether its store is gone.
 const POLL: Duration = Duration::from_millis(250);
+/// How often an idle listening connection is checked (`SELECT 1`): a
+/// connection the server closed yields no error while it only waits.
+const CHECK: Duration = Duration::from_secs(1);
 /// Pause before connecting again after the connection broke.
 const RETRY: Duration = Duration::from_secs(1);
 /// Revocations this many seconds before a reconnection are announced again
-/// (clocks of hubs and database differ a little; announcing twice is harmless).
-const CATCH_UP_S: i64 = 5;
+/// (clocks of hubs differ a little; announcing twice is harmless: the
+/// connections of a revoked token are closed already).
+const CATCH_UP_S: i64 = 60;
 
 /// Start listening; the first connection is made before this returns.
 pub(super) fn listen(
@@ -90,6 +94,7 @@ fn pump(
     revoked: &broadcast::Sender<String>,
     stop: &AtomicBool,
 ) -> Result<(), postgres::Error> {
+    let mut last_check = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         {
             let mut n = client.notifications();
@@ -101,9 +106,9 @@ fn pump(
                 }
             }
         }
-        if client.is_closed() {
-            // A closed client yields no error from an idle wait.
+        if last_check.elapsed() >= CHECK {
             client.batch_execute("SELECT 1")?;
+            last_check = std::time::Instant::now();
         }
     }
     Ok(())
