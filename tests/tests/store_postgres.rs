@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use nextdeploy_hub::store::postgres::PgStore;
-use nextdeploy_hub::store::{JoinTokenRecord, Store};
+use nextdeploy_hub::store::{JoinRefusal, JoinTokenRecord, Store};
 use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::token::hash_secret;
 use nextdeploy_tests::postgres::Postgres;
@@ -97,6 +97,48 @@ fn concurrent_hubs_consume_a_join_token_and_rotate_a_key_once() {
         assert_eq!(rotated, 1, "round {round}");
     }
     assert_eq!(stores[HUBS - 1].list_agents().unwrap().len(), ROUNDS);
+
+    // One name, a token each: one hub enrols it, the others are told the
+    // name is taken and their tokens stay usable.
+    for round in 0..ROUNDS {
+        for i in 0..HUBS {
+            join(
+                stores[0].as_ref(),
+                &format!("n{round}-{i}"),
+                &format!("same{round}"),
+            );
+        }
+        let barrier = Arc::new(Barrier::new(HUBS));
+        let handles: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let key = format!("nk{round}-{i}");
+                    s.consume_join_token(&format!("n{round}-{i}"), "sec", &key, "f", 1)
+                        .unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        for (i, r) in results.iter().enumerate() {
+            if let Err(e) = r {
+                assert!(matches!(e, JoinRefusal::NameTaken(_)), "{e:?}");
+                let t = stores[0]
+                    .join_token(&format!("n{round}-{i}"))
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(t.used_at, None, "a refused token was burnt");
+            }
+        }
+    }
 }
 
 /// A token revoked through one store is announced by every store on the

@@ -204,7 +204,8 @@ pub fn consume_join_token(
     fingerprint: &str,
     now: i64,
 ) -> StoreResult<Result<AgentRecord, JoinRefusal>> {
-    tx_write(db, |tx| {
+    let mut name = None;
+    let done = tx_write(db, |tx| {
         let sql = format!(
             "SELECT {JOIN_COLS} FROM join_tokens WHERE id = ?1{}",
             for_update(tx)
@@ -221,6 +222,7 @@ pub fn consume_join_token(
         if t.expires_at <= now {
             return Ok(Err(JoinRefusal::Expired));
         }
+        name = Some(t.name.clone());
         let sql = format!(
             "SELECT revoked_at FROM agents WHERE name = ?1{}",
             for_update(tx)
@@ -255,17 +257,22 @@ pub fn consume_join_token(
              VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, NULL, NULL, NULL)"
         );
         let labels = labels_to(&rec.labels);
-        match tx.execute(
+        tx.execute(
             &sql,
             p![rec.name, rec.public_key, rec.fingerprint, labels, now],
-        ) {
-            Ok(_) => Ok(Ok(rec)),
-            Err(StoreError::Unique(_)) => Err(StoreError::Conflict(
-                "this key is already enrolled under another name".into(),
-            )),
-            Err(e) => Err(e),
-        }
-    })
+        )?;
+        Ok(Ok(rec))
+    });
+    // A unique index refused the agent: the transaction is rolled back (the
+    // token stays unused). Its key is enrolled, or another hub enrolled the
+    // name with another token at the same moment.
+    match (done, name) {
+        (Err(StoreError::Unique(m)), _) if m.contains("public_key") => Err(StoreError::Conflict(
+            "this key is already enrolled under another name".into(),
+        )),
+        (Err(StoreError::Unique(_)), Some(name)) => Ok(Err(JoinRefusal::NameTaken(name))),
+        (done, _) => done,
+    }
 }
 
 /// [`super::Store::insert_api_token`].

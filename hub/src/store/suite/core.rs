@@ -236,3 +236,17 @@ pub fn rotation_swaps_a_key_once<B: Backend>(s: &B) {
     assert!(s.delete_join_token("t1").unwrap());
     assert!(s.list_join_tokens().unwrap().is_empty());
 }
+
+/// A key enrolled under one name cannot enrol under another: a conflict,
+/// and the second token stays usable.
+pub fn a_key_enrols_under_one_name_only<B: Backend>(s: &B) {
+    join(s, "t1", "x", "a", 100);
+    join(s, "t2", "x", "b", 100);
+    s.consume_join_token("t1", "x", "k1", "f1", 1)
+        .unwrap()
+        .unwrap();
+    let e = s.consume_join_token("t2", "x", "k1", "f1", 2).unwrap_err();
+    assert!(matches!(e, crate::store::StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(s.join_token("t2").unwrap().unwrap().used_at, None);
+    assert!(s.agent_by_name("b").unwrap().is_none());
+}

@@ -35,6 +35,7 @@ cases!(
     core::audit_pages_newest_first_with_the_token_id,
     core::withdraw_forgets_a_recent_enrolment_and_frees_its_token,
     core::rotation_swaps_a_key_once,
+    core::a_key_enrols_under_one_name_only,
     health::every_tier_reads_the_same_before_and_after_packing,
     health::rows_that_come_late_merge_into_the_packed_block,
     health::an_outage_replayed_later_fills_its_gap_in_every_tier,
