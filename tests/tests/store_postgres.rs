@@ -253,3 +253,27 @@ fn stores_carry_on_after_the_server_restarts() {
     let next = std::iter::from_fn(|| recv(&mut heard_b)).find(|id| id == "t2");
     assert_eq!(next.as_deref(), Some("t2"));
 }
+
+/// The hub drops its store wherever the last handle goes, an async worker
+/// included: closing the sync client's connections there must not panic.
+#[test]
+fn a_store_dropped_on_an_async_worker_closes_without_panicking() {
+    let pg = Postgres::start();
+    let url = pg.create_db();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = tokio::task::spawn_blocking(move || PgStore::open(&url).unwrap())
+            .await
+            .unwrap();
+        let shared: nextdeploy_hub::store::SharedStore = Arc::new(store);
+        let n = nextdeploy_hub::store::blocking(&shared, |s| s.api_token_count())
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        tokio::spawn(async move { drop(shared) }).await.unwrap();
+    });
+}

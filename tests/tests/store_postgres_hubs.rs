@@ -82,4 +82,12 @@ fn a_token_made_on_one_hub_works_on_the_other_and_its_revocation_closes_it_there
         "a revoked token works on the other hub: {}",
         out.describe()
     );
+
+    // A hub on PostgreSQL shuts down cleanly (its connections closed off the
+    // async workers).
+    let mut b = b;
+    b.signal("TERM").unwrap();
+    let status = b.wait_exit(Duration::from_secs(20)).unwrap();
+    assert!(status.success(), "{status}\n{}", b.log_tail());
+    assert!(!b.log_text().contains("panicked"), "{}", b.log_tail());
 }

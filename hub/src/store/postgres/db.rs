@@ -111,8 +111,24 @@ fn error(e: postgres::Error) -> StoreError {
 /// One connection, its prepared statements, and how to open it again.
 pub struct PgConn {
     config: Config,
-    client: Client,
+    /// Always `Some` but while being dropped (see [`Drop`]).
+    client: Option<Client>,
     statements: HashMap<String, Statement>,
+}
+
+impl Drop for PgConn {
+    /// The sync client closes its connection on a runtime of its own, which
+    /// panics on an async worker: a store dropped there (the hub's shutdown)
+    /// closes its connections on a thread of their own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::Builder::new()
+                    .name("store-close".into())
+                    .spawn(move || drop(client));
+            }
+        }
+    }
 }
 
 impl PgConn {
@@ -120,22 +136,26 @@ impl PgConn {
     pub fn connect(config: &Config) -> Result<Self, postgres::Error> {
         Ok(PgConn {
             config: config.clone(),
-            client: config.connect(NoTls)?,
+            client: Some(config.connect(NoTls)?),
             statements: HashMap::new(),
         })
     }
 
     /// The client, connected again if the server closed it.
     fn client(&mut self) -> StoreResult<&mut Client> {
-        if self.client.is_closed() {
+        let closed = self.client.as_ref().is_none_or(Client::is_closed);
+        if closed {
             tracing::warn!("the store's connection closed; connecting again");
-            self.client = self
+            let client = self
                 .config
                 .connect(NoTls)
                 .map_err(|e| StoreError::Open(format!("cannot connect again: {}", chain(&e))))?;
             self.statements.clear();
+            return Ok(self.client.insert(client));
         }
-        Ok(&mut self.client)
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Open("the store's connection is gone".into()))
     }
 
     fn prepare(&mut self, sql: &str) -> StoreResult<Statement> {
