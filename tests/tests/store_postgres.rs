@@ -277,3 +277,44 @@ fn a_store_dropped_on_an_async_worker_closes_without_panicking() {
         tokio::spawn(async move { drop(shared) }).await.unwrap();
     });
 }
+
+/// The label index (what selectors match) is kept briefly: an agent enrolled
+/// or revoked through another hub's store shows in this one's within
+/// `PG_LABEL_INDEX_TTL`.
+#[test]
+fn other_hubs_enrolments_reach_the_label_index_within_its_ttl() {
+    let pg = Postgres::start();
+    let url = pg.create_db();
+    let a = PgStore::open(&url).unwrap();
+    let b = PgStore::open(&url).unwrap();
+    assert!(b.agent_labels().unwrap().is_empty());
+    join(&a, "t1", "web");
+    a.consume_join_token("t1", "sec", "k1", "f1", 1)
+        .unwrap()
+        .unwrap();
+    let ttl = nextdeploy_hub::limits::PG_LABEL_INDEX_TTL;
+    let names = |s: &PgStore| -> Vec<String> {
+        s.agent_labels()
+            .unwrap()
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    assert_eq!(names(&a), ["web"], "its own enrolment at once");
+    let seen = nextdeploy_tests::wait_until(
+        "the other store's index",
+        ttl + Duration::from_millis(500),
+        Duration::from_millis(50),
+        || Ok((names(&b) == ["web"]).then_some(())),
+    );
+    assert!(seen.is_ok(), "not within {ttl:?}");
+    assert!(a.revoke_agent("web", 2).unwrap());
+    assert!(names(&a).is_empty(), "its own revocation at once");
+    let gone = nextdeploy_tests::wait_until(
+        "the revocation in the other store's index",
+        ttl + Duration::from_millis(500),
+        Duration::from_millis(50),
+        || Ok(names(&b).is_empty().then_some(())),
+    );
+    assert!(gone.is_ok(), "not within {ttl:?}");
+}

@@ -4,6 +4,7 @@
 //! [`super::sql`]).
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use nextdeploy_shared::docker::HealthSnapshot;
 use nextdeploy_shared::labels::Labels;
@@ -21,6 +22,41 @@ use super::{
 /// Unrevoked agents' names and labels (see [`Store::agent_labels`]).
 pub type LabelIndex = Arc<Vec<(String, Labels)>>;
 
+/// The label index kept in memory: dropped by every change made through
+/// this store, and after `ttl` where other hubs change the same store.
+#[derive(Default)]
+pub struct LabelCache {
+    index: Mutex<Option<(Instant, LabelIndex)>>,
+    ttl: Option<Duration>,
+}
+
+impl LabelCache {
+    /// A cache whose index is kept until a change (`None`) or at most `ttl`.
+    pub fn new(ttl: Option<Duration>) -> Self {
+        LabelCache {
+            index: Mutex::new(None),
+            ttl,
+        }
+    }
+
+    fn get(&self) -> Option<LabelIndex> {
+        let guard = crate::sync::lock_or_recover(&self.index);
+        let (at, index) = guard.as_ref()?;
+        match self.ttl {
+            Some(ttl) if at.elapsed() >= ttl => None,
+            _ => Some(index.clone()),
+        }
+    }
+
+    fn put(&self, index: LabelIndex) {
+        *crate::sync::lock_or_recover(&self.index) = Some((Instant::now(), index));
+    }
+
+    fn drop_index(&self) {
+        crate::sync::lock_or_recover(&self.index).take();
+    }
+}
+
 /// What a database gives the shared [`Store`] implementation.
 pub trait Backend: Send + Sync + 'static {
     /// Run `f` on the main connection (every write but the history's).
@@ -35,9 +71,9 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         f: impl FnOnce(&mut dyn Db, &mut BlockCache) -> StoreResult<T>,
     ) -> StoreResult<T>;
-    /// The label index cache, if this backend keeps one (one hub alone
-    /// sees every enrolment; several hubs on one store do not).
-    fn label_cache(&self) -> Option<&Mutex<Option<LabelIndex>>>;
+    /// The label index cache (one hub alone sees every enrolment and keeps
+    /// it until a change; several hubs on one store keep it briefly).
+    fn label_cache(&self) -> &LabelCache;
     /// Announce API token `id`'s revocation (on `db`, inside the call that
     /// revoked it) to every [`Store::revocations`] receiver of every hub.
     fn announce_revocation(&self, db: &mut dyn Db, id: &str) -> StoreResult<()>;
@@ -46,9 +82,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 fn drop_labels<B: Backend>(b: &B) {
-    if let Some(c) = b.label_cache() {
-        crate::sync::lock_or_recover(c).take();
-    }
+    b.label_cache().drop_index();
 }
 
 impl<B: Backend> Store for B {
@@ -68,14 +102,12 @@ impl<B: Backend> Store for B {
         // Read and filled under the main connection's lock, so it never
         // outlives a change made through this store.
         self.main(|db| {
-            let Some(cache) = self.label_cache() else {
-                return Ok(Arc::new(agents::agent_labels(db)?));
-            };
-            if let Some(index) = crate::sync::lock_or_recover(cache).as_ref() {
-                return Ok(index.clone());
+            let cache = self.label_cache();
+            if let Some(index) = cache.get() {
+                return Ok(index);
             }
             let index: LabelIndex = Arc::new(agents::agent_labels(db)?);
-            *crate::sync::lock_or_recover(cache) = Some(index.clone());
+            cache.put(index.clone());
             Ok(index)
         })
     }

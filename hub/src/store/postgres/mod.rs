@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::backend::{Backend, LabelIndex};
+use super::backend::{Backend, LabelCache};
 use super::health::{cache::BlockCache, NameCache};
 use super::sql::{p, Db};
 use super::StoreResult;
@@ -37,6 +37,8 @@ pub struct PgStore {
     health: Mutex<(PgConn, NameCache)>,
     health_read: Mutex<PgConn>,
     history_cache: Mutex<BlockCache>,
+    /// Other hubs enrol and revoke too: kept [`crate::limits::PG_LABEL_INDEX_TTL`].
+    labels: LabelCache,
     revoked: broadcast::Sender<String>,
     /// Tells the listener thread to end when the store is dropped.
     stop: Arc<AtomicBool>,
@@ -73,9 +75,8 @@ impl Backend for PgStore {
         )
     }
 
-    fn label_cache(&self) -> Option<&Mutex<Option<LabelIndex>>> {
-        // Other hubs enrol and revoke too: read the labels each time.
-        None
+    fn label_cache(&self) -> &LabelCache {
+        &self.labels
     }
 
     fn announce_revocation(&self, db: &mut dyn Db, id: &str) -> StoreResult<()> {

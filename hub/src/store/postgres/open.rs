@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::url::redact;
 use super::{notify, schema, PgConn, PgStore};
 use crate::limits;
+use crate::store::backend::LabelCache;
 use crate::store::sql::{p, tx, Db};
 use crate::store::sqlite::REVOCATION_QUEUE;
 use crate::store::{StoreError, StoreResult};
@@ -44,6 +45,7 @@ impl PgStore {
             health: Mutex::new((health, Default::default())),
             health_read: Mutex::new(health_read),
             history_cache: Default::default(),
+            labels: LabelCache::new(Some(limits::PG_LABEL_INDEX_TTL)),
             revoked,
             stop,
         })

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use tokio::sync::broadcast;
 
-use super::backend::{Backend, LabelIndex};
+use super::backend::{Backend, LabelCache};
 use super::health::{cache::BlockCache, NameCache};
 use super::sql::Db;
 use super::StoreResult;
@@ -42,7 +42,7 @@ pub struct SqliteStore {
     history_cache: Mutex<BlockCache>,
     /// Loaded on first use, dropped by every change of who is enrolled; read
     /// and dropped under the connection's lock, so it never outlives a change.
-    labels: Mutex<Option<LabelIndex>>,
+    labels: LabelCache,
     /// Ids of API tokens revoked through this store (see
     /// [`super::Store::revocations`]): one hub alone revokes them all.
     revoked: broadcast::Sender<String>,
@@ -83,8 +83,8 @@ impl Backend for SqliteStore {
         }
     }
 
-    fn label_cache(&self) -> Option<&Mutex<Option<LabelIndex>>> {
-        Some(&self.labels)
+    fn label_cache(&self) -> &LabelCache {
+        &self.labels
     }
 
     fn announce_revocation(&self, _db: &mut dyn Db, id: &str) -> StoreResult<()> {

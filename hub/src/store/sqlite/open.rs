@@ -61,7 +61,7 @@ impl SqliteStore {
             }),
             health_read: None,
             history_cache: Default::default(),
-            labels: Mutex::new(None),
+            labels: Default::default(),
             revoked: broadcast::channel(REVOCATION_QUEUE).0,
         })
     }
