@@ -98,13 +98,12 @@ impl<T: ToParam> ToParam for Option<T> {
 }
 
 /// Parameters of a statement: `p![a, b]` is `&[a.param(), b.param()]`.
-#[macro_export]
 macro_rules! p {
     ($($e:expr),* $(,)?) => {
         &[$($crate::store::sql::ToParam::param(&$e)),*][..]
     };
 }
-pub use p;
+pub(crate) use p;
 
 /// A value read from a row.
 #[derive(Debug, Clone, PartialEq)]
