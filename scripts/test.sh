@@ -61,6 +61,9 @@ command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v asciinema >/dev/null 2>&1 || missing+=(asciinema)
 # /metrics (tests/tests/metrics.rs): promtool checks it, a real Prometheus scrapes it.
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# The store on PostgreSQL (tests/tests/store_postgres.rs, store_migrate.rs):
+# each test starts its own server with initdb + pg_ctl from Debian's packages.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then

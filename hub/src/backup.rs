@@ -40,6 +40,16 @@ pub enum HubAction {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Copy a hub's SQLite store into an empty PostgreSQL store (one
+    /// transaction), for several hubs on one store.
+    Migrate {
+        /// The SQLite store (nextdeploy.db in the hub's data dir); stop its hub first.
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL store (postgres://user:password@host:port/db), empty.
+        #[arg(long, env = "NEXTDEPLOY_STORE", hide_env_values = true)]
+        to: String,
+    },
 }
 
 impl HubAction {
@@ -49,6 +59,7 @@ impl HubAction {
             HubAction::Backup { data_dir, .. } | HubAction::Restore { data_dir, .. } => {
                 data_dir.as_deref()
             }
+            HubAction::Migrate { .. } => None,
         }
     }
 
@@ -57,6 +68,7 @@ impl HubAction {
         match self {
             HubAction::Backup { .. } => "backup",
             HubAction::Restore { .. } => "restore",
+            HubAction::Migrate { .. } => "migrate",
         }
     }
 }
@@ -81,6 +93,9 @@ pub enum BackupError {
         /// The system's reason.
         source: std::io::Error,
     },
+    /// The store could not be migrated.
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
     /// SQLite could not open or snapshot the store.
     #[error("{what}: {source}")]
     Sqlite {
@@ -180,6 +195,23 @@ pub fn run(action: HubAction, data_dir: &Path, out: Output) -> Result<(), Backup
                     data_dir.display()
                 ),
                 serde_json::json!({ "restored": from, "data_dir": data_dir }),
+            )
+        }
+        HubAction::Migrate { from, to } => {
+            let counts = crate::store::migrate::migrate(&from, &to)?;
+            let shown = crate::store::postgres::url::redact(&to);
+            let lines: Vec<String> = counts.iter().map(|(t, n)| format!("  {t}: {n}")).collect();
+            let doc: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .map(|(t, n)| (t.to_string(), (*n).into()))
+                .collect();
+            (
+                format!(
+                    "copied {} into {shown}:\n{}\nstart the hubs with --store {shown}",
+                    from.display(),
+                    lines.join("\n")
+                ),
+                serde_json::json!({ "migrated": from, "to": shown, "rows": doc }),
             )
         }
     };

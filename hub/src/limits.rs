@@ -283,6 +283,21 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// How long a store call waits on SQLite's lock before failing: writes are
 /// short, so longer means a stuck writer, better reported than waited on.
 pub const STORE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to a PostgreSQL store may take (unless the URL sets
+/// `connect_timeout`): an unreachable server is an error, not a hang.
+pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle time before TCP keepalives probe a PostgreSQL connection, so a
+/// server that vanished from the network is noticed (and the connection
+/// opened again) rather than waited on forever.
+pub const PG_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// How long a hub on a PostgreSQL store keeps the agents' label index (what
+/// selectors match) before reading it again: its own enrolments and
+/// revocations drop it at once, other hubs' show within this.
+pub const PG_LABEL_INDEX_TTL: Duration = Duration::from_secs(1);
+/// How long one statement may run on a PostgreSQL store before the server
+/// cancels it (a lock held by a stuck hub, a runaway query): as
+/// `STORE_BUSY_TIMEOUT` for SQLite, a failure reported, not a wait.
+pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 // --- http::ws (hub-only: the agent never sees a WebSocket) ---
 

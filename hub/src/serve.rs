@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::api::admin;
 use crate::cli::login::{self, Login};
-use crate::store::{sqlite::SqliteStore, Role, SharedStore};
+use crate::store::{Role, SharedStore};
 use crate::HubConfig;
 use api_tls::{api_tls, scheme, spawn_reload_on_hup, ApiEndpoint};
 
@@ -38,6 +38,10 @@ pub struct HubArgs {
     /// ~/.local/share/nextdeploy otherwise.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Keep the store in PostgreSQL (postgres://user:password@host:port/db),
+    /// for several hubs on one store [default: SQLite in the data dir].
+    #[arg(long, env = "NEXTDEPLOY_STORE", hide_env_values = true)]
+    pub store: Option<String>,
     /// SSH listen address for agents [default: 0.0.0.0:2222, 127.0.0.1:2222 with --local-agent].
     #[arg(long)]
     pub ssh_listen: Option<String>,
@@ -289,7 +293,9 @@ async fn run_action(
         (Some(d), None) => d,
         (None, None) => default_data_dir(),
     };
-    crate::backup::note_local(action.name(), &dir, client);
+    if !matches!(action, crate::backup::HubAction::Migrate { .. }) {
+        crate::backup::note_local(action.name(), &dir, client);
+    }
     let done = tokio::task::spawn_blocking(move || crate::backup::run(action, &dir, out))
         .await
         .context("backup task failed")?;
@@ -323,11 +329,7 @@ pub async fn run_hub(
     prepare_dir(&dir)?;
     let (key, created) = host_key(&dir)?;
     let fingerprint = keys::fingerprint(key.public_key());
-    let db = dir.join(STORE_FILE);
-    let store: SharedStore = Arc::new(
-        SqliteStore::open(&db)
-            .with_context(|| format!("cannot open the store {}", db.display()))?,
-    );
+    let store: SharedStore = open_store::open(args.store.as_deref(), &dir).await?;
     let default_ssh = if args.local_agent {
         "127.0.0.1:2222"
     } else {
@@ -489,3 +491,4 @@ async fn ensure_local_login(store: &SharedStore, api: &ApiEndpoint) -> anyhow::R
 pub mod api_tls;
 pub mod initial_token;
 pub mod local;
+mod open_store;

@@ -28,6 +28,9 @@ pub struct HubOpts {
     pub extra_args: Vec<String>,
     /// Extra environment variables for the hub process.
     pub env: Vec<(String, String)>,
+    /// The admin token, when the hub shares a store that has one (it
+    /// writes no initial token then); else read from its data dir.
+    pub admin_token: Option<String>,
 }
 
 impl HubOpts {
@@ -39,7 +42,7 @@ impl HubOpts {
     {
         HubOpts {
             extra_args: args.into_iter().map(Into::into).collect(),
-            env: Vec::new(),
+            ..HubOpts::default()
         }
     }
 }
@@ -113,6 +116,10 @@ impl Hub {
             dir,
         };
         hub.spawn(0, 0)?;
+        if let Some(token) = hub.opts.admin_token.clone() {
+            hub.admin_token = token;
+            return Ok(hub);
+        }
         let token_file = hub.data_dir.join("initial-admin-token");
         let token = wait_until(
             "initial-admin-token",
@@ -257,6 +264,15 @@ impl Hub {
             );
         }
         Ok(())
+    }
+
+    /// [`Hub::restart`] with `args` added to its arguments from now on
+    /// (e.g. `--store` after a migration).
+    pub fn restart_with(&mut self, args: &[&str]) -> Result<()> {
+        self.opts
+            .extra_args
+            .extend(args.iter().map(|a| a.to_string()));
+        self.restart()
     }
 
     /// `127.0.0.1:<ssh port>`.

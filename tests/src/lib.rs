@@ -17,7 +17,7 @@
 //! [`receiver`] and [`smtp`] (an HTTP receiver and an SMTP server on loopback
 //! for alert notifications; [`channel_receivers`], one of each channel kind),
 //! [`procfs`] (probes of other processes), [`proxy`] (a TCP proxy whose link
-//! a test cuts), [`docker`] and [`deploy`] (the
+//! a test cuts), [`postgres`] (a PostgreSQL server of the test's own), [`docker`] and [`deploy`] (the
 //! Docker and deploy suites' fixtures), [`nspawn`] and [`booted`] (a booted systemd for
 //! the install suites). The items most suites use are
 //! re-exported here.
@@ -34,6 +34,7 @@ pub mod http;
 pub mod hub;
 pub mod nspawn;
 pub mod paths;
+pub mod postgres;
 pub mod process;
 pub mod procfs;
 pub mod proxy;

@@ -64,6 +64,16 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
          `--min-severity`) pointed at receivers and an SMTP server on loopback",
     ),
     (
+        "nextdeploy hub migrate --from",
+        "tests/tests/store_migrate.rs migrates a hub's SQLite store (agent, history, deploy) \
+         into PostgreSQL started by the test",
+    ),
+    (
+        "nextdeploy hub --store postgres://",
+        "tests/tests/store_migrate.rs starts the hub on the migrated PostgreSQL store; the agent \
+         reconnects",
+    ),
+    (
         "nextdeploy agent install",
         "tests/tests/install.rs pushes an agent to a real sshd (rooted in a temp prefix)",
     ),

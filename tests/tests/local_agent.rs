@@ -72,6 +72,7 @@ fn start_local_hub(user: &UserEnv, extra_env: &[(&str, &str)]) -> Hub {
     Hub::start(HubOpts {
         extra_args: vec!["--local-agent".into()],
         env,
+        ..HubOpts::default()
     })
     .unwrap()
 }

@@ -230,3 +230,42 @@ pub fn to_api(p: &Point) -> HistoryPoint {
         health: p.health.as_deref().map(str::to_string),
     }
 }
+
+/// `containers` x `n` points at 5 s with noisy CPU and memory and growing
+/// network counters, as a busy host sends them (tests, the store suite).
+pub fn noisy(containers: usize, n: usize, t0: i64) -> Vec<Point> {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move |m: i64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % m as u64) as i64
+    };
+    let mut out = Vec::new();
+    for c in 0..containers {
+        let (mut rx, mut tx, mut mem) = (1_000_000i64, 500_000i64, 40_000 + rnd(200_000));
+        for i in 0..n {
+            rx += 1000 + rnd(3000);
+            tx += 500 + rnd(1000);
+            mem += rnd(200) - 100;
+            let cpu = 200 + rnd(800);
+            out.push(Point {
+                t: t0 + 5 * i as i64,
+                container: format!("app-{c}").into(),
+                n: 1,
+                cpu_n: 1,
+                cpu_avg: cpu,
+                cpu_max: cpu,
+                mem_avg: mem,
+                mem_max: mem,
+                mem_limit: 2_097_152,
+                net_rx: rx,
+                net_tx: tx,
+                restarts: 0,
+                state: "running".into(),
+                health: (c % 2 == 0).then(|| "healthy".into()),
+            });
+        }
+    }
+    normalize(out)
+}

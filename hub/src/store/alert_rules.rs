@@ -8,9 +8,9 @@ use nextdeploy_shared::labels::Labels;
 use nextdeploy_shared::protocol::alert_rules::SilenceInfo;
 use nextdeploy_shared::protocol::alerts::{AlertStatus, Severity};
 use nextdeploy_shared::time::rfc3339;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::alerts::{add_channel, ChannelRecord, RuleExtra, RuleRecord};
+use super::sql::{p, tx, Db, Row};
 use super::{StoreError, StoreResult};
 
 /// Schema (applied as a migration after [`super::alerts::SCHEMA`]).
@@ -55,23 +55,23 @@ pub trait AlertRuleStore {
 }
 
 /// [`RuleExtra`] from a row's columns `at..at + 6`.
-pub fn extra_of(r: &Row<'_>, at: usize) -> rusqlite::Result<RuleExtra> {
+pub fn extra_of(r: &Row, at: usize) -> StoreResult<RuleExtra> {
     Ok(RuleExtra {
         above: r.get(at)?,
-        count: r.get::<_, Option<i64>>(at + 1)?.map(|n| n.max(0) as u32),
-        within_s: r.get::<_, Option<i64>>(at + 2)?.map(|n| n.max(0) as u64),
-        repeat_s: r.get::<_, Option<i64>>(at + 3)?.map(|n| n.max(0) as u64),
+        count: r.get::<Option<i64>>(at + 1)?.map(|n| n.max(0) as u32),
+        within_s: r.get::<Option<i64>>(at + 2)?.map(|n| n.max(0) as u64),
+        repeat_s: r.get::<Option<i64>>(at + 3)?.map(|n| n.max(0) as u64),
         quiet_hours: r.get(at + 4)?,
         quiet_tz: r.get(at + 5)?,
     })
 }
 
 /// Write a rule's [`RuleExtra`].
-pub fn set_extra(c: &Connection, name: &str, x: &RuleExtra) -> StoreResult<()> {
+pub fn set_extra(c: &mut dyn Db, name: &str, x: &RuleExtra) -> StoreResult<()> {
     c.execute(
         "UPDATE alert_rules SET above = ?2, count = ?3, within_s = ?4, repeat_s = ?5, \
          quiet_hours = ?6, quiet_tz = ?7 WHERE name = ?1",
-        params![
+        p![
             name,
             x.above,
             x.count.map(i64::from),
@@ -85,7 +85,7 @@ pub fn set_extra(c: &Connection, name: &str, x: &RuleExtra) -> StoreResult<()> {
 }
 
 /// Update a rule in place (its firing alerts stay); false if none.
-pub fn update_rule(c: &Connection, r: &RuleRecord) -> StoreResult<bool> {
+pub fn update_rule(c: &mut dyn Db, r: &RuleRecord) -> StoreResult<bool> {
     if super::alerts::channel(c, &r.channel)?.is_none() {
         return Err(StoreError::Conflict(format!(
             "no channel named {:?}; add it first",
@@ -95,7 +95,7 @@ pub fn update_rule(c: &Connection, r: &RuleRecord) -> StoreResult<bool> {
     let n = c.execute(
         "UPDATE alert_rules SET condition = ?2, for_s = ?3, selector = ?4, container = ?5, \
          severity = ?6, channel = ?7 WHERE name = ?1",
-        params![
+        p![
             r.name,
             r.condition.as_str(),
             r.for_s as i64,
@@ -125,49 +125,49 @@ pub struct ApplyPlan {
 }
 
 /// Write an [`ApplyPlan`] in one transaction: all of it or nothing.
-pub fn apply(c: &mut Connection, p: &ApplyPlan, at: i64) -> StoreResult<()> {
-    let tx = c.transaction()?;
-    for ch in &p.add_channels {
-        add_channel(&tx, ch)?;
-    }
-    for ch in &p.replace_channels {
-        // Delete and add through the channel code, so every column it
-        // knows is written; rules name channels, no foreign key to break.
-        tx.execute("DELETE FROM alert_channels WHERE name = ?1", [&ch.name])?;
-        add_channel(&tx, ch)?;
-    }
-    for r in &p.remove_rules {
-        tx.execute("DELETE FROM alert_rules WHERE name = ?1", [r])?;
-        tx.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = ?2 \
-             WHERE rule = ?1 AND status = 'firing'",
-            params![r, at],
-        )?;
-    }
-    for r in &p.update_rules {
-        update_rule(&tx, r)?;
-    }
-    for r in &p.add_rules {
-        if super::alerts::channel(&tx, &r.channel)?.is_none() {
-            return Err(StoreError::Conflict(format!(
-                "no channel named {:?}; add it first",
-                r.channel
-            )));
+pub fn apply(c: &mut dyn Db, p: &ApplyPlan, at: i64) -> StoreResult<()> {
+    tx(c, |tx| {
+        for ch in &p.add_channels {
+            add_channel(tx, ch)?;
         }
-        add_rule_raw(&tx, r)?;
-    }
-    tx.commit()?;
-    Ok(())
+        for ch in &p.replace_channels {
+            // Delete and add through the channel code, so every column it
+            // knows is written; rules name channels, no foreign key to break.
+            tx.execute("DELETE FROM alert_channels WHERE name = ?1", p![ch.name])?;
+            add_channel(tx, ch)?;
+        }
+        for r in &p.remove_rules {
+            tx.execute("DELETE FROM alert_rules WHERE name = ?1", p![r])?;
+            tx.execute(
+                "UPDATE alerts SET status = 'resolved', resolved_at = ?2 \
+                 WHERE rule = ?1 AND status = 'firing'",
+                p![r, at],
+            )?;
+        }
+        for r in &p.update_rules {
+            update_rule(tx, r)?;
+        }
+        for r in &p.add_rules {
+            if super::alerts::channel(tx, &r.channel)?.is_none() {
+                return Err(StoreError::Conflict(format!(
+                    "no channel named {:?}; add it first",
+                    r.channel
+                )));
+            }
+            add_rule_raw(tx, r)?;
+        }
+        Ok(())
+    })
 }
 
 /// Insert `r` and its settings (inside the caller's transaction); a taken
 /// name is a conflict.
-pub(crate) fn add_rule_raw(c: &Connection, r: &RuleRecord) -> StoreResult<()> {
+pub(crate) fn add_rule_raw(c: &mut dyn Db, r: &RuleRecord) -> StoreResult<()> {
     let n = c.execute(
         "INSERT INTO alert_rules (name, condition, for_s, selector, container, severity, \
          channel, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (name) DO NOTHING",
-        params![
+        p![
             r.name,
             r.condition.as_str(),
             r.for_s as i64,
@@ -226,11 +226,11 @@ impl SilenceRecord {
 }
 
 /// Add a silence.
-pub fn add_silence(c: &Connection, s: &SilenceRecord) -> StoreResult<()> {
+pub fn add_silence(c: &mut dyn Db, s: &SilenceRecord) -> StoreResult<()> {
     c.execute(
         "INSERT INTO alert_silences (id, selector, container, rule, comment, created_by, \
          starts_at, ends_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
+        p![
             s.id,
             s.selector,
             s.container,
@@ -244,7 +244,7 @@ pub fn add_silence(c: &Connection, s: &SilenceRecord) -> StoreResult<()> {
     Ok(())
 }
 
-fn silence_row(r: &Row<'_>) -> rusqlite::Result<SilenceRecord> {
+fn silence_row(r: &Row) -> StoreResult<SilenceRecord> {
     Ok(SilenceRecord {
         id: r.get(0)?,
         selector: r.get(1)?,
@@ -260,23 +260,21 @@ fn silence_row(r: &Row<'_>) -> rusqlite::Result<SilenceRecord> {
 const SILENCE_COLS: &str = "id, selector, container, rule, comment, created_by, starts_at, ends_at";
 
 /// Silences that end after `at`, soonest end first.
-pub fn silences(c: &Connection, at: i64) -> StoreResult<Vec<SilenceRecord>> {
+pub fn silences(c: &mut dyn Db, at: i64) -> StoreResult<Vec<SilenceRecord>> {
     let sql = format!(
         "SELECT {SILENCE_COLS} FROM alert_silences WHERE ends_at > ?1 ORDER BY ends_at, id"
     );
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map([at], silence_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    c.map(&sql, p![at], silence_row)
 }
 
 /// End a silence at `at` (if it ends later); `None` if there is no such id.
-pub fn end_silence(c: &Connection, id: &str, at: i64) -> StoreResult<Option<SilenceRecord>> {
+pub fn end_silence(c: &mut dyn Db, id: &str, at: i64) -> StoreResult<Option<SilenceRecord>> {
     c.execute(
         "UPDATE alert_silences SET ends_at = ?2 WHERE id = ?1 AND ends_at > ?2",
-        params![id, at],
+        p![id, at],
     )?;
     let sql = format!("SELECT {SILENCE_COLS} FROM alert_silences WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], silence_row).optional()?)
+    c.opt(&sql, p![id])?.as_ref().map(silence_row).transpose()
 }
 
 /// A held notification and what its alert is now.
@@ -303,40 +301,40 @@ pub struct HeldNote {
 }
 
 /// Held notifications, oldest first.
-pub fn held(c: &Connection) -> StoreResult<Vec<HeldNote>> {
-    let mut st = c.prepare(
+pub fn held(c: &mut dyn Db) -> StoreResult<Vec<HeldNote>> {
+    c.map(
         "SELECT o.id, o.status, a.id, a.status, a.rule, a.severity, a.server, a.container, \
          a.labels FROM alert_outbox o JOIN alerts a ON a.id = o.alert \
          WHERE o.state = 'held' ORDER BY o.rowid",
-    )?;
-    let rows = st.query_map([], |r| {
-        let status: String = r.get(1)?;
-        let alert_status: String = r.get(3)?;
-        let sev: String = r.get(5)?;
-        let labels: String = r.get(8)?;
-        Ok(HeldNote {
-            id: r.get(0)?,
-            status: match status.as_str() {
-                "firing" => AlertStatus::Firing,
-                _ => AlertStatus::Resolved,
-            },
-            alert: r.get(2)?,
-            alert_firing: alert_status == "firing",
-            rule: r.get(4)?,
-            severity: Severity::parse(&sev).unwrap_or_default(),
-            server: r.get(6)?,
-            container: r.get(7)?,
-            labels: serde_json::from_str(&labels).unwrap_or_default(),
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        p![],
+        |r| {
+            let status: String = r.get(1)?;
+            let alert_status: String = r.get(3)?;
+            let sev: String = r.get(5)?;
+            let labels: String = r.get(8)?;
+            Ok(HeldNote {
+                id: r.get(0)?,
+                status: match status.as_str() {
+                    "firing" => AlertStatus::Firing,
+                    _ => AlertStatus::Resolved,
+                },
+                alert: r.get(2)?,
+                alert_firing: alert_status == "firing",
+                rule: r.get(4)?,
+                severity: Severity::parse(&sev).unwrap_or_default(),
+                server: r.get(6)?,
+                container: r.get(7)?,
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+            })
+        },
+    )
 }
 
 /// Release a held notification (`send`: queue it now, its delivery
 /// deadline counting from now; else drop it, recorded as `dropped`, never
 /// sent). A resolve whose alert's firing
 /// notification was dropped is dropped too.
-pub fn release(c: &Connection, id: &str, send: bool, at: i64) -> StoreResult<()> {
+pub fn release(c: &mut dyn Db, id: &str, send: bool, at: i64) -> StoreResult<()> {
     let (state, done) = if send {
         ("pending", None)
     } else {
@@ -344,33 +342,30 @@ pub fn release(c: &Connection, id: &str, send: bool, at: i64) -> StoreResult<()>
     };
     c.execute(
         "UPDATE alert_outbox SET state = ?2, next_at = ?3, done_at = ?4, \
-         created_at = CASE WHEN ?4 IS NULL THEN ?3 ELSE created_at END \
+         created_at = CASE WHEN CAST(?4 AS BIGINT) IS NULL THEN ?3 ELSE created_at END \
          WHERE id = ?1 AND state = 'held'",
-        params![id, state, at, done],
+        p![id, state, at, done],
     )?;
     Ok(())
 }
 
 /// Whether an alert has a firing notification that was dropped or is held.
-pub fn firing_withheld(c: &Connection, alert: &str) -> StoreResult<bool> {
-    Ok(c.query_row(
-        "SELECT EXISTS (SELECT 1 FROM alert_outbox WHERE alert = ?1 AND status = 'firing' \
-         AND state IN ('held', 'dropped') AND id = alert || '-firing')",
-        [alert],
-        |r| r.get(0),
-    )?)
+pub fn firing_withheld(c: &mut dyn Db, alert: &str) -> StoreResult<bool> {
+    c.one(
+        "SELECT COUNT(*) FROM alert_outbox WHERE alert = ?1 AND status = 'firing' \
+         AND state IN ('held', 'dropped') AND id = alert || '-firing'",
+        p![alert],
+    )?
+    .get::<i64>(0)
+    .map(|n| n > 0)
 }
 
 /// When each firing alert was last notified (for `repeat_s`).
-pub fn last_notes(c: &Connection) -> StoreResult<Vec<(String, i64)>> {
-    let mut st = c.prepare(
+pub fn last_notes(c: &mut dyn Db) -> StoreResult<Vec<(String, i64)>> {
+    c.map(
         "SELECT o.alert, MAX(o.created_at) FROM alert_outbox o JOIN alerts a ON a.id = o.alert \
          WHERE a.status = 'firing' AND o.status = 'firing' GROUP BY o.alert",
-    )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        p![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
-
-#[cfg(test)]
-#[path = "alert_rules_tests.rs"]
-mod tests;

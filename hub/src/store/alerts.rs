@@ -5,10 +5,10 @@
 use nextdeploy_shared::protocol::alerts::{AlertInfo, AlertStatus};
 use nextdeploy_shared::protocol::alerts::{AlertRuleInfo, ChannelKind, Condition, Severity};
 use nextdeploy_shared::time::rfc3339;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 pub use super::alert_channels::{ChannelConfig, ChannelRecord, CHANNEL_CONFIG};
 use super::alert_state::{Attempt, Due, NewAlert, Outbox};
+use super::sql::{p, tx, Db, Row};
 use super::{StoreError, StoreResult};
 
 /// Schema (applied as a migration). An alert is keyed by rule, server and
@@ -175,32 +175,33 @@ pub trait AlertStore {
     fn record_attempt(&self, a: &Attempt) -> StoreResult<()>;
 }
 
-fn kind_of(s: String) -> rusqlite::Result<ChannelKind> {
-    ChannelKind::parse(&s).ok_or(rusqlite::Error::InvalidQuery)
+fn bad(what: &str, v: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {v:?}"))
 }
 
-fn channel_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
+fn channel_row(r: &Row) -> StoreResult<ChannelRecord> {
+    let kind: String = r.get(1)?;
     let config: String = r.get(5)?;
     let min: String = r.get(6)?;
     Ok(ChannelRecord {
         name: r.get(0)?,
-        kind: kind_of(r.get(1)?)?,
+        kind: ChannelKind::parse(&kind).ok_or_else(|| bad("channel kind", &kind))?,
         url: r.get(2)?,
         secret: r.get(3)?,
         created_at: r.get(4)?,
-        config: serde_json::from_str(&config).map_err(|_| rusqlite::Error::InvalidQuery)?,
-        min_severity: Severity::parse(&min).ok_or(rusqlite::Error::InvalidQuery)?,
+        config: serde_json::from_str(&config).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        min_severity: Severity::parse(&min).ok_or_else(|| bad("severity", &min))?,
     })
 }
 
 /// [`AlertStore::add_alert_channel`] on a connection.
-pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
+pub fn add_channel(c: &mut dyn Db, ch: &ChannelRecord) -> StoreResult<()> {
     let config =
         serde_json::to_string(&ch.config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let n = c.execute(
         "INSERT INTO alert_channels (name, kind, url, secret, created_at, config, min_severity) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO NOTHING",
-        params![
+        p![
             ch.name,
             ch.kind.as_str(),
             ch.url,
@@ -222,49 +223,47 @@ pub fn add_channel(c: &Connection, ch: &ChannelRecord) -> StoreResult<()> {
 const CHANNEL_COLS: &str = "name, kind, url, secret, created_at, config, min_severity";
 
 /// [`AlertStore::alert_channels`] on a connection.
-pub fn channels(c: &Connection) -> StoreResult<Vec<ChannelRecord>> {
+pub fn channels(c: &mut dyn Db) -> StoreResult<Vec<ChannelRecord>> {
     let sql = format!("SELECT {CHANNEL_COLS} FROM alert_channels ORDER BY name");
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map([], channel_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    c.map(&sql, p![], channel_row)
 }
 
 /// [`AlertStore::alert_channel`] on a connection.
-pub fn channel(c: &Connection, name: &str) -> StoreResult<Option<ChannelRecord>> {
+pub fn channel(c: &mut dyn Db, name: &str) -> StoreResult<Option<ChannelRecord>> {
     let sql = format!("SELECT {CHANNEL_COLS} FROM alert_channels WHERE name = ?1");
-    Ok(c.query_row(&sql, [name], channel_row).optional()?)
+    c.opt(&sql, p![name])?.as_ref().map(channel_row).transpose()
 }
 
 /// [`AlertStore::remove_alert_channel`] on a connection.
-pub fn remove_channel(c: &mut Connection, name: &str) -> StoreResult<bool> {
-    let tx = c.transaction()?;
-    let user: Option<String> = tx
-        .query_row(
-            "SELECT name FROM alert_rules WHERE channel = ?1 ORDER BY name LIMIT 1",
-            [name],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(rule) = user {
-        return Err(StoreError::Conflict(format!(
-            "channel {name:?} is used by rule {rule:?}; remove the rule first"
-        )));
-    }
-    let n = tx.execute("DELETE FROM alert_channels WHERE name = ?1", [name])?;
-    tx.commit()?;
-    Ok(n > 0)
+pub fn remove_channel(c: &mut dyn Db, name: &str) -> StoreResult<bool> {
+    tx(c, |tx| {
+        let user: Option<String> = tx
+            .opt(
+                "SELECT name FROM alert_rules WHERE channel = ?1 ORDER BY name LIMIT 1",
+                p![name],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
+        if let Some(rule) = user {
+            return Err(StoreError::Conflict(format!(
+                "channel {name:?} is used by rule {rule:?}; remove the rule first"
+            )));
+        }
+        let n = tx.execute("DELETE FROM alert_channels WHERE name = ?1", p![name])?;
+        Ok(n > 0)
+    })
 }
 
-fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRecord> {
+fn rule_row(r: &Row) -> StoreResult<RuleRecord> {
     let cond: String = r.get(1)?;
     let sev: String = r.get(5)?;
     Ok(RuleRecord {
         name: r.get(0)?,
-        condition: Condition::parse(&cond).ok_or(rusqlite::Error::InvalidQuery)?,
-        for_s: r.get::<_, i64>(2)?.max(0) as u64,
+        condition: Condition::parse(&cond).ok_or_else(|| bad("condition", &cond))?,
+        for_s: r.get::<i64>(2)?.max(0) as u64,
         selector: r.get(3)?,
         container: r.get(4)?,
-        severity: Severity::parse(&sev).ok_or(rusqlite::Error::InvalidQuery)?,
+        severity: Severity::parse(&sev).ok_or_else(|| bad("severity", &sev))?,
         channel: r.get(6)?,
         created_at: r.get(7)?,
         extra: super::alert_rules::extra_of(r, 8)?,
@@ -272,106 +271,36 @@ fn rule_row(r: &Row<'_>) -> rusqlite::Result<RuleRecord> {
 }
 
 /// [`AlertStore::add_alert_rule`] on a connection.
-pub fn add_rule(c: &mut Connection, r: &RuleRecord) -> StoreResult<()> {
-    let tx = c.transaction()?;
-    if channel(&tx, &r.channel)?.is_none() {
-        return Err(StoreError::Conflict(format!(
-            "no channel named {:?}; add it first",
-            r.channel
-        )));
-    }
-    super::alert_rules::add_rule_raw(&tx, r)?;
-    tx.commit()?;
-    Ok(())
+pub fn add_rule(c: &mut dyn Db, r: &RuleRecord) -> StoreResult<()> {
+    tx(c, |tx| {
+        if channel(tx, &r.channel)?.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "no channel named {:?}; add it first",
+                r.channel
+            )));
+        }
+        super::alert_rules::add_rule_raw(tx, r)
+    })
 }
 
 /// [`AlertStore::alert_rules`] on a connection.
-pub fn rules(c: &Connection) -> StoreResult<Vec<RuleRecord>> {
-    let mut st = c.prepare(
+pub fn rules(c: &mut dyn Db) -> StoreResult<Vec<RuleRecord>> {
+    c.map(
         "SELECT name, condition, for_s, selector, container, severity, channel, created_at, \
          above, count, within_s, repeat_s, quiet_hours, quiet_tz FROM alert_rules ORDER BY name",
-    )?;
-    let rows = st.query_map([], rule_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        p![],
+        rule_row,
+    )
 }
 
 /// [`AlertStore::remove_alert_rule`] on a connection.
-pub fn remove_rule(c: &mut Connection, name: &str, at: i64) -> StoreResult<bool> {
-    let tx = c.transaction()?;
-    let n = tx.execute("DELETE FROM alert_rules WHERE name = ?1", [name])?;
-    tx.execute(
-        "UPDATE alerts SET status = ?2, resolved_at = ?3 WHERE rule = ?1 AND status = 'firing'",
-        params![name, AlertStatus::Resolved.as_str(), at],
-    )?;
-    tx.commit()?;
-    Ok(n > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    pub(crate) fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(SCHEMA).unwrap();
-        c.execute_batch(CHANNEL_CONFIG).unwrap();
-        c.execute_batch(super::super::alert_rules::SCHEMA).unwrap();
-        c
-    }
-
-    fn ch(name: &str) -> ChannelRecord {
-        ChannelRecord {
-            name: name.into(),
-            kind: ChannelKind::Webhook,
-            url: "https://hooks.example/abc/secret-path".into(),
-            secret: Some("s".into()),
-            config: ChannelConfig::default(),
-            min_severity: Severity::Info,
-            created_at: 1,
-        }
-    }
-
-    fn rule(name: &str, channel: &str) -> RuleRecord {
-        RuleRecord {
-            name: name.into(),
-            condition: Condition::ContainerDied,
-            for_s: 0,
-            selector: Some("env=prod".into()),
-            container: Some("web*".into()),
-            severity: Severity::Critical,
-            channel: channel.into(),
-            created_at: 2,
-            extra: RuleExtra::default(),
-        }
-    }
-
-    #[test]
-    fn channels_and_rules_keep_names_unique_and_rules_pin_their_channel() {
-        let mut c = db();
-        add_channel(&c, &ch("ops")).unwrap();
-        assert!(matches!(
-            add_channel(&c, &ch("ops")),
-            Err(StoreError::Conflict(_))
-        ));
-        let info = channel(&c, "ops").unwrap().unwrap().info();
-        assert_eq!(info.target, "https://hooks.example/…");
-        assert!(info.signed);
-        assert!(matches!(
-            add_rule(&mut c, &rule("r", "nope")),
-            Err(StoreError::Conflict(_))
-        ));
-        add_rule(&mut c, &rule("r", "ops")).unwrap();
-        assert!(add_rule(&mut c, &rule("r", "ops")).is_err());
-        let got = rules(&c).unwrap();
-        assert_eq!(got[0].severity, Severity::Critical);
-        assert_eq!(got[0].container.as_deref(), Some("web*"));
-        assert!(matches!(
-            remove_channel(&mut c, "ops"),
-            Err(StoreError::Conflict(_))
-        ));
-        assert!(remove_rule(&mut c, "r", 5).unwrap());
-        assert!(!remove_rule(&mut c, "r", 5).unwrap());
-        assert!(remove_channel(&mut c, "ops").unwrap());
-        assert!(channels(&c).unwrap().is_empty());
-    }
+pub fn remove_rule(c: &mut dyn Db, name: &str, at: i64) -> StoreResult<bool> {
+    tx(c, |tx| {
+        let n = tx.execute("DELETE FROM alert_rules WHERE name = ?1", p![name])?;
+        tx.execute(
+            "UPDATE alerts SET status = ?2, resolved_at = ?3 WHERE rule = ?1 AND status = 'firing'",
+            p![name, AlertStatus::Resolved.as_str(), at],
+        )?;
+        Ok(n > 0)
+    })
 }

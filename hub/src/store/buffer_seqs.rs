@@ -4,8 +4,7 @@
 //! store so a restarted hub skips what it took before instead of counting
 //! it twice.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
+use super::sql::{p, Db};
 use super::StoreResult;
 
 /// Schema (applied as a migration).
@@ -26,20 +25,21 @@ pub trait BufferSeqs {
 }
 
 /// [`BufferSeqs::buffer_seqs`] on a connection.
-pub fn get(c: &Connection, agent: &str) -> StoreResult<Option<(String, String)>> {
-    Ok(
-        c.prepare_cached("SELECT buffer_id, ranges FROM agent_buffers WHERE agent = ?1")?
-            .query_row([agent], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?,
-    )
+pub fn get(c: &mut dyn Db, agent: &str) -> StoreResult<Option<(String, String)>> {
+    c.opt(
+        "SELECT buffer_id, ranges FROM agent_buffers WHERE agent = ?1",
+        p![agent],
+    )?
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .transpose()
 }
 
 /// [`BufferSeqs::set_buffer_seqs`] on a connection.
-pub fn set(c: &Connection, agent: &str, id: &str, ranges: &str) -> StoreResult<()> {
-    c.prepare_cached(
+pub fn set(c: &mut dyn Db, agent: &str, id: &str, ranges: &str) -> StoreResult<()> {
+    c.execute(
         "INSERT INTO agent_buffers (agent, buffer_id, ranges) VALUES (?1, ?2, ?3) \
          ON CONFLICT (agent) DO UPDATE SET buffer_id = excluded.buffer_id, ranges = excluded.ranges",
-    )?
-    .execute(params![agent, id, ranges])?;
+        p![agent, id, ranges],
+    )?;
     Ok(())
 }

@@ -4,11 +4,10 @@
 //! recordings first. Kept in the store, so a backup holds them and every
 //! hub of a store sees them.
 
+use super::sql::{p, tx, Db, Row};
+use super::StoreResult;
 use nextdeploy_shared::protocol::exec::ExecSession;
 use nextdeploy_shared::time::rfc3339;
-use rusqlite::{params, Connection, OptionalExtension, Row};
-
-use super::StoreResult;
 
 /// Schema (applied as a migration).
 pub const SCHEMA: &str = r#"
@@ -98,21 +97,21 @@ pub trait ExecSessions {
 }
 
 /// [`ExecSessions::insert_exec_session`] on a connection.
-pub fn insert(c: &Connection, s: &NewSession) -> StoreResult<()> {
+pub fn insert(c: &mut dyn Db, s: &NewSession) -> StoreResult<()> {
     c.execute(
         "INSERT INTO exec_sessions (id, actor, token_id, server, container, command, tty, started) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![s.id, s.actor, s.token_id, s.server, s.container, s.command, s.tty, s.started],
+        p![s.id, s.actor, s.token_id, s.server, s.container, s.command, s.tty, s.started],
     )?;
     Ok(())
 }
 
 /// [`ExecSessions::finish_exec_session`] on a connection.
-pub fn finish(c: &Connection, id: &str, e: &SessionEnd) -> StoreResult<()> {
+pub fn finish(c: &mut dyn Db, id: &str, e: &SessionEnd) -> StoreResult<()> {
     c.execute(
         "UPDATE exec_sessions SET ended = ?2, exit_code = ?3, error = ?4, bytes_in = ?5, \
          bytes_out = ?6, truncated = ?7 WHERE id = ?1",
-        params![
+        p![
             id,
             e.ended,
             e.exit_code,
@@ -126,25 +125,25 @@ pub fn finish(c: &Connection, id: &str, e: &SessionEnd) -> StoreResult<()> {
 }
 
 /// [`ExecSessions::append_exec_recording`] on a connection.
-pub fn append(c: &mut Connection, id: &str, data: &[u8]) -> StoreResult<()> {
-    let tx = c.transaction()?;
-    tx.execute(
-        "INSERT INTO exec_recordings (session, seq, data) VALUES (?1, \
-         (SELECT COALESCE(MAX(seq), 0) + 1 FROM exec_recordings WHERE session = ?1), ?2)",
-        params![id, data],
-    )?;
-    tx.execute(
-        "UPDATE exec_sessions SET recording_bytes = recording_bytes + ?2 WHERE id = ?1",
-        params![id, data.len() as i64],
-    )?;
-    tx.commit()?;
-    Ok(())
+pub fn append(c: &mut dyn Db, id: &str, data: &[u8]) -> StoreResult<()> {
+    tx(c, |tx| {
+        tx.execute(
+            "INSERT INTO exec_recordings (session, seq, data) VALUES (?1, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM exec_recordings WHERE session = ?1), ?2)",
+            p![id, data],
+        )?;
+        tx.execute(
+            "UPDATE exec_sessions SET recording_bytes = recording_bytes + ?2 WHERE id = ?1",
+            p![id, data.len() as i64],
+        )?;
+        Ok(())
+    })
 }
 
 const COLS: &str = "id, actor, token_id, server, container, command, tty, started, ended, \
                     exit_code, error, bytes_in, bytes_out, recording_bytes, truncated";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<ExecSession> {
+fn row(r: &Row) -> StoreResult<ExecSession> {
     Ok(ExecSession {
         id: r.get(0)?,
         actor: r.get(1)?,
@@ -154,132 +153,71 @@ fn row(r: &Row<'_>) -> rusqlite::Result<ExecSession> {
         command: r.get(5)?,
         tty: r.get(6)?,
         started: rfc3339(r.get(7)?),
-        ended: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+        ended: r.get::<Option<i64>>(8)?.map(rfc3339),
         exit_code: r.get(9)?,
         error: r.get(10)?,
-        bytes_in: r.get::<_, i64>(11)?.max(0) as u64,
-        bytes_out: r.get::<_, i64>(12)?.max(0) as u64,
-        recording_bytes: r.get::<_, i64>(13)?.max(0) as u64,
+        bytes_in: r.get::<i64>(11)?.max(0) as u64,
+        bytes_out: r.get::<i64>(12)?.max(0) as u64,
+        recording_bytes: r.get::<i64>(13)?.max(0) as u64,
         truncated: r.get(14)?,
     })
 }
 
 /// [`ExecSessions::list_exec_sessions`] on a connection.
-pub fn list(c: &Connection, server: Option<&str>, limit: u32) -> StoreResult<Vec<ExecSession>> {
+pub fn list(c: &mut dyn Db, server: Option<&str>, limit: u32) -> StoreResult<Vec<ExecSession>> {
     let sql = format!(
-        "SELECT {COLS} FROM exec_sessions WHERE (?1 IS NULL OR server = ?1) \
+        "SELECT {COLS} FROM exec_sessions WHERE (CAST(?1 AS TEXT) IS NULL OR server = ?1) \
          ORDER BY started DESC, rowid DESC LIMIT ?2"
     );
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params![server, limit], row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    c.map(&sql, p![server, limit], row)
 }
 
 /// [`ExecSessions::exec_session`] on a connection.
-pub fn get(c: &Connection, id: &str) -> StoreResult<Option<ExecSession>> {
+pub fn get(c: &mut dyn Db, id: &str) -> StoreResult<Option<ExecSession>> {
     let sql = format!("SELECT {COLS} FROM exec_sessions WHERE id = ?1");
-    Ok(c.query_row(&sql, [id], row).optional()?)
+    c.opt(&sql, p![id])?.as_ref().map(row).transpose()
 }
 
 /// [`ExecSessions::exec_recording`] on a connection.
-pub fn recording(c: &Connection, id: &str) -> StoreResult<Vec<Vec<u8>>> {
-    let mut st = c.prepare("SELECT data FROM exec_recordings WHERE session = ?1 ORDER BY seq")?;
-    let rows = st.query_map([id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub fn recording(c: &mut dyn Db, id: &str) -> StoreResult<Vec<Vec<u8>>> {
+    c.map(
+        "SELECT data FROM exec_recordings WHERE session = ?1 ORDER BY seq",
+        p![id],
+        |r| r.get(0),
+    )
 }
 
 /// [`ExecSessions::prune_recordings`] on a connection.
-pub fn prune(c: &mut Connection, max: u64) -> StoreResult<usize> {
-    let tx = c.transaction()?;
-    let total: i64 = tx.query_row(
-        "SELECT COALESCE(SUM(recording_bytes), 0) FROM exec_sessions",
-        [],
-        |r| r.get(0),
-    )?;
-    let mut over = total - max as i64;
-    let mut dropped = 0;
-    if over > 0 {
-        let oldest: Vec<(String, i64)> = {
-            let mut st = tx.prepare(
+pub fn prune(c: &mut dyn Db, max: u64) -> StoreResult<usize> {
+    tx(c, |tx| {
+        let total: i64 = tx
+            .one(
+                "SELECT CAST(COALESCE(SUM(recording_bytes), 0) AS BIGINT) FROM exec_sessions",
+                p![],
+            )?
+            .get(0)?;
+        let mut over = total - max as i64;
+        let mut dropped = 0;
+        if over > 0 {
+            let oldest: Vec<(String, i64)> = tx.map(
                 "SELECT id, recording_bytes FROM exec_sessions WHERE recording_bytes > 0 \
                  ORDER BY started, rowid",
+                p![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for (id, bytes) in oldest {
-            if over <= 0 {
-                break;
+            for (id, bytes) in oldest {
+                if over <= 0 {
+                    break;
+                }
+                tx.execute("DELETE FROM exec_recordings WHERE session = ?1", p![id])?;
+                tx.execute(
+                    "UPDATE exec_sessions SET recording_bytes = 0 WHERE id = ?1",
+                    p![id],
+                )?;
+                over -= bytes;
+                dropped += 1;
             }
-            tx.execute("DELETE FROM exec_recordings WHERE session = ?1", [&id])?;
-            tx.execute(
-                "UPDATE exec_sessions SET recording_bytes = 0 WHERE id = ?1",
-                [&id],
-            )?;
-            over -= bytes;
-            dropped += 1;
         }
-    }
-    tx.commit()?;
-    Ok(dropped)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        c.execute_batch("CREATE TABLE api_tokens (id TEXT);")
-            .unwrap();
-        c.execute_batch(SCHEMA).unwrap();
-        c
-    }
-
-    fn session(id: &str, started: i64) -> NewSession {
-        NewSession {
-            id: id.into(),
-            actor: "ops".into(),
-            token_id: "t1".into(),
-            server: "prod".into(),
-            container: "web".into(),
-            command: "sh".into(),
-            tty: true,
-            started,
-        }
-    }
-
-    #[test]
-    fn sessions_record_and_prune_oldest_recordings_first() {
-        let mut c = db();
-        insert(&c, &session("a", 10)).unwrap();
-        insert(&c, &session("b", 20)).unwrap();
-        append(&mut c, "a", b"0123456789").unwrap();
-        append(&mut c, "a", b"ab").unwrap();
-        append(&mut c, "b", b"xyz").unwrap();
-        assert_eq!(
-            recording(&c, "a").unwrap(),
-            vec![b"0123456789".to_vec(), b"ab".to_vec()]
-        );
-        let end = SessionEnd {
-            ended: 30,
-            exit_code: Some(3),
-            bytes_in: 5,
-            bytes_out: 12,
-            ..Default::default()
-        };
-        finish(&c, "a", &end).unwrap();
-        let a = get(&c, "a").unwrap().unwrap();
-        assert_eq!(
-            (a.exit_code, a.bytes_out, a.recording_bytes),
-            (Some(3), 12, 12)
-        );
-        assert_eq!(list(&c, None, 10).unwrap()[0].id, "b");
-        assert_eq!(list(&c, Some("other"), 10).unwrap().len(), 0);
-        assert_eq!(prune(&mut c, 100).unwrap(), 0);
-        assert_eq!(prune(&mut c, 5).unwrap(), 1);
-        assert!(recording(&c, "a").unwrap().is_empty());
-        assert_eq!(get(&c, "a").unwrap().unwrap().recording_bytes, 0);
-        assert_eq!(recording(&c, "b").unwrap().len(), 1);
-    }
+        Ok(dropped)
+    })
 }

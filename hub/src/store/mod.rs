@@ -3,15 +3,23 @@
 //! one for several hubs. Methods are synchronous: async callers go through
 //! [`blocking`], which runs them on tokio's blocking pool.
 
+pub mod agents;
 pub mod alert_channels;
 pub mod alert_rules;
 pub mod alert_state;
 pub mod alerts;
+pub mod backend;
+mod backend_parts;
 pub mod buffer_seqs;
 pub mod deploys;
 pub mod exec;
 pub mod health;
+pub mod migrate;
+pub mod postgres;
+pub mod sql;
 pub mod sqlite;
+#[doc(hidden)]
+pub mod suite;
 
 use std::sync::Arc;
 
@@ -37,6 +45,15 @@ pub enum StoreError {
     /// The blocking task failed.
     #[error("store task failed: {0}")]
     Task(String),
+    /// PostgreSQL failed.
+    #[error("store: {0}")]
+    Pg(#[from] ::postgres::Error),
+    /// A row with that key exists (a unique index or primary key refused it).
+    #[error("store: a row with that key exists: {0}")]
+    Unique(String),
+    /// The store could not be reached or opened.
+    #[error("{0}")]
+    Open(String),
 }
 
 /// Result alias of the store.

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use nextdeploy_shared::docker::HealthSnapshot;
-use rusqlite::{params, Connection, OptionalExtension};
 
+use super::sql::{p, tx, Db, Dialect};
 use super::{StoreError, StoreResult};
 use crate::history::{self, codec, Point, TIERS};
 use crate::limits::HEALTH_TX_CONTAINERS;
@@ -84,48 +84,50 @@ fn corrupt(e: codec::CodecError) -> StoreError {
 /// Add `points` (normalized, all in bucket `bucket` of tier `res`) to the
 /// row of (`agent`, `res`, `bucket`), merging with what it holds.
 pub(crate) fn put_row(
-    conn: &Connection,
+    conn: &mut dyn Db,
     agent: &str,
     res: i64,
     bucket: i64,
     points: Vec<Point>,
 ) -> StoreResult<()> {
     let data = codec::encode(&points, false);
-    let mut ins = conn.prepare_cached(
+    let n = conn.execute(
         "INSERT INTO health_rows (agent, res, bucket, data) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT DO NOTHING",
+        p![agent, res, bucket, data],
     )?;
-    if ins.execute(params![agent, res, bucket, data])? > 0 {
+    if n > 0 {
         return Ok(());
     }
-    let old: Vec<u8> = conn
-        .prepare_cached(
-            "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket = ?3",
-        )?
-        .query_row(params![agent, res, bucket], |r| r.get(0))?;
-    let mut all = codec::decode(&old, None).map_err(corrupt)?;
+    let row = conn.one(
+        "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket = ?3",
+        p![agent, res, bucket],
+    )?;
+    let mut all = codec::decode(row.blob(0)?, None).map_err(corrupt)?;
     all.extend(points);
     let data = codec::encode(&history::normalize(all), false);
-    conn.prepare_cached(
+    conn.execute(
         "UPDATE health_rows SET data = ?4 WHERE agent = ?1 AND res = ?2 AND bucket = ?3",
-    )?
-    .execute(params![agent, res, bucket, data])?;
+        p![agent, res, bucket, data],
+    )?;
     Ok(())
 }
 
 /// Record `names` for `agent` as seen at `t` (upsert).
 pub(crate) fn touch_names<'a>(
-    conn: &Connection,
+    conn: &mut dyn Db,
     agent: &str,
     names: impl Iterator<Item = &'a str>,
     t: i64,
 ) -> StoreResult<()> {
-    let mut st = conn.prepare_cached(
-        "INSERT INTO health_names (agent, container, last_t) VALUES (?1, ?2, ?3) \
-         ON CONFLICT DO UPDATE SET last_t = max(last_t, excluded.last_t)",
-    )?;
     for n in names {
-        st.execute(params![agent, n, t])?;
+        conn.execute(
+            "INSERT INTO health_names (agent, container, last_t) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (agent, container) DO UPDATE SET last_t = \
+             CASE WHEN excluded.last_t > health_names.last_t THEN excluded.last_t \
+             ELSE health_names.last_t END",
+            p![agent, n, t],
+        )?;
     }
     Ok(())
 }
@@ -133,7 +135,7 @@ pub(crate) fn touch_names<'a>(
 /// Record snapshots, in transactions of about [`HEALTH_TX_CONTAINERS`]
 /// containers each (a snapshot is never split).
 pub fn record(
-    conn: &mut Connection,
+    conn: &mut dyn Db,
     names: &mut NameCache,
     batch: &[(String, std::sync::Arc<HealthSnapshot>)],
 ) -> StoreResult<()> {
@@ -147,18 +149,19 @@ pub fn record(
             rows += rest[n].1.containers.len();
             n += 1;
         }
-        let tx = conn.transaction()?;
-        for (agent, snap) in &rest[..n] {
-            record_one(&tx, names, agent, snap)?;
-        }
-        tx.commit()?;
+        tx(conn, |tx| {
+            for (agent, snap) in &rest[..n] {
+                record_one(tx, names, agent, snap)?;
+            }
+            Ok(())
+        })?;
         rest = &rest[n..];
     }
     Ok(())
 }
 
 fn record_one(
-    conn: &Connection,
+    conn: &mut dyn Db,
     names: &mut NameCache,
     agent: &str,
     snap: &HealthSnapshot,
@@ -182,20 +185,19 @@ fn record_one(
 
 /// Decoded points of `container` in the rows of (`agent`, `res`) from `since`.
 fn rows_of(
-    conn: &Connection,
+    conn: &mut dyn Db,
     agent: &str,
     container: &str,
     res: i64,
     since: i64,
 ) -> StoreResult<Vec<Point>> {
-    let mut st = conn.prepare_cached(
+    let rows = conn.query(
         "SELECT data FROM health_rows WHERE agent = ?1 AND res = ?2 AND bucket >= ?3",
+        p![agent, res, since],
     )?;
     let mut out = Vec::new();
-    let mut rows = st.query(params![agent, res, since])?;
-    while let Some(r) = rows.next()? {
-        let data: Vec<u8> = r.get(0)?;
-        out.extend(codec::decode(&data, Some(container)).map_err(corrupt)?);
+    for r in &rows {
+        out.extend(codec::decode(r.blob(0)?, Some(container)).map_err(corrupt)?);
     }
     Ok(out)
 }
@@ -203,7 +205,7 @@ fn rows_of(
 /// The points of one container since `since`, at resolution `res`: the
 /// tier's blocks, and the 5 s rows not packed yet.
 pub fn query(
-    conn: &Connection,
+    conn: &mut dyn Db,
     cache: &mut cache::BlockCache,
     agent: &str,
     container: &str,
@@ -214,17 +216,13 @@ pub fn query(
         return Ok(Vec::new());
     };
     let mut points = Vec::new();
-    let mut st = conn.prepare_cached(
+    let blocks = conn.query(
         "SELECT start, data FROM health_blocks WHERE agent = ?1 AND res = ?2 AND start > ?3",
+        p![agent, res, since - tier.window],
     )?;
-    let mut rows = st.query(params![agent, res, since - tier.window])?;
-    while let Some(r) = rows.next()? {
+    for r in &blocks {
         let start: i64 = r.get(0)?;
-        let data = r
-            .get_ref(1)?
-            .as_blob()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let raw = cache.raw(agent, res, start, data).map_err(corrupt)?;
+        let raw = cache.raw(agent, res, start, r.blob(1)?).map_err(corrupt)?;
         points.extend(codec::decode_raw(&raw, Some(container)).map_err(corrupt)?);
     }
     let rows = rows_of(conn, agent, container, TIERS[0].res, since)?;
@@ -241,21 +239,24 @@ pub fn query(
 }
 
 /// Containers with history for an agent.
-pub fn containers(conn: &Connection, agent: &str) -> StoreResult<Vec<String>> {
-    let mut st = conn
-        .prepare_cached("SELECT container FROM health_names WHERE agent = ?1 ORDER BY container")?;
-    let rows = st.query_map([agent], |r| r.get(0))?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+pub fn containers(conn: &mut dyn Db, agent: &str) -> StoreResult<Vec<String>> {
+    conn.map(
+        "SELECT container FROM health_names WHERE agent = ?1 ORDER BY container",
+        p![agent],
+        |r| r.get(0),
+    )
 }
 
-/// Whether the store still has the earlier layout's tables.
-pub(crate) fn has_old(conn: &Connection) -> StoreResult<bool> {
+/// Whether the store still has the earlier layout's tables (a SQLite store
+/// made before issue 20; a PostgreSQL store never has them).
+pub(crate) fn has_old(conn: &mut dyn Db) -> StoreResult<bool> {
+    if conn.dialect() == Dialect::Postgres {
+        return Ok(false);
+    }
     Ok(conn
-        .query_row(
+        .opt(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'health_points'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()?
+            p![],
+        )?
         .is_some())
 }

@@ -61,7 +61,7 @@ impl SqliteStore {
             }),
             health_read: None,
             history_cache: Default::default(),
-            labels: Mutex::new(None),
+            labels: Default::default(),
             revoked: broadcast::channel(REVOCATION_QUEUE).0,
         })
     }
@@ -84,24 +84,5 @@ impl SqliteStore {
             tx.commit()?;
         }
         Ok(())
-    }
-
-    pub(super) fn with_health<T>(
-        &self,
-        f: impl FnOnce(&mut HealthDb) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        f(&mut crate::sync::lock_or_recover(&self.health))
-    }
-
-    /// Run a history query on the read connection (the health one for an
-    /// in-memory store).
-    pub(super) fn with_health_read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> StoreResult<T>,
-    ) -> StoreResult<T> {
-        match &self.health_read {
-            Some(c) => f(&crate::sync::lock_or_recover(c)),
-            None => self.with_health(|h| f(&h.conn)),
-        }
     }
 }

@@ -1,0 +1,99 @@
+//! Opening a PostgreSQL store: parse the URL, connect, migrate, start the
+//! revocation listener.
+
+use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use postgres::Config;
+use tokio::sync::broadcast;
+
+use super::url::redact;
+use super::{notify, schema, PgConn, PgStore};
+use crate::limits;
+use crate::store::backend::LabelCache;
+use crate::store::sql::{p, tx, Db};
+use crate::store::sqlite::REVOCATION_QUEUE;
+use crate::store::{StoreError, StoreResult};
+
+/// Held while migrating, so hubs starting together apply each migration once.
+const MIGRATION_LOCK: i64 = 0x6e65_7874_6465_706c; // "nextdepl"
+
+impl PgStore {
+    /// Connect to the database at `url` (`postgres://user:password@host:port/db`)
+    /// and migrate it. Errors name the URL without its password.
+    pub fn open(url: &str) -> StoreResult<Self> {
+        let shown = redact(url);
+        let mut config = Config::from_str(url)
+            .map_err(|e| StoreError::Open(format!("invalid store URL {shown}: {e}")))?;
+        settings(&mut config);
+        let connect = || {
+            PgConn::connect(&config).map_err(|e| {
+                let why = super::db::chain(&e);
+                StoreError::Open(format!("cannot connect to the store at {shown}: {why}"))
+            })
+        };
+        let mut main = connect()?;
+        migrate(&mut main)?;
+        let health = connect()?;
+        let health_read = connect()?;
+        let revoked = broadcast::channel(REVOCATION_QUEUE).0;
+        let stop = Arc::new(AtomicBool::new(false));
+        notify::listen(config.clone(), shown, revoked.clone(), stop.clone())?;
+        Ok(PgStore {
+            main: Mutex::new(main),
+            health: Mutex::new((health, Default::default())),
+            health_read: Mutex::new(health_read),
+            history_cache: Default::default(),
+            labels: LabelCache::new(Some(limits::PG_LABEL_INDEX_TTL)),
+            revoked,
+            stop,
+        })
+    }
+}
+
+/// Bounds the URL did not set: connect timeout, keepalives, statement timeout.
+fn settings(config: &mut Config) {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(limits::PG_CONNECT_TIMEOUT);
+    }
+    config.keepalives(true);
+    config.keepalives_idle(limits::PG_KEEPALIVE_IDLE);
+    if config.get_options().is_none() {
+        let ms = limits::PG_STATEMENT_TIMEOUT.as_millis();
+        config.options(&format!("-c statement_timeout={ms}"));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("nextdeploy-hub");
+    }
+}
+
+/// Apply the migrations not recorded yet, in one transaction under an
+/// advisory lock.
+fn migrate(db: &mut dyn Db) -> StoreResult<()> {
+    tx(db, |tx| {
+        tx.execute("SELECT pg_advisory_xact_lock(?1)", p![MIGRATION_LOCK])?;
+        tx.batch(
+            "CREATE TABLE IF NOT EXISTS nextdeploy_migrations (\
+             version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )?;
+        let done: i64 = tx
+            .one(
+                "SELECT COALESCE(MAX(version), 0) FROM nextdeploy_migrations",
+                p![],
+            )?
+            .get(0)?;
+        for (i, sql) in schema::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(done.max(0) as usize)
+        {
+            tx.batch(sql)?;
+            tx.execute(
+                "INSERT INTO nextdeploy_migrations (version, applied_at) VALUES (?1, ?2)",
+                p![(i + 1) as i64, nextdeploy_shared::time::now_unix()],
+            )?;
+        }
+        Ok(())
+    })
+}
