@@ -8,6 +8,7 @@ pub mod alert_rules;
 pub mod alert_state;
 pub mod alerts;
 pub mod buffer_seqs;
+pub mod cluster;
 pub mod deploys;
 pub mod exec;
 pub mod health;
@@ -181,6 +182,7 @@ pub trait Store:
     + alerts::AlertStore
     + alert_rules::AlertRuleStore
     + buffer_seqs::BufferSeqs
+    + cluster::ClusterStore
     + Send
     + Sync
     + 'static

@@ -480,6 +480,7 @@ impl Store for SqliteStore {
 mod alert_rules;
 mod alerts;
 mod buffer_seqs;
+mod cluster;
 mod exec;
 mod files;
 mod open;
