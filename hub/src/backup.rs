@@ -40,6 +40,10 @@ pub enum HubAction {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The hubs of the cluster (a client command: it asks the hub named by
+    /// --hub or the saved login).
+    #[command(subcommand)]
+    Cluster(crate::cli::cluster::ClusterCmd),
 }
 
 impl HubAction {
@@ -49,6 +53,7 @@ impl HubAction {
             HubAction::Backup { data_dir, .. } | HubAction::Restore { data_dir, .. } => {
                 data_dir.as_deref()
             }
+            HubAction::Cluster(_) => None,
         }
     }
 
@@ -57,6 +62,7 @@ impl HubAction {
         match self {
             HubAction::Backup { .. } => "backup",
             HubAction::Restore { .. } => "restore",
+            HubAction::Cluster(_) => "cluster",
         }
     }
 }
@@ -182,6 +188,8 @@ pub fn run(action: HubAction, data_dir: &Path, out: Output) -> Result<(), Backup
                 serde_json::json!({ "restored": from, "data_dir": data_dir }),
             )
         }
+        // A client command: `main` runs it through `cli::cluster`.
+        HubAction::Cluster(_) => return Ok(()),
     };
     match out {
         Output::Json => println!("{doc:#}"),

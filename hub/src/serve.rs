@@ -303,16 +303,7 @@ pub async fn run_hub(
     let mut config = args.config()?;
     let dir = config.data_dir.clone();
     prepare_dir(&dir)?;
-    let default_ssh = if args.local_agent {
-        "127.0.0.1:2222"
-    } else {
-        "0.0.0.0:2222"
-    };
-    let default_http = if args.local_agent {
-        "127.0.0.1:8080"
-    } else {
-        "0.0.0.0:8080"
-    };
+    let (default_ssh, default_http) = listen::defaults(args.local_agent);
     let ssh = bind(args.ssh_listen.as_deref().unwrap_or(default_ssh), "SSH").await?;
     let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
     let ssh_addr = ssh.local_addr()?;

@@ -5,7 +5,8 @@
 //! - [`identity`]: the SSH host key, API certificate and cluster id sealed
 //!   into the store by the first hub, unsealed by the others;
 //! - [`presence`]: the heartbeat, the agents' leases and what this hub
-//!   knows of the others ([`View`]).
+//!   knows of the others ([`View`]);
+//! - [`status`]: the `cluster_status` answer.
 //!
 //! The lease rules: a hub takes an agent's lease before it registers the
 //! agent (an agent saying hello here has left any other hub), extends all
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod presence;
 pub mod seal;
 pub mod secret;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};

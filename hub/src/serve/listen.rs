@@ -43,3 +43,12 @@ pub(super) fn loopback(addr: std::net::SocketAddr) -> String {
         addr.to_string()
     }
 }
+
+/// The default SSH and HTTP listen addresses: loopback for `--local-agent`.
+pub(super) fn defaults(local_agent: bool) -> (&'static str, &'static str) {
+    if local_agent {
+        ("127.0.0.1:2222", "127.0.0.1:8080")
+    } else {
+        ("0.0.0.0:2222", "0.0.0.0:8080")
+    }
+}
