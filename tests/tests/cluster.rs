@@ -189,6 +189,10 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
     let _on_a = enroll_agent(&a, "cl-a", "").unwrap();
     let jt = a.join_token("cl-b", "", "1h").unwrap();
     let mut on_b = Agent::enroll(&b, "cl-b", &jt.token).unwrap();
+    // Its list: a dead address, then B, then A (tried in that order).
+    let dead = format!("127.0.0.1:{}", free_port().unwrap());
+    let list = format!("\"{dead},{},{}\"", b.ssh_addr(), a.ssh_addr());
+    set_config_key(&on_b.config, "hub", &list).unwrap();
     on_b.start().unwrap();
     for h in [&a, &b, &c] {
         wait_online(h, &["cl-a", "cl-b"], ONLINE_WAIT).unwrap();
@@ -210,7 +214,10 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
         table.stdout
     );
 
-    // B dies without a word: its agent shows offline everywhere within the lease.
+    // B dies without a word: its agent (stopped, so that it cannot move
+    // yet) shows offline everywhere within the lease.
+    on_b.signal("STOP").unwrap();
+    let cont = ContOnDrop(on_b.pid().unwrap());
     b.kill9();
     let killed = Instant::now();
     wait_offline(&a, &["cl-b"], LEASE_BOUND).unwrap();
@@ -232,4 +239,21 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
         Some(Value::from(false)),
         "{s}"
     );
+
+    // Resumed, it finds B gone and moves to the next hub of its list: A.
+    drop(cont);
+    let resumed = Instant::now();
+    wait_until(
+        "cl-b online through A",
+        ONLINE_WAIT,
+        Duration::from_millis(100),
+        || Ok((entry(&c, "cl-b")["hub"]["id"] == ida.as_str()).then_some(())),
+    )
+    .unwrap();
+    eprintln!(
+        "cl-b online through A {:?} after it resumed",
+        resumed.elapsed()
+    );
+    assert_eq!(entry(&a, "cl-b")["online"], true);
+    assert_eq!(entry(&a, "cl-b")["hub"]["id"], Value::from(ida.clone()));
 }
