@@ -206,6 +206,11 @@ pub async fn run(
         .cluster
         .clone()
         .map(|c| tokio::spawn(cluster::presence::run(svc.clone(), c)));
+    let changes = svc
+        .config
+        .cluster
+        .is_some()
+        .then(|| tokio::spawn(cluster::changes::run(svc.clone())));
     let writer = tokio::spawn(
         svc.telemetry
             .clone()
@@ -228,7 +233,7 @@ pub async fn run(
         );
     }
     let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, writer).await;
-    for t in alert_tasks.into_iter().chain(presence) {
+    for t in alert_tasks.into_iter().chain(presence).chain(changes) {
         let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, t).await;
     }
     Ok(http.await??)

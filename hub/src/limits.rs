@@ -494,3 +494,15 @@ pub const HUB_ALIVE_WITHIN: Duration = AGENT_LEASE;
 /// hub that reaches the store. One heartbeat short of the lease, so the
 /// agents are cut before another hub may take them.
 pub const CLUSTER_CUT_OFF_AFTER: Duration = Duration::from_secs(4);
+
+/// How often a hub of a cluster polls the store for what other hubs
+/// revoked or enrolled (one indexed-free read of two small columns and a
+/// count): a revocation on any hub takes effect on every hub within a
+/// second, as the issue asks.
+pub const CLUSTER_CHANGES_POLL: Duration = Duration::from_millis(250);
+
+/// How far back each poll looks (revocation times are the revoking hub's
+/// clock, in seconds): covers a few seconds of clock difference between
+/// hubs and a poll delayed by a busy store; what was seen is remembered
+/// for that long, so nothing is acted on twice.
+pub const CLUSTER_CHANGES_LOOKBACK: Duration = Duration::from_secs(10);

@@ -257,3 +257,76 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
     assert_eq!(entry(&a, "cl-b")["online"], true);
     assert_eq!(entry(&a, "cl-b")["hub"]["id"], Value::from(ida.clone()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_hub_takes_effect_on_the_others_within_a_second() {
+    let shared = Shared::new();
+    let a = shared.first();
+    let b = shared.join(&a);
+    // A token made on A, a WebSocket on B.
+    let t = a
+        .cli_json(&["token", "create", "--role", "viewer", "--name", "cl-v"])
+        .unwrap();
+    let (id, token) = (t["id"].as_str().unwrap(), t["token"].as_str().unwrap());
+    let mut ws = ws_connect(&b, Some(token), None).await.unwrap();
+    let who = ws
+        .request(
+            &serde_json::json!({"id": 1, "action": "whoami"}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(who["type"], "result", "{who}");
+    a.cli(&["token", "revoke", id]).unwrap().ok().unwrap();
+    let revoked = Instant::now();
+    let end = loop {
+        match ws.next_event(Duration::from_secs(1)).await {
+            WsEvent::Text(_) | WsEvent::Binary(_) => continue,
+            other => break other,
+        }
+    };
+    assert!(
+        !matches!(end, WsEvent::Timeout),
+        "B kept the revoked token's socket open\n{}",
+        b.log_tail()
+    );
+    eprintln!(
+        "B closed the WebSocket {:?} after A revoked its token",
+        revoked.elapsed()
+    );
+    assert!(revoked.elapsed() < Duration::from_secs(1));
+
+    // An agent held by B, revoked on A: B cuts it.
+    let _agent = enroll_agent(&b, "cl-r", "").unwrap();
+    wait_online(&a, &["cl-r"], ONLINE_WAIT).unwrap();
+    a.cli(&["agent", "revoke", "cl-r"]).unwrap().ok().unwrap();
+    let revoked = Instant::now();
+    wait_until(
+        "B cuts cl-r",
+        Duration::from_secs(1),
+        Duration::from_millis(20),
+        || {
+            Ok(b.log_text()
+                .contains("agent revoked (on this or another hub): cut")
+                .then_some(()))
+        },
+    )
+    .unwrap();
+    eprintln!("B cut the agent {:?} after A revoked it", revoked.elapsed());
+    // Its lease goes with it: no hub holds it.
+    wait_until(
+        "cl-r released",
+        LEASE_BOUND,
+        Duration::from_millis(100),
+        || {
+            let s = status(&a);
+            let held = s["hubs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["agents"].as_array().unwrap().iter().any(|n| n == "cl-r"));
+            Ok((!held).then_some(()))
+        },
+    )
+    .unwrap();
+}

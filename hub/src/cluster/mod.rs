@@ -6,7 +6,8 @@
 //!   into the store by the first hub, unsealed by the others;
 //! - [`presence`]: the heartbeat, the agents' leases and what this hub
 //!   knows of the others ([`View`]);
-//! - [`status`]: the `cluster_status` answer.
+//! - [`status`]: the `cluster_status` answer;
+//! - [`changes`]: revocations and enrolments made on other hubs, polled.
 //!
 //! The lease rules: a hub takes an agent's lease before it registers the
 //! agent (an agent saying hello here has left any other hub), extends all
@@ -15,6 +16,7 @@
 //! An agent is online through another hub when that hub is alive (a recent
 //! heartbeat) and its lease has not expired.
 
+pub mod changes;
 pub mod identity;
 pub mod presence;
 pub mod seal;

@@ -1,6 +1,7 @@
 //! What several hubs sharing one store keep in it (issue 23): the cluster's
 //! sealed identity ([`crate::cluster::seal`]), the hubs' heartbeats, and which
-//! hub holds each agent (its lease). Three small tables, a handful of plain
+//! hub holds each agent (its lease); and the poll through which every hub
+//! learns what another revoked or enrolled (no table of its own). Three small tables, a handful of plain
 //! statements, so that every backend implements [`ClusterStore`] the same way.
 //!
 //! Times are Unix milliseconds: a lease lasts a few seconds.
@@ -56,6 +57,19 @@ pub struct LeaseRow {
     pub expires_at: i64,
 }
 
+/// What other hubs changed that every hub acts on (see
+/// [`ClusterStore::changes_since`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// (id, revoked_at) of API tokens revoked at or after the time asked.
+    pub tokens_revoked: Vec<(String, i64)>,
+    /// (name, revoked_at) of agents revoked at or after the time asked.
+    pub agents_revoked: Vec<(String, i64)>,
+    /// Enrolled agents (revoked ones included) and the latest enrolment
+    /// time: a change means an enrolment, a withdrawal or a removal.
+    pub agents_mark: (i64, i64),
+}
+
 /// The store's part in a cluster of hubs.
 pub trait ClusterStore {
     /// The sealed item `name`, if written.
@@ -75,6 +89,13 @@ pub trait ClusterStore {
     fn drop_lease(&self, agent: &str, hub_id: &str) -> StoreResult<bool>;
     /// Every lease, expired ones included, by agent.
     fn leases(&self) -> StoreResult<Vec<LeaseRow>>;
+    /// Revocations at or after `since` (Unix s) and the enrolment mark,
+    /// polled by every hub (see `cluster::changes`).
+    fn changes_since(&self, since: i64) -> StoreResult<Changes>;
+    /// Another hub changed the data: drop what this store keeps in memory
+    /// between reads (`agents_changed`: the agents' label index) and
+    /// announce `tokens_revoked` on [`super::Store::revocations`].
+    fn changed_elsewhere(&self, tokens_revoked: &[String], agents_changed: bool);
 }
 
 /// [`ClusterStore::cluster_item`] on a connection.
@@ -166,4 +187,25 @@ pub fn leases(c: &Connection) -> StoreResult<Vec<LeaseRow>> {
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// [`ClusterStore::changes_since`] on a connection.
+pub fn changes_since(c: &Connection, since: i64) -> StoreResult<Changes> {
+    let pairs = |sql: &str| -> StoreResult<Vec<(String, i64)>> {
+        let mut st = c.prepare_cached(sql)?;
+        let rows = st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let tokens_revoked =
+        pairs("SELECT id, revoked_at FROM api_tokens WHERE revoked_at >= ?1 ORDER BY id")?;
+    let agents_revoked =
+        pairs("SELECT name, revoked_at FROM agents WHERE revoked_at >= ?1 ORDER BY name")?;
+    let agents_mark = c
+        .prepare_cached("SELECT count(*), coalesce(max(enrolled_at), 0) FROM agents")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Changes {
+        tokens_revoked,
+        agents_revoked,
+        agents_mark,
+    })
 }

@@ -3,7 +3,7 @@
 //! are the ones a PostgreSQL backend runs too.
 
 use super::SqliteStore;
-use crate::store::cluster::{self, ClusterStore, HubRow, LeaseRow};
+use crate::store::cluster::{self, Changes, ClusterStore, HubRow, LeaseRow};
 use crate::store::StoreResult;
 
 impl ClusterStore for SqliteStore {
@@ -27,5 +27,22 @@ impl ClusterStore for SqliteStore {
     }
     fn leases(&self) -> StoreResult<Vec<LeaseRow>> {
         self.with(|c| cluster::leases(c))
+    }
+    fn changes_since(&self, since: i64) -> StoreResult<Changes> {
+        self.with(|c| cluster::changes_since(c, since))
+    }
+    fn changed_elsewhere(&self, tokens_revoked: &[String], agents_changed: bool) {
+        if agents_changed {
+            // Under the connection's lock, as every change of the index.
+            self.with(|_| {
+                *self.label_index() = None;
+                Ok(())
+            })
+            .ok();
+        }
+        for id in tokens_revoked {
+            // No receiver (no open WebSocket) is not an error.
+            let _ = self.revoked.send(id.clone());
+        }
     }
 }
