@@ -188,11 +188,10 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
     // One agent on A, one on B (the join token made on A works on B).
     let _on_a = enroll_agent(&a, "cl-a", "").unwrap();
     let jt = a.join_token("cl-b", "", "1h").unwrap();
-    let mut on_b = Agent::enroll(&b, "cl-b", &jt.token).unwrap();
     // Its list: a dead address, then B, then A (tried in that order).
     let dead = format!("127.0.0.1:{}", free_port().unwrap());
-    let list = format!("\"{dead},{},{}\"", b.ssh_addr(), a.ssh_addr());
-    set_config_key(&on_b.config, "hub", &list).unwrap();
+    let list = format!("{dead},{},{}", b.ssh_addr(), a.ssh_addr());
+    let mut on_b = Agent::enroll_at(&b, &list, "cl-b", &jt.token).unwrap();
     on_b.start().unwrap();
     for h in [&a, &b, &c] {
         wait_online(h, &["cl-a", "cl-b"], ONLINE_WAIT).unwrap();
