@@ -16,7 +16,7 @@ use nextdeploy_shared::time::now_unix_ms;
 use tracing::{info, warn};
 
 use super::{Cluster, View};
-use crate::limits::{AGENT_LEASE, CLUSTER_CUT_OFF_AFTER, CLUSTER_HEARTBEAT};
+use crate::limits::{AGENT_LEASE, CLUSTER_CUT_OFF_AFTER, CLUSTER_HEARTBEAT, HUB_FORGOTTEN_AFTER};
 use crate::store::cluster::{HubRow, LeaseRow};
 use crate::store::{self, StoreError};
 use crate::Services;
@@ -96,17 +96,35 @@ pub fn reconcile(
     Reconcile { kick, drop }
 }
 
-/// Run the heartbeat until shutdown.
+/// Run the heartbeat until shutdown. A beat runs in a task of its own and
+/// is waited for one heartbeat at most: a store that hangs (a lock held, a
+/// network gone) counts as failing, and no second beat starts while one
+/// is still in flight.
 pub async fn run(svc: Arc<Services>, cluster: Arc<Cluster>) {
     let mut tick = tokio::time::interval(CLUSTER_HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ok = Instant::now();
+    let mut inflight: Option<tokio::task::JoinHandle<Result<(), StoreError>>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = svc.cancel.cancelled() => return,
         }
-        match beat(&svc, &cluster).await {
+        let task = inflight.get_or_insert_with(|| {
+            let (svc, cluster) = (svc.clone(), cluster.clone());
+            tokio::spawn(async move { beat(&svc, &cluster).await })
+        });
+        let outcome = match tokio::time::timeout(CLUSTER_HEARTBEAT, &mut *task).await {
+            Err(_) => Err("the store did not answer within a heartbeat".to_string()),
+            Ok(joined) => {
+                inflight = None;
+                match joined {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("heartbeat task failed: {e}")),
+                }
+            }
+        };
+        match outcome {
             Ok(()) => {
                 last_ok = Instant::now();
                 if cluster.cut_off.swap(false, Ordering::Relaxed) {
@@ -139,8 +157,9 @@ async fn beat(svc: &Arc<Services>, cluster: &Arc<Cluster>) -> Result<(), StoreEr
     };
     let until = now + AGENT_LEASE.as_millis() as i64;
     let local: Vec<String> = svc.registry.all().iter().map(|c| c.name.clone()).collect();
+    let forget_before = now - HUB_FORGOTTEN_AFTER.as_millis() as i64;
     let (hubs, leases) = store::blocking(&svc.store, move |s| {
-        s.heartbeat(&me, until)?;
+        s.heartbeat(&me, until, forget_before)?;
         Ok((s.hubs()?, s.leases()?))
     })
     .await?;

@@ -39,3 +39,9 @@ pub const CLUSTER_CHANGES_POLL: Duration = Duration::from_millis(250);
 /// hubs and a poll delayed by a busy store; what was seen is remembered
 /// for that long, so nothing is acted on twice.
 pub const CLUSTER_CHANGES_LOOKBACK: Duration = Duration::from_secs(10);
+
+/// A hub silent for this long is forgotten (its row and leases removed by
+/// the next heartbeat of another): `hub cluster status` shows a dead hub for
+/// a day, long enough to notice, and the table does not grow with every
+/// restart (each start is a new hub id).
+pub const HUB_FORGOTTEN_AFTER: Duration = Duration::from_secs(86_400);

@@ -76,10 +76,11 @@ pub trait ClusterStore {
     fn cluster_item(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Write item `name` unless one exists (atomic): whether this call wrote it.
     fn insert_cluster_item(&self, name: &str, value: &[u8]) -> StoreResult<bool>;
-    /// Write this hub's row (insert or update, `heartbeat_at` included) and
-    /// extend every lease it holds to `lease_until`, in one transaction:
-    /// the number of leases extended.
-    fn heartbeat(&self, hub: &HubRow, lease_until: i64) -> StoreResult<u64>;
+    /// Write this hub's row (insert or update, `heartbeat_at` included),
+    /// extend every lease it holds to `lease_until` and forget other hubs
+    /// silent since before `forget_before` (with their leases), in one
+    /// transaction: the number of leases extended.
+    fn heartbeat(&self, hub: &HubRow, lease_until: i64, forget_before: i64) -> StoreResult<u64>;
     /// Every hub that has written a heartbeat, by id.
     fn hubs(&self) -> StoreResult<Vec<HubRow>>;
     /// Give `agent` to `hub_id` until `expires_at`, whoever held it (an
@@ -118,8 +119,20 @@ pub fn insert_item(c: &Connection, name: &str, value: &[u8]) -> StoreResult<bool
 }
 
 /// [`ClusterStore::heartbeat`] on a connection.
-pub fn heartbeat(c: &mut Connection, hub: &HubRow, lease_until: i64) -> StoreResult<u64> {
+pub fn heartbeat(
+    c: &mut Connection,
+    hub: &HubRow,
+    lease_until: i64,
+    forget_before: i64,
+) -> StoreResult<u64> {
     let tx = c.transaction()?;
+    tx.prepare_cached(
+        "DELETE FROM agent_leases WHERE hub_id IN \
+         (SELECT id FROM hubs WHERE heartbeat_at < ?1 AND id <> ?2)",
+    )?
+    .execute(params![forget_before, hub.id])?;
+    tx.prepare_cached("DELETE FROM hubs WHERE heartbeat_at < ?1 AND id <> ?2")?
+        .execute(params![forget_before, hub.id])?;
     tx.prepare_cached(
         "INSERT INTO hubs (id, ssh_address, api_url, started_at, heartbeat_at) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET \
