@@ -4,7 +4,10 @@
 //! Every hub presents the cluster's SSH host key and API pin; a wrong or
 //! badly kept secret refuses to start; agents held by any hub show online
 //! once, with their hub, through every hub's API; a killed hub's agents
-//! show offline within the lease bound; `hub cluster status` lists the hubs.
+//! show offline within the lease bound and come back through the next hub of
+//! their list; `hub cluster status` lists the hubs; a token or agent revoked
+//! on one hub is cut on another within a second; a hub cut off from the
+//! store (its write lock held) cuts its agents and takes them back after.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -328,4 +331,51 @@ async fn a_revocation_on_one_hub_takes_effect_on_the_others_within_a_second() {
         },
     )
     .unwrap();
+}
+
+#[test]
+fn a_hub_cut_off_from_the_store_cuts_its_agents_and_takes_them_back_after() {
+    let shared = Shared::new();
+    let a = shared.first();
+    let _agent = enroll_agent(&a, "cl-cut", "").unwrap();
+    wait_online(&a, &["cl-cut"], ONLINE_WAIT).unwrap();
+    // Hold the store's write lock: every heartbeat fails (reads still work,
+    // WAL mode), as for a hub whose store went away.
+    let path = shared.dir.path().join("cluster.db");
+    let lock = rusqlite::Connection::open(&path).unwrap();
+    lock.busy_timeout(Duration::from_secs(10)).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let locked = Instant::now();
+    wait_until(
+        "A cuts its agents",
+        Duration::from_secs(8),
+        Duration::from_millis(50),
+        || {
+            Ok(a.log_text()
+                .contains("no heartbeat for longer than a lease")
+                .then_some(()))
+        },
+    )
+    .unwrap();
+    eprintln!(
+        "A cut off {:?} after the store was locked",
+        locked.elapsed()
+    );
+    assert!(
+        locked.elapsed() >= Duration::from_secs(3),
+        "cut off too early"
+    );
+    // While cut off, A takes no agent: the agent is refused and keeps trying.
+    wait_offline(&a, &["cl-cut"], Duration::from_secs(8)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(entry(&a, "cl-cut")["online"], false);
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let back = Instant::now();
+    wait_online(&a, &["cl-cut"], Duration::from_secs(40)).unwrap();
+    eprintln!(
+        "cl-cut online again {:?} after the store came back",
+        back.elapsed()
+    );
+    assert!(a.log_text().contains("the store answers again"));
 }

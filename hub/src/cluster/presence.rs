@@ -139,12 +139,25 @@ pub async fn run(svc: Arc<Services>, cluster: Arc<Cluster>) {
                     warn!("no heartbeat for longer than a lease: cutting every agent so that they reconnect to another hub");
                 }
                 if cluster.is_cut_off() {
-                    for c in svc.registry.all() {
-                        c.cancel.cancel();
-                    }
+                    cut_all(&svc);
                 }
             }
         }
+    }
+}
+
+/// Cut every agent's connection now: the session tasks may wait on the
+/// store a while longer, the agents must not (they go to another hub).
+fn cut_all(svc: &Services) {
+    for c in svc.registry.all() {
+        c.cancel.cancel();
+        let handle = c.handle.clone();
+        tokio::spawn(async move {
+            let why = "this hub lost its store; connect to another hub".to_string();
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, why, "en".into())
+                .await;
+        });
     }
 }
 

@@ -217,7 +217,12 @@ async fn serve_agent(
     // an idle agent holds only what waiting needs.
     let (conn, inbox, mut seqs) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
     let reason = watch_control(svc, &conn, &inbox, &mut seqs).await;
-    if let Some(s) = seqs.as_mut().filter(|s| s.until_due().is_some()) {
+    // A hub cut off from its cluster's store would wait on it in vain.
+    let cut_off = svc.config.cluster.as_ref().is_some_and(|c| c.is_cut_off());
+    if let Some(s) = seqs
+        .as_mut()
+        .filter(|s| !cut_off && s.until_due().is_some())
+    {
         Box::pin(s.flush(svc, &conn.name, None)).await;
     }
     Box::pin(take_offline(svc, &conn, &reason)).await;
