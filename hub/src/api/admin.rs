@@ -119,7 +119,14 @@ async fn revoke_agent(svc: &Services, caller: &Caller, p: RevokeAgent) -> Result
             "no enrolled, unrevoked agent named {name:?}"
         )));
     }
-    let was_online = svc.registry.kick(&name);
+    // Held by another hub of a cluster: that hub cuts it within a poll
+    // (cluster/changes.rs).
+    let elsewhere = svc
+        .config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.remote_holder(&name));
+    let was_online = svc.registry.kick(&name) || elsewhere.is_some();
     svc.recent.forget(&name);
     audit(svc, caller, "revoke_agent", &name, "revoked").await;
     Ok(to_value(AgentRevoked {

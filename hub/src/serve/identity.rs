@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use nextdeploy_shared::time::now_unix_ms;
 use russh::keys::PrivateKey;
 use tracing::{info, warn};
@@ -48,6 +48,13 @@ pub(super) async fn prepare(
     let Some(secret_file) = &args.cluster_secret_file else {
         let (key, created) = host_key(dir)?;
         let store = url.open()?;
+        let s = store.clone();
+        let sealed = tokio::task::spawn_blocking(move || s.cluster_item(identity::ITEM))
+            .await
+            .context("the store task failed")??;
+        if sealed.is_some() {
+            bail!("this store belongs to a cluster of hubs: start this hub with --cluster-secret-file, as the others");
+        }
         let tls = api_tls(args, dir, http)?;
         return Ok(Prepared {
             store,
