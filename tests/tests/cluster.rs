@@ -220,6 +220,26 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
         assert_eq!(entry(h, "cl-a")["hub"]["id"], Value::from(ida.clone()));
         assert_eq!(entry(h, "cl-b")["hub"]["id"], Value::from(idb.clone()));
     }
+    // `status` too: each row once, online, with its hub.
+    let rows = c.cli_json(&["agent", "status"]).unwrap();
+    let row = |n: &str| -> Value {
+        let r: Vec<&Value> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["server"] == n)
+            .collect();
+        assert_eq!(r.len(), 1, "{rows}");
+        r[0].clone()
+    };
+    assert_eq!(
+        (row("cl-a")["online"].clone(), row("cl-a")["hub"].clone()),
+        (Value::from(true), Value::from(ida.clone()))
+    );
+    assert_eq!(
+        (row("cl-b")["online"].clone(), row("cl-b")["hub"].clone()),
+        (Value::from(true), Value::from(idb.clone()))
+    );
     let s = status(&c);
     let hubs = s["hubs"].as_array().unwrap();
     assert_eq!(hubs.len(), 3, "{s}");
