@@ -240,6 +240,22 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
         (row("cl-b")["online"].clone(), row("cl-b")["hub"].clone()),
         (Value::from(true), Value::from(idb.clone()))
     );
+    // A join token made on C names every live hub, C first.
+    let jt = c.join_token("cl-later", "", "1h").unwrap();
+    let named: Vec<&str> = jt.raw["ssh_address"].as_str().unwrap().split(',').collect();
+    let mut others = named[1..].to_vec();
+    others.sort();
+    let mut want = vec![a.ssh_addr(), b.ssh_addr()];
+    want.sort();
+    assert_eq!(
+        (named[0], others),
+        (
+            c.ssh_addr().as_str(),
+            want.iter().map(String::as_str).collect()
+        ),
+        "{}",
+        jt.raw
+    );
     let s = status(&c);
     let hubs = s["hubs"].as_array().unwrap();
     assert_eq!(hubs.len(), 3, "{s}");

@@ -203,7 +203,7 @@ async fn create_join(
         info: join_token_info(&rec),
         token: secret.expose().clone(),
         hub_fingerprint: svc.host_fingerprint.clone(),
-        ssh_address: svc.config.ssh_public_address.clone(),
+        ssh_address: crate::cluster::agent_addresses(svc),
     }))
 }
 

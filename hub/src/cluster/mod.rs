@@ -138,3 +138,20 @@ impl Cluster {
         crate::sync::lock_or_recover(&self.claimed)
     }
 }
+
+/// The SSH addresses to give an agent enrolling now: this hub's public one,
+/// then (in a cluster) every other live hub's, comma-separated as
+/// `nextdeploy-agent enroll --hub` takes them.
+pub fn agent_addresses(svc: &crate::Services) -> Option<String> {
+    let mut list: Vec<String> = svc.config.ssh_public_address.iter().cloned().collect();
+    if let Some(c) = &svc.config.cluster {
+        let view = c.view();
+        let now = nextdeploy_shared::time::now_unix_ms();
+        for h in view.hubs.iter().filter(|h| View::alive(h, now)) {
+            if !list.contains(&h.ssh_address) {
+                list.push(h.ssh_address.clone());
+            }
+        }
+    }
+    (!list.is_empty()).then(|| list.join(","))
+}
