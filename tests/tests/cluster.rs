@@ -245,7 +245,7 @@ fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
     let named: Vec<&str> = jt.raw["ssh_address"].as_str().unwrap().split(',').collect();
     let mut others = named[1..].to_vec();
     others.sort();
-    let mut want = vec![a.ssh_addr(), b.ssh_addr()];
+    let mut want = [a.ssh_addr(), b.ssh_addr()];
     want.sort();
     assert_eq!(
         (named[0], others),
