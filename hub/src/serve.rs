@@ -325,7 +325,6 @@ pub async fn run_hub(
             ssh_public.unwrap_or_else(|| loopback(ssh_addr)),
             api_public.unwrap_or_else(|| api.url.clone()),
         );
-        println!("Cluster: {} (this hub: {})", c.cluster_id, c.me.id);
         config.cluster = Some(c);
     }
 
@@ -335,6 +334,9 @@ pub async fn run_hub(
         dir.display(),
         if created { " (new)" } else { "" }
     );
+    if let Some(c) = &config.cluster {
+        println!("Cluster: {} (this hub: {})", c.cluster_id, c.me.id);
+    }
     println!("SSH listening on {ssh_addr}");
     println!("Host key fingerprint: {fingerprint}");
     if let Some(pin) = &api.pin {
