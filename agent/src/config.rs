@@ -16,7 +16,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/nextdeploy/agent/agent.toml";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// The hub's SSH address, `host:port`.
+    /// The hub's SSH address, `host:port`; the hubs of a cluster as
+    /// `host:port,host:port` (see [`hub_addresses`]).
     pub hub: String,
     /// The hub host key fingerprint pinned at enrolment, `SHA256:...`.
     pub hub_fingerprint: String,
@@ -89,7 +90,23 @@ fn default_heartbeat() -> u64 {
     nextdeploy_shared::limits::HEARTBEAT_INTERVAL.as_secs()
 }
 
+/// The addresses in a `hub` value: `host:port`, or several separated by
+/// commas (the hubs of a cluster, tried in turn). A name with several DNS
+/// records is one address whose records are tried in turn when dialled.
+pub fn hub_addresses(hub: &str) -> Vec<String> {
+    hub.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 impl AgentConfig {
+    /// The hub addresses ([`hub_addresses`] of `hub`).
+    pub fn hubs(&self) -> Vec<String> {
+        hub_addresses(&self.hub)
+    }
+
     /// Read and validate.
     pub fn load(path: &Path) -> anyhow::Result<AgentConfig> {
         let text = std::fs::read_to_string(path).with_context(|| {
@@ -107,8 +124,9 @@ impl AgentConfig {
         if !self.hub_fingerprint.starts_with("SHA256:") || self.hub_fingerprint.len() != 50 {
             bail!("hub_fingerprint must be SHA256:<43 base64 characters>");
         }
-        if !self.hub.contains(':') {
-            bail!("hub must be host:port");
+        let hubs = hub_addresses(&self.hub);
+        if hubs.is_empty() || hubs.iter().any(|h| !h.contains(':')) {
+            bail!("hub must be host:port, or several separated by commas");
         }
         validate_name(&self.name).map_err(anyhow::Error::msg)?;
         if !(1..=3600).contains(&self.health_interval_s) {

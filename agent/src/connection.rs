@@ -141,6 +141,70 @@ pub async fn dial(
     dial_keeping(addr, pin, key, user, ctx, Said::default()).await
 }
 
+/// [`dial`] the hubs of `addrs` in turn until one answers: the first
+/// success, or an answer that another hub of the cluster would give too
+/// (a refused key or host key), or the last address's error.
+pub async fn dial_any(
+    addrs: &[String],
+    pin: &str,
+    key: Arc<PrivateKey>,
+    user: &str,
+    ctx: Arc<Ctx>,
+) -> Result<client::Handle<Handler>, DialError> {
+    let mut last = None;
+    for addr in addrs {
+        match dial(addr, pin, key.clone(), user, ctx.clone()).await {
+            Ok(h) => return Ok(h),
+            Err(e @ (DialError::Connect { .. } | DialError::TimedOut { .. })) => {
+                if addrs.len() > 1 {
+                    warn!(hub = %addr, error = %e, "cannot connect; trying the next hub");
+                }
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(DialError::Connect {
+        addr: String::new(),
+        error: russh::Error::Disconnect,
+    }))
+}
+
+/// Which hub of the list to dial next: the next after each failed dial
+/// and after each lost connection (the hub it held may be gone); the
+/// backoff waits only once every hub failed in a row.
+#[derive(Debug)]
+struct Rotation {
+    addrs: Vec<String>,
+    turn: usize,
+    failed_in_row: usize,
+}
+
+impl Rotation {
+    fn current(&self) -> &str {
+        &self.addrs[self.turn % self.addrs.len()]
+    }
+
+    /// Move on after a dial that failed: whether a wait is due (every hub failed).
+    fn failed(&mut self) -> bool {
+        self.turn = self.turn.wrapping_add(1);
+        self.failed_in_row += 1;
+        if self.failed_in_row >= self.addrs.len() {
+            self.failed_in_row = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Move on after a connection that ended.
+    fn ended(&mut self) {
+        if self.addrs.len() > 1 {
+            self.turn = self.turn.wrapping_add(1);
+        }
+        self.failed_in_row = 0;
+    }
+}
+
 /// [`dial`], keeping the hub's disconnect message in `said`.
 async fn dial_keeping(
     addr: &str,
@@ -199,16 +263,26 @@ pub fn draw_backoff(attempt: u32) -> Duration {
     Duration::from_millis(ms).max(BACKOFF_FLOOR)
 }
 
-/// Stay connected until `shutdown`.
+/// Stay connected to one of the hubs `addrs` until `shutdown`.
 pub async fn run(
-    addr: String,
+    addrs: Vec<String>,
     pin: String,
     keys: Arc<KeyFile>,
     ctx_for: impl Fn(CancellationToken) -> Arc<Ctx>,
     shutdown: CancellationToken,
 ) {
     let mut attempt: u32 = 0;
+    if addrs.is_empty() {
+        warn!("no hub address to connect to");
+        return;
+    }
+    let mut rotation = Rotation {
+        addrs,
+        turn: 0,
+        failed_in_row: 0,
+    };
     loop {
+        let addr = rotation.current().to_string();
         let started = Instant::now();
         let conn_cancel = shutdown.child_token();
         let user = nextdeploy_shared::protocol::AGENT_USER;
@@ -255,8 +329,14 @@ pub async fn run(
                     }
                 }
                 conn_cancel.cancel();
+                rotation.ended();
             }
-            Err(e) => warn!(error = %e, "cannot connect to the hub"),
+            Err(e) => {
+                warn!(hub = %addr, error = %e, "cannot connect to the hub");
+                if !rotation.failed() && !shutdown.is_cancelled() {
+                    continue; // another hub of the list first
+                }
+            }
         }
         if shutdown.is_cancelled() {
             break;
@@ -287,6 +367,35 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rotation_moves_on_and_waits_once_every_hub_failed() {
+        let mut r = Rotation {
+            addrs: vec!["a:1".into(), "b:1".into(), "c:1".into()],
+            turn: 0,
+            failed_in_row: 0,
+        };
+        assert_eq!(r.current(), "a:1");
+        assert!(!r.failed());
+        assert_eq!(r.current(), "b:1");
+        r.ended(); // connected to b, then lost it
+        assert_eq!(r.current(), "c:1");
+        assert!(!r.failed());
+        assert!(!r.failed());
+        assert!(r.failed(), "three failures in a row: wait");
+        assert_eq!(r.current(), "c:1");
+        let mut one = Rotation {
+            addrs: vec!["a:1".into()],
+            turn: 0,
+            failed_in_row: 0,
+        };
+        assert!(
+            one.failed(),
+            "one hub: the usual backoff after each failure"
+        );
+        one.ended();
+        assert_eq!(one.current(), "a:1");
+    }
 
     #[test]
     fn backoff_is_bounded_and_grows() {

@@ -115,6 +115,7 @@ async fn run(
         | Action::ListJoinTokens(_)
         | Action::DeleteJoinToken(_)
         | Action::AuditList(_)
+        | Action::ClusterStatus(_)
         | Action::Cancel(_)
         | Action::Events(_)
         | Action::Status(_)

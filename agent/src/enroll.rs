@@ -69,7 +69,8 @@ pub async fn run(
         }),
     });
     let user = format!("{ENROLL_USER_PREFIX}{}", parsed.id);
-    let handle = connection::dial(hub, &pin, Arc::new(key.clone()), &user, ctx)
+    let hubs = crate::config::hub_addresses(hub);
+    let handle = connection::dial_any(&hubs, &pin, Arc::new(key.clone()), &user, ctx)
         .await
         .map_err(|e| match e {
             DialError::KeyRefused => anyhow::anyhow!(

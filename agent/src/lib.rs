@@ -121,7 +121,7 @@ pub async fn serve(opts: ServeOptions) {
         shutdown.clone(),
     ));
     connection::run(
-        cfg.hub.clone(),
+        cfg.hubs(),
         cfg.hub_fingerprint.clone(),
         keys,
         move |conn_cancel| {

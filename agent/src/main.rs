@@ -27,9 +27,11 @@ struct Cli {
 enum Cmd {
     /// Enrol with a hub using a one-time join token.
     Enroll {
-        /// The hub's SSH address, host:port.
-        #[arg(long)]
-        hub: String,
+        /// The hub's SSH address, host:port; for a cluster of hubs, each
+        /// of them (repeat the flag, or separate with commas): the agent
+        /// tries them in turn.
+        #[arg(long, required = true, value_delimiter = ',')]
+        hub: Vec<String>,
         /// The join token (ndj_...).
         #[arg(long, env = "NEXTDEPLOY_JOIN_TOKEN", hide_env_values = true)]
         token: String,
@@ -197,7 +199,7 @@ async fn main_async() {
                 exec: !no_exec,
                 ..AgentPolicy::default()
             };
-            enroll::run(&hub, &token, &config, force, policy).await
+            enroll::run(&hub.join(","), &token, &config, force, policy).await
         }
         .map(|cfg| {
             println!(

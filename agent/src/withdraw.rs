@@ -34,7 +34,7 @@ pub async fn run(config: &Path) -> anyhow::Result<String> {
         conn_cancel: CancellationToken::new(),
         enroll: None,
     });
-    let handle = connection::dial(&cfg.hub, &cfg.hub_fingerprint, key, WITHDRAW_USER, ctx)
+    let handle = connection::dial_any(&cfg.hubs(), &cfg.hub_fingerprint, key, WITHDRAW_USER, ctx)
         .await
         .map_err(|e| match e {
             DialError::KeyRefused => anyhow::anyhow!(

@@ -50,6 +50,10 @@ pub enum HubAction {
         #[arg(long, env = "NEXTDEPLOY_STORE", hide_env_values = true)]
         to: String,
     },
+    /// The hubs of the cluster (a client command: it asks the hub named by
+    /// --hub or the saved login).
+    #[command(subcommand)]
+    Cluster(crate::cli::cluster::ClusterCmd),
 }
 
 impl HubAction {
@@ -60,6 +64,7 @@ impl HubAction {
                 data_dir.as_deref()
             }
             HubAction::Migrate { .. } => None,
+            HubAction::Cluster(_) => None,
         }
     }
 
@@ -69,6 +74,7 @@ impl HubAction {
             HubAction::Backup { .. } => "backup",
             HubAction::Restore { .. } => "restore",
             HubAction::Migrate { .. } => "migrate",
+            HubAction::Cluster(_) => "cluster",
         }
     }
 }
@@ -214,6 +220,8 @@ pub fn run(action: HubAction, data_dir: &Path, out: Output) -> Result<(), Backup
                 serde_json::json!({ "migrated": from, "to": shown, "rows": doc }),
             )
         }
+        // A client command: `main` runs it through `cli::cluster`.
+        HubAction::Cluster(_) => return Ok(()),
     };
     match out {
         Output::Json => println!("{doc:#}"),

@@ -17,6 +17,8 @@
 //! - [`alerts`]: rules evaluated on events, snapshots and deploy outcomes;
 //!   silences and quiet hours; the outbox sender.
 //! - [`serve`]: `nextdeploy hub`: data dir, host key, first admin token, local agent.
+//! - [`cluster`]: several hubs on one store: the sealed identity, heartbeats
+//!   and agents' leases.
 //! - [`backup`]: `hub backup` / `hub restore`: store snapshot and host key in one archive.
 //! - [`cli`]: the client subcommands.
 //! - [`limits`]: every hub-side bound and duration, each with why.
@@ -36,6 +38,7 @@ pub mod alloc;
 pub mod api;
 pub mod backup;
 pub mod cli;
+pub mod cluster;
 pub mod history;
 pub mod http;
 pub mod limits;
@@ -97,6 +100,8 @@ pub struct HubConfig {
     /// Refuse early what an agent's policy (from its hello) would refuse.
     /// Off only in tests, to see the agent refuse by itself.
     pub policy_precheck: bool,
+    /// This hub's place in a cluster of hubs sharing the store (None: alone).
+    pub cluster: Option<Arc<cluster::Cluster>>,
 }
 
 impl Default for HubConfig {
@@ -119,6 +124,7 @@ impl Default for HubConfig {
             metrics_public: false,
             exec_recording: Default::default(),
             policy_precheck: true,
+            cluster: None,
         }
     }
 }
@@ -196,6 +202,16 @@ pub async fn run(
         alerts: Default::default(),
     });
     let alert_tasks = alerts::Alerts::spawn(&svc);
+    let presence = svc
+        .config
+        .cluster
+        .clone()
+        .map(|c| tokio::spawn(cluster::presence::run(svc.clone(), c)));
+    let changes = svc
+        .config
+        .cluster
+        .is_some()
+        .then(|| tokio::spawn(cluster::changes::run(svc.clone())));
     let writer = tokio::spawn(
         svc.telemetry
             .clone()
@@ -218,7 +234,7 @@ pub async fn run(
         );
     }
     let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, writer).await;
-    for t in alert_tasks {
+    for t in alert_tasks.into_iter().chain(presence).chain(changes) {
         let _ = tokio::time::timeout(limits::SHUTDOWN_DRAIN, t).await;
     }
     Ok(http.await??)

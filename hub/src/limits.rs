@@ -490,3 +490,7 @@ pub const SCOPE_SAMPLE: usize = 10;
 pub const ALERT_HISTORY_DEFAULT_LIMIT: u32 = 100;
 /// Most alerts one `alert_history` answers.
 pub const ALERT_HISTORY_MAX_LIMIT: u32 = 1000;
+
+/// Several hubs on one store (issue 23).
+mod cluster;
+pub use cluster::*;

@@ -35,8 +35,11 @@ async fn main_async() {
         &cli.command,
         Command::Agent(AgentCmd::Deploy(_) | AgentCmd::Rollback { .. } | AgentCmd::Exec(_))
     );
+    // `hub cluster status` is a client command, run as the others.
+    let hub_client = matches!(&cli.command, Command::Hub(a)
+        if matches!(a.action, Some(nextdeploy_hub::backup::HubAction::Cluster(_))));
     let result = match cli.command {
-        Command::Hub(args) => {
+        Command::Hub(args) if !hub_client => {
             init_logging("info");
             let client = nextdeploy_hub::backup::ClientFlags {
                 hub: cli.hub.clone(),

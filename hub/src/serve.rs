@@ -1,7 +1,7 @@
 //! `nextdeploy hub`: prepare the data dir (host key, store, first admin
 //! token), bind the listeners, optionally start a local agent, and run.
 
-use crate::limits::{self, LISTEN_BACKLOG};
+use crate::limits;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -14,7 +14,6 @@ use nextdeploy_shared::labels::parse_labels;
 use nextdeploy_shared::time::parse_duration;
 use nix::sys::signal::Signal;
 use russh::keys::PrivateKey;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -22,7 +21,8 @@ use crate::api::admin;
 use crate::cli::login::{self, Login};
 use crate::store::{Role, SharedStore};
 use crate::HubConfig;
-use api_tls::{api_tls, scheme, spawn_reload_on_hup, ApiEndpoint};
+use api_tls::{scheme, spawn_reload_on_hup, ApiEndpoint};
+use listen::{bind, loopback};
 
 /// Host key file in the data dir.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
@@ -38,10 +38,15 @@ pub struct HubArgs {
     /// ~/.local/share/nextdeploy otherwise.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Keep the store in PostgreSQL (postgres://user:password@host:port/db),
-    /// for several hubs on one store [default: SQLite in the data dir].
+    /// The store, instead of the data dir's: postgres://user:password@host:port/db
+    /// (several hubs on one store), or sqlite:///PATH (a file several hubs on
+    /// one machine may share) [default: SQLite in the data dir].
     #[arg(long, env = "NEXTDEPLOY_STORE", hide_env_values = true)]
-    pub store: Option<String>,
+    pub store: Option<store_url::StoreUrl>,
+    /// Join the cluster of hubs sharing --store: a 0600 file holding the
+    /// cluster's random secret, the same on every hub.
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// SSH listen address for agents [default: 0.0.0.0:2222, 127.0.0.1:2222 with --local-agent].
     #[arg(long)]
     pub ssh_listen: Option<String>,
@@ -178,6 +183,7 @@ impl HubArgs {
             exec_recording: self.recording.config(),
             metrics_public: self.metrics_public,
             policy_precheck: self.policy_precheck != "off",
+            cluster: None,
         };
         if let Some(a) = &cfg.ssh_public_address {
             match a.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
@@ -248,33 +254,6 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: &str, what: &str) -> anyhow::Result<TcpListener> {
-    let listen = async {
-        let mut last = None;
-        for a in tokio::net::lookup_host(addr).await? {
-            let socket = match a {
-                std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-                std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-            };
-            // A restarted hub rebinds its port while old connections linger.
-            socket.set_reuseaddr(true)?;
-            match socket.bind(a).and_then(|()| socket.listen(LISTEN_BACKLOG)) {
-                Ok(l) => return Ok(l),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the address resolves to nothing",
-            )
-        }))
-    };
-    listen
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({what})"))
-}
-
 /// `hub backup|restore`, `--data-dir` given before (`before`) or after the
 /// subcommand.
 async fn run_action(
@@ -327,29 +306,30 @@ pub async fn run_hub(
     let mut config = args.config()?;
     let dir = config.data_dir.clone();
     prepare_dir(&dir)?;
-    let (key, created) = host_key(&dir)?;
-    let fingerprint = keys::fingerprint(key.public_key());
-    let store: SharedStore = open_store::open(args.store.as_deref(), &dir).await?;
-    let default_ssh = if args.local_agent {
-        "127.0.0.1:2222"
-    } else {
-        "0.0.0.0:2222"
-    };
-    let default_http = if args.local_agent {
-        "127.0.0.1:8080"
-    } else {
-        "0.0.0.0:8080"
-    };
+    let (default_ssh, default_http) = listen::defaults(args.local_agent);
     let ssh = bind(args.ssh_listen.as_deref().unwrap_or(default_ssh), "SSH").await?;
     let http = bind(args.http_listen.as_deref().unwrap_or(default_http), "HTTP").await?;
     let ssh_addr = ssh.local_addr()?;
     let http_addr = http.local_addr()?;
-    config.tls = api_tls(&args, &dir, http_addr)?;
+    let prepared = identity::prepare(&args, &dir, http_addr).await?;
+    let (store, key, created) = (prepared.store, prepared.key, prepared.created);
+    let fingerprint = keys::fingerprint(key.public_key());
+    config.tls = prepared.tls;
     default_public(&mut config, ssh_addr, http_addr);
     let api = ApiEndpoint {
         url: format!("{}://{}", scheme(&config), loopback(http_addr)),
         pin: config.tls.as_ref().map(|t| t.pin()),
     };
+    if let Some(id) = prepared.cluster_id {
+        let ssh_public = config.ssh_public_address.clone();
+        let api_public = config.api_public_url.clone();
+        let c = identity::cluster(
+            id,
+            ssh_public.unwrap_or_else(|| loopback(ssh_addr)),
+            api_public.unwrap_or_else(|| api.url.clone()),
+        );
+        config.cluster = Some(c);
+    }
 
     println!("NextDeploy hub {}", nextdeploy_shared::VERSION);
     println!(
@@ -357,6 +337,9 @@ pub async fn run_hub(
         dir.display(),
         if created { " (new)" } else { "" }
     );
+    if let Some(c) = &config.cluster {
+        println!("Cluster: {} (this hub: {})", c.cluster_id, c.me.id);
+    }
     println!("SSH listening on {ssh_addr}");
     println!("Host key fingerprint: {fingerprint}");
     if let Some(pin) = &api.pin {
@@ -365,7 +348,9 @@ pub async fn run_hub(
     println!("HTTP listening on {}://{http_addr}", scheme(&config));
     println!("API: {0}/ws\nDashboard: {0}/", api.url);
 
-    initial_token::create_first(&store, &dir.join(INITIAL_TOKEN_FILE)).await?;
+    if prepared.first {
+        initial_token::create_first(&store, &dir.join(INITIAL_TOKEN_FILE)).await?;
+    }
     if !args.local_agent {
         let pin = api.pin.as_ref().map(|p| format!(" --tls-pin {p}"));
         println!(
@@ -405,14 +390,6 @@ pub async fn run_hub(
     }
     info!("hub stopped");
     Ok(r?)
-}
-
-fn loopback(addr: std::net::SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        format!("127.0.0.1:{}", addr.port())
-    } else {
-        addr.to_string()
-    }
 }
 
 /// Pid of the `--local-agent` child (0: none yet), shared by the task that
@@ -489,6 +466,8 @@ async fn ensure_local_login(store: &SharedStore, api: &ApiEndpoint) -> anyhow::R
 }
 
 pub mod api_tls;
+mod identity;
 pub mod initial_token;
+mod listen;
 pub mod local;
-mod open_store;
+pub mod store_url;

@@ -81,9 +81,14 @@ pub fn set_config_key(path: &Path, key: &str, value: &str) -> Result<()> {
 impl Agent {
     /// Enrol with an existing join token into a fresh dir (does not start `run`).
     pub fn enroll(hub: &Hub, name: &str, token: &str) -> Result<Agent> {
+        Self::enroll_at(hub, &hub.ssh_addr(), name, token)
+    }
+
+    /// [`Agent::enroll`] with `--hub addrs` (a list of hubs: `a,b`).
+    pub fn enroll_at(hub: &Hub, addrs: &str, name: &str, token: &str) -> Result<Agent> {
         let dir = TempDir::new(&format!("agent-{name}"))?;
         let config = dir.path().join("agent.toml");
-        let out = agent_enroll(&hub.ssh_addr(), token, &config)?;
+        let out = agent_enroll(addrs, token, &config)?;
         let out = out
             .ok()
             .with_context(|| format!("enrol agent {name}\n{}", hub.log_tail()))?;

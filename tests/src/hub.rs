@@ -96,6 +96,16 @@ pub(crate) fn fingerprint_in(line: &str) -> Option<String> {
 impl Hub {
     /// Start a hub on a fresh data dir, ports chosen by the OS.
     pub fn start(opts: HubOpts) -> Result<Hub> {
+        Self::start_with(opts, None)
+    }
+
+    /// Start a hub that joins a cluster whose first hub made the initial
+    /// admin token (`admin_token`): it writes none of its own.
+    pub fn start_joining(opts: HubOpts, admin_token: &str) -> Result<Hub> {
+        Self::start_with(opts, Some(admin_token.to_string()))
+    }
+
+    fn start_with(opts: HubOpts, admin_token: Option<String>) -> Result<Hub> {
         let dir = TempDir::new("hub")?;
         let data_dir = dir.path().join("data");
         let home = dir.path().join("home");
@@ -116,7 +126,7 @@ impl Hub {
             dir,
         };
         hub.spawn(0, 0)?;
-        if let Some(token) = hub.opts.admin_token.clone() {
+        if let Some(token) = admin_token.or_else(|| hub.opts.admin_token.clone()) {
             hub.admin_token = token;
             return Ok(hub);
         }

@@ -30,6 +30,20 @@ use nextdeploy_tests::*;
 /// Lines run elsewhere, by the start of their text, with where.
 const COVERED_ELSEWHERE: &[(&str, &str)] = &[
     (
+        "head -c 32 /dev/urandom | base64 > /etc/nextdeploy/cluster.secret",
+        "tests/tests/cluster.rs writes the cluster secret (0600) its hubs share; \
+         hub/src/cluster/secret.rs refuses a file others may read or a short secret",
+    ),
+    (
+        "nextdeploy hub --store sqlite://",
+        "tests/tests/cluster.rs starts three hubs on one store file with one cluster secret",
+    ),
+    (
+        "nextdeploy-agent enroll --hub hub1:2222,hub2:2222",
+        "tests/tests/cluster.rs enrols an agent with a list of hubs (a dead address first) \
+         and sees it move to the next hub of its list",
+    ),
+    (
         "cargo build --release --workspace && ./target/release/nextdeploy hub --local-agent",
         "tests/tests/local_agent.rs runs `nextdeploy hub --local-agent` (the debug build)",
     ),

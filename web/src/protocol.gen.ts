@@ -88,6 +88,10 @@ action: "audit_list"
 payload: AuditList
 [k: string]: unknown
 } | {
+action: "cluster_status"
+payload: Empty
+[k: string]: unknown
+} | {
 action: "cancel"
 payload: CancelRequest
 [k: string]: unknown
@@ -719,6 +723,7 @@ alert_silence_list: SilenceInfo[]
 alert_silence_remove: SilenceInfo
 audit_list: AuditRow[]
 cancel: Cancelled
+cluster_status: ClusterStatus
 create_join_token: JoinTokenCreated
 create_token: TokenCreated
 delete_join_token: JoinTokenDeleted
@@ -1163,6 +1168,65 @@ export interface Cancelled {
  * The request cancelled; `null` when none of that id was running.
  */
 cancelled?: (number | null)
+[k: string]: unknown
+}
+/**
+ * The answer of `cluster_status`.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "ClusterStatus".
+ */
+export interface ClusterStatus {
+/**
+ * The cluster's id; absent when the hub runs alone (no
+ * `--cluster-secret-file`), and then `hubs` is empty.
+ */
+cluster_id?: (string | null)
+/**
+ * Every hub that wrote a heartbeat to the store, by id.
+ */
+hubs: HubStatus[]
+/**
+ * The id of the hub that answered.
+ */
+this_hub?: (string | null)
+[k: string]: unknown
+}
+/**
+ * One hub in [`ClusterStatus`].
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "HubStatus".
+ */
+export interface HubStatus {
+/**
+ * The agents it holds (unexpired leases of a live hub), by name.
+ */
+agents: string[]
+/**
+ * Whether the heartbeat is recent enough for its leases to count.
+ */
+alive: boolean
+/**
+ * Its API's URL.
+ */
+api_url: string
+/**
+ * Random at each start.
+ */
+id: string
+/**
+ * Its last heartbeat (RFC 3339).
+ */
+last_heartbeat: string
+/**
+ * `HOST:PORT` agents dial.
+ */
+ssh_address: string
+/**
+ * When it started (RFC 3339).
+ */
+started_at: string
 [k: string]: unknown
 }
 /**
@@ -2054,6 +2118,11 @@ fingerprint: string
  */
 hostname?: (string | null)
 /**
+ * In a cluster of hubs, the hub holding the agent's connection while
+ * it is online (absent from a hub that is not in a cluster).
+ */
+hub?: (HubRef | null)
+/**
  * Labels.
  */
 labels: {
@@ -2131,6 +2200,27 @@ error?: (string | null)
  * Engine version, e.g. `20.10.24`.
  */
 version?: (string | null)
+[k: string]: unknown
+}
+/**
+ * One hub of a cluster, as clients see it.
+ * 
+ * This interface was referenced by `Protocol`'s JSON-Schema
+ * via the `definition` "HubRef".
+ */
+export interface HubRef {
+/**
+ * Its API's URL.
+ */
+api_url: string
+/**
+ * The hub's id (random at each start).
+ */
+id: string
+/**
+ * `HOST:PORT` agents dial.
+ */
+ssh_address: string
 [k: string]: unknown
 }
 /**
@@ -2525,6 +2615,11 @@ docker_error?: (string | null)
  * snapshot or from an agent older than the field.
  */
 host?: (HostSample | null)
+/**
+ * In a cluster of hubs, the id of the hub holding the agent while it
+ * is online (its snapshot is that hub's: empty here until hubs share them).
+ */
+hub?: (string | null)
 /**
  * Its labels.
  */

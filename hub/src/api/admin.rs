@@ -9,7 +9,7 @@ use nextdeploy_shared::protocol::admin::{
     AuditList, AuditRow, ById, CreateJoinToken, CreateToken, JoinTokenCreated, JoinTokenDeleted,
     JoinTokenInfo, LabelsArg, TokenCreated, TokenRevoked, WhoAmI,
 };
-use nextdeploy_shared::protocol::agents::{AgentRevoked, RevokeAgent};
+use nextdeploy_shared::protocol::agents::{AgentRevoked, HubRef, RevokeAgent};
 use nextdeploy_shared::protocol::{Action, AgentSummary};
 use nextdeploy_shared::secret::Secret;
 use nextdeploy_shared::time::{now_unix, rfc3339};
@@ -119,7 +119,14 @@ async fn revoke_agent(svc: &Services, caller: &Caller, p: RevokeAgent) -> Result
             "no enrolled, unrevoked agent named {name:?}"
         )));
     }
-    let was_online = svc.registry.kick(&name);
+    // Held by another hub of a cluster: that hub cuts it within a poll
+    // (cluster/changes.rs).
+    let elsewhere = svc
+        .config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.remote_holder(&name));
+    let was_online = svc.registry.kick(&name) || elsewhere.is_some();
     svc.recent.forget(&name);
     audit(svc, caller, "revoke_agent", &name, "revoked").await;
     Ok(to_value(AgentRevoked {
@@ -196,7 +203,7 @@ async fn create_join(
         info: join_token_info(&rec),
         token: secret.expose().clone(),
         hub_fingerprint: svc.host_fingerprint.clone(),
-        ssh_address: svc.config.ssh_public_address.clone(),
+        ssh_address: crate::cluster::agent_addresses(svc),
     }))
 }
 
@@ -224,9 +231,11 @@ fn join_token_info(rec: &JoinTokenRecord) -> JoinTokenInfo {
     }
 }
 
-/// Every enrolled, unrevoked agent with its live state.
+/// Every enrolled, unrevoked agent with its live state: online here, or
+/// (in a cluster) through the live hub holding its lease.
 pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> {
     let records = store::blocking(&svc.store, |s| s.list_agents()).await?;
+    let cluster = svc.config.cluster.as_deref();
     Ok(records
         .into_iter()
         .filter(|r| r.revoked_at.is_none())
@@ -242,27 +251,45 @@ pub async fn list_agents(svc: &Services) -> Result<Vec<AgentSummary>, ApiError> 
                 hostname: Some(c.hello.hostname.clone()),
                 docker: Some(c.hello.docker.clone()),
                 policy: c.hello.policy.clone(),
+                hub: cluster.map(|c| hub_ref(&c.me)),
                 name: r.name,
                 labels: r.labels,
                 fingerprint: r.fingerprint,
                 enrolled_at: rfc3339(r.enrolled_at),
             },
-            None => AgentSummary {
-                conflict: svc.registry.conflict(&r.name),
-                online: false,
-                last_seen: r.last_seen.map(rfc3339),
-                version: r.version,
-                address: r.last_address,
-                hostname: r.hostname,
-                docker: None,
-                policy: None,
-                name: r.name,
-                labels: r.labels,
-                fingerprint: r.fingerprint,
-                enrolled_at: rfc3339(r.enrolled_at),
-            },
+            None => {
+                let holder = cluster.and_then(|c| c.remote_holder(&r.name));
+                AgentSummary {
+                    conflict: svc.registry.conflict(&r.name),
+                    online: holder.is_some(),
+                    last_seen: r.last_seen.map(rfc3339),
+                    version: r.version,
+                    address: r.last_address,
+                    hostname: r.hostname,
+                    docker: None,
+                    policy: None,
+                    hub: holder.map(|h| HubRef {
+                        id: h.hub_id,
+                        ssh_address: h.ssh_address,
+                        api_url: h.api_url,
+                    }),
+                    name: r.name,
+                    labels: r.labels,
+                    fingerprint: r.fingerprint,
+                    enrolled_at: rfc3339(r.enrolled_at),
+                }
+            }
         })
         .collect())
+}
+
+/// A hub row as clients see it.
+pub fn hub_ref(h: &crate::store::cluster::HubRow) -> HubRef {
+    HubRef {
+        id: h.id.clone(),
+        ssh_address: h.ssh_address.clone(),
+        api_url: h.api_url.clone(),
+    }
 }
 
 /// Create and store an API token; the secret is returned once and never stored.

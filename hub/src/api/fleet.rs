@@ -53,6 +53,7 @@ pub async fn status(svc: &Services, req: &Request, p: StatusRequest) -> Result<V
             totals: p
                 .summary
                 .then(|| ContainerTotals::of(snap.as_ref().map_or(&[], |s| &s.containers))),
+            hub: a.hub.map(|h| h.id),
             containers: match (&snap, p.summary) {
                 (Some(s), false) => s.containers.clone(),
                 _ => Vec::new(),

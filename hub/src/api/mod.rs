@@ -238,6 +238,7 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         | Action::ListJoinTokens(_)
         | Action::DeleteJoinToken(_)
         | Action::AuditList(_)) => admin::hub_action(svc, caller, a).await,
+        Action::ClusterStatus(_) => Ok(crate::cluster::status::answer(svc)),
     };
     let reply = match answer {
         Ok(data) => Reply::result(Some(req.id), data),

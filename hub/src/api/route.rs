@@ -33,7 +33,15 @@ pub enum Target {
     },
 }
 
-fn offline_message(rec: &AgentRecord) -> String {
+fn offline_message(svc: &Services, rec: &AgentRecord) -> String {
+    let holder = svc.config.cluster.as_ref();
+    if let Some(h) = holder.and_then(|c| c.remote_holder(&rec.name)) {
+        // Hub-to-hub forwarding is not there yet: say where the agent is.
+        return format!(
+            "agent {} is connected to another hub of the cluster ({}, {}): send this request there",
+            rec.name, h.hub_id, h.api_url
+        );
+    }
     match rec.last_seen {
         Some(t) => format!(
             "agent {} is offline (last seen {}, {} ago)",
@@ -71,7 +79,7 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
                 Some(r) if r.revoked_at.is_some() => Err(ApiError::UnknownAgent(format!(
                     "agent {name:?} has been revoked"
                 ))),
-                Some(r) => Err(ApiError::AgentOffline(offline_message(&r))),
+                Some(r) => Err(ApiError::AgentOffline(offline_message(svc, &r))),
             }
         }
         (None, Some(sel)) => {
@@ -120,7 +128,7 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
                         .remove(&name)
                         .filter(|r| r.revoked_at.is_none())
                         .map(|r| Target::Offline {
-                            message: offline_message(&r),
+                            message: offline_message(svc, &r),
                             name,
                         }),
                 })

@@ -9,6 +9,7 @@ pub mod alert_rules;
 pub mod alerts;
 pub mod audit;
 pub mod client;
+pub mod cluster;
 pub mod containers;
 pub mod deploys;
 pub mod exec;
@@ -106,7 +107,13 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = cli.output;
     match cli.command {
-        Command::Hub(_) => unreachable_hub(),
+        Command::Hub(args) => match args.action {
+            Some(crate::backup::HubAction::Cluster(cmd)) => {
+                let (hub, token) = login::resolve(cli.hub, cli.token)?;
+                cluster::run(cmd, &hub, &token, out).await
+            }
+            _ => unreachable_hub(),
+        },
         Command::Login { tls_pin } => {
             let hub = cli
                 .hub

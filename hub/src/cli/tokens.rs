@@ -133,9 +133,12 @@ async fn create_join_token(
             None,
         )
         .await?;
-    let ssh_address = match ssh_address {
-        Some(a) => a,
-        None => super::install::learn_hub_ssh(c, hub).await?,
+    // The hub's own answer when it knows one (in a cluster, every live
+    // hub's address), else what whoami says agents dial.
+    let ssh_address = match (ssh_address, v["ssh_address"].as_str()) {
+        (Some(a), _) => a,
+        (None, Some(a)) if !a.is_empty() => a.to_string(),
+        (None, _) => super::install::learn_hub_ssh(c, hub).await?,
     };
     v["ssh_address"] = Value::String(ssh_address.clone());
     let tok = v["token"].as_str().unwrap_or_default().to_string();

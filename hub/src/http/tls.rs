@@ -40,6 +40,8 @@ enum Source {
     Generated,
     /// The operator's files (`--tls-cert`, `--tls-key`), reloaded on SIGHUP.
     Files { cert: PathBuf, key: PathBuf },
+    /// The cluster's, unsealed from the store (`--cluster-secret-file`).
+    Cluster,
 }
 
 /// The API's TLS state: the current server config and its pin.
@@ -87,6 +89,15 @@ impl ApiTls {
         Ok((tls, created))
     }
 
+    /// The cluster's certificate and key (PEM), unsealed from the store.
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> anyhow::Result<ApiTls> {
+        let (config, pin) = load_pem(cert, key, "the cluster's certificate")?;
+        Ok(ApiTls {
+            source: Source::Cluster,
+            current: RwLock::new((config, pin)),
+        })
+    }
+
     /// `sha256:<hex>` of the certificate's public key.
     pub fn pin(&self) -> String {
         self.current.read().map(|c| c.1.clone()).unwrap_or_default()
@@ -123,18 +134,23 @@ fn generate(names: &[String], cert: &Path, key: &Path) -> anyhow::Result<()> {
 /// A server config and the pin of its leaf certificate.
 fn load_files(cert: &Path, key: &Path) -> anyhow::Result<(Arc<ServerConfig>, String)> {
     let pem = std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+    let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    load_pem(&pem, &key_pem, &cert.display().to_string())
+}
+
+/// [`load_files`] on the files' contents; `what` names them in errors.
+fn load_pem(pem: &[u8], key_pem: &[u8], what: &str) -> anyhow::Result<(Arc<ServerConfig>, String)> {
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<_, _>>()
-        .with_context(|| format!("{} is not a PEM certificate", cert.display()))?;
+        .with_context(|| format!("{what} is not a PEM certificate"))?;
     let Some(leaf) = chain.first() else {
-        bail!("{} holds no certificate", cert.display());
+        bail!("{what} holds no certificate");
     };
     let pin = nextdeploy_shared::tls::spki_pin(leaf).map_err(anyhow::Error::msg)?;
-    let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
         .ok()
         .flatten()
-        .with_context(|| format!("{} holds no PEM private key", key.display()))?;
+        .with_context(|| format!("the key of {what} is not a PEM private key"))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

@@ -66,6 +66,9 @@ pub enum SessionError {
     /// each other: this one is refused (the message starts `KEY_CONFLICT_PREFIX`).
     #[error("{0}")]
     KeyConflict(String),
+    /// This hub cannot take the agent's lease in its cluster.
+    #[error(transparent)]
+    Claim(#[from] crate::cluster::presence::ClaimError),
     /// Too many authenticated connections are waiting to register.
     #[error(transparent)]
     Busy(#[from] crate::agents::pending::Full),
@@ -214,7 +217,12 @@ async fn serve_agent(
     // an idle agent holds only what waiting needs.
     let (conn, inbox, mut seqs) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
     let reason = watch_control(svc, &conn, &inbox, &mut seqs).await;
-    if let Some(s) = seqs.as_mut().filter(|s| s.until_due().is_some()) {
+    // A hub cut off from its cluster's store would wait on it in vain.
+    let cut_off = svc.config.cluster.as_ref().is_some_and(|c| c.is_cut_off());
+    if let Some(s) = seqs
+        .as_mut()
+        .filter(|s| !cut_off && s.until_due().is_some())
+    {
         Box::pin(s.flush(svc, &conn.name, None)).await;
     }
     Box::pin(take_offline(svc, &conn, &reason)).await;
@@ -248,6 +256,9 @@ async fn bring_online(
         _ = cancel.cancelled() => return Err(super::recheck::cut_reason(svc)),
     };
     super::recheck::still_enrolled(svc, &rec).await?;
+    // In a cluster the lease comes first: the heartbeat may then trust
+    // that every registered agent's lease is written.
+    crate::cluster::presence::claim(svc, &rec.name).await?;
     let now = now_unix();
     let control = Control::new(
         write,
@@ -268,6 +279,9 @@ async fn bring_online(
     let _ = registered.set(Arc::downgrade(&conn));
     if let Err(Refusal { reason, first }) = svc.registry.register(conn.clone()) {
         conn.control.close();
+        if svc.registry.get(&rec.name).is_none() {
+            crate::cluster::presence::release(svc, &rec.name).await;
+        }
         if first {
             warn!(%reason, "two agents share one key; refusing the newcomer from now on");
             svc.recent
@@ -439,6 +453,7 @@ async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
     })
     .await;
     if removed {
+        crate::cluster::presence::release(svc, &conn.name).await;
         info!(reason = %reason, "agent offline");
         svc.recent
             .agent_event(&svc.telemetry, &conn.name, &conn.labels, "offline");

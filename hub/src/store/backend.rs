@@ -52,7 +52,7 @@ impl LabelCache {
         *crate::sync::lock_or_recover(&self.index) = Some((Instant::now(), index));
     }
 
-    fn drop_index(&self) {
+    pub(super) fn drop_index(&self) {
         crate::sync::lock_or_recover(&self.index).take();
     }
 }
@@ -79,6 +79,10 @@ pub trait Backend: Send + Sync + 'static {
     fn announce_revocation(&self, db: &mut dyn Db, id: &str) -> StoreResult<()>;
     /// A receiver of revoked API token ids.
     fn subscribe_revocations(&self) -> broadcast::Receiver<String>;
+    /// API token `id` was revoked by another hub (found by the cluster's
+    /// poll of the store): tell this hub's receivers, unless the backend's
+    /// own announcement already reaches them (PostgreSQL's `NOTIFY`).
+    fn heard_revocation(&self, id: &str);
 }
 
 fn drop_labels<B: Backend>(b: &B) {

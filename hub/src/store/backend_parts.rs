@@ -1,6 +1,6 @@
 //! The sub-traits of [`super::Store`] on any [`Backend`]: exec sessions,
-//! alerts, alert rules and buffer sequences, on the main connection as
-//! every write.
+//! alerts, alert rules, buffer sequences and the cluster's presence, on the
+//! main connection as every write.
 
 use nextdeploy_shared::protocol::alerts::AlertInfo;
 use nextdeploy_shared::protocol::exec::ExecSession;
@@ -10,6 +10,7 @@ use super::alert_state::{self, Attempt, Due, NewAlert, Outbox};
 use super::alerts::{self, AlertStore, ChannelRecord, RuleRecord};
 use super::backend::Backend;
 use super::buffer_seqs::{self, BufferSeqs};
+use super::cluster::{self, Changes, ClusterStore, HubRow, LeaseRow};
 use super::exec::{self, ExecSessions, NewSession, SessionEnd};
 use super::StoreResult;
 
@@ -122,5 +123,40 @@ impl<B: Backend> BufferSeqs for B {
     }
     fn set_buffer_seqs(&self, agent: &str, id: &str, ranges: &str) -> StoreResult<()> {
         self.main(|c| buffer_seqs::set(c, agent, id, ranges))
+    }
+}
+
+impl<B: Backend> ClusterStore for B {
+    fn cluster_item(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.main(|db| cluster::item(db, name))
+    }
+    fn insert_cluster_item(&self, name: &str, value: &[u8]) -> StoreResult<bool> {
+        self.main(|db| cluster::insert_item(db, name, value))
+    }
+    fn heartbeat(&self, hub: &HubRow, lease_until: i64, forget_before: i64) -> StoreResult<u64> {
+        self.main(|db| cluster::heartbeat(db, hub, lease_until, forget_before))
+    }
+    fn hubs(&self) -> StoreResult<Vec<HubRow>> {
+        self.main(cluster::hubs)
+    }
+    fn take_lease(&self, agent: &str, hub_id: &str, expires_at: i64) -> StoreResult<()> {
+        self.main(|db| cluster::take_lease(db, agent, hub_id, expires_at))
+    }
+    fn drop_lease(&self, agent: &str, hub_id: &str) -> StoreResult<bool> {
+        self.main(|db| cluster::drop_lease(db, agent, hub_id))
+    }
+    fn leases(&self) -> StoreResult<Vec<LeaseRow>> {
+        self.main(cluster::leases)
+    }
+    fn changes_since(&self, since: i64) -> StoreResult<Changes> {
+        self.main(|db| cluster::changes_since(db, since))
+    }
+    fn changed_elsewhere(&self, tokens_revoked: &[String], agents_changed: bool) {
+        if agents_changed {
+            self.label_cache().drop_index();
+        }
+        for id in tokens_revoked {
+            self.heard_revocation(id);
+        }
     }
 }

@@ -24,6 +24,9 @@ const PAGE: i64 = 1000;
 /// both backends).
 pub const TABLES: &[(&str, &str)] = &[
     ("agents", super::agents::AGENT_COLS),
+    ("cluster_items", "name, value"),
+    ("hubs", "id, ssh_address, api_url, started_at, heartbeat_at"),
+    ("agent_leases", "agent, hub_id, expires_at"),
     ("join_tokens", super::agents::JOIN_COLS),
     ("api_tokens", super::agents::API_COLS),
     (

@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod backend;
 mod backend_parts;
 pub mod buffer_seqs;
+pub mod cluster;
 pub mod deploys;
 pub mod exec;
 pub mod health;
@@ -198,6 +199,7 @@ pub trait Store:
     + alerts::AlertStore
     + alert_rules::AlertRuleStore
     + buffer_seqs::BufferSeqs
+    + cluster::ClusterStore
     + Send
     + Sync
     + 'static

@@ -89,6 +89,8 @@ pub enum Action {
     DeleteJoinToken(ById),
     /// The audit log, newest first, a page at a time.
     AuditList(AuditList),
+    /// The hubs of this hub's cluster, their agents and heartbeats.
+    ClusterStatus(Empty),
     /// Cancel an earlier request of this connection.
     Cancel(CancelRequest),
     /// Round trip to an agent.
@@ -221,6 +223,7 @@ impl ActionKind {
             K::ListAgents | K::Whoami | K::Cancel | K::Ping | K::Info | K::Ps | K::Inspect => {
                 Role::Viewer
             }
+            K::ClusterStatus => Role::Viewer,
             K::Logs | K::Stats | K::Events | K::Status | K::History | K::Images => Role::Viewer,
             K::DeploysList | K::DeploysShow => Role::Viewer,
             K::Start | K::Stop | K::Restart | K::Kill | K::Deploy | K::Rollback => Role::Operator,
@@ -246,6 +249,7 @@ impl ActionKind {
         match self {
             K::ListAgents | K::Whoami | K::Cancel | K::RevokeAgent => Target::Hub,
             K::CreateToken | K::ListTokens | K::RevokeToken | K::AuditList => Target::Hub,
+            K::ClusterStatus => Target::Hub,
             K::CreateJoinToken | K::ListJoinTokens | K::DeleteJoinToken | K::DeploysShow => {
                 Target::Hub
             }
@@ -291,6 +295,7 @@ impl Action {
             }
             K::Deploy | K::Rollback | K::DeploysList | K::DeploysShow => Transport::Hub,
             K::AuditList | K::Exec | K::ExecInput | K::ExecResize => Transport::Hub,
+            K::ClusterStatus => Transport::Hub,
             K::ExecSessionsList | K::ExecSessionsShow | K::ExecSessionsRecording => Transport::Hub,
             K::AlertChannelAdd | K::AlertChannelList | K::AlertChannelRemove => Transport::Hub,
             K::AlertChannelTest | K::AlertRuleAdd | K::AlertRuleList | K::AlertRuleRemove => {

@@ -159,6 +159,21 @@ pub struct AgentSummary {
     /// for offline agents and agents too old to report it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<AgentPolicy>,
+    /// In a cluster of hubs, the hub holding the agent's connection while
+    /// it is online (absent from a hub that is not in a cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubRef>,
+}
+
+/// One hub of a cluster, as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, JsonSchema)]
+pub struct HubRef {
+    /// The hub's id (random at each start).
+    pub id: String,
+    /// `HOST:PORT` agents dial.
+    pub ssh_address: String,
+    /// Its API's URL.
+    pub api_url: String,
 }
 
 /// Two live connections with one agent key (a copied config, or a second

@@ -23,7 +23,7 @@
 //! - Payloads and answers by concern: [`agents`], [`containers`], [`deploy`],
 //!   [`admin`], [`streams`], [`exec`], [`alerts`] (and its channels,
 //!   [`alert_channels`]), [`alert_rules`] (silences, scope preview,
-//!   `alert_apply`).
+//!   `alert_apply`), [`cluster`] (several hubs on one store).
 //! - [`schema`]: the JSON Schema of all of it.
 
 pub mod action;
@@ -33,6 +33,7 @@ pub mod alert_channels;
 pub mod alert_rules;
 pub mod alerts;
 pub mod channel;
+pub mod cluster;
 pub mod containers;
 pub mod deploy;
 pub mod envelope;

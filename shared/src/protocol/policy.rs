@@ -183,6 +183,7 @@ impl AgentPolicy {
             A::ListAgents(_) | A::Whoami(_) | A::RevokeAgent(_) | A::CreateToken(_) => Ok(()),
             A::ListTokens(_) | A::RevokeToken(_) | A::CreateJoinToken(_) => Ok(()),
             A::ListJoinTokens(_) | A::DeleteJoinToken(_) | A::AuditList(_) => Ok(()),
+            A::ClusterStatus(_) => Ok(()),
             A::Cancel(_) | A::Ping(_) | A::Info(_) | A::RotateKey(_) => Ok(()),
             A::RotateKeyCommit(_) | A::Ps(_) | A::Inspect(_) | A::Logs(_) => Ok(()),
             A::Stats(_) | A::Images(_) | A::Events(_) | A::Status(_) => Ok(()),

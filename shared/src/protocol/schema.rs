@@ -18,6 +18,7 @@ use super::agents::{
 use super::alert_rules::{AlertApplied, ScopePreview, SilenceInfo};
 use super::alerts::{AlertChannelInfo, AlertInfo, AlertRemoved, AlertRuleInfo, ChannelTested};
 use super::channel::{ControlOpen, EnrollOpen, HeartbeatData, PushedOutcome};
+use super::cluster::ClusterStatus;
 use super::containers::{ImageRow, LifecycleDone, LogChunk, PullProgress, Pulled, Removed};
 use super::deploy::{DeployEntry, DeployOutcome, DeployProgress, FleetOutcome};
 use super::envelope::ReplyType;
@@ -70,6 +71,7 @@ struct Answers {
     list_join_tokens: Vec<JoinTokenInfo>,
     delete_join_token: JoinTokenDeleted,
     audit_list: Vec<AuditRow>,
+    cluster_status: ClusterStatus,
     cancel: Cancelled,
     ping: Pong,
     info: AgentInfo,

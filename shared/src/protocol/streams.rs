@@ -142,6 +142,10 @@ pub struct StatusRow {
     /// With `summary`: the containers summed up (and `containers` empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<ContainerTotals>,
+    /// In a cluster of hubs, the id of the hub holding the agent while it
+    /// is online (its snapshot is that hub's: empty here until hubs share them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
 }
 
 /// `history`'s answer.

@@ -88,4 +88,8 @@ impl Backend for PgStore {
     fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }
+
+    fn heard_revocation(&self, _id: &str) {
+        // Every revocation reached this store's listener by NOTIFY already.
+    }
 }

@@ -7,7 +7,8 @@
 //! apply each once. To add a table: append a migration.
 
 /// Schema versions, applied in order; index + 1 is the version recorded.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE agents (
     name         TEXT PRIMARY KEY,
     public_key   TEXT NOT NULL UNIQUE,
@@ -192,4 +193,24 @@ CREATE TABLE agent_buffers (
     buffer_id TEXT NOT NULL,
     ranges    TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE cluster_items (
+    name  TEXT PRIMARY KEY,
+    value BYTEA NOT NULL
+);
+CREATE TABLE hubs (
+    id           TEXT PRIMARY KEY,
+    ssh_address  TEXT NOT NULL,
+    api_url      TEXT NOT NULL,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+CREATE TABLE agent_leases (
+    agent      TEXT PRIMARY KEY,
+    hub_id     TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX agent_leases_hub ON agent_leases (hub_id);
+"#,
+];

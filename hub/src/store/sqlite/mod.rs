@@ -96,6 +96,11 @@ impl Backend for SqliteStore {
     fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
         self.revoked.subscribe()
     }
+
+    fn heard_revocation(&self, id: &str) {
+        // No subscriber (no open connection) is not an error.
+        let _ = self.revoked.send(id.to_string());
+    }
 }
 
 mod db;

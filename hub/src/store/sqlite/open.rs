@@ -78,7 +78,16 @@ impl SqliteStore {
             .enumerate()
             .skip(version.max(0) as usize)
         {
-            let tx = conn.unchecked_transaction()?;
+            // Several hubs may open one file at once (a cluster on one
+            // machine): take the write lock first, then look again.
+            let tx = rusqlite::Transaction::new_unchecked(
+                conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )?;
+            let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if now > i as i64 {
+                continue;
+            }
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;

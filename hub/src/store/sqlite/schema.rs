@@ -63,4 +63,7 @@ CREATE TABLE audit (
     crate::store::alert_rules::SCHEMA,
     // What the hub took from each agent's buffer (issue 22).
     crate::store::buffer_seqs::SCHEMA,
+    // Several hubs on one store (issue 23): the sealed identity, the
+    // hubs' heartbeats and the agents' leases.
+    crate::store::cluster::SCHEMA,
 ];

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::backend::Backend;
 
 mod alert_rules;
+mod cluster;
 mod core;
 mod health;
 mod misc;
@@ -53,6 +54,8 @@ cases!(
     misc::a_channel_above_the_alerts_severity_gets_no_notification,
     misc::one_alert_fires_per_key_and_its_notifications_are_retried_until_delivered,
     misc::buffer_seqs_are_kept_per_agent,
+    cluster::leases_move_extend_and_drop_only_for_their_holder,
+    cluster::changes_name_revocations_since_and_the_enrolment_mark,
 );
 
 /// Run every case, each on a store made by `fresh`.

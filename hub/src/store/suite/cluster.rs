@@ -1,0 +1,75 @@
+//! The cluster's presence and sealed items.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::store::backend::Backend;
+use crate::store::cluster::{ClusterStore, HubRow};
+use crate::store::Store;
+
+fn hub(id: &str, at: i64) -> HubRow {
+    HubRow {
+        id: id.into(),
+        ssh_address: format!("{id}:2222"),
+        api_url: format!("https://{id}:8080"),
+        started_at: 0,
+        heartbeat_at: at,
+    }
+}
+
+pub fn leases_move_extend_and_drop_only_for_their_holder<B: Backend>(s: &B) {
+    assert!(s.insert_cluster_item("x", b"1").unwrap());
+    assert!(!s.insert_cluster_item("x", b"2").unwrap(), "written once");
+    assert_eq!(s.cluster_item("x").unwrap(), Some(b"1".to_vec()));
+    s.heartbeat(&hub("h1", 1000), 0, 0).unwrap();
+    s.heartbeat(&hub("h2", 1000), 0, 0).unwrap();
+    s.take_lease("a", "h1", 2000).unwrap();
+    s.take_lease("b", "h1", 2000).unwrap();
+    // h2 takes b over (the agent said hello there).
+    s.take_lease("b", "h2", 2500).unwrap();
+    // h1's heartbeat extends a only; its drop of b does nothing.
+    assert_eq!(s.heartbeat(&hub("h1", 1500), 6000, 0).unwrap(), 1);
+    assert!(!s.drop_lease("b", "h1").unwrap());
+    let leases = s.leases().unwrap();
+    assert_eq!(
+        leases
+            .iter()
+            .map(|l| (l.agent.as_str(), l.hub_id.as_str(), l.expires_at))
+            .collect::<Vec<_>>(),
+        vec![("a", "h1", 6000), ("b", "h2", 2500)]
+    );
+    assert!(s.drop_lease("b", "h2").unwrap());
+    // h2 silent since 1000: forgotten by h1's heartbeat, with its leases.
+    s.take_lease("c", "h2", 9000).unwrap();
+    s.heartbeat(&hub("h1", 5000), 9000, 2000).unwrap();
+    assert_eq!(s.hubs().unwrap(), vec![hub("h1", 5000)]);
+    assert_eq!(s.leases().unwrap().len(), 1);
+}
+
+pub fn changes_name_revocations_since_and_the_enrolment_mark<B: Backend>(s: &B) {
+    let before = s.changes_since(0).unwrap();
+    assert_eq!(before.agents_mark, (0, 0));
+    let (id, _) = nextdeploy_shared::token::new_api_token();
+    s.insert_api_token(&crate::store::ApiTokenRecord {
+        id: id.clone(),
+        secret_hash: "x".into(),
+        name: "t".into(),
+        role: crate::store::Role::Viewer,
+        created_at: 10,
+        expires_at: None,
+        revoked_at: None,
+        no_exec: false,
+    })
+    .unwrap();
+    assert!(s.revoke_api_token(&id, 100).unwrap());
+    assert_eq!(
+        s.changes_since(100).unwrap().tokens_revoked,
+        vec![(id, 100)]
+    );
+    assert!(s.changes_since(101).unwrap().tokens_revoked.is_empty());
+    // Another hub's revocation reaches this store's subscribers.
+    let mut rx = s.revocations();
+    s.changed_elsewhere(&["other".to_string()], true);
+    // SQLite tells its receivers; on PostgreSQL the revoking hub's NOTIFY did.
+    if !s.main(|db| Ok(db.is_pg())).unwrap() {
+        assert_eq!(rx.try_recv().unwrap(), "other");
+    }
+}
