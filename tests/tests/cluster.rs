@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Several hubs, one store (issue 23), on SQLite: real hub processes
-//! sharing one store file (WAL mode) and one cluster secret, real agents.
+//! Several hubs, one store (issue 23): real hub processes sharing one store
+//! (a SQLite file in WAL mode; PostgreSQL for the presence test) and one
+//! cluster secret, real agents.
 //! Every hub presents the cluster's SSH host key and API pin; a wrong or
 //! badly kept secret refuses to start; agents held by any hub show online
 //! once, with their hub, through every hub's API; a killed hub's agents
@@ -23,24 +24,46 @@ const LEASE_BOUND: Duration = Duration::from_secs(8);
 /// An agent comes online within this.
 const ONLINE_WAIT: Duration = Duration::from_secs(20);
 
-/// A store file and a secret, shared by the hubs of one test.
+/// A store (file or database) and a secret, shared by the hubs of one test.
 struct Shared {
     dir: TempDir,
     store: String,
     secret: PathBuf,
+    /// The PostgreSQL server of a test on PostgreSQL (stopped when dropped).
+    _pg: Option<nextdeploy_tests::postgres::Postgres>,
 }
 
 impl Shared {
     fn new() -> Shared {
         let dir = TempDir::new("cluster").unwrap();
         let store = format!("sqlite://{}", dir.path().join("cluster.db").display());
+        Self::with(dir, store, None)
+    }
+
+    /// The hubs share a PostgreSQL database (a server of the test's own).
+    fn on_postgres() -> Shared {
+        let pg = nextdeploy_tests::postgres::Postgres::start();
+        let store = pg.create_db();
+        Self::with(TempDir::new("cluster").unwrap(), store, Some(pg))
+    }
+
+    fn with(
+        dir: TempDir,
+        store: String,
+        pg: Option<nextdeploy_tests::postgres::Postgres>,
+    ) -> Shared {
         let secret = write_secret(
             dir.path(),
             "cluster.secret",
             "9f2c1be47a0d8e6c5b3a29f10e7d4c6b8a5f3e2d",
             0o600,
         );
-        Shared { dir, store, secret }
+        Shared {
+            dir,
+            store,
+            secret,
+            _pg: pg,
+        }
     }
 
     fn args(&self, secret: &Path) -> HubOpts {
@@ -202,10 +225,24 @@ fn hubs_share_one_identity_and_refuse_a_wrong_or_open_secret() {
 
 #[test]
 fn agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
-    let shared = Shared::new();
+    agents_online_once(Shared::new());
+}
+
+/// The same on PostgreSQL: hubs on one database share the identity sealed
+/// there, and agents show online once, with their hub, through any hub.
+#[test]
+fn on_postgresql_agents_show_online_once_with_their_hub_and_offline_when_it_dies() {
+    agents_online_once(Shared::on_postgres());
+}
+
+fn agents_online_once(shared: Shared) {
     let a = shared.first();
     let mut b = shared.join(&a);
     let c = shared.join(&a);
+    for h in [&b, &c] {
+        assert_eq!(h.fingerprint, a.fingerprint, "SSH host keys differ");
+        assert_eq!(h.tls_pin, a.tls_pin, "API pins differ");
+    }
     let (ida, idb) = (hub_id(&a), hub_id(&b));
     // One agent on A, one on B (the join token made on A works on B).
     let _on_a = enroll_agent(&a, "cl-a", "").unwrap();
