@@ -235,6 +235,41 @@ fn on_postgresql_agents_show_online_once_with_their_hub_and_offline_when_it_dies
     agents_online_once(Shared::on_postgres());
 }
 
+/// A join token made on C names every live hub, C first; `hub cluster
+/// status` lists the three hubs, alive, with the agents each holds.
+fn join_tokens_and_status_name_every_hub(a: &Hub, b: &Hub, c: &Hub, ida: &str, idb: &str) {
+    // A join token made on C names every live hub, C first.
+    let jt = c.join_token("cl-later", "", "1h").unwrap();
+    let named: Vec<&str> = jt.raw["ssh_address"].as_str().unwrap().split(',').collect();
+    let mut others = named[1..].to_vec();
+    others.sort();
+    let mut want = [a.ssh_addr(), b.ssh_addr()];
+    want.sort();
+    assert_eq!(
+        (named[0], others),
+        (
+            c.ssh_addr().as_str(),
+            want.iter().map(String::as_str).collect()
+        ),
+        "{}",
+        jt.raw
+    );
+    let s = status(c);
+    let hubs = s["hubs"].as_array().unwrap();
+    assert_eq!(hubs.len(), 3, "{s}");
+    assert!(hubs.iter().all(|h| h["alive"] == true), "{s}");
+    let held =
+        |id: &str| -> Value { hubs.iter().find(|h| h["id"] == id).unwrap()["agents"].clone() };
+    assert_eq!(held(ida), serde_json::json!(["cl-a"]), "{s}");
+    assert_eq!(held(idb), serde_json::json!(["cl-b"]), "{s}");
+    let table = c.cli(&["hub", "cluster", "status"]).unwrap().ok().unwrap();
+    assert!(
+        table.stdout.contains("(this hub)") && table.stdout.contains("cl-b"),
+        "{}",
+        table.stdout
+    );
+}
+
 fn agents_online_once(shared: Shared) {
     let a = shared.first();
     let mut b = shared.join(&a);
@@ -277,36 +312,7 @@ fn agents_online_once(shared: Shared) {
         (row("cl-b")["online"].clone(), row("cl-b")["hub"].clone()),
         (Value::from(true), Value::from(idb.clone()))
     );
-    // A join token made on C names every live hub, C first.
-    let jt = c.join_token("cl-later", "", "1h").unwrap();
-    let named: Vec<&str> = jt.raw["ssh_address"].as_str().unwrap().split(',').collect();
-    let mut others = named[1..].to_vec();
-    others.sort();
-    let mut want = [a.ssh_addr(), b.ssh_addr()];
-    want.sort();
-    assert_eq!(
-        (named[0], others),
-        (
-            c.ssh_addr().as_str(),
-            want.iter().map(String::as_str).collect()
-        ),
-        "{}",
-        jt.raw
-    );
-    let s = status(&c);
-    let hubs = s["hubs"].as_array().unwrap();
-    assert_eq!(hubs.len(), 3, "{s}");
-    assert!(hubs.iter().all(|h| h["alive"] == true), "{s}");
-    let held =
-        |id: &str| -> Value { hubs.iter().find(|h| h["id"] == id).unwrap()["agents"].clone() };
-    assert_eq!(held(&ida), serde_json::json!(["cl-a"]), "{s}");
-    assert_eq!(held(&idb), serde_json::json!(["cl-b"]), "{s}");
-    let table = c.cli(&["hub", "cluster", "status"]).unwrap().ok().unwrap();
-    assert!(
-        table.stdout.contains("(this hub)") && table.stdout.contains("cl-b"),
-        "{}",
-        table.stdout
-    );
+    join_tokens_and_status_name_every_hub(&a, &b, &c, &ida, &idb);
 
     // B dies without a word: its agent (stopped, so that it cannot move
     // yet) shows offline everywhere within the lease.
