@@ -123,38 +123,74 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A time as the wire carries it: RFC 3339 text, or Unix seconds as older
-/// peers and stored records wrote it.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum WireTime {
-    /// RFC 3339.
-    Text(String),
-    /// Unix seconds (legacy).
-    Unix(i64),
-}
+/// peers and stored records wrote it; read as RFC 3339 in UTC. A visitor of
+/// its own rather than an untagged enum: serde buffers an untagged value
+/// (a copy of the text) before it tries each form, and the hub reads one of
+/// these per container per snapshot.
+struct WireTime;
 
 impl WireTime {
-    fn into_rfc3339<E: serde::de::Error>(self) -> Result<String, E> {
-        match self {
-            WireTime::Text(t) => parse_rfc3339(&t)
-                .map(rfc3339)
-                .ok_or_else(|| E::custom(format!("{t:?} is not an RFC 3339 time"))),
-            WireTime::Unix(n) => Ok(rfc3339(n)),
-        }
+    fn text<E: serde::de::Error>(t: &str) -> Result<String, E> {
+        let n =
+            parse_rfc3339(t).ok_or_else(|| E::custom(format!("{t:?} is not an RFC 3339 time")))?;
+        Ok(rfc3339(n))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for WireTime {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an RFC 3339 time or Unix seconds")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Self::text(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(rfc3339(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        i64::try_from(v)
+            .map(rfc3339)
+            .map_err(|_| E::custom(format!("{v} is not a time")))
+    }
+}
+
+/// [`WireTime`] or nothing.
+struct MaybeWireTime;
+
+impl<'de> serde::de::Visitor<'de> for MaybeWireTime {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an RFC 3339 time, Unix seconds or null")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(WireTime).map(Some)
     }
 }
 
 /// Serde `deserialize_with` for a time field written as RFC 3339: reads RFC
 /// 3339 text or a legacy integer of Unix seconds, and gives RFC 3339 in UTC.
 pub fn de_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    <WireTime as serde::Deserialize>::deserialize(d)?.into_rfc3339()
+    d.deserialize_any(WireTime)
 }
 
-/// [`de_rfc3339`] for an optional field (`null` or absent: `None`).
+/// [`de_rfc3339`] for an optional field (`null` or absent is `None`).
 pub fn de_rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    <Option<WireTime> as serde::Deserialize>::deserialize(d)?
-        .map(WireTime::into_rfc3339)
-        .transpose()
+    d.deserialize_option(MaybeWireTime)
 }
 
 /// Human rendering of an age in seconds: `12s`, `5m`, `3h`, `2d`.
@@ -210,6 +246,11 @@ mod tests {
         assert_eq!(v.at, "2026-11-25T09:46:40Z");
         assert_eq!(v.until.as_deref(), Some("1970-01-01T00:00:00Z"));
         assert!(serde_json::from_str::<Stamped>(r#"{"at": "soon"}"#).is_err());
+        let v: Stamped =
+            serde_json::from_str(r#"{"at": "2026-11-25T09:46:40Z", "until": null}"#).unwrap();
+        assert_eq!((v.at.as_str(), v.until), ("2026-11-25T09:46:40Z", None));
+        assert!(serde_json::from_str::<Stamped>(r#"{"at": -1.5}"#).is_err());
+        assert!(serde_json::from_str::<Stamped>(r#"{"at": 18446744073709551615}"#).is_err());
     }
 
     #[test]
