@@ -320,11 +320,12 @@ pub async fn run_hub(
         url: format!("{}://{}", scheme(&config), loopback(http_addr)),
         pin: config.tls.as_ref().map(|t| t.pin()),
     };
-    if let Some(id) = prepared.cluster_id {
+    if let (Some(id), Some(peer_key)) = (prepared.cluster_id, prepared.peer_key) {
         let ssh_public = config.ssh_public_address.clone();
         let api_public = config.api_public_url.clone();
         let c = identity::cluster(
             id,
+            peer_key,
             ssh_public.unwrap_or_else(|| loopback(ssh_addr)),
             api_public.unwrap_or_else(|| api.url.clone()),
         );

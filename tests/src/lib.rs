@@ -26,6 +26,7 @@ pub mod agent;
 pub mod booted;
 pub mod browser;
 pub mod channel_receivers;
+pub mod cluster;
 pub mod deploy;
 pub mod docker;
 pub mod doclines;

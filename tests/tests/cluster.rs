@@ -10,11 +10,11 @@
 //! on one hub is cut on another within a second; a hub cut off from the
 //! store (its write lock held) cuts its agents and takes them back after.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nextdeploy_tests::cluster::{write_secret, Shared};
 use nextdeploy_tests::*;
 use serde_json::Value;
 
@@ -23,75 +23,6 @@ use serde_json::Value;
 const LEASE_BOUND: Duration = Duration::from_secs(8);
 /// An agent comes online within this.
 const ONLINE_WAIT: Duration = Duration::from_secs(20);
-
-/// A store (file or database) and a secret, shared by the hubs of one test.
-struct Shared {
-    dir: TempDir,
-    store: String,
-    secret: PathBuf,
-    /// The PostgreSQL server of a test on PostgreSQL (stopped when dropped).
-    _pg: Option<nextdeploy_tests::postgres::Postgres>,
-}
-
-impl Shared {
-    fn new() -> Shared {
-        let dir = TempDir::new("cluster").unwrap();
-        let store = format!("sqlite://{}", dir.path().join("cluster.db").display());
-        Self::with(dir, store, None)
-    }
-
-    /// The hubs share a PostgreSQL database (a server of the test's own).
-    fn on_postgres() -> Shared {
-        let pg = nextdeploy_tests::postgres::Postgres::start();
-        let store = pg.create_db();
-        Self::with(TempDir::new("cluster").unwrap(), store, Some(pg))
-    }
-
-    fn with(
-        dir: TempDir,
-        store: String,
-        pg: Option<nextdeploy_tests::postgres::Postgres>,
-    ) -> Shared {
-        let secret = write_secret(
-            dir.path(),
-            "cluster.secret",
-            "9f2c1be47a0d8e6c5b3a29f10e7d4c6b8a5f3e2d",
-            0o600,
-        );
-        Shared {
-            dir,
-            store,
-            secret,
-            _pg: pg,
-        }
-    }
-
-    fn args(&self, secret: &Path) -> HubOpts {
-        HubOpts::args([
-            "--store".to_string(),
-            self.store.clone(),
-            "--cluster-secret-file".to_string(),
-            secret.display().to_string(),
-        ])
-    }
-
-    /// The first hub (it makes the initial admin token).
-    fn first(&self) -> Hub {
-        Hub::start(self.args(&self.secret)).unwrap()
-    }
-
-    /// Another hub of the cluster.
-    fn join(&self, first: &Hub) -> Hub {
-        Hub::start_joining(self.args(&self.secret), &first.admin_token).unwrap()
-    }
-}
-
-fn write_secret(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{text}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-    path
-}
 
 /// `nextdeploy hub` that must refuse to start: its output.
 fn refused_start(shared: &Shared, secret: &Path) -> Output {

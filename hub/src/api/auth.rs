@@ -21,6 +21,9 @@ pub struct Caller {
     pub expires_at: Option<i64>,
     /// Whether it may `exec` (tokens made with `no_exec` may not).
     pub exec: bool,
+    /// The hub of the cluster that forwarded this caller's request (its
+    /// id): the request is answered here, never forwarded again.
+    pub forwarded_by: Option<String>,
 }
 
 impl Caller {
@@ -129,5 +132,6 @@ fn still_valid(rec: store::ApiTokenRecord) -> Result<Caller, AuthError> {
         role: rec.role,
         expires_at: rec.expires_at,
         exec: !rec.no_exec,
+        forwarded_by: None,
     })
 }

@@ -183,19 +183,19 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,
         Action::Rollback(p) => return deploy::rollback(svc, caller, req, p, out).await,
         Action::Inspect(_) if caller.role < Role::Operator => {
-            return redact::routed_for_viewer(svc, req, &action, out).await
+            return redact::routed_for_viewer(svc, caller, req, &action, out).await
         }
         Action::Ping(_) | Action::Info(_) | Action::Ps(_) | Action::Inspect(_) => {
-            return route::routed(svc, caller.role, req, &action, out).await
+            return route::routed(svc, caller, req, &action, out).await
         }
         Action::Logs(_) | Action::Start(_) | Action::Stop(_) | Action::Restart(_) => {
-            return route::routed(svc, caller.role, req, &action, out).await
+            return route::routed(svc, caller, req, &action, out).await
         }
         Action::Rm(_) | Action::Images(_) | Action::Pull(_) => {
-            return route::routed(svc, caller.role, req, &action, out).await
+            return route::routed(svc, caller, req, &action, out).await
         }
         Action::Kill(_) | Action::Stats(_) | Action::DiagStream(_) => {
-            return route::routed(svc, caller.role, req, &action, out).await
+            return route::routed(svc, caller, req, &action, out).await
         }
         Action::ExecSessionsRecording(p) => {
             return exec::sessions::recording(svc, req, p, out).await

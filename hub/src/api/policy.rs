@@ -54,7 +54,7 @@ pub async fn screen(
     for t in targets {
         let refused = match &t {
             Target::Online(c) => refusal(svc, c, action).map(|m| (c.name.clone(), m)),
-            Target::Offline { .. } => None,
+            Target::Offline { .. } | Target::Remote { .. } => None,
         };
         match refused {
             Some((name, m)) => {

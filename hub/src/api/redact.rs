@@ -19,7 +19,6 @@ use tokio::sync::mpsc;
 
 use super::{route, ReplySink};
 use crate::limits::CLIENT_SEND_QUEUE;
-use crate::store::Role;
 use crate::Services;
 
 /// What replaces a secret value.
@@ -29,6 +28,7 @@ pub const REDACTED: &str = "<redacted>";
 /// with its secrets replaced on the way to the client.
 pub async fn routed_for_viewer(
     svc: &Arc<Services>,
+    caller: &super::Caller,
     req: &Request,
     action: &Action,
     out: &ReplySink,
@@ -37,7 +37,7 @@ pub async fn routed_for_viewer(
     // on the client.
     let (tx, mut rx) = mpsc::channel::<Reply>(CLIENT_SEND_QUEUE);
     let relay = async move {
-        route::routed(svc, Role::Viewer, req, action, &tx).await;
+        route::routed(svc, caller, req, action, &tx).await;
     };
     let forward = async {
         while let Some(mut reply) = rx.recv().await {

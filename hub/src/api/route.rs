@@ -14,7 +14,7 @@ use nextdeploy_shared::time::{human_age, now_unix, rfc3339};
 use serde_json::Value;
 use tracing::debug;
 
-use super::{ApiError, ReplySink};
+use super::{ApiError, Caller, ReplySink};
 use crate::agents::stream::{ReplyStream, StreamError};
 use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord, Role};
@@ -24,6 +24,13 @@ use crate::Services;
 pub enum Target {
     /// Connected.
     Online(Arc<AgentConn>),
+    /// Held by another hub of the cluster (fan-outs forward it there).
+    Remote {
+        /// Its name.
+        name: String,
+        /// The hub that holds it.
+        holder: crate::cluster::Holder,
+    },
     /// Enrolled but not reachable now.
     Offline {
         /// Its name.
@@ -36,9 +43,10 @@ pub enum Target {
 fn offline_message(svc: &Services, rec: &AgentRecord) -> String {
     let holder = svc.config.cluster.as_ref();
     if let Some(h) = holder.and_then(|c| c.remote_holder(&rec.name)) {
-        // Hub-to-hub forwarding is not there yet: say where the agent is.
+        // Reached for what is not forwarded (a request another hub already
+        // forwarded here, an agent that moved meanwhile): say where it is.
         return format!(
-            "agent {} is connected to another hub of the cluster ({}, {}): send this request there",
+            "agent {} is connected to another hub of the cluster ({}, {})",
             rec.name, h.hub_id, h.api_url
         );
     }
@@ -53,6 +61,18 @@ fn offline_message(svc: &Services, rec: &AgentRecord) -> String {
             "agent {} is offline (never connected since enrolment)",
             rec.name
         ),
+    }
+}
+
+/// An enrolled agent not connected here: held by another hub, or offline.
+fn not_here(svc: &Services, r: AgentRecord, name: String) -> Target {
+    let cluster = svc.config.cluster.as_ref();
+    match cluster.and_then(|c| c.remote_holder(&name)) {
+        Some(holder) => Target::Remote { name, holder },
+        None => Target::Offline {
+            message: offline_message(svc, &r),
+            name,
+        },
     }
 }
 
@@ -92,10 +112,13 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
             for (name, _) in index.iter().filter(|(_, l)| selector.matches(l)) {
                 slots.push(svc.registry.get(name).ok_or_else(|| name.clone()));
             }
-            let offline: Vec<String> = slots
-                .iter()
-                .filter_map(|s| s.as_ref().err().cloned())
-                .collect();
+            let offline: Vec<String> = match req.local_only {
+                true => Vec::new(),
+                false => slots
+                    .iter()
+                    .filter_map(|s| s.as_ref().err().cloned())
+                    .collect(),
+            };
             let mut records = std::collections::HashMap::new();
             if !offline.is_empty() {
                 // Offline ones are told apart by their last-seen time.
@@ -124,16 +147,14 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
                 .into_iter()
                 .filter_map(|slot| match slot {
                     Ok(c) => Some(Target::Online(c)),
+                    Err(_) if req.local_only => None,
                     Err(name) => records
                         .remove(&name)
                         .filter(|r| r.revoked_at.is_none())
-                        .map(|r| Target::Offline {
-                            message: offline_message(svc, &r),
-                            name,
-                        }),
+                        .map(|r| not_here(svc, r, name)),
                 })
                 .collect();
-            if targets.is_empty() {
+            if targets.is_empty() && !req.local_only {
                 return Err(ApiError::UnknownAgent(format!(
                     "no enrolled agent matches selector {sel:?}"
                 )));
@@ -151,7 +172,7 @@ pub async fn resolve(svc: &Services, req: &Request) -> Result<Vec<Target>, ApiEr
 /// request draws from ([`crate::agents::slots`]).
 pub async fn routed(
     svc: &Arc<Services>,
-    role: Role,
+    caller: &Caller,
     req: &Request,
     action: &Action,
     out: &ReplySink,
@@ -166,7 +187,7 @@ pub async fn routed(
         }
     };
     let targets = super::policy::screen(svc, req, action, targets, out).await;
-    let how = How::of(action, role);
+    let how = How::of(action, caller.role);
     if req.selector.is_none() {
         for t in targets {
             relay(t, req, how, out, false).await;
@@ -180,12 +201,14 @@ pub async fn routed(
     // task each.
     let together = how.control;
     let mut asked = Vec::new();
+    let mut remote = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
     // One copy of the request shared by every target's task.
     let shared = Arc::new(req.clone());
     for t in targets {
         match t {
             Target::Online(c) if together && c.control.takes_requests() => asked.push(c),
+            Target::Remote { name, holder } => remote.push((name, holder)),
             t => {
                 let (req, out) = (shared.clone(), out.clone());
                 tasks.spawn(async move { relay(t, &req, how, &out, true).await });
@@ -193,10 +216,14 @@ pub async fn routed(
         }
     }
     let spawned = t0.elapsed();
-    if !asked.is_empty() {
-        let wire_id = svc.registry.request_ids.next();
-        super::fanout::ask_all(&asked, req, wire_id, out, how).await;
-    }
+    let elsewhere = crate::cluster::forward::fan_out(svc, caller, req, remote, out);
+    let here = async {
+        if !asked.is_empty() {
+            let wire_id = svc.registry.request_ids.next();
+            super::fanout::ask_all(&asked, req, wire_id, out, how).await;
+        }
+    };
+    tokio::join!(here, elsewhere);
     while tasks.join_next().await.is_some() {}
     let _ = out.send(Reply::end(Some(id))).await;
     debug!(
@@ -254,6 +281,16 @@ async fn relay(target: Target, req: &Request, how: How, out: &ReplySink, fanout:
     let conn = match target {
         Target::Online(c) => c,
         Target::Offline { name, message } => {
+            let _ = out
+                .send(Reply::error(Some(id), ErrorCode::AgentOffline, message).with_server(name))
+                .await;
+            return;
+        }
+        Target::Remote { name, holder } => {
+            let message = format!(
+                "agent {name} moved to hub {} meanwhile: retry",
+                holder.hub_id
+            );
             let _ = out
                 .send(Reply::error(Some(id), ErrorCode::AgentOffline, message).with_server(name))
                 .await;

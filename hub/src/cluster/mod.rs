@@ -7,7 +7,9 @@
 //! - [`presence`]: the heartbeat, the agents' leases and what this hub
 //!   knows of the others ([`View`]);
 //! - [`status`]: the `cluster_status` answer;
-//! - [`changes`]: revocations and enrolments made on other hubs, polled.
+//! - [`changes`]: revocations and enrolments made on other hubs, polled;
+//! - [`peer_auth`] and [`forward`]: a request for an agent another hub
+//!   holds, forwarded to that hub, authenticated both ways.
 //!
 //! The lease rules: a hub takes an agent's lease before it registers the
 //! agent (an agent saying hello here has left any other hub), extends all
@@ -17,7 +19,9 @@
 //! heartbeat) and its lease has not expired.
 
 pub mod changes;
+pub mod forward;
 pub mod identity;
+pub mod peer_auth;
 pub mod presence;
 pub mod seal;
 pub mod secret;
@@ -38,6 +42,10 @@ pub struct Cluster {
     pub cluster_id: String,
     /// This hub's row: its id (random per start), addresses, start time.
     pub me: HubRow,
+    /// What hubs of this cluster sign forwarded requests with.
+    pub peer_key: peer_auth::PeerKey,
+    /// Shared links to other hubs for one-shot requests, by hub id.
+    pub links: forward::Links,
     /// The latest hubs and leases read from the store.
     view: RwLock<Arc<View>>,
     /// Agents this hub has taken (or is taking) a lease for.
@@ -96,10 +104,12 @@ impl View {
 
 impl Cluster {
     /// This hub's state in cluster `cluster_id`, as `me`.
-    pub fn new(cluster_id: String, me: HubRow) -> Arc<Cluster> {
+    pub fn new(cluster_id: String, peer_key: peer_auth::PeerKey, me: HubRow) -> Arc<Cluster> {
         Arc::new(Cluster {
             cluster_id,
             me,
+            peer_key,
+            links: forward::Links::default(),
             view: RwLock::new(Arc::default()),
             claimed: Mutex::default(),
             cut_off: AtomicBool::new(false),

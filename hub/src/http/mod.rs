@@ -9,11 +9,13 @@
 
 pub mod conns;
 pub mod metrics;
+pub mod peer;
 pub mod session;
 pub mod signin;
 pub mod tls;
 pub mod web;
 pub mod ws;
+pub mod ws_auth;
 
 use std::sync::Arc;
 

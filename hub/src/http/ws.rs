@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::limits::{CLIENT_SEND_QUEUE, EXEC_CLIENT_QUEUE, MAX_REQUESTS_PER_CLIENT};
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::OptionFuture;
 use futures_util::stream::SplitSink;
@@ -28,7 +28,6 @@ use tracing::{debug, info, Instrument};
 use crate::api::auth::TokenEnd;
 use crate::api::exec::input::Stalled;
 use crate::api::{self, auth, exec, Caller};
-use crate::http::signin;
 use crate::serve::initial_token;
 use crate::sync::lock_or_recover;
 use crate::Services;
@@ -45,21 +44,22 @@ pub async fn upgrade(
     // Subscribed before the token is checked: a revocation made between the
     // check and the end of the upgrade still reaches the connection.
     let revocations = svc.store.revocations();
-    let (caller, session_end) = match authenticate(&svc, &headers).await {
-        Ok(auth) => auth,
-        Err(refused) => return refused,
+    let (caller, session_end, once) = match super::peer::caller(&svc, &headers).await {
+        Some(Ok((caller, once))) => (caller, None, once),
+        Some(Err(refused)) => return refused,
+        None => match super::ws_auth::authenticate(&svc, &headers).await {
+            Ok((caller, end)) => (caller, end, false),
+            Err(refused) => return refused,
+        },
     };
-    let Some(place) = svc.ws_connections.try_open(&caller.token_id) else {
-        let max = svc.ws_connections.max();
-        info!(token = %caller.name, max, "refused a WebSocket connection: the token is at its cap");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "too many connections: this token already holds {max} open WebSocket \
-                 connections (--max-connections-per-token); close one first\n"
-            ),
-        )
-            .into_response();
+    // A hub's link stands for a connection its client holds there (and
+    // counts against the token's cap there).
+    let place = match caller.forwarded_by {
+        Some(_) => None,
+        None => match svc.ws_connections.try_open(&caller.token_id) {
+            Some(p) => Some(p),
+            None => return super::ws_auth::too_many(&svc, &caller),
+        },
     };
     initial_token::retire_on_first_use(&svc.config.data_dir, &caller.token_id, &caller.name);
     let max = svc.config.max_message_bytes;
@@ -72,58 +72,13 @@ pub async fn upgrade(
             async move {
                 let metrics = svc.metrics.clone();
                 metrics.ws_clients.fetch_add(1, Ordering::Relaxed);
-                serve_client(svc, Arc::new(caller), revocations, session_end, socket).await;
+                let caller = Arc::new(caller);
+                serve_client(svc, caller, revocations, session_end, once, socket).await;
                 metrics.ws_clients.fetch_sub(1, Ordering::Relaxed);
                 drop(place);
             }
             .instrument(span)
         })
-}
-
-/// The caller of an upgrade: by its bearer token, else by the dashboard's
-/// session cookie (only from the hub's own origin; then also the session's
-/// end, which closes the connection), or the refusal to answer.
-async fn authenticate(
-    svc: &Services,
-    headers: &HeaderMap,
-) -> Result<(Caller, Option<CancellationToken>), Response> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    if bearer.is_none() && signin::session_id(headers).is_some() {
-        // A page of another site can make the browser send the cookie on its
-        // upgrade (WebSockets have no SameSite check of their own): only the
-        // hub's own pages may use it.
-        if !super::own_origin(headers, &svc.config) {
-            info!(
-                origin = super::origin_text(headers),
-                "refused a session cookie on a WebSocket from a foreign origin"
-            );
-            return Err((
-                StatusCode::FORBIDDEN,
-                "a session cookie is accepted only from the hub's own origin\n",
-            )
-                .into_response());
-        }
-        return match signin::session_caller(svc, headers).await {
-            Ok((caller, session)) => Ok((caller, Some(session.ended))),
-            Err(refused) => Err(refused.into_response()),
-        };
-    }
-    match auth::authenticate(svc, bearer).await {
-        Ok(c) => Ok((c, None)),
-        Err(auth::AuthError::Store(e)) => {
-            Err((StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response())
-        }
-        Err(e) => Err((
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            format!("{e}\n"),
-        )
-            .into_response()),
-    }
 }
 
 /// In-flight requests of one client, by id, so they can be cancelled.
@@ -136,6 +91,7 @@ async fn serve_client(
     caller: Arc<Caller>,
     mut revocations: broadcast::Receiver<String>,
     session_end: Option<CancellationToken>,
+    once: bool,
     socket: WebSocket,
 ) {
     debug!("client connected");
@@ -153,6 +109,7 @@ async fn serve_client(
         execs: Arc::default(),
         cancel,
         tx,
+        once: once.then(CancellationToken::new),
     };
     // Exec input waiting for room in its exec's queue: no new message is
     // read until it is queued (the command sets the pace).
@@ -165,6 +122,8 @@ async fn serve_client(
         let msg = tokio::select! {
             biased;
             _ = client.cancel.cancelled() => break None,
+            // A hub's one-request link: its replies go out, then it closes.
+            Some(()) = OptionFuture::from(client.once.as_ref().map(|d| d.cancelled())) => break None,
             Some(()) = OptionFuture::from(session_end.as_ref().map(|e| e.cancelled())) => {
                 break Some(TokenEnd::SignedOut)
             }
@@ -180,17 +139,9 @@ async fn serve_client(
                 Err(RecvError::Closed) => { announced = false; continue }
             },
             Some(()) = OptionFuture::from(expiry.as_mut().as_pin_mut()) => {
-                // Checked against the wall clock the expiry is written in:
-                // the timer runs on the monotonic clock, and tokio caps a
-                // far deadline (a 10-year token) at about two years.
-                match client.caller.time_left() {
-                    Some(left) if !left.is_zero() => {
-                        if let Some(sleep) = expiry.as_mut().as_pin_mut() {
-                            sleep.reset(tokio::time::Instant::now() + left);
-                        }
-                        continue;
-                    }
-                    _ => break Some(TokenEnd::Expired),
+                match still_valid(&client.caller, expiry.as_mut().as_pin_mut()) {
+                    true => continue,
+                    false => break Some(TokenEnd::Expired),
                 }
             }
             _ = &mut send_task => { send_done = true; break None }
@@ -211,6 +162,11 @@ async fn serve_client(
         };
         let _ = client.tx.send(answer).await;
     };
+    if client.once.as_ref().is_some_and(|d| d.is_cancelled()) {
+        drop(client);
+        let _ = send_task.await;
+        return;
+    }
     if let Some(end) = ended {
         info!(
             reason = end.reason(),
@@ -227,6 +183,20 @@ async fn serve_client(
         let _ = send_task.await;
     }
     debug!("client disconnected");
+}
+
+/// The token's expiry timer fired: true (and the timer reset) if the token
+/// has time left. Checked against the wall clock the expiry is written in:
+/// the timer runs on the monotonic clock, and tokio caps a far deadline (a
+/// 10-year token) at about two years.
+fn still_valid(caller: &Caller, sleep: Option<std::pin::Pin<&mut tokio::time::Sleep>>) -> bool {
+    match (caller.time_left(), sleep) {
+        (Some(left), Some(sleep)) if !left.is_zero() => {
+            sleep.reset(tokio::time::Instant::now() + left);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Drain the client's queue into the socket until the queue closes, the
@@ -360,6 +330,8 @@ struct Client {
     cancel: CancellationToken,
     /// The client's send queue.
     tx: mpsc::Sender<Reply>,
+    /// A hub's link for one request: cancelled when that request ends.
+    once: Option<CancellationToken>,
 }
 
 impl Client {
@@ -383,7 +355,8 @@ impl Client {
 
     /// Run `req` in a task of its own, or say why not (too many in flight, a
     /// duplicate id).
-    fn start_request(&self, req: Request, action: Action) -> Result<(), Reply> {
+    fn start_request(&self, mut req: Request, action: Action) -> Result<(), Reply> {
+        req.local_only = self.caller.forwarded_by.is_some();
         let Ok(permit) = self.slots.clone().try_acquire_owned() else {
             return Err(Reply::error(
                 Some(req.id),
@@ -421,18 +394,29 @@ impl Client {
             }
             _ => None,
         };
+        let forward = crate::cluster::forward::forwarded(&self.svc, &self.caller, &req, &action);
+        let once = self.once.clone();
         tokio::spawn(
             async move {
                 let id = req.id;
-                match (action, input) {
-                    (Action::Exec(p), Some(input)) => {
+                match (action, input, forward) {
+                    (_, input, Some(f)) => {
+                        crate::cluster::forward::run(svc, caller, f, tx, req_cancel, input).await;
+                        lock_or_recover(&execs).remove(&id);
+                    }
+                    (Action::Exec(p), Some(input), None) => {
                         exec::exec(svc, caller, req, p, input, tx, req_cancel).await;
                         lock_or_recover(&execs).remove(&id);
                     }
-                    (action, _) => api::dispatch(svc, caller, req, action, tx, req_cancel).await,
+                    (action, _, None) => {
+                        api::dispatch(svc, caller, req, action, tx, req_cancel).await
+                    }
                 }
                 lock_or_recover(&inflight).remove(&id);
                 drop(permit);
+                if let Some(done) = once {
+                    done.cancel();
+                }
             }
             .in_current_span(),
         );

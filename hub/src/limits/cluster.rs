@@ -45,3 +45,16 @@ pub const CLUSTER_CHANGES_LOOKBACK: Duration = Duration::from_secs(10);
 /// a day, long enough to notice, and the table does not grow with every
 /// restart (each start is a new hub id).
 pub const HUB_FORGOTTEN_AFTER: Duration = Duration::from_secs(86_400);
+
+/// How far a forwarding hub's clock may be from the receiving hub's when it
+/// signs a request ([`crate::cluster::peer_auth`]): a signature older or
+/// newer than this is refused, so a captured one is soon worthless.
+pub const PEER_AUTH_SKEW: Duration = Duration::from_secs(30);
+
+/// How long a hub waits for another hub's API to accept a forwarded request
+/// (TCP, TLS and the WebSocket upgrade) before it tells the client.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One-shot requests waiting on one hub-to-hub link at once; more wait for
+/// room (the link's queue is bounded, as every other).
+pub const PEER_LINK_QUEUE: usize = 1024;

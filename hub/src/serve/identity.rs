@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     pub tls: Option<Arc<ApiTls>>,
     /// The cluster's id, in a cluster.
     pub cluster_id: Option<String>,
+    /// The key hubs of the cluster sign forwarded requests with.
+    pub peer_key: Option<crate::cluster::peer_auth::PeerKey>,
     /// This hub may make the initial admin token: alone, or the hub that
     /// sealed the cluster's identity.
     pub first: bool,
@@ -62,10 +64,14 @@ pub(super) async fn prepare(
             created,
             tls,
             cluster_id: None,
+            peer_key: None,
             first: true,
         });
     };
-    let seal = SealKey::derive(secret::read(secret_file)?.expose());
+    let secret = secret::read(secret_file)?;
+    let seal = SealKey::derive(secret.expose());
+    let peer_key = crate::cluster::peer_auth::PeerKey::derive(secret.expose());
+    drop(secret);
     let store = url.open().await?;
     let (args2, dir2) = (clone_tls_args(args), dir.to_path_buf());
     let s = store.clone();
@@ -92,6 +98,7 @@ pub(super) async fn prepare(
         created: false,
         tls,
         cluster_id: Some(id.cluster_id),
+        peer_key: Some(peer_key),
         first,
     })
 }
@@ -163,10 +170,16 @@ fn cluster_tls(
 }
 
 /// This hub's row in the cluster: a fresh id per start.
-pub(super) fn cluster(cluster_id: String, ssh_address: String, api_url: String) -> Arc<Cluster> {
+pub(super) fn cluster(
+    cluster_id: String,
+    peer_key: crate::cluster::peer_auth::PeerKey,
+    ssh_address: String,
+    api_url: String,
+) -> Arc<Cluster> {
     let now = now_unix_ms();
     Cluster::new(
         cluster_id,
+        peer_key,
         HubRow {
             id: hex::encode(rand::random::<[u8; 6]>()),
             ssh_address,

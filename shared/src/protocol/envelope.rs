@@ -24,6 +24,10 @@ pub struct Request {
     /// Action arguments.
     #[serde(default)]
     pub payload: Value,
+    /// Never on the wire: set by a hub for a request another hub of its
+    /// cluster forwarded, which it answers only for the agents it holds.
+    #[serde(skip)]
+    pub local_only: bool,
 }
 
 impl Request {
@@ -36,6 +40,7 @@ impl Request {
             server: server.map(str::to_string),
             selector: selector.map(str::to_string),
             payload,
+            local_only: false,
         }
     }
 

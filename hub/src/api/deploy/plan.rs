@@ -69,6 +69,18 @@ pub(super) async fn plan(
         match t {
             Target::Online(c) => online.push(c),
             Target::Offline { name, message } => offline.push((name, message)),
+            // A deploy's batches and canaries run from the hub it was sent
+            // to, on the agents that hub holds (see the README's cluster
+            // section).
+            Target::Remote { name, holder } => {
+                let m = format!(
+                    "agent {name} is held by hub {} ({}): a deploy by selector reaches the \
+                     agents of the hub it is sent to; deploy to it by --server (forwarded) \
+                     or through that hub",
+                    holder.hub_id, holder.api_url
+                );
+                offline.push((name, m))
+            }
         }
     }
     if !offline.is_empty() && !payload.skip_offline {

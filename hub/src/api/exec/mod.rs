@@ -153,6 +153,11 @@ async fn admit(
     let agent = match route::resolve(svc, req).await?.pop() {
         Some(Target::Online(a)) => a,
         Some(Target::Offline { message, .. }) => return Err(ApiError::AgentOffline(message)),
+        Some(Target::Remote { name, .. }) => {
+            return Err(ApiError::AgentOffline(format!(
+                "agent {name} moved to another hub: retry"
+            )))
+        }
         None => return Err(ApiError::UnknownAgent("no such agent".into())),
     };
     let action = nextdeploy_shared::protocol::Action::Exec(p.clone());
