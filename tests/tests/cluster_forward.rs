@@ -87,7 +87,41 @@ fn a_hub_forwards_requests_for_agents_another_hub_holds() {
             .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
         assert_eq!(p["server"], "fw-b", "{p}");
     }
+    // Events through A: fw-b's (sent by B) as well as fw-a's.
+    let mut cmd = a.cli_command(&a.admin_token).unwrap();
+    cmd.args(["agent", "events", "--output", "json"]);
+    let mut events = Streamer::spawn(cmd).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     let logger = Container::run(&names, &image, "logger", &[], &["tick"]).unwrap();
+    for server in ["fw-a", "fw-b"] {
+        events
+            .wait_json(
+                &format!("{server}'s start event"),
+                Duration::from_secs(15),
+                |v| v["server"] == server && v.to_string().contains(&logger.name),
+            )
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
+    }
+    drop(events);
+    // status through A: fw-b's live snapshot (held by B) is in its row.
+    wait_until(
+        "fw-b's snapshot in A's status",
+        Duration::from_secs(15),
+        Duration::from_millis(200),
+        || {
+            let rows = a.cli_json(&["agent", "status"])?;
+            let row = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["server"] == "fw-b")
+                .cloned();
+            Ok(row
+                .filter(|r| r["snapshot_at"].is_string() && r["hub"].is_string())
+                .map(|_| ()))
+        },
+    )
+    .unwrap();
     let ps = a
         .cli_json(&["agent", "ps", "--server", "fw-b", "--all"])
         .unwrap();

@@ -29,7 +29,12 @@ fn selector(req: &Request) -> Result<Option<Selector>, ApiError> {
 }
 
 /// `status`: every (matching) agent with its latest snapshot.
-pub async fn status(svc: &Services, req: &Request, p: StatusRequest) -> Result<Value, ApiError> {
+pub async fn status(
+    svc: &Services,
+    caller: &super::Caller,
+    req: &Request,
+    p: StatusRequest,
+) -> Result<Value, ApiError> {
     let sel = selector(req)?;
     let agents = super::admin::list_agents(svc).await?;
     let mut out = Vec::new();
@@ -67,6 +72,7 @@ pub async fn status(svc: &Services, req: &Request, p: StatusRequest) -> Result<V
             )));
         }
     }
+    crate::cluster::fleet::status_elsewhere(svc, caller, req, &mut out).await;
     Ok(serde_json::to_value(out).unwrap_or_default())
 }
 

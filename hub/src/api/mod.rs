@@ -179,7 +179,11 @@ pub async fn dispatch(
 /// The route table: every action to the module that answers it.
 async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action, out: &ReplySink) {
     let answer = match action {
-        Action::Events(p) => return fleet::events(svc, req, p, out).await,
+        Action::Events(p) => {
+            let elsewhere = crate::cluster::fleet::events_elsewhere(svc, caller, req, out);
+            tokio::join!(fleet::events(svc, req, p, out), elsewhere);
+            return;
+        }
         Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,
         Action::Rollback(p) => return deploy::rollback(svc, caller, req, p, out).await,
         Action::Inspect(_) if caller.role < Role::Operator => {
@@ -218,7 +222,7 @@ async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action
         Action::AlertSilenceList(_) => alert_rules::silence_list(svc).await,
         Action::AlertSilenceRemove(p) => alert_rules::silence_remove(svc, caller, p).await,
         Action::DeploysShow(p) => deploys::show(svc, p).await,
-        Action::Status(p) => fleet::status(svc, req, p).await,
+        Action::Status(p) => fleet::status(svc, caller, req, p).await,
         Action::History(p) => fleet::history(svc, req, p).await,
         Action::RotateKey(p) => rotate::rotate(svc, caller, req, p).await,
         Action::Cancel(_) | Action::RotateKeyCommit(_) | Action::Exec(_) => Err(

@@ -134,7 +134,7 @@ fn lost(id: u64, holder: &Holder, why: &str) -> Reply {
 }
 
 /// Open a link to `holder` for `token_id`'s requests.
-async fn connect(
+pub(super) async fn connect(
     svc: &Services,
     c: &Cluster,
     holder: &Holder,
@@ -170,7 +170,7 @@ async fn connect(
     }
 }
 
-fn text(req: &Request) -> Message {
+pub(super) fn text(req: &Request) -> Message {
     Message::Text(serde_json::to_string(req).unwrap_or_default().into())
 }
 
@@ -299,7 +299,12 @@ impl Links {
 }
 
 /// A one-shot request on the shared link to `holder`: its one answer.
-async fn ask(svc: &Services, caller: &Caller, req: Request, holder: &Holder) -> Option<Reply> {
+pub(super) async fn ask(
+    svc: &Services,
+    caller: &Caller,
+    req: Request,
+    holder: &Holder,
+) -> Option<Reply> {
     let id = req.id;
     let c = svc.config.cluster.as_ref()?;
     let link = match c.links.get(svc, holder, &caller.token_id).await {

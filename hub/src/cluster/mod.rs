@@ -9,7 +9,8 @@
 //! - [`status`]: the `cluster_status` answer;
 //! - [`changes`]: revocations and enrolments made on other hubs, polled;
 //! - [`peer_auth`] and [`forward`]: a request for an agent another hub
-//!   holds, forwarded to that hub, authenticated both ways.
+//!   holds, forwarded to that hub, authenticated both ways;
+//! - [`fleet`]: `events` and `status` spanning every hub.
 //!
 //! The lease rules: a hub takes an agent's lease before it registers the
 //! agent (an agent saying hello here has left any other hub), extends all
@@ -19,6 +20,7 @@
 //! heartbeat) and its lease has not expired.
 
 pub mod changes;
+pub mod fleet;
 pub mod forward;
 pub mod identity;
 pub mod peer_auth;
