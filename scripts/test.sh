@@ -64,6 +64,8 @@ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || 
 # The store on PostgreSQL (tests/tests/store_postgres.rs, store_migrate.rs):
 # each test starts its own server with initdb + pg_ctl from Debian's packages.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# Several hubs behind one TCP load balancer (tests/tests/cluster_haproxy.rs).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 
 docker_ok() { docker info >/dev/null 2>&1; }
 if ! docker_ok; then

@@ -122,16 +122,32 @@ impl Fleet {
     /// Start agents `0..n` against `hub`, `containers` per health snapshot
     /// (0: heartbeats only).
     pub fn start(hub: SocketAddr, pin: &str, n: usize, containers: usize) -> anyhow::Result<Fleet> {
+        Fleet::start_range(&[hub], pin, (0, n), containers)
+    }
+
+    /// Start agents `from..to` against the first of `hubs` (the others
+    /// tried in turn after a failed attempt).
+    pub fn start_range(
+        hubs: &[SocketAddr],
+        pin: &str,
+        (mut from, to): (usize, usize),
+        containers: usize,
+    ) -> anyhow::Result<Fleet> {
         let exe = std::env::current_exe()?;
         let mut fleet = Fleet {
             children: Vec::new(),
             stats: Vec::new(),
         };
-        let mut from = 0;
-        while from < n {
-            let count = AGENTS_PER_PROC.min(n - from);
-            let mut child = Command::new(&exe)
-                .args(["sim-agents", "--hub", &hub.to_string(), "--pin", pin])
+        let hub = hubs.first().context("no hub")?.to_string();
+        let also: Vec<String> = hubs[1..].iter().map(|h| h.to_string()).collect();
+        while from < to {
+            let count = AGENTS_PER_PROC.min(to - from);
+            let mut cmd = Command::new(&exe);
+            cmd.args(["sim-agents", "--hub", &hub, "--pin", pin]);
+            if !also.is_empty() {
+                cmd.args(["--also", &also.join(",")]);
+            }
+            let mut child = cmd
                 .args(["--from", &from.to_string(), "--count", &count.to_string()])
                 .args(["--containers", &containers.to_string()])
                 .stdout(Stdio::piped())

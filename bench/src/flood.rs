@@ -44,6 +44,7 @@ pub async fn run(seconds: u64, probes: usize) -> anyhow::Result<()> {
     let pid = hub.pid();
     let cfg = sim::SimConfig {
         hub: hub.ssh,
+        also: Vec::new(),
         pin,
         containers: FLOOD_CONTAINERS,
         health_interval: Duration::from_millis(1),

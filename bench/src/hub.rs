@@ -86,6 +86,16 @@ pub fn start_with(
     ports: Option<(SocketAddr, SocketAddr)>,
     tls: bool,
 ) -> anyhow::Result<HubProc> {
+    start_args(dir, ports, tls, &[])
+}
+
+/// [`start_with`] with `extra` flags (a cluster's `--store` and secret).
+pub fn start_args(
+    dir: &Path,
+    ports: Option<(SocketAddr, SocketAddr)>,
+    tls: bool,
+    extra: &[String],
+) -> anyhow::Result<HubProc> {
     let bin = crate::build::bin_dir().join(crate::build::HUB);
     if !bin.exists() {
         bail!(
@@ -115,6 +125,7 @@ pub fn start_with(
     if !tls {
         cmd.arg("--plain-http");
     }
+    cmd.args(extra);
     cmd
         // Loopback agents all come from 200 addresses of 127.0.0.0/24:
         // lift the per-address and per-prefix caps.

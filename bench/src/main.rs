@@ -25,7 +25,9 @@
 
 mod alerts_eval;
 mod buffer;
+
 mod build;
+mod cluster;
 mod dashboard;
 mod exec;
 mod fleet;
@@ -71,6 +73,10 @@ enum Cmd {
     /// Hub memory, CPU, store growth and API/connect latency with simulated
     /// agents pushing health snapshots.
     Health(health::Args),
+    /// Several hubs of one cluster on one store (issue 23): the forwarding's
+    /// added ping latency, a fan-out across hubs against one hub's, and one
+    /// hub killed.
+    Cluster(cluster::Args),
     /// One simulated agent flooding oversized health snapshots: hub RSS and
     /// a fresh agent's connect time, before and during.
     HealthFlood {
@@ -97,6 +103,9 @@ enum Cmd {
     SimAgents {
         #[arg(long)]
         hub: SocketAddr,
+        /// Other hubs of its cluster, tried after a failed attempt.
+        #[arg(long, value_delimiter = ',')]
+        also: Vec<SocketAddr>,
         #[arg(long)]
         pin: String,
         #[arg(long)]
@@ -389,6 +398,10 @@ async fn main_async() -> anyhow::Result<()> {
             interruptible(run_mode(plan(false, max_agents, pick))).await
         }
         Cmd::Health(a) => interruptible(health::run(a)).await,
+        Cmd::Cluster(a) => {
+            raise_nofile();
+            interruptible(cluster::run(a)).await
+        }
         Cmd::AlertsEval(a) => tokio::task::spawn_blocking(move || alerts_eval::run(a)).await?,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,
         Cmd::Exec(a) => tokio::task::spawn_blocking(move || exec::run(a)).await?,
@@ -396,6 +409,7 @@ async fn main_async() -> anyhow::Result<()> {
         Cmd::HealthFlood { seconds, probes } => interruptible(flood::run(seconds, probes)).await,
         Cmd::SimAgents {
             hub,
+            also,
             pin,
             from,
             count,
@@ -403,7 +417,7 @@ async fn main_async() -> anyhow::Result<()> {
             interval,
         } => {
             let every = Duration::from_secs(interval.max(1));
-            sim::run_child(hub, pin, (from, count), containers, every).await
+            sim::run_child((hub, also), pin, (from, count), containers, every).await
         }
         Cmd::TcpEcho { to, count } => tcpfloor::run_echo(to, count).await,
     }

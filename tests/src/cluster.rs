@@ -84,3 +84,18 @@ pub fn write_secret(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
 }
+
+/// The id `hub` goes by in the cluster (from the `Cluster:` line of its
+/// first start).
+pub fn hub_id(hub: &Hub) -> String {
+    let log = hub.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("] Cluster: "))
+        .unwrap_or_else(|| panic!("no Cluster line\n{}", hub.log_tail()));
+    line.rsplit("this hub: ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string()
+}

@@ -31,6 +31,7 @@ pub mod deploy;
 pub mod docker;
 pub mod doclines;
 pub mod flood_agent;
+pub mod haproxy;
 pub mod http;
 pub mod hub;
 pub mod nspawn;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nextdeploy_tests::cluster::{write_secret, Shared};
+use nextdeploy_tests::cluster::{hub_id, write_secret, Shared};
 use nextdeploy_tests::*;
 use serde_json::Value;
 
@@ -67,20 +67,6 @@ fn entry(hub: &Hub, name: &str) -> Value {
 /// `hub cluster status --output json`, through `hub`.
 fn status(hub: &Hub) -> Value {
     hub.cli_json(&["hub", "cluster", "status"]).unwrap()
-}
-
-/// The id `hub` goes by in the cluster (from its start lines).
-fn hub_id(hub: &Hub) -> String {
-    let log = hub.log_text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("] Cluster: "))
-        .unwrap_or_else(|| panic!("no Cluster line\n{}", hub.log_tail()));
-    line.rsplit("this hub: ")
-        .next()
-        .unwrap()
-        .trim_end_matches(')')
-        .to_string()
 }
 
 #[test]

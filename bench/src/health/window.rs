@@ -48,6 +48,7 @@ pub(super) async fn run_on(
     let token = admin_token(hub).await?;
     let cfg = sim::SimConfig {
         hub: hub.ssh,
+        also: Vec::new(),
         pin: pin.to_string(),
         containers: 0,
         health_interval: Duration::from_secs(p.interval),

@@ -28,6 +28,9 @@ use serve::{answer, serve};
 pub struct SimConfig {
     /// The hub's SSH address.
     pub hub: SocketAddr,
+    /// Other hubs of its cluster, tried in turn after a failed attempt (as
+    /// the real agent goes down its list).
+    pub also: Vec<SocketAddr>,
     /// Pinned hub fingerprint.
     pub pin: String,
     /// Synthetic containers per health snapshot (0: no snapshots).
@@ -167,9 +170,22 @@ pub async fn run_agent(
     // Spread source addresses over 127.0.0.2..=127.0.0.201 so ephemeral ports do not run out.
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (idx % 200) as u8));
     let mut attempt: u32 = 0;
+    let hubs: Vec<SocketAddr> = std::iter::once(cfg.hub)
+        .chain(cfg.also.iter().copied())
+        .collect();
+    let mut at = 0usize;
     loop {
         let started = std::time::Instant::now();
-        match connect(src, &name, key.clone(), &cfg, cancel.clone()).await {
+        match connect(
+            src,
+            hubs[at % hubs.len()],
+            &name,
+            key.clone(),
+            &cfg,
+            cancel.clone(),
+        )
+        .await
+        {
             Ok(mut handle) => {
                 cfg.stats.connected.fetch_add(1, Ordering::Relaxed);
                 tokio::select! {
@@ -179,6 +195,7 @@ pub async fn run_agent(
                 cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
             }
             Err(e) => {
+                at += 1;
                 // Only the TCP connect's own errors are io::Error here; the
                 // SSH stages wrap theirs in russh::Error.
                 let at_connect = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
@@ -219,6 +236,7 @@ pub async fn run_agent(
 
 async fn connect(
     src: IpAddr,
+    hub: SocketAddr,
     name: &str,
     key: Arc<PrivateKey>,
     cfg: &SimConfig,
@@ -226,7 +244,7 @@ async fn connect(
 ) -> anyhow::Result<client::Handle<Handler>> {
     let sock = TcpSocket::new_v4()?;
     sock.bind(SocketAddr::new(src, 0))?;
-    let stream = tokio::time::timeout(Duration::from_secs(20), sock.connect(cfg.hub))
+    let stream = tokio::time::timeout(Duration::from_secs(20), sock.connect(hub))
         .await
         .context("connect timeout")?
         .context("TCP connect")?;
@@ -293,7 +311,7 @@ async fn connect(
 /// [`crate::fleet::REPORT_EVERY`] until the parent kills it; an orphan
 /// (parent gone) or a run past four hours stops itself.
 pub async fn run_child(
-    hub: SocketAddr,
+    (hub, also): (SocketAddr, Vec<SocketAddr>),
     pin: String,
     (from, count): (usize, usize),
     containers: usize,
@@ -306,6 +324,7 @@ pub async fn run_child(
     let stats = Arc::new(SimStats::default());
     let cfg = SimConfig {
         hub,
+        also,
         pin,
         containers,
         health_interval: interval,
