@@ -47,6 +47,11 @@ pub struct HubArgs {
     /// cluster's random secret, the same on every hub.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
+    /// The API URL the other hubs of the cluster reach this hub at (they
+    /// forward requests for its agents there; not a load balancer's)
+    /// [default: --api-public-url, else the HTTP listen address].
+    #[arg(long, requires = "cluster_secret_file")]
+    pub cluster_api_url: Option<String>,
     /// SSH listen address for agents [default: 0.0.0.0:2222, 127.0.0.1:2222 with --local-agent].
     #[arg(long)]
     pub ssh_listen: Option<String>,
@@ -322,7 +327,7 @@ pub async fn run_hub(
     };
     if let (Some(id), Some(peer_key)) = (prepared.cluster_id, prepared.peer_key) {
         let ssh_public = config.ssh_public_address.clone();
-        let api_public = config.api_public_url.clone();
+        let api_public = args.cluster_api_url.clone().or(config.api_public_url.clone());
         let c = identity::cluster(
             id,
             peer_key,
