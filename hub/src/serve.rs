@@ -327,7 +327,10 @@ pub async fn run_hub(
     };
     if let (Some(id), Some(peer_key)) = (prepared.cluster_id, prepared.peer_key) {
         let ssh_public = config.ssh_public_address.clone();
-        let api_public = args.cluster_api_url.clone().or(config.api_public_url.clone());
+        let api_public = args
+            .cluster_api_url
+            .clone()
+            .or(config.api_public_url.clone());
         let c = identity::cluster(
             id,
             peer_key,

@@ -4,7 +4,8 @@
 //! [`crate::store::Store::revocations`], which closes its WebSockets here as
 //! on the hub that revoked it; a revoked agent held here is cut; any change
 //! of who is enrolled drops the store's label index, kept in memory between
-//! enrolments and revocations (`SqliteStore::agent_labels`).
+//! enrolments and revocations (`SqliteStore::agent_labels`); a dashboard
+//! session signed out elsewhere ends here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub async fn run(svc: Arc<Services>) {
             }
         };
         let todo = seen.take(since, changes);
+        sign_outs(&svc, since).await;
         for name in &todo.agents {
             if svc.registry.kick(name) {
                 info!(agent = %name, "agent revoked (on this or another hub): cut");
@@ -90,6 +92,21 @@ pub async fn run(svc: Arc<Services>) {
             svc.store
                 .changed_elsewhere(&todo.tokens, todo.agents_changed);
         }
+    }
+}
+
+/// Dashboard sessions signed out on any hub end here too (their WebSockets
+/// close); ending one this hub does not hold is nothing.
+async fn sign_outs(svc: &Services, since: i64) {
+    match store::blocking(&svc.store, move |s| s.sessions_ended_since(since)).await {
+        Ok(hashes) => {
+            for h in hashes {
+                if svc.sessions.close_hash(&h) {
+                    info!("dashboard session signed out (on this or another hub): ended");
+                }
+            }
+        }
+        Err(e) => warn!(error = %e, "cannot poll the store for sign-outs"),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Dashboard sessions: a browser exchanges an API token for a random session
 //! id (`POST /api/session`, [`super::signin`]) kept in an HttpOnly cookie.
-//! The hub keeps them in memory only, by the SHA-256 of the id (a memory dump
-//! or a log line holds no usable id), at most [`MAX_SESSIONS`], each for at
+//! The hub keeps them by the SHA-256 of the id (a memory dump, a log line or
+//! the store holds no usable id): in memory, with the cancellation that
+//! closes their WebSockets, and in the store, so that every hub of a cluster
+//! knows them ([`crate::store::sessions`]); at most [`MAX_SESSIONS`] in
+//! memory, each for at
 //! most [`SESSION_TTL`]. A session is tied to its token: every use rechecks
 //! the token, and a session's `ended` token closes the WebSockets opened with
 //! it when the session ends (sign-out, eviction). One token holds at most
@@ -54,6 +57,11 @@ impl Default for Sessions {
 
 fn hash(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
+}
+
+/// The hash of a session id as the store keeps it (hex).
+pub fn hash_hex(id: &str) -> String {
+    hex::encode(hash(id))
 }
 
 impl Sessions {
@@ -128,6 +136,36 @@ impl Sessions {
         None
     }
 
+    /// Take in a session another hub opened (read from the store), ending
+    /// at `expires_unix`: as [`Sessions::get`] would give it, or `None` at
+    /// this hub's cap or when it has no time left.
+    pub fn adopt(&self, id: &str, token_id: &str, expires_unix: i64) -> Option<Session> {
+        let left = expires_unix - nextdeploy_shared::time::now_unix();
+        let left = Duration::from_secs(u64::try_from(left).ok()?.min(self.ttl.as_secs()));
+        let now = Instant::now();
+        let session = Session {
+            token_id: token_id.to_string(),
+            opened: now,
+            expires: now + left,
+            ended: CancellationToken::new(),
+        };
+        let mut map = lock_or_recover(&self.by_hash);
+        if map.len() >= self.max {
+            return None;
+        }
+        Some(map.entry(hash(id)).or_insert(session).clone())
+    }
+
+    /// End the session whose id hashes to `hex` (signed out on another
+    /// hub): whether this hub held it.
+    pub fn close_hash(&self, hex: &str) -> bool {
+        let Ok(Ok(key)) = hex::decode(hex).map(<[u8; 32]>::try_from) else {
+            return false;
+        };
+        let removed = lock_or_recover(&self.by_hash).remove(&key);
+        removed.map(|s| s.ended.cancel()).is_some()
+    }
+
     /// End the session with this id (sign-out): whether there was one.
     pub fn close(&self, id: &str) -> bool {
         let removed = lock_or_recover(&self.by_hash).remove(&hash(id));
@@ -174,6 +212,20 @@ mod tests {
         assert!(!opened.ended.is_cancelled());
         let (other, _) = s.open("tok").unwrap();
         assert_ne!(id, other);
+    }
+
+    #[test]
+    fn a_session_of_another_hub_is_adopted_and_closed_by_its_hash() {
+        let s = Sessions::default();
+        let id = "ab".repeat(32);
+        let far = nextdeploy_shared::time::now_unix() + 600;
+        let got = s.adopt(&id, "tok", far).unwrap();
+        assert_eq!(s.get(&id).unwrap().token_id, "tok");
+        assert!(got.time_left() <= Duration::from_secs(600));
+        assert!(s.adopt(&"cd".repeat(32), "tok", 0).is_none(), "expired");
+        assert!(s.close_hash(&hash_hex(&id)));
+        assert!(got.ended.is_cancelled() && s.get(&id).is_none());
+        assert!(!s.close_hash("not hex"));
     }
 
     #[test]

@@ -15,9 +15,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::session::Session;
+use super::session::{self, Session};
 use crate::api::auth::{self, AuthError, Caller};
-use crate::limits::MAX_SESSIONS;
+use crate::limits::{MAX_SESSIONS, SESSIONS_KEPT_ENDED};
 use crate::serve::initial_token;
 use crate::Services;
 
@@ -73,7 +73,10 @@ pub async fn session_caller(
     headers: &HeaderMap,
 ) -> Result<(Caller, Session), Refusal> {
     let id = session_id(headers).ok_or(Refusal::NoSession)?;
-    let session = svc.sessions.get(id).ok_or(Refusal::NoSession)?;
+    let session = match svc.sessions.get(id) {
+        Some(s) => s,
+        None => from_store(svc, id).await?,
+    };
     match auth::recheck(svc, &session.token_id).await {
         Ok(mut caller) => {
             // The connection also ends when the session does.
@@ -91,6 +94,36 @@ pub async fn session_caller(
             svc.sessions.close_token(&session.token_id);
             Err(Refusal::Token(e))
         }
+    }
+}
+
+/// A session this hub does not hold, from the store (opened on another hub
+/// of the cluster, or before this hub restarted).
+async fn from_store(svc: &Services, id: &str) -> Result<Session, Refusal> {
+    let hash = session::hash_hex(id);
+    let now = nextdeploy_shared::time::now_unix();
+    let row = crate::store::blocking(&svc.store, move |s| s.live_session(&hash, now))
+        .await
+        .map_err(|e| Refusal::Store(AuthError::Store(e)))?
+        .ok_or(Refusal::NoSession)?;
+    svc.sessions
+        .adopt(id, &row.token_id, row.expires_at)
+        .ok_or(Refusal::NoSession)
+}
+
+/// Keep a new session in the store for the other hubs; a store that fails
+/// leaves it signed in on this hub only.
+async fn keep(svc: &Services, id: &str, token_id: &str, left: std::time::Duration) {
+    let now = nextdeploy_shared::time::now_unix();
+    let row = crate::store::sessions::SessionRow {
+        hash: session::hash_hex(id),
+        token_id: token_id.to_string(),
+        opened_at: now,
+        expires_at: now + left.as_secs() as i64,
+    };
+    let forget = now - SESSIONS_KEPT_ENDED.as_secs() as i64;
+    if let Err(e) = crate::store::blocking(&svc.store, move |s| s.put_session(&row, forget)).await {
+        tracing::warn!(error = %e, "dashboard session not stored: it holds on this hub only");
     }
 }
 
@@ -156,6 +189,7 @@ pub async fn sign_in(
         let msg = format!("the hub holds {MAX_SESSIONS} dashboard sessions; try again later\n");
         return (StatusCode::TOO_MANY_REQUESTS, msg).into_response();
     };
+    keep(&svc, &id, &caller.token_id, session.time_left()).await;
     tracing::info!(token = %caller.name, role = caller.role.as_str(), "dashboard sign-in");
     let max_age = session.time_left().as_secs();
     let set = HeaderValue::from_str(&cookie(&id, max_age));
@@ -176,7 +210,9 @@ pub async fn sign_out(State(svc): State<Arc<Services>>, headers: HeaderMap) -> R
         return refused;
     }
     if let Some(id) = session_id(&headers) {
-        if svc.sessions.close(id) {
+        let (hash, now) = (session::hash_hex(id), nextdeploy_shared::time::now_unix());
+        let ended = crate::store::blocking(&svc.store, move |s| s.end_session(&hash, now)).await;
+        if svc.sessions.close(id) || matches!(ended, Ok(true)) {
             tracing::info!("dashboard sign-out");
         }
     }

@@ -58,3 +58,8 @@ pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One-shot requests waiting on one hub-to-hub link at once; more wait for
 /// room (the link's queue is bounded, as every other).
 pub const PEER_LINK_QUEUE: usize = 1024;
+
+/// How long the store keeps a dashboard session after it ended or expired
+/// (the other hubs' poll looks back seconds): the next sign-in forgets older
+/// ones, so the table holds the sign-ins of the sessions' lifetime plus an hour.
+pub const SESSIONS_KEPT_ENDED: Duration = Duration::from_secs(3600);

@@ -12,6 +12,7 @@ use super::backend::Backend;
 use super::buffer_seqs::{self, BufferSeqs};
 use super::cluster::{self, Changes, ClusterStore, HubRow, LeaseRow};
 use super::exec::{self, ExecSessions, NewSession, SessionEnd};
+use super::sessions::{self, SessionRow, SessionStore};
 use super::StoreResult;
 
 impl<B: Backend> ExecSessions for B {
@@ -123,6 +124,21 @@ impl<B: Backend> BufferSeqs for B {
     }
     fn set_buffer_seqs(&self, agent: &str, id: &str, ranges: &str) -> StoreResult<()> {
         self.main(|c| buffer_seqs::set(c, agent, id, ranges))
+    }
+}
+
+impl<B: Backend> SessionStore for B {
+    fn put_session(&self, s: &SessionRow, forget_before: i64) -> StoreResult<()> {
+        self.main(|db| sessions::put(db, s, forget_before))
+    }
+    fn live_session(&self, hash: &str, now: i64) -> StoreResult<Option<SessionRow>> {
+        self.main(|db| sessions::live(db, hash, now))
+    }
+    fn end_session(&self, hash: &str, now: i64) -> StoreResult<bool> {
+        self.main(|db| sessions::end(db, hash, now))
+    }
+    fn sessions_ended_since(&self, since: i64) -> StoreResult<Vec<String>> {
+        self.main(|db| sessions::ended_since(db, since))
     }
 }
 

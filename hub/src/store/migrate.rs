@@ -27,6 +27,10 @@ pub const TABLES: &[(&str, &str)] = &[
     ("cluster_items", "name, value"),
     ("hubs", "id, ssh_address, api_url, started_at, heartbeat_at"),
     ("agent_leases", "agent, hub_id, expires_at"),
+    (
+        "dashboard_sessions",
+        "hash, token_id, opened_at, expires_at, ended_at",
+    ),
     ("join_tokens", super::agents::JOIN_COLS),
     ("api_tokens", super::agents::API_COLS),
     (

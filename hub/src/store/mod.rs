@@ -17,6 +17,7 @@ pub mod exec;
 pub mod health;
 pub mod migrate;
 pub mod postgres;
+pub mod sessions;
 pub mod sql;
 pub mod sqlite;
 #[doc(hidden)]
@@ -200,6 +201,7 @@ pub trait Store:
     + alert_rules::AlertRuleStore
     + buffer_seqs::BufferSeqs
     + cluster::ClusterStore
+    + sessions::SessionStore
     + Send
     + Sync
     + 'static

@@ -213,4 +213,14 @@ CREATE TABLE agent_leases (
 );
 CREATE INDEX agent_leases_hub ON agent_leases (hub_id);
 "#,
+    r#"
+CREATE TABLE dashboard_sessions (
+    hash       TEXT PRIMARY KEY,
+    token_id   TEXT NOT NULL,
+    opened_at  BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    ended_at   BIGINT
+);
+CREATE INDEX dashboard_sessions_ended ON dashboard_sessions (ended_at);
+"#,
 ];

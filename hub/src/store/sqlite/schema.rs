@@ -66,4 +66,6 @@ CREATE TABLE audit (
     // Several hubs on one store (issue 23): the sealed identity, the
     // hubs' heartbeats and the agents' leases.
     crate::store::cluster::SCHEMA,
+    // Dashboard sessions, shared by the hubs of a cluster (issue 23).
+    crate::store::sessions::SCHEMA,
 ];

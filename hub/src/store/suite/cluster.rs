@@ -73,3 +73,27 @@ pub fn changes_name_revocations_since_and_the_enrolment_mark<B: Backend>(s: &B) 
         assert_eq!(rx.try_recv().unwrap(), "other");
     }
 }
+
+pub fn dashboard_sessions_are_seen_by_every_hub_until_they_end<B: Backend>(s: &B) {
+    use crate::store::sessions::{SessionRow, SessionStore};
+    let row = |h: &str, expires_at| SessionRow {
+        hash: h.into(),
+        token_id: "tok".into(),
+        opened_at: 100,
+        expires_at,
+    };
+    s.put_session(&row("aa", 1000), 0).unwrap();
+    s.put_session(&row("bb", 150), 0).unwrap();
+    assert_eq!(s.live_session("aa", 200).unwrap(), Some(row("aa", 1000)));
+    assert_eq!(s.live_session("bb", 200).unwrap(), None, "expired");
+    assert_eq!(s.live_session("cc", 200).unwrap(), None);
+    assert!(s.end_session("aa", 300).unwrap());
+    assert!(!s.end_session("aa", 301).unwrap(), "ended twice");
+    assert_eq!(s.live_session("aa", 302).unwrap(), None);
+    assert_eq!(s.sessions_ended_since(300).unwrap(), vec!["aa".to_string()]);
+    assert!(s.sessions_ended_since(301).unwrap().is_empty());
+    // A later sign-in forgets what ended or expired before its bound.
+    s.put_session(&row("dd", 5000), 400).unwrap();
+    assert!(s.sessions_ended_since(0).unwrap().is_empty());
+    assert!(s.live_session("dd", 401).unwrap().is_some());
+}

@@ -56,6 +56,7 @@ cases!(
     misc::buffer_seqs_are_kept_per_agent,
     cluster::leases_move_extend_and_drop_only_for_their_holder,
     cluster::changes_name_revocations_since_and_the_enrolment_mark,
+    cluster::dashboard_sessions_are_seen_by_every_hub_until_they_end,
 );
 
 /// Run every case, each on a store made by `fresh`.
