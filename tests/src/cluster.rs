@@ -86,11 +86,12 @@ pub fn write_secret(dir: &Path, name: &str, text: &str, mode: u32) -> PathBuf {
 }
 
 /// The id `hub` goes by in the cluster (from the `Cluster:` line of its
-/// first start).
+/// latest start: a hub takes a new id at each).
 pub fn hub_id(hub: &Hub) -> String {
     let log = hub.log_text();
     let line = log
         .lines()
+        .rev()
         .find(|l| l.contains("] Cluster: "))
         .unwrap_or_else(|| panic!("no Cluster line\n{}", hub.log_tail()));
     line.rsplit("this hub: ")

@@ -31,6 +31,9 @@ pub struct HubOpts {
     /// The admin token, when the hub shares a store that has one (it
     /// writes no initial token then); else read from its data dir.
     pub admin_token: Option<String>,
+    /// Run in this network namespace, listening on this address of it
+    /// ([`crate::netns::Netns`]); else on loopback.
+    pub netns: Option<(String, String)>,
 }
 
 impl HubOpts {
@@ -153,14 +156,22 @@ impl Hub {
     }
 
     fn spawn(&mut self, ssh_port: u16, http_port: u16) -> Result<()> {
-        let mut cmd = Command::new(hub_bin()?);
+        let mut cmd = match &self.opts.netns {
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(hub_bin()?);
+                c
+            }
+            None => Command::new(hub_bin()?),
+        };
+        let host = self.host();
         cmd.arg("hub")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--ssh-listen")
-            .arg(format!("127.0.0.1:{ssh_port}"))
+            .arg(format!("{host}:{ssh_port}"))
             .arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
+            .arg(format!("{host}:{http_port}"))
             .args(&self.opts.extra_args)
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
@@ -285,9 +296,17 @@ impl Hub {
         self.restart()
     }
 
-    /// `127.0.0.1:<ssh port>`.
+    /// The address it listens on: loopback, or its namespace's.
+    pub fn host(&self) -> String {
+        match &self.opts.netns {
+            Some((_, ip)) => ip.clone(),
+            None => "127.0.0.1".into(),
+        }
+    }
+
+    /// `127.0.0.1:<ssh port>` (the namespace's address for a hub in one).
     pub fn ssh_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.ssh_port)
+        format!("{}:{}", self.host(), self.ssh_port)
     }
 
     /// `https://127.0.0.1:<http port>` (`http://` with `--plain-http`).
@@ -297,7 +316,7 @@ impl Hub {
         } else {
             "http"
         };
-        format!("{scheme}://127.0.0.1:{}", self.http_port)
+        format!("{scheme}://{}:{}", self.host(), self.http_port)
     }
 
     /// `wss://127.0.0.1:<http port>/ws` (`ws://` with `--plain-http`).

@@ -34,6 +34,7 @@ pub mod flood_agent;
 pub mod haproxy;
 pub mod http;
 pub mod hub;
+pub mod netns;
 pub mod nspawn;
 pub mod paths;
 pub mod postgres;

@@ -36,7 +36,12 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 impl Proxy {
     /// Listen on a loopback port chosen by the OS, forwarding to `target`.
     pub fn start(target: &str) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Proxy::start_on("127.0.0.1:0", target)
+    }
+
+    /// Listen on `listen` (`ip:port`, port 0 for the OS's pick), forwarding to `target`.
+    pub fn start_on(listen: &str, target: &str) -> Proxy {
+        let listener = TcpListener::bind(listen).unwrap();
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();

@@ -63,3 +63,10 @@ pub const PEER_LINK_QUEUE: usize = 1024;
 /// (the other hubs' poll looks back seconds): the next sign-in forgets older
 /// ones, so the table holds the sign-ins of the sessions' lifetime plus an hour.
 pub const SESSIONS_KEPT_ENDED: Duration = Duration::from_secs(3600);
+
+/// How long data sent to a PostgreSQL store may go unacknowledged before the
+/// connection counts as dead (`TCP_USER_TIMEOUT`): a store cut off from the
+/// network mid-query is an error within this, and the connection is opened
+/// again, rather than a wait on TCP's retransmissions (minutes) that would
+/// hold every store call of the hub.
+pub const PG_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);

@@ -52,13 +52,17 @@ impl PgStore {
     }
 }
 
-/// Bounds the URL did not set: connect timeout, keepalives, statement timeout.
+/// Bounds the URL did not set: connect timeout, keepalives, unacknowledged
+/// data, statement timeout.
 fn settings(config: &mut Config) {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(limits::PG_CONNECT_TIMEOUT);
     }
     config.keepalives(true);
     config.keepalives_idle(limits::PG_KEEPALIVE_IDLE);
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(limits::PG_TCP_USER_TIMEOUT);
+    }
     if config.get_options().is_none() {
         let ms = limits::PG_STATEMENT_TIMEOUT.as_millis();
         config.options(&format!("-c statement_timeout={ms}"));
