@@ -20,6 +20,9 @@ use crate::{hub, wsclient::Ws};
 
 /// How long the agents may take to connect before the run fails.
 const CONNECT_LIMIT: Duration = Duration::from_secs(300);
+/// Time for every hub's view of who holds what to catch up (a heartbeat
+/// and a read, twice over).
+const SETTLE: Duration = Duration::from_secs(3);
 /// How long the agents of a killed hub may take to come back before the
 /// run records a failure.
 const RECOVER_LIMIT: Duration = Duration::from_secs(120);
@@ -176,16 +179,26 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
             0,
         )?);
     }
-    hub::wait_online(hubs[0].http, a.agents as u64, CONNECT_LIMIT).await?;
+    online_across(&hubs, a.agents as u64, CONNECT_LIMIT).await?;
     let token = hubs[0].admin_token()?;
     let mut via0 = Ws::connect(hubs[0].http, &token).await?;
     let mut via1 = Ws::connect(hubs[1].http, &token).await?;
     // Agents of hub 1: straight through it, and forwarded by hub 0.
     let (from, to) = share(a.agents, a.hubs, 1);
-    let (mut direct, mut forwarded) = (Vec::new(), Vec::new());
+    // Each hub's view of the others' agents is as fresh as its last
+    // heartbeat (1 s): let them settle.
+    tokio::time::sleep(SETTLE).await;
+    let (mut direct, mut forwarded, mut elsewhere) = (Vec::new(), Vec::new(), 0);
     for i in 0..a.pings {
         let name = sim_name(from + i % (to - from));
-        direct.push(ping(&mut via1, i as u64, &name).await?);
+        // One that reached another hub of its list is not hub 1's: skipped.
+        match ping(&mut via1, i as u64, &name).await {
+            Ok(ms) => direct.push(ms),
+            Err(_) => {
+                elsewhere += 1;
+                continue;
+            }
+        }
         forwarded.push(ping(&mut via0, i as u64, &name).await?);
     }
     let fan = fan_out(&mut via0, a.rounds, a.agents).await?;
@@ -199,12 +212,36 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
         "forwarded_p99_ms": percentile(&mut forwarded, 0.99),
         "fanout_s": fan.0,
         "fanout_answered_min": fan.1,
+        "pings_skipped_not_on_hub_1": elsewhere,
         "recovery": recovery,
     }))
 }
 
-/// Kill the last hub: the seconds until every agent is online again as
-/// the first hub sees it, and the agents' failures other than refusals.
+/// Agents online as the hubs' `/health` count them (each its own).
+async fn online_sum(hubs: &[hub::HubProc]) -> u64 {
+    let mut n = 0;
+    for h in hubs {
+        n += hub::agents_online(h.http).await.unwrap_or(0);
+    }
+    n
+}
+
+/// Wait until `n` agents are online across `hubs`.
+async fn online_across(hubs: &[hub::HubProc], n: u64, limit: Duration) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    while online_sum(hubs).await < n {
+        anyhow::ensure!(
+            t0.elapsed() < limit,
+            "only {} of {n} agents online after {limit:?}",
+            online_sum(hubs).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Kill the last hub: the seconds until every agent is online again on
+/// the others, and the agents' failures other than refusals.
 async fn kill_one(hubs: &mut [hub::HubProc], fleets: &[Fleet], a: &Args) -> anyhow::Result<Value> {
     let failures0: u64 = fleets.iter().map(|f| f.failures()).sum();
     let (from, to) = share(a.agents, a.hubs, a.hubs - 1);
@@ -216,7 +253,7 @@ async fn kill_one(hubs: &mut [hub::HubProc], fleets: &[Fleet], a: &Args) -> anyh
     // they come back through the others.
     let mut dropped = false;
     let back = loop {
-        let online = hub::agents_online(hubs[0].http).await.unwrap_or(0);
+        let online = online_sum(&hubs[..hubs.len() - 1]).await;
         dropped |= online < a.agents as u64;
         if dropped && online >= a.agents as u64 {
             break Some(t0.elapsed().as_secs_f64());
