@@ -46,6 +46,11 @@ pub struct Args {
     /// Write the JSON result here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// The cluster's store: an empty PostgreSQL database
+    /// (`postgres://user@host:port/db`) [default: one SQLite file the hub
+    /// processes share].
+    #[arg(long)]
+    pub store: Option<String>,
 }
 
 /// Run it and print (and write) the result.
@@ -141,10 +146,17 @@ fn start_hubs(a: &Args, template: &Path, work: &Path) -> anyhow::Result<Vec<hub:
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
     let first = work.join("hub-0");
     crate::fleet::copy_dir(template, &first)?;
-    let store = format!(
-        "sqlite://{}",
-        first.join(nextdeploy_hub::serve::STORE_FILE).display()
-    );
+    let store = match &a.store {
+        Some(url) => {
+            // The template's agents, moved into the database first.
+            migrate(&first, url)?;
+            url.clone()
+        }
+        None => format!(
+            "sqlite://{}",
+            first.join(nextdeploy_hub::serve::STORE_FILE).display()
+        ),
+    };
     let extra = [
         "--store".to_string(),
         store,
@@ -158,6 +170,22 @@ fn start_hubs(a: &Args, template: &Path, work: &Path) -> anyhow::Result<Vec<hub:
         hubs.push(hub::start_args(&dir, None, false, &extra)?);
     }
     Ok(hubs)
+}
+
+/// `nextdeploy hub migrate` of the template's SQLite store into `url`.
+fn migrate(dir: &Path, url: &str) -> anyhow::Result<()> {
+    let bin = crate::build::bin_dir().join(crate::build::HUB);
+    let out = std::process::Command::new(bin)
+        .args(["hub", "migrate", "--from"])
+        .arg(dir.join(nextdeploy_hub::serve::STORE_FILE))
+        .args(["--to", url])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "hub migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }
 
 /// Agents `share(k)` of `n` go to hub `k`.
@@ -179,7 +207,9 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
             0,
         )?);
     }
+    let t0 = Instant::now();
     online_across(&hubs, a.agents as u64, CONNECT_LIMIT).await?;
+    let connect_s = t0.elapsed().as_secs_f64();
     let token = hubs[0].admin_token()?;
     let mut via0 = Ws::connect(hubs[0].http, &token).await?;
     let mut via1 = Ws::connect(hubs[1].http, &token).await?;
@@ -206,6 +236,7 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
     let recovery = kill_one(&mut hubs, &fleets, a).await?;
     drop(fleets);
     Ok(json!({
+        "connect_s": connect_s,
         "direct_p50_ms": percentile(&mut direct, 0.5),
         "direct_p99_ms": percentile(&mut direct, 0.99),
         "forwarded_p50_ms": percentile(&mut forwarded, 0.5),
@@ -305,7 +336,7 @@ fn report(a: &Args, single: Value, cluster: Value) -> Value {
         "agents": a.agents,
         "hubs": a.hubs,
         "pings": a.pings,
-        "store": "SQLite (one file, WAL, shared by the hub processes)",
+        "store": if a.store.is_some() { "PostgreSQL" } else { "SQLite (one file, WAL, shared by the hub processes)" },
         "api": "plain HTTP between client and hubs and between hubs (--plain-http): the TLS of a link is paid once, at its start",
         "single_hub": single,
         "cluster": cluster,

@@ -173,7 +173,9 @@ pub async fn run_agent(
     let hubs: Vec<SocketAddr> = std::iter::once(cfg.hub)
         .chain(cfg.also.iter().copied())
         .collect();
-    let mut at = 0usize;
+    // As the agent's `Rotation`: the next hub after a lost connection or a
+    // failed dial; the backoff once every hub failed in a row.
+    let (mut at, mut failed_in_row) = (0usize, 0usize);
     loop {
         let started = std::time::Instant::now();
         match connect(
@@ -193,9 +195,10 @@ pub async fn run_agent(
                     _ = cancel.cancelled() => return,
                 }
                 cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
+                (at, failed_in_row) = (at + 1, 0);
             }
             Err(e) => {
-                at += 1;
+                (at, failed_in_row) = (at + 1, failed_in_row + 1);
                 // Only the TCP connect's own errors are io::Error here; the
                 // SSH stages wrap theirs in russh::Error.
                 let at_connect = e.downcast_ref::<std::io::Error>().map(|e| e.kind());
@@ -217,6 +220,10 @@ pub async fn run_agent(
                         }
                     }
                 }
+                if failed_in_row < hubs.len() {
+                    continue;
+                }
+                failed_in_row = 0;
             }
         }
         if started.elapsed() >= BACKOFF_RESET_AFTER {
