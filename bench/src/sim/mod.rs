@@ -173,8 +173,9 @@ pub async fn run_agent(
     let hubs: Vec<SocketAddr> = std::iter::once(cfg.hub)
         .chain(cfg.also.iter().copied())
         .collect();
-    // As the agent's `Rotation`: the next hub after a lost connection or a
-    // failed dial; the backoff once every hub failed in a row.
+    // As the agent's `Rotation`: another hub after a lost connection (at
+    // random) or the next after a failed dial; the backoff once every hub
+    // failed in a row.
     let (mut at, mut failed_in_row) = (0usize, 0usize);
     loop {
         let started = std::time::Instant::now();
@@ -195,7 +196,9 @@ pub async fn run_agent(
                     _ = cancel.cancelled() => return,
                 }
                 cfg.stats.connected.fetch_sub(1, Ordering::Relaxed);
-                (at, failed_in_row) = (at + 1, 0);
+                // One of the other hubs, at random (as the agent).
+                let skip = rand::random_range(1..hubs.len().max(2));
+                (at, failed_in_row) = (at + skip, 0);
             }
             Err(e) => {
                 (at, failed_in_row) = (at + 1, failed_in_row + 1);
