@@ -34,6 +34,19 @@ const browser = await chromium.launch({
   timeout: WAIT_MS,
 });
 const problems = [];
+/** `page.goto`, once more after a network change: the test's container
+ * starting on a bridge adds a veth as the browser starts, and Chromium aborts
+ * that moment's navigation with ERR_NETWORK_CHANGED. */
+async function go(page, target) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await page.goto(target);
+    } catch (e) {
+      if (tries >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
+      await page.waitForTimeout(500);
+    }
+  }
+}
 async function signedIn(context, token, watch) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
@@ -46,7 +59,7 @@ async function signedIn(context, token, watch) {
     });
   }
   page.on("pageerror", (e) => problems.push(String(e)));
-  await page.goto(url("/"));
+  await go(page, url("/"));
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: agent, exact: true }).waitFor();
@@ -139,7 +152,7 @@ try {
   console.log("deploys: the deploy's page and the history show the rollback");
 
   // The same image to every agent labelled suite=deploy: the counts.
-  await page.goto(url("/deploys/new"));
+  await go(page, url("/deploys/new"));
   await page.getByLabel("Target", { exact: true }).selectOption("selector");
   await page.getByLabel("Selector", { exact: true }).fill("suite=deploy");
   await page.getByLabel("Image", { exact: true }).fill(env("DASH_BAD_IMAGE"));
@@ -160,7 +173,7 @@ try {
   if (await other.getByRole("link", { name: "Admin", exact: true }).count()) {
     throw new Error("a viewer sees the Admin link");
   }
-  await page.goto(url("/admin"));
+  await go(page, url("/admin"));
   // The agent's key rotated after a confirmation; the join token deleted.
   const agents = page.getByRole("region", { name: "Agents" });
   await agents.getByRole("button", { name: "Rotate key" }).click();
