@@ -11,6 +11,7 @@
 // It prints "events: open" when the Events page is following, and waits for
 // the test to restart DASH_WEB through the CLI.
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -34,19 +35,6 @@ const browser = await chromium.launch({
   timeout: WAIT_MS,
 });
 const problems = [];
-/** `page.goto`, once more after a network change: the test's container
- * starting on a bridge adds a veth as the browser starts, and Chromium aborts
- * that moment's navigation with ERR_NETWORK_CHANGED. */
-async function go(page, target) {
-  for (let tries = 1; ; tries++) {
-    try {
-      return await page.goto(target);
-    } catch (e) {
-      if (tries >= 3 || !String(e).includes("ERR_NETWORK_CHANGED")) throw e;
-      await page.waitForTimeout(500);
-    }
-  }
-}
 async function signedIn(context, token, watch) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);

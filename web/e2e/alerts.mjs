@@ -10,6 +10,7 @@
 //   DASH_CONTAINER   the container that died
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -33,7 +34,7 @@ const check = (ok, what) => {
 };
 
 async function signIn(page, token) {
-  await page.goto(env("DASH_URL"));
+  await go(page, env("DASH_URL"));
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: agent, exact: true }).waitFor();

@@ -9,6 +9,7 @@
 //   DASH_STDERR    a container that wrote "stderr last" on stderr
 //   DASH_SHOTS     a directory for screenshots
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -42,7 +43,7 @@ try {
   let sockets = 0;
   page.on("websocket", () => sockets++);
 
-  await page.goto(env("DASH_URL"));
+  await go(page, env("DASH_URL"));
   await page.getByLabel("API token").fill(env("DASH_TOKEN"));
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: agent, exact: true }).waitFor();
@@ -101,7 +102,7 @@ try {
   await page.screenshot({ path: `${shots}/logs.png`, fullPage: true });
   console.log(`logs: saw "${later}" arrive after "tick ${seen}"`);
 
-  await page.goto(new URL(`/agents/${agent}/containers/${env("DASH_STDERR")}`, env("DASH_URL")).href);
+  await go(page, new URL(`/agents/${agent}/containers/${env("DASH_STDERR")}`, env("DASH_URL")).href);
   await logs.locator("div.stderr", { hasText: /^stderr last$/ }).waitFor();
   await logs.locator("div.stdout", { hasText: /^stdout last$/ }).waitFor();
   console.log("logs: stderr and stdout told apart");

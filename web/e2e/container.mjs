@@ -21,6 +21,7 @@
 //                    its container page
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -59,7 +60,7 @@ const check = (ok, what) => {
 };
 
 async function signIn(page, token) {
-  await page.goto(env("DASH_URL"));
+  await go(page, env("DASH_URL"));
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: agent, exact: true }).waitFor();
@@ -221,7 +222,7 @@ async function asOperator(page) {
 async function asViewer(page) {
   phase = "viewer";
   await signIn(page, env("DASH_VIEWER"));
-  await page.goto(containerPage);
+  await go(page, containerPage);
   const logs = page.getByRole("region", { name: "Logs" });
   await logs.locator("div.stdout", { hasText: /^tick \d+$/ }).last().waitFor();
   // Drawn once the page knows the role, where the buttons would be.
@@ -259,7 +260,7 @@ async function asViewer(page) {
   console.log("viewer: a forged restart over the page's WebSocket is forbidden");
 
   // ANSI colours drawn (not printed), JSON on demand, filter, timestamps.
-  await page.goto(url(`/agents/${agent}/containers/${env("DASH_COLORS")}`));
+  await go(page, url(`/agents/${agent}/containers/${env("DASH_COLORS")}`));
   const red = logs.locator("div.stdout span", { hasText: "red alert" });
   await red.waitFor();
   const colour = await red.evaluate((e) => getComputedStyle(e).color);
@@ -275,7 +276,7 @@ async function asViewer(page) {
   console.log("logs: ANSI red drawn, JSON indented, filter hides the rest, timestamps shown");
 
   // Bytes that are not UTF-8: decoded with replacement characters, marked.
-  await page.goto(url(`/agents/${agent}/containers/${env("DASH_LINES")}`));
+  await go(page, url(`/agents/${agent}/containers/${env("DASH_LINES")}`));
   const bytes = logs.locator("div.stderr", { hasText: "binary" }).filter({ has: page.locator("span.badge") });
   await bytes.waitFor();
   check((await bytes.textContent()).includes("\ufffd"), "no replacement character in the binary line");

@@ -14,6 +14,7 @@
 //   DASH_SHOTS        a directory for screenshots
 // Prints "origin test passed" at the end; every wait is bounded.
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 
@@ -61,7 +62,7 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const victim = await context.newPage();
   victim.setDefaultTimeout(WAIT_MS);
-  await victim.goto(hub.href);
+  await go(victim, hub.href);
   await victim.getByLabel("API token").fill(env("DASH_TOKEN"));
   await victim.getByRole("button", { name: "Sign in" }).click();
   await victim.getByRole("link", { name: "Events" }).waitFor();
@@ -73,7 +74,7 @@ try {
   // The attacker's page, in the same browser (so with the same cookies).
   const evil = await context.newPage();
   evil.setDefaultTimeout(WAIT_MS);
-  await evil.goto(`${evilOrigin}/`);
+  await go(evil, `${evilOrigin}/`);
   const results = await evil.evaluate(
     async ([ws, session, waitMs]) => {
       const socket = await new Promise((done) => {

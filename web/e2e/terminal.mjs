@@ -9,6 +9,7 @@
 //   DASH_CONTAINER   a running container of the fixture image (busybox sh)
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
+import { go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -34,7 +35,7 @@ const check = (ok, what) => {
 };
 
 async function signIn(page, token) {
-  await page.goto(env("DASH_URL"));
+  await go(page, env("DASH_URL"));
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: agent, exact: true }).waitFor();
@@ -71,7 +72,7 @@ async function sizeMatches(page, term, n) {
 async function asAdmin(page) {
   phase = "terminal";
   await signIn(page, env("DASH_ADMIN"));
-  await page.goto(containerPage);
+  await go(page, containerPage);
   await page.getByRole("tab", { name: "Terminal" }).click();
   const term = page.getByRole("region", { name: "Terminal" });
   check((await term.getByLabel("Command").inputValue()) === "sh", "the command is not sh");
@@ -139,7 +140,7 @@ async function player(page, session) {
 async function asViewer(page) {
   phase = "viewer";
   await signIn(page, env("DASH_VIEWER"));
-  await page.goto(containerPage);
+  await go(page, containerPage);
   await page.getByText(/read-only: .*terminal.* \(this one is viewer\)/).waitFor();
   check((await page.getByRole("tab", { name: "Terminal" }).count()) === 0, "a viewer sees the Terminal tab");
   check((await page.getByRole("link", { name: "Exec sessions" }).count()) === 0, "a viewer sees Exec sessions");
