@@ -19,7 +19,7 @@ fn snapshot(at: i64) -> serde_json::Value {
     let containers = (0..200)
         .map(|i| ContainerHealth {
             id: format!("{i:064x}"),
-            name: format!("service-{i:03}"),
+            name: format!("service-{i:03}").into(),
             image: "registry.example.com/team/service:1.2.3".into(),
             state: "running".into(),
             health: Some("healthy".into()),

@@ -2,6 +2,7 @@
 //! (with the host's CPU and memory), events. Every figure comes from the
 //! engine or the kernel.
 
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::Labels;
@@ -70,29 +71,33 @@ pub struct StatsSample {
     pub at_ms: i64,
 }
 
+// Its short strings are `CompactString`s, kept inline up to 24 bytes (and
+// sent as JSON strings): the hub holds every agent's latest snapshot, and an
+// allocation per field was a fifth of a 20-container snapshot's memory
+// (docs/benchmarks.md, issue 20).
 /// One container in a health snapshot.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, schemars::JsonSchema)]
 pub struct ContainerHealth {
     /// Full id.
     pub id: String,
     /// Name.
-    pub name: String,
+    pub name: CompactString,
     /// Image.
-    pub image: String,
+    pub image: CompactString,
     /// `running`, `exited`, ...
-    pub state: String,
+    pub state: CompactString,
     /// Healthcheck status, if the container has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<String>,
+    pub health: Option<CompactString>,
     /// Docker's restart count.
     pub restarts: i64,
     /// When its current run started (RFC 3339); running containers only.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "crate::time::de_rfc3339_opt"
+        deserialize_with = "crate::time::de_rfc3339_opt_compact"
     )]
-    pub started_at: Option<String>,
+    pub started_at: Option<CompactString>,
     /// CPU percent over the last interval (running containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
@@ -117,7 +122,7 @@ pub struct ContainerHealth {
     /// container's cgroup and network namespace) or [`STATS_FROM_ENGINE`]
     /// (the engine's stats API); absent for a container that is not running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats_from: Option<String>,
+    pub stats_from: Option<CompactString>,
 }
 
 /// [`ContainerHealth::stats_from`]: read from the kernel by the agent.
@@ -342,7 +347,7 @@ mod tests {
                     let cpu = 3.0 + i as f64 / 7.0;
                     ContainerHealth {
                         id: format!("{:064x}", 0xabcdef_u64 * (i + 1)),
-                        name: format!("shop-web-{i}"),
+                        name: format!("shop-web-{i}").into(),
                         image: "registry.example.com/team/web:2024.11.3".into(),
                         state: "running".into(),
                         health: Some("healthy".into()),

@@ -193,6 +193,14 @@ pub fn de_rfc3339_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
     d.deserialize_option(MaybeWireTime)
 }
 
+/// [`de_rfc3339_opt`] into a [`compact_str::CompactString`] (a normalised
+/// time, 20 bytes, is kept inline).
+pub fn de_rfc3339_opt_compact<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<compact_str::CompactString>, D::Error> {
+    de_rfc3339_opt(d).map(|t| t.map(compact_str::CompactString::from))
+}
+
 /// Human rendering of an age in seconds: `12s`, `5m`, `3h`, `2d`.
 pub fn human_age(secs: i64) -> String {
     let s = secs.max(0);

@@ -79,8 +79,8 @@ pub fn snapshot_frame(n: usize, pad: usize) -> Result<Vec<u8>> {
         containers: (0..n)
             .map(|i| ContainerHealth {
                 id: format!("{:064x}", i + 1),
-                name: s(format!("flood-{i}-")),
-                image: s("registry.example/flood:".into()),
+                name: s(format!("flood-{i}-")).into(),
+                image: s("registry.example/flood:".into()).into(),
                 state: "running".into(),
                 health: Some("healthy".into()),
                 cpu_percent: Some(1.5),

@@ -15,7 +15,7 @@ fn snapshot(n: usize, at: i64) -> Vec<u8> {
     let containers = (0..n)
         .map(|i| ContainerHealth {
             id: format!("{i:064x}"),
-            name: format!("service-{i:03}"),
+            name: format!("service-{i:03}").into(),
             image: "registry.example.com/team/service:1.2.3".into(),
             state: "running".into(),
             health: Some("healthy".into()),

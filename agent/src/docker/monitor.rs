@@ -244,12 +244,16 @@ fn build_health(
         let k = known.entry(r.id.clone()).or_default();
         let mut c = ContainerHealth {
             id: r.id.clone(),
-            name: r.name.clone(),
-            image: r.image.clone(),
-            state: r.state.clone(),
-            health: r.health.clone(),
+            name: r.name.as_str().into(),
+            image: r.image.as_str().into(),
+            state: r.state.as_str().into(),
+            health: r.health.as_deref().map(Into::into),
             restarts: k.restarts,
-            started_at: k.started_at.clone().filter(|_| r.state == "running"),
+            started_at: k
+                .started_at
+                .as_deref()
+                .filter(|_| r.state == "running")
+                .map(Into::into),
             ..Default::default()
         };
         if let Some(x) = from_kernel.get(&r.id) {
@@ -263,7 +267,7 @@ fn build_health(
             c.mem_limit = x.mem_limit;
             c.net_rx = x.net_rx;
             c.net_tx = x.net_tx;
-            c.stats_from = Some(STATS_FROM_KERNEL.to_string());
+            c.stats_from = Some(STATS_FROM_KERNEL.into());
         } else if let Some(s) = samples.iter().find(|s| s.id == r.id) {
             k.cpu = None;
             c.cpu_percent = s.cpu_percent;
@@ -272,7 +276,7 @@ fn build_health(
             c.mem_limit = s.mem_limit;
             c.net_rx = s.net_rx;
             c.net_tx = s.net_tx;
-            c.stats_from = Some(STATS_FROM_ENGINE.to_string());
+            c.stats_from = Some(STATS_FROM_ENGINE.into());
         }
         // Hundredths are all the hub keeps: `12.34`, not `12.345678901234567`
         // (a tenth of a container's bytes on the wire).

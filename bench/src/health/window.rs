@@ -29,6 +29,8 @@ struct Window {
     grown_bytes: u64,
     queue_full: u64,
     peak_kib: u64,
+    /// RSS at the window's end: snapshots flowing, before the probes.
+    end_kib: u64,
     ws: Spread,
     connect: Spread,
     history_30d: probe::Read,
@@ -157,6 +159,7 @@ async fn window(
         }
         peak
     };
+    let end_kib = procfs::rss_kib(pid);
     let (seconds, snapshots, cpu_ticks, grown_bytes) = (
         t1.elapsed().as_secs_f64(),
         fleet.snapshots() - s0,
@@ -172,6 +175,7 @@ async fn window(
         grown_bytes,
         queue_full: log.queue_full_since(l0),
         peak_kib,
+        end_kib,
         ws,
         connect,
         history_30d,
@@ -213,6 +217,7 @@ fn figures(p: &Params, b: &Before, w: &Window, rss_kib: u64, store: (u64, u64, u
     let cpu_s = w.cpu_ticks as f64 / TICKS_PER_S;
     let points = w.snapshots * p.containers as u64;
     let mib = |k: u64| k as f64 / 1024.0;
+    let per_agent = |k: u64| k.saturating_sub(b.idle_rss_kib) as f64 / p.agents as f64;
     json!({
         "scenario": "health",
         "agents": p.agents,
@@ -226,10 +231,12 @@ fn figures(p: &Params, b: &Before, w: &Window, rss_kib: u64, store: (u64, u64, u
         "hub_queue_full_drops": w.queue_full,
         "hub_cpu_pct": cpu_s / w.seconds * 100.0,
         "ingest_cpu_us_per_point": (points > 0).then(|| cpu_s * 1e6 / points as f64),
-        "hub_rss_mib": mib(rss_kib),
+        "hub_rss_mib": mib(w.end_kib),
         "hub_rss_idle_mib": mib(b.idle_rss_kib),
         "hub_rss_peak_mib": mib(w.peak_kib.max(rss_kib)),
-        "hub_rss_per_agent_kib": rss_kib.saturating_sub(b.idle_rss_kib) as f64 / p.agents as f64,
+        "hub_rss_per_agent_kib": per_agent(w.end_kib),
+        "hub_rss_after_probes_mib": mib(rss_kib),
+        "hub_rss_per_agent_after_probes_kib": per_agent(rss_kib),
         "store_growth_mib_per_min": w.grown_bytes as f64 / 1048576.0 / w.seconds * 60.0,
         "store_bytes_end": store_end,
         "history_points_filled": filled,
@@ -266,6 +273,11 @@ fn print_lines(v: &Value) {
         f("hub_rss_idle_mib"),
         f("hub_rss_per_agent_kib"),
         f("hub_rss_peak_mib")
+    );
+    println!(
+        "  after the probes and /metrics scrapes: hub_rss_mib={:.1} per_agent_kib={:.1}",
+        f("hub_rss_after_probes_mib"),
+        f("hub_rss_per_agent_after_probes_kib")
     );
     println!(
         "  hub_cpu_pct={:.1} (of one core) ingest_cpu_us_per_point={:.2}",

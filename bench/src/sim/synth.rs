@@ -87,7 +87,7 @@ impl Synth {
             .enumerate()
             .map(|(i, m)| ContainerHealth {
                 id: format!("{:064x}", i + 1),
-                name: m.name.clone(),
+                name: m.name.as_str().into(),
                 image: "registry.example/app:1.2.3".into(),
                 state: "running".into(),
                 health: Some("healthy".into()),

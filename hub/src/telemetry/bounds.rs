@@ -5,7 +5,7 @@
 //! by the control frame's cap
 //! ([`MAX_SNAPSHOT_BYTES`](crate::limits::MAX_SNAPSHOT_BYTES)).
 
-use nextdeploy_shared::docker::{ContainerHealth, HealthSnapshot, HostSample};
+use nextdeploy_shared::docker::{CompactString, ContainerHealth, HealthSnapshot, HostSample};
 
 use crate::limits::{MAX_CLOCK_SKEW, MAX_SNAPSHOT_CONTAINERS, MAX_SNAPSHOT_FIELD_LEN};
 
@@ -31,19 +31,36 @@ impl Trimmed {
     }
 }
 
+/// A snapshot's string field: a `String` or a [`CompactString`].
+trait Text: std::ops::Deref<Target = str> {
+    fn truncate_to(&mut self, len: usize);
+}
+
+impl Text for String {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
+impl Text for CompactString {
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+}
+
 /// Cut `s` to at most [`MAX_SNAPSHOT_FIELD_LEN`] bytes at a character boundary.
-fn cut(s: &mut String, n: &mut usize) {
+fn cut<S: Text>(s: &mut S, n: &mut usize) {
     if s.len() > MAX_SNAPSHOT_FIELD_LEN {
         let mut end = MAX_SNAPSHOT_FIELD_LEN;
         while !s.is_char_boundary(end) {
             end -= 1;
         }
-        s.truncate(end);
+        s.truncate_to(end);
         *n += 1;
     }
 }
 
-fn cut_opt(s: &mut Option<String>, n: &mut usize) {
+fn cut_opt<S: Text>(s: &mut Option<S>, n: &mut usize) {
     if let Some(s) = s {
         cut(s, n);
     }
@@ -58,7 +75,8 @@ pub fn bound(snap: &mut HealthSnapshot, now: i64) -> Trimmed {
     }
     cut_opt(&mut snap.docker_error, &mut t.fields);
     for c in &mut snap.containers {
-        for s in [&mut c.id, &mut c.name, &mut c.image, &mut c.state] {
+        cut(&mut c.id, &mut t.fields);
+        for s in [&mut c.name, &mut c.image, &mut c.state] {
             cut(s, &mut t.fields);
         }
         for s in [&mut c.health, &mut c.started_at, &mut c.stats_from] {
@@ -105,7 +123,7 @@ pub fn clamp_host(h: &mut HostSample) -> usize {
 /// Bytes a bounded snapshot costs while queued (an estimate: its strings and
 /// a fixed cost per container), for the queue's byte budget.
 pub fn cost(snap: &HealthSnapshot) -> usize {
-    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let opt = |s: Option<&str>| s.map_or(0, str::len);
     let containers: usize = snap
         .containers
         .iter()
@@ -115,12 +133,12 @@ pub fn cost(snap: &HealthSnapshot) -> usize {
                 + c.name.len()
                 + c.image.len()
                 + c.state.len()
-                + opt(&c.health)
-                + opt(&c.started_at)
-                + opt(&c.stats_from)
+                + opt(c.health.as_deref())
+                + opt(c.started_at.as_deref())
+                + opt(c.stats_from.as_deref())
         })
         .sum();
-    std::mem::size_of::<HealthSnapshot>() + opt(&snap.docker_error) + containers
+    std::mem::size_of::<HealthSnapshot>() + opt(snap.docker_error.as_deref()) + containers
 }
 
 #[cfg(test)]
@@ -130,7 +148,7 @@ mod tests {
     fn container(i: usize) -> ContainerHealth {
         ContainerHealth {
             id: format!("{i:064x}"),
-            name: format!("app-{i}"),
+            name: format!("app-{i}").into(),
             state: "running".into(),
             ..Default::default()
         }
@@ -156,9 +174,9 @@ mod tests {
     #[test]
     fn long_fields_are_cut_at_a_character_boundary() {
         let mut c = container(1);
-        c.name = "é".repeat(MAX_SNAPSHOT_FIELD_LEN); // two bytes each
-        c.image = "x".repeat(MAX_SNAPSHOT_FIELD_LEN + 1);
-        c.health = Some("h".repeat(10 * MAX_SNAPSHOT_FIELD_LEN));
+        c.name = "é".repeat(MAX_SNAPSHOT_FIELD_LEN).into(); // two bytes each
+        c.image = "x".repeat(MAX_SNAPSHOT_FIELD_LEN + 1).into();
+        c.health = Some("h".repeat(10 * MAX_SNAPSHOT_FIELD_LEN).into());
         let mut s = HealthSnapshot {
             at: 100,
             docker_error: Some("e".repeat(MAX_SNAPSHOT_FIELD_LEN * 3)),
@@ -180,7 +198,7 @@ mod tests {
         let mut odd = HealthSnapshot {
             at: 100,
             containers: vec![ContainerHealth {
-                name: format!("a{}", "é".repeat(MAX_SNAPSHOT_FIELD_LEN)),
+                name: format!("a{}", "é".repeat(MAX_SNAPSHOT_FIELD_LEN)).into(),
                 ..Default::default()
             }],
             ..Default::default()

@@ -198,7 +198,7 @@ mod tests {
         let big = HealthSnapshot {
             containers: (0..crate::limits::MAX_SNAPSHOT_CONTAINERS)
                 .map(|i| ContainerHealth {
-                    name: format!("{i:0>512}"),
+                    name: format!("{i:0>512}").into(),
                     ..Default::default()
                 })
                 .collect(),

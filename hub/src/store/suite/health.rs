@@ -158,7 +158,7 @@ pub fn batches_past_one_transaction_are_all_written<B: Backend>(s: &B) {
         let one = sn.containers[0].clone();
         sn.containers = (0..n)
             .map(|i| ContainerHealth {
-                name: format!("c{i}"),
+                name: format!("c{i}").into(),
                 ..one.clone()
             })
             .collect();
