@@ -4,7 +4,8 @@
 //! hub B, a second agent held by A. Through A: one-shot requests (the
 //! shared hub-to-hub link), `logs --follow` (a link of its own, ended by the
 //! client), exec with stdin both ways, a deploy whose record lands in the
-//! shared store, a selector fan-out answered by both hubs, and a viewer's
+//! shared store, a deploy by selector whose batches reach both hubs' agents,
+//! a selector fan-out answered by both hubs, and a viewer's
 //! limits kept on the far side. A link signed with another secret, or for a
 //! revoked token, is refused.
 
@@ -199,6 +200,52 @@ fn a_hub_forwards_requests_for_agents_another_hub_holds() {
         .collect();
     assert_eq!(mine.len(), 1, "{deploys}");
     assert_eq!(mine[0]["status"], "succeeded", "{deploys}");
+
+    // A deploy by selector through A: its batches reach fw-a (held here)
+    // and fw-b (held by B, which runs and records its part), in name order.
+    // (`--output json` prints each step, then the fleet's outcome last.)
+    let d = a
+        .cli(&[
+            "agent",
+            "deploy",
+            "--selector",
+            "fleet=fw",
+            "--container",
+            &web.name,
+            "--image",
+            &image,
+            "--pull",
+            "never",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+    assert!(d.success(), "{}\n{}", d.describe(), logs());
+    let last = d.stdout.lines().last().unwrap_or_default();
+    let fleet: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
+    assert!(
+        d.stdout
+            .contains(r#""server":"fw-b","status":"done","step":"health""#),
+        "fw-b's steps (from B) relayed: {}",
+        d.stdout
+    );
+    assert_eq!(
+        fleet["updated"],
+        serde_json::json!(["fw-a", "fw-b"]),
+        "{fleet}"
+    );
+    assert_eq!(fleet["failed"], serde_json::json!([]), "{fleet}");
+    let deploys = a.cli_json(&["deploys", "list"]).unwrap();
+    for server in ["fw-a", "fw-b"] {
+        let n = deploys
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["server"] == server && r["status"] == "succeeded")
+            .count();
+        let want = if server == "fw-b" { 2 } else { 1 };
+        assert_eq!(n, want, "{server}'s deploys: {deploys}");
+    }
 
     // A selector fan-out through A: both hubs' agents answer, once each.
     let fan = a

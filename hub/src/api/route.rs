@@ -28,6 +28,8 @@ pub enum Target {
     Remote {
         /// Its name.
         name: String,
+        /// Its labels, from the store.
+        labels: nextdeploy_shared::labels::Labels,
         /// The hub that holds it.
         holder: crate::cluster::Holder,
     },
@@ -68,7 +70,11 @@ fn offline_message(svc: &Services, rec: &AgentRecord) -> String {
 fn not_here(svc: &Services, r: AgentRecord, name: String) -> Target {
     let cluster = svc.config.cluster.as_ref();
     match cluster.and_then(|c| c.remote_holder(&name)) {
-        Some(holder) => Target::Remote { name, holder },
+        Some(holder) => Target::Remote {
+            name,
+            labels: r.labels,
+            holder,
+        },
         None => Target::Offline {
             message: offline_message(svc, &r),
             name,
@@ -208,7 +214,7 @@ pub async fn routed(
     for t in targets {
         match t {
             Target::Online(c) if together && c.control.takes_requests() => asked.push(c),
-            Target::Remote { name, holder } => remote.push((name, holder)),
+            Target::Remote { name, holder, .. } => remote.push((name, holder)),
             t => {
                 let (req, out) = (shared.clone(), out.clone());
                 tasks.spawn(async move { relay(t, &req, how, &out, true).await });
@@ -286,7 +292,7 @@ async fn relay(target: Target, req: &Request, how: How, out: &ReplySink, fanout:
                 .await;
             return;
         }
-        Target::Remote { name, holder } => {
+        Target::Remote { name, holder, .. } => {
             let message = format!(
                 "agent {name} moved to hub {} meanwhile: retry",
                 holder.hub_id

@@ -177,7 +177,7 @@ pub(super) fn text(req: &Request) -> Message {
 /// A request on a link of its own: every reply relayed until the holder
 /// closes the link (it does when the request ends); `Some` is a last reply
 /// to send when the link failed before a terminal one.
-async fn stream(
+pub(crate) async fn stream(
     svc: &Services,
     caller: &Caller,
     req: Request,

@@ -5,7 +5,8 @@
 
 //!
 //! Layout: this file (`start`, `relay`, `deploy`, `run_plan`, `rollback`),
-//! `plan.rs` (the checks before any change).
+//! `plan.rs` (the checks before any change), `remote.rs` (a fleet deploy's
+//! servers held by another hub of the cluster).
 
 use crate::limits::{DEPLOY_RETRIES, PROGRESS_QUEUE, RECONNECT_WAIT};
 use std::sync::Arc;
@@ -21,8 +22,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 mod plan;
+pub mod remote;
 
-use plan::{plan, Plan};
+use plan::{plan, Member, Plan};
 
 use super::route::{resolve, Target};
 use super::{ApiError, Caller, ReplySink};
@@ -346,18 +348,26 @@ async fn run_plan(
         }
         for batch in conns.chunks(max_parallel.max(1)) {
             if stop {
-                docs.extend(batch.iter().map(|c| (c.name.clone(), untouched())));
+                docs.extend(batch.iter().map(|c| (c.name().to_string(), untouched())));
                 continue;
             }
             let mut waits = Vec::new();
-            for conn in batch {
+            for member in batch {
                 let feed = (ptx.clone(), fleet);
+                let name = member.name().to_string();
+                let conn = match member {
+                    Member::Here(conn) => conn,
+                    Member::Held(h) => {
+                        waits.push((name, remote::start(svc, caller, h, &body, feed)));
+                        continue;
+                    }
+                };
                 match start(svc, caller, conn.clone(), &body, feed).await {
-                    Ok(rx) => waits.push((conn.name.clone(), rx)),
+                    Ok(rx) => waits.push((name, rx)),
                     Err(e) => docs.push((
-                        conn.name.clone(),
+                        name.clone(),
                         DeployOutcome {
-                            server: Some(conn.name.clone()),
+                            server: Some(name),
                             ..DeployOutcome::failed(e.to_string(), Some(e.code()))
                         },
                     )),

@@ -1,5 +1,7 @@
 //! A deploy's plan, before any change: the request checked, every target
 //! online (unless `skip_offline`) and allowed by its policy, canaries first.
+//! A target another hub of the cluster holds is planned as one
+//! ([`Member::Held`]); that hub checks its policy when its deploy starts.
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use nextdeploy_shared::labels::Selector;
 use nextdeploy_shared::protocol::deploy::DeployRequest;
 use nextdeploy_shared::protocol::Request;
 
+use super::remote::Held;
 use crate::agents::AgentConn;
 use crate::api::route::{resolve, Target};
 use crate::api::ApiError;
@@ -46,10 +49,32 @@ fn validate(p: &DeployRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// One server of a plan: connected here, or held by another hub.
+pub(super) enum Member {
+    Here(Arc<AgentConn>),
+    Held(Held),
+}
+
+impl Member {
+    pub(super) fn name(&self) -> &str {
+        match self {
+            Member::Here(c) => &c.name,
+            Member::Held(h) => &h.name,
+        }
+    }
+
+    fn labels(&self) -> &nextdeploy_shared::labels::Labels {
+        match self {
+            Member::Here(c) => &c.labels,
+            Member::Held(h) => &h.labels,
+        }
+    }
+}
+
 /// Who a deploy goes to, in order: phases (the canaries, then the rest; or
 /// one phase), each deployed in batches of `max_parallel`.
 pub(super) struct Plan {
-    pub(super) phases: Vec<Vec<Arc<AgentConn>>>,
+    pub(super) phases: Vec<Vec<Member>>,
     pub(super) canaries: Vec<String>,
     pub(super) skipped: Vec<String>,
 }
@@ -64,23 +89,21 @@ pub(super) async fn plan(
     validate(payload)?;
     let targets = resolve(svc, req).await?;
     let mut online = Vec::new();
+    let mut held = Vec::new();
     let mut offline = Vec::new();
     for t in targets {
         match t {
             Target::Online(c) => online.push(c),
             Target::Offline { name, message } => offline.push((name, message)),
-            // A deploy's batches and canaries run from the hub it was sent
-            // to, on the agents that hub holds (see the README's cluster
-            // section).
-            Target::Remote { name, holder } => {
-                let m = format!(
-                    "agent {name} is held by hub {} ({}): a deploy by selector reaches the \
-                     agents of the hub it is sent to; deploy to it by --server (forwarded) \
-                     or through that hub",
-                    holder.hub_id, holder.api_url
-                );
-                offline.push((name, m))
-            }
+            Target::Remote {
+                name,
+                labels,
+                holder,
+            } => held.push(Member::Held(Held {
+                name,
+                labels,
+                holder,
+            })),
         }
     }
     if !offline.is_empty() && !payload.skip_offline {
@@ -88,17 +111,18 @@ pub(super) async fn plan(
         return Err(ApiError::AgentOffline(format!(
             "refusing the deploy before any change: {} of {} targets offline: {}; deploy to the online ones with --skip-offline",
             offline.len(),
-            offline.len() + online.len(),
+            offline.len() + online.len() + held.len(),
             list.join("; ")
         )));
     }
-    if online.is_empty() {
+    if online.is_empty() && held.is_empty() {
         return Err(ApiError::AgentOffline(
             "every target is offline; nothing to deploy".into(),
         ));
     }
     crate::api::policy::check_deploy_targets(svc, &online, payload)?;
-    online.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut online: Vec<Member> = online.into_iter().map(Member::Here).chain(held).collect();
+    online.sort_by(|a, b| a.name().cmp(b.name()));
     let skipped = offline.into_iter().map(|(n, _)| n).collect();
     let Some(sel) = &payload.canary else {
         return Ok(Plan {
@@ -116,14 +140,14 @@ pub(super) async fn plan(
         Selector::parse(sel).map_err(|m| ApiError::BadRequest(format!("bad canary: {m}")))?;
     let (canaries, rest): (Vec<_>, Vec<_>) = online
         .into_iter()
-        .partition(|c| selector.matches(&c.labels));
+        .partition(|c| selector.matches(c.labels()));
     if canaries.is_empty() {
         return Err(ApiError::BadRequest(format!(
             "canary {sel:?} matches none of the online targets"
         )));
     }
     Ok(Plan {
-        canaries: canaries.iter().map(|c| c.name.clone()).collect(),
+        canaries: canaries.iter().map(|c| c.name().to_string()).collect(),
         phases: vec![canaries, rest],
         skipped,
     })
