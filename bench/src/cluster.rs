@@ -210,6 +210,7 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
     let t0 = Instant::now();
     online_across(&hubs, a.agents as u64, CONNECT_LIMIT).await?;
     let connect_s = t0.elapsed().as_secs_f64();
+    let connected = Instant::now();
     let token = hubs[0].admin_token()?;
     let mut via0 = Ws::connect(hubs[0].http, &token).await?;
     let mut via1 = Ws::connect(hubs[1].http, &token).await?;
@@ -233,6 +234,12 @@ async fn cluster(a: &Args, template: &Path, pin: &str, work: &Path) -> anyhow::R
     }
     let fan = fan_out(&mut via0, a.rounds, a.agents).await?;
     drop((via0, via1));
+    // A hub dies while its agents have been connected a while: each agent
+    // resets its backoff after a connection of `BACKOFF_RESET_AFTER`, so it
+    // waits the first step (up to 1 s), not what the connect storm above
+    // left it at (up to 16 s for the few that failed a round then).
+    let stable = nextdeploy_shared::limits::BACKOFF_RESET_AFTER + Duration::from_secs(1);
+    tokio::time::sleep(stable.saturating_sub(connected.elapsed())).await;
     let recovery = kill_one(&mut hubs, &fleets, a).await?;
     drop(fleets);
     Ok(json!({
@@ -283,11 +290,23 @@ async fn kill_one(hubs: &mut [hub::HubProc], fleets: &[Fleet], a: &Args) -> anyh
     // First the killed hub's agents drop out (their leases expire), then
     // they come back through the others.
     let mut dropped = false;
+    // Agents online on the others each second: where the time goes.
+    let mut timeline = Vec::new();
+    // When 99 % of the killed hub's agents were back.
+    let (near, mut t99) = (a.agents as u64 - (to - from) as u64 / 100, None);
     let back = loop {
         let online = online_sum(&hubs[..hubs.len() - 1]).await;
         dropped |= online < a.agents as u64;
+        let t = t0.elapsed().as_secs_f64();
+        if dropped && online >= near {
+            t99 = t99.or(Some(t));
+        }
+        if t >= timeline.len() as f64 {
+            println!("  t={t:>5.1}s online on the others: {online}");
+            timeline.push(online);
+        }
         if dropped && online >= a.agents as u64 {
-            break Some(t0.elapsed().as_secs_f64());
+            break Some(t);
         }
         if t0.elapsed() > RECOVER_LIMIT {
             break None;
@@ -298,6 +317,8 @@ async fn kill_one(hubs: &mut [hub::HubProc], fleets: &[Fleet], a: &Args) -> anyh
     Ok(json!({
         "killed_hub_agents": to - from,
         "all_online_again_s": back,
+        "online_again_99pct_s": t99,
+        "online_each_second": timeline,
         "failures_other_than_refused": failures.saturating_sub(failures0),
     }))
 }

@@ -20,6 +20,7 @@
 //! heartbeat) and its lease has not expired.
 
 pub mod changes;
+pub mod claims;
 pub mod fleet;
 pub mod forward;
 pub mod identity;
@@ -54,6 +55,8 @@ pub struct Cluster {
     claimed: Mutex<HashSet<String>>,
     /// The heartbeat failed for longer than a lease: no claims until it works.
     cut_off: AtomicBool,
+    /// The lease writer, started by the first claim.
+    claims: std::sync::OnceLock<claims::Claims>,
 }
 
 /// The hubs and leases as one heartbeat read them.
@@ -115,6 +118,7 @@ impl Cluster {
             view: RwLock::new(Arc::default()),
             claimed: Mutex::default(),
             cut_off: AtomicBool::new(false),
+            claims: std::sync::OnceLock::new(),
         })
     }
 
@@ -148,6 +152,12 @@ impl Cluster {
 
     fn claimed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         crate::sync::lock_or_recover(&self.claimed)
+    }
+
+    /// The lease writer on `store` (started by the first call).
+    fn claims(&self, store: &crate::store::SharedStore) -> &claims::Claims {
+        self.claims
+            .get_or_init(|| claims::Claims::start(store.clone(), self.me.id.clone()))
     }
 }
 

@@ -41,9 +41,8 @@ pub async fn claim(svc: &Services, agent: &str) -> Result<(), ClaimError> {
         return Err(ClaimError::CutOff);
     }
     c.claimed().insert(agent.to_string());
-    let (name, hub) = (agent.to_string(), c.me.id.clone());
     let until = now_unix_ms() + AGENT_LEASE.as_millis() as i64;
-    let r = store::blocking(&svc.store, move |s| s.take_lease(&name, &hub, until)).await;
+    let r = c.claims(&svc.store).claim(agent, until).await;
     if r.is_err() {
         c.claimed().remove(agent);
     }

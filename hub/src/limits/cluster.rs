@@ -28,6 +28,12 @@ pub const HUB_ALIVE_WITHIN: Duration = AGENT_LEASE;
 /// agents are cut before another hub may take them.
 pub const CLUSTER_CUT_OFF_AFTER: Duration = Duration::from_secs(4);
 
+/// Most lease claims written in one transaction (`cluster::claims`): a
+/// reconnect storm's claims that waited while the previous batch was
+/// written. A batch of this many is a few milliseconds of writing, so the
+/// first claim of the next one waits no longer than that.
+pub const CLAIM_BATCH: usize = 512;
+
 /// How often a hub of a cluster polls the store for what other hubs
 /// revoked or enrolled (a read of two `revoked_at` columns and a count):
 /// a revocation on any hub takes effect on every hub within a second, as

@@ -158,6 +158,9 @@ impl<B: Backend> ClusterStore for B {
     fn take_lease(&self, agent: &str, hub_id: &str, expires_at: i64) -> StoreResult<()> {
         self.main(|db| cluster::take_lease(db, agent, hub_id, expires_at))
     }
+    fn take_leases(&self, hub_id: &str, leases: &[(String, i64)]) -> StoreResult<()> {
+        self.main(|db| cluster::take_leases(db, hub_id, leases))
+    }
     fn drop_lease(&self, agent: &str, hub_id: &str) -> StoreResult<bool> {
         self.main(|db| cluster::drop_lease(db, agent, hub_id))
     }

@@ -86,6 +86,9 @@ pub trait ClusterStore {
     /// Give `agent` to `hub_id` until `expires_at`, whoever held it (an
     /// agent that says hello here has left any other hub).
     fn take_lease(&self, agent: &str, hub_id: &str, expires_at: i64) -> StoreResult<()>;
+    /// Take the leases of `leases` (agent, expiry) for `hub_id`, in one
+    /// transaction (a reconnect storm's claims, see `cluster::claims`).
+    fn take_leases(&self, hub_id: &str, leases: &[(String, i64)]) -> StoreResult<()>;
     /// Give up `agent` if `hub_id` still holds it: whether it did.
     fn drop_lease(&self, agent: &str, hub_id: &str) -> StoreResult<bool>;
     /// Every lease, expired ones included, by agent.
@@ -180,6 +183,16 @@ pub fn take_lease(c: &mut dyn Db, agent: &str, hub_id: &str, expires_at: i64) ->
         p![agent, hub_id, expires_at],
     )?;
     Ok(())
+}
+
+/// [`ClusterStore::take_leases`] on a connection.
+pub fn take_leases(c: &mut dyn Db, hub_id: &str, leases: &[(String, i64)]) -> StoreResult<()> {
+    tx(c, |c| {
+        for (agent, expires_at) in leases {
+            take_lease(c, agent, hub_id, *expires_at)?;
+        }
+        Ok(())
+    })
 }
 
 /// [`ClusterStore::drop_lease`] on a connection.

@@ -15,6 +15,19 @@ fn hub(id: &str, at: i64) -> HubRow {
     }
 }
 
+/// Every lease as (agent, hub, expiry).
+fn all_leases<B: Backend>(s: &B) -> Vec<(String, String, i64)> {
+    let leases = s.leases().unwrap();
+    leases
+        .into_iter()
+        .map(|l| (l.agent, l.hub_id, l.expires_at))
+        .collect()
+}
+
+fn lease(agent: &str, hub: &str, at: i64) -> (String, String, i64) {
+    (agent.into(), hub.into(), at)
+}
+
 pub fn leases_move_extend_and_drop_only_for_their_holder<B: Backend>(s: &B) {
     assert!(s.insert_cluster_item("x", b"1").unwrap());
     assert!(!s.insert_cluster_item("x", b"2").unwrap(), "written once");
@@ -28,13 +41,9 @@ pub fn leases_move_extend_and_drop_only_for_their_holder<B: Backend>(s: &B) {
     // h1's heartbeat extends a only; its drop of b does nothing.
     assert_eq!(s.heartbeat(&hub("h1", 1500), 6000, 0).unwrap(), 1);
     assert!(!s.drop_lease("b", "h1").unwrap());
-    let leases = s.leases().unwrap();
     assert_eq!(
-        leases
-            .iter()
-            .map(|l| (l.agent.as_str(), l.hub_id.as_str(), l.expires_at))
-            .collect::<Vec<_>>(),
-        vec![("a", "h1", 6000), ("b", "h2", 2500)]
+        all_leases(s),
+        vec![lease("a", "h1", 6000), lease("b", "h2", 2500)]
     );
     assert!(s.drop_lease("b", "h2").unwrap());
     // h2 silent since 1000: forgotten by h1's heartbeat, with its leases.
@@ -42,6 +51,13 @@ pub fn leases_move_extend_and_drop_only_for_their_holder<B: Backend>(s: &B) {
     s.heartbeat(&hub("h1", 5000), 9000, 2000).unwrap();
     assert_eq!(s.hubs().unwrap(), vec![hub("h1", 5000)]);
     assert_eq!(s.leases().unwrap().len(), 1);
+    // A batch of claims in one transaction: new leases and one taken over.
+    s.take_leases("h3", &[("a".into(), 9500), ("d".into(), 9600)])
+        .unwrap();
+    assert_eq!(
+        all_leases(s),
+        vec![lease("a", "h3", 9500), lease("d", "h3", 9600)]
+    );
 }
 
 pub fn changes_name_revocations_since_and_the_enrolment_mark<B: Backend>(s: &B) {
