@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use nextdeploy_shared::labels::Labels;
-use nextdeploy_shared::protocol::deploy::{DeployOutcome, DeployRequest};
-use nextdeploy_shared::protocol::{Action, ErrorCode, Reply, ReplyType, Request};
+use nextdeploy_shared::protocol::deploy::{DeployOutcome, DeployRequest, Outcome};
+use nextdeploy_shared::protocol::{Action, ErrorBody, ErrorCode, Reply, ReplyType, Request};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{finished_step, refused};
@@ -43,11 +43,9 @@ pub(super) fn start(
     let (sink, mut replies) = mpsc::channel::<Reply>(PROGRESS_QUEUE);
     let (svc, caller, held) = (svc.clone(), caller.clone(), held.clone());
     let holder = held.holder.clone();
-    tokio::spawn(async move {
-        let last = crate::cluster::forward::stream(&svc, &caller, req, &holder, &sink, None).await;
-        if let Some(r) = last {
-            let _ = sink.send(r).await;
-        }
+    // The link's own failure (not a reply of the holder's), if it broke.
+    let link = tokio::spawn(async move {
+        crate::cluster::forward::stream(&svc, &caller, req, &holder, &sink, None).await
     });
     tokio::spawn(async move {
         let mut doc = None;
@@ -61,15 +59,8 @@ pub(super) fn start(
                 _ => {}
             }
         }
-        let mut doc = doc.unwrap_or_else(|| {
-            DeployOutcome::failed(
-                format!(
-                    "hub {} holding agent {} ended the deploy without an outcome",
-                    held.holder.hub_id, held.name
-                ),
-                Some(ErrorCode::AgentOffline),
-            )
-        });
+        let broke = link.await.ok().flatten();
+        let mut doc = doc.unwrap_or_else(|| lost(&held, broke));
         doc.server = Some(held.name.clone());
         if announce_end {
             let _ = progress.send(finished_step(&doc)).await;
@@ -77,6 +68,26 @@ pub(super) fn start(
         let _ = done_tx.send(doc);
     });
     done_rx
+}
+
+/// No outcome came back: the link to the holder broke (`broke`, its error)
+/// or closed early. The holder (if alive) or the agent finishes the deploy
+/// on its own and records it, so the outcome is `unknown`, not `failed`.
+fn lost(held: &Held, broke: Option<Reply>) -> DeployOutcome {
+    let why = broke
+        .and_then(|r| serde_json::from_value::<ErrorBody>(r.data).ok())
+        .map_or_else(|| "ended the link".to_string(), |e| e.message);
+    DeployOutcome {
+        outcome: Outcome::Unknown,
+        ..DeployOutcome::failed(
+            format!(
+                "no outcome from hub {} holding agent {} ({why}); the deploy may still finish: \
+                 nextdeploy deploys list --server {}",
+                held.holder.hub_id, held.name, held.name
+            ),
+            Some(ErrorCode::AgentOffline),
+        )
+    }
 }
 
 /// The holder's `result`: the one server's outcome.
