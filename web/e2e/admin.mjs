@@ -11,7 +11,7 @@
 // It prints "events: open" when the Events page is following, and waits for
 // the test to restart DASH_WEB through the CLI.
 import { chromium } from "playwright-core";
-import { go } from "./nav.mjs";
+import { expected, go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -39,11 +39,10 @@ async function signedIn(context, token, watch) {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   if (watch) {
-    // A CSP violation or a script error fails the test (but not the 401 of
-    // GET /api/session asking whether we are signed in).
+    // A CSP violation or a script error fails the test (but not what
+    // nav.mjs's `expected` lists: the sign-in probe, a network change).
     page.on("console", (m) => {
-      const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-      if (m.type() === "error" && !signedOut) problems.push(m.text());
+      if (m.type() === "error" && !expected(m)) problems.push(m.text());
     });
   }
   page.on("pageerror", (e) => problems.push(String(e)));

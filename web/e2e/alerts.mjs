@@ -10,7 +10,7 @@
 //   DASH_CONTAINER   the container that died
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
-import { go } from "./nav.mjs";
+import { expected, go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -100,11 +100,10 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
-  // Any script error fails the test, except the 401 of GET /api/session
-  // that asks whether we are signed in.
+  // Any script error fails the test, except what nav.mjs's
+  // `expected` lists (the sign-in probe, a network change).
   page.on("console", (m) => {
-    const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-    if (m.type() === "error" && !signedOut) problems.push(`${phase}: ${m.text()}`);
+    if (m.type() === "error" && !expected(m)) problems.push(`${phase}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${phase}: ${e}`));
   try {

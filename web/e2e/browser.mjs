@@ -9,7 +9,7 @@
 //   DASH_STDERR    a container that wrote "stderr last" on stderr
 //   DASH_SHOTS     a directory for screenshots
 import { chromium } from "playwright-core";
-import { go } from "./nav.mjs";
+import { expected, go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -33,10 +33,9 @@ try {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   // A CSP violation or a script error fails the test.
-  // (Except the 401 of GET /api/session that asks whether we are signed in.)
+  // (Except what `expected` lists: the sign-in probe, a network change.)
   page.on("console", (m) => {
-    const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-    if (m.type() === "error" && !signedOut) problems.push(m.text());
+    if (m.type() === "error" && !expected(m)) problems.push(m.text());
   });
   page.on("pageerror", (e) => problems.push(String(e)));
   // One WebSocket per page load: more means the app reconnects in a loop.
@@ -114,6 +113,14 @@ try {
   console.log("sign-out: back to the sign-in page, session gone");
   // Two page loads (the sign-in, the goto of the second container).
   if (sockets > 2) problems.push(`${sockets} WebSockets opened for two page loads`);
+} catch (e) {
+  // What the page showed when a wait ran out: the next failure says why.
+  for (const page of browser.contexts().flatMap((c) => c.pages())) {
+    console.error(`failed at ${page.url()}; the page said:\n${await page.innerText("body").catch(String)}`);
+    await page.screenshot({ path: `${shots}/failure.png`, fullPage: true }).catch(() => {});
+  }
+  console.error(`browser errors so far:\n${problems.join("\n")}`);
+  throw e;
 } finally {
   await browser.close();
 }

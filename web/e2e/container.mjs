@@ -21,7 +21,7 @@
 //                    its container page
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
-import { go } from "./nav.mjs";
+import { expected, go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -288,11 +288,10 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
-  // A CSP violation or a script error fails the test (except the 401 of
-  // GET /api/session that asks whether we are signed in).
+  // A CSP violation or a script error fails the test (except what
+  // nav.mjs's `expected` lists: the sign-in probe, a network change).
   page.on("console", (m) => {
-    const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-    if (m.type() === "error" && !signedOut) problems.push(`${phase}: ${m.text()}`);
+    if (m.type() === "error" && !expected(m)) problems.push(`${phase}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${phase}: ${e}`));
   try {

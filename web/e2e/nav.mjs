@@ -14,3 +14,17 @@ export async function go(page, target) {
     }
   }
 }
+
+/** Console errors that are not the page's fault: the 401 of GET
+ * /api/session that asks whether we are signed in, and a request Chromium
+ * aborted with ERR_NETWORK_CHANGED when another test's container added or
+ * removed a veth (the page retries; a step it needed would time out). */
+export function expected(m) {
+  const url = m.location().url;
+  if (url.endsWith("/api/session") && m.text().includes("401")) return true;
+  if (m.text().includes("ERR_NETWORK_CHANGED")) {
+    console.log(`(network changed under ${url || "the page"}; retried by the page)`);
+    return true;
+  }
+  return false;
+}

@@ -9,7 +9,7 @@
 //   DASH_CONTAINER   a running container of the fixture image (busybox sh)
 //   DASH_SHOTS       a directory for screenshots
 import { chromium } from "playwright-core";
-import { go } from "./nav.mjs";
+import { expected, go } from "./nav.mjs";
 
 const env = (k) => {
   const v = process.env[k];
@@ -152,10 +152,9 @@ try {
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT_MS);
   // A CSP violation (xterm.js's styles) or a script error fails the test,
-  // except the 401 of GET /api/session that asks whether we are signed in.
+  // except what nav.mjs's `expected` lists (sign-in probe, network change).
   page.on("console", (m) => {
-    const signedOut = m.location().url.endsWith("/api/session") && m.text().includes("401");
-    if (m.type() === "error" && !signedOut) problems.push(`${phase}: ${m.text()}`);
+    if (m.type() === "error" && !expected(m)) problems.push(`${phase}: ${m.text()}`);
   });
   page.on("pageerror", (e) => problems.push(`${phase}: ${e}`));
   try {

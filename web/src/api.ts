@@ -5,6 +5,10 @@ import type { ErrorBody, Reply, Session } from "./types";
 
 type Listener = (reply: Reply) => void;
 
+/** How long a WebSocket may stay connecting before it is given up (a
+ *  network change can leave one stalled); the next request opens another. */
+const CONNECT_TIMEOUT_MS = 8000;
+
 export class ApiError extends Error {
   constructor(
     public code: string,
@@ -32,16 +36,25 @@ export class Api {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.opening = new Promise((resolve, reject) => {
+      const fail = () => {
+        window.clearTimeout(stalled);
+        if (this.opening === opening) this.opening = null;
+        reject(new ApiError("connect", "could not connect to the hub"));
+      };
+      const stalled = window.setTimeout(() => {
+        ws.onclose = null;
+        ws.close();
+        fail();
+      }, CONNECT_TIMEOUT_MS);
       ws.onopen = () => {
+        window.clearTimeout(stalled);
         this.ws = ws;
         this.opening = null;
         resolve(ws);
       };
-      ws.onerror = () => {
-        this.opening = null;
-        reject(new ApiError("connect", "could not connect to the hub"));
-      };
+      ws.onerror = fail;
     });
+    const opening = this.opening;
     ws.onmessage = (ev) => {
       const reply = JSON.parse(String(ev.data)) as Reply;
       if (reply.id != null) this.listeners.get(reply.id)?.(reply);

@@ -49,12 +49,17 @@ pub async fn claim(svc: &Services, agent: &str) -> Result<(), ClaimError> {
     Ok(r?)
 }
 
-/// Give `agent`'s lease up when it leaves (if still this hub's).
+/// Give `agent`'s lease up when it leaves (if still this hub's; a hub cut
+/// off from the store leaves it to expire).
 pub async fn release(svc: &Services, agent: &str) {
     let Some(c) = svc.config.cluster.clone() else {
         return;
     };
     c.claimed().remove(agent);
+    if c.is_cut_off() {
+        // Its lease expires by itself; a write would wait on the store.
+        return;
+    }
     let (name, hub) = (agent.to_string(), c.me.id.clone());
     if let Err(e) = store::blocking(&svc.store, move |s| s.drop_lease(&name, &hub)).await {
         // The next heartbeat gives it up (it is not claimed any more).

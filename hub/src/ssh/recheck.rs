@@ -1,10 +1,11 @@
-//! Between authentication and registration: why a waiting connection was
-//! cut, and the key checked again after the hello, so a revocation (or key
-//! rotation) that lands in between is not missed.
+//! Why a connection was cut (waiting or registered), and the key checked
+//! again after the hello, so a revocation (or key rotation) that lands
+//! between authentication and registration is not missed.
 
 use tracing::{info, warn};
 
 use super::session::SessionError;
+use crate::agents::AgentConn;
 use crate::store::{self, AgentRecord};
 use crate::Services;
 
@@ -32,5 +33,23 @@ pub(super) async fn still_enrolled(svc: &Services, rec: &AgentRecord) -> Result<
             warn!(error = %e, "cannot check the key again; refusing the hello");
             Err(SessionError::Revoked)
         }
+    }
+}
+
+/// Why a registered connection's token was cancelled.
+pub(super) fn cancel_reason(svc: &Services, conn: &AgentConn) -> &'static str {
+    if svc.cancel.is_cancelled() {
+        "hub shutting down"
+    } else if svc
+        .registry
+        .get(&conn.name)
+        .is_some_and(|c| c.conn_id != conn.conn_id)
+    {
+        info!("replaced by a newer connection with the same key");
+        "replaced by a newer connection with the same key"
+    } else if svc.config.cluster.as_ref().is_some_and(|c| c.is_cut_off()) {
+        "this hub lost its store"
+    } else {
+        "revoked"
     }
 }

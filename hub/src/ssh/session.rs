@@ -216,7 +216,13 @@ async fn serve_agent(
     // The one-time and the occasional awaits are boxed so that the task of
     // an idle agent holds only what waiting needs.
     let (conn, inbox, mut seqs) = Box::pin(bring_online(svc, handle, rec, peer, slot)).await?;
-    let reason = watch_control(svc, &conn, &inbox, &mut seqs).await;
+    // A cut (revocation, a hub cut off from its store) does not wait for
+    // whatever the loop awaits (a store that may hang): what was not stored
+    // and acknowledged is sent again on the next connection, counted once.
+    let reason = tokio::select! {
+        r = watch_control(svc, &conn, &inbox, &mut seqs) => r,
+        _ = conn.cancel.cancelled() => super::recheck::cancel_reason(svc, &conn).to_string(),
+    };
     // A hub cut off from its cluster's store would wait on it in vain.
     let cut_off = svc.config.cluster.as_ref().is_some_and(|c| c.is_cut_off());
     if let Some(s) = seqs
@@ -364,7 +370,7 @@ async fn watch_control(
         }
         let step = due.filter(|d| !d.is_zero()).map_or(wait, |d| d.min(wait));
         let event = tokio::select! {
-            _ = conn.cancel.cancelled() => return explain_cancel(svc, conn).to_string(),
+            _ = conn.cancel.cancelled() => return super::recheck::cancel_reason(svc, conn).to_string(),
             e = tokio::time::timeout(step, inbox.next()) => e,
         };
         if event.is_err() && step < wait {
@@ -405,22 +411,6 @@ async fn watch_control(
     }
 }
 
-/// Why the connection's token was cancelled.
-fn explain_cancel(svc: &Services, conn: &AgentConn) -> &'static str {
-    if svc.cancel.is_cancelled() {
-        "hub shutting down"
-    } else if svc
-        .registry
-        .get(&conn.name)
-        .is_some_and(|c| c.conn_id != conn.conn_id)
-    {
-        info!("replaced by a newer connection with the same key");
-        "replaced by a newer connection with the same key"
-    } else {
-        "revoked"
-    }
-}
-
 /// Answer a heartbeat, or hand a push (or an answer that arrived before
 /// registration) to [`super::push::record_push`] and acknowledge a deploy outcome.
 async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply, seqs: Option<&mut Seqs>) {
@@ -446,12 +436,18 @@ async fn answer_reply(svc: &Services, conn: &AgentConn, reply: Reply, seqs: Opti
 async fn take_offline(svc: &Services, conn: &AgentConn, reason: &str) {
     conn.control.close();
     let removed = svc.registry.unregister(&conn.name, conn.conn_id);
-    let last = conn.last_seen.load(Ordering::Relaxed);
-    let name = conn.name.clone();
-    let _ = store::blocking(&svc.store, move |s| {
-        s.touch_agent(&name, last, None, None, None)
-    })
-    .await;
+    // A hub cut off from its cluster's store writes nothing more: each
+    // write would hold the store's connection (and the reads behind it)
+    // for a busy timeout; the lease expires by itself.
+    let cut_off = svc.config.cluster.as_ref().is_some_and(|c| c.is_cut_off());
+    if !cut_off {
+        let last = conn.last_seen.load(Ordering::Relaxed);
+        let name = conn.name.clone();
+        let _ = store::blocking(&svc.store, move |s| {
+            s.touch_agent(&name, last, None, None, None)
+        })
+        .await;
+    }
     if removed {
         crate::cluster::presence::release(svc, &conn.name).await;
         info!(reason = %reason, "agent offline");
