@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nextdeploy_shared::keys;
+use nextdeploy_shared::keys::{self, KeyAnswer};
 use nextdeploy_shared::limits::{BACKOFF_MAX, BACKOFF_MIN, BACKOFF_RESET_AFTER};
 use nextdeploy_shared::readahead::ReadAhead;
 use rand::RngExt;
@@ -67,6 +67,10 @@ pub enum DialError {
     /// The hub does not accept this key (unknown agent, or a rotated key).
     #[error("the hub refused this agent's key")]
     KeyRefused,
+    /// The hub closed the connection before answering the key: it could
+    /// not check it (its store did not answer). Not a refusal: dial again.
+    #[error("the hub closed the connection before answering the key (it could not check it)")]
+    NoAnswer,
 }
 
 /// Our russh client handler: pins the hub key, serves the channels the hub opens.
@@ -252,10 +256,11 @@ async fn dial_keeping(
         .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None))
         .await
         .map_err(DialError::Auth)?;
-    if !auth.success() {
-        return Err(DialError::KeyRefused);
+    match KeyAnswer::of(&auth) {
+        KeyAnswer::Accepted => Ok(handle),
+        KeyAnswer::Refused => Err(DialError::KeyRefused),
+        KeyAnswer::Closed => Err(DialError::NoAnswer),
     }
-    Ok(handle)
 }
 
 /// Full-jitter backoff: uniform in [0, min(max, min * 2^attempt)].

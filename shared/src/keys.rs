@@ -143,6 +143,34 @@ pub fn same_key(a: &PublicKey, b: &PublicKey) -> bool {
     a.key_data() == b.key_data()
 }
 
+/// How a hub answered a key: accepted, refused, or the connection closed
+/// before an answer (a hub whose store did not answer closes it rather
+/// than refuse a key it could not check: dial again, not a wrong key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAnswer {
+    /// Authenticated.
+    Accepted,
+    /// A USERAUTH_FAILURE: the hub does not accept this key.
+    Refused,
+    /// No answer: the connection ended first.
+    Closed,
+}
+
+impl KeyAnswer {
+    /// Read russh's result: it reports a session that ended during
+    /// authentication as a failure with no method left to try, which a
+    /// server's real refusal never is (it lists `publickey`).
+    pub fn of(r: &russh::client::AuthResult) -> KeyAnswer {
+        match r {
+            russh::client::AuthResult::Success => KeyAnswer::Accepted,
+            russh::client::AuthResult::Failure {
+                remaining_methods, ..
+            } if remaining_methods.is_empty() => KeyAnswer::Closed,
+            russh::client::AuthResult::Failure { .. } => KeyAnswer::Refused,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

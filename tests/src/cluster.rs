@@ -17,7 +17,7 @@ pub struct Shared {
     /// The secret file.
     pub secret: PathBuf,
     /// The PostgreSQL server of a test on PostgreSQL (stopped when dropped).
-    _pg: Option<crate::postgres::Postgres>,
+    pub pg: Option<crate::postgres::Postgres>,
 }
 
 impl Default for Shared {
@@ -52,7 +52,7 @@ impl Shared {
             dir,
             store,
             secret,
-            _pg: pg,
+            pg,
         }
     }
 

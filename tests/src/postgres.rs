@@ -144,6 +144,17 @@ impl Postgres {
     /// Stop the server (`-m fast`: clients are disconnected) and start it
     /// again on the same port and data.
     pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Stop the server (`-m fast`: clients are disconnected).
+    pub fn stop(&self) {
+        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
+    }
+
+    /// Start a stopped server again on the same port and data.
+    pub fn start_again(&self) {
         let data = self.data();
         let log = self.dir.path().join("server.log").display().to_string();
         let opts = format!(
@@ -151,7 +162,6 @@ impl Postgres {
             self.port,
             self.dir.path().display()
         );
-        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"]);
         self.run(
             "pg_ctl",
             &[

@@ -312,7 +312,13 @@ async fn connect(
         .authenticate_publickey(AGENT_USER, PrivateKeyWithHashAlg::new(key, None))
         .await
         .context("SSH authentication")?;
-    anyhow::ensure!(ok.success(), "key refused");
+    match nextdeploy_shared::keys::KeyAnswer::of(&ok) {
+        nextdeploy_shared::keys::KeyAnswer::Accepted => {}
+        nextdeploy_shared::keys::KeyAnswer::Refused => anyhow::bail!("key refused"),
+        nextdeploy_shared::keys::KeyAnswer::Closed => {
+            anyhow::bail!("connection closed during authentication")
+        }
+    }
     Ok(handle)
 }
 

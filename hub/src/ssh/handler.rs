@@ -20,7 +20,7 @@ use super::session;
 use super::tap::{Tap, TapSlot};
 use super::PreAuthSlot;
 use crate::limits::{ENROLL_LINGER, WITHDRAW_WINDOW};
-use crate::store::{self, AgentRecord, AuditEntry};
+use crate::store::{self, AgentRecord, AuditEntry, StoreError};
 use crate::Services;
 
 /// Who a connection authenticated as.
@@ -102,10 +102,18 @@ impl SshHandler {
     }
 
     /// `verified`: the client proved it holds `key` (only then does a
-    /// withdrawal happen; an offer is only answered).
-    async fn check(&self, user: &str, key: &PublicKey, verified: bool) -> Option<Identity> {
+    /// withdrawal happen; an offer is only answered). A store error is not
+    /// a refusal: the caller closes the connection and the agent tries
+    /// again (or another hub) as after any failed dial, without the backoff
+    /// and the penalty of a wrong key.
+    async fn check(
+        &self,
+        user: &str,
+        key: &PublicKey,
+        verified: bool,
+    ) -> Result<Option<Identity>, StoreError> {
         if key.algorithm() != Algorithm::Ed25519 {
-            return None;
+            return Ok(None);
         }
         if user == WITHDRAW_USER {
             return self.withdraw(key, verified).await;
@@ -116,44 +124,39 @@ impl SshHandler {
             // conversation, no task, for a stranger who learnt an old id.
             // (A wrong secret is only found out in session::enroll.)
             let now = now_unix();
-            store::blocking(&self.svc.store, move |s| s.join_token(&id))
-                .await
-                .ok()
-                .flatten()
-                .filter(|t| t.used_at.is_none() && t.expires_at > now)?;
-            return Some(Identity::Enroll {
+            let usable = store::blocking(&self.svc.store, move |s| s.join_token(&id))
+                .await?
+                .is_some_and(|t| t.used_at.is_none() && t.expires_at > now);
+            return Ok(usable.then(|| Identity::Enroll {
                 token_id: token_id.to_string(),
                 key: key.clone(),
-            });
+            }));
         }
         let line = keys::public_line(key);
-        let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line))
-            .await
-            .ok()
-            .flatten()?;
-        if rec.revoked_at.is_some() {
-            return None;
-        }
-        Some(Identity::Agent(rec))
+        let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line)).await?;
+        Ok(rec.filter(|r| r.revoked_at.is_none()).map(Identity::Agent))
     }
 
     /// The `WITHDRAW_USER` login: forget the agent holding `key` if it
     /// enrolled within [`WITHDRAW_WINDOW`] (once the key is proven).
-    async fn withdraw(&self, key: &PublicKey, verified: bool) -> Option<Identity> {
+    async fn withdraw(
+        &self,
+        key: &PublicKey,
+        verified: bool,
+    ) -> Result<Option<Identity>, StoreError> {
         let line = keys::public_line(key);
         let since = now_unix() - WITHDRAW_WINDOW.as_secs() as i64;
         if !verified {
-            let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line))
-                .await
-                .ok()
-                .flatten()?;
-            let eligible = rec.revoked_at.is_none() && rec.enrolled_at >= since;
-            return eligible.then_some(Identity::Withdrawn { name: rec.name });
+            let rec = store::blocking(&self.svc.store, move |s| s.agent_by_key(&line)).await?;
+            return Ok(rec
+                .filter(|r| r.revoked_at.is_none() && r.enrolled_at >= since)
+                .map(|r| Identity::Withdrawn { name: r.name }));
         }
-        let name = store::blocking(&self.svc.store, move |s| s.withdraw_enrolment(&line, since))
-            .await
-            .ok()
-            .flatten()?;
+        let Some(name) =
+            store::blocking(&self.svc.store, move |s| s.withdraw_enrolment(&line, since)).await?
+        else {
+            return Ok(None);
+        };
         let fingerprint = keys::fingerprint(key);
         info!(%name, %fingerprint, peer = %self.peer, "enrolment withdrawn by the agent");
         let entry = AuditEntry {
@@ -164,8 +167,15 @@ impl SshHandler {
             detail: format!("withdrew its enrolment as {name}; its join token is usable again"),
         };
         let _ = store::blocking(&self.svc.store, move |s| s.audit(&entry)).await;
-        Some(Identity::Withdrawn { name })
+        Ok(Some(Identity::Withdrawn { name }))
     }
+}
+
+/// A store error while checking a key: the connection is closed (not the
+/// key refused), so the agent dials again as after any failed dial.
+fn store_failed(e: StoreError) -> russh::Error {
+    warn!(error = %e, "cannot check the key (store error): closing the connection");
+    russh::Error::Disconnect
 }
 
 impl russh::server::Handler for SshHandler {
@@ -177,11 +187,12 @@ impl russh::server::Handler for SshHandler {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         Ok(match self.check(user, offer.public_key, false).await {
-            Some(_) => Auth::Accept,
-            None => {
+            Ok(Some(_)) => Auth::Accept,
+            Ok(None) => {
                 self.auth_failed();
                 Auth::reject()
             }
+            Err(e) => return Err(store_failed(e)),
         })
     }
 
@@ -191,11 +202,12 @@ impl russh::server::Handler for SshHandler {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         match self.check(user, key.public_key, true).await {
-            Some(identity) => {
+            Err(e) => Err(store_failed(e)),
+            Ok(Some(identity)) => {
                 self.identity = Some(identity);
                 Ok(Auth::Accept)
             }
-            None => {
+            Ok(None) => {
                 info!(fingerprint = %keys::fingerprint(key.public_key), "refused key");
                 self.auth_failed();
                 Ok(Auth::reject())

@@ -30,8 +30,8 @@ pub(super) async fn still_enrolled(svc: &Services, rec: &AgentRecord) -> Result<
             Err(SessionError::Revoked)
         }
         Err(e) => {
-            warn!(error = %e, "cannot check the key again; refusing the hello");
-            Err(SessionError::Revoked)
+            warn!(error = %e, "cannot check the key again; closing the connection");
+            Err(SessionError::Store(e))
         }
     }
 }

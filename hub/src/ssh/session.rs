@@ -75,6 +75,9 @@ pub enum SessionError {
     /// The agent was revoked (or its key rotated) after it authenticated.
     #[error("the agent's key is no longer enrolled")]
     Revoked,
+    /// The key could not be checked again (a store error): try again.
+    #[error("this hub cannot read its store; try again or another hub: {0}")]
+    Store(store::StoreError),
     /// The hub is shutting down.
     #[error("hub shutting down")]
     ShuttingDown,
