@@ -173,7 +173,7 @@ fn start_hubs(a: &Args, template: &Path, work: &Path) -> anyhow::Result<Vec<hub:
 }
 
 /// `nextdeploy hub migrate` of the template's SQLite store into `url`.
-fn migrate(dir: &Path, url: &str) -> anyhow::Result<()> {
+pub fn migrate(dir: &Path, url: &str) -> anyhow::Result<()> {
     let bin = crate::build::bin_dir().join(crate::build::HUB);
     let out = std::process::Command::new(bin)
         .args(["hub", "migrate", "--from"])

@@ -38,6 +38,7 @@ mod procfs;
 mod report;
 mod scenario;
 mod sim;
+mod stores;
 mod tcpfloor;
 mod wsclient;
 
@@ -77,6 +78,9 @@ enum Cmd {
     /// added ping latency, a fan-out across hubs against one hub's, and one
     /// hub killed.
     Cluster(cluster::Args),
+    /// One hub on SQLite against one on PostgreSQL, side by side with the
+    /// same agents (issue 23): ping and deploy p50 within 10 %.
+    Stores(stores::Args),
     /// One simulated agent flooding oversized health snapshots: hub RSS and
     /// a fresh agent's connect time, before and during.
     HealthFlood {
@@ -401,6 +405,10 @@ async fn main_async() -> anyhow::Result<()> {
         Cmd::Cluster(a) => {
             raise_nofile();
             interruptible(cluster::run(a)).await
+        }
+        Cmd::Stores(a) => {
+            raise_nofile();
+            interruptible(stores::run(a)).await
         }
         Cmd::AlertsEval(a) => tokio::task::spawn_blocking(move || alerts_eval::run(a)).await?,
         Cmd::Dashboard(a) => tokio::task::spawn_blocking(move || dashboard::run(a)).await?,

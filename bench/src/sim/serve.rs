@@ -146,6 +146,13 @@ pub(super) async fn serve(
             let _ = send(&write, &answer(id, &act)).await;
             let _ = send(&write, &Reply::end(id)).await;
         }
+        (_, Some(ActionKind::Deploy)) => {
+            for r in deploy_replies(id, &payload) {
+                if !send(&write, &r).await {
+                    break;
+                }
+            }
+        }
         (_, Some(ActionKind::DiagStream)) => {
             stream_diag(&mut read, &write, &mut dec, wire_id, &payload, &cancel).await;
         }
@@ -162,4 +169,53 @@ pub(super) async fn serve(
         }
     }
     let _ = write.close().await;
+}
+
+/// A deploy as an agent with one container of the image's repository
+/// answers it when everything goes well, at once: the swap and health steps,
+/// the outcome, the end (the store's part of a deploy is the hub's; the
+/// Docker Engine's is not what `stores` compares).
+fn deploy_replies(id: Option<u64>, payload: &serde_json::Value) -> Vec<Reply> {
+    use nextdeploy_shared::protocol::deploy::{
+        ContainerOutcome, DeployKind, DeployOutcome, DeployProgress, DeployRequest, Outcome,
+    };
+    let Ok(req) = serde_json::from_value::<DeployRequest>(payload.clone()) else {
+        let code = nextdeploy_shared::protocol::ErrorCode::BadRequest;
+        return vec![Reply::error(id, code, "sim: bad deploy request")];
+    };
+    let deploy_id = req.deploy_id.unwrap_or_default();
+    let at_ms = nextdeploy_shared::time::now_unix_ms();
+    let step = |step: &str| DeployProgress {
+        deploy_id: deploy_id.clone(),
+        container: "app".into(),
+        step: step.into(),
+        status: "done".into(),
+        at_ms,
+        ..Default::default()
+    };
+    let steps = vec![step("swap"), step("health")];
+    let outcome = DeployOutcome {
+        deploy_id: deploy_id.clone(),
+        kind: Some(DeployKind::Deploy),
+        image: Some(req.image.clone()),
+        outcome: Outcome::Succeeded,
+        containers: vec![ContainerOutcome {
+            container: "app".into(),
+            from_image: "sim:old".into(),
+            to_image: req.image,
+            outcome: Outcome::Succeeded,
+            ..Default::default()
+        }],
+        started_ms: Some(at_ms),
+        finished_ms: Some(at_ms),
+        steps: steps.clone(),
+        ..Default::default()
+    };
+    let mut out: Vec<Reply> = steps
+        .iter()
+        .map(|s| Reply::new(id, ReplyType::Progress, json!(s)))
+        .collect();
+    out.push(Reply::result(id, json!(outcome)));
+    out.push(Reply::end(id));
+    out
 }

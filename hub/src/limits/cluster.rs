@@ -76,3 +76,12 @@ pub const SESSIONS_KEPT_ENDED: Duration = Duration::from_secs(3600);
 /// again, rather than a wait on TCP's retransmissions (minutes) that would
 /// hold every store call of the hub.
 pub const PG_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections a hub on PostgreSQL keeps for the reads an SSH or API
+/// authentication waits for (keys, tokens, join tokens), beside its one
+/// connection for writes: during a connect storm the key checks of
+/// different agents run side by side instead of queueing behind each other
+/// and behind the writes (the store's own time per read is a fraction of a
+/// millisecond; the queue was the cost). Three hubs use 3 x 7 connections
+/// with the writer, history and listener ones.
+pub const PG_READ_CONNECTIONS: usize = 3;

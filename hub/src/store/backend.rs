@@ -61,6 +61,11 @@ impl LabelCache {
 pub trait Backend: Send + Sync + 'static {
     /// Run `f` on the main connection (every write but the history's).
     fn main<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T>;
+    /// Run `f`, which only reads, where authentication's look-ups run: the
+    /// main connection unless the backend keeps readers of its own.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        self.main(f)
+    }
     /// Run `f` on the history writer's connection with its name cache.
     fn health<T>(
         &self,
@@ -91,7 +96,7 @@ fn drop_labels<B: Backend>(b: &B) {
 
 impl<B: Backend> Store for B {
     fn agent_by_key(&self, public_key: &str) -> StoreResult<Option<AgentRecord>> {
-        self.main(|db| agents::agent_by(db, "public_key", public_key))
+        self.read(|db| agents::agent_by(db, "public_key", public_key))
     }
 
     fn agent_by_name(&self, name: &str) -> StoreResult<Option<AgentRecord>> {
@@ -158,7 +163,7 @@ impl<B: Backend> Store for B {
     }
 
     fn join_token(&self, id: &str) -> StoreResult<Option<JoinTokenRecord>> {
-        self.main(|db| agents::join_token(db, id))
+        self.read(|db| agents::join_token(db, id))
     }
 
     fn list_join_tokens(&self) -> StoreResult<Vec<JoinTokenRecord>> {
@@ -193,7 +198,7 @@ impl<B: Backend> Store for B {
     }
 
     fn api_token(&self, id: &str) -> StoreResult<Option<ApiTokenRecord>> {
-        self.main(|db| agents::api_token(db, id))
+        self.read(|db| agents::api_token(db, id))
     }
 
     fn list_api_tokens(&self) -> StoreResult<Vec<ApiTokenRecord>> {

@@ -148,7 +148,7 @@ async fn relay(
             Ok(s) => s,
             Err(e) if attempt == 0 => {
                 let doc = DeployOutcome::failed(e.to_string(), Some(e.code()));
-                finish(svc, id, &doc).await;
+                finish(svc, id, &name, &doc).await;
                 return doc;
             }
             Err(_) => {
@@ -171,12 +171,12 @@ async fn relay(
                             Some(ErrorCode::AgentError),
                         )
                     });
-                    finish(svc, id, &doc).await;
+                    finish(svc, id, &name, &doc).await;
                     return doc;
                 }
                 Some(Ok(r)) if r.kind == ReplyType::Error => {
                     let doc = refused(r.data);
-                    finish(svc, id, &doc).await;
+                    finish(svc, id, &name, &doc).await;
                     return doc;
                 }
                 Some(Ok(_)) => {}
@@ -218,7 +218,12 @@ async fn wait_back(svc: &Services, name: &str, old_conn: u64) -> Option<Arc<Agen
 /// Record the outcome of a deploy this hub relayed (`pushed_by`: none), or
 /// one agent `pushed_by` pushed on its own, which only lands on that agent's
 /// unfinished deploy. Returns whether the record changed.
-async fn finish_as(svc: &Services, id: &str, doc: &DeployOutcome, pushed_by: Option<&str>) -> bool {
+async fn finish_as(
+    svc: &Services,
+    (id, server): (&str, &str),
+    doc: &DeployOutcome,
+    pushed_by: Option<&str>,
+) -> bool {
     let (i, st, d) = (id.to_string(), doc.outcome.as_str(), doc.clone());
     let by = pushed_by.map(str::to_string);
     let changed = store::blocking(&svc.store, move |s| {
@@ -228,7 +233,7 @@ async fn finish_as(svc: &Services, id: &str, doc: &DeployOutcome, pushed_by: Opt
     match changed {
         Ok(true) => {
             svc.live_deploys.remove(id);
-            crate::alerts::deploys::offer(svc, id, doc).await;
+            crate::alerts::deploys::offer(svc, id, server, doc).await;
             true
         }
         Ok(false) => {
@@ -244,8 +249,8 @@ async fn finish_as(svc: &Services, id: &str, doc: &DeployOutcome, pushed_by: Opt
     }
 }
 
-async fn finish(svc: &Services, id: &str, doc: &DeployOutcome) {
-    finish_as(svc, id, doc, None).await;
+async fn finish(svc: &Services, id: &str, server: &str, doc: &DeployOutcome) {
+    finish_as(svc, (id, server), doc, None).await;
 }
 
 /// Record an outcome agent `agent` pushed on its control channel (a deploy
@@ -256,7 +261,7 @@ pub async fn record_pushed(svc: &Services, agent: &str, outcome: &DeployOutcome)
     if outcome.deploy_id.is_empty() {
         return None;
     }
-    if !finish_as(svc, &outcome.deploy_id, outcome, Some(agent)).await {
+    if !finish_as(svc, (&outcome.deploy_id, agent), outcome, Some(agent)).await {
         tracing::debug!(deploy = %outcome.deploy_id, agent, "pushed outcome left unrecorded: not this agent's unfinished deploy");
     }
     Some(outcome.deploy_id.clone())

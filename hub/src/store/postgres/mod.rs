@@ -8,9 +8,11 @@
 //! history's, one for the history writer, one for history reads, each
 //! behind a mutex and used only from the blocking pool ([`crate::store::blocking`];
 //! the sync client must never run on an async worker), plus the listener's
-//! own on its thread.
+//! own on its thread; and, unlike SQLite (whose reads take microseconds),
+//! [`crate::limits::PG_READ_CONNECTIONS`] for authentication's look-ups, so that key
+//! checks do not queue behind each other's round trips and the writes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
@@ -34,6 +36,9 @@ pub const REVOKED_CHANNEL: &str = "nextdeploy_revoked";
 /// The store on PostgreSQL.
 pub struct PgStore {
     main: Mutex<PgConn>,
+    /// Authentication's reads, taken round-robin, a free one first.
+    reads: Vec<Mutex<PgConn>>,
+    next_read: AtomicUsize,
     health: Mutex<(PgConn, NameCache)>,
     health_read: Mutex<PgConn>,
     history_cache: Mutex<BlockCache>,
@@ -53,6 +58,22 @@ impl Drop for PgStore {
 impl Backend for PgStore {
     fn main<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
         f(&mut *crate::sync::lock_or_recover(&self.main))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> StoreResult<T>) -> StoreResult<T> {
+        let n = self.reads.len();
+        let start = self.next_read.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            let free = match self.reads[(start + i) % n].try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(mut conn) = free {
+                return f(&mut *conn);
+            }
+        }
+        f(&mut *crate::sync::lock_or_recover(&self.reads[start]))
     }
 
     fn health<T>(

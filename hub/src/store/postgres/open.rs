@@ -35,6 +35,9 @@ impl PgStore {
         };
         let mut main = connect()?;
         migrate(&mut main)?;
+        let reads = (0..limits::PG_READ_CONNECTIONS.max(1))
+            .map(|_| connect().map(Mutex::new))
+            .collect::<StoreResult<Vec<_>>>()?;
         let health = connect()?;
         let health_read = connect()?;
         let revoked = broadcast::channel(REVOCATION_QUEUE).0;
@@ -42,6 +45,8 @@ impl PgStore {
         notify::listen(config.clone(), shown, revoked.clone(), stop.clone())?;
         Ok(PgStore {
             main: Mutex::new(main),
+            reads,
+            next_read: Default::default(),
             health: Mutex::new((health, Default::default())),
             health_read: Mutex::new(health_read),
             history_cache: Default::default(),
