@@ -170,6 +170,35 @@ impl Postgres {
         );
     }
 
+    /// Turn TLS on with `cert_pem` and `key_pem` (a reload: clients that
+    /// ask for TLS get it from then on; the others still connect).
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        let (cert, key) = (
+            self.dir.path().join("server.crt"),
+            self.dir.path().join("server.key"),
+        );
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        if self.as_postgres {
+            let owner = std::fs::metadata(self.dir.path()).unwrap();
+            for f in [&cert, &key] {
+                std::os::unix::fs::chown(f, Some(owner.uid()), Some(owner.gid())).unwrap();
+            }
+        }
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        // One statement each: a batch is one transaction, which ALTER SYSTEM refuses.
+        for sql in [
+            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", cert.display()),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", key.display()),
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            "SELECT pg_reload_conf()".to_string(),
+        ] {
+            c.batch_execute(&sql).unwrap();
+        }
+    }
+
     /// The server's loopback port.
     pub fn port(&self) -> u16 {
         self.port

@@ -9,7 +9,9 @@ use std::error::Error;
 use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use postgres::{Client, Config, NoTls, Statement};
+use postgres::{Client, Statement};
+
+use super::dial::Dial;
 
 use crate::store::sql::{Db, Dialect, Param, Row, Val};
 use crate::store::{StoreError, StoreResult};
@@ -110,7 +112,7 @@ fn error(e: postgres::Error) -> StoreError {
 
 /// One connection, its prepared statements, and how to open it again.
 pub struct PgConn {
-    config: Config,
+    dial: Dial,
     /// Always `Some` but while being dropped (see [`Drop`]).
     client: Option<Client>,
     statements: HashMap<String, Statement>,
@@ -133,10 +135,10 @@ impl Drop for PgConn {
 
 impl PgConn {
     /// Connect with `config`.
-    pub fn connect(config: &Config) -> Result<Self, postgres::Error> {
+    pub fn connect(dial: &Dial) -> Result<Self, postgres::Error> {
         Ok(PgConn {
-            config: config.clone(),
-            client: Some(config.connect(NoTls)?),
+            dial: dial.clone(),
+            client: Some(dial.connect()?),
             statements: HashMap::new(),
         })
     }
@@ -147,8 +149,8 @@ impl PgConn {
         if closed {
             tracing::warn!("the store's connection closed; connecting again");
             let client = self
-                .config
-                .connect(NoTls)
+                .dial
+                .connect()
                 .map_err(|e| StoreError::Open(format!("cannot connect again: {}", chain(&e))))?;
             self.statements.clear();
             return Ok(self.client.insert(client));

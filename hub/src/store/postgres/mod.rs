@@ -23,6 +23,7 @@ use super::sql::{p, Db};
 use super::StoreResult;
 
 mod db;
+pub mod dial;
 pub mod notify;
 mod open;
 mod schema;

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fallible_iterator::FallibleIterator;
-use postgres::{Client, Config, NoTls};
+use postgres::Client;
+
+use super::dial::Dial;
 use tokio::sync::broadcast;
 
 use super::REVOKED_CHANNEL;
@@ -31,7 +33,7 @@ const CATCH_UP_S: i64 = 60;
 
 /// Start listening; the first connection is made before this returns.
 pub(super) fn listen(
-    config: Config,
+    config: Dial,
     shown: String,
     revoked: broadcast::Sender<String>,
     stop: Arc<AtomicBool>,
@@ -49,14 +51,14 @@ pub(super) fn listen(
     Ok(())
 }
 
-fn connect(config: &Config) -> Result<Client, postgres::Error> {
-    let mut c = config.connect(NoTls)?;
+fn connect(config: &Dial) -> Result<Client, postgres::Error> {
+    let mut c = config.connect()?;
     c.batch_execute(&format!("LISTEN {REVOKED_CHANNEL}"))?;
     Ok(c)
 }
 
 fn run(
-    config: Config,
+    config: Dial,
     mut client: Client,
     revoked: broadcast::Sender<String>,
     stop: Arc<AtomicBool>,

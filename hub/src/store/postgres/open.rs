@@ -1,13 +1,12 @@
-//! Opening a PostgreSQL store: parse the URL, connect, migrate, start the
-//! revocation listener.
+//! Opening a PostgreSQL store: read the URL ([`Dial`]), connect, migrate,
+//! start the revocation listener.
 
-use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use postgres::Config;
 use tokio::sync::broadcast;
 
+use super::dial::Dial;
 use super::url::redact;
 use super::{notify, schema, PgConn, PgStore};
 use crate::limits;
@@ -24,11 +23,12 @@ impl PgStore {
     /// and migrate it. Errors name the URL without its password.
     pub fn open(url: &str) -> StoreResult<Self> {
         let shown = redact(url);
-        let mut config = Config::from_str(url)
-            .map_err(|e| StoreError::Open(format!("invalid store URL {shown}: {e}")))?;
-        settings(&mut config);
+        let dial = Dial::parse(url)?;
+        if dial.exposed() {
+            tracing::warn!(store = %shown, "the store is reached over the network without TLS: add sslmode=require (and sslrootcert=CA.pem) to its URL");
+        }
         let connect = || {
-            PgConn::connect(&config).map_err(|e| {
+            PgConn::connect(&dial).map_err(|e| {
                 let why = super::db::chain(&e);
                 StoreError::Open(format!("cannot connect to the store at {shown}: {why}"))
             })
@@ -42,7 +42,7 @@ impl PgStore {
         let health_read = connect()?;
         let revoked = broadcast::channel(REVOCATION_QUEUE).0;
         let stop = Arc::new(AtomicBool::new(false));
-        notify::listen(config.clone(), shown, revoked.clone(), stop.clone())?;
+        notify::listen(dial.clone(), shown, revoked.clone(), stop.clone())?;
         Ok(PgStore {
             main: Mutex::new(main),
             reads,
@@ -54,26 +54,6 @@ impl PgStore {
             revoked,
             stop,
         })
-    }
-}
-
-/// Bounds the URL did not set: connect timeout, keepalives, unacknowledged
-/// data, statement timeout.
-fn settings(config: &mut Config) {
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(limits::PG_CONNECT_TIMEOUT);
-    }
-    config.keepalives(true);
-    config.keepalives_idle(limits::PG_KEEPALIVE_IDLE);
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(limits::PG_TCP_USER_TIMEOUT);
-    }
-    if config.get_options().is_none() {
-        let ms = limits::PG_STATEMENT_TIMEOUT.as_millis();
-        config.options(&format!("-c statement_timeout={ms}"));
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("nextdeploy-hub");
     }
 }
 
