@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Any hub answers any request (issue 23): two hub processes on one store
 //! and one cluster secret, a real agent on this machine's engine held by
-//! hub B, a second agent held by A. Through A: one-shot requests (the
+//! hub B, a second agent held by A. Through A: an `events` stream opened
+//! before B joined that carries B's agent's events, one-shot requests (the
 //! shared hub-to-hub link), `logs --follow` (a link of its own, ended by the
 //! client), exec with stdin both ways, a deploy whose record lands in the
 //! shared store, a deploy by selector whose batches reach both hubs' agents,
@@ -83,6 +84,11 @@ fn a_hub_forwards_requests_for_agents_another_hub_holds() {
     let names = Names::new("fw");
     let shared = Shared::new();
     let a = shared.first();
+    // Events through A, asked before B exists: B's stream joins it when B
+    // joins the cluster (fw-b's events, sent by B, below).
+    let mut cmd = a.cli_command(&a.admin_token).unwrap();
+    cmd.args(["agent", "events", "--output", "json"]);
+    let mut events = Streamer::spawn(cmd).unwrap();
     let b = shared.join(&a);
     // fw-b on B (Docker), fw-a on A; the join token made on A.
     let jt = a.join_token("fw-b", "fleet=fw", "1h").unwrap();
@@ -99,11 +105,9 @@ fn a_hub_forwards_requests_for_agents_another_hub_holds() {
             .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
         assert_eq!(p["server"], "fw-b", "{p}");
     }
-    // Events through A: fw-b's (sent by B) as well as fw-a's.
-    let mut cmd = a.cli_command(&a.admin_token).unwrap();
-    cmd.args(["agent", "events", "--output", "json"]);
-    let mut events = Streamer::spawn(cmd).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Events through A: fw-b's (sent by B) as well as fw-a's. A's view
+    // shows B alive within a heartbeat of its first; give it two.
+    std::thread::sleep(Duration::from_secs(2));
     let logger = Container::run(&names, &image, "logger", &[], &["tick"]).unwrap();
     for server in ["fw-a", "fw-b"] {
         events

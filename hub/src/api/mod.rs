@@ -180,8 +180,13 @@ pub async fn dispatch(
 async fn run(svc: &Arc<Services>, caller: &Caller, req: &Request, action: Action, out: &ReplySink) {
     let answer = match action {
         Action::Events(p) => {
-            let elsewhere = crate::cluster::fleet::events_elsewhere(svc, caller, req, out);
-            tokio::join!(fleet::events(svc, req, p, out), elsewhere);
+            // The other hubs' streams for as long as this hub's own lasts.
+            let local = fleet::events(svc, req, p, out);
+            tokio::pin!(local);
+            tokio::select! {
+                () = &mut local => {}
+                () = crate::cluster::fleet::events_elsewhere(svc, caller, req, out) => local.await,
+            }
             return;
         }
         Action::Deploy(p) => return deploy::deploy(svc, caller, req, p, out).await,

@@ -36,15 +36,33 @@ fn others(svc: &Services, req: &Request) -> Vec<Holder> {
 }
 
 /// The `event` replies of every other live hub for `req` (the client's
-/// `events` request, its filters included), relayed to `out` until the
-/// client goes. A hub that goes away takes its stream with it; its agents'
-/// events come from the hubs they move to. (A hub that joins later is not
-/// asked: the client's next `events` request reaches it.)
+/// `events` request, its filters included), relayed to `out` while the
+/// caller polls this (it ends with the client's local stream). A hub that
+/// goes away takes its stream with it (its agents' events come from the
+/// hubs they move to); a hub that joins later is asked when this hub's
+/// view first shows it alive (within a heartbeat). Each hub is asked once
+/// per request: a stream that broke is not asked again, which would replay
+/// its `since` window twice. Returns at once when there is no cluster to
+/// ask (not in one, or a request another hub forwarded here).
 pub async fn events_elsewhere(svc: &Services, caller: &Caller, req: &Request, out: &ReplySink) {
-    let parts = others(svc, req)
-        .into_iter()
-        .map(|h| events_from(svc, caller, req, h, out));
-    futures_util::future::join_all(parts).await;
+    if svc.config.cluster.is_none() || req.local_only {
+        return;
+    }
+    let mut asked = std::collections::HashSet::new();
+    let mut streams = futures_util::stream::FuturesUnordered::new();
+    let mut tick = tokio::time::interval(crate::limits::CLUSTER_HEARTBEAT);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                for h in others(svc, req) {
+                    if asked.insert(h.hub_id.clone()) {
+                        streams.push(events_from(svc, caller, req, h, out));
+                    }
+                }
+            }
+            Some(()) = streams.next(), if !streams.is_empty() => {}
+        }
+    }
 }
 
 async fn events_from(svc: &Services, caller: &Caller, req: &Request, h: Holder, out: &ReplySink) {
