@@ -58,6 +58,19 @@ pub fn leases_move_extend_and_drop_only_for_their_holder<B: Backend>(s: &B) {
         all_leases(s),
         vec![lease("a", "h3", 9500), lease("d", "h3", 9600)]
     );
+    // A storm's batch: 300 claims (chunks of 256, 32, 8 and 4 rows), one
+    // agent claimed twice (its last claim holds), one taken over from h3.
+    let mut batch: Vec<(String, i64)> =
+        (0..299).map(|i| (format!("s{i:03}"), 10_000 + i)).collect();
+    batch.push(("s007".into(), 20_000));
+    batch.push(("d".into(), 30_000));
+    s.take_leases("h4", &batch).unwrap();
+    let all = all_leases(s);
+    assert_eq!(all.len(), 301, "a, d and 299 new");
+    assert!(all.contains(&lease("s007", "h4", 20_000)), "{all:?}");
+    assert!(all.contains(&lease("s298", "h4", 10_298)), "{all:?}");
+    assert!(all.contains(&lease("d", "h4", 30_000)), "{all:?}");
+    assert!(all.contains(&lease("a", "h3", 9500)), "{all:?}");
 }
 
 pub fn changes_name_revocations_since_and_the_enrolment_mark<B: Backend>(s: &B) {
