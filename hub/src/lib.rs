@@ -184,13 +184,14 @@ pub async fn run(
     store: SharedStore,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let unregistered = limits::UNREGISTERED_PER_HANDSHAKE * config.max_handshakes;
     let svc = Arc::new(Services {
         ws_connections: http::conns::PerToken::new(config.max_connections_per_token),
         host_fingerprint: nextdeploy_shared::keys::fingerprint(host_key.public_key()),
         ssh_port: ssh_listener.local_addr().map(|a| a.port()).unwrap_or(0),
         config,
         store,
-        registry: Registry::default(),
+        registry: Registry::with_unregistered_cap(unregistered),
         cancel: shutdown.clone(),
         tracker: TaskTracker::new(),
         started: Instant::now(),

@@ -65,8 +65,10 @@ pub const ACCEPT_QUEUE: usize = 8192;
 /// [`DEFAULT_MAX_HANDSHAKES`] slots keeps far fewer there; only a holder of
 /// an enrolled key or a join token id can fill it, and then each further
 /// session is refused at once instead of holding a task for
-/// [`HELLO_TIMEOUT`]. Four times the handshake slots.
-pub const MAX_UNREGISTERED: usize = 4 * DEFAULT_MAX_HANDSHAKES;
+/// [`HELLO_TIMEOUT`]. The default's; a hub with more slots gets more room.
+pub const MAX_UNREGISTERED: usize = UNREGISTERED_PER_HANDSHAKE * DEFAULT_MAX_HANDSHAKES;
+/// Unregistered connections allowed per handshake slot (`--max-handshakes`).
+pub const UNREGISTERED_PER_HANDSHAKE: usize = 4;
 
 /// Shortest re-wait for a heartbeat when answers showed life recently: keeps
 /// the loop from spinning on sub-second remainders.

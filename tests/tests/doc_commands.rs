@@ -88,6 +88,11 @@ const COVERED_ELSEWHERE: &[(&str, &str)] = &[
          reconnects",
     ),
     (
+        "nextdeploy hub --store 'postgres://",
+        "tests/tests/store_postgres_tls.rs starts the hub on a PostgreSQL with TLS turned on, \
+         `sslmode=require&sslrootcert=` its CA, and sees it refused without that CA",
+    ),
+    (
         "nextdeploy agent install",
         "tests/tests/install.rs pushes an agent to a real sshd (rooted in a temp prefix)",
     ),

@@ -106,6 +106,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry whose unregistered connections are capped at `cap`.
+    pub fn with_unregistered_cap(cap: usize) -> Registry {
+        Registry {
+            pending: Arc::new(pending::Pending::with_cap(cap)),
+            ..Registry::default()
+        }
+    }
+
     /// A fresh connection id.
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1

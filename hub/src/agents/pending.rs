@@ -2,7 +2,8 @@
 //! between its key check and its hello, or an enrolment in progress.
 //!
 //! They are counted, so that a holder of an enrolled key (or of a valid join
-//! token id) cannot pile up silent sessions ([`MAX_UNREGISTERED`]), and
+//! token id) cannot pile up silent sessions (a cap: [`MAX_UNREGISTERED`] by
+//! default, [`crate::limits::UNREGISTERED_PER_HANDSHAKE`] per slot), and
 //! revocation finds them: [`super::Registry::kick`] cancels every connection
 //! of the agent, registered or not, so no connection that authenticated
 //! before the revocation can still say hello after it.
@@ -23,10 +24,16 @@ struct Entry {
 }
 
 /// The table of unregistered connections.
-#[derive(Default)]
 pub struct Pending {
     entries: Mutex<HashMap<u64, Entry>>,
     next: AtomicU64,
+    cap: usize,
+}
+
+impl Default for Pending {
+    fn default() -> Pending {
+        Pending::with_cap(MAX_UNREGISTERED)
+    }
 }
 
 /// Held while a connection is authenticated and unregistered; dropping it
@@ -42,22 +49,31 @@ impl Drop for PendingSlot {
     }
 }
 
-/// The table is full: [`MAX_UNREGISTERED`] connections are waiting already.
+/// The table is full: its cap of connections are waiting already.
 #[derive(Debug, thiserror::Error)]
-#[error("too many authenticated connections waiting to register ({MAX_UNREGISTERED})")]
-pub struct Full;
+#[error("too many authenticated connections waiting to register ({0})")]
+pub struct Full(pub usize);
 
 impl Pending {
+    /// A table that takes at most `cap` connections.
+    pub fn with_cap(cap: usize) -> Pending {
+        Pending {
+            entries: Mutex::default(),
+            next: AtomicU64::default(),
+            cap: cap.max(1),
+        }
+    }
+
     /// Count a connection of agent `name` (`None`: an enrolment), cut through
-    /// `cancel`. Refused when [`MAX_UNREGISTERED`] are waiting.
+    /// `cancel`. Refused when the table's cap are waiting.
     pub fn enter(
         self: &Arc<Self>,
         name: Option<&str>,
         cancel: CancellationToken,
     ) -> Result<PendingSlot, Full> {
         let mut map = crate::sync::lock_or_recover(&self.entries);
-        if map.len() >= MAX_UNREGISTERED {
-            return Err(Full);
+        if map.len() >= self.cap {
+            return Err(Full(self.cap));
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let name = name.map(str::to_string);
@@ -106,5 +122,23 @@ mod tests {
         assert!(a.is_cancelled());
         drop(slot_a);
         assert_eq!(table.cut("a"), 0);
+    }
+
+    #[test]
+    fn a_raised_cap_holds_as_the_default_does() {
+        let table = Arc::new(Pending::with_cap(3));
+        let held: Vec<_> = (0..3)
+            .map(|_| table.enter(None, CancellationToken::new()).unwrap())
+            .collect();
+        let e = table
+            .enter(Some("x"), CancellationToken::new())
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "too many authenticated connections waiting to register (3)"
+        );
+        drop(held);
+        assert!(table.is_empty());
     }
 }
